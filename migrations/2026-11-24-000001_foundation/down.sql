@@ -1,0 +1,9 @@
+DROP TABLE alarms;
+DROP TABLE outbox;
+DROP TABLE fills;
+DROP TABLE order_actions;
+DROP TABLE orders;
+DROP TABLE idempotency_keys;
+DROP TABLE ledger_entries;
+DROP TABLE balances;
+DROP TABLE accounts;

@@ -1,0 +1,181 @@
+//! The command line. Every flag can also be set through its environment variable.
+
+use clap::builder::BoolishValueParser;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "orderkeeper",
+    version,
+    about = "An equity order engine that never charges twice and never loses an order."
+)]
+pub struct Cli {
+    /// Log line format (logs go to stderr; RUST_LOG filters them).
+    #[arg(long, env = "ORDERKEEPER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the engine (the default when no sub-command is given).
+    Serve(ServeArgs),
+    /// Run the simulated exchange as its own process.
+    ExchangeSim(SimArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address the engine's HTTP API and dashboard listen on.
+    #[arg(long, env = "ORDERKEEPER_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+
+    /// Database URL: sqlite://PATH (relative to the working directory).
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://orderkeeper.db")]
+    pub database_url: String,
+
+    /// `embedded` runs the simulator in this process, spoken to over HTTP; a URL names an external one.
+    #[arg(long, env = "ORDERKEEPER_EXCHANGE", default_value = "embedded")]
+    pub exchange: String,
+
+    /// Where the embedded simulator listens.
+    #[arg(
+        long,
+        env = "ORDERKEEPER_EXCHANGE_LISTEN",
+        default_value = "127.0.0.1:8081"
+    )]
+    pub exchange_listen: String,
+
+    /// HMAC key of the exchange's push signatures (generated for the embedded simulator).
+    #[arg(long, env = "ORDERKEEPER_EXCHANGE_SECRET", hide_env_values = true)]
+    pub exchange_secret: Option<String>,
+
+    /// Token for /v1/admin routes (generated and printed once when not given).
+    #[arg(long, env = "ORDERKEEPER_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Seconds a stored Idempotency-Key keeps answering replays.
+    #[arg(long, env = "ORDERKEEPER_IDEMPOTENCY_TTL", default_value_t = 86_400)]
+    pub idempotency_ttl: u64,
+
+    /// Do not create the demo account on an empty database.
+    #[arg(long, env = "ORDERKEEPER_NO_DEMO", value_parser = BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
+    pub no_demo: bool,
+}
+
+impl ServeArgs {
+    /// The defaults, with whatever the environment sets.
+    pub fn from_env() -> Self {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            args: ServeArgs,
+        }
+        Only::parse_from(["orderkeeper"]).args
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SimArgs {
+    /// Address the simulator listens on.
+    #[arg(long, env = "ORDERKEEPER_SIM_LISTEN", default_value = "127.0.0.1:8081")]
+    pub listen: String,
+
+    /// Where push events are POSTed (the engine's /v1/exchange/events); none means no push.
+    #[arg(long, env = "ORDERKEEPER_SIM_WEBHOOK_URL", requires = "webhook_secret")]
+    pub webhook_url: Option<String>,
+
+    /// HMAC-SHA256 key for push signatures (required with --webhook-url).
+    #[arg(long, env = "ORDERKEEPER_SIM_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+
+    /// Seeds every random choice (prices, fill sizes, faults); random when absent.
+    #[arg(long, env = "ORDERKEEPER_SIM_SEED")]
+    pub seed: Option<u64>,
+
+    /// Milliseconds between the partial fills of one order.
+    #[arg(long, env = "ORDERKEEPER_SIM_FILL_INTERVAL_MS", default_value_t = 50)]
+    pub fill_interval_ms: u64,
+
+    #[command(flatten)]
+    pub faults: FaultArgs,
+}
+
+/// Fault rates, each a share between 0 and 1. All can be changed at run time with PUT /admin/faults.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct FaultArgs {
+    /// Share of push events never sent.
+    #[arg(long, env = "ORDERKEEPER_SIM_DROP_RATE", default_value_t = 0.0, value_parser = rate)]
+    pub drop_rate: f64,
+    /// Share of push events sent twice or more.
+    #[arg(long, env = "ORDERKEEPER_SIM_DUPLICATE_RATE", default_value_t = 0.0, value_parser = rate)]
+    pub duplicate_rate: f64,
+    /// Share of push events delayed behind later ones.
+    #[arg(long, env = "ORDERKEEPER_SIM_REORDER_RATE", default_value_t = 0.0, value_parser = rate)]
+    pub reorder_rate: f64,
+    /// Share of REST requests on /orders answered 503 without any effect.
+    #[arg(long, env = "ORDERKEEPER_SIM_ERROR_RATE", default_value_t = 0.0, value_parser = rate)]
+    pub error_rate: f64,
+    /// Share of REST requests on /orders carried out whose response is then lost (connection closed).
+    #[arg(long, env = "ORDERKEEPER_SIM_LOST_RESPONSE_RATE", default_value_t = 0.0, value_parser = rate)]
+    pub lost_response_rate: f64,
+}
+
+fn rate(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{value} is not between 0 and 1"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_is_the_default_and_reads_its_flags() {
+        let cli = Cli::parse_from([
+            "orderkeeper",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-demo",
+        ]);
+        match cli.command {
+            Some(Command::Serve(args)) => {
+                assert_eq!(args.listen, "127.0.0.1:0");
+                assert!(args.no_demo);
+                assert_eq!(args.idempotency_ttl, 86_400);
+            }
+            other => panic!("expected serve, got {other:?}"),
+        }
+        assert!(Cli::parse_from(["orderkeeper"]).command.is_none());
+    }
+
+    #[test]
+    fn fault_rates_must_be_shares() {
+        assert!(Cli::try_parse_from(["orderkeeper", "exchange-sim", "--drop-rate", "0.3"]).is_ok());
+        assert!(
+            Cli::try_parse_from(["orderkeeper", "exchange-sim", "--drop-rate", "1.5"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["orderkeeper", "exchange-sim", "--error-rate", "x"]).is_err());
+    }
+}

@@ -1,0 +1,110 @@
+//! Accounts and their API tokens. A token is `{account id}.{secret}`; only the secret's SHA-256 is
+//! stored, and it is compared in constant time.
+
+use std::collections::BTreeMap;
+
+use diesel::prelude::*;
+use rand::RngExt;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::schema::accounts;
+use crate::domain::{AccountId, Cents};
+use crate::error::AppError;
+use crate::ledger::{self, LedgerEntry, CASH};
+
+#[derive(Debug, Clone)]
+pub struct CreatedAccount {
+    pub id: AccountId,
+    pub name: String,
+    pub token: String,
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Constant-time equality of two secrets, whatever their lengths.
+pub fn secrets_match(given: &str, expected: &str) -> bool {
+    Sha256::digest(given.as_bytes())
+        .ct_eq(&Sha256::digest(expected.as_bytes()))
+        .into()
+}
+
+/// Creates an account with its opening cash and positions, each booked as a ledger entry.
+pub fn create(
+    conn: &mut SqliteConnection,
+    name: &str,
+    cash: Cents,
+    positions: &BTreeMap<String, i64>,
+    now: i64,
+) -> Result<CreatedAccount, AppError> {
+    let id = AccountId::new();
+    let secret: [u8; 32] = rand::rng().random();
+    let secret = hex::encode(secret);
+    let token = format!("{}.{secret}", id.0.simple());
+    conn.immediate_transaction(|conn| {
+        diesel::insert_into(accounts::table)
+            .values((
+                accounts::id.eq(id.to_string()),
+                accounts::name.eq(name),
+                accounts::token_hash.eq(sha256_hex(secret.as_bytes())),
+                accounts::next_event_seq.eq(1_i64),
+                accounts::created_at.eq(now),
+            ))
+            .execute(conn)?;
+        let opening =
+            std::iter::once((CASH, cash.0)).chain(positions.iter().map(|(s, q)| (s.as_str(), *q)));
+        for (asset, amount) in opening {
+            ledger::apply(
+                conn,
+                &LedgerEntry {
+                    key: format!("account:{id}:open:{asset}"),
+                    account: id,
+                    asset,
+                    order: None,
+                    available_delta: amount,
+                    reserved_delta: 0,
+                },
+                now,
+            )?;
+        }
+        Ok::<_, AppError>(())
+    })?;
+    Ok(CreatedAccount {
+        id,
+        name: name.to_owned(),
+        token,
+    })
+}
+
+/// The account a bearer token belongs to.
+pub fn authenticate(conn: &mut SqliteConnection, token: &str) -> Result<AccountId, AppError> {
+    let (id, secret) = token.split_once('.').ok_or(AppError::Unauthorized)?;
+    let id: AccountId = id.parse().map_err(|_| AppError::Unauthorized)?;
+    let stored: Option<String> = accounts::table
+        .find(id.to_string())
+        .select(accounts::token_hash)
+        .first(conn)
+        .optional()?;
+    let stored = stored.ok_or(AppError::Unauthorized)?;
+    let given = sha256_hex(secret.as_bytes());
+    if bool::from(given.as_bytes().ct_eq(stored.as_bytes())) {
+        Ok(id)
+    } else {
+        Err(AppError::Unauthorized)
+    }
+}
+
+pub fn count(conn: &mut SqliteConnection) -> Result<i64, AppError> {
+    Ok(accounts::table.count().get_result(conn)?)
+}
+
+/// Takes the next event seq of an account, inside the caller's transaction: 1, 2, 3… with no gaps.
+pub fn take_event_seq(conn: &mut SqliteConnection, account: AccountId) -> Result<i64, AppError> {
+    let next: i64 = diesel::update(accounts::table.find(account.to_string()))
+        .set(accounts::next_event_seq.eq(accounts::next_event_seq + 1))
+        .returning(accounts::next_event_seq)
+        .get_result(conn)?;
+    Ok(next - 1)
+}

@@ -1,0 +1,91 @@
+//! Stored answers to requests made with an `Idempotency-Key`, scoped per account.
+
+use diesel::prelude::*;
+
+use super::schema::idempotency_keys;
+use crate::domain::AccountId;
+use crate::error::AppError;
+
+/// An answer exactly as it was first sent: replayed byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub location: Option<String>,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, Queryable)]
+pub struct StoredKey {
+    pub fingerprint: String,
+    pub status_code: i32,
+    pub location: Option<String>,
+    pub response_body: String,
+    pub expires_at: i64,
+}
+
+impl StoredKey {
+    pub fn response(self) -> StoredResponse {
+        StoredResponse {
+            status: u16::try_from(self.status_code).unwrap_or(500),
+            location: self.location,
+            body: self.response_body,
+        }
+    }
+}
+
+pub fn find(
+    conn: &mut SqliteConnection,
+    account: AccountId,
+    key: &str,
+) -> Result<Option<StoredKey>, AppError> {
+    Ok(idempotency_keys::table
+        .find((account.to_string(), key))
+        .select((
+            idempotency_keys::fingerprint,
+            idempotency_keys::status_code,
+            idempotency_keys::location,
+            idempotency_keys::response_body,
+            idempotency_keys::expires_at,
+        ))
+        .first(conn)
+        .optional()?)
+}
+
+pub fn delete(conn: &mut SqliteConnection, account: AccountId, key: &str) -> Result<(), AppError> {
+    diesel::delete(idempotency_keys::table.find((account.to_string(), key))).execute(conn)?;
+    Ok(())
+}
+
+pub struct NewKey<'a> {
+    pub account: AccountId,
+    pub key: &'a str,
+    pub fingerprint: &'a str,
+    pub response: &'a StoredResponse,
+    pub now: i64,
+    pub expires_at: i64,
+}
+
+pub fn insert(conn: &mut SqliteConnection, new: &NewKey<'_>) -> Result<(), AppError> {
+    diesel::insert_into(idempotency_keys::table)
+        .values((
+            idempotency_keys::account_id.eq(new.account.to_string()),
+            idempotency_keys::idem_key.eq(new.key),
+            idempotency_keys::fingerprint.eq(new.fingerprint),
+            idempotency_keys::status_code.eq(i32::from(new.response.status)),
+            idempotency_keys::location.eq(new.response.location.as_deref()),
+            idempotency_keys::response_body.eq(&new.response.body),
+            idempotency_keys::created_at.eq(new.now),
+            idempotency_keys::expires_at.eq(new.expires_at),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Deletes keys past their expiry. A key is stored only when its request commits, so nothing in
+/// flight is ever here to be deleted.
+pub fn delete_expired(conn: &mut SqliteConnection, now: i64) -> Result<usize, AppError> {
+    Ok(
+        diesel::delete(idempotency_keys::table.filter(idempotency_keys::expires_at.le(now)))
+            .execute(conn)?,
+    )
+}

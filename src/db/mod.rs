@@ -1,0 +1,40 @@
+//! Persistence: the pool, the schema, and one module of queries per group of tables.
+
+pub mod accounts;
+pub mod idempotency;
+pub mod orders;
+pub mod outbox;
+pub mod pool;
+pub mod schema;
+
+pub use pool::{connect, DbConn, DbPool};
+
+use diesel::SqliteConnection;
+
+use crate::error::AppError;
+
+/// Microseconds since the Unix epoch: how every time is stored.
+pub fn now_micros() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// RFC 3339 UTC text for a stored time.
+pub fn rfc3339(micros: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// Runs blocking database work on the blocking pool, with a pooled connection.
+pub async fn run<T, F>(pool: &DbPool, work: F) -> Result<T, AppError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut SqliteConnection) -> Result<T, AppError> + Send + 'static,
+{
+    let pool = pool.clone();
+    actix_web::web::block(move || {
+        let mut conn = pool.get()?;
+        work(&mut conn)
+    })
+    .await?
+}

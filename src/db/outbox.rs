@@ -1,0 +1,77 @@
+//! The transactional outbox: events written with the change that caused them, numbered per account.
+
+use diesel::prelude::*;
+use serde::Serialize;
+
+use super::schema::outbox;
+use crate::domain::AccountId;
+use crate::error::AppError;
+
+/// The frame a feed client receives. It is serialised once, stored, and always sent as stored.
+#[derive(Debug, Serialize)]
+pub struct EventFrame<'a, O: Serialize, F: Serialize> {
+    #[serde(rename = "type")]
+    pub frame_type: &'static str,
+    pub seq: i64,
+    pub kind: &'a str,
+    pub order: &'a O,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fill: Option<&'a F>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = outbox, check_for_backend(diesel::sqlite::Sqlite))]
+pub struct OutboxRow {
+    pub account_id: String,
+    pub seq: i64,
+    pub kind: String,
+    pub payload: String,
+    pub created_at: i64,
+    pub published_at: Option<i64>,
+}
+
+/// Adds an event inside the caller's transaction; returns its seq.
+pub fn append<O: Serialize, F: Serialize>(
+    conn: &mut SqliteConnection,
+    account: AccountId,
+    kind: &str,
+    order: &O,
+    fill: Option<&F>,
+    now: i64,
+) -> Result<i64, AppError> {
+    let seq = crate::db::accounts::take_event_seq(conn, account)?;
+    let frame = EventFrame {
+        frame_type: "event",
+        seq,
+        kind,
+        order,
+        fill,
+    };
+    let payload = serde_json::to_string(&frame).map_err(|e| AppError::Internal(e.to_string()))?;
+    diesel::insert_into(outbox::table)
+        .values((
+            outbox::account_id.eq(account.to_string()),
+            outbox::seq.eq(seq),
+            outbox::kind.eq(kind),
+            outbox::payload.eq(payload),
+            outbox::created_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(seq)
+}
+
+/// An account's events after `since`, in order.
+pub fn since(
+    conn: &mut SqliteConnection,
+    account: AccountId,
+    since: i64,
+    limit: i64,
+) -> Result<Vec<OutboxRow>, AppError> {
+    Ok(outbox::table
+        .filter(outbox::account_id.eq(account.to_string()))
+        .filter(outbox::seq.gt(since))
+        .order(outbox::seq.asc())
+        .limit(limit)
+        .select(OutboxRow::as_select())
+        .load(conn)?)
+}

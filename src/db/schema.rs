@@ -1,0 +1,122 @@
+// The Diesel schema of `migrations/`, kept in step by hand (`diesel print-schema` prints the same).
+
+diesel::table! {
+    accounts (id) {
+        id -> Text,
+        name -> Text,
+        token_hash -> Text,
+        next_event_seq -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    balances (account_id, asset) {
+        account_id -> Text,
+        asset -> Text,
+        available -> BigInt,
+        reserved -> BigInt,
+    }
+}
+
+diesel::table! {
+    ledger_entries (entry_key) {
+        entry_key -> Text,
+        account_id -> Text,
+        asset -> Text,
+        order_id -> Nullable<Text>,
+        available_delta -> BigInt,
+        reserved_delta -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (account_id, idem_key) {
+        account_id -> Text,
+        idem_key -> Text,
+        fingerprint -> Text,
+        status_code -> Integer,
+        location -> Nullable<Text>,
+        response_body -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    orders (id) {
+        id -> Text,
+        account_id -> Text,
+        client_order_id -> Text,
+        symbol -> Text,
+        side -> Text,
+        order_type -> Text,
+        qty -> BigInt,
+        limit_price -> Nullable<BigInt>,
+        protection_price -> Nullable<BigInt>,
+        status -> Text,
+        filled_qty -> BigInt,
+        filled_notional -> BigInt,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    order_actions (order_id, seq) {
+        order_id -> Text,
+        seq -> BigInt,
+        kind -> Text,
+        detail -> Text,
+        at -> BigInt,
+    }
+}
+
+diesel::table! {
+    fills (order_id, fill_id) {
+        order_id -> Text,
+        fill_id -> Text,
+        qty -> BigInt,
+        price -> BigInt,
+        source -> Text,
+        received_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    outbox (account_id, seq) {
+        account_id -> Text,
+        seq -> BigInt,
+        kind -> Text,
+        payload -> Text,
+        created_at -> BigInt,
+        published_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    alarms (id) {
+        id -> Text,
+        kind -> Text,
+        order_id -> Nullable<Text>,
+        detail -> Text,
+        at -> BigInt,
+    }
+}
+
+diesel::joinable!(balances -> accounts (account_id));
+diesel::joinable!(fills -> orders (order_id));
+diesel::joinable!(order_actions -> orders (order_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    accounts,
+    alarms,
+    balances,
+    fills,
+    idempotency_keys,
+    ledger_entries,
+    order_actions,
+    orders,
+    outbox,
+);

@@ -1,0 +1,89 @@
+//! Newtype ids, so an account id can never be passed where an order id belongs.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+macro_rules! uuid_id {
+    ($name:ident) => {
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+        )]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl $name {
+            /// A fresh time-ordered (v7) id: new rows land at the end of the B-tree.
+            pub fn new() -> Self {
+                Self(Uuid::now_v7())
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.hyphenated().fmt(f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = uuid::Error;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Uuid::parse_str(s).map(Self)
+            }
+        }
+    };
+}
+
+uuid_id!(AccountId);
+uuid_id!(OrderId);
+
+/// The id under which an order is known to the exchange. Derived from the order id, so every retry
+/// of a placement, lookup or cancel names the same exchange order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ClientOrderId(pub String);
+
+impl ClientOrderId {
+    pub fn for_order(order: OrderId) -> Self {
+        Self(format!("ok-{}", order.0.simple()))
+    }
+}
+
+impl fmt::Display for ClientOrderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_order_id_is_stable_per_order() {
+        let order = OrderId::new();
+        assert_eq!(
+            ClientOrderId::for_order(order),
+            ClientOrderId::for_order(order)
+        );
+        assert_ne!(
+            ClientOrderId::for_order(order),
+            ClientOrderId::for_order(OrderId::new())
+        );
+    }
+
+    #[test]
+    fn ids_round_trip_through_text() {
+        let id = AccountId::new();
+        assert_eq!(id.to_string().parse::<AccountId>().ok(), Some(id));
+        assert!("not-a-uuid".parse::<OrderId>().is_err());
+    }
+}

@@ -1,0 +1,348 @@
+//! An order's life: its statuses, the actions that move it, and the one table that says which moves
+//! are allowed. The status is never stored on its own authority: it is the fold of the action log.
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name { $(#[serde(rename = $text)] $variant),+ }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+
+            pub fn parse(text: &str) -> Option<Self> {
+                match text { $($text => Some($name::$variant),)+ _ => None }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(Side { Buy => "buy", Sell => "sell" });
+text_enum!(OrderType { Limit => "limit", Market => "market" });
+
+text_enum!(
+    /// What the customer sees. `filled`, `canceled` and `rejected` are terminal.
+    OrderStatus {
+        PendingNew => "pending_new",
+        New => "new",
+        PartiallyFilled => "partially_filled",
+        Filled => "filled",
+        PendingCancel => "pending_cancel",
+        Canceled => "canceled",
+        Rejected => "rejected",
+    }
+);
+
+text_enum!(
+    /// Every step recorded in an order's action log.
+    ActionKind {
+        Created => "created",
+        PlacementSent => "placement_sent",
+        Accepted => "accepted",
+        Rejected => "rejected",
+        Fill => "fill",
+        CancelRequested => "cancel_requested",
+        Canceled => "canceled",
+        Filled => "filled",
+    }
+);
+
+impl OrderStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::Filled | OrderStatus::Canceled | OrderStatus::Rejected
+        )
+    }
+
+    pub fn is_open(self) -> bool {
+        !self.is_terminal()
+    }
+}
+
+/// One recorded step, as the fold needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Action {
+    pub kind: ActionKind,
+    /// Shares filled by this action (only for `Fill`).
+    pub fill_qty: i64,
+}
+
+impl Action {
+    pub fn new(kind: ActionKind) -> Self {
+        Self { kind, fill_qty: 0 }
+    }
+
+    pub fn fill(qty: i64) -> Self {
+        Self {
+            kind: ActionKind::Fill,
+            fill_qty: qty,
+        }
+    }
+}
+
+/// The part of an order that its actions change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderState {
+    pub status: OrderStatus,
+    pub qty: i64,
+    pub filled_qty: i64,
+    /// Whether a placement was ever sent: until then, nothing is at the exchange and a cancel can
+    /// release at once.
+    pub placement_sent: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransitionError {
+    #[error("{action} is not allowed in status {status}")]
+    NotAllowed {
+        status: OrderStatus,
+        action: ActionKind,
+    },
+    #[error("a fill of {fill} would take {filled} of {qty} over the order's quantity")]
+    OverFill { filled: i64, fill: i64, qty: i64 },
+    #[error("a fill must be of at least one share")]
+    EmptyFill,
+    #[error("filled recorded with {filled} of {qty} shares")]
+    NotFullyFilled { filled: i64, qty: i64 },
+    #[error("the log does not start with created")]
+    NoCreation,
+}
+
+impl OrderState {
+    /// The state right after `created`.
+    pub fn created(qty: i64) -> Self {
+        Self {
+            status: OrderStatus::PendingNew,
+            qty,
+            filled_qty: 0,
+            placement_sent: false,
+        }
+    }
+
+    /// The transition table: every (status, action) pair the engine accepts, and nothing else.
+    pub fn apply(self, action: Action) -> Result<OrderState, TransitionError> {
+        use ActionKind as A;
+        use OrderStatus as S;
+        let refused = Err(TransitionError::NotAllowed {
+            status: self.status,
+            action: action.kind,
+        });
+        let status = match (self.status, action.kind) {
+            (S::Filled | S::Canceled | S::Rejected, _) => return refused,
+            (_, A::Created) => return refused,
+            (S::PendingNew, A::PlacementSent) => S::PendingNew,
+            (S::PendingCancel, A::PlacementSent) => S::PendingCancel,
+            (S::PendingNew, A::Accepted) => S::New,
+            (S::PendingCancel, A::Accepted) => S::PendingCancel,
+            (S::PendingNew | S::PendingCancel, A::Rejected) => S::Rejected,
+            (S::PendingNew | S::New | S::PartiallyFilled, A::Fill) => S::PartiallyFilled,
+            (S::PendingCancel, A::Fill) => S::PendingCancel,
+            (S::PendingNew | S::New | S::PartiallyFilled, A::CancelRequested) => S::PendingCancel,
+            (S::New | S::PartiallyFilled | S::PendingCancel, A::Canceled) => S::Canceled,
+            (S::PendingNew, A::Canceled) if !self.placement_sent => S::Canceled,
+            (S::New | S::PartiallyFilled | S::PendingCancel, A::Filled) => S::Filled,
+            (S::PendingNew | S::New | S::PartiallyFilled | S::PendingCancel, _) => return refused,
+        };
+        let mut next = OrderState { status, ..self };
+        match action.kind {
+            A::PlacementSent => next.placement_sent = true,
+            A::Fill => {
+                if action.fill_qty <= 0 {
+                    return Err(TransitionError::EmptyFill);
+                }
+                let filled = self.filled_qty + action.fill_qty;
+                if filled > self.qty {
+                    return Err(TransitionError::OverFill {
+                        filled: self.filled_qty,
+                        fill: action.fill_qty,
+                        qty: self.qty,
+                    });
+                }
+                next.filled_qty = filled;
+            }
+            A::Filled if self.filled_qty != self.qty => {
+                return Err(TransitionError::NotFullyFilled {
+                    filled: self.filled_qty,
+                    qty: self.qty,
+                });
+            }
+            _ => {}
+        }
+        Ok(next)
+    }
+
+    /// Rebuilds an order's state from its whole log: the status is a pure fold of the actions.
+    pub fn fold(qty: i64, log: &[Action]) -> Result<OrderState, TransitionError> {
+        let (first, rest) = log.split_first().ok_or(TransitionError::NoCreation)?;
+        if first.kind != ActionKind::Created {
+            return Err(TransitionError::NoCreation);
+        }
+        rest.iter()
+            .try_fold(OrderState::created(qty), |state, action| {
+                state.apply(*action)
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ActionKind as A;
+    use OrderStatus as S;
+
+    fn state(status: OrderStatus) -> OrderState {
+        OrderState {
+            status,
+            qty: 10,
+            filled_qty: 4,
+            placement_sent: true,
+        }
+    }
+
+    fn action(kind: ActionKind) -> Action {
+        if kind == A::Fill {
+            Action::fill(1)
+        } else {
+            Action::new(kind)
+        }
+    }
+
+    /// Every pair the table allows, with where it leads. Everything else must be refused.
+    const ALLOWED: &[(OrderStatus, ActionKind, OrderStatus)] = &[
+        (S::PendingNew, A::PlacementSent, S::PendingNew),
+        (S::PendingCancel, A::PlacementSent, S::PendingCancel),
+        (S::PendingNew, A::Accepted, S::New),
+        (S::PendingCancel, A::Accepted, S::PendingCancel),
+        (S::PendingNew, A::Rejected, S::Rejected),
+        (S::PendingCancel, A::Rejected, S::Rejected),
+        (S::PendingNew, A::Fill, S::PartiallyFilled),
+        (S::New, A::Fill, S::PartiallyFilled),
+        (S::PartiallyFilled, A::Fill, S::PartiallyFilled),
+        (S::PendingCancel, A::Fill, S::PendingCancel),
+        (S::PendingNew, A::CancelRequested, S::PendingCancel),
+        (S::New, A::CancelRequested, S::PendingCancel),
+        (S::PartiallyFilled, A::CancelRequested, S::PendingCancel),
+        (S::New, A::Canceled, S::Canceled),
+        (S::PartiallyFilled, A::Canceled, S::Canceled),
+        (S::PendingCancel, A::Canceled, S::Canceled),
+    ];
+
+    #[test]
+    fn the_table_allows_exactly_the_listed_pairs() {
+        for &status in OrderStatus::ALL {
+            for &kind in ActionKind::ALL {
+                let result = state(status).apply(action(kind));
+                let expected = ALLOWED.iter().find(|(s, k, _)| *s == status && *k == kind);
+                match (expected, result) {
+                    (Some((_, _, to)), Ok(next)) => {
+                        assert_eq!(next.status, *to, "{status} + {kind}")
+                    }
+                    (None, Err(TransitionError::NotAllowed { .. })) => {}
+                    // `filled` is allowed only once every share is filled; checked below.
+                    (None, Err(TransitionError::NotFullyFilled { .. })) if kind == A::Filled => {}
+                    (expected, result) => {
+                        panic!("{status} + {kind}: expected {expected:?}, got {result:?}")
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn terminal_statuses_never_change() {
+        for status in [S::Filled, S::Canceled, S::Rejected] {
+            for &kind in ActionKind::ALL {
+                assert!(
+                    state(status).apply(action(kind)).is_err(),
+                    "{status} + {kind}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn filled_needs_every_share_and_fills_cannot_overfill() {
+        let full = OrderState {
+            filled_qty: 10,
+            ..state(S::PartiallyFilled)
+        };
+        assert_eq!(
+            full.apply(Action::new(A::Filled)).map(|s| s.status),
+            Ok(S::Filled)
+        );
+        assert!(matches!(
+            state(S::PartiallyFilled).apply(Action::new(A::Filled)),
+            Err(TransitionError::NotFullyFilled { .. })
+        ));
+        assert!(matches!(
+            state(S::New).apply(Action::fill(7)),
+            Err(TransitionError::OverFill { .. })
+        ));
+        assert_eq!(
+            state(S::New).apply(Action::fill(6)).map(|s| s.filled_qty),
+            Ok(10)
+        );
+        assert_eq!(
+            state(S::New).apply(Action::fill(0)),
+            Err(TransitionError::EmptyFill)
+        );
+    }
+
+    #[test]
+    fn an_order_never_sent_can_be_canceled_outright_but_a_sent_one_cannot() {
+        let unsent = OrderState::created(10);
+        assert_eq!(
+            unsent.apply(Action::new(A::Canceled)).map(|s| s.status),
+            Ok(S::Canceled)
+        );
+        let sent = unsent.apply(Action::new(A::PlacementSent)).unwrap();
+        assert!(sent.apply(Action::new(A::Canceled)).is_err());
+    }
+
+    #[test]
+    fn fold_replays_a_log() {
+        let log = [
+            Action::new(A::Created),
+            Action::new(A::PlacementSent),
+            Action::new(A::Accepted),
+            Action::fill(3),
+            Action::new(A::CancelRequested),
+            Action::fill(2),
+            Action::new(A::Canceled),
+        ];
+        let end = OrderState::fold(10, &log).unwrap();
+        assert_eq!((end.status, end.filled_qty), (S::Canceled, 5));
+        assert_eq!(
+            OrderState::fold(10, &log[1..]),
+            Err(TransitionError::NoCreation)
+        );
+        assert_eq!(OrderState::fold(10, &[]), Err(TransitionError::NoCreation));
+        let mut twice_created = log.to_vec();
+        twice_created.insert(1, Action::new(A::Created));
+        assert!(OrderState::fold(10, &twice_created).is_err());
+    }
+
+    #[test]
+    fn text_forms_round_trip() {
+        for &status in OrderStatus::ALL {
+            assert_eq!(OrderStatus::parse(status.as_str()), Some(status));
+        }
+        for &kind in ActionKind::ALL {
+            assert_eq!(ActionKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(Side::parse("short"), None);
+    }
+}

@@ -1,0 +1,145 @@
+//! One error type for the whole API, mapped to HTTP in one place: `{"error":{"code","message"}}`.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("the Idempotency-Key header is required")]
+    IdempotencyKeyMissing,
+    #[error("the Idempotency-Key must be 1 to 255 visible ASCII characters")]
+    InvalidIdempotencyKey,
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("a request with this Idempotency-Key is still being processed")]
+    IdempotencyKeyInUse,
+    #[error("this Idempotency-Key was used with a different request")]
+    IdempotencyKeyReused,
+    #[error("not enough cash: {0}")]
+    InsufficientFunds(String),
+    #[error("not enough shares: {0}")]
+    InsufficientPosition(String),
+    #[error("unknown symbol {0:?}")]
+    UnknownSymbol(String),
+    #[error("the order is {0} and can no longer be canceled")]
+    OrderNotCancelable(String),
+    #[error("the body is over {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("the body must be application/json")]
+    UnsupportedMediaType,
+    #[error("the exchange is unavailable: {0}")]
+    ExchangeUnavailable(String),
+    #[error("the service is temporarily unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::InvalidRequest(_) => "invalid_request",
+            AppError::IdempotencyKeyMissing => "idempotency_key_missing",
+            AppError::InvalidIdempotencyKey => "invalid_idempotency_key",
+            AppError::Unauthorized => "unauthorized",
+            AppError::NotFound => "not_found",
+            AppError::MethodNotAllowed => "method_not_allowed",
+            AppError::IdempotencyKeyInUse => "idempotency_key_in_use",
+            AppError::IdempotencyKeyReused => "idempotency_key_reused",
+            AppError::InsufficientFunds(_) => "insufficient_funds",
+            AppError::InsufficientPosition(_) => "insufficient_position",
+            AppError::UnknownSymbol(_) => "unknown_symbol",
+            AppError::OrderNotCancelable(_) => "order_not_cancelable",
+            AppError::PayloadTooLarge(_) => "payload_too_large",
+            AppError::UnsupportedMediaType => "unsupported_media_type",
+            AppError::ExchangeUnavailable(_) => "exchange_unavailable",
+            AppError::Unavailable(_) => "service_unavailable",
+            AppError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The JSON body every error answer carries.
+    pub fn body(&self) -> String {
+        json!({"error": {"code": self.code(), "message": self.to_string()}}).to_string()
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::InvalidRequest(_)
+            | AppError::IdempotencyKeyMissing
+            | AppError::InvalidIdempotencyKey => StatusCode::BAD_REQUEST,
+            AppError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::IdempotencyKeyInUse => StatusCode::CONFLICT,
+            AppError::IdempotencyKeyReused
+            | AppError::InsufficientFunds(_)
+            | AppError::InsufficientPosition(_)
+            | AppError::UnknownSymbol(_)
+            | AppError::OrderNotCancelable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::ExchangeUnavailable(_) | AppError::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let AppError::Internal(detail) = self {
+            tracing::error!(%detail, "internal error");
+        }
+        let mut response = HttpResponse::build(self.status_code());
+        response.content_type("application/json");
+        match self {
+            AppError::IdempotencyKeyInUse => {
+                response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            AppError::Unauthorized => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            AppError::Unavailable(_) | AppError::ExchangeUnavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, "1"));
+            }
+            _ => {}
+        }
+        response.body(self.body())
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(error: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match error {
+            Error::NotFound => AppError::NotFound,
+            Error::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if info.message().contains("locked") || info.message().contains("busy") =>
+            {
+                AppError::Unavailable("the database is busy".into())
+            }
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<diesel::r2d2::PoolError> for AppError {
+    fn from(error: diesel::r2d2::PoolError) -> Self {
+        AppError::Unavailable(format!("no database connection: {error}"))
+    }
+}
+
+impl From<actix_web::error::BlockingError> for AppError {
+    fn from(_: actix_web::error::BlockingError) -> Self {
+        AppError::Unavailable("the worker pool is shut down".into())
+    }
+}

@@ -1,0 +1,71 @@
+//! Last prices from the exchange, cached briefly: a market buy reserves at the last price × 1.05, and
+//! the set of listed symbols decides which orders are accepted.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+
+use super::ExchangeClient;
+use crate::domain::Cents;
+use crate::error::AppError;
+
+pub struct PriceCache {
+    exchange: Arc<dyn ExchangeClient>,
+    prices: DashMap<String, Cents>,
+    fetched_at: Mutex<Option<Instant>>,
+    max_age: Duration,
+}
+
+impl PriceCache {
+    pub fn new(exchange: Arc<dyn ExchangeClient>, max_age: Duration) -> Self {
+        Self {
+            exchange,
+            prices: DashMap::new(),
+            fetched_at: Mutex::new(None),
+            max_age,
+        }
+    }
+
+    fn is_fresh(&self) -> bool {
+        self.fetched_at
+            .lock()
+            .map(|at| at.is_some_and(|at| at.elapsed() < self.max_age))
+            .unwrap_or(false)
+    }
+
+    async fn refresh(&self) -> Result<(), AppError> {
+        let prices = self
+            .exchange
+            .prices()
+            .await
+            .map_err(|e| AppError::ExchangeUnavailable(e.to_string()))?;
+        for (symbol, price) in prices {
+            self.prices.insert(symbol, price);
+        }
+        if let Ok(mut at) = self.fetched_at.lock() {
+            *at = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// A recent last price of `symbol`, or None when the exchange does not list it.
+    pub async fn last_price(&self, symbol: &str) -> Result<Option<Cents>, AppError> {
+        if !self.is_fresh() {
+            self.refresh().await?;
+        }
+        Ok(self.prices.get(symbol).map(|p| *p))
+    }
+
+    /// Whether the exchange lists `symbol`. A listing once seen is trusted even while the exchange
+    /// is unreachable, so limit orders keep being accepted.
+    pub async fn is_listed(&self, symbol: &str) -> Result<bool, AppError> {
+        if self.prices.contains_key(symbol) {
+            return Ok(true);
+        }
+        if !self.is_fresh() {
+            self.refresh().await?;
+        }
+        Ok(self.prices.contains_key(symbol))
+    }
+}

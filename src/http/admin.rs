@@ -1,0 +1,61 @@
+//! `/v1/admin`: operator routes, behind the admin token.
+
+use std::collections::BTreeMap;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::extract::{json_body, parse_json, Admin};
+use crate::db::{self, accounts, now_micros};
+use crate::domain::Cents;
+use crate::error::AppError;
+use crate::startup::AppState;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewAccountRequest {
+    name: String,
+    cash: Cents,
+    #[serde(default)]
+    positions: BTreeMap<String, i64>,
+}
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/v1/admin/accounts", web::post().to(create_account));
+}
+
+async fn create_account(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    let body: NewAccountRequest = parse_json(&json_body(&req, payload).await?)?;
+    let name = body.name.trim().to_owned();
+    if name.is_empty() || name.chars().count() > 64 {
+        return Err(AppError::InvalidRequest(
+            "name must be 1 to 64 characters".into(),
+        ));
+    }
+    for (symbol, qty) in &body.positions {
+        let well_formed = !symbol.is_empty()
+            && symbol
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+        if !well_formed || symbol == crate::ledger::CASH || *qty < 0 {
+            return Err(AppError::InvalidRequest(format!(
+                "bad position {symbol}: {qty}"
+            )));
+        }
+    }
+    let created = db::run(&state.pool, move |conn| {
+        accounts::create(conn, &name, body.cash, &body.positions, now_micros())
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(json!({
+        "account_id": created.id,
+        "name": created.name,
+        "token": created.token,
+    })))
+}

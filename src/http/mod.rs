@@ -1,0 +1,68 @@
+//! The engine's HTTP API. Every answer, including actix's own errors, is JSON.
+
+pub mod admin;
+pub mod balances;
+pub mod extract;
+pub mod ops;
+pub mod orders;
+
+use actix_web::dev::ServiceResponse;
+use actix_web::http::header;
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::{web, HttpResponse};
+
+use crate::error::AppError;
+
+/// Mounts every route, with extractor errors turned into the API's JSON errors.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::QueryConfig::default()
+            .error_handler(|e, _| AppError::InvalidRequest(e.to_string()).into()),
+    )
+    .app_data(web::PathConfig::default().error_handler(|_, _| AppError::NotFound.into()))
+    .configure(ops::routes)
+    .configure(admin::routes)
+    .configure(orders::routes)
+    .configure(balances::routes);
+}
+
+pub async fn not_found() -> Result<HttpResponse, AppError> {
+    Err(AppError::NotFound)
+}
+
+/// Rewrites any error answer that is not already JSON (actix's 404/405 and the like) as the API's
+/// JSON error shape.
+pub fn json_errors<B: 'static>() -> ErrorHandlers<B> {
+    ErrorHandlers::new().default_handler(to_json_error)
+}
+
+fn to_json_error<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_json = res
+        .response()
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let code = match status.as_u16() {
+        400 => "invalid_request",
+        401 => "unauthorized",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        s if s >= 500 => "internal_error",
+        _ => "error",
+    };
+    let message = status.canonical_reason().unwrap_or("error").to_owned();
+    let body = serde_json::json!({"error": {"code": code, "message": message}}).to_string();
+    let (req, _) = res.into_parts();
+    let response = HttpResponse::build(status)
+        .content_type("application/json")
+        .body(body);
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, response).map_into_right_body(),
+    ))
+}

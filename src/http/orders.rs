@@ -1,0 +1,223 @@
+//! `/v1/orders`: submit, read, list and cancel.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+
+use super::extract::{idempotency_key, json_body, parse_json, Authenticated};
+use crate::db::idempotency::{self, StoredResponse};
+use crate::db::orders::{self as order_rows, StatusFilter};
+use crate::db::{self, now_micros};
+use crate::domain::{OrderId, OrderType, Side};
+use crate::error::AppError;
+use crate::orders::cancel::{self, CancelAnswer};
+use crate::orders::submit::{self, OrderRequest, Submission};
+use crate::orders::{ActionView, FillView, OrderView};
+use crate::startup::AppState;
+
+/// A market buy reserves, and is protected at, the last price plus 5%.
+const MARKET_PROTECTION_PERCENT: i64 = 105;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/v1/orders")
+            .route(web::post().to(submit_order))
+            .route(web::get().to(list_orders)),
+    )
+    .service(
+        web::resource("/v1/orders/{id}")
+            .route(web::get().to(get_order))
+            .route(web::delete().to(cancel_order)),
+    )
+    .route("/v1/orders/{id}/actions", web::get().to(order_actions))
+    .route("/v1/orders/{id}/fills", web::get().to(order_fills));
+}
+
+fn replay(stored: StoredResponse, replayed: bool) -> HttpResponse {
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = HttpResponse::build(status);
+    response.content_type("application/json");
+    if let Some(location) = stored.location {
+        response.insert_header(("Location", location));
+    }
+    if replayed {
+        response.insert_header(("Idempotent-Replayed", "true"));
+    }
+    response.body(stored.body)
+}
+
+fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> HttpResponse {
+    HttpResponse::build(status).json(value)
+}
+
+async fn submit_order(
+    state: web::Data<AppState>,
+    Authenticated(account): Authenticated,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    let key = idempotency_key(&req)?;
+    let bytes = json_body(&req, payload).await?;
+    let request: OrderRequest = parse_json(&bytes)?;
+    let canonical: serde_json::Value = parse_json(&bytes)?;
+    request.validate()?;
+    let fingerprint = submit::fingerprint("POST", "/v1/orders", &canonical);
+
+    // A replay is answered before anything else, even while the exchange is unreachable.
+    let lookup_key = key.clone();
+    let stored = db::run(&state.pool, move |conn| {
+        idempotency::find(conn, account, &lookup_key)
+    })
+    .await?;
+    let now = now_micros();
+    if let Some(stored) = stored.filter(|s| s.expires_at > now) {
+        if stored.fingerprint != fingerprint {
+            return Err(AppError::IdempotencyKeyReused);
+        }
+        return Ok(replay(stored.response(), true));
+    }
+
+    let _in_flight = state
+        .in_flight
+        .claim(account, &key)
+        .ok_or(AppError::IdempotencyKeyInUse)?;
+    if !state.prices.is_listed(&request.symbol).await? {
+        return Err(AppError::UnknownSymbol(request.symbol));
+    }
+    let market_protection = match (request.order_type, request.side) {
+        (OrderType::Market, Side::Buy) => {
+            let last = state
+                .prices
+                .last_price(&request.symbol)
+                .await?
+                .ok_or_else(|| AppError::UnknownSymbol(request.symbol.clone()))?;
+            let protection = last
+                .scaled_up_percent(MARKET_PROTECTION_PERCENT)
+                .ok_or_else(|| AppError::Internal("price overflow".into()))?;
+            if protection.times(request.qty).is_none() {
+                return Err(AppError::InvalidRequest(
+                    "the order's value is too large".into(),
+                ));
+            }
+            Some(protection)
+        }
+        _ => None,
+    };
+    let submission = Submission {
+        account,
+        key,
+        fingerprint,
+        request,
+        market_protection,
+        now: now_micros(),
+        ttl_micros: state.idempotency_ttl_micros,
+    };
+    let submitted = db::run(&state.pool, move |conn| submit::submit(conn, &submission)).await?;
+    if let Some(order) = submitted.created {
+        tracing::info!(%order, %account, "order created");
+    }
+    Ok(replay(submitted.response, submitted.replayed))
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn list_orders(
+    state: web::Data<AppState>,
+    Authenticated(account): Authenticated,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, AppError> {
+    let filter = match query.status.as_deref() {
+        None => StatusFilter::Open,
+        Some(text) => StatusFilter::parse(text)
+            .ok_or_else(|| AppError::InvalidRequest("status must be open, closed or all".into()))?,
+    };
+    let limit = match query.limit {
+        None => 100,
+        Some(n) if n < 1 => {
+            return Err(AppError::InvalidRequest("limit must be at least 1".into()))
+        }
+        Some(n) => n.min(1000),
+    };
+    let rows = db::run(&state.pool, move |conn| {
+        order_rows::list(conn, account, filter, limit)
+    })
+    .await?;
+    let views: Vec<OrderView> = rows.iter().map(OrderView::from).collect();
+    Ok(json(StatusCode::OK, &views))
+}
+
+/// Any path segment that is not an order id names no order: 404, like an id of another account.
+fn order_id(path: &str) -> Result<OrderId, AppError> {
+    path.parse().map_err(|_| AppError::NotFound)
+}
+
+async fn get_order(
+    state: web::Data<AppState>,
+    Authenticated(account): Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let order = order_id(&path)?;
+    let row = db::run(&state.pool, move |conn| {
+        order_rows::find_owned(conn, account, order)
+    })
+    .await?;
+    Ok(json(StatusCode::OK, &OrderView::from(&row)))
+}
+
+async fn order_actions(
+    state: web::Data<AppState>,
+    Authenticated(account): Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let order = order_id(&path)?;
+    let rows = db::run(&state.pool, move |conn| {
+        order_rows::find_owned(conn, account, order)?;
+        order_rows::actions(conn, order)
+    })
+    .await?;
+    let views: Vec<ActionView> = rows.iter().map(ActionView::from).collect();
+    Ok(json(StatusCode::OK, &views))
+}
+
+async fn order_fills(
+    state: web::Data<AppState>,
+    Authenticated(account): Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let order = order_id(&path)?;
+    let rows = db::run(&state.pool, move |conn| {
+        order_rows::find_owned(conn, account, order)?;
+        order_rows::fills(conn, order)
+    })
+    .await?;
+    let views: Vec<FillView> = rows.iter().map(FillView::from).collect();
+    Ok(json(StatusCode::OK, &views))
+}
+
+async fn cancel_order(
+    state: web::Data<AppState>,
+    Authenticated(account): Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let order = order_id(&path)?;
+    let (answer, row) = db::run(&state.pool, move |conn| {
+        cancel::request(conn, account, order, now_micros())
+    })
+    .await?;
+    if answer == CancelAnswer::Requested {
+        // An order never sent to the exchange has nothing there to cancel: finish at once.
+        db::run(&state.pool, move |conn| {
+            cancel::finish_if_never_sent(conn, order, now_micros())
+        })
+        .await?;
+    }
+    let status = match answer {
+        CancelAnswer::Requested => StatusCode::ACCEPTED,
+        CancelAnswer::AlreadyRequested => StatusCode::OK,
+    };
+    Ok(json(status, &OrderView::from(&row)))
+}

@@ -1,0 +1,123 @@
+//! The ledger: every movement of cash or shares is an entry with its own key, and balances are the
+//! running sum of the entries. Applying an entry whose key already exists changes nothing, so every
+//! effect (a reservation, a fill, a release) happens at most once however often it is retried.
+
+use diesel::prelude::*;
+
+use crate::db::schema::{balances, ledger_entries};
+use crate::domain::{AccountId, OrderId};
+use crate::error::AppError;
+
+/// The asset name of cash (in cents). Every other asset is a symbol (in shares).
+pub const CASH: &str = "CASH";
+
+#[derive(Debug, Clone)]
+pub struct LedgerEntry<'a> {
+    pub key: String,
+    pub account: AccountId,
+    pub asset: &'a str,
+    pub order: Option<OrderId>,
+    pub available_delta: i64,
+    pub reserved_delta: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Queryable)]
+pub struct Balance {
+    pub available: i64,
+    pub reserved: i64,
+}
+
+/// Books an entry and moves the balance, inside the caller's transaction. Returns false, changing
+/// nothing, when an entry with the same key was booked before.
+pub fn apply(
+    conn: &mut SqliteConnection,
+    entry: &LedgerEntry<'_>,
+    now: i64,
+) -> Result<bool, AppError> {
+    let inserted = diesel::insert_into(ledger_entries::table)
+        .values((
+            ledger_entries::entry_key.eq(&entry.key),
+            ledger_entries::account_id.eq(entry.account.to_string()),
+            ledger_entries::asset.eq(entry.asset),
+            ledger_entries::order_id.eq(entry.order.map(|o| o.to_string())),
+            ledger_entries::available_delta.eq(entry.available_delta),
+            ledger_entries::reserved_delta.eq(entry.reserved_delta),
+            ledger_entries::created_at.eq(now),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)?;
+    if inserted == 0 {
+        return Ok(false);
+    }
+    // A CHECK (>= 0) on both columns refuses any entry that would overdraw: callers check first and
+    // this is the last line of defence. (No upsert: SQLite checks the would-be inserted row first.)
+    let key = (entry.account.to_string(), entry.asset);
+    let updated = diesel::update(balances::table.find((&key.0, key.1)))
+        .set((
+            balances::available.eq(balances::available + entry.available_delta),
+            balances::reserved.eq(balances::reserved + entry.reserved_delta),
+        ))
+        .execute(conn)?;
+    if updated == 0 {
+        diesel::insert_into(balances::table)
+            .values((
+                balances::account_id.eq(&key.0),
+                balances::asset.eq(entry.asset),
+                balances::available.eq(entry.available_delta),
+                balances::reserved.eq(entry.reserved_delta),
+            ))
+            .execute(conn)?;
+    }
+    Ok(true)
+}
+
+pub fn balance(
+    conn: &mut SqliteConnection,
+    account: AccountId,
+    asset: &str,
+) -> Result<Balance, AppError> {
+    Ok(balances::table
+        .find((account.to_string(), asset))
+        .select((balances::available, balances::reserved))
+        .first(conn)
+        .optional()?
+        .unwrap_or_default())
+}
+
+/// Every balance of an account, by asset.
+pub fn balances(
+    conn: &mut SqliteConnection,
+    account: AccountId,
+) -> Result<Vec<(String, Balance)>, AppError> {
+    let rows: Vec<(String, i64, i64)> = balances::table
+        .filter(balances::account_id.eq(account.to_string()))
+        .select((balances::asset, balances::available, balances::reserved))
+        .order(balances::asset)
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(asset, available, reserved)| {
+            (
+                asset,
+                Balance {
+                    available,
+                    reserved,
+                },
+            )
+        })
+        .collect())
+}
+
+/// What an order still holds reserved of one asset: the sum of its entries' reserved deltas.
+pub fn reserved_for_order(
+    conn: &mut SqliteConnection,
+    order: OrderId,
+    asset: &str,
+) -> Result<i64, AppError> {
+    let deltas: Vec<i64> = ledger_entries::table
+        .filter(ledger_entries::order_id.eq(order.to_string()))
+        .filter(ledger_entries::asset.eq(asset))
+        .select(ledger_entries::reserved_delta)
+        .load(conn)?;
+    Ok(deltas.iter().sum())
+}

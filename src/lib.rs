@@ -1,0 +1,21 @@
+//! orderkeeper: an equity order engine that never charges twice and never loses an order.
+//!
+//! # Layout
+//! - [`domain`]: money, ids, and the order state machine (one transition table). No I/O.
+//! - [`db`]: the SQLite pool, the schema, and queries per table group.
+//! - [`ledger`]: balances as the sum of uniquely keyed entries.
+//! - [`orders`]: atomic phases that change an order (submit, cancel), and its JSON views.
+//! - [`exchange`]: the client for the venue, its price cache, and the fault-injecting simulator.
+//! - [`http`]: the API handlers; [`error`] maps every failure to one JSON shape.
+//! - [`config`], [`telemetry`], [`startup`]: the command line, logging, and wiring it all up.
+
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod exchange;
+pub mod http;
+pub mod ledger;
+pub mod orders;
+pub mod startup;
+pub mod telemetry;

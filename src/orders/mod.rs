@@ -1,0 +1,8 @@
+//! Order bookkeeping: each function here is one atomic phase (one database transaction).
+
+pub mod cancel;
+pub mod phase;
+pub mod submit;
+pub mod view;
+
+pub use view::{ActionView, FillView, OrderView};

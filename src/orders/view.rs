@@ -1,0 +1,83 @@
+//! The JSON shapes of orders, fills and actions, as the API and the feed show them.
+
+use serde::Serialize;
+
+use crate::db::orders::{ActionRow, FillRow, OrderRow};
+use crate::db::rfc3339;
+use crate::domain::Cents;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrderView {
+    pub id: String,
+    pub client_order_id: String,
+    pub symbol: String,
+    pub side: String,
+    #[serde(rename = "type")]
+    pub order_type: String,
+    pub qty: i64,
+    pub limit_price: Option<Cents>,
+    pub status: String,
+    pub filled_qty: i64,
+    pub filled_avg_price: Option<Cents>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&OrderRow> for OrderView {
+    fn from(row: &OrderRow) -> Self {
+        OrderView {
+            id: row.id.clone(),
+            client_order_id: row.client_order_id.clone(),
+            symbol: row.symbol.clone(),
+            side: row.side.clone(),
+            order_type: row.order_type.clone(),
+            qty: row.qty,
+            limit_price: row.limit_price.map(Cents),
+            status: row.status.clone(),
+            filled_qty: row.filled_qty,
+            filled_avg_price: Cents::average(Cents(row.filled_notional), row.filled_qty),
+            created_at: rfc3339(row.created_at),
+            updated_at: rfc3339(row.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FillView {
+    pub fill_id: String,
+    pub qty: i64,
+    pub price: Cents,
+    pub source: String,
+    pub received_at: String,
+}
+
+impl From<&FillRow> for FillView {
+    fn from(row: &FillRow) -> Self {
+        FillView {
+            fill_id: row.fill_id.clone(),
+            qty: row.qty,
+            price: Cents(row.price),
+            source: row.source.clone(),
+            received_at: rfc3339(row.received_at),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ActionView {
+    pub seq: i64,
+    pub kind: String,
+    pub detail: serde_json::Value,
+    pub at: String,
+}
+
+impl From<&ActionRow> for ActionView {
+    fn from(row: &ActionRow) -> Self {
+        ActionView {
+            seq: row.seq,
+            kind: row.kind.clone(),
+            detail: serde_json::from_str(&row.detail).unwrap_or(serde_json::Value::Null),
+            at: rfc3339(row.at),
+        }
+    }
+}

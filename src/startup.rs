@@ -1,0 +1,208 @@
+//! Building and running the application: pool, migrations, exchange, listeners.
+
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+use rand::RngExt;
+
+use crate::config::{FaultArgs, ServeArgs, SimArgs};
+use crate::db::{self, accounts, idempotency, now_micros, DbPool};
+use crate::domain::{AccountId, Cents};
+use crate::error::AppError;
+use crate::exchange::sim::{self, SimHandle};
+use crate::exchange::{HttpExchange, PriceCache};
+use crate::http;
+
+/// What every handler shares.
+pub struct AppState {
+    pub pool: DbPool,
+    pub prices: PriceCache,
+    pub in_flight: InFlight,
+    pub admin_token: String,
+    pub idempotency_ttl_micros: i64,
+    pub ready: AtomicBool,
+}
+
+/// Idempotency keys whose first request is being processed right now.
+#[derive(Default)]
+pub struct InFlight(DashMap<(AccountId, String), ()>);
+
+/// Holds a key as in flight until dropped.
+pub struct InFlightGuard<'a> {
+    map: &'a DashMap<(AccountId, String), ()>,
+    key: (AccountId, String),
+}
+
+impl InFlight {
+    /// Claims the key, or None when another request holds it.
+    pub fn claim(&self, account: AccountId, key: &str) -> Option<InFlightGuard<'_>> {
+        let key = (account, key.to_owned());
+        match self.0.entry(key.clone()) {
+            Entry::Occupied(_) => None,
+            Entry::Vacant(slot) => {
+                slot.insert(());
+                Some(InFlightGuard { map: &self.0, key })
+            }
+        }
+    }
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        self.map.remove(&self.key);
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Database(#[from] db::pool::DbSetupError),
+    #[error("cannot listen: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("start-up failed: {0}")]
+    App(#[from] AppError),
+}
+
+/// A built engine, bound to its port and ready to run.
+pub struct Application {
+    port: u16,
+    server: Server,
+    sim: Option<SimHandle>,
+    pub exchange_url: String,
+    pub admin_token: String,
+    pub demo_token: Option<String>,
+}
+
+fn random_token() -> String {
+    let bytes: [u8; 24] = rand::rng().random();
+    hex::encode(bytes)
+}
+
+impl Application {
+    pub async fn build(args: ServeArgs) -> Result<Self, StartupError> {
+        let pool = db::connect(&args.database_url, 8)?;
+        let sim = if args.exchange == "embedded" {
+            let sim_args = SimArgs {
+                listen: args.exchange_listen.clone(),
+                webhook_url: None,
+                webhook_secret: None,
+                seed: None,
+                fill_interval_ms: 50,
+                faults: FaultArgs::default(),
+            };
+            Some(sim::start(&sim_args, true)?)
+        } else {
+            None
+        };
+        let exchange_url = match &sim {
+            Some(sim) => format!("http://127.0.0.1:{}", sim.port),
+            None => args.exchange.clone(),
+        };
+        let exchange = Arc::new(HttpExchange::new(&exchange_url, Duration::from_secs(3)));
+        let admin_token = args.admin_token.clone().unwrap_or_else(random_token);
+        if args.admin_token.is_none() {
+            println!("admin token: {admin_token}");
+        }
+        let demo_token = if args.no_demo {
+            None
+        } else {
+            create_demo_account(&pool).await?
+        };
+        if let Some(token) = &demo_token {
+            println!("demo account token: {token}");
+        }
+        let state = web::Data::new(AppState {
+            pool: pool.clone(),
+            prices: PriceCache::new(exchange, Duration::from_secs(1)),
+            in_flight: InFlight::default(),
+            admin_token: admin_token.clone(),
+            idempotency_ttl_micros: i64::try_from(args.idempotency_ttl.saturating_mul(1_000_000))
+                .unwrap_or(i64::MAX),
+            ready: AtomicBool::new(false),
+        });
+        spawn_idempotency_reaper(pool);
+
+        let listener = TcpListener::bind(&args.listen)?;
+        let port = listener.local_addr()?.port();
+        let server_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(http::json_errors())
+                .app_data(server_state.clone())
+                .configure(http::configure)
+                .default_service(web::to(http::not_found))
+        })
+        .listen(listener)?
+        .run();
+        // Nothing to rehydrate yet: the engine is ready as soon as it listens.
+        state.ready.store(true, Ordering::Release);
+        tracing::info!(port, exchange = %exchange_url, "orderkeeper listening");
+        Ok(Self {
+            port,
+            server,
+            sim,
+            exchange_url,
+            admin_token,
+            demo_token,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Runs until the server stops (SIGTERM/SIGINT drain in-flight requests first).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let sim_handle = self.sim.as_ref().map(SimHandle::handle);
+        if let Some(sim) = self.sim {
+            actix_web::rt::spawn(sim.server);
+        }
+        let result = self.server.await;
+        if let Some(handle) = sim_handle {
+            handle.stop(true).await;
+        }
+        result
+    }
+}
+
+/// On an empty database, a demo account with cash and some of every listed share.
+async fn create_demo_account(pool: &DbPool) -> Result<Option<String>, AppError> {
+    db::run(pool, |conn| {
+        if accounts::count(conn)? > 0 {
+            return Ok(None);
+        }
+        let positions = sim::market::LISTINGS
+            .iter()
+            .map(|(s, _)| ((*s).to_owned(), 100))
+            .collect();
+        let created =
+            accounts::create(conn, "demo", Cents(1_000_000_00), &positions, now_micros())?;
+        Ok(Some(created.token))
+    })
+    .await
+}
+
+/// Deletes expired idempotency keys once a minute.
+fn spawn_idempotency_reaper(pool: DbPool) {
+    actix_web::rt::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            ticker.tick().await;
+            match db::run(&pool, |conn| {
+                idempotency::delete_expired(conn, now_micros())
+            })
+            .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "expired idempotency keys reaped"),
+                Err(e) => tracing::warn!(error = %e, "idempotency reaper failed"),
+            }
+        }
+    });
+}
