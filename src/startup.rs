@@ -182,7 +182,7 @@ async fn create_demo_account(pool: &DbPool) -> Result<Option<String>, AppError> 
             .map(|(s, _)| ((*s).to_owned(), 100))
             .collect();
         let created =
-            accounts::create(conn, "demo", Cents(1_000_000_00), &positions, now_micros())?;
+            accounts::create(conn, "demo", Cents(100_000_000), &positions, now_micros())?;
         Ok(Some(created.token))
     })
     .await

@@ -22,7 +22,7 @@ struct NewAccountRequest {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/admin/accounts", web::post().to(create_account));
+    cfg.service(web::resource("/v1/admin/accounts").post(create_account));
 }
 
 async fn create_account(

@@ -31,7 +31,7 @@ struct BalancesView {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/v1/balances", web::get().to(get_balances));
+    cfg.service(web::resource("/v1/balances").get(get_balances));
 }
 
 async fn get_balances(

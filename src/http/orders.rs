@@ -29,8 +29,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(get_order))
             .route(web::delete().to(cancel_order)),
     )
-    .route("/v1/orders/{id}/actions", web::get().to(order_actions))
-    .route("/v1/orders/{id}/fills", web::get().to(order_fills));
+    .service(web::resource("/v1/orders/{id}/actions").get(order_actions))
+    .service(web::resource("/v1/orders/{id}/fills").get(order_fills));
 }
 
 fn replay(stored: StoredResponse, replayed: bool) -> HttpResponse {

@@ -1,0 +1,176 @@
+use actix_web::http::StatusCode;
+use orderkeeper::db::orders as order_rows;
+use orderkeeper::domain::{Action, ActionKind};
+use orderkeeper::orders::phase;
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[actix_web::test]
+async fn orders_are_listed_newest_first_with_status_filter_and_limit() {
+    let app = spawn_app().await;
+    let alice = app.create_account("100000.00", json!({})).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let order = app
+            .submit(
+                &alice.token,
+                Some(&format!("k{i}")),
+                &limit_buy("INFY", 1, "10.00"),
+            )
+            .await
+            .json();
+        ids.push(order["id"].as_str().unwrap().to_owned());
+    }
+    app.delete(&alice.token, &format!("/v1/orders/{}", ids[0]))
+        .await;
+
+    let listed = |orders: Vec<serde_json::Value>| -> Vec<String> {
+        orders
+            .iter()
+            .map(|o| o["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        listed(app.orders(&alice.token, "all").await),
+        vec![ids[2].clone(), ids[1].clone(), ids[0].clone()]
+    );
+    assert_eq!(
+        listed(app.orders(&alice.token, "open").await),
+        vec![ids[2].clone(), ids[1].clone()]
+    );
+    assert_eq!(
+        listed(app.orders(&alice.token, "closed").await),
+        vec![ids[0].clone()]
+    );
+    let default = app.get(&alice.token, "/v1/orders").await.json();
+    assert_eq!(
+        default.as_array().map(Vec::len),
+        Some(2),
+        "the default is open orders"
+    );
+    let limited = app
+        .get(&alice.token, "/v1/orders?status=all&limit=1")
+        .await
+        .json();
+    assert_eq!(limited.as_array().map(Vec::len), Some(1));
+    let capped = app
+        .get(&alice.token, "/v1/orders?status=all&limit=5000")
+        .await;
+    assert_eq!(
+        capped.status,
+        StatusCode::OK,
+        "a limit over 1000 is capped, not refused"
+    );
+}
+
+#[actix_web::test]
+async fn cancelling_an_order_never_sent_releases_its_reservation_and_is_idempotent() {
+    let app = spawn_app().await;
+    let alice = app.create_account("100000.00", json!({"TCS": 10})).await;
+    let buy = app
+        .submit(&alice.token, Some("b"), &limit_buy("INFY", 10, "1520.50"))
+        .await
+        .json();
+    let sell = app
+        .submit(&alice.token, Some("s"), &limit_sell("TCS", 4, "3500.00"))
+        .await
+        .json();
+    let reserved = app.balances(&alice.token).await;
+    assert_eq!(reserved["cash"]["reserved"], "15205.00");
+    assert_eq!(
+        reserved["positions"]["TCS"],
+        json!({"available": 6, "reserved": 4})
+    );
+
+    for order in [&buy, &sell] {
+        let path = format!("/v1/orders/{}", order["id"].as_str().unwrap());
+        let first = app.delete(&alice.token, &path).await;
+        assert_eq!(first.status, StatusCode::ACCEPTED);
+        assert_eq!(first.json()["status"], "pending_cancel");
+        let now = app.get(&alice.token, &path).await.json();
+        assert_eq!(now["status"], "canceled");
+        let again = app.delete(&alice.token, &path).await;
+        assert_eq!(again.status, StatusCode::OK);
+        assert_eq!(again.json()["status"], "canceled");
+
+        let actions = app
+            .get(&alice.token, &format!("{path}/actions"))
+            .await
+            .json();
+        let kinds: Vec<_> = actions
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["kind"].clone())
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                json!("created"),
+                json!("cancel_requested"),
+                json!("canceled")
+            ]
+        );
+        let seqs: Vec<_> = actions
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["seq"].as_i64().unwrap())
+            .collect();
+        assert_eq!(seqs, vec![1, 2, 3]);
+        assert_eq!(
+            app.get(&alice.token, &format!("{path}/fills")).await.json(),
+            json!([])
+        );
+    }
+    let released = app.balances(&alice.token).await;
+    assert_eq!(
+        released["cash"],
+        json!({"available": "100000.00", "reserved": "0.00"})
+    );
+    assert_eq!(
+        released["positions"]["TCS"],
+        json!({"available": 10, "reserved": 0})
+    );
+    // created, cancel_requested, canceled for each order; nothing for the repeated cancels.
+    assert_eq!(app.event_seqs(&alice.id), (1..=6).collect::<Vec<_>>());
+}
+
+#[actix_web::test]
+async fn a_rejected_order_cannot_be_canceled() {
+    let app = spawn_app().await;
+    let alice = app.create_account("100000.00", json!({})).await;
+    let order = app
+        .submit(&alice.token, Some("k"), &limit_buy("INFY", 1, "10.00"))
+        .await
+        .json();
+    let id: orderkeeper::domain::OrderId = order["id"].as_str().unwrap().parse().unwrap();
+    {
+        // The exchange's refusal, recorded as the engine records it.
+        let mut conn = app.pool.get().unwrap();
+        let mut row = order_rows::find(&mut conn, id).unwrap().unwrap();
+        let action = Action::new(ActionKind::Rejected);
+        phase::record(
+            &mut conn,
+            &mut row,
+            action,
+            &json!({}),
+            "order.rejected",
+            None,
+            1,
+        )
+        .unwrap();
+    }
+
+    let answer = app.delete(&alice.token, &format!("/v1/orders/{id}")).await;
+
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(answer.error_code(), "order_not_cancelable");
+    assert_eq!(
+        app.get(&alice.token, &format!("/v1/orders/{id}"))
+            .await
+            .json()["status"],
+        "rejected"
+    );
+}

@@ -1,0 +1,292 @@
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use awc::http::header::HeaderMap;
+use diesel::prelude::*;
+use orderkeeper::config::ServeArgs;
+use orderkeeper::db::{self, schema, DbPool};
+use orderkeeper::startup::Application;
+use serde_json::{json, Value};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+
+pub struct TestApp {
+    pub address: String,
+    pub pool: DbPool,
+    _dir: tempfile::TempDir,
+}
+
+pub struct Account {
+    pub id: String,
+    pub token: String,
+}
+
+/// A raw answer: status, headers, and the body exactly as sent.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn error_code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+}
+
+pub fn serve_args(db_path: &std::path::Path) -> ServeArgs {
+    ServeArgs {
+        listen: "127.0.0.1:0".into(),
+        database_url: format!("sqlite://{}", db_path.display()),
+        exchange: "embedded".into(),
+        exchange_listen: "127.0.0.1:0".into(),
+        exchange_secret: None,
+        admin_token: Some(ADMIN_TOKEN.into()),
+        idempotency_ttl: 86_400,
+        no_demo: true,
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts the engine on port 0 with a fresh database, after `adjust` changes its settings.
+pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db_path = dir.path().join("orderkeeper.db");
+    let mut args = serve_args(&db_path);
+    adjust(&mut args);
+    let app = Application::build(args)
+        .await
+        .expect("the application starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    actix_web::rt::spawn(app.run_until_stopped());
+    let pool = db::connect(&format!("sqlite://{}", db_path.display()), 2).expect("test pool");
+    TestApp {
+        address,
+        pool,
+        _dir: dir,
+    }
+}
+
+/// An exchange stand-in whose `/prices` answers only after `delay`.
+pub fn spawn_slow_exchange(delay: Duration) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = HttpServer::new(move || {
+        App::new().route(
+            "/prices",
+            web::get().to(move || async move {
+                actix_web::rt::time::sleep(delay).await;
+                HttpResponse::Ok().json(json!({"INFY": "1520.50"}))
+            }),
+        )
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .expect("listen")
+    .run();
+    actix_web::rt::spawn(server);
+    format!("http://127.0.0.1:{port}")
+}
+
+pub fn client() -> awc::Client {
+    awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish()
+}
+
+async fn finish<S>(response: Result<awc::ClientResponse<S>, awc::error::SendRequestError>) -> Answer
+where
+    S: futures_util::Stream<Item = Result<web::Bytes, awc::error::PayloadError>> + Unpin,
+{
+    let mut response = response.expect("the request is answered");
+    let body = response
+        .body()
+        .limit(4 * 1024 * 1024)
+        .await
+        .expect("a readable body");
+    Answer {
+        status: response.status(),
+        headers: response.headers().clone(),
+        body: body.to_vec(),
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn create_account(&self, cash: &str, positions: Value) -> Account {
+        let answer = self
+            .post_json(
+                "/v1/admin/accounts",
+                ADMIN_TOKEN,
+                &json!({"name": "trader", "cash": cash, "positions": positions}).to_string(),
+            )
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::CREATED,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        let body = answer.json();
+        Account {
+            id: body["account_id"].as_str().expect("account_id").to_owned(),
+            token: body["token"].as_str().expect("token").to_owned(),
+        }
+    }
+
+    pub async fn post_json(&self, path: &str, token: &str, body: &str) -> Answer {
+        let request = client()
+            .post(self.url(path))
+            .insert_header(("Authorization", format!("Bearer {token}")))
+            .insert_header(("Content-Type", "application/json"));
+        finish(request.send_body(body.to_owned()).await).await
+    }
+
+    /// `POST /v1/orders` with an optional Idempotency-Key.
+    pub async fn submit(&self, token: &str, key: Option<&str>, body: &str) -> Answer {
+        let mut request = client()
+            .post(self.url("/v1/orders"))
+            .insert_header(("Authorization", format!("Bearer {token}")))
+            .insert_header(("Content-Type", "application/json"));
+        if let Some(key) = key {
+            request = request.insert_header(("Idempotency-Key", key));
+        }
+        finish(request.send_body(body.to_owned()).await).await
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> Answer {
+        let request = client()
+            .get(self.url(path))
+            .insert_header(("Authorization", format!("Bearer {token}")));
+        finish(request.send().await).await
+    }
+
+    pub async fn delete(&self, token: &str, path: &str) -> Answer {
+        let request = client()
+            .delete(self.url(path))
+            .insert_header(("Authorization", format!("Bearer {token}")));
+        finish(request.send().await).await
+    }
+
+    pub async fn balances(&self, token: &str) -> Value {
+        let answer = self.get(token, "/v1/balances").await;
+        assert_eq!(answer.status, StatusCode::OK);
+        answer.json()
+    }
+
+    pub async fn orders(&self, token: &str, status: &str) -> Vec<Value> {
+        let answer = self
+            .get(token, &format!("/v1/orders?status={status}&limit=1000"))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK);
+        answer.json().as_array().cloned().unwrap_or_default()
+    }
+
+    fn conn(&self) -> db::DbConn {
+        self.pool.get().expect("a test connection")
+    }
+
+    pub fn count_orders(&self) -> i64 {
+        schema::orders::table
+            .count()
+            .get_result(&mut self.conn())
+            .expect("count")
+    }
+
+    pub fn count_ledger_entries(&self, account: &str) -> i64 {
+        schema::ledger_entries::table
+            .filter(schema::ledger_entries::account_id.eq(account))
+            .count()
+            .get_result(&mut self.conn())
+            .expect("count")
+    }
+
+    pub fn count_idempotency_keys(&self) -> i64 {
+        schema::idempotency_keys::table
+            .count()
+            .get_result(&mut self.conn())
+            .expect("count")
+    }
+
+    /// The account's outbox seqs, in order.
+    pub fn event_seqs(&self, account: &str) -> Vec<i64> {
+        schema::outbox::table
+            .filter(schema::outbox::account_id.eq(account))
+            .order(schema::outbox::seq)
+            .select(schema::outbox::seq)
+            .load(&mut self.conn())
+            .expect("seqs")
+    }
+
+    /// Per asset, the sum of the account's ledger entries (available, reserved).
+    pub fn ledger_sums(&self, account: &str) -> std::collections::BTreeMap<String, (i64, i64)> {
+        let rows: Vec<(String, i64, i64)> = schema::ledger_entries::table
+            .filter(schema::ledger_entries::account_id.eq(account))
+            .select((
+                schema::ledger_entries::asset,
+                schema::ledger_entries::available_delta,
+                schema::ledger_entries::reserved_delta,
+            ))
+            .load(&mut self.conn())
+            .expect("entries");
+        let mut sums = std::collections::BTreeMap::new();
+        for (asset, available, reserved) in rows {
+            let entry = sums.entry(asset).or_insert((0, 0));
+            entry.0 += available;
+            entry.1 += reserved;
+        }
+        sums
+    }
+
+    /// Per asset, the stored balance (available, reserved).
+    pub fn stored_balances(&self, account: &str) -> std::collections::BTreeMap<String, (i64, i64)> {
+        let rows: Vec<(String, i64, i64)> = schema::balances::table
+            .filter(schema::balances::account_id.eq(account))
+            .select((
+                schema::balances::asset,
+                schema::balances::available,
+                schema::balances::reserved,
+            ))
+            .load(&mut self.conn())
+            .expect("balances");
+        rows.into_iter().map(|(a, av, re)| (a, (av, re))).collect()
+    }
+}
+
+pub fn limit_buy(symbol: &str, qty: i64, price: &str) -> String {
+    json!({"symbol": symbol, "side": "buy", "type": "limit", "qty": qty, "limit_price": price})
+        .to_string()
+}
+
+pub fn limit_sell(symbol: &str, qty: i64, price: &str) -> String {
+    json!({"symbol": symbol, "side": "sell", "type": "limit", "qty": qty, "limit_price": price})
+        .to_string()
+}
+
+pub fn market(side: &str, symbol: &str, qty: i64) -> String {
+    json!({"symbol": symbol, "side": side, "type": "market", "qty": qty}).to_string()
+}

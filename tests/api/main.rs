@@ -1,0 +1,9 @@
+//! API tests: the real server on a port, a fresh SQLite file per test, real HTTP.
+
+mod admin;
+mod auth;
+mod cancel_and_read;
+mod conservation;
+mod helpers;
+mod idempotency;
+mod validation;
