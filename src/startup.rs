@@ -25,6 +25,8 @@ pub struct AppState {
     pub prices: PriceCache,
     pub in_flight: InFlight,
     pub admin_token: String,
+    /// HMAC key of the exchange's push signatures.
+    pub exchange_secret: String,
     pub idempotency_ttl_micros: i64,
     pub ready: AtomicBool,
 }
@@ -65,6 +67,8 @@ pub enum StartupError {
     Database(#[from] db::pool::DbSetupError),
     #[error("cannot listen: {0}")]
     Io(#[from] std::io::Error),
+    #[error("--exchange-secret is required with an external exchange")]
+    MissingExchangeSecret,
     #[error("start-up failed: {0}")]
     App(#[from] AppError),
 }
@@ -87,11 +91,19 @@ fn random_token() -> String {
 impl Application {
     pub async fn build(args: ServeArgs) -> Result<Self, StartupError> {
         let pool = db::connect(&args.database_url, 8)?;
-        let sim = if args.exchange == "embedded" {
+        let listener = TcpListener::bind(&args.listen)?;
+        let port = listener.local_addr()?.port();
+        let embedded = args.exchange == "embedded";
+        let exchange_secret = match (&args.exchange_secret, embedded) {
+            (Some(secret), _) => secret.clone(),
+            (None, true) => random_token(),
+            (None, false) => return Err(StartupError::MissingExchangeSecret),
+        };
+        let sim = if embedded {
             let sim_args = SimArgs {
                 listen: args.exchange_listen.clone(),
-                webhook_url: None,
-                webhook_secret: None,
+                webhook_url: Some(format!("http://127.0.0.1:{port}/v1/exchange/events")),
+                webhook_secret: Some(exchange_secret.clone()),
                 seed: None,
                 fill_interval_ms: 50,
                 faults: FaultArgs::default(),
@@ -122,14 +134,13 @@ impl Application {
             prices: PriceCache::new(exchange, Duration::from_secs(1)),
             in_flight: InFlight::default(),
             admin_token: admin_token.clone(),
+            exchange_secret,
             idempotency_ttl_micros: i64::try_from(args.idempotency_ttl.saturating_mul(1_000_000))
                 .unwrap_or(i64::MAX),
             ready: AtomicBool::new(false),
         });
         spawn_idempotency_reaper(pool);
 
-        let listener = TcpListener::bind(&args.listen)?;
-        let port = listener.local_addr()?.port();
         let server_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -181,8 +192,7 @@ async fn create_demo_account(pool: &DbPool) -> Result<Option<String>, AppError> 
             .iter()
             .map(|(s, _)| ((*s).to_owned(), 100))
             .collect();
-        let created =
-            accounts::create(conn, "demo", Cents(100_000_000), &positions, now_micros())?;
+        let created = accounts::create(conn, "demo", Cents(100_000_000), &positions, now_micros())?;
         Ok(Some(created.token))
     })
     .await

@@ -1,6 +1,8 @@
 //! Persistence: the pool, the schema, and one module of queries per group of tables.
 
 pub mod accounts;
+pub mod alarms;
+pub mod exchange_events;
 pub mod idempotency;
 pub mod orders;
 pub mod outbox;

@@ -105,6 +105,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    exchange_events (event_id) {
+        event_id -> Text,
+        client_order_id -> Text,
+        event_type -> Text,
+        payload -> Text,
+        order_id -> Nullable<Text>,
+        received_at -> BigInt,
+    }
+}
+
 diesel::joinable!(balances -> accounts (account_id));
 diesel::joinable!(fills -> orders (order_id));
 diesel::joinable!(order_actions -> orders (order_id));
@@ -113,6 +124,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     accounts,
     alarms,
     balances,
+    exchange_events,
     fills,
     idempotency_keys,
     ledger_entries,

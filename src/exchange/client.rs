@@ -1,10 +1,18 @@
-//! The engine's side of the exchange's REST API.
+//! The engine's side of the exchange's REST API. Every call is classified as a definitive answer or
+//! an unknown outcome, and unknown outcomes are retried: every call names the order by its client
+//! order id, so repeating one is harmless.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use actix_web::web::Bytes;
+use awc::http::StatusCode;
+use backon::Retryable;
 use futures_util::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
 
+use super::retry::{backoff, full_jitter};
+use super::wire::{ExchangeOrder, PlaceAck, PlaceOrder};
 use crate::domain::Cents;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -18,11 +26,50 @@ pub enum ExchangeError {
     Unknown(String),
 }
 
+impl ExchangeError {
+    pub fn is_unknown(&self) -> bool {
+        matches!(self, ExchangeError::Unknown(_))
+    }
+}
+
 /// What the engine needs of a venue. Futures are local: the HTTP client lives on the caller's
 /// actix thread.
 pub trait ExchangeClient: Send + Sync {
     /// The last traded price of every listed symbol.
     fn prices(&self) -> LocalBoxFuture<'_, Result<BTreeMap<String, Cents>, ExchangeError>>;
+    /// Places an order; the same client order id again returns the same order.
+    fn place<'a>(
+        &'a self,
+        order: &'a PlaceOrder,
+    ) -> LocalBoxFuture<'a, Result<PlaceAck, ExchangeError>>;
+    /// The exchange's copy of an order, or None when it has never heard of it.
+    fn order<'a>(
+        &'a self,
+        client_order_id: &'a str,
+    ) -> LocalBoxFuture<'a, Result<Option<ExchangeOrder>, ExchangeError>>;
+    /// Cancels what is left of an order (tombstoning an id never placed); returns the order after.
+    fn cancel<'a>(
+        &'a self,
+        client_order_id: &'a str,
+    ) -> LocalBoxFuture<'a, Result<ExchangeOrder, ExchangeError>>;
+}
+
+/// How hard to try before handing an unknown outcome back to the caller.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+    pub max_retries: usize,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            min_delay: Duration::from_millis(50),
+            max_delay: Duration::from_secs(2),
+            max_retries: 8,
+        }
+    }
 }
 
 /// An exchange spoken to over HTTP.
@@ -30,6 +77,7 @@ pub trait ExchangeClient: Send + Sync {
 pub struct HttpExchange {
     base_url: String,
     timeout: Duration,
+    retry: RetryPolicy,
 }
 
 thread_local! {
@@ -42,37 +90,149 @@ impl HttpExchange {
         Self {
             base_url: base_url.trim_end_matches('/').to_owned(),
             timeout,
+            retry: RetryPolicy::default(),
         }
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
     }
 
     pub fn base_url(&self) -> &str {
         &self.base_url
     }
 
-    fn client() -> awc::Client {
-        CLIENT.with(Clone::clone)
+    /// Sends one request and reads the whole answer. Anything short of a complete answer is an
+    /// unknown outcome: the request may have been carried out.
+    async fn call(
+        &self,
+        method: awc::http::Method,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Result<(StatusCode, Bytes), ExchangeError> {
+        let client = CLIENT.with(Clone::clone);
+        let request = client
+            .request(method, format!("{}{path}", self.base_url))
+            .timeout(self.timeout);
+        let sent = match body {
+            Some(body) => {
+                request
+                    .content_type("application/json")
+                    .send_body(body.to_vec())
+                    .await
+            }
+            None => request.send().await,
+        };
+        let mut response = sent.map_err(|e| ExchangeError::Unknown(format!("{path}: {e}")))?;
+        let bytes = response
+            .body()
+            .limit(4 * 1024 * 1024)
+            .await
+            .map_err(|e| ExchangeError::Unknown(format!("{path}: answer cut short: {e}")))?;
+        Ok((response.status(), bytes))
     }
+
+    /// Sends with retries until a definitive answer, or gives back the last unknown outcome.
+    async fn call_retrying(
+        &self,
+        method: awc::http::Method,
+        path: &str,
+        body: Option<&[u8]>,
+    ) -> Result<(StatusCode, Bytes), ExchangeError> {
+        let attempt = || async {
+            let (status, bytes) = self.call(method.clone(), path, body).await?;
+            if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                return Err(ExchangeError::Unknown(format!("{path}: answered {status}")));
+            }
+            Ok((status, bytes))
+        };
+        attempt
+            .retry(backoff(
+                self.retry.min_delay,
+                self.retry.max_delay,
+                self.retry.max_retries,
+            ))
+            .adjust(|_, d| full_jitter(d))
+            .when(ExchangeError::is_unknown)
+            .notify(|e, wait| tracing::debug!(error = %e, ?wait, "retrying exchange call"))
+            .await
+    }
+}
+
+fn decode<T: DeserializeOwned>(path: &str, bytes: &[u8]) -> Result<T, ExchangeError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ExchangeError::Unknown(format!("{path}: unreadable answer: {e}")))
+}
+
+fn refusal(path: &str, status: StatusCode, bytes: &[u8]) -> ExchangeError {
+    ExchangeError::Refused(format!(
+        "{path}: {status}: {}",
+        String::from_utf8_lossy(bytes)
+    ))
 }
 
 impl ExchangeClient for HttpExchange {
     fn prices(&self) -> LocalBoxFuture<'_, Result<BTreeMap<String, Cents>, ExchangeError>> {
         Box::pin(async move {
-            let mut response = Self::client()
-                .get(format!("{}/prices", self.base_url))
-                .timeout(self.timeout)
-                .send()
-                .await
-                .map_err(|e| ExchangeError::Unknown(e.to_string()))?;
-            if !response.status().is_success() {
-                return Err(ExchangeError::Unknown(format!(
-                    "GET /prices answered {}",
-                    response.status()
-                )));
+            // Prices are only a cache fill: one try, no retries.
+            let (status, bytes) = self.call(awc::http::Method::GET, "/prices", None).await?;
+            if !status.is_success() {
+                return Err(ExchangeError::Unknown(format!("/prices answered {status}")));
             }
-            response
-                .json::<BTreeMap<String, Cents>>()
-                .await
-                .map_err(|e| ExchangeError::Unknown(format!("unreadable prices: {e}")))
+            decode("/prices", &bytes)
+        })
+    }
+
+    fn place<'a>(
+        &'a self,
+        order: &'a PlaceOrder,
+    ) -> LocalBoxFuture<'a, Result<PlaceAck, ExchangeError>> {
+        Box::pin(async move {
+            let body =
+                serde_json::to_vec(order).map_err(|e| ExchangeError::Refused(e.to_string()))?;
+            let (status, bytes) = self
+                .call_retrying(awc::http::Method::POST, "/orders", Some(&body))
+                .await?;
+            if status.is_success() {
+                decode("/orders", &bytes)
+            } else {
+                Err(refusal("/orders", status, &bytes))
+            }
+        })
+    }
+
+    fn order<'a>(
+        &'a self,
+        client_order_id: &'a str,
+    ) -> LocalBoxFuture<'a, Result<Option<ExchangeOrder>, ExchangeError>> {
+        Box::pin(async move {
+            let path = format!("/orders/{client_order_id}");
+            let (status, bytes) = self
+                .call_retrying(awc::http::Method::GET, &path, None)
+                .await?;
+            match status {
+                StatusCode::NOT_FOUND => Ok(None),
+                s if s.is_success() => decode(&path, &bytes).map(Some),
+                s => Err(refusal(&path, s, &bytes)),
+            }
+        })
+    }
+
+    fn cancel<'a>(
+        &'a self,
+        client_order_id: &'a str,
+    ) -> LocalBoxFuture<'a, Result<ExchangeOrder, ExchangeError>> {
+        Box::pin(async move {
+            let path = format!("/orders/{client_order_id}");
+            let (status, bytes) = self
+                .call_retrying(awc::http::Method::DELETE, &path, None)
+                .await?;
+            if status.is_success() {
+                decode(&path, &bytes)
+            } else {
+                Err(refusal(&path, status, &bytes))
+            }
         })
     }
 }

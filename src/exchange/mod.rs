@@ -2,7 +2,10 @@
 
 pub mod client;
 pub mod prices;
+pub mod retry;
+pub mod signature;
 pub mod sim;
+pub mod wire;
 
 pub use client::{ExchangeClient, ExchangeError, HttpExchange};
 pub use prices::PriceCache;

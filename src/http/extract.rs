@@ -84,10 +84,7 @@ pub fn idempotency_key(req: &HttpRequest) -> Result<String, AppError> {
 }
 
 /// Reads a JSON body: 415 unless the content type is JSON, 413 past the size limit.
-pub async fn json_body(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-) -> Result<web::Bytes, AppError> {
+pub async fn json_body(req: &HttpRequest, payload: web::Payload) -> Result<web::Bytes, AppError> {
     let is_json = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -97,6 +94,14 @@ pub async fn json_body(
     if !is_json {
         return Err(AppError::UnsupportedMediaType);
     }
+    raw_body(req, payload).await
+}
+
+/// Reads a body of at most [`MAX_BODY_BYTES`], whatever its content type.
+pub async fn raw_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+) -> Result<web::Bytes, AppError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod balances;
+pub mod exchange_events;
 pub mod extract;
 pub mod ops;
 pub mod orders;
@@ -23,7 +24,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .configure(ops::routes)
     .configure(admin::routes)
     .configure(orders::routes)
-    .configure(balances::routes);
+    .configure(balances::routes)
+    .configure(exchange_events::routes);
 }
 
 pub async fn not_found() -> Result<HttpResponse, AppError> {

@@ -11,6 +11,7 @@ use orderkeeper::startup::Application;
 use serde_json::{json, Value};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const EXCHANGE_SECRET: &str = "test-exchange-secret";
 
 pub struct TestApp {
     pub address: String,
@@ -57,7 +58,7 @@ pub fn serve_args(db_path: &std::path::Path) -> ServeArgs {
         database_url: format!("sqlite://{}", db_path.display()),
         exchange: "embedded".into(),
         exchange_listen: "127.0.0.1:0".into(),
-        exchange_secret: None,
+        exchange_secret: Some(EXCHANGE_SECRET.into()),
         admin_token: Some(ADMIN_TOKEN.into()),
         idempotency_ttl: 86_400,
         no_demo: true,

@@ -4,6 +4,7 @@ mod admin;
 mod auth;
 mod cancel_and_read;
 mod conservation;
+mod exchange_push;
 mod helpers;
 mod idempotency;
 mod validation;

@@ -1,58 +1,84 @@
-//! The simulator's HTTP API (see the contract, section 3).
+//! The simulator's HTTP API (contract section 3) and its two clocks: the price walk and the
+//! matching rounds.
 
 use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
+use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use rand::rngs::StdRng;
-use rand::SeedableRng;
-use serde::{Deserialize, Serialize};
+use rand::{RngExt, SeedableRng};
+use serde_json::json;
 
+use super::book::{Book, BookEvent};
+use super::faults::{Dice, Faults, FaultsUpdate, RestFault};
 use super::market::Market;
-use crate::config::{FaultArgs, SimArgs};
-
-/// Fault rates in force, changeable at run time.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct Faults {
-    pub drop_rate: f64,
-    pub duplicate_rate: f64,
-    pub reorder_rate: f64,
-    pub error_rate: f64,
-    pub lost_response_rate: f64,
-}
-
-impl From<FaultArgs> for Faults {
-    fn from(a: FaultArgs) -> Self {
-        Faults {
-            drop_rate: a.drop_rate,
-            duplicate_rate: a.duplicate_rate,
-            reorder_rate: a.reorder_rate,
-            error_rate: a.error_rate,
-            lost_response_rate: a.lost_response_rate,
-        }
-    }
-}
-
-/// A partial update of the fault rates: fields left out keep their value.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FaultsUpdate {
-    drop_rate: Option<f64>,
-    duplicate_rate: Option<f64>,
-    reorder_rate: Option<f64>,
-    error_rate: Option<f64>,
-    lost_response_rate: Option<f64>,
-}
+use super::push::{spawn_delivery, Webhook};
+use crate::config::SimArgs;
+use crate::exchange::wire::{PlaceAck, PlaceOrder, PushEvent};
 
 struct SimState {
     market: Market,
-    rng: StdRng,
+    market_rng: StdRng,
+    fill_rng: StdRng,
+    book: Book,
     faults: Faults,
+    dice: Dice,
+    webhook: Option<Webhook>,
+    next_event: u64,
+    fill_interval: Duration,
 }
 
-type Shared = web::Data<Mutex<SimState>>;
+/// A planned delivery, made under the lock and sent after it.
+type Planned = (PushEvent, u32, Duration);
+
+impl SimState {
+    /// Numbers the events and rolls their push faults.
+    fn plan(&mut self, events: Vec<BookEvent>) -> Vec<Planned> {
+        if self.webhook.is_none() {
+            return Vec::new();
+        }
+        let reorder_delay = self.fill_interval * 4 + Duration::from_millis(100);
+        events
+            .into_iter()
+            .map(|e| {
+                self.next_event += 1;
+                let plan = self.dice.push(&self.faults, reorder_delay);
+                let event = PushEvent {
+                    event_id: format!("E{:012}", self.next_event),
+                    event_type: e.event_type,
+                    client_order_id: e.client_order_id,
+                    exchange_order_id: e.exchange_order_id,
+                    fill: e.fill,
+                };
+                (event, plan.copies, plan.delay)
+            })
+            .collect()
+    }
+}
+
+#[derive(Clone)]
+struct Shared(Arc<Mutex<SimState>>);
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, SimState> {
+        // A panic while holding the lock leaves plain data behind; carry on with it.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn send(&self, planned: Vec<Planned>) {
+        let Some(webhook) = self.lock().webhook.clone() else {
+            return;
+        };
+        for (event, copies, delay) in planned {
+            spawn_delivery(webhook.clone(), event, copies, delay);
+        }
+    }
+}
 
 /// A running simulator.
 pub struct SimHandle {
@@ -72,21 +98,49 @@ impl SimHandle {
 pub fn start(args: &SimArgs, embedded: bool) -> std::io::Result<SimHandle> {
     let listener = TcpListener::bind(&args.listen)?;
     let port = listener.local_addr()?.port();
-    let rng = match args.seed {
-        Some(seed) => StdRng::seed_from_u64(seed),
-        None => rand::make_rng(),
+    let seed = args.seed.unwrap_or_else(|| rand::rng().random());
+    tracing::info!(seed, "exchange simulator seeded");
+    let webhook = match (&args.webhook_url, &args.webhook_secret) {
+        (Some(url), Some(secret)) => Some(Webhook {
+            url: url.clone(),
+            secret: secret.clone(),
+        }),
+        _ => None,
     };
-    let state = Arc::new(Mutex::new(SimState {
+    let fill_interval = Duration::from_millis(args.fill_interval_ms.max(1));
+    let shared = Shared(Arc::new(Mutex::new(SimState {
         market: Market::default(),
-        rng,
+        market_rng: StdRng::seed_from_u64(seed),
+        fill_rng: StdRng::seed_from_u64(seed.wrapping_add(1)),
+        book: Book::default(),
         faults: args.faults.into(),
-    }));
-    spawn_price_walk(Arc::clone(&state));
-    let data = web::Data::from(state);
+        dice: Dice::new(seed),
+        webhook,
+        next_event: 0,
+        fill_interval,
+    })));
+    spawn_clocks(shared.clone(), fill_interval);
+    let data = web::Data::new(shared);
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(data.clone())
-            .app_data(web::JsonConfig::default().limit(64 * 1024))
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(64 * 1024)
+                    .error_handler(|e, _| {
+                        let body =
+                            json!({"error": {"code": "invalid_request", "message": e.to_string()}});
+                        actix_web::error::InternalError::from_response(
+                            e,
+                            HttpResponse::BadRequest().json(body),
+                        )
+                        .into()
+                    }),
+            )
+            .route("/orders", web::post().to(place))
+            .route("/orders", web::get().to(list))
+            .route("/orders/{cid}", web::get().to(get))
+            .route("/orders/{cid}", web::delete().to(cancel))
             .route("/prices", web::get().to(prices))
             .route("/admin/faults", web::get().to(get_faults))
             .route("/admin/faults", web::put().to(put_faults))
@@ -104,61 +158,135 @@ pub fn start(args: &SimArgs, embedded: bool) -> std::io::Result<SimHandle> {
     })
 }
 
-fn spawn_price_walk(state: Arc<Mutex<SimState>>) {
+fn spawn_clocks(shared: Shared, fill_interval: Duration) {
+    let walker = shared.clone();
     actix_web::rt::spawn(async move {
-        let mut ticker = tokio::time::interval(Duration::from_millis(250));
+        let mut ticker = actix_web::rt::time::interval(Duration::from_millis(250));
         loop {
             ticker.tick().await;
-            if let Ok(mut s) = state.lock() {
-                let SimState { market, rng, .. } = &mut *s;
-                market.step(rng);
-            }
+            let mut s = walker.lock();
+            let SimState {
+                market, market_rng, ..
+            } = &mut *s;
+            market.step(market_rng);
+        }
+    });
+    actix_web::rt::spawn(async move {
+        let mut ticker = actix_web::rt::time::interval(fill_interval);
+        loop {
+            ticker.tick().await;
+            let planned = {
+                let mut s = shared.lock();
+                let SimState {
+                    market,
+                    fill_rng,
+                    book,
+                    ..
+                } = &mut *s;
+                let events = book.match_round(market, fill_rng);
+                s.plan(events)
+            };
+            shared.send(planned);
         }
     });
 }
 
+/// An answer that never arrives: the work is done, then the connection is cut before a byte of the
+/// response is written.
+fn lost_response() -> HttpResponse {
+    let cut = futures_util::stream::once(async {
+        Err::<web::Bytes, _>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "response lost",
+        ))
+    });
+    HttpResponse::Ok().streaming(cut)
+}
+
 fn unavailable() -> HttpResponse {
-    HttpResponse::ServiceUnavailable().json(
-        serde_json::json!({"error": {"code": "unavailable", "message": "state lock poisoned"}}),
-    )
+    HttpResponse::ServiceUnavailable()
+        .insert_header(("Retry-After", "1"))
+        .json(json!({"error": {"code": "unavailable", "message": "injected fault: try again"}}))
 }
 
-async fn prices(state: Shared) -> HttpResponse {
-    match state.lock() {
-        Ok(s) => HttpResponse::Ok().json(s.market.prices()),
-        Err(_) => unavailable(),
-    }
-}
-
-async fn get_faults(state: Shared) -> HttpResponse {
-    match state.lock() {
-        Ok(s) => HttpResponse::Ok().json(s.faults),
-        Err(_) => unavailable(),
-    }
-}
-
-async fn put_faults(state: Shared, update: web::Json<FaultsUpdate>) -> HttpResponse {
-    let update = update.into_inner();
-    let fields = [
-        update.drop_rate,
-        update.duplicate_rate,
-        update.reorder_rate,
-        update.error_rate,
-        update.lost_response_rate,
-    ];
-    if fields.iter().flatten().any(|r| !(0.0..=1.0).contains(r)) {
-        return HttpResponse::BadRequest().json(serde_json::json!({
-            "error": {"code": "invalid_request", "message": "every rate is between 0 and 1"}
-        }));
-    }
-    let Ok(mut s) = state.lock() else {
-        return unavailable();
+/// Runs `work` unless the dice say 503; loses its answer when they say so.
+fn with_rest_faults(
+    shared: &Shared,
+    work: impl FnOnce(&mut SimState) -> (HttpResponse, Vec<BookEvent>),
+) -> HttpResponse {
+    let (response, planned, fault) = {
+        let mut s = shared.lock();
+        let faults = s.faults;
+        let fault = s.dice.rest(&faults);
+        if fault == RestFault::Error {
+            return unavailable();
+        }
+        let (response, events) = work(&mut s);
+        (response, s.plan(events), fault)
     };
-    let f = &mut s.faults;
-    f.drop_rate = update.drop_rate.unwrap_or(f.drop_rate);
-    f.duplicate_rate = update.duplicate_rate.unwrap_or(f.duplicate_rate);
-    f.reorder_rate = update.reorder_rate.unwrap_or(f.reorder_rate);
-    f.error_rate = update.error_rate.unwrap_or(f.error_rate);
-    f.lost_response_rate = update.lost_response_rate.unwrap_or(f.lost_response_rate);
-    HttpResponse::Ok().json(s.faults)
+    shared.send(planned);
+    if fault == RestFault::LostResponse {
+        lost_response()
+    } else {
+        response
+    }
+}
+
+async fn place(shared: web::Data<Shared>, request: web::Json<PlaceOrder>) -> HttpResponse {
+    let request = request.into_inner();
+    with_rest_faults(&shared, |s| {
+        let placed = s.book.place(request, &s.market);
+        let status = if placed.created {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        let ack = PlaceAck {
+            client_order_id: placed.order.client_order_id,
+            exchange_order_id: placed.order.exchange_order_id,
+            status: placed.order.status,
+        };
+        (HttpResponse::build(status).json(ack), placed.events)
+    })
+}
+
+async fn get(shared: web::Data<Shared>, cid: web::Path<String>) -> HttpResponse {
+    with_rest_faults(&shared, |s| {
+        let response = match s.book.get(&cid) {
+            Some(order) => HttpResponse::Ok().json(order),
+            None => HttpResponse::NotFound()
+                .json(json!({"error": {"code": "not_found", "message": "no order with this client_order_id"}})),
+        };
+        (response, Vec::new())
+    })
+}
+
+async fn list(shared: web::Data<Shared>) -> HttpResponse {
+    with_rest_faults(&shared, |s| {
+        (HttpResponse::Ok().json(s.book.all()), Vec::new())
+    })
+}
+
+async fn cancel(shared: web::Data<Shared>, cid: web::Path<String>) -> HttpResponse {
+    with_rest_faults(&shared, |s| {
+        let (order, events) = s.book.cancel(&cid);
+        (HttpResponse::Ok().json(order), events)
+    })
+}
+
+async fn prices(shared: web::Data<Shared>) -> HttpResponse {
+    HttpResponse::Ok().json(shared.lock().market.prices())
+}
+
+async fn get_faults(shared: web::Data<Shared>) -> HttpResponse {
+    HttpResponse::Ok().json(shared.lock().faults)
+}
+
+async fn put_faults(shared: web::Data<Shared>, update: web::Json<FaultsUpdate>) -> HttpResponse {
+    let mut s = shared.lock();
+    match s.faults.apply(&update) {
+        Ok(()) => HttpResponse::Ok().json(s.faults),
+        Err(message) => HttpResponse::BadRequest()
+            .json(json!({"error": {"code": "invalid_request", "message": message}})),
+    }
 }

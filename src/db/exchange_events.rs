@@ -1,0 +1,65 @@
+//! The inbox of push events received from the exchange.
+
+use diesel::prelude::*;
+
+use super::schema::{exchange_events, orders};
+use crate::error::AppError;
+use crate::exchange::wire::PushEvent;
+
+/// What became of a received event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// First delivery, for an order the engine knows.
+    New { order_id: String },
+    /// First delivery, for no order the engine knows: kept and alarmed.
+    Unmatched,
+    /// A delivery of an event already received.
+    Duplicate,
+}
+
+/// Stores `event` once per event id.
+pub fn record(
+    conn: &mut SqliteConnection,
+    event: &PushEvent,
+    raw: &str,
+    now: i64,
+) -> Result<Received, AppError> {
+    conn.immediate_transaction(|conn| {
+        let order_id: Option<String> = orders::table
+            .filter(orders::client_order_id.eq(&event.client_order_id))
+            .select(orders::id)
+            .first(conn)
+            .optional()?;
+        let event_type = serde_json::to_value(event.event_type)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let inserted = diesel::insert_into(exchange_events::table)
+            .values((
+                exchange_events::event_id.eq(&event.event_id),
+                exchange_events::client_order_id.eq(&event.client_order_id),
+                exchange_events::event_type.eq(event_type),
+                exchange_events::payload.eq(raw),
+                exchange_events::order_id.eq(order_id.as_deref()),
+                exchange_events::received_at.eq(now),
+            ))
+            .on_conflict_do_nothing()
+            .execute(conn)?;
+        Ok(match (inserted, order_id) {
+            (0, _) => Received::Duplicate,
+            (_, Some(order_id)) => Received::New { order_id },
+            (_, None) => {
+                let detail = format!(
+                    "push event {} for unknown client order id {}",
+                    event.event_id, event.client_order_id
+                );
+                super::alarms::raise(conn, "unmatched_push_event", None, &detail, now)?;
+                Received::Unmatched
+            }
+        })
+    })
+}
+
+pub fn count(conn: &mut SqliteConnection) -> Result<i64, AppError> {
+    Ok(exchange_events::table.count().get_result(conn)?)
+}

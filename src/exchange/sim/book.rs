@@ -1,0 +1,301 @@
+//! The simulator's order book: idempotent placement, tombstones, cancels, and chunked fills.
+
+use std::collections::{HashMap, HashSet};
+
+use rand::rngs::StdRng;
+use rand::RngExt;
+
+use super::market::Market;
+use crate::domain::{Cents, OrderType, Side};
+use crate::exchange::wire::{ExchangeFill, ExchangeOrder, ExchangeStatus, PlaceOrder, PushType};
+
+/// Something that happened to an order, to be pushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BookEvent {
+    pub event_type: PushType,
+    pub client_order_id: String,
+    pub exchange_order_id: Option<String>,
+    pub fill: Option<ExchangeFill>,
+}
+
+#[derive(Debug, Clone)]
+struct Resting {
+    request: PlaceOrder,
+    order: ExchangeOrder,
+}
+
+#[derive(Debug, Default)]
+pub struct Book {
+    orders: HashMap<String, Resting>,
+    /// Client order ids in the order they were first seen.
+    arrival: Vec<String>,
+    tombstones: HashSet<String>,
+    next_order: u64,
+    next_fill: u64,
+}
+
+/// The answer to a placement: whether it created the order, and the order as it now stands.
+pub struct Placed {
+    pub created: bool,
+    pub order: ExchangeOrder,
+    pub events: Vec<BookEvent>,
+}
+
+fn event(order: &ExchangeOrder, event_type: PushType, fill: Option<ExchangeFill>) -> BookEvent {
+    BookEvent {
+        event_type,
+        client_order_id: order.client_order_id.clone(),
+        exchange_order_id: order.exchange_order_id.clone(),
+        fill,
+    }
+}
+
+fn now_text() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+impl Book {
+    /// Places an order. The same client order id again returns the same order and changes nothing;
+    /// an id that was cancelled before it was ever placed is rejected.
+    pub fn place(&mut self, request: PlaceOrder, market: &Market) -> Placed {
+        if let Some(resting) = self.orders.get(&request.client_order_id) {
+            return Placed {
+                created: false,
+                order: resting.order.clone(),
+                events: Vec::new(),
+            };
+        }
+        self.next_order += 1;
+        let refusal = if self.tombstones.contains(&request.client_order_id) {
+            Some("cancelled before it was placed")
+        } else if market.price(&request.symbol).is_none() {
+            Some("unknown symbol")
+        } else if request.qty <= 0 {
+            Some("qty must be positive")
+        } else if request.order_type == OrderType::Limit
+            && request.limit_price.is_none_or(|p| p.0 <= 0)
+        {
+            Some("a limit order needs a positive limit_price")
+        } else {
+            None
+        };
+        let status = if refusal.is_some() {
+            ExchangeStatus::Rejected
+        } else {
+            ExchangeStatus::New
+        };
+        let order = ExchangeOrder {
+            client_order_id: request.client_order_id.clone(),
+            exchange_order_id: Some(format!("X{:010}", self.next_order)),
+            status,
+            qty: request.qty,
+            filled_qty: 0,
+            fills: Vec::new(),
+        };
+        let event_type = if refusal.is_some() {
+            PushType::Rejected
+        } else {
+            PushType::Accepted
+        };
+        let events = vec![event(&order, event_type, None)];
+        self.arrival.push(request.client_order_id.clone());
+        self.orders.insert(
+            request.client_order_id.clone(),
+            Resting {
+                request,
+                order: order.clone(),
+            },
+        );
+        Placed {
+            created: true,
+            order,
+            events,
+        }
+    }
+
+    /// Cancels what is left of an order. An unknown id is tombstoned, and answered as a cancelled
+    /// order with nothing filled.
+    pub fn cancel(&mut self, client_order_id: &str) -> (ExchangeOrder, Vec<BookEvent>) {
+        let Some(resting) = self.orders.get_mut(client_order_id) else {
+            self.tombstones.insert(client_order_id.to_owned());
+            return (tombstone(client_order_id), Vec::new());
+        };
+        let order = &mut resting.order;
+        if order.status.is_terminal() {
+            return (order.clone(), Vec::new());
+        }
+        order.status = ExchangeStatus::Canceled;
+        let events = vec![event(order, PushType::Canceled, None)];
+        (order.clone(), events)
+    }
+
+    /// An order as the exchange knows it; a tombstoned id is a cancelled empty order.
+    pub fn get(&self, client_order_id: &str) -> Option<ExchangeOrder> {
+        match self.orders.get(client_order_id) {
+            Some(resting) => Some(resting.order.clone()),
+            None if self.tombstones.contains(client_order_id) => Some(tombstone(client_order_id)),
+            None => None,
+        }
+    }
+
+    pub fn all(&self) -> Vec<ExchangeOrder> {
+        self.arrival
+            .iter()
+            .filter_map(|id| self.orders.get(id))
+            .map(|r| r.order.clone())
+            .collect()
+    }
+
+    /// One matching round: every open order whose limit the price crosses gets one fill of a random
+    /// size at the market price.
+    pub fn match_round(&mut self, market: &Market, rng: &mut StdRng) -> Vec<BookEvent> {
+        let mut events = Vec::new();
+        for id in &self.arrival {
+            let Some(resting) = self.orders.get_mut(id) else {
+                continue;
+            };
+            if resting.order.status.is_terminal() {
+                continue;
+            }
+            let Some(price) = market.price(&resting.request.symbol) else {
+                continue;
+            };
+            if !crosses(&resting.request, price) {
+                continue;
+            }
+            let remaining = resting.order.qty - resting.order.filled_qty;
+            let largest = remaining.min((resting.order.qty / 3).max(1));
+            let qty = rng.random_range(1..=largest);
+            self.next_fill += 1;
+            let fill = ExchangeFill {
+                fill_id: format!("F{:012}", self.next_fill),
+                qty,
+                price,
+                ts: now_text(),
+            };
+            let order = &mut resting.order;
+            order.filled_qty += qty;
+            order.fills.push(fill.clone());
+            order.status = if order.filled_qty == order.qty {
+                ExchangeStatus::Filled
+            } else {
+                ExchangeStatus::PartiallyFilled
+            };
+            events.push(event(order, PushType::Fill, Some(fill)));
+        }
+        events
+    }
+}
+
+/// Whether an order may trade at `price`: a buy at or under its limit, a sell at or over it. A
+/// market order without a protection limit always may.
+fn crosses(request: &PlaceOrder, price: Cents) -> bool {
+    match (request.side, request.limit_price) {
+        (_, None) => true,
+        (Side::Buy, Some(limit)) => price <= limit,
+        (Side::Sell, Some(limit)) => price >= limit,
+    }
+}
+
+fn tombstone(client_order_id: &str) -> ExchangeOrder {
+    ExchangeOrder {
+        client_order_id: client_order_id.to_owned(),
+        exchange_order_id: None,
+        status: ExchangeStatus::Canceled,
+        qty: 0,
+        filled_qty: 0,
+        fills: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn request(
+        id: &str,
+        side: Side,
+        order_type: OrderType,
+        qty: i64,
+        limit: Option<i64>,
+    ) -> PlaceOrder {
+        PlaceOrder {
+            client_order_id: id.to_owned(),
+            symbol: "INFY".to_owned(),
+            side,
+            order_type,
+            qty,
+            limit_price: limit.map(Cents),
+        }
+    }
+
+    #[test]
+    fn placement_is_idempotent_by_client_order_id() {
+        let market = Market::default();
+        let mut book = Book::default();
+        let first = book.place(
+            request("a", Side::Buy, OrderType::Limit, 10, Some(1)),
+            &market,
+        );
+        let again = book.place(
+            request("a", Side::Buy, OrderType::Limit, 99, Some(1)),
+            &market,
+        );
+        assert!(first.created && !again.created);
+        assert_eq!(first.order, again.order);
+        assert!(again.events.is_empty());
+        assert_eq!(book.all().len(), 1);
+    }
+
+    #[test]
+    fn a_tombstoned_id_is_rejected_when_placed_later() {
+        let market = Market::default();
+        let mut book = Book::default();
+        let (tomb, events) = book.cancel("ghost");
+        assert_eq!(
+            (tomb.status, tomb.filled_qty, events.len()),
+            (ExchangeStatus::Canceled, 0, 0)
+        );
+        let placed = book.place(
+            request("ghost", Side::Buy, OrderType::Market, 5, None),
+            &market,
+        );
+        assert_eq!(placed.order.status, ExchangeStatus::Rejected);
+        assert_eq!(placed.events[0].event_type, PushType::Rejected);
+    }
+
+    #[test]
+    fn market_orders_fill_in_chunks_that_sum_to_qty_and_far_limits_never_fill() {
+        let market = Market::default();
+        let mut book = Book::default();
+        let mut rng = StdRng::seed_from_u64(1);
+        book.place(
+            request("m", Side::Buy, OrderType::Market, 10, None),
+            &market,
+        );
+        book.place(
+            request("far", Side::Buy, OrderType::Limit, 10, Some(100)),
+            &market,
+        );
+        let mut fills = Vec::new();
+        for _ in 0..20 {
+            fills.extend(
+                book.match_round(&market, &mut rng)
+                    .into_iter()
+                    .filter_map(|e| e.fill),
+            );
+        }
+        assert!(fills.len() > 1, "several chunks");
+        assert_eq!(fills.iter().map(|f| f.qty).sum::<i64>(), 10);
+        let filled = book.get("m").unwrap();
+        assert_eq!(
+            (filled.status, filled.filled_qty, filled.fills),
+            (ExchangeStatus::Filled, 10, fills)
+        );
+        assert_eq!(book.get("far").unwrap().filled_qty, 0);
+        // A filled order stays filled when cancelled.
+        assert_eq!(book.cancel("m").0.status, ExchangeStatus::Filled);
+        assert_eq!(book.cancel("far").0.status, ExchangeStatus::Canceled);
+    }
+}

@@ -1,0 +1,46 @@
+//! `POST /v1/exchange/events`: the exchange's push channel.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use super::extract::{parse_json, raw_body};
+use crate::db::exchange_events::{self, Received};
+use crate::db::{self, now_micros};
+use crate::error::AppError;
+use crate::exchange::signature;
+use crate::exchange::wire::PushEvent;
+use crate::startup::AppState;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/v1/exchange/events").post(receive));
+}
+
+/// Verifies the signature over the raw body, then records the event once. Every valid event is
+/// acknowledged with 200, duplicates and unknown orders included, so the exchange never retries
+/// forever.
+async fn receive(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    let body = raw_body(&req, payload).await?;
+    let header = req
+        .headers()
+        .get(signature::HEADER)
+        .and_then(|v| v.to_str().ok());
+    if !signature::verify(&state.exchange_secret, &body, header) {
+        return Err(AppError::Unauthorized);
+    }
+    let event: PushEvent = parse_json(&body)?;
+    let raw = String::from_utf8_lossy(&body).into_owned();
+    let received = db::run(&state.pool, move |conn| {
+        exchange_events::record(conn, &event, &raw, now_micros())
+    })
+    .await?;
+    let outcome = match received {
+        Received::New { .. } => "recorded",
+        Received::Unmatched => "unmatched",
+        Received::Duplicate => "duplicate",
+    };
+    Ok(HttpResponse::Ok().json(json!({"status": outcome})))
+}
