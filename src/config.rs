@@ -66,6 +66,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDERKEEPER_IDEMPOTENCY_TTL", default_value_t = 86_400)]
     pub idempotency_ttl: u64,
 
+    /// Mean milliseconds between two polls of an open order on the exchange (each wait is drawn
+    /// between half and one and a half times this).
+    #[arg(long, env = "ORDERKEEPER_POLL_INTERVAL_MS", default_value_t = 2000)]
+    pub poll_interval_ms: u64,
+
     /// Do not create the demo account on an empty database.
     #[arg(long, env = "ORDERKEEPER_NO_DEMO", value_parser = BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
     pub no_demo: bool,

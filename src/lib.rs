@@ -5,6 +5,7 @@
 //! - [`db`]: the SQLite pool, the schema, and queries per table group.
 //! - [`ledger`]: balances as the sum of uniquely keyed entries.
 //! - [`orders`]: atomic phases that change an order (submit, cancel), and its JSON views.
+//! - [`engine`]: one supervised actor per open order, its steps, and recovery after a restart.
 //! - [`exchange`]: the client for the venue, its price cache, and the fault-injecting simulator.
 //! - [`http`]: the API handlers; [`error`] maps every failure to one JSON shape.
 //! - [`config`], [`telemetry`], [`startup`]: the command line, logging, and wiring it all up.
@@ -12,6 +13,7 @@
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod engine;
 pub mod error;
 pub mod exchange;
 pub mod http;

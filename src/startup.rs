@@ -14,14 +14,16 @@ use rand::RngExt;
 use crate::config::{FaultArgs, ServeArgs, SimArgs};
 use crate::db::{self, accounts, idempotency, now_micros, DbPool};
 use crate::domain::{AccountId, Cents};
+use crate::engine::{Engine, EngineSettings};
 use crate::error::AppError;
 use crate::exchange::sim::{self, SimHandle};
-use crate::exchange::{HttpExchange, PriceCache};
+use crate::exchange::{ExchangeClient, HttpExchange, PriceCache};
 use crate::http;
 
 /// What every handler shares.
 pub struct AppState {
     pub pool: DbPool,
+    pub engine: Engine,
     pub prices: PriceCache,
     pub in_flight: InFlight,
     pub admin_token: String,
@@ -78,6 +80,7 @@ pub struct Application {
     port: u16,
     server: Server,
     sim: Option<SimHandle>,
+    engine: Engine,
     pub exchange_url: String,
     pub admin_token: String,
     pub demo_token: Option<String>,
@@ -116,7 +119,13 @@ impl Application {
             Some(sim) => format!("http://127.0.0.1:{}", sim.port),
             None => args.exchange.clone(),
         };
-        let exchange = Arc::new(HttpExchange::new(&exchange_url, Duration::from_secs(3)));
+        let exchange: Arc<dyn ExchangeClient> =
+            Arc::new(HttpExchange::new(&exchange_url, Duration::from_secs(3)));
+        let engine_settings = EngineSettings {
+            poll_interval: Duration::from_millis(args.poll_interval_ms.max(10)),
+            ..EngineSettings::default()
+        };
+        let engine = Engine::new(pool.clone(), Arc::clone(&exchange), engine_settings);
         let admin_token = args.admin_token.clone().unwrap_or_else(random_token);
         if args.admin_token.is_none() {
             println!("admin token: {admin_token}");
@@ -131,6 +140,7 @@ impl Application {
         }
         let state = web::Data::new(AppState {
             pool: pool.clone(),
+            engine: engine.clone(),
             prices: PriceCache::new(exchange, Duration::from_secs(1)),
             in_flight: InFlight::default(),
             admin_token: admin_token.clone(),
@@ -151,13 +161,13 @@ impl Application {
         })
         .listen(listener)?
         .run();
-        // Nothing to rehydrate yet: the engine is ready as soon as it listens.
-        state.ready.store(true, Ordering::Release);
         tracing::info!(port, exchange = %exchange_url, "orderkeeper listening");
+        spawn_recovery(state.clone());
         Ok(Self {
             port,
             server,
             sim,
+            engine,
             exchange_url,
             admin_token,
             demo_token,
@@ -168,6 +178,10 @@ impl Application {
         self.port
     }
 
+    pub fn engine(&self) -> Engine {
+        self.engine.clone()
+    }
+
     /// Runs until the server stops (SIGTERM/SIGINT drain in-flight requests first).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let sim_handle = self.sim.as_ref().map(SimHandle::handle);
@@ -175,11 +189,25 @@ impl Application {
             actix_web::rt::spawn(sim.server);
         }
         let result = self.server.await;
+        self.engine.stop();
         if let Some(handle) = sim_handle {
             handle.stop(true).await;
         }
         result
     }
+}
+
+/// Gives every open order its actor again, then declares the engine ready.
+fn spawn_recovery(state: web::Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        match state.engine.recover().await {
+            Ok(count) => {
+                tracing::info!(open_orders = count, "open orders picked up again");
+                state.ready.store(true, Ordering::Release);
+            }
+            Err(e) => tracing::error!(error = %e, "recovery failed; /readyz stays 503"),
+        }
+    });
 }
 
 /// On an empty database, a demo account with cash and some of every listed share.

@@ -6,4 +6,4 @@ pub mod order;
 
 pub use ids::{AccountId, ClientOrderId, OrderId};
 pub use money::Cents;
-pub use order::{Action, ActionKind, OrderState, OrderStatus, OrderType, Side};
+pub use order::{Action, ActionKind, OrderState, OrderStatus, OrderType, Side, TransitionError};

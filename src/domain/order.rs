@@ -59,6 +59,22 @@ text_enum!(
     }
 );
 
+impl ActionKind {
+    /// The feed event an action publishes; `placement_sent` is internal and publishes none.
+    pub fn event_kind(self) -> Option<&'static str> {
+        match self {
+            ActionKind::Created => Some("order.created"),
+            ActionKind::PlacementSent => None,
+            ActionKind::Accepted => Some("order.accepted"),
+            ActionKind::Rejected => Some("order.rejected"),
+            ActionKind::Fill => Some("order.fill"),
+            ActionKind::CancelRequested => Some("order.cancel_requested"),
+            ActionKind::Canceled => Some("order.canceled"),
+            ActionKind::Filled => Some("order.filled"),
+        }
+    }
+}
+
 impl OrderStatus {
     pub fn is_terminal(self) -> bool {
         matches!(

@@ -33,12 +33,18 @@ async fn receive(
     }
     let event: PushEvent = parse_json(&body)?;
     let raw = String::from_utf8_lossy(&body).into_owned();
+    let recorded = event.clone();
     let received = db::run(&state.pool, move |conn| {
-        exchange_events::record(conn, &event, &raw, now_micros())
+        exchange_events::record(conn, &recorded, &raw, now_micros())
     })
     .await?;
     let outcome = match received {
-        Received::New { .. } => "recorded",
+        Received::New { order_id } => {
+            if let Ok(order) = order_id.parse() {
+                state.engine.deliver(order, event);
+            }
+            "recorded"
+        }
         Received::Unmatched => "unmatched",
         Received::Duplicate => "duplicate",
     };

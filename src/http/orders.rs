@@ -10,7 +10,7 @@ use crate::db::orders::{self as order_rows, StatusFilter};
 use crate::db::{self, now_micros};
 use crate::domain::{OrderId, OrderType, Side};
 use crate::error::AppError;
-use crate::orders::cancel::{self, CancelAnswer};
+use crate::orders::cancel::CancelAnswer;
 use crate::orders::submit::{self, OrderRequest, Submission};
 use crate::orders::{ActionView, FillView, OrderView};
 use crate::startup::AppState;
@@ -115,6 +115,7 @@ async fn submit_order(
     let submitted = db::run(&state.pool, move |conn| submit::submit(conn, &submission)).await?;
     if let Some(order) = submitted.created {
         tracing::info!(%order, %account, "order created");
+        state.engine.spawn(order);
     }
     Ok(replay(submitted.response, submitted.replayed))
 }
@@ -204,17 +205,7 @@ async fn cancel_order(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let order = order_id(&path)?;
-    let (answer, row) = db::run(&state.pool, move |conn| {
-        cancel::request(conn, account, order, now_micros())
-    })
-    .await?;
-    if answer == CancelAnswer::Requested {
-        // An order never sent to the exchange has nothing there to cancel: finish at once.
-        db::run(&state.pool, move |conn| {
-            cancel::finish_if_never_sent(conn, order, now_micros())
-        })
-        .await?;
-    }
+    let (answer, row) = state.engine.cancel(account, order).await?;
     let status = match answer {
         CancelAnswer::Requested => StatusCode::ACCEPTED,
         CancelAnswer::AlreadyRequested => StatusCode::OK,

@@ -1,9 +1,10 @@
-//! Cancelling: the request is recorded at once; the exchange side and the final release follow.
+//! Cancelling: the customer's request is recorded at once; the exchange side and the final
+//! release are the order actor's work.
 
 use diesel::SqliteConnection;
 use serde_json::json;
 
-use super::phase::{self, status_of};
+use super::phase::{self, account_of, status_of};
 use crate::db::orders::{self, OrderRow};
 use crate::domain::{AccountId, Action, ActionKind, OrderId, OrderStatus, Side};
 use crate::error::AppError;
@@ -34,50 +35,30 @@ pub fn request(
                 Err(AppError::OrderNotCancelable(status.to_string()))
             }
             OrderStatus::PendingNew | OrderStatus::New | OrderStatus::PartiallyFilled => {
+                let state = orders::state(conn, &row)?;
                 let action = Action::new(ActionKind::CancelRequested);
                 phase::record(
                     conn,
                     &mut row,
+                    state,
                     action,
                     &json!({"by": "customer"}),
-                    "order.cancel_requested",
                     None,
                     now,
-                )?;
+                )?
+                .map_err(|e| AppError::Internal(e.to_string()))?;
                 Ok((CancelAnswer::Requested, row))
             }
         }
     })
 }
 
-/// Finishes the cancel of an order that was never sent to the exchange: nothing can be there, so
-/// the reservation is released at once. Returns false (and changes nothing) for any other order.
-pub fn finish_if_never_sent(
-    conn: &mut SqliteConnection,
-    order: OrderId,
-    now: i64,
-) -> Result<bool, AppError> {
-    conn.immediate_transaction(|conn| {
-        let Some(mut row) = orders::find(conn, order)? else {
-            return Ok(false);
-        };
-        let state = orders::state(conn, &row)?;
-        if state.placement_sent || state.status != OrderStatus::PendingCancel {
-            return Ok(false);
-        }
-        release_remaining(conn, &row, now)?;
-        let action = Action::new(ActionKind::Canceled);
-        phase::record(
-            conn,
-            &mut row,
-            action,
-            &json!({"reason": "never sent to the exchange"}),
-            "order.canceled",
-            None,
-            now,
-        )?;
-        Ok(true)
-    })
+/// The asset an order reserves: cash for a buy, the symbol's shares for a sell.
+pub fn reserved_asset(row: &OrderRow) -> &str {
+    match Side::parse(&row.side) {
+        Some(Side::Buy) => CASH,
+        _ => row.symbol.as_str(),
+    }
 }
 
 /// Releases whatever the order still holds reserved: the compensating step of a terminal order.
@@ -87,21 +68,14 @@ pub fn release_remaining(
     now: i64,
 ) -> Result<i64, AppError> {
     let order = orders::parse_order_id(&row.id)?;
-    let account: AccountId = row
-        .account_id
-        .parse()
-        .map_err(|_| AppError::Internal("bad account id".into()))?;
-    let asset = match Side::parse(&row.side) {
-        Some(Side::Buy) => CASH,
-        _ => row.symbol.as_str(),
-    };
+    let asset = reserved_asset(row);
     let remaining = ledger::reserved_for_order(conn, order, asset)?;
     if remaining > 0 {
         ledger::apply(
             conn,
             &LedgerEntry {
                 key: format!("order:{order}:release"),
-                account,
+                account: account_of(row)?,
                 asset,
                 order: Some(order),
                 available_delta: remaining,

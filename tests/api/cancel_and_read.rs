@@ -1,7 +1,4 @@
 use actix_web::http::StatusCode;
-use orderkeeper::db::orders as order_rows;
-use orderkeeper::domain::{Action, ActionKind};
-use orderkeeper::orders::phase;
 use serde_json::json;
 
 use crate::helpers::*;
@@ -24,6 +21,7 @@ async fn orders_are_listed_newest_first_with_status_filter_and_limit() {
     }
     app.delete(&alice.token, &format!("/v1/orders/{}", ids[0]))
         .await;
+    app.wait_for_status(&alice.token, &ids[0], "canceled").await;
 
     let listed = |orders: Vec<serde_json::Value>| -> Vec<String> {
         orders
@@ -65,31 +63,33 @@ async fn orders_are_listed_newest_first_with_status_filter_and_limit() {
 }
 
 #[actix_web::test]
-async fn cancelling_an_order_never_sent_releases_its_reservation_and_is_idempotent() {
+async fn cancelling_releases_the_reservation_and_is_idempotent() {
     let app = spawn_app().await;
     let alice = app.create_account("100000.00", json!({"TCS": 10})).await;
+    // Far from the market: these rest on the exchange until cancelled.
     let buy = app
-        .submit(&alice.token, Some("b"), &limit_buy("INFY", 10, "1520.50"))
+        .submit(&alice.token, Some("b"), &limit_buy("INFY", 10, "152.05"))
         .await
         .json();
     let sell = app
-        .submit(&alice.token, Some("s"), &limit_sell("TCS", 4, "3500.00"))
+        .submit(&alice.token, Some("s"), &limit_sell("TCS", 4, "99999.00"))
         .await
         .json();
     let reserved = app.balances(&alice.token).await;
-    assert_eq!(reserved["cash"]["reserved"], "15205.00");
+    assert_eq!(reserved["cash"]["reserved"], "1520.50");
     assert_eq!(
         reserved["positions"]["TCS"],
         json!({"available": 6, "reserved": 4})
     );
 
     for order in [&buy, &sell] {
-        let path = format!("/v1/orders/{}", order["id"].as_str().unwrap());
+        let id = order["id"].as_str().unwrap();
+        let path = format!("/v1/orders/{id}");
+        app.wait_for_status(&alice.token, id, "new").await;
         let first = app.delete(&alice.token, &path).await;
         assert_eq!(first.status, StatusCode::ACCEPTED);
         assert_eq!(first.json()["status"], "pending_cancel");
-        let now = app.get(&alice.token, &path).await.json();
-        assert_eq!(now["status"], "canceled");
+        app.wait_for_status(&alice.token, id, "canceled").await;
         let again = app.delete(&alice.token, &path).await;
         assert_eq!(again.status, StatusCode::OK);
         assert_eq!(again.json()["status"], "canceled");
@@ -108,6 +108,8 @@ async fn cancelling_an_order_never_sent_releases_its_reservation_and_is_idempote
             kinds,
             vec![
                 json!("created"),
+                json!("placement_sent"),
+                json!("accepted"),
                 json!("cancel_requested"),
                 json!("canceled")
             ]
@@ -118,7 +120,7 @@ async fn cancelling_an_order_never_sent_releases_its_reservation_and_is_idempote
             .iter()
             .map(|a| a["seq"].as_i64().unwrap())
             .collect();
-        assert_eq!(seqs, vec![1, 2, 3]);
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
         assert_eq!(
             app.get(&alice.token, &format!("{path}/fills")).await.json(),
             json!([])
@@ -133,35 +135,50 @@ async fn cancelling_an_order_never_sent_releases_its_reservation_and_is_idempote
         released["positions"]["TCS"],
         json!({"available": 10, "reserved": 0})
     );
-    // created, cancel_requested, canceled for each order; nothing for the repeated cancels.
-    assert_eq!(app.event_seqs(&alice.id), (1..=6).collect::<Vec<_>>());
+    // created, accepted, cancel_requested, canceled for each order; nothing for the repeated cancels.
+    assert_eq!(app.event_seqs(&alice.id), (1..=8).collect::<Vec<_>>());
 }
 
 #[actix_web::test]
-async fn a_rejected_order_cannot_be_canceled() {
-    let app = spawn_app().await;
+async fn a_cancel_waits_for_the_exchanges_answer_before_refunding() {
+    // Every order call to this exchange answers 503, so the order is never acknowledged.
+    let exchange = spawn_slow_exchange(std::time::Duration::ZERO);
+    let app = spawn_app_with(|args| args.exchange = exchange).await;
     let alice = app.create_account("100000.00", json!({})).await;
     let order = app
-        .submit(&alice.token, Some("k"), &limit_buy("INFY", 1, "10.00"))
+        .submit(&alice.token, Some("k"), &limit_buy("INFY", 10, "10.00"))
         .await
         .json();
-    let id: orderkeeper::domain::OrderId = order["id"].as_str().unwrap().parse().unwrap();
-    {
-        // The exchange's refusal, recorded as the engine records it.
-        let mut conn = app.pool.get().unwrap();
-        let mut row = order_rows::find(&mut conn, id).unwrap().unwrap();
-        let action = Action::new(ActionKind::Rejected);
-        phase::record(
-            &mut conn,
-            &mut row,
-            action,
-            &json!({}),
-            "order.rejected",
-            None,
-            1,
-        )
-        .unwrap();
-    }
+    let id = order["id"].as_str().unwrap();
+
+    let answer = app.delete(&alice.token, &format!("/v1/orders/{id}")).await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED);
+
+    // It was sent (and the answer was never known), so the engine must hear from the exchange
+    // before it refunds: the order stays pending_cancel while the exchange keeps answering 503.
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(600)).await;
+    let held = app
+        .get(&alice.token, &format!("/v1/orders/{id}"))
+        .await
+        .json();
+    assert_eq!(held["status"], "pending_cancel");
+    assert_eq!(
+        app.balances(&alice.token).await["cash"]["reserved"],
+        "100.00"
+    );
+}
+
+#[actix_web::test]
+async fn a_filled_order_cannot_be_canceled() {
+    let app = spawn_app().await;
+    let alice = app.create_account("100000.00", json!({})).await;
+    // A limit far above the market fills at once, in chunks.
+    let order = app
+        .submit(&alice.token, Some("k"), &limit_buy("INFY", 3, "9999.00"))
+        .await
+        .json();
+    let id = order["id"].as_str().unwrap();
+    app.wait_for_status(&alice.token, id, "filled").await;
 
     let answer = app.delete(&alice.token, &format!("/v1/orders/{id}")).await;
 
@@ -171,6 +188,6 @@ async fn a_rejected_order_cannot_be_canceled() {
         app.get(&alice.token, &format!("/v1/orders/{id}"))
             .await
             .json()["status"],
-        "rejected"
+        "filled"
     );
 }

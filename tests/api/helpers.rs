@@ -61,6 +61,7 @@ pub fn serve_args(db_path: &std::path::Path) -> ServeArgs {
         exchange_secret: Some(EXCHANGE_SECRET.into()),
         admin_token: Some(ADMIN_TOKEN.into()),
         idempotency_ttl: 86_400,
+        poll_interval_ms: 200,
         no_demo: true,
     }
 }
@@ -88,18 +89,23 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
     }
 }
 
-/// An exchange stand-in whose `/prices` answers only after `delay`.
+/// An exchange stand-in whose `/prices` answers only after `delay`, and which answers every other
+/// call 503: orders sent to it stay `pending_new`.
 pub fn spawn_slow_exchange(delay: Duration) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let server = HttpServer::new(move || {
-        App::new().route(
-            "/prices",
-            web::get().to(move || async move {
-                actix_web::rt::time::sleep(delay).await;
-                HttpResponse::Ok().json(json!({"INFY": "1520.50"}))
-            }),
-        )
+        App::new()
+            .route(
+                "/prices",
+                web::get().to(move || async move {
+                    actix_web::rt::time::sleep(delay).await;
+                    HttpResponse::Ok().json(json!({"INFY": "1520.50"}))
+                }),
+            )
+            .default_service(web::to(|| async {
+                HttpResponse::ServiceUnavailable().finish()
+            }))
     })
     .workers(1)
     .disable_signals()
@@ -290,4 +296,32 @@ pub fn limit_sell(symbol: &str, qty: i64, price: &str) -> String {
 
 pub fn market(side: &str, symbol: &str, qty: i64) -> String {
     json!({"symbol": symbol, "side": side, "type": "market", "qty": qty}).to_string()
+}
+
+impl TestApp {
+    /// Polls the order until `check` holds for it (10 s at most), and returns it.
+    pub async fn wait_for_order(
+        &self,
+        token: &str,
+        id: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let order = self.get(token, &format!("/v1/orders/{id}")).await.json();
+            if check(&order) {
+                return order;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "order {id} never got there: {order}"
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn wait_for_status(&self, token: &str, id: &str, status: &str) -> Value {
+        self.wait_for_order(token, id, |o| o["status"] == status)
+            .await
+    }
 }

@@ -12,7 +12,7 @@ async fn a_first_request_creates_the_order_and_answers_201_with_its_location() {
     let alice = app.create_account("100000.00", json!({})).await;
 
     let answer = app
-        .submit(&alice.token, Some("k-1"), &limit_buy("INFY", 10, "1520.50"))
+        .submit(&alice.token, Some("k-1"), &limit_buy("INFY", 10, "152.05"))
         .await;
 
     assert_eq!(answer.status, StatusCode::CREATED);
@@ -23,7 +23,7 @@ async fn a_first_request_creates_the_order_and_answers_201_with_its_location() {
     );
     assert_eq!(answer.header("idempotent-replayed"), None);
     assert_eq!(order["status"], "pending_new");
-    assert_eq!(order["limit_price"], "1520.50");
+    assert_eq!(order["limit_price"], "152.05");
     assert_eq!(order["qty"], 10);
     assert_eq!(order["filled_qty"], 0);
     assert!(order["client_order_id"]
@@ -33,7 +33,7 @@ async fn a_first_request_creates_the_order_and_answers_201_with_its_location() {
     let balances = app.balances(&alice.token).await;
     assert_eq!(
         balances["cash"],
-        json!({"available": "84795.00", "reserved": "15205.00"})
+        json!({"available": "98479.50", "reserved": "1520.50"})
     );
 }
 
@@ -41,12 +41,12 @@ async fn a_first_request_creates_the_order_and_answers_201_with_its_location() {
 async fn the_same_request_again_replays_the_stored_answer_byte_for_byte() {
     let app = spawn_app().await;
     let alice = app.create_account("100000.00", json!({})).await;
-    let body = limit_buy("INFY", 10, "1520.50");
+    let body = limit_buy("INFY", 10, "152.05");
 
     let first = app.submit(&alice.token, Some("k-1"), &body).await;
     let second = app.submit(&alice.token, Some("k-1"), &body).await;
     // Key order and white space do not make a different request.
-    let reordered = "{ \"limit_price\": \"1520.50\",\n  \"qty\": 10, \"type\": \"limit\", \"side\": \"buy\", \"symbol\": \"INFY\" }";
+    let reordered = "{ \"limit_price\": \"152.05\",\n  \"qty\": 10, \"type\": \"limit\", \"side\": \"buy\", \"symbol\": \"INFY\" }";
     let third = app.submit(&alice.token, Some("k-1"), reordered).await;
 
     for replay in [&second, &third] {
@@ -61,7 +61,7 @@ async fn the_same_request_again_replays_the_stored_answer_byte_for_byte() {
     assert_eq!(app.count_orders(), 1);
     assert_eq!(
         app.balances(&alice.token).await["cash"]["reserved"],
-        "15205.00"
+        "1520.50"
     );
 }
 
@@ -69,11 +69,11 @@ async fn the_same_request_again_replays_the_stored_answer_byte_for_byte() {
 async fn the_same_key_with_a_different_request_is_refused_and_changes_nothing() {
     let app = spawn_app().await;
     let alice = app.create_account("100000.00", json!({})).await;
-    app.submit(&alice.token, Some("k-1"), &limit_buy("INFY", 10, "1520.50"))
+    app.submit(&alice.token, Some("k-1"), &limit_buy("INFY", 10, "152.05"))
         .await;
 
     let answer = app
-        .submit(&alice.token, Some("k-1"), &limit_buy("INFY", 11, "1520.50"))
+        .submit(&alice.token, Some("k-1"), &limit_buy("INFY", 11, "152.05"))
         .await;
 
     assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -81,7 +81,7 @@ async fn the_same_key_with_a_different_request_is_refused_and_changes_nothing() 
     assert_eq!(app.count_orders(), 1);
     assert_eq!(
         app.balances(&alice.token).await["cash"]["reserved"],
-        "15205.00"
+        "1520.50"
     );
 }
 
@@ -90,7 +90,7 @@ async fn keys_are_scoped_to_the_account() {
     let app = spawn_app().await;
     let alice = app.create_account("100000.00", json!({})).await;
     let bob = app.create_account("100000.00", json!({})).await;
-    let body = limit_buy("INFY", 10, "1520.50");
+    let body = limit_buy("INFY", 10, "152.05");
 
     let a = app.submit(&alice.token, Some("shared-key"), &body).await;
     let b = app.submit(&bob.token, Some("shared-key"), &body).await;
@@ -137,7 +137,7 @@ async fn a_missing_or_malformed_key_is_a_400_and_nothing_is_created() {
 async fn forty_concurrent_requests_with_one_key_make_exactly_one_order() {
     let app = spawn_app().await;
     let alice = app.create_account("100000.00", json!({})).await;
-    let body = limit_buy("INFY", 10, "1520.50");
+    let body = limit_buy("INFY", 10, "152.05");
 
     let answers = join_all((0..40).map(|_| app.submit(&alice.token, Some("race"), &body))).await;
 
@@ -168,7 +168,7 @@ async fn forty_concurrent_requests_with_one_key_make_exactly_one_order() {
     assert_eq!(app.count_ledger_entries(&alice.id), 2);
     assert_eq!(
         app.balances(&alice.token).await["cash"]["reserved"],
-        "15205.00"
+        "1520.50"
     );
 }
 
@@ -202,7 +202,7 @@ async fn a_business_refusal_is_stored_under_the_key_like_a_success() {
     let alice = app.create_account("100.00", json!({"INFY": 5})).await;
 
     let broke = app
-        .submit(&alice.token, Some("buy"), &limit_buy("INFY", 10, "1520.50"))
+        .submit(&alice.token, Some("buy"), &limit_buy("INFY", 10, "152.05"))
         .await;
     assert_eq!(broke.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(broke.error_code(), "insufficient_funds");
@@ -213,7 +213,7 @@ async fn a_business_refusal_is_stored_under_the_key_like_a_success() {
     assert_eq!(short.error_code(), "insufficient_position");
 
     let broke_again = app
-        .submit(&alice.token, Some("buy"), &limit_buy("INFY", 10, "1520.50"))
+        .submit(&alice.token, Some("buy"), &limit_buy("INFY", 10, "152.05"))
         .await;
     assert_eq!(broke_again.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(broke_again.body, broke.body);
