@@ -74,6 +74,11 @@ impl Engine {
 
     /// Makes sure the order has a running actor.
     pub fn spawn(&self, order: OrderId) {
+        // An actor that died outside any step (it should not) is replaced, not trusted.
+        if let Some(dead) = self.registry.get(order).filter(|a| !a.connected()) {
+            tracing::error!(%order, "order actor found dead; starting a new one");
+            self.registry.remove(order, &dead);
+        }
         let engine = self.clone();
         self.registry.get_or_insert_with(order, || {
             Supervisor::start_in_arbiter(&self.arbiter.handle(), move |_| {

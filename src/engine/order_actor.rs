@@ -40,7 +40,7 @@ impl OrderActor {
     /// The order is terminal: leave the registry, then stop. With no address left, the supervisor
     /// lets the actor go instead of restarting it.
     fn finish(&self, ctx: &mut Context<Self>) {
-        self.engine.registry.remove(self.order);
+        self.engine.registry.remove(self.order, &ctx.address());
         ctx.stop();
     }
 }
@@ -56,7 +56,7 @@ impl Actor for OrderActor {
 
 impl Supervised for OrderActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
-        tracing::warn!(order = %self.order, "order actor restarting from its log");
+        tracing::info!(order = %self.order, "order actor restarting from its log");
     }
 }
 

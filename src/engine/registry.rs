@@ -29,10 +29,16 @@ impl Registry {
         self.actors.entry(order).or_insert_with(make).clone()
     }
 
-    /// Forgets a finished order: its actor and its cached fills.
-    pub fn remove(&self, order: OrderId) {
-        self.actors.remove(&order);
-        self.fills_seen.remove(&order);
+    /// Forgets a finished order (its actor and its cached fills), unless another actor has taken
+    /// its place meanwhile.
+    pub fn remove(&self, order: OrderId, actor: &Addr<OrderActor>) {
+        if self
+            .actors
+            .remove_if(&order, |_, registered| registered == actor)
+            .is_some()
+        {
+            self.fills_seen.remove(&order);
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -15,6 +15,7 @@ pub const EXCHANGE_SECRET: &str = "test-exchange-secret";
 
 pub struct TestApp {
     pub address: String,
+    pub engine: orderkeeper::engine::Engine,
     pub pool: DbPool,
     _dir: tempfile::TempDir,
 }
@@ -72,18 +73,29 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts the engine on port 0 with a fresh database, after `adjust` changes its settings.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let db_path = dir.path().join("orderkeeper.db");
+    spawn_app_in(tempfile::tempdir().expect("temp dir"), adjust).await
+}
+
+/// The database file of a test app kept in `dir`.
+pub fn db_path(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    dir.path().join("orderkeeper.db")
+}
+
+/// Starts the engine on port 0 over whatever database `dir` already holds.
+pub async fn spawn_app_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
+    let db_path = db_path(&dir);
     let mut args = serve_args(&db_path);
     adjust(&mut args);
     let app = Application::build(args)
         .await
         .expect("the application starts");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let engine = app.engine();
     actix_web::rt::spawn(app.run_until_stopped());
     let pool = db::connect(&format!("sqlite://{}", db_path.display()), 2).expect("test pool");
     TestApp {
         address,
+        engine,
         pool,
         _dir: dir,
     }

@@ -1,5 +1,6 @@
 //! API tests: the real server on a port, a fresh SQLite file per test, real HTTP.
 
+mod actors;
 mod admin;
 mod auth;
 mod cancel_and_read;

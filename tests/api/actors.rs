@@ -1,0 +1,183 @@
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use orderkeeper::db::{self, accounts};
+use orderkeeper::domain::{ActionKind, Cents, OrderId, OrderType, Side};
+use orderkeeper::orders::lifecycle;
+use orderkeeper::orders::submit::{self, OrderRequest, Submission};
+use serde_json::json;
+
+use crate::helpers::*;
+
+fn kinds(actions: &serde_json::Value) -> Vec<String> {
+    actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[actix_web::test]
+async fn a_panic_inside_a_step_restarts_the_actor_from_its_log() {
+    let app = spawn_app().await;
+    let alice = app.create_account("100000.00", json!({})).await;
+    let order = app
+        .submit(&alice.token, Some("k"), &limit_buy("INFY", 10, "100.00"))
+        .await
+        .json();
+    let id = order["id"].as_str().unwrap();
+    app.wait_for_status(&alice.token, id, "new").await;
+
+    app.engine.crash(id.parse().unwrap());
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+
+    // The restarted actor carries on: it still owns the order and handles its cancel.
+    assert_eq!(app.engine.live_actors(), 1);
+    assert_eq!(
+        app.delete(&alice.token, &format!("/v1/orders/{id}"))
+            .await
+            .status,
+        StatusCode::ACCEPTED
+    );
+    app.wait_for_status(&alice.token, id, "canceled").await;
+    let actions = app
+        .get(&alice.token, &format!("/v1/orders/{id}/actions"))
+        .await
+        .json();
+    assert_eq!(
+        kinds(&actions),
+        [
+            "created",
+            "placement_sent",
+            "accepted",
+            "cancel_requested",
+            "canceled"
+        ]
+    );
+    assert_eq!(
+        app.balances(&alice.token).await["cash"],
+        json!({"available": "100000.00", "reserved": "0.00"})
+    );
+    // A finished order leaves no actor behind.
+    assert_eq!(app.engine.live_actors(), 0);
+}
+
+/// Writes orders straight into a database, as an engine killed at various points would have left
+/// them, and returns (account token, account id, order ids by situation).
+fn crashed_database(dir: &tempfile::TempDir) -> (String, String, BTreeMap<&'static str, OrderId>) {
+    let pool = db::connect(&format!("sqlite://{}", db_path(dir).display()), 1).unwrap();
+    let mut conn = pool.get().unwrap();
+    let account =
+        accounts::create(&mut conn, "alice", Cents(10_000_000), &BTreeMap::new(), 1).unwrap();
+    let mut orders = BTreeMap::new();
+    for (i, situation) in [
+        "never_sent",
+        "sent_unanswered",
+        "cancel_never_sent",
+        "cancel_sent_unanswered",
+        "marketable",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let limit = if situation == "marketable" {
+            999_900
+        } else {
+            10_000
+        };
+        let submission = Submission {
+            account: account.id,
+            key: format!("k{i}"),
+            fingerprint: format!("f{i}"),
+            request: OrderRequest {
+                symbol: "INFY".into(),
+                side: Side::Buy,
+                order_type: OrderType::Limit,
+                qty: 4,
+                limit_price: Some(Cents(limit)),
+            },
+            market_protection: None,
+            now: db::now_micros(),
+            ttl_micros: 1_000_000_000,
+        };
+        let order = submit::submit(&mut conn, &submission)
+            .unwrap()
+            .created
+            .unwrap();
+        let now = db::now_micros();
+        if situation.contains("sent_unanswered") {
+            lifecycle::advance(&mut conn, order, ActionKind::PlacementSent, json!({}), now)
+                .unwrap();
+        }
+        if situation.starts_with("cancel") {
+            orderkeeper::orders::cancel::request(&mut conn, account.id, order, now).unwrap();
+        }
+        orders.insert(situation, order);
+    }
+    (account.token, account.id.to_string(), orders)
+}
+
+#[actix_web::test]
+async fn a_restart_carries_every_open_order_on_from_its_last_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let (token, account, orders) = crashed_database(&dir);
+
+    let app = spawn_app_in(dir, |_| {}).await;
+    let ready = async {
+        for _ in 0..100 {
+            if client()
+                .get(app.url("/readyz"))
+                .send()
+                .await
+                .ok()
+                .map(|r| r.status())
+                == Some(StatusCode::OK)
+            {
+                return true;
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    };
+    assert!(
+        ready.await,
+        "/readyz turns 200 once every open order has its actor"
+    );
+
+    let path = |situation: &str| orders[situation].to_string();
+    // Never sent: placed now.
+    app.wait_for_status(&token, &path("never_sent"), "new")
+        .await;
+    // Sent, answer lost in the crash: looked up (unknown to the exchange), then placed.
+    app.wait_for_status(&token, &path("sent_unanswered"), "new")
+        .await;
+    let actions = app
+        .get(
+            &token,
+            &format!("/v1/orders/{}/actions", path("sent_unanswered")),
+        )
+        .await
+        .json();
+    assert_eq!(
+        kinds(&actions),
+        ["created", "placement_sent", "accepted"],
+        "placed once, not twice"
+    );
+    // Cancelled before it was ever sent: released without asking anyone.
+    app.wait_for_status(&token, &path("cancel_never_sent"), "canceled")
+        .await;
+    // Cancelled after a send with no answer: the exchange tombstones the id, then it is released.
+    app.wait_for_status(&token, &path("cancel_sent_unanswered"), "canceled")
+        .await;
+    // Marketable: placed and filled.
+    app.wait_for_status(&token, &path("marketable"), "filled")
+        .await;
+
+    // Two orders of 4 × 100.00 rest on the exchange; the filled one spent its cost.
+    let balances = app.balances(&token).await;
+    assert_eq!(balances["cash"]["reserved"], "800.00");
+    assert_eq!(balances["positions"]["INFY"]["available"], 4);
+    assert_eq!(app.stored_balances(&account), app.ledger_sums(&account));
+}

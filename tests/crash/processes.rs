@@ -1,0 +1,242 @@
+//! The engine and the simulator as real processes.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_orderkeeper");
+const SECRET: &str = "crash-test-secret";
+const ADMIN: &str = "crash-test-admin";
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub fn client() -> awc::Client {
+    awc::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .finish()
+}
+
+async fn wait_until_up(url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(response) = client().get(url).send().await {
+            if response.status().is_success() {
+                return;
+            }
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{url} never came up");
+}
+
+async fn read_json(request: awc::ClientRequest, body: Option<&Value>) -> Option<(u16, Value)> {
+    let sent = match body {
+        Some(body) => request.send_json(body).await,
+        None => request.send().await,
+    };
+    let mut response = sent.ok()?;
+    let bytes = response.body().limit(16 * 1024 * 1024).await.ok()?;
+    Some((
+        response.status().as_u16(),
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    ))
+}
+
+/// Submits with one Idempotency-Key until the engine gives an answer that is not "try again".
+pub async fn submit_until_answered(
+    client: &awc::Client,
+    engine: &str,
+    token: &str,
+    key: &str,
+    body: &Value,
+) -> (u16, Value) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let request = client
+            .post(format!("{engine}/v1/orders"))
+            .insert_header(("Authorization", format!("Bearer {token}")))
+            .insert_header(("Idempotency-Key", key));
+        if let Some((status, answer)) = read_json(request, Some(body)).await {
+            if status != 409 && status < 500 {
+                return (status, answer);
+            }
+        }
+        assert!(Instant::now() < deadline, "{key}: no answer in two minutes");
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub struct Simulator {
+    child: Child,
+    port: u16,
+}
+
+impl Simulator {
+    pub fn start(engine_port: u16, seed: u64) -> Self {
+        let port = free_port();
+        let child = Command::new(BIN)
+            .args(["exchange-sim", "--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "--webhook-url",
+                &format!("http://127.0.0.1:{engine_port}/v1/exchange/events"),
+            ])
+            .args([
+                "--webhook-secret",
+                SECRET,
+                "--seed",
+                &seed.to_string(),
+                "--fill-interval-ms",
+                "50",
+            ])
+            .args([
+                "--drop-rate",
+                "0.3",
+                "--duplicate-rate",
+                "0.3",
+                "--reorder-rate",
+                "0.2",
+            ])
+            .args(["--error-rate", "0.1", "--lost-response-rate", "0.1"])
+            // Lost responses are cut on purpose; actix logs each one as an error.
+            .env("RUST_LOG", "warn,actix_http::h1::dispatcher=off")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the simulator starts");
+        Self { child, port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub async fn prices(&self) -> serde_json::Map<String, Value> {
+        wait_until_up(&format!("{}/prices", self.url())).await;
+        let (_, prices) = read_json(client().get(format!("{}/prices", self.url())), None)
+            .await
+            .expect("prices");
+        prices.as_object().cloned().expect("a price map")
+    }
+
+    pub async fn clear_faults(&self) {
+        let request = client().put(format!("{}/admin/faults", self.url()));
+        let zero = json!({"drop_rate": 0.0, "duplicate_rate": 0.0, "reorder_rate": 0.0, "error_rate": 0.0, "lost_response_rate": 0.0});
+        read_json(request, Some(&zero))
+            .await
+            .expect("faults cleared");
+    }
+
+    pub async fn orders(&self) -> Vec<Value> {
+        let (_, orders) = read_json(client().get(format!("{}/orders", self.url())), None)
+            .await
+            .expect("orders");
+        orders.as_array().cloned().expect("a list")
+    }
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub struct Engine {
+    child: Option<Child>,
+    port: u16,
+    db: PathBuf,
+    exchange: String,
+}
+
+impl Engine {
+    pub fn start(dir: &Path, port: u16, exchange: &str) -> Self {
+        let mut engine = Self {
+            child: None,
+            port,
+            db: dir.join("orderkeeper.db"),
+            exchange: exchange.to_owned(),
+        };
+        engine.spawn();
+        engine
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(BIN)
+            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(["--database-url", &format!("sqlite://{}", self.db.display())])
+            .args([
+                "--exchange",
+                &self.exchange,
+                "--exchange-secret",
+                SECRET,
+                "--admin-token",
+                ADMIN,
+            ])
+            .args(["--no-demo", "--poll-interval-ms", "1000"])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the engine starts");
+        self.child = Some(child);
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILL: no chance to flush or drain anything.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub async fn restart(&mut self) {
+        self.spawn();
+        wait_until_up(&format!("{}/readyz", self.url())).await;
+    }
+
+    pub async fn admin_post(&self, path: &str, body: &Value) -> Value {
+        wait_until_up(&format!("{}/readyz", self.url())).await;
+        let request = client()
+            .post(format!("{}{path}", self.url()))
+            .insert_header(("Authorization", format!("Bearer {ADMIN}")));
+        let (status, answer) = read_json(request, Some(body)).await.expect("answered");
+        assert_eq!(status, 201, "{answer}");
+        answer
+    }
+
+    pub async fn get(&self, token: &str, path: &str) -> Value {
+        for _ in 0..100 {
+            let request = client()
+                .get(format!("{}{path}", self.url()))
+                .insert_header(("Authorization", format!("Bearer {token}")));
+            if let Some((200, body)) = read_json(request, None).await {
+                return body;
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("GET {path} never answered");
+    }
+
+    pub async fn delete(&self, token: &str, path: &str) -> Option<(u16, Value)> {
+        let request = client()
+            .delete(format!("{}{path}", self.url()))
+            .insert_header(("Authorization", format!("Bearer {token}")));
+        read_json(request, None).await
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
