@@ -7,6 +7,7 @@
 //! - [`orders`]: atomic phases that change an order (submit, cancel), and its JSON views.
 //! - [`engine`]: one supervised actor per open order, its steps, and recovery after a restart.
 //! - [`exchange`]: the client for the venue, its price cache, and the fault-injecting simulator.
+//! - [`feed`]: the outbox relay, the event hub, and the WebSocket sessions of the live feed.
 //! - [`http`]: the API handlers; [`error`] maps every failure to one JSON shape.
 //! - [`config`], [`telemetry`], [`startup`]: the command line, logging, and wiring it all up.
 
@@ -16,6 +17,7 @@ pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod exchange;
+pub mod feed;
 pub mod http;
 pub mod ledger;
 pub mod orders;

@@ -18,12 +18,16 @@ use crate::engine::{Engine, EngineSettings};
 use crate::error::AppError;
 use crate::exchange::sim::{self, SimHandle};
 use crate::exchange::{ExchangeClient, HttpExchange, PriceCache};
+use crate::feed::{Hub, Relay};
 use crate::http;
+use actix::{Actor, Addr};
 
 /// What every handler shares.
 pub struct AppState {
     pub pool: DbPool,
     pub engine: Engine,
+    pub hub: Addr<Hub>,
+    pub relay: Relay,
     pub prices: PriceCache,
     pub in_flight: InFlight,
     pub admin_token: String,
@@ -125,7 +129,14 @@ impl Application {
             poll_interval: Duration::from_millis(args.poll_interval_ms.max(10)),
             ..EngineSettings::default()
         };
-        let engine = Engine::new(pool.clone(), Arc::clone(&exchange), engine_settings);
+        let hub = Hub::default().start();
+        let relay = Relay::start(pool.clone(), hub.clone());
+        let engine = Engine::new(
+            pool.clone(),
+            Arc::clone(&exchange),
+            engine_settings,
+            relay.clone(),
+        );
         let admin_token = args.admin_token.clone().unwrap_or_else(random_token);
         if args.admin_token.is_none() {
             println!("admin token: {admin_token}");
@@ -141,6 +152,8 @@ impl Application {
         let state = web::Data::new(AppState {
             pool: pool.clone(),
             engine: engine.clone(),
+            hub,
+            relay,
             prices: PriceCache::new(exchange, Duration::from_secs(1)),
             in_flight: InFlight::default(),
             admin_token: admin_token.clone(),
@@ -159,6 +172,7 @@ impl Application {
                 .configure(http::configure)
                 .default_service(web::to(http::not_found))
         })
+        .on_connect(bound_send_buffer)
         .listen(listener)?
         .run();
         tracing::info!(port, exchange = %exchange_url, "orderkeeper listening");
@@ -194,6 +208,19 @@ impl Application {
             handle.stop(true).await;
         }
         result
+    }
+}
+
+/// Per-connection kernel send buffer. A fixed size (rather than the kernel's autotuning up to
+/// megabytes) keeps what a feed client that stops reading can pile up small, so it is soon told
+/// to close (4008) instead of holding the engine's memory.
+const SEND_BUFFER_BYTES: usize = 64 * 1024;
+
+fn bound_send_buffer(connection: &dyn std::any::Any, _: &mut actix_web::dev::Extensions) {
+    if let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+        if let Err(e) = socket2::SockRef::from(stream).set_send_buffer_size(SEND_BUFFER_BYTES) {
+            tracing::debug!(error = %e, "cannot bound the send buffer");
+        }
     }
 }
 

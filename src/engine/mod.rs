@@ -20,6 +20,7 @@ use crate::domain::{AccountId, OrderId};
 use crate::error::AppError;
 use crate::exchange::wire::PushEvent;
 use crate::exchange::ExchangeClient;
+use crate::feed::Relay;
 use crate::orders::cancel::{self, CancelAnswer};
 
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +47,8 @@ pub struct Inner {
     pub registry: Registry,
     pub settings: EngineSettings,
     pub step_permits: tokio::sync::Semaphore,
+    /// Woken after every step, so new events reach the feed at once.
+    pub relay: Relay,
     arbiter: Arbiter,
 }
 
@@ -61,13 +64,19 @@ impl std::ops::Deref for Engine {
 }
 
 impl Engine {
-    pub fn new(pool: DbPool, exchange: Arc<dyn ExchangeClient>, settings: EngineSettings) -> Self {
+    pub fn new(
+        pool: DbPool,
+        exchange: Arc<dyn ExchangeClient>,
+        settings: EngineSettings,
+        relay: Relay,
+    ) -> Self {
         Engine(Arc::new(Inner {
             pool,
             exchange,
             registry: Registry::default(),
             settings,
             step_permits: tokio::sync::Semaphore::new(settings.max_concurrent_steps.max(1)),
+            relay,
             arbiter: Arbiter::new(),
         }))
     }
@@ -113,6 +122,7 @@ impl Engine {
             cancel::request(conn, account, order, now_micros())
         })
         .await?;
+        self.relay.wake();
         if answer.0 == CancelAnswer::Requested {
             self.spawn(order);
         }

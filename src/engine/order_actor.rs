@@ -66,17 +66,32 @@ impl Handler<Drive> for OrderActor {
     fn handle(&mut self, Drive(reason): Drive, _: &mut Context<Self>) -> Self::Result {
         let step = steps::drive(self.engine.clone(), self.order, reason);
         let guarded = AssertUnwindSafe(step).catch_unwind();
-        AtomicResponse::new(Box::pin(guarded.into_actor(self).map(|outcome, actor, ctx| match outcome {
-            Ok(Ok(Progress::Terminal)) => actor.finish(ctx),
+        AtomicResponse::new(Box::pin(guarded.into_actor(self).map(
+            |outcome, actor, ctx| {
+                actor.engine.relay.wake();
+                actor.after_step(outcome, ctx)
+            },
+        )))
+    }
+}
+
+impl OrderActor {
+    fn after_step(
+        &self,
+        outcome: std::thread::Result<Result<Progress, AppError>>,
+        ctx: &mut Context<Self>,
+    ) {
+        match outcome {
+            Ok(Ok(Progress::Terminal)) => self.finish(ctx),
             Ok(Ok(Progress::Open)) => {}
             Ok(Err(error)) => {
-                tracing::warn!(order = %actor.order, %error, "step failed; the next poll retries");
+                tracing::warn!(order = %self.order, %error, "step failed; the next poll retries");
             }
             Err(_) => {
-                tracing::error!(order = %actor.order, "step panicked; restarting the actor");
+                tracing::error!(order = %self.order, "step panicked; restarting the actor");
                 ctx.stop();
             }
-        })))
+        }
     }
 }
 
@@ -91,11 +106,14 @@ impl Handler<RequestCancel> for OrderActor {
             })
             .await
         };
-        AtomicResponse::new(Box::pin(record.into_actor(self).map(|answer, _, ctx| {
-            if matches!(answer, Ok((CancelAnswer::Requested, _))) {
-                ctx.notify(Drive(Reason::Cancel));
-            }
-            answer
-        })))
+        AtomicResponse::new(Box::pin(record.into_actor(self).map(
+            |answer, actor, ctx| {
+                actor.engine.relay.wake();
+                if matches!(answer, Ok((CancelAnswer::Requested, _))) {
+                    ctx.notify(Drive(Reason::Cancel));
+                }
+                answer
+            },
+        )))
     }
 }

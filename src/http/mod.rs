@@ -6,6 +6,7 @@ pub mod exchange_events;
 pub mod extract;
 pub mod ops;
 pub mod orders;
+pub mod stream;
 
 use actix_web::dev::ServiceResponse;
 use actix_web::http::header;
@@ -25,7 +26,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .configure(admin::routes)
     .configure(orders::routes)
     .configure(balances::routes)
-    .configure(exchange_events::routes);
+    .configure(exchange_events::routes)
+    .configure(stream::routes);
 }
 
 pub async fn not_found() -> Result<HttpResponse, AppError> {

@@ -115,6 +115,7 @@ async fn submit_order(
     let submitted = db::run(&state.pool, move |conn| submit::submit(conn, &submission)).await?;
     if let Some(order) = submitted.created {
         tracing::info!(%order, %account, "order created");
+        state.relay.wake();
         state.engine.spawn(order);
     }
     Ok(replay(submitted.response, submitted.replayed))

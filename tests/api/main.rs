@@ -6,6 +6,9 @@ mod auth;
 mod cancel_and_read;
 mod conservation;
 mod exchange_push;
+mod feed;
+#[path = "../common/feed_client.rs"]
+mod feed_client;
 mod helpers;
 mod idempotency;
 mod validation;

@@ -3,6 +3,9 @@
 //! they stream in, then every order driven to the end and every account checked against the
 //! exchange's own record. Seeded: set ORDERKEEPER_TEST_SEED to replay a run.
 
+#[path = "../common/feed_client.rs"]
+mod feed_client;
+mod feed_resume;
 mod processes;
 
 use std::cell::Cell;
@@ -71,7 +74,7 @@ async fn orders_survive_sigkill_and_end_exactly_as_the_exchange_says() {
 
     let dir = tempfile::tempdir().expect("temp dir");
     let engine_port = processes::free_port();
-    let sim = Simulator::start(engine_port, seed);
+    let sim = Simulator::start(engine_port, seed, true);
     let mut engine = Engine::start(dir.path(), engine_port, &sim.url());
     let client = processes::client();
 

@@ -80,8 +80,36 @@ pub struct Simulator {
 }
 
 impl Simulator {
-    pub fn start(engine_port: u16, seed: u64) -> Self {
+    /// Starts the simulator with the crash test's faults, or none.
+    pub fn start(engine_port: u16, seed: u64, faults: bool) -> Self {
         let port = free_port();
+        let rates = if faults {
+            [
+                "--drop-rate",
+                "0.3",
+                "--duplicate-rate",
+                "0.3",
+                "--reorder-rate",
+                "0.2",
+                "--error-rate",
+                "0.1",
+                "--lost-response-rate",
+                "0.1",
+            ]
+        } else {
+            [
+                "--drop-rate",
+                "0",
+                "--duplicate-rate",
+                "0",
+                "--reorder-rate",
+                "0",
+                "--error-rate",
+                "0",
+                "--lost-response-rate",
+                "0",
+            ]
+        };
         let child = Command::new(BIN)
             .args(["exchange-sim", "--listen", &format!("127.0.0.1:{port}")])
             .args([
@@ -96,15 +124,7 @@ impl Simulator {
                 "--fill-interval-ms",
                 "50",
             ])
-            .args([
-                "--drop-rate",
-                "0.3",
-                "--duplicate-rate",
-                "0.3",
-                "--reorder-rate",
-                "0.2",
-            ])
-            .args(["--error-rate", "0.1", "--lost-response-rate", "0.1"])
+            .args(rates)
             // Lost responses are cut on purpose; actix logs each one as an error.
             .env("RUST_LOG", "warn,actix_http::h1::dispatcher=off")
             .stdout(Stdio::null())
@@ -225,6 +245,11 @@ impl Engine {
             actix_web::rt::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("GET {path} never answered");
+    }
+
+    /// Submits an order, retrying with the same key until answered.
+    pub async fn submit(&self, token: &str, key: &str, body: &Value) -> (u16, Value) {
+        submit_until_answered(&client(), &self.url(), token, key, body).await
     }
 
     pub async fn delete(&self, token: &str, path: &str) -> Option<(u16, Value)> {

@@ -1,0 +1,102 @@
+//! The outbox relay: publishes committed events to the hub in seq order, then marks them
+//! published. Woken after commits, and sweeping on a timer in case a wake-up was missed.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Addr;
+use diesel::prelude::*;
+use tokio::sync::Notify;
+
+use super::hub::Hub;
+use super::messages::Publish;
+use crate::db::outbox::OutboxRow;
+use crate::db::schema::outbox;
+use crate::db::{self, now_micros, DbPool};
+use crate::error::AppError;
+
+const BATCH: i64 = 500;
+const SWEEP: Duration = Duration::from_millis(250);
+
+#[derive(Clone)]
+pub struct Relay {
+    wake: Arc<Notify>,
+    /// Age in milliseconds of the oldest event still waiting at the last pass (0 when none).
+    lag_ms: Arc<AtomicI64>,
+}
+
+impl Relay {
+    /// Starts the relay task on the current runtime.
+    pub fn start(pool: DbPool, hub: Addr<Hub>) -> Relay {
+        let relay = Relay {
+            wake: Arc::new(Notify::new()),
+            lag_ms: Arc::new(AtomicI64::new(0)),
+        };
+        let task = relay.clone();
+        actix_web::rt::spawn(async move {
+            loop {
+                if let Err(e) = task.pass(&pool, &hub).await {
+                    tracing::warn!(error = %e, "outbox relay pass failed");
+                }
+                let _ = actix_web::rt::time::timeout(SWEEP, task.wake.notified()).await;
+            }
+        });
+        relay
+    }
+
+    /// Asks for a pass now: call after committing events.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    pub fn lag_ms(&self) -> i64 {
+        self.lag_ms.load(Ordering::Relaxed)
+    }
+
+    async fn pass(&self, pool: &DbPool, hub: &Addr<Hub>) -> Result<(), AppError> {
+        loop {
+            let rows = db::run(pool, |conn| unpublished(conn, BATCH)).await?;
+            let oldest = rows.iter().map(|r| r.created_at).min();
+            self.lag_ms.store(
+                oldest.map_or(0, |t| (now_micros() - t) / 1000),
+                Ordering::Relaxed,
+            );
+            let Some(count) = (!rows.is_empty()).then_some(rows.len()) else {
+                return Ok(());
+            };
+            let keys: Vec<(String, i64)> =
+                rows.iter().map(|r| (r.account_id.clone(), r.seq)).collect();
+            hub.do_send(Publish(rows));
+            db::run(pool, move |conn| mark_published(conn, &keys, now_micros())).await?;
+            if (count as i64) < BATCH {
+                self.lag_ms.store(0, Ordering::Relaxed);
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn unpublished(conn: &mut SqliteConnection, limit: i64) -> Result<Vec<OutboxRow>, AppError> {
+    Ok(outbox::table
+        .filter(outbox::published_at.is_null())
+        .order((outbox::account_id, outbox::seq))
+        .limit(limit)
+        .select(OutboxRow::as_select())
+        .load(conn)?)
+}
+
+fn mark_published(
+    conn: &mut SqliteConnection,
+    keys: &[(String, i64)],
+    now: i64,
+) -> Result<(), AppError> {
+    conn.immediate_transaction(|conn| {
+        for (account, seq) in keys {
+            diesel::update(outbox::table.find((account, seq)))
+                .set(outbox::published_at.eq(now))
+                .execute(conn)?;
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,255 @@
+//! One WebSocket session per browser. It authenticates with its first message, replays the stored
+//! events after `since`, then goes live; the overlap between the two is dropped by seq, so the
+//! client sees every event once and in order.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web_actors::ws::{self, CloseCode, CloseReason};
+use serde::Deserialize;
+
+use super::hub::Hub;
+use super::messages::{Subscribe, ToSession, Unsubscribe};
+use crate::db::{self, accounts, outbox, DbPool};
+use crate::domain::AccountId;
+use crate::error::AppError;
+
+pub const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
+pub const PING_EVERY: Duration = Duration::from_secs(10);
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How many live events a session may hold unsent before it counts as too slow.
+pub const QUEUE_BOUND: usize = 256;
+const REPLAY_PAGE: i64 = 500;
+
+pub const CLOSE_UNAUTHORIZED: u16 = 4401;
+pub const CLOSE_TOO_SLOW: u16 = 4008;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Auth {
+    #[serde(rename = "type")]
+    kind: String,
+    token: String,
+    #[serde(default)]
+    since: Option<i64>,
+}
+
+enum Phase {
+    AwaitingAuth,
+    /// Replaying from the outbox; live events wait here meanwhile.
+    CatchingUp {
+        account: AccountId,
+        held: Vec<(i64, Arc<str>)>,
+    },
+    Live {
+        account: AccountId,
+    },
+}
+
+pub struct FeedSession {
+    id: u64,
+    pool: DbPool,
+    hub: Addr<Hub>,
+    phase: Phase,
+    last_seq: i64,
+    last_heard: Instant,
+}
+
+impl FeedSession {
+    pub fn new(id: u64, pool: DbPool, hub: Addr<Hub>) -> Self {
+        Self {
+            id,
+            pool,
+            hub,
+            phase: Phase::AwaitingAuth,
+            last_seq: 0,
+            last_heard: Instant::now(),
+        }
+    }
+
+    fn close(ctx: &mut ws::WebsocketContext<Self>, code: u16, why: &str) {
+        ctx.close(Some(CloseReason {
+            code: CloseCode::Other(code),
+            description: Some(why.to_owned()),
+        }));
+        ctx.stop();
+    }
+
+    fn send(&mut self, ctx: &mut ws::WebsocketContext<Self>, seq: i64, payload: &str) {
+        if seq > self.last_seq {
+            ctx.text(payload.to_owned());
+            self.last_seq = seq;
+        }
+    }
+
+    fn authenticate(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        let auth = match serde_json::from_str::<Auth>(text) {
+            Ok(auth) if auth.kind == "auth" => auth,
+            _ => {
+                return Self::close(
+                    ctx,
+                    CLOSE_UNAUTHORIZED,
+                    "the first message must be {\"type\":\"auth\",\"token\":…}",
+                )
+            }
+        };
+        let pool = self.pool.clone();
+        let token = auth.token;
+        let check =
+            async move { db::run(&pool, move |conn| accounts::authenticate(conn, &token)).await };
+        let since = auth.since.unwrap_or(0).max(0);
+        ctx.wait(
+            check
+                .into_actor(self)
+                .map(move |verdict, session, ctx| match verdict {
+                    Ok(account) => session.start_replay(account, since, ctx),
+                    Err(_) => Self::close(ctx, CLOSE_UNAUTHORIZED, "unauthorized"),
+                }),
+        );
+    }
+
+    /// Subscribes first, so nothing published during the replay is missed, then reads the store.
+    fn start_replay(
+        &mut self,
+        account: AccountId,
+        since: i64,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        self.last_seq = since;
+        self.phase = Phase::CatchingUp {
+            account,
+            held: Vec::new(),
+        };
+        self.hub.do_send(Subscribe {
+            account,
+            session: self.id,
+            recipient: ctx.address().recipient(),
+        });
+        self.replay_page(account, ctx);
+    }
+
+    fn replay_page(&mut self, account: AccountId, ctx: &mut ws::WebsocketContext<Self>) {
+        let (pool, after) = (self.pool.clone(), self.last_seq);
+        let page = async move {
+            db::run(&pool, move |conn| {
+                outbox::since(conn, account, after, REPLAY_PAGE)
+            })
+            .await
+        };
+        ctx.wait(
+            page.into_actor(self)
+                .map(move |rows: Result<_, AppError>, session, ctx| {
+                    let rows = match rows {
+                        Ok(rows) => rows,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "feed replay failed");
+                            return Self::close(ctx, 1011, "replay failed: resume with since");
+                        }
+                    };
+                    let full_page = rows.len() as i64 == REPLAY_PAGE;
+                    for row in rows {
+                        session.send(ctx, row.seq, &row.payload);
+                    }
+                    if full_page {
+                        return session.replay_page(account, ctx);
+                    }
+                    let held = match std::mem::replace(&mut session.phase, Phase::Live { account })
+                    {
+                        Phase::CatchingUp { held, .. } => held,
+                        _ => Vec::new(),
+                    };
+                    for (seq, payload) in held {
+                        session.deliver(seq, payload, ctx);
+                    }
+                }),
+        );
+    }
+
+    /// A live event: sent in order; a gap (which should not happen) is filled from the store.
+    fn deliver(&mut self, seq: i64, payload: Arc<str>, ctx: &mut ws::WebsocketContext<Self>) {
+        match &mut self.phase {
+            Phase::CatchingUp { held, .. } => held.push((seq, payload)),
+            Phase::Live { account } if seq > self.last_seq + 1 => {
+                let account = *account;
+                self.phase = Phase::CatchingUp {
+                    account,
+                    held: vec![(seq, payload)],
+                };
+                self.replay_page(account, ctx);
+            }
+            Phase::Live { .. } => self.send(ctx, seq, &payload),
+            Phase::AwaitingAuth => {}
+        }
+    }
+
+    fn account(&self) -> Option<AccountId> {
+        match &self.phase {
+            Phase::AwaitingAuth => None,
+            Phase::CatchingUp { account, .. } | Phase::Live { account } => Some(*account),
+        }
+    }
+}
+
+impl Actor for FeedSession {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(QUEUE_BOUND);
+        ctx.run_later(AUTH_TIMEOUT, |session, ctx| {
+            if matches!(session.phase, Phase::AwaitingAuth) {
+                Self::close(ctx, CLOSE_UNAUTHORIZED, "no auth within 5 seconds");
+            }
+        });
+        ctx.run_interval(PING_EVERY, |session, ctx| {
+            if session.last_heard.elapsed() > CLIENT_TIMEOUT {
+                return ctx.stop();
+            }
+            ctx.ping(b"");
+        });
+    }
+
+    fn stopping(&mut self, _: &mut Self::Context) -> Running {
+        if let Some(account) = self.account() {
+            self.hub.do_send(Unsubscribe {
+                account,
+                session: self.id,
+            });
+        }
+        Running::Stop
+    }
+}
+
+impl Handler<ToSession> for FeedSession {
+    type Result = ();
+
+    fn handle(&mut self, msg: ToSession, ctx: &mut Self::Context) {
+        match msg {
+            ToSession::Event { seq, payload } => self.deliver(seq, payload, ctx),
+            ToSession::TooSlow => {
+                Self::close(ctx, CLOSE_TOO_SLOW, "too slow: reconnect with since")
+            }
+        }
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for FeedSession {
+    fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        self.last_heard = Instant::now();
+        match msg {
+            Ok(ws::Message::Text(text)) if matches!(self.phase, Phase::AwaitingAuth) => {
+                self.authenticate(&text, ctx)
+            }
+            Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
+            Ok(ws::Message::Close(_)) => ctx.stop(),
+            Ok(ws::Message::Binary(_)) if matches!(self.phase, Phase::AwaitingAuth) => {
+                Self::close(ctx, CLOSE_UNAUTHORIZED, "the first message must be text")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "feed protocol error");
+                ctx.stop();
+            }
+        }
+    }
+}

@@ -1,0 +1,36 @@
+//! `GET /v1/stream`: the live feed over WebSocket. Browsers cannot set headers, so the first
+//! message authenticates.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web_actors::ws;
+
+use crate::error::AppError;
+use crate::feed::FeedSession;
+use crate::startup::AppState;
+
+/// Client frames are tiny (just the auth message); anything bigger is refused.
+const MAX_FRAME_BYTES: usize = 4096;
+
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/v1/stream").get(stream));
+}
+
+async fn stream(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    let session = FeedSession::new(
+        NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
+        state.pool.clone(),
+        state.hub.clone(),
+    );
+    ws::WsResponseBuilder::new(session, &req, payload)
+        .frame_size(MAX_FRAME_BYTES)
+        .start()
+        .map_err(|e| AppError::InvalidRequest(format!("not a WebSocket upgrade: {e}")))
+}
