@@ -31,6 +31,8 @@ pub struct AppState {
     pub prices: PriceCache,
     pub in_flight: InFlight,
     pub admin_token: String,
+    /// The embedded simulator's base URL (None with an external exchange).
+    pub embedded_exchange: Option<String>,
     /// HMAC key of the exchange's push signatures.
     pub exchange_secret: String,
     pub idempotency_ttl_micros: i64,
@@ -158,6 +160,7 @@ impl Application {
             in_flight: InFlight::default(),
             admin_token: admin_token.clone(),
             exchange_secret,
+            embedded_exchange: sim.as_ref().map(|_| exchange_url.clone()),
             idempotency_ttl_micros: i64::try_from(args.idempotency_ttl.saturating_mul(1_000_000))
                 .unwrap_or(i64::MAX),
             ready: AtomicBool::new(false),
@@ -247,7 +250,7 @@ async fn create_demo_account(pool: &DbPool) -> Result<Option<String>, AppError> 
             .iter()
             .map(|(s, _)| ((*s).to_owned(), 100))
             .collect();
-        let created = accounts::create(conn, "demo", Cents(100_000_000), &positions, now_micros())?;
+        let created = accounts::create_demo(conn, Cents(100_000_000), &positions, now_micros())?;
         Ok(Some(created.token))
     })
     .await

@@ -96,6 +96,33 @@ pub fn authenticate(conn: &mut SqliteConnection, token: &str) -> Result<AccountI
     }
 }
 
+/// Creates the demo account and keeps its token for the dashboard.
+pub fn create_demo(
+    conn: &mut SqliteConnection,
+    cash: Cents,
+    positions: &BTreeMap<String, i64>,
+    now: i64,
+) -> Result<CreatedAccount, AppError> {
+    use super::schema::demo_account;
+    let created = create(conn, "demo", cash, positions, now)?;
+    diesel::insert_into(demo_account::table)
+        .values((
+            demo_account::account_id.eq(created.id.to_string()),
+            demo_account::token.eq(&created.token),
+        ))
+        .execute(conn)?;
+    Ok(created)
+}
+
+/// The demo account's token, when there is one.
+pub fn demo_token(conn: &mut SqliteConnection) -> Result<Option<String>, AppError> {
+    use super::schema::demo_account;
+    Ok(demo_account::table
+        .select(demo_account::token)
+        .first(conn)
+        .optional()?)
+}
+
 pub fn count(conn: &mut SqliteConnection) -> Result<i64, AppError> {
     Ok(accounts::table.count().get_result(conn)?)
 }

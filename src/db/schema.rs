@@ -106,6 +106,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    demo_account (account_id) {
+        account_id -> Text,
+        token -> Text,
+    }
+}
+
+diesel::table! {
     exchange_events (event_id) {
         event_id -> Text,
         client_order_id -> Text,
@@ -124,6 +131,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     accounts,
     alarms,
     balances,
+    demo_account,
     exchange_events,
     fills,
     idempotency_keys,

@@ -57,6 +57,18 @@ impl PriceCache {
         Ok(self.prices.get(symbol).map(|p| *p))
     }
 
+    /// Every listed symbol's recent last price.
+    pub async fn all(&self) -> Result<std::collections::BTreeMap<String, Cents>, AppError> {
+        if !self.is_fresh() {
+            self.refresh().await?;
+        }
+        Ok(self
+            .prices
+            .iter()
+            .map(|e| (e.key().clone(), *e.value()))
+            .collect())
+    }
+
     /// Whether the exchange lists `symbol`. A listing once seen is trusted even while the exchange
     /// is unreachable, so limit orders keep being accepted.
     pub async fn is_listed(&self, symbol: &str) -> Result<bool, AppError> {

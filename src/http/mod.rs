@@ -2,8 +2,10 @@
 
 pub mod admin;
 pub mod balances;
+pub mod dashboard;
 pub mod exchange_events;
 pub mod extract;
+pub mod market;
 pub mod ops;
 pub mod orders;
 pub mod stream;
@@ -27,7 +29,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .configure(orders::routes)
     .configure(balances::routes)
     .configure(exchange_events::routes)
-    .configure(stream::routes);
+    .configure(stream::routes)
+    .configure(market::routes)
+    .configure(dashboard::routes);
 }
 
 pub async fn not_found() -> Result<HttpResponse, AppError> {

@@ -1,0 +1,45 @@
+//! The dashboard: static files from `static/`, built into the binary so it runs from anywhere.
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use crate::db::{self, accounts};
+use crate::error::AppError;
+use crate::startup::AppState;
+
+const INDEX: &str = include_str!("../../static/index.html");
+const APP_JS: &str = include_str!("../../static/app.js");
+const STYLE: &str = include_str!("../../static/style.css");
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/").get(index))
+        .service(web::resource("/static/app.js").get(app_js))
+        .service(web::resource("/static/style.css").get(style))
+        .service(web::resource("/demo.json").get(demo));
+}
+
+async fn index() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(INDEX)
+}
+
+async fn app_js() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .body(APP_JS)
+}
+
+async fn style() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .body(STYLE)
+}
+
+/// The demo account's token, so the local dashboard can start with it; 404 without a demo account.
+async fn demo(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let token = db::run(&state.pool, accounts::demo_token)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    Ok(HttpResponse::Ok().json(json!({"token": token})))
+}

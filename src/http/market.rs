@@ -1,0 +1,76 @@
+//! Market data and, with the embedded simulator, its fault switches: what the dashboard needs
+//! beyond orders.
+
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::extract::{json_body, parse_json, Authenticated};
+use crate::error::AppError;
+use crate::startup::AppState;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/v1/prices").get(prices))
+        .service(
+            web::resource("/v1/exchange/faults")
+                .get(get_faults)
+                .put(put_faults),
+        );
+}
+
+/// `GET /v1/prices`: the exchange's last prices, as cached by the engine.
+async fn prices(state: web::Data<AppState>, _: Authenticated) -> Result<HttpResponse, AppError> {
+    Ok(HttpResponse::Ok().json(state.prices.all().await?))
+}
+
+/// The embedded simulator's base URL; fault switches exist only for it.
+fn simulator(state: &AppState) -> Result<&str, AppError> {
+    state.embedded_exchange.as_deref().ok_or(AppError::NotFound)
+}
+
+async fn forward(
+    request: awc::ClientRequest,
+    body: Option<serde_json::Value>,
+) -> Result<HttpResponse, AppError> {
+    let request = request.timeout(Duration::from_secs(3));
+    let sent = match body {
+        Some(body) => request.send_json(&body).await,
+        None => request.send().await,
+    };
+    let mut response = sent.map_err(|e| AppError::ExchangeUnavailable(e.to_string()))?;
+    let answer: serde_json::Value = response
+        .json()
+        .await
+        .map_err(|e| AppError::ExchangeUnavailable(e.to_string()))?;
+    if response.status().is_success() {
+        Ok(HttpResponse::Ok().json(answer))
+    } else {
+        Err(AppError::InvalidRequest(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap_or("refused")
+                .to_owned(),
+        ))
+    }
+}
+
+/// `GET /v1/exchange/faults` (embedded simulator only).
+async fn get_faults(
+    state: web::Data<AppState>,
+    _: Authenticated,
+) -> Result<HttpResponse, AppError> {
+    let url = format!("{}/admin/faults", simulator(&state)?);
+    forward(awc::Client::default().get(url), None).await
+}
+
+/// `PUT /v1/exchange/faults` (embedded simulator only): the same body as the simulator's own.
+async fn put_faults(
+    state: web::Data<AppState>,
+    _: Authenticated,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    let body: serde_json::Value = parse_json(&json_body(&req, payload).await?)?;
+    let url = format!("{}/admin/faults", simulator(&state)?);
+    forward(awc::Client::default().put(url), Some(body)).await
+}

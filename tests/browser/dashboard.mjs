@@ -1,0 +1,53 @@
+// Drives the dashboard in headless Chromium: the demo token is offered, an order placed through
+// the ticket reaches `filled` in the live table, and a screenshot is saved.
+import { chromium } from "playwright-core";
+import { mkdirSync } from "node:fs";
+
+const base = process.argv[2];
+const shots = new URL("../artifacts/", import.meta.url).pathname;
+mkdirSync(shots, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+});
+const errors = [];
+try {
+  const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await page.goto(base);
+
+  await page.waitForFunction(() => document.getElementById("token").value.length > 0);
+  await page.waitForSelector('#connection[data-state="live"]');
+  await page.waitForSelector('#symbol option[value="INFY"]', { state: "attached" });
+
+  await page.selectOption("#symbol", "INFY");
+  await page.click('label[for="side-buy"]');
+  await page.click('label[for="type-market"]');
+  await page.fill("#qty", "5");
+  await page.click("#submit-order");
+
+  const row = page.locator("#orders tr").first();
+  await page.waitForSelector('#orders tr[data-status="filled"]', { timeout: 30_000 });
+  const text = await row.innerText();
+  if (!text.includes("5 / 5") || !text.includes("INFY")) throw new Error(`unexpected row: ${text}`);
+  if ((await page.locator("#orders tr").count()) !== 1) throw new Error("one order, one row");
+
+  await row.click();
+  await page.waitForSelector("#fills tr td.mono");
+  await page.waitForFunction(() => document.querySelector("#actions").innerText.includes("filled"));
+  await page.waitForFunction(() => document.getElementById("positions").innerText.includes("INFY"));
+  await page.waitForTimeout(1500); // let the price charts draw a few points
+  await page.screenshot({ path: `${shots}dashboard.png`, fullPage: true });
+  if (errors.length) throw new Error(`page errors: ${errors.join("; ")}`);
+  console.log("1 passed, 0 failed: the dashboard placed an order and watched it fill");
+} catch (error) {
+  console.error(`browser test failed: ${error.message}`);
+  console.log("0 passed, 1 failed");
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
