@@ -1,9 +1,18 @@
 //! Alarms: things that must never happen, kept for an operator to inspect.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use diesel::prelude::*;
 
 use super::schema::alarms;
 use crate::error::AppError;
+
+/// Alarms raised since the process started (each is also stored).
+static RAISED: AtomicU64 = AtomicU64::new(0);
+
+pub fn raised() -> u64 {
+    RAISED.load(Ordering::Relaxed)
+}
 
 pub fn raise(
     conn: &mut SqliteConnection,
@@ -22,6 +31,7 @@ pub fn raise(
             alarms::at.eq(now),
         ))
         .execute(conn)?;
+    RAISED.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
 

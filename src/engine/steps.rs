@@ -53,26 +53,15 @@ async fn load(engine: &Engine, order: OrderId) -> Result<Snapshot, AppError> {
     Ok(snap)
 }
 
-async fn advance(
+/// Records one action through its atomic phase.
+async fn record(
     engine: &Engine,
     order: OrderId,
     kind: ActionKind,
     detail: serde_json::Value,
 ) -> Result<Applied, AppError> {
     db::run(&engine.pool, move |conn| {
-        lifecycle::advance(conn, order, kind, detail, now_micros())
-    })
-    .await
-}
-
-async fn finish(
-    engine: &Engine,
-    order: OrderId,
-    kind: ActionKind,
-    detail: serde_json::Value,
-) -> Result<Applied, AppError> {
-    db::run(&engine.pool, move |conn| {
-        lifecycle::finish(conn, order, kind, detail, now_micros())
+        lifecycle::record(conn, order, kind, detail, now_micros())
     })
     .await
 }
@@ -80,20 +69,17 @@ async fn finish(
 /// A push: record its fill at once; anything that may end the order is checked with the exchange.
 async fn on_push(engine: &Engine, order: OrderId, event: PushEvent) -> Result<(), AppError> {
     if let Some(fill) = event.fill {
-        let fill_id = fill.fill_id.clone();
-        let applied = db::run(&engine.pool, move |conn| {
+        db::run(&engine.pool, move |conn| {
             lifecycle::fill(conn, order, &fill, "push", now_micros())
         })
         .await?;
-        if applied != Applied::Recorded {
-            engine.registry.remember_fills(order, [&fill_id]);
-        }
     }
+    // Reloading also remembers the fill in the registry's fast path.
     let snap = load(engine, order).await?;
     let fully_filled = snap.state.filled_qty == snap.state.qty;
     match event.event_type {
         PushType::Accepted if snap.state.status == OrderStatus::PendingNew => {
-            advance(
+            record(
                 engine,
                 order,
                 ActionKind::Accepted,
@@ -113,7 +99,7 @@ async fn on_state(engine: &Engine, order: OrderId, snap: Snapshot) -> Result<(),
     let cid = snap.row.client_order_id.clone();
     match (snap.state.status, snap.state.placement_sent) {
         (OrderStatus::PendingNew, false) => {
-            advance(
+            record(
                 engine,
                 order,
                 ActionKind::PlacementSent,
@@ -129,7 +115,7 @@ async fn on_state(engine: &Engine, order: OrderId, snap: Snapshot) -> Result<(),
             Err(e) => unresolved(order, "lookup", &e),
         },
         (OrderStatus::PendingCancel, false) => {
-            finish(
+            record(
                 engine,
                 order,
                 ActionKind::Canceled,
@@ -195,7 +181,7 @@ async fn place(engine: &Engine, order: OrderId, snap: &Snapshot) -> Result<(), A
     };
     match engine.exchange.place(&request).await {
         Ok(ack) if ack.status == ExchangeStatus::Rejected => {
-            finish(
+            record(
                 engine,
                 order,
                 ActionKind::Rejected,
@@ -205,10 +191,10 @@ async fn place(engine: &Engine, order: OrderId, snap: &Snapshot) -> Result<(), A
         }
         Ok(ack) => {
             let detail = json!({"exchange_order_id": ack.exchange_order_id, "source": "placement"});
-            advance(engine, order, ActionKind::Accepted, detail).await?;
+            record(engine, order, ActionKind::Accepted, detail).await?;
         }
         Err(ExchangeError::Refused(reason)) => {
-            finish(
+            record(
                 engine,
                 order,
                 ActionKind::Rejected,
@@ -248,7 +234,7 @@ async fn reconcile(
         && known_there
         && exchange.status != ExchangeStatus::Rejected
     {
-        advance(
+        record(
             engine,
             order,
             ActionKind::Accepted,
@@ -261,13 +247,13 @@ async fn reconcile(
     match exchange.status {
         ExchangeStatus::New | ExchangeStatus::PartiallyFilled => {}
         ExchangeStatus::Filled => {
-            finish(engine, order, ActionKind::Filled, detail).await?;
+            record(engine, order, ActionKind::Filled, detail).await?;
         }
         ExchangeStatus::Canceled => {
-            finish(engine, order, ActionKind::Canceled, detail).await?;
+            record(engine, order, ActionKind::Canceled, detail).await?;
         }
         ExchangeStatus::Rejected => {
-            finish(engine, order, ActionKind::Rejected, detail).await?;
+            record(engine, order, ActionKind::Rejected, detail).await?;
         }
     }
     Ok(())

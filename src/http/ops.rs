@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
+use crate::db::alarms;
 use crate::startup::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -12,8 +13,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/readyz").get(readyz));
 }
 
-async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+/// The process is up; with the figures an operator watches first.
+async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "status": "ok",
+        "live_order_actors": state.engine.live_actors(),
+        "outbox_lag_ms": state.relay.lag_ms(),
+        "alarms_raised": alarms::raised(),
+    }))
 }
 
 /// 503 until every open order has been picked up again after a start.

@@ -8,7 +8,7 @@ use super::extract::{idempotency_key, json_body, parse_json, Authenticated};
 use crate::db::idempotency::{self, StoredResponse};
 use crate::db::orders::{self as order_rows, StatusFilter};
 use crate::db::{self, now_micros};
-use crate::domain::{OrderId, OrderType, Side};
+use crate::domain::{AccountId, OrderId, OrderType, Side};
 use crate::error::AppError;
 use crate::orders::cancel::CancelAnswer;
 use crate::orders::submit::{self, OrderRequest, Submission};
@@ -170,17 +170,31 @@ async fn get_order(
     Ok(json(StatusCode::OK, &OrderView::from(&row)))
 }
 
+/// Reads something of an order its owner may see.
+async fn read_owned<T, R>(
+    state: &AppState,
+    account: AccountId,
+    path: &str,
+    read: R,
+) -> Result<T, AppError>
+where
+    T: Send + 'static,
+    R: FnOnce(&mut diesel::SqliteConnection, OrderId) -> Result<T, AppError> + Send + 'static,
+{
+    let order = order_id(path)?;
+    db::run(&state.pool, move |conn| {
+        order_rows::find_owned(conn, account, order)?;
+        read(conn, order)
+    })
+    .await
+}
+
 async fn order_actions(
     state: web::Data<AppState>,
     Authenticated(account): Authenticated,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let order = order_id(&path)?;
-    let rows = db::run(&state.pool, move |conn| {
-        order_rows::find_owned(conn, account, order)?;
-        order_rows::actions(conn, order)
-    })
-    .await?;
+    let rows = read_owned(&state, account, &path, order_rows::actions).await?;
     let views: Vec<ActionView> = rows.iter().map(ActionView::from).collect();
     Ok(json(StatusCode::OK, &views))
 }
@@ -190,12 +204,7 @@ async fn order_fills(
     Authenticated(account): Authenticated,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let order = order_id(&path)?;
-    let rows = db::run(&state.pool, move |conn| {
-        order_rows::find_owned(conn, account, order)?;
-        order_rows::fills(conn, order)
-    })
-    .await?;
+    let rows = read_owned(&state, account, &path, order_rows::fills).await?;
     let views: Vec<FillView> = rows.iter().map(FillView::from).collect();
     Ok(json(StatusCode::OK, &views))
 }

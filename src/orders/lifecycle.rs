@@ -60,8 +60,10 @@ fn refuse(
     Ok(Applied::Refused(what))
 }
 
-/// Records an action whose only effect is on the status: `placement_sent`, `accepted`.
-pub fn advance(
+/// Records an action that moves no shares: `placement_sent`, `accepted`, or a terminal one
+/// (`filled`, `canceled`, `rejected`), which also releases what is still reserved: the
+/// compensating step.
+pub fn record(
     conn: &mut SqliteConnection,
     order: OrderId,
     kind: ActionKind,
@@ -70,35 +72,19 @@ pub fn advance(
 ) -> Result<Applied, AppError> {
     conn.immediate_transaction(|conn| {
         let Snapshot { mut row, state, .. } = load(conn, order)?;
-        match phase::record(conn, &mut row, state, Action::new(kind), &detail, None, now)? {
-            Ok(_) => Ok(Applied::Recorded),
-            Err(refused) => refuse(conn, &row, refused.to_string(), now),
-        }
-    })
-}
-
-/// Records a terminal action (`filled`, `canceled`, `rejected`) and releases what is still
-/// reserved: the compensating step.
-pub fn finish(
-    conn: &mut SqliteConnection,
-    order: OrderId,
-    kind: ActionKind,
-    detail: serde_json::Value,
-    now: i64,
-) -> Result<Applied, AppError> {
-    conn.immediate_transaction(|conn| {
-        let Snapshot { mut row, state, .. } = load(conn, order)?;
-        if let Err(refused) = state.apply(Action::new(kind)) {
-            return refuse(conn, &row, refused.to_string(), now);
-        }
-        let released = release_remaining(conn, &row, now)?;
-        let detail = json!({"released": released, "detail": detail});
-        match phase::record(conn, &mut row, state, Action::new(kind), &detail, None, now)? {
-            Ok(_) => Ok(Applied::Recorded),
-            Err(refused) => Err(AppError::Internal(format!(
-                "checked move refused: {refused}"
-            ))),
-        }
+        let action = Action::new(kind);
+        let next = match state.apply(action) {
+            Ok(next) => next,
+            Err(refused) => return refuse(conn, &row, refused.to_string(), now),
+        };
+        let detail = if next.status.is_terminal() {
+            json!({"released": release_remaining(conn, &row, now)?, "detail": detail})
+        } else {
+            detail
+        };
+        phase::record(conn, &mut row, state, action, &detail, None, now)?
+            .map_err(|refused| AppError::Internal(format!("checked move refused: {refused}")))?;
+        Ok(Applied::Recorded)
     })
 }
 

@@ -108,8 +108,7 @@ fn crashed_database(dir: &tempfile::TempDir) -> (String, String, BTreeMap<&'stat
             .unwrap();
         let now = db::now_micros();
         if situation.contains("sent_unanswered") {
-            lifecycle::advance(&mut conn, order, ActionKind::PlacementSent, json!({}), now)
-                .unwrap();
+            lifecycle::record(&mut conn, order, ActionKind::PlacementSent, json!({}), now).unwrap();
         }
         if situation.starts_with("cancel") {
             orderkeeper::orders::cancel::request(&mut conn, account.id, order, now).unwrap();

@@ -11,4 +11,5 @@ mod feed;
 mod feed_client;
 mod helpers;
 mod idempotency;
+mod ops;
 mod validation;

@@ -32,6 +32,27 @@ fn cents(text: &Value) -> i64 {
     whole.parse::<i64>().unwrap() * 100 + format!("{frac:0<2}").parse::<i64>().unwrap()
 }
 
+/// (fill id, qty, price in cents) of a list of fills, sorted by fill id.
+fn fill_list(fills: &Value) -> Vec<(String, i64, i64)> {
+    let mut list: Vec<_> = fills
+        .as_array()
+        .map(|fills| {
+            fills
+                .iter()
+                .map(|f| {
+                    (
+                        f["fill_id"].as_str().unwrap_or_default().to_owned(),
+                        f["qty"].as_i64().unwrap_or(0),
+                        cents(&f["price"]),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    list.sort();
+    list
+}
+
 /// One order to submit, with the key its client retries under.
 struct Planned {
     key: String,
@@ -234,37 +255,11 @@ async fn orders_survive_sigkill_and_end_exactly_as_the_exchange_says() {
             let cid = order["client_order_id"].as_str().unwrap().to_owned();
             engine_cids.insert(cid.clone());
             let fills = engine.get(token, &format!("/v1/orders/{id}/fills")).await;
-            let mut ours: Vec<(String, i64, i64)> = fills
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|f| {
-                    (
-                        f["fill_id"].as_str().unwrap().to_owned(),
-                        f["qty"].as_i64().unwrap(),
-                        cents(&f["price"]),
-                    )
-                })
-                .collect();
-            ours.sort();
-            let mut theirs: Vec<(String, i64, i64)> = exchange_by_cid
+            let ours = fill_list(&fills);
+            let theirs = exchange_by_cid
                 .get(&cid)
-                .map(|o| {
-                    o["fills"]
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|f| {
-                            (
-                                f["fill_id"].as_str().unwrap().to_owned(),
-                                f["qty"].as_i64().unwrap(),
-                                cents(&f["price"]),
-                            )
-                        })
-                        .collect()
-                })
+                .map(|o| fill_list(&o["fills"]))
                 .unwrap_or_default();
-            theirs.sort();
             check(
                 ours == theirs,
                 format!("order {id}: engine fills {ours:?} but exchange fills {theirs:?}"),
