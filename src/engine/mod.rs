@@ -22,6 +22,7 @@ use crate::exchange::wire::PushEvent;
 use crate::exchange::ExchangeClient;
 use crate::feed::Relay;
 use crate::orders::cancel::{self, CancelAnswer};
+use crate::orders::lifecycle;
 
 #[derive(Debug, Clone, Copy)]
 pub struct EngineSettings {
@@ -129,19 +130,30 @@ impl Engine {
         Ok(answer)
     }
 
-    /// Hands a push event to its order's actor, unless it brings a fill already recorded.
-    pub fn deliver(&self, order: OrderId, event: PushEvent) {
+    /// Hands a push event to its order's actor, unless it brings a fill already recorded. An order
+    /// with no actor is either ended, where a new fill can only be an alarm, or waiting for its
+    /// actor, which is started.
+    pub async fn deliver(&self, order: OrderId, event: PushEvent) -> Result<(), AppError> {
         if event
             .fill
             .as_ref()
             .is_some_and(|f| self.registry.has_seen_fill(order, &f.fill_id))
         {
-            return;
+            return Ok(());
+        }
+        if let Some(actor) = self.registry.get(order) {
+            actor.do_send(Drive(Reason::Push(event)));
+            return Ok(());
+        }
+        let snap = db::run(&self.pool, move |conn| lifecycle::load(conn, order)).await?;
+        if snap.state.status.is_terminal() {
+            return steps::alarm_if_late_fill(self, &snap, &event).await;
         }
         self.spawn(order);
         if let Some(actor) = self.registry.get(order) {
             actor.do_send(Drive(Reason::Push(event)));
         }
+        Ok(())
     }
 
     /// Test-only: makes the order's actor panic inside a step.

@@ -259,7 +259,7 @@ async fn reconcile(
     Ok(())
 }
 
-async fn alarm_if_late_fill(
+pub(crate) async fn alarm_if_late_fill(
     engine: &Engine,
     snap: &Snapshot,
     event: &PushEvent,

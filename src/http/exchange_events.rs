@@ -41,7 +41,7 @@ async fn receive(
     let outcome = match received {
         Received::New { order_id } => {
             if let Ok(order) = order_id.parse() {
-                state.engine.deliver(order, event);
+                state.engine.deliver(order, event).await?;
             }
             "recorded"
         }

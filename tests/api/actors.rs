@@ -180,3 +180,113 @@ async fn a_restart_carries_every_open_order_on_from_its_last_step() {
     assert_eq!(balances["positions"]["INFY"]["available"], 4);
     assert_eq!(app.stored_balances(&account), app.ledger_sums(&account));
 }
+
+/// Pushes a signed fill for `cid` as the exchange would.
+async fn push_fill(app: &TestApp, cid: &str, event_id: &str, qty: i64) -> StatusCode {
+    let body = json!({
+        "event_id": event_id, "type": "fill", "client_order_id": cid, "exchange_order_id": "X-test",
+        "fill": {"fill_id": format!("F-{event_id}"), "qty": qty, "price": "10.00", "ts": "2026-11-24T00:00:00Z"}
+    })
+    .to_string();
+    let signature = orderkeeper::exchange::signature::sign(EXCHANGE_SECRET, body.as_bytes());
+    client()
+        .post(app.url("/v1/exchange/events"))
+        .insert_header(("Content-Type", "application/json"))
+        .insert_header(("X-Signature", signature))
+        .send_body(body)
+        .await
+        .unwrap()
+        .status()
+}
+
+fn alarms(app: &TestApp, kind: &str) -> i64 {
+    orderkeeper::db::alarms::count(&mut app.pool.get().unwrap(), kind).unwrap()
+}
+
+async fn wait_for_alarm(app: &TestApp, kind: &str) {
+    for _ in 0..100 {
+        if alarms(app, kind) > 0 {
+            return;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no {kind} alarm");
+}
+
+#[actix_web::test]
+async fn an_overfill_is_refused_and_raises_an_alarm() {
+    let app = spawn_app().await;
+    let alice = app.create_account("100000.00", json!({})).await;
+    let order = app
+        .submit(&alice.token, Some("k"), &limit_buy("INFY", 2, "100.00"))
+        .await
+        .json();
+    let id = order["id"].as_str().unwrap();
+    app.wait_for_status(&alice.token, id, "new").await;
+
+    assert_eq!(
+        push_fill(
+            &app,
+            order["client_order_id"].as_str().unwrap(),
+            "E-over",
+            3
+        )
+        .await,
+        StatusCode::OK
+    );
+    wait_for_alarm(&app, "refused_action").await;
+
+    let after = app
+        .get(&alice.token, &format!("/v1/orders/{id}"))
+        .await
+        .json();
+    assert_eq!(
+        (after["status"].as_str(), after["filled_qty"].as_i64()),
+        (Some("new"), Some(0))
+    );
+    assert_eq!(
+        app.get(&alice.token, &format!("/v1/orders/{id}/fills"))
+            .await
+            .json(),
+        json!([])
+    );
+    assert_eq!(
+        app.balances(&alice.token).await["cash"]["reserved"],
+        "200.00"
+    );
+}
+
+#[actix_web::test]
+async fn a_fill_after_the_end_raises_an_alarm_and_changes_nothing() {
+    let app = spawn_app().await;
+    let alice = app.create_account("100000.00", json!({})).await;
+    let order = app
+        .submit(&alice.token, Some("k"), &limit_buy("INFY", 2, "100.00"))
+        .await
+        .json();
+    let id = order["id"].as_str().unwrap();
+    app.wait_for_status(&alice.token, id, "new").await;
+    app.delete(&alice.token, &format!("/v1/orders/{id}")).await;
+    app.wait_for_status(&alice.token, id, "canceled").await;
+    let before = app.balances(&alice.token).await;
+
+    assert_eq!(
+        push_fill(
+            &app,
+            order["client_order_id"].as_str().unwrap(),
+            "E-late",
+            1
+        )
+        .await,
+        StatusCode::OK
+    );
+    wait_for_alarm(&app, "fill_after_terminal").await;
+
+    assert_eq!(
+        app.get(&alice.token, &format!("/v1/orders/{id}"))
+            .await
+            .json()["status"],
+        "canceled"
+    );
+    assert_eq!(app.balances(&alice.token).await, before);
+}
