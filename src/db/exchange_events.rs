@@ -59,7 +59,3 @@ pub fn record(
         })
     })
 }
-
-pub fn count(conn: &mut SqliteConnection) -> Result<i64, AppError> {
-    Ok(exchange_events::table.count().get_result(conn)?)
-}

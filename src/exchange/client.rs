@@ -99,10 +99,6 @@ impl HttpExchange {
         self
     }
 
-    pub fn base_url(&self) -> &str {
-        &self.base_url
-    }
-
     /// Sends one request and reads the whole answer. Anything short of a complete answer is an
     /// unknown outcome: the request may have been carried out.
     async fn call(

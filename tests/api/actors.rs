@@ -23,12 +23,8 @@ fn kinds(actions: &serde_json::Value) -> Vec<String> {
 async fn a_panic_inside_a_step_restarts_the_actor_from_its_log() {
     let app = spawn_app().await;
     let alice = app.create_account("100000.00", json!({})).await;
-    let order = app
-        .submit(&alice.token, Some("k"), &limit_buy("INFY", 10, "100.00"))
-        .await
-        .json();
+    let order = app.resting_order(&alice.token, "k", 10).await;
     let id = order["id"].as_str().unwrap();
-    app.wait_for_status(&alice.token, id, "new").await;
 
     app.engine.crash(id.parse().unwrap());
     actix_web::rt::time::sleep(Duration::from_millis(300)).await;
@@ -217,12 +213,8 @@ async fn wait_for_alarm(app: &TestApp, kind: &str) {
 async fn an_overfill_is_refused_and_raises_an_alarm() {
     let app = spawn_app().await;
     let alice = app.create_account("100000.00", json!({})).await;
-    let order = app
-        .submit(&alice.token, Some("k"), &limit_buy("INFY", 2, "100.00"))
-        .await
-        .json();
+    let order = app.resting_order(&alice.token, "k", 2).await;
     let id = order["id"].as_str().unwrap();
-    app.wait_for_status(&alice.token, id, "new").await;
 
     assert_eq!(
         push_fill(
@@ -260,12 +252,8 @@ async fn an_overfill_is_refused_and_raises_an_alarm() {
 async fn a_fill_after_the_end_raises_an_alarm_and_changes_nothing() {
     let app = spawn_app().await;
     let alice = app.create_account("100000.00", json!({})).await;
-    let order = app
-        .submit(&alice.token, Some("k"), &limit_buy("INFY", 2, "100.00"))
-        .await
-        .json();
+    let order = app.resting_order(&alice.token, "k", 2).await;
     let id = order["id"].as_str().unwrap();
-    app.wait_for_status(&alice.token, id, "new").await;
     app.delete(&alice.token, &format!("/v1/orders/{id}")).await;
     app.wait_for_status(&alice.token, id, "canceled").await;
     let before = app.balances(&alice.token).await;

@@ -337,3 +337,15 @@ impl TestApp {
             .await
     }
 }
+
+impl TestApp {
+    /// A buy far below the market, accepted by the exchange and resting there: its JSON once `new`.
+    pub async fn resting_order(&self, token: &str, key: &str, qty: i64) -> Value {
+        let order = self
+            .submit(token, Some(key), &limit_buy("INFY", qty, "100.00"))
+            .await
+            .json();
+        let id = order["id"].as_str().expect("an order id").to_owned();
+        self.wait_for_status(token, &id, "new").await
+    }
+}
