@@ -9,6 +9,7 @@
 //! - [`exchange`]: the client for the venue, its price cache, and the fault-injecting simulator.
 //! - [`feed`]: the outbox relay, the event hub, and the WebSocket sessions of the live feed.
 //! - [`http`]: the API handlers; [`error`] maps every failure to one JSON shape.
+//! - [`metrics`]: the Prometheus figures behind `GET /metrics`.
 //! - [`config`], [`telemetry`], [`startup`]: the command line, logging, and wiring it all up.
 
 pub mod config;
@@ -20,6 +21,7 @@ pub mod exchange;
 pub mod feed;
 pub mod http;
 pub mod ledger;
+pub mod metrics;
 pub mod orders;
 pub mod startup;
 pub mod telemetry;

@@ -20,6 +20,7 @@ use crate::exchange::sim::{self, SimHandle};
 use crate::exchange::{ExchangeClient, HttpExchange, PriceCache};
 use crate::feed::{Hub, Relay};
 use crate::http;
+use crate::metrics::Metrics;
 use actix::{Actor, Addr};
 
 /// What every handler shares.
@@ -138,6 +139,7 @@ impl Application {
             Arc::clone(&exchange),
             engine_settings,
             relay.clone(),
+            Arc::new(Metrics::default()),
         );
         let admin_token = args.admin_token.clone().unwrap_or_else(random_token);
         if args.admin_token.is_none() {

@@ -21,6 +21,7 @@ use crate::error::AppError;
 use crate::exchange::wire::PushEvent;
 use crate::exchange::ExchangeClient;
 use crate::feed::Relay;
+use crate::metrics::Metrics;
 use crate::orders::cancel::{self, CancelAnswer};
 use crate::orders::lifecycle;
 
@@ -50,6 +51,7 @@ pub struct Inner {
     pub step_permits: tokio::sync::Semaphore,
     /// Woken after every step, so new events reach the feed at once.
     pub relay: Relay,
+    pub metrics: Arc<Metrics>,
     arbiter: Arbiter,
 }
 
@@ -70,6 +72,7 @@ impl Engine {
         exchange: Arc<dyn ExchangeClient>,
         settings: EngineSettings,
         relay: Relay,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Engine(Arc::new(Inner {
             pool,
@@ -78,6 +81,7 @@ impl Engine {
             settings,
             step_permits: tokio::sync::Semaphore::new(settings.max_concurrent_steps.max(1)),
             relay,
+            metrics,
             arbiter: Arbiter::new(),
         }))
     }

@@ -9,8 +9,11 @@ use super::Engine;
 use crate::db::{self, alarms, now_micros};
 use crate::domain::{ActionKind, Cents, OrderId, OrderStatus, OrderType, Side};
 use crate::error::AppError;
-use crate::exchange::wire::{ExchangeOrder, ExchangeStatus, PlaceOrder, PushEvent, PushType};
+use crate::exchange::wire::{
+    ExchangeFill, ExchangeOrder, ExchangeStatus, PlaceOrder, PushEvent, PushType,
+};
 use crate::exchange::ExchangeError;
+use crate::metrics::FillSource;
 use crate::orders::lifecycle::{self, Applied, Snapshot};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,13 +69,30 @@ async fn record(
     .await
 }
 
+async fn record_fill(
+    engine: &Engine,
+    order: OrderId,
+    fill: ExchangeFill,
+    source: &'static str,
+) -> Result<(), AppError> {
+    let applied = db::run(&engine.pool, move |conn| {
+        lifecycle::fill(conn, order, &fill, source, now_micros())
+    })
+    .await?;
+    if applied == Applied::Recorded {
+        engine
+            .metrics
+            .fills_recorded
+            .get_or_create(&FillSource { source })
+            .inc();
+    }
+    Ok(())
+}
+
 /// A push: record its fill at once; anything that may end the order is checked with the exchange.
 async fn on_push(engine: &Engine, order: OrderId, event: PushEvent) -> Result<(), AppError> {
     if let Some(fill) = event.fill {
-        db::run(&engine.pool, move |conn| {
-            lifecycle::fill(conn, order, &fill, "push", now_micros())
-        })
-        .await?;
+        record_fill(engine, order, fill, "push").await?;
     }
     // Reloading also remembers the fill in the registry's fast path.
     let snap = load(engine, order).await?;
@@ -219,10 +239,7 @@ async fn reconcile(
         .iter()
         .filter(|f| !snap.fill_ids.contains(&f.fill_id));
     for fill in missing.cloned().collect::<Vec<_>>() {
-        db::run(&engine.pool, move |conn| {
-            lifecycle::fill(conn, order, &fill, "poll", now_micros())
-        })
-        .await?;
+        record_fill(engine, order, fill, "poll").await?;
     }
     let snap = load(engine, order).await?;
     let status = snap.state.status;

@@ -6,10 +6,12 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use crate::db::alarms;
+use crate::error::AppError;
 use crate::startup::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").get(healthz))
+        .service(web::resource("/metrics").get(metrics))
         .service(web::resource("/readyz").get(readyz));
 }
 
@@ -21,6 +23,18 @@ async fn healthz(state: web::Data<AppState>) -> HttpResponse {
         "outbox_lag_ms": state.relay.lag_ms(),
         "alarms_raised": alarms::raised(),
     }))
+}
+
+/// Prometheus figures (OpenMetrics text).
+async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let text = state
+        .engine
+        .metrics
+        .render(state.engine.live_actors(), state.relay.lag_ms())
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(text))
 }
 
 /// 503 until every open order has been picked up again after a start.

@@ -74,6 +74,7 @@ async fn submit_order(
         if stored.fingerprint != fingerprint {
             return Err(AppError::IdempotencyKeyReused);
         }
+        state.engine.metrics.idempotent_replays.inc();
         return Ok(replay(stored.response(), true));
     }
 
@@ -115,8 +116,12 @@ async fn submit_order(
     let submitted = db::run(&state.pool, move |conn| submit::submit(conn, &submission)).await?;
     if let Some(order) = submitted.created {
         tracing::info!(%order, %account, "order created");
+        state.engine.metrics.orders_created.inc();
         state.relay.wake();
         state.engine.spawn(order);
+    }
+    if submitted.replayed {
+        state.engine.metrics.idempotent_replays.inc();
     }
     Ok(replay(submitted.response, submitted.replayed))
 }

@@ -52,3 +52,47 @@ async fn the_reaper_deletes_expired_keys_only() {
         Some("true")
     );
 }
+
+#[actix_web::test]
+async fn metrics_count_orders_replays_and_fills() {
+    let app = spawn_app().await;
+    let alice = app.create_account("100000.00", json!({})).await;
+    let body = market("buy", "INFY", 6);
+    let order = app.submit(&alice.token, Some("m"), &body).await.json();
+    app.submit(&alice.token, Some("m"), &body).await;
+    app.wait_for_status(&alice.token, order["id"].as_str().unwrap(), "filled")
+        .await;
+
+    let mut response = client().get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(response
+        .headers()
+        .get("content-type")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let text = String::from_utf8(response.body().await.unwrap().to_vec()).unwrap();
+    assert!(
+        text.contains("orderkeeper_orders_created_total 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("orderkeeper_idempotent_replays_total 1\n"),
+        "{text}"
+    );
+    let fills: u64 = text
+        .lines()
+        .filter(|l| l.starts_with("orderkeeper_fills_recorded_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    let recorded = app
+        .get(
+            &alice.token,
+            &format!("/v1/orders/{}/fills", order["id"].as_str().unwrap()),
+        )
+        .await
+        .json();
+    assert_eq!(fills, recorded.as_array().unwrap().len() as u64, "{text}");
+    assert!(text.contains("orderkeeper_live_order_actors "), "{text}");
+}
