@@ -42,6 +42,19 @@ pub enum AppError {
     Internal(String),
 }
 
+/// The shape of every error answer (for the API description).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// A stable snake_case code, such as `insufficient_funds`.
+    pub code: String,
+    pub message: String,
+}
+
 impl AppError {
     pub fn code(&self) -> &'static str {
         match self {

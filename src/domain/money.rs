@@ -92,6 +92,21 @@ impl<'de> Deserialize<'de> for Cents {
     }
 }
 
+impl utoipa::PartialSchema for Cents {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "An amount of money: a decimal string with at most 2 decimals",
+            ))
+            .examples(["1520.50"])
+            .pattern(Some(r"^\d+(\.\d{1,2})?$"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Cents {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,7 +42,7 @@ pub struct PlaceAck {
     pub status: ExchangeStatus,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExchangeFill {
     pub fill_id: String,
     pub qty: i64,
@@ -61,7 +61,7 @@ pub struct ExchangeOrder {
     pub fills: Vec<ExchangeFill>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PushType {
     Accepted,
@@ -71,7 +71,7 @@ pub enum PushType {
 }
 
 /// A push event, POSTed to the engine and signed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PushEvent {
     pub event_id: String,
     #[serde(rename = "type")]

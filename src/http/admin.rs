@@ -3,8 +3,7 @@
 use std::collections::BTreeMap;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use super::extract::{json_body, parse_json, Admin};
 use crate::db::{self, accounts, now_micros};
@@ -12,20 +11,33 @@ use crate::domain::Cents;
 use crate::error::AppError;
 use crate::startup::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewAccountRequest {
+pub struct NewAccountRequest {
     name: String,
     cash: Cents,
+    /// Opening shares per symbol.
     #[serde(default)]
     positions: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = CreatedAccount)]
+pub struct CreatedAccountView {
+    account_id: String,
+    name: String,
+    /// The account's API token: shown once, stored only as a hash.
+    token: String,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/v1/admin/accounts").post(create_account));
 }
 
-async fn create_account(
+#[utoipa::path(post, path = "/v1/admin/accounts", tag = "accounts", security(("bearer" = [])),
+    request_body = NewAccountRequest,
+    responses((status = 201, body = CreatedAccountView), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
+pub(crate) async fn create_account(
     state: web::Data<AppState>,
     _admin: Admin,
     req: HttpRequest,
@@ -53,9 +65,9 @@ async fn create_account(
         accounts::create(conn, &name, body.cash, &body.positions, now_micros())
     })
     .await?;
-    Ok(HttpResponse::Created().json(json!({
-        "account_id": created.id,
-        "name": created.name,
-        "token": created.token,
-    })))
+    Ok(HttpResponse::Created().json(CreatedAccountView {
+        account_id: created.id.to_string(),
+        name: created.name,
+        token: created.token,
+    }))
 }

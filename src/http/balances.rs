@@ -12,29 +12,32 @@ use crate::error::AppError;
 use crate::ledger::{self, CASH};
 use crate::startup::AppState;
 
-#[derive(Debug, Serialize)]
-struct CashView {
-    available: Cents,
-    reserved: Cents,
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CashView {
+    pub available: Cents,
+    pub reserved: Cents,
 }
 
-#[derive(Debug, Serialize)]
-struct PositionView {
-    available: i64,
-    reserved: i64,
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PositionView {
+    pub available: i64,
+    pub reserved: i64,
 }
 
-#[derive(Debug, Serialize)]
-struct BalancesView {
-    cash: CashView,
-    positions: BTreeMap<String, PositionView>,
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Balances)]
+pub struct BalancesView {
+    pub cash: CashView,
+    pub positions: BTreeMap<String, PositionView>,
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/v1/balances").get(get_balances));
 }
 
-async fn get_balances(
+#[utoipa::path(get, path = "/v1/balances", tag = "accounts", security(("bearer" = [])),
+    responses((status = 200, body = BalancesView), (status = 401, body = crate::error::ErrorBody)))]
+pub(crate) async fn get_balances(
     state: web::Data<AppState>,
     Authenticated(account): Authenticated,
 ) -> Result<HttpResponse, AppError> {

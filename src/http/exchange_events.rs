@@ -18,7 +18,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// Verifies the signature over the raw body, then records the event once. Every valid event is
 /// acknowledged with 200, duplicates and unknown orders included, so the exchange never retries
 /// forever.
-async fn receive(
+#[utoipa::path(post, path = "/v1/exchange/events", tag = "exchange",
+    params(("X-Signature" = String, Header, description = "sha256=<hex HMAC-SHA256(secret, raw body)>")),
+    request_body = PushEvent,
+    responses((status = 200, description = "Accepted, duplicates included"), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
+pub(crate) async fn receive(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,

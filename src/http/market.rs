@@ -19,7 +19,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// `GET /v1/prices`: the exchange's last prices, as cached by the engine.
-async fn prices(state: web::Data<AppState>, _: Authenticated) -> Result<HttpResponse, AppError> {
+#[utoipa::path(get, path = "/v1/prices", tag = "market", security(("bearer" = [])),
+    responses((status = 200, description = "Last price per symbol", body = std::collections::BTreeMap<String, crate::domain::Cents>), (status = 401, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody)))]
+pub(crate) async fn prices(
+    state: web::Data<AppState>,
+    _: Authenticated,
+) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok().json(state.prices.all().await?))
 }
 
@@ -55,7 +60,9 @@ async fn forward(
 }
 
 /// `GET /v1/exchange/faults` (embedded simulator only).
-async fn get_faults(
+#[utoipa::path(get, path = "/v1/exchange/faults", tag = "exchange", security(("bearer" = [])),
+    responses((status = 200, description = "The embedded simulator's fault rates"), (status = 404, description = "External exchange", body = crate::error::ErrorBody)))]
+pub(crate) async fn get_faults(
     state: web::Data<AppState>,
     _: Authenticated,
 ) -> Result<HttpResponse, AppError> {
@@ -64,7 +71,9 @@ async fn get_faults(
 }
 
 /// `PUT /v1/exchange/faults` (embedded simulator only): the same body as the simulator's own.
-async fn put_faults(
+#[utoipa::path(put, path = "/v1/exchange/faults", tag = "exchange", security(("bearer" = [])),
+    responses((status = 200, description = "The fault rates after the change"), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub(crate) async fn put_faults(
     state: web::Data<AppState>,
     _: Authenticated,
     req: HttpRequest,

@@ -6,6 +6,7 @@ pub mod dashboard;
 pub mod exchange_events;
 pub mod extract;
 pub mod market;
+pub mod openapi;
 pub mod ops;
 pub mod orders;
 pub mod stream;
@@ -31,7 +32,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .configure(exchange_events::routes)
     .configure(stream::routes)
     .configure(market::routes)
-    .configure(dashboard::routes);
+    .configure(dashboard::routes)
+    .configure(openapi::routes);
 }
 
 pub async fn not_found() -> Result<HttpResponse, AppError> {

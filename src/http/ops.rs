@@ -16,7 +16,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// The process is up; with the figures an operator watches first.
-async fn healthz(state: web::Data<AppState>) -> HttpResponse {
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is up")))]
+pub(crate) async fn healthz(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(json!({
         "status": "ok",
         "live_order_actors": state.engine.live_actors(),
@@ -26,7 +27,8 @@ async fn healthz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Prometheus figures (OpenMetrics text).
-async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "OpenMetrics text")))]
+pub(crate) async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let text = state
         .engine
         .metrics
@@ -38,7 +40,8 @@ async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
 }
 
 /// 503 until every open order has been picked up again after a start.
-async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Every open order has its actor"), (status = 503, description = "Still recovering")))]
+pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if state.ready.load(Ordering::Acquire) {
         HttpResponse::Ok().json(json!({"status": "ready"}))
     } else {

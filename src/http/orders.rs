@@ -50,7 +50,17 @@ fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> HttpResponse {
     HttpResponse::build(status).json(value)
 }
 
-async fn submit_order(
+#[utoipa::path(post, path = "/v1/orders", tag = "orders", security(("bearer" = [])),
+    params(("Idempotency-Key" = String, Header, description = "1 to 255 visible ASCII characters; the same key and request answer the same")),
+    request_body = OrderRequest,
+    responses(
+        (status = 201, description = "Created (or replayed, with Idempotent-Replayed: true)", body = OrderView),
+        (status = 400, description = "invalid_request, idempotency_key_missing, invalid_idempotency_key", body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 409, description = "idempotency_key_in_use", body = crate::error::ErrorBody),
+        (status = 413, body = crate::error::ErrorBody), (status = 415, body = crate::error::ErrorBody),
+        (status = 422, description = "insufficient_funds, insufficient_position, unknown_symbol, idempotency_key_reused", body = crate::error::ErrorBody),
+    ))]
+pub(crate) async fn submit_order(
     state: web::Data<AppState>,
     Authenticated(account): Authenticated,
     req: HttpRequest,
@@ -127,12 +137,16 @@ async fn submit_order(
 }
 
 #[derive(Debug, Deserialize)]
-struct ListQuery {
+pub(crate) struct ListQuery {
     status: Option<String>,
     limit: Option<i64>,
 }
 
-async fn list_orders(
+#[utoipa::path(get, path = "/v1/orders", tag = "orders", security(("bearer" = [])),
+    params(("status" = Option<String>, Query, description = "open (default), closed or all"),
+           ("limit" = Option<i64>, Query, description = "100 by default, at most 1000")),
+    responses((status = 200, body = [OrderView]), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
+pub(crate) async fn list_orders(
     state: web::Data<AppState>,
     Authenticated(account): Authenticated,
     query: web::Query<ListQuery>,
@@ -162,7 +176,9 @@ fn order_id(path: &str) -> Result<OrderId, AppError> {
     path.parse().map_err(|_| AppError::NotFound)
 }
 
-async fn get_order(
+#[utoipa::path(get, path = "/v1/orders/{id}", tag = "orders", security(("bearer" = [])),
+    params(("id" = String, Path)), responses((status = 200, body = OrderView), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub(crate) async fn get_order(
     state: web::Data<AppState>,
     Authenticated(account): Authenticated,
     path: web::Path<String>,
@@ -194,7 +210,9 @@ where
     .await
 }
 
-async fn order_actions(
+#[utoipa::path(get, path = "/v1/orders/{id}/actions", tag = "orders", security(("bearer" = [])),
+    params(("id" = String, Path)), responses((status = 200, body = [ActionView]), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub(crate) async fn order_actions(
     state: web::Data<AppState>,
     Authenticated(account): Authenticated,
     path: web::Path<String>,
@@ -204,7 +222,9 @@ async fn order_actions(
     Ok(json(StatusCode::OK, &views))
 }
 
-async fn order_fills(
+#[utoipa::path(get, path = "/v1/orders/{id}/fills", tag = "orders", security(("bearer" = [])),
+    params(("id" = String, Path)), responses((status = 200, body = [FillView]), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+pub(crate) async fn order_fills(
     state: web::Data<AppState>,
     Authenticated(account): Authenticated,
     path: web::Path<String>,
@@ -214,7 +234,13 @@ async fn order_fills(
     Ok(json(StatusCode::OK, &views))
 }
 
-async fn cancel_order(
+#[utoipa::path(delete, path = "/v1/orders/{id}", tag = "orders", security(("bearer" = [])),
+    params(("id" = String, Path)),
+    responses((status = 202, description = "Cancel recorded: pending_cancel", body = OrderView),
+              (status = 200, description = "Already pending_cancel or canceled", body = OrderView),
+              (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
+              (status = 422, description = "order_not_cancelable", body = crate::error::ErrorBody)))]
+pub(crate) async fn cancel_order(
     state: web::Data<AppState>,
     Authenticated(account): Authenticated,
     path: web::Path<String>,

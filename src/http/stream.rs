@@ -19,7 +19,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/v1/stream").get(stream));
 }
 
-async fn stream(
+#[utoipa::path(get, path = "/v1/stream", tag = "feed",
+    description = "WebSocket. First message: {\"type\":\"auth\",\"token\":…,\"since\":N}. Then every event with seq > since, then live ones. Closes 4401 on bad auth, 4008 when too slow.",
+    responses((status = 101, description = "Switching to WebSocket"), (status = 400, body = crate::error::ErrorBody)))]
+pub(crate) async fn stream(
     state: web::Data<AppState>,
     req: HttpRequest,
     payload: web::Payload,

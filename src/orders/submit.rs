@@ -19,7 +19,7 @@ use crate::ledger::{self, LedgerEntry, CASH};
 pub const MAX_QTY: i64 = 1_000_000_000;
 
 /// The body of `POST /v1/orders`, exactly: unknown fields are refused.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderRequest {
     pub symbol: String,

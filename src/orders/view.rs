@@ -6,7 +6,8 @@ use crate::db::orders::{ActionRow, FillRow, OrderRow};
 use crate::db::rfc3339;
 use crate::domain::Cents;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = Order)]
 pub struct OrderView {
     pub id: String,
     pub client_order_id: String,
@@ -42,7 +43,8 @@ impl From<&OrderRow> for OrderView {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = Fill)]
 pub struct FillView {
     pub fill_id: String,
     pub qty: i64,
@@ -63,10 +65,12 @@ impl From<&FillRow> for FillView {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = Action)]
 pub struct ActionView {
     pub seq: i64,
     pub kind: String,
+    #[schema(value_type = Object)]
     pub detail: serde_json::Value,
     pub at: String,
 }

@@ -96,3 +96,50 @@ async fn metrics_count_orders_replays_and_fills() {
     assert_eq!(fills, recorded.as_array().unwrap().len() as u64, "{text}");
     assert!(text.contains("orderkeeper_live_order_actors "), "{text}");
 }
+
+#[actix_web::test]
+async fn the_api_is_described_at_openapi_json() {
+    let app = spawn_app().await;
+    let mut response = client().get(app.url("/openapi.json")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let doc: serde_json::Value = response.json().limit(1 << 20).await.unwrap();
+
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for (path, method) in [
+        ("/v1/orders", "post"),
+        ("/v1/orders", "get"),
+        ("/v1/orders/{id}", "delete"),
+        ("/v1/orders/{id}/fills", "get"),
+        ("/v1/balances", "get"),
+        ("/v1/admin/accounts", "post"),
+        ("/v1/exchange/events", "post"),
+        ("/v1/stream", "get"),
+        ("/metrics", "get"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} is described"
+        );
+    }
+    let order = &doc["components"]["schemas"]["Order"]["properties"];
+    for field in [
+        "id",
+        "client_order_id",
+        "symbol",
+        "side",
+        "type",
+        "qty",
+        "limit_price",
+        "status",
+        "filled_qty",
+        "filled_avg_price",
+        "created_at",
+        "updated_at",
+    ] {
+        assert!(order[field].is_object(), "Order.{field}");
+    }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+}
