@@ -31,13 +31,7 @@ async fn a_panic_inside_a_step_restarts_the_actor_from_its_log() {
 
     // The restarted actor carries on: it still owns the order and handles its cancel.
     assert_eq!(app.engine.live_actors(), 1);
-    assert_eq!(
-        app.delete(&alice.token, &format!("/v1/orders/{id}"))
-            .await
-            .status,
-        StatusCode::ACCEPTED
-    );
-    app.wait_for_status(&alice.token, id, "canceled").await;
+    app.cancel_and_wait(&alice.token, id).await;
     let actions = app
         .get(&alice.token, &format!("/v1/orders/{id}/actions"))
         .await
@@ -254,8 +248,7 @@ async fn a_fill_after_the_end_raises_an_alarm_and_changes_nothing() {
     let alice = app.create_account("100000.00", json!({})).await;
     let order = app.resting_order(&alice.token, "k", 2).await;
     let id = order["id"].as_str().unwrap();
-    app.delete(&alice.token, &format!("/v1/orders/{id}")).await;
-    app.wait_for_status(&alice.token, id, "canceled").await;
+    app.cancel_and_wait(&alice.token, id).await;
     let before = app.balances(&alice.token).await;
 
     assert_eq!(

@@ -62,13 +62,7 @@ async fn cash_and_shares_are_conserved_through_reservations_and_releases() {
     assert_eq!(reserved["positions"]["INFY"]["reserved"], 15);
 
     for id in &open {
-        assert_eq!(
-            app.delete(&alice.token, &format!("/v1/orders/{id}"))
-                .await
-                .status,
-            StatusCode::ACCEPTED
-        );
-        app.wait_for_status(&alice.token, id, "canceled").await;
+        app.cancel_and_wait(&alice.token, id).await;
         assert_conserved(&app, &alice, opening_cash, &shares).await;
     }
     let end = app.balances(&alice.token).await;

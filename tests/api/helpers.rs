@@ -349,3 +349,17 @@ impl TestApp {
         self.wait_for_status(token, &id, "new").await
     }
 }
+
+impl TestApp {
+    /// Cancels an open order (202) and waits until it is `canceled`.
+    pub async fn cancel_and_wait(&self, token: &str, id: &str) -> Value {
+        let answer = self.delete(token, &format!("/v1/orders/{id}")).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::ACCEPTED,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        self.wait_for_status(token, id, "canceled").await
+    }
+}
