@@ -103,29 +103,7 @@ impl Application {
         let pool = db::connect(&args.database_url, 8)?;
         let listener = TcpListener::bind(&args.listen)?;
         let port = listener.local_addr()?.port();
-        let embedded = args.exchange == "embedded";
-        let exchange_secret = match (&args.exchange_secret, embedded) {
-            (Some(secret), _) => secret.clone(),
-            (None, true) => random_token(),
-            (None, false) => return Err(StartupError::MissingExchangeSecret),
-        };
-        let sim = if embedded {
-            let sim_args = SimArgs {
-                listen: args.exchange_listen.clone(),
-                webhook_url: Some(format!("http://127.0.0.1:{port}/v1/exchange/events")),
-                webhook_secret: Some(exchange_secret.clone()),
-                seed: None,
-                fill_interval_ms: 50,
-                faults: FaultArgs::default(),
-            };
-            Some(sim::start(&sim_args, true)?)
-        } else {
-            None
-        };
-        let exchange_url = match &sim {
-            Some(sim) => format!("http://127.0.0.1:{}", sim.port),
-            None => args.exchange.clone(),
-        };
+        let (sim, exchange_url, exchange_secret) = start_exchange(&args, port)?;
         let exchange: Arc<dyn ExchangeClient> =
             Arc::new(HttpExchange::new(&exchange_url, Duration::from_secs(3)));
         let engine_settings = EngineSettings {
@@ -214,6 +192,33 @@ impl Application {
         }
         result
     }
+}
+
+/// The embedded simulator (pushing to this engine's port) or the external exchange's URL, with
+/// the push secret.
+fn start_exchange(
+    args: &ServeArgs,
+    port: u16,
+) -> Result<(Option<SimHandle>, String, String), StartupError> {
+    if args.exchange != "embedded" {
+        let secret = args
+            .exchange_secret
+            .clone()
+            .ok_or(StartupError::MissingExchangeSecret)?;
+        return Ok((None, args.exchange.clone(), secret));
+    }
+    let secret = args.exchange_secret.clone().unwrap_or_else(random_token);
+    let sim_args = SimArgs {
+        listen: args.exchange_listen.clone(),
+        webhook_url: Some(format!("http://127.0.0.1:{port}/v1/exchange/events")),
+        webhook_secret: Some(secret.clone()),
+        seed: None,
+        fill_interval_ms: 50,
+        faults: FaultArgs::default(),
+    };
+    let sim = sim::start(&sim_args, true)?;
+    let url = format!("http://127.0.0.1:{}", sim.port);
+    Ok((Some(sim), url, secret))
 }
 
 /// Per-connection kernel send buffer. A fixed size (rather than the kernel's autotuning up to
