@@ -5,8 +5,8 @@
 
 #[path = "../common/feed_client.rs"]
 mod feed_client;
-mod feed_resume;
 mod processes;
+mod restarts;
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, HashSet};

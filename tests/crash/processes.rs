@@ -219,6 +219,26 @@ impl Engine {
         }
     }
 
+    /// SIGTERM, then waits for the process to end; returns whether it exited cleanly.
+    pub async fn terminate(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return false;
+        };
+        let sent = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        assert!(sent.map(|s| s.success()).unwrap_or(false), "kill -TERM");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.success();
+            }
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+        let _ = child.kill();
+        false
+    }
+
     pub async fn restart(&mut self) {
         self.spawn();
         wait_until_up(&format!("{}/readyz", self.url())).await;

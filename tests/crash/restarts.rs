@@ -1,5 +1,5 @@
-//! The live feed across a SIGKILL: a client that was away resumes with `since` and gets exactly
-//! what happened meanwhile, the same frames a full replay gives.
+//! Restarts: the live feed resumed with `since` across a SIGKILL (exactly what happened meanwhile,
+//! as the same frames a full replay gives), and a clean stop on SIGTERM.
 
 use std::time::Duration;
 
@@ -95,4 +95,36 @@ async fn a_client_resumes_with_since_after_the_engine_was_killed() {
         "a resumed event is the same frame as a replayed one"
     );
     assert_eq!(raw(&before), raw(&all[..6]), "and as the live one");
+}
+
+#[actix_web::test]
+async fn sigterm_stops_the_engine_cleanly_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine_port = processes::free_port();
+    let sim = Simulator::start(engine_port, 8, false);
+    let mut engine = Engine::start(dir.path(), engine_port, &sim.url());
+    let account = engine
+        .admin_post(
+            "/v1/admin/accounts",
+            &json!({"name": "alice", "cash": "1000.00"}),
+        )
+        .await;
+    let token = account["token"].as_str().unwrap().to_owned();
+    let body =
+        json!({"symbol": "INFY", "side": "buy", "type": "limit", "qty": 2, "limit_price": "10.00"});
+    let (status, order) = engine.submit(&token, "k", &body).await;
+    assert_eq!(status, 201);
+
+    assert!(engine.terminate().await, "exit status 0 after SIGTERM");
+    engine.restart().await;
+
+    let kept = engine
+        .get(
+            &token,
+            &format!("/v1/orders/{}", order["id"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(kept["id"], order["id"]);
+    let (_, replay) = engine.submit(&token, "k", &body).await;
+    assert_eq!(replay, order, "the stored answer survives the restart");
 }
