@@ -9,7 +9,7 @@ pub mod steps;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Arbiter, Supervisor};
+use actix::{Addr, Arbiter, Supervisor};
 
 use self::messages::{Drive, Reason, RequestCancel};
 use self::order_actor::OrderActor;
@@ -86,8 +86,8 @@ impl Engine {
         }))
     }
 
-    /// Makes sure the order has a running actor.
-    pub fn spawn(&self, order: OrderId) {
+    /// Makes sure the order has a running actor, and returns it.
+    pub fn spawn(&self, order: OrderId) -> Addr<OrderActor> {
         // An actor that died outside any step (it should not) is replaced, not trusted.
         if let Some(dead) = self.registry.get(order).filter(|a| !a.connected()) {
             tracing::error!(%order, "order actor found dead; starting a new one");
@@ -98,7 +98,7 @@ impl Engine {
             Supervisor::start_in_arbiter(&self.arbiter.handle(), move |_| {
                 OrderActor::new(engine, order)
             })
-        });
+        })
     }
 
     /// Starts an actor for every open order; returns how many.
@@ -153,10 +153,7 @@ impl Engine {
         if snap.state.status.is_terminal() {
             return steps::alarm_if_late_fill(self, &snap, &event).await;
         }
-        self.spawn(order);
-        if let Some(actor) = self.registry.get(order) {
-            actor.do_send(Drive(Reason::Push(event)));
-        }
+        self.spawn(order).do_send(Drive(Reason::Push(event)));
         Ok(())
     }
 

@@ -130,7 +130,7 @@ async fn on_state(engine: &Engine, order: OrderId, snap: Snapshot) -> Result<(),
         }
         // Sent before, answer unknown (or a crash came between): ask before placing again.
         (OrderStatus::PendingNew, true) => match engine.exchange.order(&cid).await {
-            Ok(Some(found)) => reconcile(engine, order, found).await,
+            Ok(Some(found)) => reconcile(engine, order, snap, found).await,
             Ok(None) => place(engine, order, &snap).await,
             Err(e) => unresolved(order, "lookup", &e),
         },
@@ -147,7 +147,7 @@ async fn on_state(engine: &Engine, order: OrderId, snap: Snapshot) -> Result<(),
         // Cancelling on the exchange also tombstones an id it never saw, so a placement still in
         // flight is refused there; its answer is the authority for what happened.
         (OrderStatus::PendingCancel, true) => match engine.exchange.cancel(&cid).await {
-            Ok(after) => reconcile(engine, order, after).await,
+            Ok(after) => reconcile(engine, order, snap, after).await,
             Err(e) => unresolved(order, "cancel", &e),
         },
         _ => check_with_exchange(engine, order, snap).await,
@@ -160,24 +160,14 @@ async fn check_with_exchange(
     snap: Snapshot,
 ) -> Result<(), AppError> {
     match engine.exchange.order(&snap.row.client_order_id).await {
-        Ok(Some(found)) => reconcile(engine, order, found).await,
+        Ok(Some(found)) => reconcile(engine, order, snap, found).await,
         Ok(None) if snap.state.status == OrderStatus::PendingNew => Ok(()),
         Ok(None) => {
             let detail = format!(
                 "{} is {} here but unknown to the exchange",
                 snap.row.client_order_id, snap.row.status
             );
-            let id = snap.row.id.clone();
-            db::run(&engine.pool, move |conn| {
-                alarms::raise(
-                    conn,
-                    "order_missing_on_exchange",
-                    Some(&id),
-                    &detail,
-                    now_micros(),
-                )
-            })
-            .await
+            raise_alarm(engine, "order_missing_on_exchange", &snap, detail).await
         }
         Err(e) => unresolved(order, "lookup", &e),
     }
@@ -199,81 +189,81 @@ async fn place(engine: &Engine, order: OrderId, snap: &Snapshot) -> Result<(), A
         qty: row.qty,
         limit_price: row.protection_price.map(Cents),
     };
-    match engine.exchange.place(&request).await {
-        Ok(ack) if ack.status == ExchangeStatus::Rejected => {
-            record(
-                engine,
-                order,
-                ActionKind::Rejected,
-                json!({"reason": "rejected by the exchange"}),
-            )
-            .await?;
-        }
+    let refusal = match engine.exchange.place(&request).await {
+        Ok(ack) if ack.status == ExchangeStatus::Rejected => "rejected by the exchange".to_owned(),
         Ok(ack) => {
             let detail = json!({"exchange_order_id": ack.exchange_order_id, "source": "placement"});
             record(engine, order, ActionKind::Accepted, detail).await?;
+            return Ok(());
         }
-        Err(ExchangeError::Refused(reason)) => {
-            record(
-                engine,
-                order,
-                ActionKind::Rejected,
-                json!({"reason": reason}),
-            )
-            .await?;
-        }
-        Err(e) => unresolved(order, "place", &e)?,
-    }
+        Err(ExchangeError::Refused(reason)) => reason,
+        Err(e) => return unresolved(order, "place", &e),
+    };
+    record(
+        engine,
+        order,
+        ActionKind::Rejected,
+        json!({"reason": refusal}),
+    )
+    .await?;
     Ok(())
 }
 
 /// Brings the order in line with the exchange's own copy: every fill it lacks, then its status.
+/// `snap` is current: within a step the actor is its order's only writer.
 async fn reconcile(
     engine: &Engine,
     order: OrderId,
+    mut snap: Snapshot,
     exchange: ExchangeOrder,
 ) -> Result<(), AppError> {
-    let snap = load(engine, order).await?;
-    let missing = exchange
+    let missing: Vec<ExchangeFill> = exchange
         .fills
         .iter()
-        .filter(|f| !snap.fill_ids.contains(&f.fill_id));
-    for fill in missing.cloned().collect::<Vec<_>>() {
-        record_fill(engine, order, fill, "poll").await?;
+        .filter(|f| !snap.fill_ids.contains(&f.fill_id))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        for fill in missing {
+            record_fill(engine, order, fill, "poll").await?;
+        }
+        snap = load(engine, order).await?;
     }
-    let snap = load(engine, order).await?;
     let status = snap.state.status;
     if status.is_terminal() {
         return Ok(());
     }
-    let known_there = exchange.exchange_order_id.is_some();
     if status == OrderStatus::PendingNew
-        && known_there
+        && exchange.exchange_order_id.is_some()
         && exchange.status != ExchangeStatus::Rejected
     {
-        record(
-            engine,
-            order,
-            ActionKind::Accepted,
-            json!({"exchange_order_id": exchange.exchange_order_id, "source": "poll"}),
-        )
-        .await?;
+        let detail = json!({"exchange_order_id": exchange.exchange_order_id, "source": "poll"});
+        record(engine, order, ActionKind::Accepted, detail).await?;
     }
+    let end = match exchange.status {
+        ExchangeStatus::New | ExchangeStatus::PartiallyFilled => return Ok(()),
+        ExchangeStatus::Filled => ActionKind::Filled,
+        ExchangeStatus::Canceled => ActionKind::Canceled,
+        ExchangeStatus::Rejected => ActionKind::Rejected,
+    };
     let detail =
         json!({"exchange_status": exchange.status, "exchange_filled_qty": exchange.filled_qty});
-    match exchange.status {
-        ExchangeStatus::New | ExchangeStatus::PartiallyFilled => {}
-        ExchangeStatus::Filled => {
-            record(engine, order, ActionKind::Filled, detail).await?;
-        }
-        ExchangeStatus::Canceled => {
-            record(engine, order, ActionKind::Canceled, detail).await?;
-        }
-        ExchangeStatus::Rejected => {
-            record(engine, order, ActionKind::Rejected, detail).await?;
-        }
-    }
+    record(engine, order, end, detail).await?;
     Ok(())
+}
+
+/// Stores an alarm about `snap`'s order.
+async fn raise_alarm(
+    engine: &Engine,
+    kind: &'static str,
+    snap: &Snapshot,
+    detail: String,
+) -> Result<(), AppError> {
+    let id = snap.row.id.clone();
+    db::run(&engine.pool, move |conn| {
+        alarms::raise(conn, kind, Some(&id), &detail, now_micros())
+    })
+    .await
 }
 
 pub(crate) async fn alarm_if_late_fill(
@@ -291,15 +281,5 @@ pub(crate) async fn alarm_if_late_fill(
         "fill {} of {} arrived after the order was {}",
         fill.fill_id, fill.qty, snap.row.status
     );
-    let id = snap.row.id.clone();
-    db::run(&engine.pool, move |conn| {
-        alarms::raise(
-            conn,
-            "fill_after_terminal",
-            Some(&id),
-            &detail,
-            now_micros(),
-        )
-    })
-    .await
+    raise_alarm(engine, "fill_after_terminal", snap, detail).await
 }
