@@ -14,6 +14,8 @@ pub const SECRET: &str = "sim-test-secret";
 pub struct Received {
     pub signature: Option<String>,
     pub body: Vec<u8>,
+    /// The status the receiver answered this delivery with.
+    pub answered: u16,
 }
 
 impl Received {
@@ -26,6 +28,11 @@ pub type Inbox = Arc<Mutex<Vec<Received>>>;
 
 /// A webhook receiver that records every push and answers 200.
 pub fn spawn_receiver() -> (String, Inbox) {
+    spawn_failing_receiver(0)
+}
+
+/// A receiver that answers its first `failures` deliveries 503, then 200; it records them all.
+pub fn spawn_failing_receiver(failures: usize) -> (String, Inbox) {
     let inbox: Inbox = Arc::default();
     let data = web::Data::new(inbox.clone());
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -34,17 +41,23 @@ pub fn spawn_receiver() -> (String, Inbox) {
         App::new().app_data(data.clone()).route(
             "/hook",
             web::post().to(
-                |inbox: web::Data<Inbox>, req: HttpRequest, body: web::Bytes| async move {
+                move |inbox: web::Data<Inbox>, req: HttpRequest, body: web::Bytes| async move {
                     let signature = req
                         .headers()
                         .get("X-Signature")
                         .and_then(|v| v.to_str().ok())
                         .map(str::to_owned);
-                    inbox.lock().expect("inbox").push(Received {
+                    let mut inbox = inbox.lock().expect("inbox");
+                    let answered = if inbox.len() < failures { 503 } else { 200 };
+                    inbox.push(Received {
                         signature,
                         body: body.to_vec(),
+                        answered,
                     });
-                    HttpResponse::Ok().finish()
+                    HttpResponse::build(
+                        actix_web::http::StatusCode::from_u16(answered).expect("a status"),
+                    )
+                    .finish()
                 },
             ),
         )

@@ -367,3 +367,35 @@ async fn reorder_rate_delivers_some_events_behind_later_ones() {
     sorted.sort();
     assert_ne!(arrival, sorted, "some event overtook an earlier one");
 }
+
+#[actix_web::test]
+async fn a_failed_push_is_retried_until_delivered() {
+    let (hook, inbox) = spawn_failing_receiver(3);
+    let sim = spawn_sim(FaultArgs::default(), Some(&hook), 12);
+    send_json(
+        "POST",
+        &format!("{sim}/orders"),
+        &order("c-retry", "buy", "limit", 1, Some("1.00")),
+    )
+    .await;
+
+    // One event (accepted): three refused deliveries, then the fourth gets through.
+    assert!(
+        eventually(Duration::from_secs(10), || inbox
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|r| r.answered == 200))
+        .await
+    );
+    let deliveries = inbox.lock().unwrap().clone();
+    assert_eq!(
+        deliveries.iter().map(|r| r.answered).collect::<Vec<_>>(),
+        [503, 503, 503, 200]
+    );
+    assert!(
+        deliveries.windows(2).all(|w| w[0].body == w[1].body),
+        "the same event each time"
+    );
+    assert_eq!(deliveries[0].json()["type"], "accepted");
+}
