@@ -80,11 +80,6 @@ pub struct HttpExchange {
     retry: RetryPolicy,
 }
 
-thread_local! {
-    // awc clients are per thread; one per thread keeps its connection pool warm.
-    static CLIENT: awc::Client = awc::Client::builder().disable_redirects().finish();
-}
-
 impl HttpExchange {
     pub fn new(base_url: &str, timeout: Duration) -> Self {
         Self {
@@ -107,8 +102,7 @@ impl HttpExchange {
         path: &str,
         body: Option<&[u8]>,
     ) -> Result<(StatusCode, Bytes), ExchangeError> {
-        let client = CLIENT.with(Clone::clone);
-        let request = client
+        let request = super::http_client()
             .request(method, format!("{}{path}", self.base_url))
             .timeout(self.timeout);
         let sent = match body {

@@ -8,4 +8,15 @@ pub mod sim;
 pub mod wire;
 
 pub use client::{ExchangeClient, ExchangeError, HttpExchange};
+
+thread_local! {
+    // awc clients are per thread; one per thread keeps its connection pool warm.
+    static CLIENT: awc::Client = awc::Client::builder().disable_redirects().finish();
+}
+
+/// This thread's HTTP client for calls between the engine and the exchange. Callers set a timeout
+/// on each request.
+pub fn http_client() -> awc::Client {
+    CLIENT.with(Clone::clone)
+}
 pub use prices::PriceCache;

@@ -62,9 +62,10 @@ impl Relay {
                 oldest.map_or(0, |t| (now_micros() - t) / 1000),
                 Ordering::Relaxed,
             );
-            let Some(count) = (!rows.is_empty()).then_some(rows.len()) else {
+            if rows.is_empty() {
                 return Ok(());
-            };
+            }
+            let count = rows.len();
             let keys: Vec<(String, i64)> =
                 rows.iter().map(|r| (r.account_id.clone(), r.seq)).collect();
             hub.do_send(Publish(rows));

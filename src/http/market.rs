@@ -67,7 +67,7 @@ pub(crate) async fn get_faults(
     _: Authenticated,
 ) -> Result<HttpResponse, AppError> {
     let url = format!("{}/admin/faults", simulator(&state)?);
-    forward(awc::Client::default().get(url), None).await
+    forward(crate::exchange::http_client().get(url), None).await
 }
 
 /// `PUT /v1/exchange/faults` (embedded simulator only): the same body as the simulator's own.
@@ -81,5 +81,5 @@ pub(crate) async fn put_faults(
 ) -> Result<HttpResponse, AppError> {
     let body: serde_json::Value = parse_json(&json_body(&req, payload).await?)?;
     let url = format!("{}/admin/faults", simulator(&state)?);
-    forward(awc::Client::default().put(url), Some(body)).await
+    forward(crate::exchange::http_client().put(url), Some(body)).await
 }

@@ -15,10 +15,6 @@ pub struct Webhook {
     pub secret: String,
 }
 
-thread_local! {
-    static CLIENT: awc::Client = awc::Client::builder().timeout(Duration::from_secs(2)).finish();
-}
-
 #[derive(Debug, thiserror::Error)]
 enum DeliveryError {
     #[error("delivery failed: {0}")]
@@ -58,9 +54,9 @@ pub fn spawn_delivery(webhook: Webhook, event: PushEvent, copies: u32, delay: Du
 }
 
 async fn post(webhook: &Webhook, body: &str) -> Result<(), DeliveryError> {
-    let client = CLIENT.with(Clone::clone);
-    let response = client
+    let response = crate::exchange::http_client()
         .post(&webhook.url)
+        .timeout(Duration::from_secs(2))
         .insert_header(("Content-Type", "application/json"))
         .insert_header((
             signature::HEADER,
