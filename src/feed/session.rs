@@ -35,23 +35,12 @@ struct Auth {
     since: Option<i64>,
 }
 
-enum Phase {
-    AwaitingAuth,
-    /// Replaying from the outbox; live events wait here meanwhile.
-    CatchingUp {
-        account: AccountId,
-        held: Vec<(i64, Arc<str>)>,
-    },
-    Live {
-        account: AccountId,
-    },
-}
-
 pub struct FeedSession {
     id: u64,
     pool: DbPool,
     hub: Addr<Hub>,
-    phase: Phase,
+    /// None until the first message authenticates.
+    account: Option<AccountId>,
     last_seq: i64,
     last_heard: Instant,
 }
@@ -62,7 +51,7 @@ impl FeedSession {
             id,
             pool,
             hub,
-            phase: Phase::AwaitingAuth,
+            account: None,
             last_seq: 0,
             last_heard: Instant::now(),
         }
@@ -110,6 +99,8 @@ impl FeedSession {
     }
 
     /// Subscribes first, so nothing published during the replay is missed, then reads the store.
+    /// The replay runs in `ctx.wait`: live events queue in the mailbox meanwhile, and those it
+    /// already covered are dropped by seq when they come through.
     fn start_replay(
         &mut self,
         account: AccountId,
@@ -117,10 +108,7 @@ impl FeedSession {
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
         self.last_seq = since;
-        self.phase = Phase::CatchingUp {
-            account,
-            held: Vec::new(),
-        };
+        self.account = Some(account);
         self.hub.do_send(Subscribe {
             account,
             session: self.id,
@@ -152,41 +140,19 @@ impl FeedSession {
                         session.send(ctx, row.seq, &row.payload);
                     }
                     if full_page {
-                        return session.replay_page(account, ctx);
-                    }
-                    let held = match std::mem::replace(&mut session.phase, Phase::Live { account })
-                    {
-                        Phase::CatchingUp { held, .. } => held,
-                        _ => Vec::new(),
-                    };
-                    for (seq, payload) in held {
-                        session.deliver(seq, payload, ctx);
+                        session.replay_page(account, ctx);
                     }
                 }),
         );
     }
 
-    /// A live event: sent in order; a gap (which should not happen) is filled from the store.
+    /// A live event: sent in order. A gap (which should not happen) is filled from the store,
+    /// which holds every published event.
     fn deliver(&mut self, seq: i64, payload: Arc<str>, ctx: &mut ws::WebsocketContext<Self>) {
-        match &mut self.phase {
-            Phase::CatchingUp { held, .. } => held.push((seq, payload)),
-            Phase::Live { account } if seq > self.last_seq + 1 => {
-                let account = *account;
-                self.phase = Phase::CatchingUp {
-                    account,
-                    held: vec![(seq, payload)],
-                };
-                self.replay_page(account, ctx);
-            }
-            Phase::Live { .. } => self.send(ctx, seq, &payload),
-            Phase::AwaitingAuth => {}
-        }
-    }
-
-    fn account(&self) -> Option<AccountId> {
-        match &self.phase {
-            Phase::AwaitingAuth => None,
-            Phase::CatchingUp { account, .. } | Phase::Live { account } => Some(*account),
+        match self.account {
+            Some(account) if seq > self.last_seq + 1 => self.replay_page(account, ctx),
+            Some(_) => self.send(ctx, seq, &payload),
+            None => {}
         }
     }
 }
@@ -197,7 +163,7 @@ impl Actor for FeedSession {
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(QUEUE_BOUND);
         ctx.run_later(AUTH_TIMEOUT, |session, ctx| {
-            if matches!(session.phase, Phase::AwaitingAuth) {
+            if session.account.is_none() {
                 Self::close(ctx, CLOSE_UNAUTHORIZED, "no auth within 5 seconds");
             }
         });
@@ -210,7 +176,7 @@ impl Actor for FeedSession {
     }
 
     fn stopping(&mut self, _: &mut Self::Context) -> Running {
-        if let Some(account) = self.account() {
+        if let Some(account) = self.account {
             self.hub.do_send(Unsubscribe {
                 account,
                 session: self.id,
@@ -237,12 +203,10 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for FeedSession {
     fn handle(&mut self, msg: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
         self.last_heard = Instant::now();
         match msg {
-            Ok(ws::Message::Text(text)) if matches!(self.phase, Phase::AwaitingAuth) => {
-                self.authenticate(&text, ctx)
-            }
+            Ok(ws::Message::Text(text)) if self.account.is_none() => self.authenticate(&text, ctx),
             Ok(ws::Message::Ping(bytes)) => ctx.pong(&bytes),
             Ok(ws::Message::Close(_)) => ctx.stop(),
-            Ok(ws::Message::Binary(_)) if matches!(self.phase, Phase::AwaitingAuth) => {
+            Ok(ws::Message::Binary(_)) if self.account.is_none() => {
                 Self::close(ctx, CLOSE_UNAUTHORIZED, "the first message must be text")
             }
             Ok(_) => {}
