@@ -71,6 +71,15 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDERKEEPER_POLL_INTERVAL_MS", default_value_t = 2000)]
     pub poll_interval_ms: u64,
 
+    /// How many order steps may run at once: each may call the exchange, so a restart with many
+    /// open orders is paced by this.
+    #[arg(long, env = "ORDERKEEPER_MAX_CONCURRENT_STEPS", default_value_t = 32)]
+    pub max_concurrent_steps: usize,
+
+    /// Milliseconds between two sweeps for open orders without a live actor.
+    #[arg(long, env = "ORDERKEEPER_ORPHAN_SWEEP_MS", default_value_t = 5000)]
+    pub orphan_sweep_ms: u64,
+
     /// Do not create the demo account on an empty database.
     #[arg(long, env = "ORDERKEEPER_NO_DEMO", value_parser = BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
     pub no_demo: bool,
@@ -132,6 +141,23 @@ pub struct FaultArgs {
     /// Share of REST requests on /orders carried out whose response is then lost (connection closed).
     #[arg(long, env = "ORDERKEEPER_SIM_LOST_RESPONSE_RATE", default_value_t = 0.0, value_parser = rate)]
     pub lost_response_rate: f64,
+    /// How a repeated POST /orders with a known client_order_id is answered: `ok` (200 with the
+    /// order) or `conflict` (409 duplicate_client_order_id, as many real venues do).
+    #[arg(long, env = "ORDERKEEPER_SIM_DUPLICATE_PLACEMENT", value_enum, default_value_t = DuplicatePlacement::Ok)]
+    pub duplicate_placement: DuplicatePlacement,
+}
+
+/// How a venue answers a placement whose client order id it already holds.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum DuplicatePlacement {
+    /// 200 with the order it holds.
+    #[default]
+    Ok,
+    /// 409 `duplicate_client_order_id`.
+    Conflict,
 }
 
 fn rate(text: &str) -> Result<f64, String> {

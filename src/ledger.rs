@@ -49,25 +49,33 @@ pub fn apply(
     if inserted == 0 {
         return Ok(false);
     }
-    // A CHECK (>= 0) on both columns refuses any entry that would overdraw: callers check first and
-    // this is the last line of defence. (No upsert: SQLite checks the would-be inserted row first.)
-    let key = (entry.account.to_string(), entry.asset);
-    let updated = diesel::update(balances::table.find((&key.0, key.1)))
+    // The sums are taken here with checked arithmetic: SQLite would turn an overflowing integer sum
+    // into a float. A CHECK (>= 0) on both columns is the last line of defence against overdrawing.
+    let account = entry.account.to_string();
+    let current = balance(conn, entry.account, entry.asset)?;
+    let overflow = || AppError::Internal(format!("ledger entry {} overflows a balance", entry.key));
+    let available = current
+        .available
+        .checked_add(entry.available_delta)
+        .ok_or_else(overflow)?;
+    let reserved = current
+        .reserved
+        .checked_add(entry.reserved_delta)
+        .ok_or_else(overflow)?;
+    diesel::insert_into(balances::table)
+        .values((
+            balances::account_id.eq(&account),
+            balances::asset.eq(entry.asset),
+            balances::available.eq(available),
+            balances::reserved.eq(reserved),
+        ))
+        .on_conflict((balances::account_id, balances::asset))
+        .do_update()
         .set((
-            balances::available.eq(balances::available + entry.available_delta),
-            balances::reserved.eq(balances::reserved + entry.reserved_delta),
+            balances::available.eq(available),
+            balances::reserved.eq(reserved),
         ))
         .execute(conn)?;
-    if updated == 0 {
-        diesel::insert_into(balances::table)
-            .values((
-                balances::account_id.eq(&key.0),
-                balances::asset.eq(entry.asset),
-                balances::available.eq(entry.available_delta),
-                balances::reserved.eq(entry.reserved_delta),
-            ))
-            .execute(conn)?;
-    }
     Ok(true)
 }
 
@@ -119,5 +127,8 @@ pub fn reserved_for_order(
         .filter(ledger_entries::asset.eq(asset))
         .select(ledger_entries::reserved_delta)
         .load(conn)?;
-    Ok(deltas.iter().sum())
+    deltas
+        .iter()
+        .try_fold(0_i64, |sum, d| sum.checked_add(*d))
+        .ok_or_else(|| AppError::Internal(format!("order {order}'s reservation overflows")))
 }

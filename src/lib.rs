@@ -12,12 +12,16 @@
 //! - [`metrics`]: the Prometheus figures behind `GET /metrics`.
 //! - [`config`], [`telemetry`], [`startup`]: the command line, logging, and wiring it all up.
 
+#[macro_use]
+mod macros;
+
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod exchange;
+pub mod fault_points;
 pub mod feed;
 pub mod http;
 pub mod ledger;

@@ -9,6 +9,7 @@ use orderkeeper::telemetry;
 #[actix_web::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    orderkeeper::fault_points::setup_from_env();
     telemetry::init(cli.log_format);
     let result = match cli
         .command

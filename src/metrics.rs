@@ -9,7 +9,7 @@ use prometheus_client::registry::Registry;
 use crate::db::alarms;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct FillSource {
+pub struct FillSourceLabel {
     pub source: &'static str,
 }
 
@@ -17,7 +17,8 @@ pub struct Metrics {
     registry: Registry,
     pub orders_created: Counter,
     pub idempotent_replays: Counter,
-    pub fills_recorded: Family<FillSource, Counter>,
+    pub fills_recorded: Family<FillSourceLabel, Counter>,
+    pub actor_restarts: Counter,
     alarms: Counter,
     live_order_actors: Gauge,
     outbox_lag_ms: Gauge,
@@ -30,6 +31,7 @@ impl Default for Metrics {
             orders_created: Counter::default(),
             idempotent_replays: Counter::default(),
             fills_recorded: Family::default(),
+            actor_restarts: Counter::default(),
             alarms: Counter::default(),
             live_order_actors: Gauge::default(),
             outbox_lag_ms: Gauge::default(),
@@ -49,6 +51,11 @@ impl Default for Metrics {
             "fills_recorded",
             "Exchange fills recorded, by the channel that brought them first",
             metrics.fills_recorded.clone(),
+        );
+        registry.register(
+            "actor_restarts",
+            "Order actors restarted by their supervisor after a panic",
+            metrics.actor_restarts.clone(),
         );
         registry.register(
             "alarms_raised",
@@ -73,6 +80,22 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    pub fn order_created(&self) {
+        self.orders_created.inc();
+    }
+
+    pub fn fill_recorded(&self, source: crate::domain::FillSource) {
+        self.fills_recorded
+            .get_or_create(&FillSourceLabel {
+                source: source.as_str(),
+            })
+            .inc();
+    }
+
+    pub fn actor_restarted(&self) {
+        self.actor_restarts.inc();
+    }
+
     /// The exposition, with the sampled figures brought up to date first.
     pub fn render(
         &self,
@@ -103,7 +126,7 @@ mod tests {
         metrics.orders_created.inc();
         metrics
             .fills_recorded
-            .get_or_create(&FillSource { source: "poll" })
+            .get_or_create(&FillSourceLabel { source: "poll" })
             .inc_by(3);
         let text = metrics.render(2, 15).unwrap();
         assert!(

@@ -1,7 +1,6 @@
 //! Building and running the application: pool, migrations, exchange, listeners.
 
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,7 +36,6 @@ pub struct AppState {
     /// HMAC key of the exchange's push signatures.
     pub exchange_secret: String,
     pub idempotency_ttl_micros: i64,
-    pub ready: AtomicBool,
 }
 
 /// Idempotency keys whose first request is being processed right now.
@@ -108,7 +106,8 @@ impl Application {
             Arc::new(HttpExchange::new(&exchange_url, Duration::from_secs(3)));
         let engine_settings = EngineSettings {
             poll_interval: Duration::from_millis(args.poll_interval_ms.max(10)),
-            ..EngineSettings::default()
+            max_concurrent_steps: args.max_concurrent_steps.max(1),
+            orphan_sweep_interval: Duration::from_millis(args.orphan_sweep_ms.max(10)),
         };
         let hub = Hub::default().start();
         let relay = Relay::start(pool.clone(), hub.clone());
@@ -143,7 +142,6 @@ impl Application {
             embedded_exchange: sim.as_ref().map(|_| exchange_url.clone()),
             idempotency_ttl_micros: i64::try_from(args.idempotency_ttl.saturating_mul(1_000_000))
                 .unwrap_or(i64::MAX),
-            ready: AtomicBool::new(false),
         });
         spawn_idempotency_reaper(pool);
 
@@ -234,15 +232,32 @@ fn bound_send_buffer(connection: &dyn std::any::Any, _: &mut actix_web::dev::Ext
     }
 }
 
-/// Gives every open order its actor again, then declares the engine ready.
+/// Gives every open order its actor again (retried until it succeeds), then keeps looking for open
+/// orders that lost theirs.
 fn spawn_recovery(state: web::Data<AppState>) {
     actix_web::rt::spawn(async move {
-        match state.engine.recover().await {
-            Ok(count) => {
-                tracing::info!(open_orders = count, "open orders picked up again");
-                state.ready.store(true, Ordering::Release);
+        let engine = &state.engine;
+        let mut wait = Duration::from_millis(100);
+        loop {
+            match engine.recover().await {
+                Ok(count) => {
+                    tracing::info!(open_orders = count, "open orders picked up again");
+                    break;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, ?wait, "recovery failed; trying again");
+                    actix_web::rt::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(10));
+                }
             }
-            Err(e) => tracing::error!(error = %e, "recovery failed; /readyz stays 503"),
+        }
+        let mut sweep = actix_web::rt::time::interval(engine.settings().orphan_sweep_interval);
+        sweep.tick().await;
+        loop {
+            sweep.tick().await;
+            if let Err(e) = engine.adopt_orphans().await {
+                tracing::warn!(error = %e, "orphan sweep failed");
+            }
         }
     });
 }

@@ -287,9 +287,20 @@ async function loadFaults() {
 function showFaults(faults) {
   for (const [name, value] of Object.entries(faults)) {
     const input = document.querySelector(`#faults-form input[name="${name}"]`);
-    if (input) input.value = value;
+    if (!input) continue;
+    if (input.type === "checkbox") input.checked = value === input.value;
+    else input.value = value;
   }
   updateFaultLabels();
+}
+
+function faultsFromForm(form) {
+  const faults = {};
+  for (const input of form.querySelectorAll("input[name]")) {
+    if (input.type === "checkbox") faults[input.name] = input.checked ? input.value : "ok";
+    else faults[input.name] = Number(input.value);
+  }
+  return faults;
 }
 
 function updateFaultLabels() {
@@ -299,9 +310,13 @@ function updateFaultLabels() {
   });
 }
 
+// Changing the exchange's faults is an operator's act: it takes the admin token, kept for this tab only.
 async function putFaults(faults) {
+  const admin = $("admin-token").value.trim();
+  sessionStorage.setItem("orderkeeper.admin", admin);
   try {
-    showFaults(await api("/v1/exchange/faults", { method: "PUT", body: JSON.stringify(faults) }));
+    const headers = { Authorization: `Bearer ${admin}` };
+    showFaults(await api("/v1/exchange/faults", { method: "PUT", body: JSON.stringify(faults), headers }));
     $("faults-message").className = "message ok";
     $("faults-message").textContent = "Applied.";
   } catch (error) {
@@ -336,10 +351,10 @@ async function start() {
   $("faults-form").addEventListener("input", updateFaultLabels);
   $("faults-form").addEventListener("submit", (e) => {
     e.preventDefault();
-    const faults = Object.fromEntries([...new FormData(e.target)].map(([k, v]) => [k, Number(v)]));
-    putFaults(faults);
+    putFaults(faultsFromForm(e.target));
   });
   $("recovery-demo").addEventListener("click", () => putFaults({ drop_rate: 1 }));
+  $("admin-token").value = sessionStorage.getItem("orderkeeper.admin") ?? "";
 
   let token = localStorage.getItem("orderkeeper.token") ?? "";
   if (!token) {

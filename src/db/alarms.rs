@@ -1,43 +1,97 @@
-//! Alarms: things that must never happen, kept for an operator to inspect.
+//! Alarms: things that must never happen, kept for an operator to inspect. A condition seen again
+//! (every poll of a wedged order, say) counts up its one row instead of adding rows.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use diesel::prelude::*;
 
 use super::schema::alarms;
+use crate::domain::OrderId;
 use crate::error::AppError;
 
-/// Alarms raised since the process started (each is also stored).
+text_enum!(
+    /// What went wrong.
+    AlarmKind {
+        RefusedAction => "refused_action",
+        UnmatchedPushEvent => "unmatched_push_event",
+        FillAfterTerminal => "fill_after_terminal",
+        FillMismatch => "fill_mismatch",
+        FillOutsideLimit => "fill_outside_limit",
+        FillUnsettleable => "fill_unsettleable",
+        FillQuantityMismatch => "fill_quantity_mismatch",
+        OrderMissingOnExchange => "order_missing_on_exchange",
+    }
+);
+
+/// Alarms raised since the process started, repeats included.
 static RAISED: AtomicU64 = AtomicU64::new(0);
 
 pub fn raised() -> u64 {
     RAISED.load(Ordering::Relaxed)
 }
 
-pub fn raise(
-    conn: &mut SqliteConnection,
-    kind: &str,
-    order_id: Option<&str>,
-    detail: &str,
-    now: i64,
-) -> Result<(), AppError> {
-    tracing::warn!(kind, order_id, detail, "alarm");
-    diesel::insert_into(alarms::table)
+/// One alarm condition: its kind, its order, and what it is about (a fill id, an action…).
+#[derive(Debug, Clone)]
+pub struct Alarm<'a> {
+    pub kind: AlarmKind,
+    pub order: Option<OrderId>,
+    pub subject: &'a str,
+    pub detail: &'a str,
+}
+
+/// Records the alarm, or counts it again when the same condition was recorded before.
+pub fn raise(conn: &mut SqliteConnection, alarm: &Alarm<'_>, now: i64) -> Result<(), AppError> {
+    let order = alarm.order.map(|o| o.to_string());
+    let key = format!(
+        "{}|{}|{}",
+        alarm.kind,
+        order.as_deref().unwrap_or("-"),
+        alarm.subject
+    );
+    let count: i64 = diesel::insert_into(alarms::table)
         .values((
-            alarms::id.eq(uuid::Uuid::now_v7().to_string()),
-            alarms::kind.eq(kind),
-            alarms::order_id.eq(order_id),
-            alarms::detail.eq(detail),
-            alarms::at.eq(now),
+            alarms::alarm_key.eq(&key),
+            alarms::kind.eq(alarm.kind.as_str()),
+            alarms::order_id.eq(order.as_deref()),
+            alarms::detail.eq(alarm.detail),
+            alarms::first_at.eq(now),
+            alarms::last_at.eq(now),
+            alarms::count.eq(1_i64),
         ))
-        .execute(conn)?;
+        .on_conflict(alarms::alarm_key)
+        .do_update()
+        .set((
+            alarms::count.eq(alarms::count + 1),
+            alarms::last_at.eq(now),
+            alarms::detail.eq(alarm.detail),
+        ))
+        .returning(alarms::count)
+        .get_result(conn)?;
+    if count == 1 {
+        tracing::warn!(kind = %alarm.kind, order_id = ?order, detail = alarm.detail, "alarm");
+    } else {
+        tracing::debug!(kind = %alarm.kind, order_id = ?order, count, "alarm seen again");
+    }
     RAISED.fetch_add(1, Ordering::Relaxed);
     Ok(())
 }
 
-pub fn count(conn: &mut SqliteConnection, kind: &str) -> Result<i64, AppError> {
+/// How many distinct conditions of `kind` are recorded.
+pub fn count(conn: &mut SqliteConnection, kind: AlarmKind) -> Result<i64, AppError> {
     Ok(alarms::table
-        .filter(alarms::kind.eq(kind))
+        .filter(alarms::kind.eq(kind.as_str()))
         .count()
         .get_result(conn)?)
+}
+
+/// An order's alarms: (kind, detail, how often seen).
+pub fn of_order(
+    conn: &mut SqliteConnection,
+    order: OrderId,
+) -> Result<Vec<(String, String, i64)>, AppError> {
+    Ok(alarms::table
+        .filter(alarms::order_id.eq(order.to_string()))
+        .order(alarms::first_at)
+        .select((alarms::kind, alarms::detail, alarms::count))
+        .load(conn)?)
 }

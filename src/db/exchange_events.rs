@@ -2,6 +2,7 @@
 
 use diesel::prelude::*;
 
+use super::alarms::{Alarm, AlarmKind};
 use super::schema::{exchange_events, orders};
 use crate::error::AppError;
 use crate::exchange::wire::PushEvent;
@@ -17,7 +18,15 @@ pub enum Received {
     Duplicate,
 }
 
-/// Stores `event` once per event id.
+/// What identifies an event: its id together with what it says. A venue that restarts and numbers
+/// its events from the start again sends new events under old ids; only a delivery of the same event
+/// (the same id saying the same thing) is a duplicate.
+pub fn event_key(event: &PushEvent) -> String {
+    let canonical = serde_json::to_vec(event).unwrap_or_default();
+    crate::db::accounts::sha256_hex(&canonical)
+}
+
+/// Stores `event` once per [`event_key`].
 pub fn record(
     conn: &mut SqliteConnection,
     event: &PushEvent,
@@ -36,6 +45,7 @@ pub fn record(
             .unwrap_or_default();
         let inserted = diesel::insert_into(exchange_events::table)
             .values((
+                exchange_events::event_key.eq(event_key(event)),
                 exchange_events::event_id.eq(&event.event_id),
                 exchange_events::client_order_id.eq(&event.client_order_id),
                 exchange_events::event_type.eq(event_type),
@@ -53,7 +63,13 @@ pub fn record(
                     "push event {} for unknown client order id {}",
                     event.event_id, event.client_order_id
                 );
-                super::alarms::raise(conn, "unmatched_push_event", None, &detail, now)?;
+                let alarm = Alarm {
+                    kind: AlarmKind::UnmatchedPushEvent,
+                    order: None,
+                    subject: &event.client_order_id,
+                    detail: &detail,
+                };
+                super::alarms::raise(conn, &alarm, now)?;
                 Received::Unmatched
             }
         })

@@ -137,12 +137,13 @@ pub fn list(
 }
 
 /// Every open order, oldest first: what a restart must carry on.
-pub fn open_orders(conn: &mut SqliteConnection) -> Result<Vec<OrderRow>, AppError> {
-    Ok(orders::table
+pub fn open_order_ids(conn: &mut SqliteConnection) -> Result<Vec<OrderId>, AppError> {
+    let ids: Vec<String> = orders::table
         .filter(orders::status.eq_any(StatusFilter::Open.statuses()))
         .order(orders::created_at.asc())
-        .select(OrderRow::as_select())
-        .load(conn)?)
+        .select(orders::id)
+        .load(conn)?;
+    ids.iter().map(|id| parse_order_id(id)).collect()
 }
 
 pub fn actions(conn: &mut SqliteConnection, order: OrderId) -> Result<Vec<ActionRow>, AppError> {
@@ -207,6 +208,15 @@ pub fn fills(conn: &mut SqliteConnection, order: OrderId) -> Result<Vec<FillRow>
         .order((fills::received_at.asc(), fills::fill_id.asc()))
         .select(FillRow::as_select())
         .load(conn)?)
+}
+
+/// Inserts a fill unless the order already has one with its id; returns whether it did.
+pub fn insert_fill(conn: &mut SqliteConnection, fill: &FillRow) -> Result<bool, AppError> {
+    let inserted = diesel::insert_into(fills::table)
+        .values(fill)
+        .on_conflict_do_nothing()
+        .execute(conn)?;
+    Ok(inserted > 0)
 }
 
 pub fn parse_order_id(text: &str) -> Result<OrderId, AppError> {

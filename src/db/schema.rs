@@ -96,12 +96,14 @@ diesel::table! {
 }
 
 diesel::table! {
-    alarms (id) {
-        id -> Text,
+    alarms (alarm_key) {
+        alarm_key -> Text,
         kind -> Text,
         order_id -> Nullable<Text>,
         detail -> Text,
-        at -> BigInt,
+        first_at -> BigInt,
+        last_at -> BigInt,
+        count -> BigInt,
     }
 }
 
@@ -113,7 +115,8 @@ diesel::table! {
 }
 
 diesel::table! {
-    exchange_events (event_id) {
+    exchange_events (event_key) {
+        event_key -> Text,
         event_id -> Text,
         client_order_id -> Text,
         event_type -> Text,

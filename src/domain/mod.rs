@@ -3,7 +3,12 @@
 pub mod ids;
 pub mod money;
 pub mod order;
+#[cfg(test)]
+mod properties;
 
 pub use ids::{AccountId, ClientOrderId, OrderId};
 pub use money::Cents;
-pub use order::{Action, ActionKind, OrderState, OrderStatus, OrderType, Side, TransitionError};
+pub use order::{
+    fill_within_limit, terminal_action, Action, ActionKind, FillSource, OrderState, OrderStatus,
+    OrderType, Side, TransitionError, VenueEnd,
+};

@@ -1,36 +1,14 @@
 //! An order's life: its statuses, the actions that move it, and the one table that says which moves
 //! are allowed. The status is never stored on its own authority: it is the fold of the action log.
 
-use serde::{Deserialize, Serialize};
-
-macro_rules! text_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-        pub enum $name { $(#[serde(rename = $text)] $variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-
-            pub fn parse(text: &str) -> Option<Self> {
-                match text { $($text => Some($name::$variant),)+ _ => None }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
+use super::Cents;
 
 text_enum!(Side { Buy => "buy", Sell => "sell" });
 text_enum!(OrderType { Limit => "limit", Market => "market" });
+text_enum!(
+    /// The channel that brought a fill first: the exchange's push, or the engine's poll.
+    FillSource { Push => "push", Poll => "poll" }
+);
 
 text_enum!(
     /// What the customer sees. `filled`, `canceled` and `rejected` are terminal.
@@ -60,6 +38,14 @@ text_enum!(
 );
 
 impl ActionKind {
+    /// Whether the action ends the order.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            ActionKind::Filled | ActionKind::Canceled | ActionKind::Rejected
+        )
+    }
+
     /// The feed event an action publishes; `placement_sent` is internal and publishes none.
     pub fn event_kind(self) -> Option<&'static str> {
         match self {
@@ -179,14 +165,14 @@ impl OrderState {
                 if action.fill_qty <= 0 {
                     return Err(TransitionError::EmptyFill);
                 }
-                let filled = self.filled_qty + action.fill_qty;
-                if filled > self.qty {
+                let filled = self.filled_qty.checked_add(action.fill_qty);
+                let Some(filled) = filled.filter(|f| *f <= self.qty) else {
                     return Err(TransitionError::OverFill {
                         filled: self.filled_qty,
                         fill: action.fill_qty,
                         qty: self.qty,
                     });
-                }
+                };
                 next.filled_qty = filled;
             }
             A::Filled if self.filled_qty != self.qty => {
@@ -211,6 +197,48 @@ impl OrderState {
                 state.apply(*action)
             })
     }
+}
+
+/// Whether a fill at `price` respects the order's limit: a buy never above its limit (or a market
+/// buy's protection price), a sell never below its limit. A market sell has no limit.
+pub fn fill_within_limit(side: Side, limit: Option<Cents>, price: Cents) -> bool {
+    match (side, limit) {
+        (_, None) => true,
+        (Side::Buy, Some(limit)) => price <= limit,
+        (Side::Sell, Some(limit)) => price >= limit,
+    }
+}
+
+/// How the exchange's copy of an order ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VenueEnd {
+    Filled,
+    Canceled,
+    Rejected,
+    /// Canceled before it was ever placed there: the exchange holds nothing.
+    NeverPlaced,
+}
+
+/// The terminal action that follows the exchange's end, given what the engine recorded, and
+/// whether the two disagree on the quantity filled. It is always one the transition table allows
+/// from `state` (after `accepted`, for an order still `pending_new` that the exchange placed), so an
+/// order never stays open once its exchange copy has ended.
+pub fn terminal_action(state: OrderState, end: VenueEnd, venue_filled: i64) -> (ActionKind, bool) {
+    use OrderStatus as S;
+    let mismatch = venue_filled != state.filled_qty;
+    let kind = match (end, state.status) {
+        // Only what the engine itself recorded counts: `filled` needs every share recorded here.
+        _ if state.filled_qty == state.qty => ActionKind::Filled,
+        // A customer's cancel that reached the exchange before the placement did.
+        (VenueEnd::NeverPlaced, S::PendingCancel) => ActionKind::Canceled,
+        (VenueEnd::Rejected | VenueEnd::NeverPlaced, S::PendingNew | S::PendingCancel)
+            if state.filled_qty == 0 =>
+        {
+            ActionKind::Rejected
+        }
+        _ => ActionKind::Canceled,
+    };
+    (kind, mismatch)
 }
 
 #[cfg(test)]

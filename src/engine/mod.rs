@@ -1,4 +1,4 @@
-//! The engine: one supervised actor per open order, the only writer of its order once it exists.
+//! The engine: one supervised actor per open order, which carries its order on from its log.
 //! Actors live on their own arbiter thread; database work runs on the blocking pool.
 
 pub mod messages;
@@ -6,12 +6,15 @@ pub mod order_actor;
 pub mod registry;
 pub mod steps;
 
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Addr, Arbiter, Supervisor};
+use dashmap::DashSet;
 
-use self::messages::{Drive, Reason, RequestCancel};
+use self::messages::{Drive, Reason};
 use self::order_actor::OrderActor;
 use self::registry::Registry;
 use crate::db::orders::{self as order_rows, OrderRow};
@@ -20,6 +23,7 @@ use crate::domain::{AccountId, OrderId};
 use crate::error::AppError;
 use crate::exchange::wire::PushEvent;
 use crate::exchange::ExchangeClient;
+use crate::fault_points::crash_point;
 use crate::feed::Relay;
 use crate::metrics::Metrics;
 use crate::orders::cancel::{self, CancelAnswer};
@@ -30,8 +34,10 @@ pub struct EngineSettings {
     /// Mean time between two polls of one order; each wait is drawn between half and one and a half
     /// times this, so polls spread out.
     pub poll_interval: Duration,
-    /// How many orders may talk to the exchange at once (a restart must not flood it).
+    /// How many order steps may run at once (a restart must not flood the exchange or the database).
     pub max_concurrent_steps: usize,
+    /// How often open orders without a live actor are looked for and given one back.
+    pub orphan_sweep_interval: Duration,
 }
 
 impl Default for EngineSettings {
@@ -39,19 +45,25 @@ impl Default for EngineSettings {
         Self {
             poll_interval: Duration::from_secs(2),
             max_concurrent_steps: 32,
+            orphan_sweep_interval: Duration::from_secs(5),
         }
     }
 }
 
-pub struct Inner {
-    pub pool: DbPool,
-    pub exchange: Arc<dyn ExchangeClient>,
-    pub registry: Registry,
-    pub settings: EngineSettings,
-    pub step_permits: tokio::sync::Semaphore,
+struct Inner {
+    pool: DbPool,
+    exchange: Arc<dyn ExchangeClient>,
+    registry: Registry,
+    settings: EngineSettings,
+    step_permits: tokio::sync::Semaphore,
+    steps_running: AtomicUsize,
+    steps_running_peak: AtomicUsize,
     /// Woken after every step, so new events reach the feed at once.
-    pub relay: Relay,
-    pub metrics: Arc<Metrics>,
+    relay: Relay,
+    metrics: Arc<Metrics>,
+    /// Orders picked up at start-up whose first step has not finished yet.
+    awaiting_first_step: DashSet<OrderId>,
+    recovery_listed: AtomicBool,
     arbiter: Arbiter,
 }
 
@@ -59,11 +71,26 @@ pub struct Inner {
 #[derive(Clone)]
 pub struct Engine(Arc<Inner>);
 
-impl std::ops::Deref for Engine {
-    type Target = Inner;
-    fn deref(&self) -> &Inner {
-        &self.0
+/// A step that has loaded its order, counted until it ends.
+pub struct LoadedStep<'a> {
+    running: &'a AtomicUsize,
+}
+
+impl Drop for LoadedStep<'_> {
+    fn drop(&mut self) {
+        self.running.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// Runs `work` on a task of its own and waits for it. The work goes on to its end even if the
+/// waiting request is dropped (a client that resets the connection, a proxy that times out), so
+/// whatever must follow a commit never depends on the request that asked for it.
+pub async fn detached<T: 'static>(
+    work: impl Future<Output = Result<T, AppError>> + 'static,
+) -> Result<T, AppError> {
+    actix_web::rt::spawn(work)
+        .await
+        .map_err(|e| AppError::Internal(format!("a detached task failed: {e}")))?
 }
 
 impl Engine {
@@ -80,76 +107,169 @@ impl Engine {
             registry: Registry::default(),
             settings,
             step_permits: tokio::sync::Semaphore::new(settings.max_concurrent_steps.max(1)),
+            steps_running: AtomicUsize::new(0),
+            steps_running_peak: AtomicUsize::new(0),
             relay,
             metrics,
+            awaiting_first_step: DashSet::new(),
+            recovery_listed: AtomicBool::new(false),
             arbiter: Arbiter::new(),
         }))
+    }
+
+    pub fn pool(&self) -> &DbPool {
+        &self.0.pool
+    }
+
+    pub fn exchange(&self) -> &dyn ExchangeClient {
+        self.0.exchange.as_ref()
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.0.registry
+    }
+
+    pub fn settings(&self) -> &EngineSettings {
+        &self.0.settings
+    }
+
+    pub fn relay(&self) -> &Relay {
+        &self.0.relay
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+
+    /// Waits for a place among the steps allowed to run at once.
+    pub async fn step_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, AppError> {
+        self.0
+            .step_permits
+            .acquire()
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))
+    }
+
+    /// Counts a step from the moment it loads its order to its end.
+    pub fn step_loading(&self) -> LoadedStep<'_> {
+        let running = self.0.steps_running.fetch_add(1, Ordering::Relaxed) + 1;
+        self.0
+            .steps_running_peak
+            .fetch_max(running, Ordering::Relaxed);
+        LoadedStep {
+            running: &self.0.steps_running,
+        }
+    }
+
+    /// The most steps that ever had their order loaded at once.
+    pub fn steps_running_peak(&self) -> usize {
+        self.0.steps_running_peak.load(Ordering::Relaxed)
     }
 
     /// Makes sure the order has a running actor, and returns it.
     pub fn spawn(&self, order: OrderId) -> Addr<OrderActor> {
         // An actor that died outside any step (it should not) is replaced, not trusted.
-        if let Some(dead) = self.registry.get(order).filter(|a| !a.connected()) {
+        if let Some(dead) = self.registry().get(order).filter(|a| !a.connected()) {
             tracing::error!(%order, "order actor found dead; starting a new one");
-            self.registry.remove(order, &dead);
+            self.registry().remove(order, &dead);
         }
         let engine = self.clone();
-        self.registry.get_or_insert_with(order, || {
-            Supervisor::start_in_arbiter(&self.arbiter.handle(), move |_| {
+        self.registry().get_or_insert_with(order, || {
+            Supervisor::start_in_arbiter(&self.0.arbiter.handle(), move |_| {
                 OrderActor::new(engine, order)
             })
         })
     }
 
-    /// Starts an actor for every open order; returns how many.
+    /// Gives every open order its actor back after a start; returns how many. The engine is ready
+    /// once each of them has finished its first step.
     pub async fn recover(&self) -> Result<usize, AppError> {
-        let open = db::run(&self.pool, order_rows::open_orders).await?;
-        for row in &open {
-            self.spawn(order_rows::parse_order_id(&row.id)?);
+        let open = db::run(self.pool(), order_rows::open_order_ids).await?;
+        for order in &open {
+            self.0.awaiting_first_step.insert(*order);
         }
+        for (i, order) in open.iter().enumerate() {
+            self.spawn(*order);
+            if i == open.len() / 2 {
+                crash_point("recovery.during");
+            }
+        }
+        self.0.recovery_listed.store(true, Ordering::Release);
         Ok(open.len())
     }
 
-    /// Records the customer's cancel through the order's actor.
+    /// Gives an actor to every open order that has none: an order whose actor was never started
+    /// (its request vanished between the commit and the spawn) or was lost. The same path as
+    /// recovery; returns how many were found.
+    pub async fn adopt_orphans(&self) -> Result<usize, AppError> {
+        let open = db::run(self.pool(), order_rows::open_order_ids).await?;
+        let orphans: Vec<OrderId> = open
+            .into_iter()
+            .filter(|o| !self.registry().contains(*o))
+            .collect();
+        for order in &orphans {
+            tracing::warn!(%order, "open order without an actor; starting one");
+            self.spawn(*order);
+        }
+        Ok(orphans.len())
+    }
+
+    /// Called after each step that ended without an error.
+    pub fn step_completed(&self, order: OrderId) {
+        self.0.awaiting_first_step.remove(&order);
+    }
+
+    /// Whether every order picked up at start-up has finished its first step.
+    pub fn is_ready(&self) -> bool {
+        self.0.recovery_listed.load(Ordering::Acquire) && self.0.awaiting_first_step.is_empty()
+    }
+
+    /// What follows the commit of a new order: its actor, which places it.
+    pub fn order_created(&self, order: OrderId) {
+        self.metrics().order_created();
+        self.relay().wake();
+        self.spawn(order);
+    }
+
+    /// Records the customer's cancel and answers at once; the order's actor does the rest, after
+    /// whatever step it is in the middle of. The phase reads the order inside its own transaction,
+    /// so it is safe beside the actor's phases.
     pub async fn cancel(
         &self,
         account: AccountId,
         order: OrderId,
     ) -> Result<(CancelAnswer, OrderRow), AppError> {
-        if let Some(actor) = self.registry.get(order) {
-            if let Ok(answer) = actor.send(RequestCancel { account }).await {
-                return answer;
+        let engine = self.clone();
+        detached(async move {
+            let answer = db::run(engine.pool(), move |conn| {
+                cancel::request(conn, account, order, now_micros())
+            })
+            .await?;
+            engine.relay().wake();
+            if answer.0 == CancelAnswer::Requested {
+                engine.spawn(order).do_send(Drive(Reason::Cancel));
             }
-        }
-        // No live actor: the order is terminal, or its actor is just being replaced. Record
-        // directly (the transaction and the transition table keep this safe) and let an actor carry on.
-        let answer = db::run(&self.pool, move |conn| {
-            cancel::request(conn, account, order, now_micros())
+            Ok(answer)
         })
-        .await?;
-        self.relay.wake();
-        if answer.0 == CancelAnswer::Requested {
-            self.spawn(order);
-        }
-        Ok(answer)
+        .await
     }
 
-    /// Hands a push event to its order's actor, unless it brings a fill already recorded. An order
-    /// with no actor is either ended, where a new fill can only be an alarm, or waiting for its
-    /// actor, which is started.
+    /// Hands a push event to its order's actor, unless it brings a fill already recorded exactly
+    /// so. An order with no actor is either ended, where a new fill can only be an alarm, or
+    /// waiting for its actor, which is started.
     pub async fn deliver(&self, order: OrderId, event: PushEvent) -> Result<(), AppError> {
         if event
             .fill
             .as_ref()
-            .is_some_and(|f| self.registry.has_seen_fill(order, &f.fill_id))
+            .is_some_and(|f| self.registry().has_recorded(order, f))
         {
             return Ok(());
         }
-        if let Some(actor) = self.registry.get(order) {
+        if let Some(actor) = self.registry().get(order) {
             actor.do_send(Drive(Reason::Push(event)));
             return Ok(());
         }
-        let snap = db::run(&self.pool, move |conn| lifecycle::load(conn, order)).await?;
+        let snap = db::run(self.pool(), move |conn| lifecycle::load(conn, order)).await?;
         if snap.state.status.is_terminal() {
             return steps::alarm_if_late_fill(self, &snap, &event).await;
         }
@@ -157,19 +277,12 @@ impl Engine {
         Ok(())
     }
 
-    /// Test-only: makes the order's actor panic inside a step.
-    pub fn crash(&self, order: OrderId) {
-        if let Some(actor) = self.registry.get(order) {
-            actor.do_send(Drive(Reason::Crash));
-        }
-    }
-
     pub fn live_actors(&self) -> usize {
-        self.registry.len()
+        self.registry().len()
     }
 
     /// Stops every actor's thread (at shut-down).
     pub fn stop(&self) {
-        self.arbiter.stop();
+        self.0.arbiter.stop();
     }
 }

@@ -1,6 +1,7 @@
 //! One actor per open order. Each message is handled to the end before the next (an atomic
-//! response), so the actor is the single writer of its order. A panic inside a step stops the
-//! actor, and its supervisor restarts it from the order's log.
+//! response), so the actor's steps never overlap. A panic inside a step stops the actor, and its
+//! supervisor restarts it from the order's log, after a backoff that grows with each restart in a
+//! row, so a step that panics every time does not spin.
 
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
@@ -9,27 +10,42 @@ use actix::prelude::*;
 use futures_util::FutureExt;
 use rand::RngExt;
 
-use super::messages::{Drive, Reason, RequestCancel};
+use super::messages::{Drive, Reason};
 use super::steps::{self, Progress};
 use super::Engine;
-use crate::db::orders::OrderRow;
-use crate::db::{self, now_micros};
 use crate::domain::OrderId;
 use crate::error::AppError;
-use crate::orders::cancel::{self, CancelAnswer};
+
+/// The longest wait before a restarted actor carries on, and before a failed step is tried again.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 pub struct OrderActor {
     engine: Engine,
     order: OrderId,
+    /// Restarts since the last step that ended without a panic.
+    restarts: u32,
+    /// Failed steps in a row.
+    failures: u32,
+}
+
+/// 100 ms, doubling with each attempt in a row, at most [`MAX_BACKOFF`].
+fn backoff(attempt: u32) -> Duration {
+    let shift = attempt.saturating_sub(1).min(16);
+    (Duration::from_millis(100) * (1 << shift)).min(MAX_BACKOFF)
 }
 
 impl OrderActor {
     pub fn new(engine: Engine, order: OrderId) -> Self {
-        Self { engine, order }
+        Self {
+            engine,
+            order,
+            restarts: 0,
+            failures: 0,
+        }
     }
 
     fn schedule_poll(&self, ctx: &mut Context<Self>) {
-        let mean = self.engine.settings.poll_interval.as_millis().max(2) as u64;
+        let mean = self.engine.settings().poll_interval.as_millis().max(2) as u64;
         let wait = Duration::from_millis(rand::rng().random_range(mean / 2..=mean + mean / 2));
         ctx.run_later(wait, |actor, ctx| {
             ctx.notify(Drive(Reason::Poll));
@@ -40,8 +56,36 @@ impl OrderActor {
     /// The order is terminal: leave the registry, then stop. With no address left, the supervisor
     /// lets the actor go instead of restarting it.
     fn finish(&self, ctx: &mut Context<Self>) {
-        self.engine.registry.remove(self.order, &ctx.address());
+        self.engine.registry().remove(self.order, &ctx.address());
         ctx.stop();
+    }
+
+    fn after_step(
+        &mut self,
+        outcome: std::thread::Result<Result<Progress, AppError>>,
+        ctx: &mut Context<Self>,
+    ) {
+        match outcome {
+            Ok(Ok(progress)) => {
+                self.restarts = 0;
+                self.failures = 0;
+                self.engine.step_completed(self.order);
+                if progress == Progress::Terminal {
+                    self.finish(ctx);
+                }
+            }
+            Ok(Err(error)) => {
+                // Nothing of a failed phase was kept: carry on from the log again, soon.
+                self.failures += 1;
+                let wait = backoff(self.failures);
+                tracing::warn!(order = %self.order, %error, ?wait, "step failed; trying again");
+                ctx.notify_later(Drive(Reason::Recover), wait);
+            }
+            Err(_) => {
+                tracing::error!(order = %self.order, "step panicked; restarting the actor");
+                ctx.stop();
+            }
+        }
     }
 }
 
@@ -49,14 +93,20 @@ impl Actor for OrderActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        ctx.notify(Drive(Reason::Recover));
+        if self.restarts == 0 {
+            ctx.notify(Drive(Reason::Recover));
+        } else {
+            ctx.notify_later(Drive(Reason::Recover), backoff(self.restarts));
+        }
         self.schedule_poll(ctx);
     }
 }
 
 impl Supervised for OrderActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
-        tracing::info!(order = %self.order, "order actor restarting from its log");
+        self.restarts += 1;
+        self.engine.metrics().actor_restarted();
+        tracing::info!(order = %self.order, restarts = self.restarts, "order actor restarting from its log");
     }
 }
 
@@ -68,52 +118,22 @@ impl Handler<Drive> for OrderActor {
         let guarded = AssertUnwindSafe(step).catch_unwind();
         AtomicResponse::new(Box::pin(guarded.into_actor(self).map(
             |outcome, actor, ctx| {
-                actor.engine.relay.wake();
+                actor.engine.relay().wake();
                 actor.after_step(outcome, ctx)
             },
         )))
     }
 }
 
-impl OrderActor {
-    fn after_step(
-        &self,
-        outcome: std::thread::Result<Result<Progress, AppError>>,
-        ctx: &mut Context<Self>,
-    ) {
-        match outcome {
-            Ok(Ok(Progress::Terminal)) => self.finish(ctx),
-            Ok(Ok(Progress::Open)) => {}
-            Ok(Err(error)) => {
-                tracing::warn!(order = %self.order, %error, "step failed; the next poll retries");
-            }
-            Err(_) => {
-                tracing::error!(order = %self.order, "step panicked; restarting the actor");
-                ctx.stop();
-            }
-        }
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl Handler<RequestCancel> for OrderActor {
-    type Result = AtomicResponse<Self, Result<(CancelAnswer, OrderRow), AppError>>;
-
-    fn handle(&mut self, message: RequestCancel, _: &mut Context<Self>) -> Self::Result {
-        let (pool, order) = (self.engine.pool.clone(), self.order);
-        let record = async move {
-            db::run(&pool, move |conn| {
-                cancel::request(conn, message.account, order, now_micros())
-            })
-            .await
-        };
-        AtomicResponse::new(Box::pin(record.into_actor(self).map(
-            |answer, actor, ctx| {
-                actor.engine.relay.wake();
-                if matches!(answer, Ok((CancelAnswer::Requested, _))) {
-                    ctx.notify(Drive(Reason::Cancel));
-                }
-                answer
-            },
-        )))
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff(1), Duration::from_millis(100));
+        assert_eq!(backoff(2), Duration::from_millis(200));
+        assert_eq!(backoff(4), Duration::from_millis(800));
+        assert_eq!(backoff(40), MAX_BACKOFF);
     }
 }

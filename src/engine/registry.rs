@@ -1,23 +1,29 @@
 //! Which orders have a live actor, and which fills each has already recorded (a fast path in front
 //! of the fills table's unique key).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use actix::Addr;
 use dashmap::DashMap;
 
 use super::order_actor::OrderActor;
 use crate::domain::OrderId;
+use crate::exchange::wire::ExchangeFill;
+use crate::orders::lifecycle::RecordedFill;
 
 #[derive(Default)]
 pub struct Registry {
     actors: DashMap<OrderId, Addr<OrderActor>>,
-    fills_seen: DashMap<OrderId, HashSet<String>>,
+    fills_seen: DashMap<OrderId, HashMap<String, RecordedFill>>,
 }
 
 impl Registry {
     pub fn get(&self, order: OrderId) -> Option<Addr<OrderActor>> {
         self.actors.get(&order).map(|a| a.clone())
+    }
+
+    pub fn contains(&self, order: OrderId) -> bool {
+        self.actors.contains_key(&order)
     }
 
     /// Registers `make()` unless the order already has an actor; returns the order's actor.
@@ -49,18 +55,21 @@ impl Registry {
         self.actors.is_empty()
     }
 
-    pub fn has_seen_fill(&self, order: OrderId, fill_id: &str) -> bool {
-        self.fills_seen
-            .get(&order)
-            .is_some_and(|seen| seen.contains(fill_id))
+    /// Whether exactly this fill (same id, quantity and price) is recorded. A known id that says
+    /// something else is not: it goes on to be compared and alarmed.
+    pub fn has_recorded(&self, order: OrderId, fill: &ExchangeFill) -> bool {
+        self.fills_seen.get(&order).is_some_and(|seen| {
+            seen.get(&fill.fill_id)
+                .is_some_and(|r| *r == RecordedFill::of(fill))
+        })
     }
 
     pub fn remember_fills<'a>(
         &self,
         order: OrderId,
-        fill_ids: impl IntoIterator<Item = &'a String>,
+        fills: impl IntoIterator<Item = (&'a String, &'a RecordedFill)>,
     ) {
         let mut seen = self.fills_seen.entry(order).or_default();
-        seen.extend(fill_ids.into_iter().cloned());
+        seen.extend(fills.into_iter().map(|(id, f)| (id.clone(), *f)));
     }
 }

@@ -6,15 +6,18 @@ use serde_json::json;
 
 use super::messages::Reason;
 use super::Engine;
-use crate::db::{self, alarms, now_micros};
-use crate::domain::{ActionKind, Cents, OrderId, OrderStatus, OrderType, Side};
+use crate::db::alarms::{self, Alarm, AlarmKind};
+use crate::db::{self, now_micros};
+use crate::domain::{
+    ActionKind, Cents, FillSource, OrderId, OrderStatus, OrderType, Side, VenueEnd,
+};
 use crate::error::AppError;
 use crate::exchange::wire::{
     ExchangeFill, ExchangeOrder, ExchangeStatus, PlaceOrder, PushEvent, PushType,
 };
 use crate::exchange::ExchangeError;
-use crate::metrics::FillSource;
-use crate::orders::lifecycle::{self, Applied, Snapshot};
+use crate::fault_points::{armed_for, crash_point};
+use crate::orders::lifecycle::{self, Applied, RecordedFill, Snapshot};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
@@ -23,9 +26,15 @@ pub enum Progress {
 }
 
 pub async fn drive(engine: Engine, order: OrderId, reason: Reason) -> Result<Progress, AppError> {
-    if matches!(reason, Reason::Crash) {
-        panic!("test-only crash inside a step of order {order}");
+    if armed_for("order.step_panic", &order.to_string()) {
+        panic!("fault point order.step_panic: a step of order {order} panics");
     }
+    if armed_for("order.step_error", &order.to_string()) {
+        return Err(AppError::Unavailable("fault point order.step_error".into()));
+    }
+    // The permit comes first: a restart with many open orders must not load them all at once.
+    let _permit = engine.step_permit().await?;
+    let _loaded = engine.step_loading();
     let snap = load(&engine, order).await?;
     if snap.state.status.is_terminal() {
         if let Reason::Push(event) = &reason {
@@ -33,14 +42,9 @@ pub async fn drive(engine: Engine, order: OrderId, reason: Reason) -> Result<Pro
         }
         return Ok(Progress::Terminal);
     }
-    let _permit = engine
-        .step_permits
-        .acquire()
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
     match reason {
-        Reason::Push(event) => on_push(&engine, order, event).await?,
-        _ => on_state(&engine, order, snap).await?,
+        Reason::Push(event) => on_push(&engine, order, snap, event).await?,
+        Reason::Recover | Reason::Poll | Reason::Cancel => on_state(&engine, order, snap).await?,
     }
     let after = load(&engine, order).await?;
     Ok(if after.state.status.is_terminal() {
@@ -51,61 +55,80 @@ pub async fn drive(engine: Engine, order: OrderId, reason: Reason) -> Result<Pro
 }
 
 async fn load(engine: &Engine, order: OrderId) -> Result<Snapshot, AppError> {
-    let snap = db::run(&engine.pool, move |conn| lifecycle::load(conn, order)).await?;
-    engine.registry.remember_fills(order, &snap.fill_ids);
+    let snap = db::run(engine.pool(), move |conn| lifecycle::load(conn, order)).await?;
+    engine.registry().remember_fills(order, &snap.fills);
     Ok(snap)
 }
 
-/// Records one action through its atomic phase.
-async fn record(
+/// Records an action that moves no shares.
+async fn record_status(
     engine: &Engine,
     order: OrderId,
     kind: ActionKind,
     detail: serde_json::Value,
 ) -> Result<Applied, AppError> {
-    db::run(&engine.pool, move |conn| {
-        lifecycle::record(conn, order, kind, detail, now_micros())
+    let applied = db::run(engine.pool(), move |conn| {
+        lifecycle::record_status(conn, order, kind, detail, now_micros())
     })
-    .await
+    .await?;
+    if applied == Applied::Recorded && kind.is_terminal() {
+        crash_point("terminal.after_commit");
+    }
+    Ok(applied)
+}
+
+/// Ends the order as the exchange's copy ended.
+async fn record_end(
+    engine: &Engine,
+    order: OrderId,
+    end: VenueEnd,
+    venue_filled: i64,
+    detail: serde_json::Value,
+) -> Result<(), AppError> {
+    let applied = db::run(engine.pool(), move |conn| {
+        lifecycle::record_end(conn, order, end, venue_filled, detail, now_micros())
+    })
+    .await?;
+    if applied == Applied::Recorded {
+        crash_point("terminal.after_commit");
+    }
+    Ok(())
 }
 
 async fn record_fill(
     engine: &Engine,
     order: OrderId,
     fill: ExchangeFill,
-    source: &'static str,
-) -> Result<(), AppError> {
-    let applied = db::run(&engine.pool, move |conn| {
-        lifecycle::fill(conn, order, &fill, source, now_micros())
+    source: FillSource,
+) -> Result<Applied, AppError> {
+    let applied = db::run(engine.pool(), move |conn| {
+        lifecycle::record_fill(conn, order, &fill, source, now_micros())
     })
     .await?;
     if applied == Applied::Recorded {
-        engine
-            .metrics
-            .fills_recorded
-            .get_or_create(&FillSource { source })
-            .inc();
+        engine.metrics().fill_recorded(source);
+        crash_point("fill.after_commit");
     }
-    Ok(())
+    Ok(applied)
 }
 
 /// A push: record its fill at once; anything that may end the order is checked with the exchange.
-async fn on_push(engine: &Engine, order: OrderId, event: PushEvent) -> Result<(), AppError> {
+async fn on_push(
+    engine: &Engine,
+    order: OrderId,
+    mut snap: Snapshot,
+    event: PushEvent,
+) -> Result<(), AppError> {
     if let Some(fill) = event.fill {
-        record_fill(engine, order, fill, "push").await?;
+        if record_fill(engine, order, fill, FillSource::Push).await? == Applied::Recorded {
+            snap = load(engine, order).await?;
+        }
     }
-    // Reloading also remembers the fill in the registry's fast path.
-    let snap = load(engine, order).await?;
     let fully_filled = snap.state.filled_qty == snap.state.qty;
     match event.event_type {
         PushType::Accepted if snap.state.status == OrderStatus::PendingNew => {
-            record(
-                engine,
-                order,
-                ActionKind::Accepted,
-                json!({"source": "push"}),
-            )
-            .await?;
+            let detail = json!({"exchange_order_id": event.exchange_order_id, "source": "push"});
+            record_status(engine, order, ActionKind::Accepted, detail).await?;
         }
         PushType::Canceled | PushType::Rejected => check_with_exchange(engine, order, snap).await?,
         PushType::Fill if fully_filled => check_with_exchange(engine, order, snap).await?,
@@ -119,35 +142,33 @@ async fn on_state(engine: &Engine, order: OrderId, snap: Snapshot) -> Result<(),
     let cid = snap.row.client_order_id.clone();
     match (snap.state.status, snap.state.placement_sent) {
         (OrderStatus::PendingNew, false) => {
-            record(
-                engine,
-                order,
-                ActionKind::PlacementSent,
-                json!({"client_order_id": cid}),
-            )
-            .await?;
-            place(engine, order, &snap).await
+            let detail = json!({"client_order_id": cid});
+            let sent = record_status(engine, order, ActionKind::PlacementSent, detail).await?;
+            if sent != Applied::Recorded {
+                return Ok(());
+            }
+            place(engine, order, &snap, false).await
         }
         // Sent before, answer unknown (or a crash came between): ask before placing again.
-        (OrderStatus::PendingNew, true) => match engine.exchange.order(&cid).await {
+        (OrderStatus::PendingNew, true) => match engine.exchange().order(&cid).await {
             Ok(Some(found)) => reconcile(engine, order, snap, found).await,
-            Ok(None) => place(engine, order, &snap).await,
+            Ok(None) => place(engine, order, &snap, true).await,
             Err(e) => unresolved(order, "lookup", &e),
         },
         (OrderStatus::PendingCancel, false) => {
-            record(
-                engine,
-                order,
-                ActionKind::Canceled,
-                json!({"reason": "never sent to the exchange"}),
-            )
-            .await?;
+            let detail = json!({"reason": "never sent to the exchange"});
+            record_status(engine, order, ActionKind::Canceled, detail).await?;
             Ok(())
         }
         // Cancelling on the exchange also tombstones an id it never saw, so a placement still in
         // flight is refused there; its answer is the authority for what happened.
-        (OrderStatus::PendingCancel, true) => match engine.exchange.cancel(&cid).await {
+        (OrderStatus::PendingCancel, true) => match engine.exchange().cancel(&cid).await {
             Ok(after) => reconcile(engine, order, snap, after).await,
+            // A venue that refuses the cancel ("already canceled", "unknown order"): follow what it
+            // holds instead.
+            Err(ExchangeError::Refused(_) | ExchangeError::AmbiguousRefusal(_)) => {
+                check_with_exchange(engine, order, snap).await
+            }
             Err(e) => unresolved(order, "cancel", &e),
         },
         _ => check_with_exchange(engine, order, snap).await,
@@ -159,7 +180,7 @@ async fn check_with_exchange(
     order: OrderId,
     snap: Snapshot,
 ) -> Result<(), AppError> {
-    match engine.exchange.order(&snap.row.client_order_id).await {
+    match engine.exchange().order(&snap.row.client_order_id).await {
         Ok(Some(found)) => reconcile(engine, order, snap, found).await,
         Ok(None) if snap.state.status == OrderStatus::PendingNew => Ok(()),
         Ok(None) => {
@@ -167,7 +188,14 @@ async fn check_with_exchange(
                 "{} is {} here but unknown to the exchange",
                 snap.row.client_order_id, snap.row.status
             );
-            raise_alarm(engine, "order_missing_on_exchange", &snap, detail).await
+            raise_alarm(
+                engine,
+                AlarmKind::OrderMissingOnExchange,
+                order,
+                "lookup",
+                detail,
+            )
+            .await
         }
         Err(e) => unresolved(order, "lookup", &e),
     }
@@ -178,7 +206,14 @@ fn unresolved(order: OrderId, call: &str, error: &ExchangeError) -> Result<(), A
     Ok(())
 }
 
-async fn place(engine: &Engine, order: OrderId, snap: &Snapshot) -> Result<(), AppError> {
+/// Places the order. `sent_before`: an earlier placement went unanswered, so a refusal now may
+/// only be the venue refusing a repeat of an order it holds.
+async fn place(
+    engine: &Engine,
+    order: OrderId,
+    snap: &Snapshot,
+    sent_before: bool,
+) -> Result<(), AppError> {
     let row = &snap.row;
     let request = PlaceOrder {
         client_order_id: row.client_order_id.clone(),
@@ -189,83 +224,116 @@ async fn place(engine: &Engine, order: OrderId, snap: &Snapshot) -> Result<(), A
         qty: row.qty,
         limit_price: row.protection_price.map(Cents),
     };
-    let refusal = match engine.exchange.place(&request).await {
-        Ok(ack) if ack.status == ExchangeStatus::Rejected => "rejected by the exchange".to_owned(),
+    match engine.exchange().place(&request).await {
+        Ok(ack) if ack.status == ExchangeStatus::Rejected => {
+            let detail = json!({"reason": "rejected by the exchange"});
+            record_end(engine, order, VenueEnd::Rejected, 0, detail).await
+        }
         Ok(ack) => {
             let detail = json!({"exchange_order_id": ack.exchange_order_id, "source": "placement"});
-            record(engine, order, ActionKind::Accepted, detail).await?;
-            return Ok(());
+            record_status(engine, order, ActionKind::Accepted, detail).await?;
+            Ok(())
         }
-        Err(ExchangeError::Refused(reason)) => reason,
-        Err(e) => return unresolved(order, "place", &e),
-    };
-    record(
-        engine,
-        order,
-        ActionKind::Rejected,
-        json!({"reason": refusal}),
-    )
-    .await?;
-    Ok(())
+        Err(ExchangeError::Refused(reason)) if !sent_before => {
+            record_end(
+                engine,
+                order,
+                VenueEnd::Rejected,
+                0,
+                json!({"reason": reason}),
+            )
+            .await
+        }
+        Err(ExchangeError::Refused(_) | ExchangeError::AmbiguousRefusal(_)) => {
+            follow_after_refusal(engine, order, snap).await
+        }
+        Err(e) => unresolved(order, "place", &e),
+    }
+}
+
+/// A placement refused after an unanswered one: the exchange's copy decides. If it holds the
+/// order, the engine follows it; if not, the id is tombstoned (a late copy of the lost placement
+/// is then refused there) before the order is rejected and its funds released.
+async fn follow_after_refusal(
+    engine: &Engine,
+    order: OrderId,
+    snap: &Snapshot,
+) -> Result<(), AppError> {
+    let cid = &snap.row.client_order_id;
+    match engine.exchange().order(cid).await {
+        Ok(Some(found)) => reconcile(engine, order, snap.clone(), found).await,
+        Ok(None) => match engine.exchange().cancel(cid).await {
+            Ok(after) => reconcile(engine, order, snap.clone(), after).await,
+            Err(e) => unresolved(order, "tombstone", &e),
+        },
+        Err(e) => unresolved(order, "lookup", &e),
+    }
 }
 
 /// Brings the order in line with the exchange's own copy: every fill it lacks, then its status.
-/// `snap` is current: within a step the actor is its order's only writer.
 async fn reconcile(
     engine: &Engine,
     order: OrderId,
     mut snap: Snapshot,
     exchange: ExchangeOrder,
 ) -> Result<(), AppError> {
-    let missing: Vec<ExchangeFill> = exchange
-        .fills
-        .iter()
-        .filter(|f| !snap.fill_ids.contains(&f.fill_id))
-        .cloned()
-        .collect();
-    if !missing.is_empty() {
-        for fill in missing {
-            record_fill(engine, order, fill, "poll").await?;
+    let mut recorded_any = false;
+    for fill in exchange.fills.iter() {
+        if snap.fills.get(&fill.fill_id) == Some(&RecordedFill::of(fill)) {
+            continue;
         }
+        // New, or known under this id with another quantity or price: the phase decides, and
+        // alarms what it refuses.
+        recorded_any |=
+            record_fill(engine, order, fill.clone(), FillSource::Poll).await? == Applied::Recorded;
+    }
+    if recorded_any {
         snap = load(engine, order).await?;
     }
-    let status = snap.state.status;
-    if status.is_terminal() {
+    if snap.state.status.is_terminal() {
         return Ok(());
     }
-    if status == OrderStatus::PendingNew
-        && exchange.exchange_order_id.is_some()
+    let placed = exchange.exchange_order_id.is_some();
+    if snap.state.status == OrderStatus::PendingNew
+        && placed
         && exchange.status != ExchangeStatus::Rejected
     {
         let detail = json!({"exchange_order_id": exchange.exchange_order_id, "source": "poll"});
-        record(engine, order, ActionKind::Accepted, detail).await?;
+        record_status(engine, order, ActionKind::Accepted, detail).await?;
     }
     let end = match exchange.status {
         ExchangeStatus::New | ExchangeStatus::PartiallyFilled => return Ok(()),
-        ExchangeStatus::Filled => ActionKind::Filled,
-        ExchangeStatus::Canceled => ActionKind::Canceled,
-        ExchangeStatus::Rejected => ActionKind::Rejected,
+        ExchangeStatus::Filled => VenueEnd::Filled,
+        ExchangeStatus::Canceled if !placed => VenueEnd::NeverPlaced,
+        ExchangeStatus::Canceled => VenueEnd::Canceled,
+        ExchangeStatus::Rejected => VenueEnd::Rejected,
     };
     let detail =
         json!({"exchange_status": exchange.status, "exchange_filled_qty": exchange.filled_qty});
-    record(engine, order, end, detail).await?;
-    Ok(())
+    record_end(engine, order, end, exchange.filled_qty, detail).await
 }
 
-/// Stores an alarm about `snap`'s order.
 async fn raise_alarm(
     engine: &Engine,
-    kind: &'static str,
-    snap: &Snapshot,
+    kind: AlarmKind,
+    order: OrderId,
+    subject: &str,
     detail: String,
 ) -> Result<(), AppError> {
-    let id = snap.row.id.clone();
-    db::run(&engine.pool, move |conn| {
-        alarms::raise(conn, kind, Some(&id), &detail, now_micros())
+    let subject = subject.to_owned();
+    db::run(engine.pool(), move |conn| {
+        let alarm = Alarm {
+            kind,
+            order: Some(order),
+            subject: &subject,
+            detail: &detail,
+        };
+        alarms::raise(conn, &alarm, now_micros())
     })
     .await
 }
 
+/// A push that brings a fill the engine never recorded for an order that has ended.
 pub(crate) async fn alarm_if_late_fill(
     engine: &Engine,
     snap: &Snapshot,
@@ -274,12 +342,20 @@ pub(crate) async fn alarm_if_late_fill(
     let Some(fill) = &event.fill else {
         return Ok(());
     };
-    if snap.fill_ids.contains(&fill.fill_id) {
+    if snap.fills.contains_key(&fill.fill_id) {
         return Ok(());
     }
+    let order = crate::db::orders::parse_order_id(&snap.row.id)?;
     let detail = format!(
         "fill {} of {} arrived after the order was {}",
         fill.fill_id, fill.qty, snap.row.status
     );
-    raise_alarm(engine, "fill_after_terminal", snap, detail).await
+    raise_alarm(
+        engine,
+        AlarmKind::FillAfterTerminal,
+        order,
+        &fill.fill_id,
+        detail,
+    )
+    .await
 }

@@ -2,6 +2,7 @@
 //! an unknown outcome, and unknown outcomes are retried: every call names the order by its client
 //! order id, so repeating one is harmless.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use serde::de::DeserializeOwned;
 use super::retry::{backoff, full_jitter};
 use super::wire::{ExchangeOrder, PlaceAck, PlaceOrder};
 use crate::domain::Cents;
+use crate::fault_points::crash_point;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExchangeError {
@@ -24,10 +26,22 @@ pub enum ExchangeError {
     /// effect, and only asking the exchange again can tell.
     #[error("the outcome is unknown: {0}")]
     Unknown(String),
+    /// A refusal that came after an attempt whose outcome is unknown: that attempt may have taken
+    /// effect, so this is no answer either. Repeating the call would only be refused again.
+    #[error("a refusal after an attempt with an unknown outcome: {0}")]
+    AmbiguousRefusal(String),
 }
 
 impl ExchangeError {
+    /// Whether the call may or may not have taken effect: only the exchange's copy can tell.
     pub fn is_unknown(&self) -> bool {
+        matches!(
+            self,
+            ExchangeError::Unknown(_) | ExchangeError::AmbiguousRefusal(_)
+        )
+    }
+
+    fn is_worth_repeating(&self) -> bool {
         matches!(self, ExchangeError::Unknown(_))
     }
 }
@@ -124,18 +138,45 @@ impl HttpExchange {
     }
 
     /// Sends with retries until a definitive answer, or gives back the last unknown outcome.
+    ///
+    /// After an attempt whose outcome is unknown, a refusal (4xx) is no answer either: the lost
+    /// attempt may have taken effect, and many venues refuse its repeat ("duplicate client order
+    /// id", "already canceled"). Such a refusal comes back as [`ExchangeError::AmbiguousRefusal`],
+    /// so the caller asks the exchange what it holds instead of acting on it.
     async fn call_retrying(
         &self,
         method: awc::http::Method,
         path: &str,
         body: Option<&[u8]>,
     ) -> Result<(StatusCode, Bytes), ExchangeError> {
+        // A read takes no effect, so its refusal (a 404) is an answer whatever came before.
+        let changes_something = method != awc::http::Method::GET;
+        let unknown_before = Cell::new(false);
         let attempt = || async {
-            let (status, bytes) = self.call(method.clone(), path, body).await?;
-            if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-                return Err(ExchangeError::Unknown(format!("{path}: answered {status}")));
+            let answer = self.call(method.clone(), path, body).await;
+            let answer = match answer {
+                Ok((status, _))
+                    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS =>
+                {
+                    Err(ExchangeError::Unknown(format!("{path}: answered {status}")))
+                }
+                other => other,
+            };
+            match answer {
+                Err(e) => {
+                    unknown_before.set(true);
+                    Err(e)
+                }
+                Ok((status, bytes))
+                    if changes_something && status.is_client_error() && unknown_before.get() =>
+                {
+                    Err(ExchangeError::AmbiguousRefusal(format!(
+                        "{path}: {status}: {}",
+                        String::from_utf8_lossy(&bytes)
+                    )))
+                }
+                ok => ok,
             }
-            Ok((status, bytes))
         };
         attempt
             .retry(backoff(
@@ -144,7 +185,7 @@ impl HttpExchange {
                 self.retry.max_retries,
             ))
             .adjust(|_, d| full_jitter(d))
-            .when(ExchangeError::is_unknown)
+            .when(ExchangeError::is_worth_repeating)
             .notify(|e, wait| tracing::debug!(error = %e, ?wait, "retrying exchange call"))
             .await
     }
@@ -181,9 +222,12 @@ impl ExchangeClient for HttpExchange {
         Box::pin(async move {
             let body =
                 serde_json::to_vec(order).map_err(|e| ExchangeError::Refused(e.to_string()))?;
-            let (status, bytes) = self
+            crash_point("exchange.before_place");
+            let answer = self
                 .call_retrying(awc::http::Method::POST, "/orders", Some(&body))
-                .await?;
+                .await;
+            crash_point("exchange.after_place");
+            let (status, bytes) = answer?;
             if status.is_success() {
                 decode("/orders", &bytes)
             } else {
@@ -198,9 +242,12 @@ impl ExchangeClient for HttpExchange {
     ) -> LocalBoxFuture<'a, Result<Option<ExchangeOrder>, ExchangeError>> {
         Box::pin(async move {
             let path = format!("/orders/{client_order_id}");
-            let (status, bytes) = self
+            crash_point("exchange.before_lookup");
+            let answer = self
                 .call_retrying(awc::http::Method::GET, &path, None)
-                .await?;
+                .await;
+            crash_point("exchange.after_lookup");
+            let (status, bytes) = answer?;
             match status {
                 StatusCode::NOT_FOUND => Ok(None),
                 s if s.is_success() => decode(&path, &bytes).map(Some),
@@ -215,9 +262,12 @@ impl ExchangeClient for HttpExchange {
     ) -> LocalBoxFuture<'a, Result<ExchangeOrder, ExchangeError>> {
         Box::pin(async move {
             let path = format!("/orders/{client_order_id}");
-            let (status, bytes) = self
+            crash_point("exchange.before_cancel");
+            let answer = self
                 .call_retrying(awc::http::Method::DELETE, &path, None)
-                .await?;
+                .await;
+            crash_point("exchange.after_cancel");
+            let (status, bytes) = answer?;
             if status.is_success() {
                 decode(&path, &bytes)
             } else {

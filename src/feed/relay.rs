@@ -15,6 +15,7 @@ use crate::db::outbox::OutboxRow;
 use crate::db::schema::outbox;
 use crate::db::{self, now_micros, DbPool};
 use crate::error::AppError;
+use crate::fault_points::crash_point;
 
 const BATCH: i64 = 500;
 const SWEEP: Duration = Duration::from_millis(250);
@@ -68,8 +69,10 @@ impl Relay {
             let count = rows.len();
             let keys: Vec<(String, i64)> =
                 rows.iter().map(|r| (r.account_id.clone(), r.seq)).collect();
+            crash_point("outbox.before_publish");
             hub.do_send(Publish(rows));
             db::run(pool, move |conn| mark_published(conn, &keys, now_micros())).await?;
+            crash_point("outbox.after_publish");
             if (count as i64) < BATCH {
                 self.lag_ms.store(0, Ordering::Relaxed);
                 return Ok(());

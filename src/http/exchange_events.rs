@@ -6,6 +6,7 @@ use serde_json::json;
 use super::extract::{parse_json, raw_body};
 use crate::db::exchange_events::{self, Received};
 use crate::db::{self, now_micros};
+use crate::engine::detached;
 use crate::error::AppError;
 use crate::exchange::signature;
 use crate::exchange::wire::PushEvent;
@@ -37,20 +38,26 @@ pub(crate) async fn receive(
     }
     let event: PushEvent = parse_json(&body)?;
     let raw = String::from_utf8_lossy(&body).into_owned();
-    let recorded = event.clone();
-    let received = db::run(&state.pool, move |conn| {
-        exchange_events::record(conn, &recorded, &raw, now_micros())
+    // Stored and handed over on a task of its own: once the event is stored, a later delivery is a
+    // duplicate, so the hand-over must not depend on this request surviving.
+    let (pool, engine) = (state.pool.clone(), state.engine.clone());
+    let outcome = detached(async move {
+        let recorded = event.clone();
+        let received = db::run(&pool, move |conn| {
+            exchange_events::record(conn, &recorded, &raw, now_micros())
+        })
+        .await?;
+        Ok(match received {
+            Received::New { order_id } => {
+                if let Ok(order) = order_id.parse() {
+                    engine.deliver(order, event).await?;
+                }
+                "recorded"
+            }
+            Received::Unmatched => "unmatched",
+            Received::Duplicate => "duplicate",
+        })
     })
     .await?;
-    let outcome = match received {
-        Received::New { order_id } => {
-            if let Ok(order) = order_id.parse() {
-                state.engine.deliver(order, event).await?;
-            }
-            "recorded"
-        }
-        Received::Unmatched => "unmatched",
-        Received::Duplicate => "duplicate",
-    };
     Ok(HttpResponse::Ok().json(json!({"status": outcome})))
 }

@@ -72,10 +72,12 @@ impl FromRequest for Admin {
 
 /// The `Idempotency-Key` header: 1 to 255 visible ASCII characters.
 pub fn idempotency_key(req: &HttpRequest) -> Result<String, AppError> {
-    let value = req
-        .headers()
-        .get("Idempotency-Key")
-        .ok_or(AppError::IdempotencyKeyMissing)?;
+    let mut values = req.headers().get_all("Idempotency-Key");
+    let value = values.next().ok_or(AppError::IdempotencyKeyMissing)?;
+    if values.next().is_some() {
+        // Which one the client meant is anyone's guess: refuse rather than pick.
+        return Err(AppError::InvalidIdempotencyKey);
+    }
     let bytes = value.as_bytes();
     if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {
         return Err(AppError::InvalidIdempotencyKey);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::extract::{json_body, parse_json, Authenticated};
+use super::extract::{json_body, parse_json, Admin, Authenticated};
 use crate::error::AppError;
 use crate::startup::AppState;
 
@@ -70,12 +70,13 @@ pub(crate) async fn get_faults(
     forward(crate::exchange::http_client().get(url), None).await
 }
 
-/// `PUT /v1/exchange/faults` (embedded simulator only): the same body as the simulator's own.
+/// `PUT /v1/exchange/faults` (embedded simulator only, admin token): the same body as the
+/// simulator's own.
 #[utoipa::path(put, path = "/v1/exchange/faults", tag = "exchange", security(("bearer" = [])),
-    responses((status = 200, description = "The fault rates after the change"), (status = 400, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "The fault rates after the change"), (status = 400, body = crate::error::ErrorBody), (status = 401, description = "Not the admin token", body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub(crate) async fn put_faults(
     state: web::Data<AppState>,
-    _: Authenticated,
+    _: Admin,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {

@@ -1,7 +1,5 @@
 //! Operational routes: liveness and readiness.
 
-use std::sync::atomic::Ordering;
-
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
@@ -31,7 +29,7 @@ pub(crate) async fn healthz(state: web::Data<AppState>) -> HttpResponse {
 pub(crate) async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let text = state
         .engine
-        .metrics
+        .metrics()
         .render(state.engine.live_actors(), state.relay.lag_ms())
         .map_err(|e| AppError::Internal(e.to_string()))?;
     Ok(HttpResponse::Ok()
@@ -39,10 +37,10 @@ pub(crate) async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, 
         .body(text))
 }
 
-/// 503 until every open order has been picked up again after a start.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Every open order has its actor"), (status = 503, description = "Still recovering")))]
+/// 503 until every open order picked up after a start has finished its first recovery step.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Every open order has finished its first recovery step"), (status = 503, description = "Still recovering")))]
 pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    if state.ready.load(Ordering::Acquire) {
+    if state.engine.is_ready() {
         HttpResponse::Ok().json(json!({"status": "ready"}))
     } else {
         HttpResponse::ServiceUnavailable().json(json!({"status": "recovering"}))

@@ -9,7 +9,9 @@ use crate::db::idempotency::{self, StoredResponse};
 use crate::db::orders::{self as order_rows, StatusFilter};
 use crate::db::{self, now_micros};
 use crate::domain::{AccountId, OrderId, OrderType, Side};
+use crate::engine::detached;
 use crate::error::AppError;
+use crate::fault_points::crash_point;
 use crate::orders::cancel::CancelAnswer;
 use crate::orders::submit::{self, OrderRequest, Submission};
 use crate::orders::{ActionView, FillView, OrderView};
@@ -84,7 +86,7 @@ pub(crate) async fn submit_order(
         if stored.fingerprint != fingerprint {
             return Err(AppError::IdempotencyKeyReused);
         }
-        state.engine.metrics.idempotent_replays.inc();
+        state.engine.metrics().idempotent_replays.inc();
         return Ok(replay(stored.response(), true));
     }
 
@@ -123,15 +125,22 @@ pub(crate) async fn submit_order(
         now: now_micros(),
         ttl_micros: state.idempotency_ttl_micros,
     };
-    let submitted = db::run(&state.pool, move |conn| submit::submit(conn, &submission)).await?;
-    if let Some(order) = submitted.created {
-        tracing::info!(%order, %account, "order created");
-        state.engine.metrics.orders_created.inc();
-        state.relay.wake();
-        state.engine.spawn(order);
-    }
+    // The commit and what follows it run to their end even if the client hangs up meanwhile:
+    // otherwise an order could be committed, its cash reserved, and never be sent.
+    let engine = state.engine.clone();
+    let submitted = detached(async move {
+        let submitted =
+            db::run(engine.pool(), move |conn| submit::submit(conn, &submission)).await?;
+        if let Some(order) = submitted.created {
+            crash_point("submit.after_commit");
+            tracing::info!(%order, %account, "order created");
+            engine.order_created(order);
+        }
+        Ok(submitted)
+    })
+    .await?;
     if submitted.replayed {
-        state.engine.metrics.idempotent_replays.inc();
+        state.engine.metrics().idempotent_replays.inc();
     }
     Ok(replay(submitted.response, submitted.replayed))
 }

@@ -4,7 +4,7 @@
 use diesel::SqliteConnection;
 use serde_json::json;
 
-use super::phase::{self, account_of, status_of};
+use super::phase::{self, account_of, side_of, status_of};
 use crate::db::orders::{self, OrderRow};
 use crate::domain::{AccountId, Action, ActionKind, OrderId, OrderStatus, Side};
 use crate::error::AppError;
@@ -54,11 +54,11 @@ pub fn request(
 }
 
 /// The asset an order reserves: cash for a buy, the symbol's shares for a sell.
-pub fn reserved_asset(row: &OrderRow) -> &str {
-    match Side::parse(&row.side) {
-        Some(Side::Buy) => CASH,
-        _ => row.symbol.as_str(),
-    }
+pub fn reserved_asset(row: &OrderRow) -> Result<&str, AppError> {
+    Ok(match side_of(row)? {
+        Side::Buy => CASH,
+        Side::Sell => row.symbol.as_str(),
+    })
 }
 
 /// Releases whatever the order still holds reserved: the compensating step of a terminal order.
@@ -68,7 +68,7 @@ pub fn release_remaining(
     now: i64,
 ) -> Result<i64, AppError> {
     let order = orders::parse_order_id(&row.id)?;
-    let asset = reserved_asset(row);
+    let asset = reserved_asset(row)?;
     let remaining = ledger::reserved_for_order(conn, order, asset)?;
     if remaining > 0 {
         ledger::apply(

@@ -1,69 +1,98 @@
 //! The order actor's atomic phases: each records one action with all its effects in one
-//! transaction, after the transition table allowed it. A move the table refuses writes nothing but
-//! an alarm.
+//! transaction, after the transition table allowed it. A move that must not happen writes nothing
+//! but an alarm.
 
-use std::collections::HashSet;
+use std::collections::BTreeMap;
 
 use diesel::prelude::*;
 use serde_json::json;
 
 use super::cancel::release_remaining;
-use super::phase::{self, account_of};
+use super::phase::{self, account_of, side_of};
 use super::view::FillView;
-use crate::db::alarms;
+use crate::db::alarms::{self, Alarm, AlarmKind};
 use crate::db::orders::{self, FillRow, OrderRow};
-use crate::db::schema::fills;
-use crate::domain::{Action, ActionKind, Cents, OrderId, OrderState, Side};
+use crate::domain::{
+    fill_within_limit, terminal_action, Action, ActionKind, Cents, FillSource, OrderId, OrderState,
+    Side, VenueEnd,
+};
 use crate::error::AppError;
 use crate::exchange::wire::ExchangeFill;
 use crate::ledger::{self, LedgerEntry, CASH};
+
+/// A fill as the engine recorded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordedFill {
+    pub qty: i64,
+    pub price: Cents,
+}
+
+impl RecordedFill {
+    pub fn of(fill: &ExchangeFill) -> Self {
+        Self {
+            qty: fill.qty,
+            price: fill.price,
+        }
+    }
+}
 
 /// An order as its actor needs it: the projection, the folded state, and the fills it holds.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub row: OrderRow,
     pub state: OrderState,
-    pub fill_ids: HashSet<String>,
+    pub fills: BTreeMap<String, RecordedFill>,
 }
 
 /// What became of a phase.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
     Recorded,
-    /// Already recorded before (a fill seen twice).
+    /// Already recorded before, exactly so (a fill seen twice).
     Duplicate,
-    /// The transition table refused it; an alarm was raised.
+    /// It must not happen (the transition table refused it, or a fill contradicts the order or
+    /// what was recorded): nothing moved, and an alarm was raised.
     Refused(String),
 }
 
 pub fn load(conn: &mut SqliteConnection, order: OrderId) -> Result<Snapshot, AppError> {
     let row = orders::find(conn, order)?.ok_or(AppError::NotFound)?;
     let state = orders::state(conn, &row)?;
-    let fill_ids = orders::fills(conn, order)?
+    let fills = orders::fills(conn, order)?
         .into_iter()
-        .map(|f| f.fill_id)
+        .map(|f| {
+            let recorded = RecordedFill {
+                qty: f.qty,
+                price: Cents(f.price),
+            };
+            (f.fill_id, recorded)
+        })
         .collect();
-    Ok(Snapshot {
-        row,
-        state,
-        fill_ids,
-    })
+    Ok(Snapshot { row, state, fills })
 }
 
 fn refuse(
     conn: &mut SqliteConnection,
-    row: &OrderRow,
+    order: OrderId,
+    kind: AlarmKind,
+    subject: &str,
     what: String,
     now: i64,
 ) -> Result<Applied, AppError> {
-    alarms::raise(conn, "refused_action", Some(&row.id), &what, now)?;
+    let alarm = Alarm {
+        kind,
+        order: Some(order),
+        subject,
+        detail: &what,
+    };
+    alarms::raise(conn, &alarm, now)?;
     Ok(Applied::Refused(what))
 }
 
 /// Records an action that moves no shares: `placement_sent`, `accepted`, or a terminal one
 /// (`filled`, `canceled`, `rejected`), which also releases what is still reserved: the
 /// compensating step.
-pub fn record(
+pub fn record_status(
     conn: &mut SqliteConnection,
     order: OrderId,
     kind: ActionKind,
@@ -71,129 +100,200 @@ pub fn record(
     now: i64,
 ) -> Result<Applied, AppError> {
     conn.immediate_transaction(|conn| {
-        let Snapshot { mut row, state, .. } = load(conn, order)?;
-        let action = Action::new(kind);
-        let next = match state.apply(action) {
-            Ok(next) => next,
-            Err(refused) => return refuse(conn, &row, refused.to_string(), now),
-        };
-        let detail = if next.status.is_terminal() {
-            json!({"released": release_remaining(conn, &row, now)?, "detail": detail})
-        } else {
-            detail
-        };
-        phase::record(conn, &mut row, state, action, &detail, None, now)?
-            .map_err(|refused| AppError::Internal(format!("checked move refused: {refused}")))?;
-        Ok(Applied::Recorded)
+        let snap = load(conn, order)?;
+        apply_status(conn, snap, kind, detail, now)
     })
 }
 
-/// Records one exchange fill, once: the fill row (unique per order and fill id), its ledger
-/// effects, the `fill` action and its event. A fill seen before changes nothing.
-pub fn fill(
+/// Ends the order as its exchange copy ended, with whatever the engine itself recorded: `filled`
+/// when every share was recorded here, else `canceled` or `rejected`, releasing the rest. The
+/// choice is made inside the transaction, from the order as it stands. When the exchange counts
+/// another quantity filled, the order still ends, and the difference is alarmed for an operator.
+pub fn record_end(
     conn: &mut SqliteConnection,
     order: OrderId,
-    fill: &ExchangeFill,
-    source: &str,
+    end: VenueEnd,
+    venue_filled: i64,
+    detail: serde_json::Value,
     now: i64,
 ) -> Result<Applied, AppError> {
     conn.immediate_transaction(|conn| {
-        let Snapshot { mut row, state, fill_ids } = load(conn, order)?;
-        if fill_ids.contains(&fill.fill_id) {
+        let snap = load(conn, order)?;
+        if snap.state.status.is_terminal() {
             return Ok(Applied::Duplicate);
+        }
+        let (kind, mismatch) = terminal_action(snap.state, end, venue_filled);
+        if mismatch {
+            let what = format!(
+                "the exchange ended the order {end:?} with {venue_filled} filled; the engine recorded {} of {}",
+                snap.state.filled_qty, snap.state.qty
+            );
+            let alarm = Alarm {
+                kind: AlarmKind::FillQuantityMismatch,
+                order: Some(order),
+                subject: "end",
+                detail: &what,
+            };
+            alarms::raise(conn, &alarm, now)?;
+        }
+        apply_status(conn, snap, kind, detail, now)
+    })
+}
+
+fn apply_status(
+    conn: &mut SqliteConnection,
+    snap: Snapshot,
+    kind: ActionKind,
+    detail: serde_json::Value,
+    now: i64,
+) -> Result<Applied, AppError> {
+    let Snapshot { mut row, state, .. } = snap;
+    let order = orders::parse_order_id(&row.id)?;
+    let action = Action::new(kind);
+    let next = match state.apply(action) {
+        Ok(next) => next,
+        Err(refused) => {
+            let what = refused.to_string();
+            return refuse(
+                conn,
+                order,
+                AlarmKind::RefusedAction,
+                kind.as_str(),
+                what,
+                now,
+            );
+        }
+    };
+    let detail = if next.status.is_terminal() {
+        json!({"released": release_remaining(conn, &row, now)?, "detail": detail})
+    } else {
+        detail
+    };
+    phase::record(conn, &mut row, state, action, &detail, None, now)?
+        .map_err(|refused| AppError::Internal(format!("checked move refused: {refused}")))?;
+    Ok(Applied::Recorded)
+}
+
+/// Records one exchange fill, once: the fill row (unique per order and fill id), its ledger
+/// effects, the `fill` action and its event. A fill seen before changes nothing; one seen before
+/// with another quantity or price, one outside the order's limit, or one that would overfill the
+/// order is refused with an alarm.
+pub fn record_fill(
+    conn: &mut SqliteConnection,
+    order: OrderId,
+    fill: &ExchangeFill,
+    source: FillSource,
+    now: i64,
+) -> Result<Applied, AppError> {
+    conn.immediate_transaction(|conn| {
+        let Snapshot {
+            mut row,
+            state,
+            fills,
+        } = load(conn, order)?;
+        let id = fill.fill_id.as_str();
+        if let Some(recorded) = fills.get(id) {
+            if *recorded == RecordedFill::of(fill) {
+                return Ok(Applied::Duplicate);
+            }
+            let what = format!(
+                "fill {id} was recorded as {} at {} and is now reported as {} at {}",
+                recorded.qty, recorded.price, fill.qty, fill.price
+            );
+            return refuse(conn, order, AlarmKind::FillMismatch, id, what, now);
+        }
+        let limit = row.protection_price.map(Cents);
+        if !fill_within_limit(side_of(&row)?, limit, fill.price) {
+            let what = format!(
+                "fill {id} of {} at {} is outside the order's limit {}",
+                fill.qty,
+                fill.price,
+                limit.unwrap_or_default()
+            );
+            return refuse(conn, order, AlarmKind::FillOutsideLimit, id, what, now);
         }
         let action = Action::fill(fill.qty);
         if let Err(refused) = state.apply(action) {
-            let what = format!("fill {} of {} at {}: {refused}", fill.fill_id, fill.qty, fill.price);
-            return refuse(conn, &row, what, now);
+            let what = format!("fill {id} of {} at {}: {refused}", fill.qty, fill.price);
+            return refuse(conn, order, AlarmKind::RefusedAction, id, what, now);
         }
         let fill_row = FillRow {
             order_id: row.id.clone(),
             fill_id: fill.fill_id.clone(),
             qty: fill.qty,
             price: fill.price.0,
-            source: source.to_owned(),
+            source: source.as_str().to_owned(),
             received_at: now,
         };
-        let inserted = diesel::insert_into(fills::table).values(&fill_row).on_conflict_do_nothing().execute(conn)?;
-        if inserted == 0 {
-            return Ok(Applied::Duplicate);
-        }
-        settle(conn, &row, fill, now)?;
-        let notional = fill
-            .price
-            .times(fill.qty)
-            .ok_or_else(|| AppError::Internal("fill notional overflows".into()))?;
-        row.filled_notional += notional.0;
+        // In a savepoint: a fill the ledger cannot take (a balance would overflow) is refused and
+        // alarmed, instead of failing the whole step on every retry. A busy database is not the
+        // fill's fault: that error goes back to the caller, who tries again.
+        let settled = conn.transaction(|conn| {
+            if !orders::insert_fill(conn, &fill_row)? {
+                return Ok(None);
+            }
+            settle(conn, &row, fill, now).map(Some)
+        });
+        let notional = match settled {
+            Ok(Some(notional)) => notional,
+            Ok(None) => return Ok(Applied::Duplicate),
+            Err(e @ AppError::Unavailable(_)) => return Err(e),
+            Err(e) => {
+                let what = format!("fill {id} of {} at {}: {e:?}", fill.qty, fill.price);
+                return refuse(conn, order, AlarmKind::FillUnsettleable, id, what, now);
+            }
+        };
+        row.filled_notional = row
+            .filled_notional
+            .checked_add(notional.0)
+            .ok_or_else(|| AppError::Internal(format!("order {order}'s notional overflows")))?;
         let detail = json!({"fill_id": fill.fill_id, "qty": fill.qty, "price": fill.price, "source": source});
         let view = FillView::from(&fill_row);
-        match phase::record(conn, &mut row, state, action, &detail, Some(&view), now)? {
-            Ok(_) => Ok(Applied::Recorded),
-            Err(refused) => Err(AppError::Internal(format!("checked move refused: {refused}"))),
-        }
+        phase::record(conn, &mut row, state, action, &detail, Some(&view), now)?
+            .map_err(|refused| AppError::Internal(format!("checked move refused: {refused}")))?;
+        Ok(Applied::Recorded)
     })
 }
 
-/// The ledger side of a fill. A buy spends the reservation for the filled shares at the protection
-/// price and returns any price improvement to available cash; a sell gives up the reserved shares
-/// and is credited the proceeds.
+/// The ledger side of a fill; returns its value. A buy spends the reservation for the filled
+/// shares at the order's protection price and returns any price improvement to available cash; a
+/// sell gives up the reserved shares and is credited the proceeds. The fill id comes last in each
+/// key, after a fixed part that says which effect it is, so no fill id can collide with another
+/// fill's key.
 fn settle(
     conn: &mut SqliteConnection,
     row: &OrderRow,
     fill: &ExchangeFill,
     now: i64,
-) -> Result<(), AppError> {
+) -> Result<Cents, AppError> {
     let order = orders::parse_order_id(&row.id)?;
     let account = account_of(row)?;
-    let key = format!("order:{order}:fill:{}", fill.fill_id);
-    let cost = fill
-        .price
-        .times(fill.qty)
-        .ok_or_else(|| AppError::Internal("fill cost overflows".into()))?;
-    let entry = |asset: &'static str, suffix: &str, available_delta: i64, reserved_delta: i64| {
-        LedgerEntry {
-            key: format!("{key}{suffix}"),
-            account,
-            asset,
-            order: Some(order),
-            available_delta,
-            reserved_delta,
-        }
+    let overflow = || AppError::Internal("the fill's value overflows".into());
+    let cost = fill.price.times(fill.qty).ok_or_else(overflow)?;
+    let entry = |effect: &str, asset, available_delta, reserved_delta| LedgerEntry {
+        key: format!("order:{order}:{effect}:{}", fill.fill_id),
+        account,
+        asset,
+        order: Some(order),
+        available_delta,
+        reserved_delta,
     };
-    match Side::parse(&row.side) {
-        Some(Side::Buy) => {
+    let (cash, shares) = match side_of(row)? {
+        Side::Buy => {
             let protection = Cents(row.protection_price.unwrap_or(fill.price.0));
-            if fill.price > protection {
-                let what = format!(
-                    "fill {} at {} is above the protection {protection}",
-                    fill.fill_id, fill.price
-                );
-                alarms::raise(conn, "fill_above_protection", Some(&row.id), &what, now)?;
-            }
-            let held = protection
-                .times(fill.qty)
-                .ok_or_else(|| AppError::Internal("overflow".into()))?;
-            ledger::apply(conn, &entry(CASH, "", held.0 - cost.0, -held.0), now)?;
-            ledger::apply(
-                conn,
-                &LedgerEntry {
-                    asset: &row.symbol,
-                    ..entry(CASH, ":shares", fill.qty, 0)
-                },
-                now,
-            )?;
+            let held = protection.times(fill.qty).ok_or_else(overflow)?;
+            let refund = held.0.checked_sub(cost.0).ok_or_else(overflow)?;
+            (
+                entry("fill-cash", CASH, refund, -held.0),
+                entry("fill-shares", &row.symbol, fill.qty, 0),
+            )
         }
-        _ => {
-            ledger::apply(conn, &entry(CASH, "", cost.0, 0), now)?;
-            ledger::apply(
-                conn,
-                &LedgerEntry {
-                    asset: &row.symbol,
-                    ..entry(CASH, ":shares", 0, -fill.qty)
-                },
-                now,
-            )?;
-        }
-    }
-    Ok(())
+        Side::Sell => (
+            entry("fill-cash", CASH, cost.0, 0),
+            entry("fill-shares", &row.symbol, 0, -fill.qty),
+        ),
+    };
+    ledger::apply(conn, &cash, now)?;
+    ledger::apply(conn, &shares, now)?;
+    Ok(cost)
 }

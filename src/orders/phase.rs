@@ -6,7 +6,7 @@ use diesel::SqliteConnection;
 use super::view::{FillView, OrderView};
 use crate::db::orders::{self, OrderRow};
 use crate::db::outbox;
-use crate::domain::{AccountId, Action, OrderState, OrderStatus, TransitionError};
+use crate::domain::{AccountId, Action, OrderState, OrderStatus, Side, TransitionError};
 use crate::error::AppError;
 
 /// Records `action` on `order`, whose current state is `state`, and updates `order` to match. The
@@ -56,6 +56,15 @@ pub fn status_of(order: &OrderRow) -> Result<OrderStatus, AppError> {
         AppError::Internal(format!(
             "order {} has unknown status {:?}",
             order.id, order.status
+        ))
+    })
+}
+
+pub fn side_of(order: &OrderRow) -> Result<Side, AppError> {
+    Side::parse(&order.side).ok_or_else(|| {
+        AppError::Internal(format!(
+            "order {} has unknown side {:?}",
+            order.id, order.side
         ))
     })
 }

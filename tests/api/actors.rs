@@ -3,9 +3,9 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use orderkeeper::db::{self, accounts};
-use orderkeeper::domain::{ActionKind, Cents, OrderId, OrderType, Side};
+use orderkeeper::domain::{ActionKind, Cents, OrderId};
 use orderkeeper::orders::lifecycle;
-use orderkeeper::orders::submit::{self, OrderRequest, Submission};
+use orderkeeper::orders::submit;
 use serde_json::json;
 
 use crate::helpers::*;
@@ -26,8 +26,15 @@ async fn a_panic_inside_a_step_restarts_the_actor_from_its_log() {
     let order = app.resting_order(&alice.token, "k", 10).await;
     let id = order["id"].as_str().unwrap();
 
-    app.engine.crash(id.parse().unwrap());
-    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    {
+        let _armed = fault_points().await;
+        let restarts = app.engine.metrics().actor_restarts.get();
+        fail::cfg("order.step_panic", &format!("return({id})")).unwrap();
+        while app.engine.metrics().actor_restarts.get() == restarts {
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        }
+        fail::remove("order.step_panic");
+    }
 
     // The restarted actor carries on: it still owns the order and handles its cancel.
     assert_eq!(app.engine.live_actors(), 1);
@@ -77,28 +84,15 @@ fn crashed_database(dir: &tempfile::TempDir) -> (String, String, BTreeMap<&'stat
         } else {
             10_000
         };
-        let submission = Submission {
-            account: account.id,
-            key: format!("k{i}"),
-            fingerprint: format!("f{i}"),
-            request: OrderRequest {
-                symbol: "INFY".into(),
-                side: Side::Buy,
-                order_type: OrderType::Limit,
-                qty: 4,
-                limit_price: Some(Cents(limit)),
-            },
-            market_protection: None,
-            now: db::now_micros(),
-            ttl_micros: 1_000_000_000,
-        };
+        let submission = limit_submission(account.id, &format!("k{i}"), 4, limit);
         let order = submit::submit(&mut conn, &submission)
             .unwrap()
             .created
             .unwrap();
         let now = db::now_micros();
         if situation.contains("sent_unanswered") {
-            lifecycle::record(&mut conn, order, ActionKind::PlacementSent, json!({}), now).unwrap();
+            lifecycle::record_status(&mut conn, order, ActionKind::PlacementSent, json!({}), now)
+                .unwrap();
         }
         if situation.starts_with("cancel") {
             orderkeeper::orders::cancel::request(&mut conn, account.id, order, now).unwrap();
@@ -190,6 +184,7 @@ async fn push_fill(app: &TestApp, cid: &str, event_id: &str, qty: i64) -> Status
 }
 
 fn alarms(app: &TestApp, kind: &str) -> i64 {
+    let kind = orderkeeper::db::alarms::AlarmKind::parse(kind).unwrap();
     orderkeeper::db::alarms::count(&mut app.pool.get().unwrap(), kind).unwrap()
 }
 

@@ -63,6 +63,8 @@ pub fn serve_args(db_path: &std::path::Path) -> ServeArgs {
         admin_token: Some(ADMIN_TOKEN.into()),
         idempotency_ttl: 86_400,
         poll_interval_ms: 200,
+        max_concurrent_steps: 32,
+        orphan_sweep_ms: 200,
         no_demo: true,
     }
 }
@@ -180,6 +182,14 @@ impl TestApp {
     pub async fn post_json(&self, path: &str, token: &str, body: &str) -> Answer {
         let request = client()
             .post(self.url(path))
+            .insert_header(("Authorization", format!("Bearer {token}")))
+            .insert_header(("Content-Type", "application/json"));
+        finish(request.send_body(body.to_owned()).await).await
+    }
+
+    pub async fn put_json(&self, path: &str, token: &str, body: &str) -> Answer {
+        let request = client()
+            .put(self.url(path))
             .insert_header(("Authorization", format!("Bearer {token}")))
             .insert_header(("Content-Type", "application/json"));
         finish(request.send_body(body.to_owned()).await).await
@@ -361,5 +371,76 @@ impl TestApp {
             String::from_utf8_lossy(&answer.body)
         );
         self.wait_for_status(token, id, "canceled").await
+    }
+}
+
+/// Fault points are configured process-wide: tests that arm them take turns.
+pub async fn fault_points() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
+}
+
+impl TestApp {
+    /// POSTs `event` to the push endpoint, signed as the exchange signs it.
+    pub async fn push(&self, event: &Value) -> StatusCode {
+        let body = event.to_string();
+        let signature = orderkeeper::exchange::signature::sign(EXCHANGE_SECRET, body.as_bytes());
+        client()
+            .post(self.url("/v1/exchange/events"))
+            .insert_header(("Content-Type", "application/json"))
+            .insert_header(("X-Signature", signature))
+            .send_body(body)
+            .await
+            .expect("the push is answered")
+            .status()
+    }
+
+    /// The order's alarms: (kind, detail, how often seen).
+    pub fn alarms_of(&self, order: &str) -> Vec<(String, String, i64)> {
+        orderkeeper::db::alarms::of_order(&mut self.conn(), order.parse().expect("an order id"))
+            .expect("alarms")
+    }
+
+    pub async fn readyz(&self) -> StatusCode {
+        client()
+            .get(self.url("/readyz"))
+            .send()
+            .await
+            .expect("/readyz answers")
+            .status()
+    }
+}
+
+/// A push event carrying one fill.
+pub fn fill_event(event_id: &str, cid: &str, fill_id: &str, qty: i64, price: &str) -> Value {
+    json!({
+        "event_id": event_id, "type": "fill", "client_order_id": cid, "exchange_order_id": "X-test",
+        "fill": {"fill_id": fill_id, "qty": qty, "price": price, "ts": "2026-11-24T00:00:00Z"}
+    })
+}
+
+/// A limit buy of `qty` INFY at `price` cents, as `POST /v1/orders` would submit it.
+pub fn limit_submission(
+    account: orderkeeper::domain::AccountId,
+    key: &str,
+    qty: i64,
+    price: i64,
+) -> orderkeeper::orders::submit::Submission {
+    use orderkeeper::domain::{Cents, OrderType, Side};
+    use orderkeeper::orders::submit::{OrderRequest, Submission};
+    Submission {
+        account,
+        key: key.to_owned(),
+        fingerprint: format!("fingerprint of {key}"),
+        request: OrderRequest {
+            symbol: "INFY".into(),
+            side: Side::Buy,
+            order_type: OrderType::Limit,
+            qty,
+            limit_price: Some(Cents(price)),
+        },
+        market_protection: None,
+        now: db::now_micros(),
+        ttl_micros: 1_000_000_000,
     }
 }

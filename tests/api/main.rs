@@ -10,6 +10,10 @@ mod feed;
 #[path = "../common/feed_client.rs"]
 mod feed_client;
 mod helpers;
+mod hostile;
 mod idempotency;
+mod money_holes;
 mod ops;
 mod validation;
+#[path = "../common/venue.rs"]
+mod venue;

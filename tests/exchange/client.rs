@@ -2,7 +2,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use orderkeeper::config::FaultArgs;
+use orderkeeper::config::{DuplicatePlacement, FaultArgs};
 use orderkeeper::domain::{Cents, OrderType, Side};
 use orderkeeper::exchange::client::RetryPolicy;
 use orderkeeper::exchange::wire::{ExchangeStatus, PlaceOrder};
@@ -140,4 +140,44 @@ async fn a_malformed_placement_is_a_definitive_refusal() {
     };
     let ack = exchange.place(&unknown_symbol).await.expect("answered");
     assert_eq!(ack.status, ExchangeStatus::Rejected);
+}
+
+#[actix_web::test]
+async fn a_409_after_a_lost_placement_is_never_taken_for_a_refusal() {
+    let faults = FaultArgs {
+        lost_response_rate: 0.5,
+        duplicate_placement: DuplicatePlacement::Conflict,
+        ..FaultArgs::default()
+    };
+    let sim = spawn_sim(faults, None, 9);
+    let exchange = fast_client(&sim);
+    let orders: Vec<PlaceOrder> = (0..60)
+        .map(|i| place_order(&format!("ok-dup-{i}")))
+        .collect();
+
+    let outcomes = join_all(orders.iter().map(|o| exchange.place(o))).await;
+
+    let ambiguous = outcomes
+        .iter()
+        .filter(|o| matches!(o, Err(ExchangeError::AmbiguousRefusal(_))))
+        .count();
+    assert!(
+        ambiguous > 0,
+        "some placements were lost and then refused as duplicates"
+    );
+    for outcome in &outcomes {
+        assert!(
+            !matches!(outcome, Err(ExchangeError::Refused(_))),
+            "a 409 after a lost placement is no refusal: {outcome:?}"
+        );
+    }
+    // The venue holds every order, whatever the client was told.
+    send_json(
+        "PUT",
+        &format!("{sim}/admin/faults"),
+        &json!({"lost_response_rate": 0.0}),
+    )
+    .await;
+    let (_, held) = get_json(&format!("{sim}/orders")).await;
+    assert_eq!(held.as_array().map(Vec::len), Some(60));
 }

@@ -1,7 +1,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use orderkeeper::config::FaultArgs;
+use orderkeeper::config::{DuplicatePlacement, FaultArgs};
 use orderkeeper::exchange::signature;
 use serde_json::{json, Value};
 
@@ -34,6 +34,36 @@ async fn placement_is_idempotent_by_client_order_id() {
     let (_, all) = get_json(&format!("{sim}/orders")).await;
     assert_eq!(all.as_array().map(Vec::len), Some(1));
     assert_eq!(get_json(&format!("{sim}/orders/never-seen")).await.0, 404);
+}
+
+#[actix_web::test]
+async fn a_conflict_venue_answers_a_repeated_placement_409_and_still_holds_one_order() {
+    let faults = FaultArgs {
+        duplicate_placement: DuplicatePlacement::Conflict,
+        ..FaultArgs::default()
+    };
+    let sim = spawn_sim(faults, None, 1);
+    let body = order("c-1", "buy", "limit", 10, Some("1.00"));
+
+    let (first_status, first) = send_json("POST", &format!("{sim}/orders"), &body).await;
+    let (again_status, again) = send_json("POST", &format!("{sim}/orders"), &body).await;
+
+    assert_eq!((first_status, again_status), (201, 409));
+    assert_eq!(first["status"], "new");
+    assert_eq!(again["error"]["code"], "duplicate_client_order_id");
+    let (_, all) = get_json(&format!("{sim}/orders")).await;
+    assert_eq!(all.as_array().map(Vec::len), Some(1));
+    // Switched back at run time, a repeat is answered with the order again.
+    send_json(
+        "PUT",
+        &format!("{sim}/admin/faults"),
+        &json!({"duplicate_placement": "ok"}),
+    )
+    .await;
+    assert_eq!(
+        send_json("POST", &format!("{sim}/orders"), &body).await,
+        (200, first)
+    );
 }
 
 #[actix_web::test]
@@ -254,7 +284,7 @@ async fn faults_are_read_and_changed_at_run_time() {
     let (_, before) = get_json(&format!("{sim}/admin/faults")).await;
     assert_eq!(
         before,
-        json!({"drop_rate": 0.25, "duplicate_rate": 0.0, "reorder_rate": 0.0, "error_rate": 0.0, "lost_response_rate": 0.0})
+        json!({"drop_rate": 0.25, "duplicate_rate": 0.0, "reorder_rate": 0.0, "error_rate": 0.0, "lost_response_rate": 0.0, "duplicate_placement": "ok"})
     );
     let (status, after) = send_json(
         "PUT",

@@ -6,7 +6,7 @@ use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::config::FaultArgs;
+use crate::config::{DuplicatePlacement, FaultArgs};
 
 /// Fault rates in force, changeable at run time through `PUT /admin/faults`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -16,6 +16,7 @@ pub struct Faults {
     pub reorder_rate: f64,
     pub error_rate: f64,
     pub lost_response_rate: f64,
+    pub duplicate_placement: DuplicatePlacement,
 }
 
 impl From<FaultArgs> for Faults {
@@ -26,6 +27,7 @@ impl From<FaultArgs> for Faults {
             reorder_rate: a.reorder_rate,
             error_rate: a.error_rate,
             lost_response_rate: a.lost_response_rate,
+            duplicate_placement: a.duplicate_placement,
         }
     }
 }
@@ -39,6 +41,7 @@ pub struct FaultsUpdate {
     pub reorder_rate: Option<f64>,
     pub error_rate: Option<f64>,
     pub lost_response_rate: Option<f64>,
+    pub duplicate_placement: Option<DuplicatePlacement>,
 }
 
 impl Faults {
@@ -61,6 +64,9 @@ impl Faults {
             if let Some(rate) = new {
                 *field = rate;
             }
+        }
+        if let Some(mode) = update.duplicate_placement {
+            self.duplicate_placement = mode;
         }
         Ok(())
     }

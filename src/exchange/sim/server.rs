@@ -16,7 +16,7 @@ use super::book::{Book, BookEvent};
 use super::faults::{Dice, Faults, FaultsUpdate, RestFault};
 use super::market::Market;
 use super::push::{spawn_delivery, Webhook};
-use crate::config::SimArgs;
+use crate::config::{DuplicatePlacement, SimArgs};
 use crate::exchange::wire::{PlaceAck, PlaceOrder, PushEvent};
 
 struct SimState {
@@ -128,8 +128,7 @@ pub fn start(args: &SimArgs, embedded: bool) -> std::io::Result<SimHandle> {
                 web::JsonConfig::default()
                     .limit(64 * 1024)
                     .error_handler(|e, _| {
-                        let body =
-                            json!({"error": {"code": "invalid_request", "message": e.to_string()}});
+                        let body = error_body("invalid_request", &e.to_string());
                         actix_web::error::InternalError::from_response(
                             e,
                             HttpResponse::BadRequest().json(body),
@@ -203,10 +202,15 @@ fn lost_response() -> HttpResponse {
     HttpResponse::Ok().streaming(cut)
 }
 
+/// The error shape of contract section 2, which the simulator shares.
+fn error_body(code: &str, message: &str) -> serde_json::Value {
+    json!({"error": {"code": code, "message": message}})
+}
+
 fn unavailable() -> HttpResponse {
     HttpResponse::ServiceUnavailable()
         .insert_header(("Retry-After", "1"))
-        .json(json!({"error": {"code": "unavailable", "message": "injected fault: try again"}}))
+        .json(error_body("unavailable", "injected fault: try again"))
 }
 
 /// Runs `work` unless the dice say 503; loses its answer when they say so.
@@ -236,6 +240,13 @@ async fn place(shared: web::Data<Shared>, request: web::Json<PlaceOrder>) -> Htt
     let request = request.into_inner();
     with_rest_faults(&shared, |s| {
         let placed = s.book.place(request, &s.market);
+        if !placed.created && s.faults.duplicate_placement == DuplicatePlacement::Conflict {
+            let conflict = error_body(
+                "duplicate_client_order_id",
+                "an order with this client_order_id exists",
+            );
+            return (HttpResponse::Conflict().json(conflict), Vec::new());
+        }
         let status = if placed.created {
             StatusCode::CREATED
         } else {
@@ -254,8 +265,10 @@ async fn get(shared: web::Data<Shared>, cid: web::Path<String>) -> HttpResponse 
     with_rest_faults(&shared, |s| {
         let response = match s.book.get(&cid) {
             Some(order) => HttpResponse::Ok().json(order),
-            None => HttpResponse::NotFound()
-                .json(json!({"error": {"code": "not_found", "message": "no order with this client_order_id"}})),
+            None => HttpResponse::NotFound().json(error_body(
+                "not_found",
+                "no order with this client_order_id",
+            )),
         };
         (response, Vec::new())
     })
@@ -286,7 +299,6 @@ async fn put_faults(shared: web::Data<Shared>, update: web::Json<FaultsUpdate>) 
     let mut s = shared.lock();
     match s.faults.apply(&update) {
         Ok(()) => HttpResponse::Ok().json(s.faults),
-        Err(message) => HttpResponse::BadRequest()
-            .json(json!({"error": {"code": "invalid_request", "message": message}})),
+        Err(message) => HttpResponse::BadRequest().json(error_body("invalid_request", &message)),
     }
 }

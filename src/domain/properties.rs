@@ -1,0 +1,194 @@
+//! Property tests of the domain: the transition table against a reference model written from the
+//! contract, the fold of arbitrary logs, and money at its edges.
+
+use proptest::prelude::*;
+
+use super::order::*;
+use super::Cents;
+
+/// The contract's life of an order, written as plainly as possible and independently of the
+/// table: what each action may do, and to what.
+fn model(state: OrderState, action: Action) -> Option<OrderState> {
+    use ActionKind as A;
+    use OrderStatus as S;
+    let open = !matches!(state.status, S::Filled | S::Canceled | S::Rejected);
+    if !open || action.kind == A::Created {
+        return None;
+    }
+    let mut next = state;
+    match action.kind {
+        A::PlacementSent => {
+            if !matches!(state.status, S::PendingNew | S::PendingCancel) {
+                return None;
+            }
+            next.placement_sent = true;
+        }
+        A::Accepted => match state.status {
+            S::PendingNew => next.status = S::New,
+            S::PendingCancel => {}
+            _ => return None,
+        },
+        A::Rejected => {
+            if !matches!(state.status, S::PendingNew | S::PendingCancel) {
+                return None;
+            }
+            next.status = S::Rejected;
+        }
+        A::Fill => {
+            if action.fill_qty < 1 || action.fill_qty > state.qty - state.filled_qty {
+                return None;
+            }
+            next.filled_qty += action.fill_qty;
+            if state.status != S::PendingCancel {
+                next.status = S::PartiallyFilled;
+            }
+        }
+        A::CancelRequested => {
+            if state.status == S::PendingCancel {
+                return None;
+            }
+            next.status = S::PendingCancel;
+        }
+        A::Canceled => {
+            // Before any placement was sent, nothing is on the exchange: a cancel ends it at once.
+            if state.status == S::PendingNew && state.placement_sent {
+                return None;
+            }
+            next.status = S::Canceled;
+        }
+        A::Filled => {
+            if state.status == S::PendingNew || state.filled_qty != state.qty {
+                return None;
+            }
+            next.status = S::Filled;
+        }
+        A::Created => return None,
+    }
+    Some(next)
+}
+
+fn any_kind() -> impl Strategy<Value = ActionKind> {
+    proptest::sample::select(ActionKind::ALL)
+}
+
+fn any_action() -> impl Strategy<Value = Action> {
+    (any_kind(), -2_i64..12).prop_map(|(kind, qty)| {
+        if kind == ActionKind::Fill {
+            Action::fill(qty)
+        } else {
+            Action::new(kind)
+        }
+    })
+}
+
+fn any_end() -> impl Strategy<Value = VenueEnd> {
+    proptest::sample::select(vec![
+        VenueEnd::Filled,
+        VenueEnd::Canceled,
+        VenueEnd::Rejected,
+        VenueEnd::NeverPlaced,
+    ])
+}
+
+proptest! {
+    #[test]
+    fn the_table_agrees_with_the_model(qty in 1_i64..10, actions in prop::collection::vec(any_action(), 0..40)) {
+        let mut state = OrderState::created(qty);
+        for action in actions {
+            let expected = model(state, action);
+            let got = state.apply(action).ok();
+            prop_assert_eq!(got, expected, "{:?} + {:?}", state, action);
+            if let Some(next) = got {
+                prop_assert!(next.filled_qty <= next.qty);
+                state = next;
+            }
+        }
+    }
+
+    #[test]
+    fn a_fold_is_the_actions_applied_in_turn(qty in 1_i64..10, actions in prop::collection::vec(any_action(), 0..30)) {
+        let mut log = vec![Action::new(ActionKind::Created)];
+        log.extend(actions);
+        let by_hand = log[1..]
+            .iter()
+            .try_fold(OrderState::created(qty), |s, a| s.apply(*a));
+        prop_assert_eq!(OrderState::fold(qty, &log), by_hand);
+    }
+
+    #[test]
+    fn a_fold_refuses_any_log_not_opened_by_created(qty in 1_i64..10, actions in prop::collection::vec(any_action(), 0..10)) {
+        prop_assume!(actions.first().is_none_or(|a| a.kind != ActionKind::Created));
+        prop_assert_eq!(OrderState::fold(qty, &actions), Err(TransitionError::NoCreation));
+    }
+
+    /// However the engine's record and the exchange's copy disagree, the end the engine picks is
+    /// one the table allows: an order never stays open once its exchange copy has ended.
+    #[test]
+    fn every_exchange_end_leads_to_an_allowed_terminal_action(
+        qty in 1_i64..10,
+        actions in prop::collection::vec(any_action(), 0..30),
+        end in any_end(),
+        venue_filled in 0_i64..12,
+    ) {
+        // Any open state the table can reach: every allowed action that does not end the order.
+        let state = actions.iter().fold(OrderState::created(qty), |s, a| {
+            s.apply(*a).ok().filter(|n| !n.status.is_terminal()).unwrap_or(s)
+        });
+        // An order the exchange placed is acknowledged before it ends.
+        let placed = matches!(end, VenueEnd::Filled | VenueEnd::Canceled);
+        let state = if placed && state.status == OrderStatus::PendingNew {
+            state.apply(Action::new(ActionKind::Accepted)).unwrap()
+        } else {
+            state
+        };
+        let (kind, mismatch) = terminal_action(state, end, venue_filled);
+        let ended = state.apply(Action::new(kind));
+        prop_assert!(ended.is_ok(), "{:?} ending {:?} with {:?}: {:?}", state, end, kind, ended);
+        prop_assert!(ended.unwrap().status.is_terminal());
+        prop_assert_eq!(mismatch, venue_filled != state.filled_qty);
+    }
+
+    #[test]
+    fn money_prints_and_parses_back_exactly(cents in 0_i64..=i64::MAX) {
+        let text = Cents(cents).to_string();
+        prop_assert_eq!(Cents::parse(&text), Ok(Cents(cents)));
+    }
+
+    #[test]
+    fn money_parsing_is_exact_or_refuses(whole in "[0-9]{1,22}", frac in "[0-9]{0,4}") {
+        let text = if frac.is_empty() { whole.clone() } else { format!("{whole}.{frac}") };
+        let exact: u128 = whole.parse::<u128>().unwrap() * 100
+            + format!("{frac:0<2}")[..2].parse::<u128>().unwrap();
+        match Cents::parse(&text) {
+            Ok(Cents(c)) => {
+                prop_assert!(frac.len() <= 2);
+                prop_assert_eq!(c as u128, exact);
+            }
+            Err(_) => prop_assert!(frac.len() > 2 || exact > i64::MAX as u128),
+        }
+    }
+
+    #[test]
+    fn money_parsing_never_panics(text in "\\PC{0,40}") {
+        let _ = Cents::parse(&text);
+    }
+
+    #[test]
+    fn products_overflow_into_none_never_into_a_wrong_amount(price in any::<i64>(), qty in any::<i64>()) {
+        prop_assert_eq!(Cents(price).times(qty), price.checked_mul(qty).map(Cents));
+    }
+
+    #[test]
+    fn an_average_is_within_half_a_cent(notional in 0_i64..1_000_000_000_000, qty in 1_i64..1_000_000) {
+        let avg = Cents::average(Cents(notional), qty).unwrap();
+        let error = (avg.0 as i128 * qty as i128 - notional as i128).abs();
+        prop_assert!(2 * error <= qty as i128);
+    }
+
+    #[test]
+    fn a_fill_is_within_the_limit_exactly_when_the_side_allows_it(limit in 1_i64..1_000_000, price in 1_i64..1_000_000) {
+        prop_assert_eq!(fill_within_limit(Side::Buy, Some(Cents(limit)), Cents(price)), price <= limit);
+        prop_assert_eq!(fill_within_limit(Side::Sell, Some(Cents(limit)), Cents(price)), price >= limit);
+        prop_assert!(fill_within_limit(Side::Sell, None, Cents(price)));
+    }
+}

@@ -1,0 +1,145 @@
+//! A venue the test scripts: it speaks the exchange's REST API (contract section 3) over real HTTP,
+//! and holds exactly the orders and fills the test gives it, so that a venue's misbehaviour (a fill
+//! that contradicts a push, a fill outside the limit, a call that never answers) can be staged.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use serde_json::{json, Value};
+
+#[derive(Default)]
+pub struct VenueState {
+    /// The venue's copy of each order, by client order id, in the contract's shape.
+    pub orders: BTreeMap<String, Value>,
+    pub placements: usize,
+    pub lookups: usize,
+    /// While set, placements (lookups) are held unanswered.
+    pub hold_placements: bool,
+    pub hold_lookups: bool,
+}
+
+#[derive(Clone)]
+pub struct Venue {
+    pub url: String,
+    state: Arc<Mutex<VenueState>>,
+}
+
+const PRICES: &str = r#"{"INFY":"1520.50","TCS":"3450.00"}"#;
+
+async fn held(state: &Arc<Mutex<VenueState>>, hold: fn(&VenueState) -> bool) {
+    while hold(&state.lock().unwrap()) {
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn place(state: web::Data<Arc<Mutex<VenueState>>>, body: web::Json<Value>) -> HttpResponse {
+    state.lock().unwrap().placements += 1;
+    held(&state, |s| s.hold_placements).await;
+    let mut s = state.lock().unwrap();
+    let cid = body["client_order_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    if let Some(order) = s.orders.get(&cid) {
+        return HttpResponse::Ok().json(order);
+    }
+    let order = json!({
+        "client_order_id": cid,
+        "exchange_order_id": format!("V{}", s.orders.len() + 1),
+        "status": "new",
+        "qty": body["qty"],
+        "filled_qty": 0,
+        "fills": [],
+    });
+    s.orders.insert(cid, order.clone());
+    HttpResponse::Created().json(order)
+}
+
+async fn lookup(state: web::Data<Arc<Mutex<VenueState>>>, cid: web::Path<String>) -> HttpResponse {
+    state.lock().unwrap().lookups += 1;
+    held(&state, |s| s.hold_lookups).await;
+    match state.lock().unwrap().orders.get(cid.as_str()) {
+        Some(order) => HttpResponse::Ok().json(order),
+        None => HttpResponse::NotFound()
+            .json(json!({"error": {"code": "not_found", "message": "unknown"}})),
+    }
+}
+
+async fn cancel(state: web::Data<Arc<Mutex<VenueState>>>, cid: web::Path<String>) -> HttpResponse {
+    let mut s = state.lock().unwrap();
+    let order = s.orders.entry(cid.to_string()).or_insert_with(|| {
+        json!({"client_order_id": cid.as_str(), "exchange_order_id": null, "status": "canceled",
+               "qty": 0, "filled_qty": 0, "fills": []})
+    });
+    if !["filled", "canceled", "rejected"].contains(&order["status"].as_str().unwrap_or("")) {
+        order["status"] = json!("canceled");
+    }
+    HttpResponse::Ok().json(order.clone())
+}
+
+impl Venue {
+    pub fn start() -> Venue {
+        let state: Arc<Mutex<VenueState>> = Arc::default();
+        let data = web::Data::new(state.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .route("/orders", web::post().to(place))
+                .route("/orders/{cid}", web::get().to(lookup))
+                .route("/orders/{cid}", web::delete().to(cancel))
+                .route(
+                    "/prices",
+                    web::get().to(|| async {
+                        HttpResponse::Ok()
+                            .content_type("application/json")
+                            .body(PRICES)
+                    }),
+                )
+        })
+        .workers(1)
+        .disable_signals()
+        .listen(listener)
+        .expect("listen")
+        .run();
+        actix_web::rt::spawn(server);
+        Venue {
+            url: format!("http://127.0.0.1:{port}"),
+            state,
+        }
+    }
+
+    pub fn state(&self) -> MutexGuard<'_, VenueState> {
+        self.state.lock().unwrap()
+    }
+
+    /// Adds a fill to the venue's copy of the order, and sets its status to match.
+    pub fn fill(&self, cid: &str, fill_id: &str, qty: i64, price: &str) {
+        let mut s = self.state();
+        let order = s.orders.get_mut(cid).expect("the venue holds the order");
+        let filled = order["filled_qty"].as_i64().unwrap() + qty;
+        order["filled_qty"] = json!(filled);
+        order["fills"].as_array_mut().unwrap().push(
+            json!({"fill_id": fill_id, "qty": qty, "price": price, "ts": "2026-11-24T00:00:00Z"}),
+        );
+        let status = if filled >= order["qty"].as_i64().unwrap() {
+            "filled"
+        } else {
+            "partially_filled"
+        };
+        order["status"] = json!(status);
+    }
+
+    pub fn set_status(&self, cid: &str, status: &str) {
+        self.state()
+            .orders
+            .get_mut(cid)
+            .expect("the venue holds the order")["status"] = json!(status);
+    }
+}
