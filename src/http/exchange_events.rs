@@ -3,13 +3,13 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use super::extract::{parse_json, raw_body};
+use super::extract::raw_body;
 use crate::db::exchange_events::{self, Received};
 use crate::db::{self, now_micros};
 use crate::engine::detached;
 use crate::error::AppError;
 use crate::exchange::signature;
-use crate::exchange::wire::PushEvent;
+use crate::exchange::wire::{self, PushEvent};
 use crate::startup::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -36,7 +36,8 @@ pub(crate) async fn receive(
     if !signature::verify(&state.exchange_secret, &body, header) {
         return Err(AppError::Unauthorized);
     }
-    let event: PushEvent = parse_json(&body)?;
+    let event: PushEvent = wire::parse_push(&body)
+        .map_err(|e| AppError::InvalidRequest(format!("invalid push event: {e}")))?;
     let raw = String::from_utf8_lossy(&body).into_owned();
     // Stored and handed over on a task of its own: once the event is stored, a later delivery is a
     // duplicate, so the hand-over must not depend on this request surviving.

@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
-use super::extract::{idempotency_key, json_body, parse_json, Authenticated};
+use super::extract::{idempotency_key, json_body, Authenticated};
 use crate::db::idempotency::{self, StoredResponse};
 use crate::db::orders::{self as order_rows, StatusFilter};
 use crate::db::{self, now_micros};
@@ -13,7 +13,7 @@ use crate::engine::detached;
 use crate::error::AppError;
 use crate::fault_points::crash_point;
 use crate::orders::cancel::CancelAnswer;
-use crate::orders::submit::{self, OrderRequest, Submission};
+use crate::orders::submit::{self, OrderRequest, ParsedOrder, Submission};
 use crate::orders::{ActionView, FillView, OrderView};
 use crate::startup::AppState;
 
@@ -70,10 +70,10 @@ pub(crate) async fn submit_order(
 ) -> Result<HttpResponse, AppError> {
     let key = idempotency_key(&req)?;
     let bytes = json_body(&req, payload).await?;
-    let request: OrderRequest = parse_json(&bytes)?;
-    let canonical: serde_json::Value = parse_json(&bytes)?;
-    request.validate()?;
-    let fingerprint = submit::fingerprint("POST", "/v1/orders", &canonical);
+    let ParsedOrder {
+        request,
+        fingerprint,
+    } = submit::parse_order_body(&bytes)?;
 
     // A replay is answered before anything else, even while the exchange is unreachable.
     let lookup_key = key.clone();

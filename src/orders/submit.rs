@@ -75,6 +75,29 @@ pub fn fingerprint(method: &str, path: &str, body: &serde_json::Value) -> String
     hex::encode(hasher.finalize())
 }
 
+/// A body of `POST /v1/orders`, parsed and checked, with its fingerprint.
+#[derive(Debug, Clone)]
+pub struct ParsedOrder {
+    pub request: OrderRequest,
+    pub fingerprint: String,
+}
+
+/// Parses a body of `POST /v1/orders`: every complaint is a 400, and nothing here panics (the
+/// fuzz target `order_body` holds it to that).
+pub fn parse_order_body(bytes: &[u8]) -> Result<ParsedOrder, AppError> {
+    let invalid =
+        |e: serde_json::Error| AppError::InvalidRequest(format!("invalid JSON body: {e}"));
+    // Typed first: duplicate and unknown fields are refused here, where a JSON value would keep
+    // the last of two duplicates silently.
+    let request: OrderRequest = serde_json::from_slice(bytes).map_err(invalid)?;
+    request.validate()?;
+    let canonical: serde_json::Value = serde_json::from_slice(bytes).map_err(invalid)?;
+    Ok(ParsedOrder {
+        request,
+        fingerprint: fingerprint("POST", "/v1/orders", &canonical),
+    })
+}
+
 pub struct Submission {
     pub account: AccountId,
     pub key: String,
@@ -232,6 +255,57 @@ fn place_order(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            any::<f64>().prop_map(serde_json::Value::from),
+            "[A-Za-z0-9.\\-]{0,12}".prop_map(serde_json::Value::from),
+            proptest::sample::select(vec![
+                "INFY", "buy", "sell", "limit", "market", "1520.50", "0.01"
+            ])
+            .prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop::collection::btree_map(
+                proptest::sample::select(vec!["symbol", "side", "type", "qty", "limit_price", "x"])
+                    .prop_map(str::to_owned),
+                inner,
+                0..7,
+            )
+            .prop_map(|m| serde_json::Value::Object(m.into_iter().collect()))
+        })
+    }
+
+    proptest! {
+        // The proptest twin of the fuzz target `order_body`: any bytes, no panic, and only
+        // checked orders get through.
+        #[test]
+        fn any_bytes_parse_to_a_checked_order_or_a_400(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+            match parse_order_body(&bytes) {
+                Ok(parsed) => prop_assert!(parsed.request.validate().is_ok()),
+                Err(e) => prop_assert!(matches!(e, AppError::InvalidRequest(_))),
+            }
+        }
+
+        #[test]
+        fn any_json_object_parses_to_a_checked_order_or_a_400(body in json_value()) {
+            let bytes = body.to_string().into_bytes();
+            match parse_order_body(&bytes) {
+                Ok(parsed) => {
+                    let r = &parsed.request;
+                    prop_assert!(r.qty >= 1 && r.qty <= MAX_QTY);
+                    prop_assert_eq!(r.limit_price.is_some(), r.order_type == OrderType::Limit);
+                    prop_assert!(r.limit_price.is_none_or(|p| p.0 > 0 && p.times(r.qty).is_some()));
+                    prop_assert_eq!(parse_order_body(&bytes).map(|p| p.fingerprint).ok(), Some(parsed.fingerprint));
+                }
+                Err(e) => prop_assert!(matches!(e, AppError::InvalidRequest(_))),
+            }
+        }
+    }
 
     fn parse(body: &str) -> Result<OrderRequest, serde_json::Error> {
         serde_json::from_str(body)

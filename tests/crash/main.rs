@@ -3,10 +3,14 @@
 //! they stream in, then every order driven to the end and every account checked against the
 //! exchange's own record. Seeded: set ORDERKEEPER_TEST_SEED to replay a run.
 
+#[path = "../common/books.rs"]
+mod books;
 #[path = "../common/feed_client.rs"]
 mod feed_client;
+mod matrix;
 mod processes;
 mod restarts;
+mod simulation;
 
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -50,6 +50,20 @@ async fn read_json(request: awc::ClientRequest, body: Option<&Value>) -> Option<
     ))
 }
 
+pub async fn delete(engine: &str, token: &str, path: &str) -> Option<(u16, Value)> {
+    let request = client()
+        .delete(format!("{engine}{path}"))
+        .insert_header(("Authorization", format!("Bearer {token}")));
+    read_json(request, None).await
+}
+
+pub async fn get(engine: &str, token: &str, path: &str) -> Option<(u16, Value)> {
+    let request = client()
+        .get(format!("{engine}{path}"))
+        .insert_header(("Authorization", format!("Bearer {token}")));
+    read_json(request, None).await
+}
+
 /// Submits with one Idempotency-Key until the engine gives an answer that is not "try again".
 pub async fn submit_until_answered(
     client: &awc::Client,
@@ -82,49 +96,45 @@ pub struct Simulator {
 impl Simulator {
     /// Starts the simulator with the crash test's faults, or none.
     pub fn start(engine_port: u16, seed: u64, faults: bool) -> Self {
-        let port = free_port();
-        let rates = if faults {
-            [
-                "--drop-rate",
-                "0.3",
-                "--duplicate-rate",
-                "0.3",
-                "--reorder-rate",
-                "0.2",
-                "--error-rate",
-                "0.1",
-                "--lost-response-rate",
-                "0.1",
+        let rates: &[(&str, &str)] = if faults {
+            &[
+                ("--drop-rate", "0.3"),
+                ("--duplicate-rate", "0.3"),
+                ("--reorder-rate", "0.2"),
+                ("--error-rate", "0.1"),
+                ("--lost-response-rate", "0.1"),
             ]
         } else {
-            [
-                "--drop-rate",
-                "0",
-                "--duplicate-rate",
-                "0",
-                "--reorder-rate",
-                "0",
-                "--error-rate",
-                "0",
-                "--lost-response-rate",
-                "0",
-            ]
+            &[]
         };
-        let child = Command::new(BIN)
+        let owned: Vec<(String, String)> = rates
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Self::start_with(engine_port, seed, &owned, 50)
+    }
+
+    /// Starts the simulator with these flags (`--drop-rate 0.3`, …) and fill interval.
+    pub fn start_with(
+        engine_port: u16,
+        seed: u64,
+        flags: &[(String, String)],
+        fill_interval_ms: u64,
+    ) -> Self {
+        let port = free_port();
+        let mut command = Command::new(BIN);
+        command
             .args(["exchange-sim", "--listen", &format!("127.0.0.1:{port}")])
             .args([
                 "--webhook-url",
                 &format!("http://127.0.0.1:{engine_port}/v1/exchange/events"),
             ])
-            .args([
-                "--webhook-secret",
-                SECRET,
-                "--seed",
-                &seed.to_string(),
-                "--fill-interval-ms",
-                "50",
-            ])
-            .args(rates)
+            .args(["--webhook-secret", SECRET, "--seed", &seed.to_string()])
+            .args(["--fill-interval-ms", &fill_interval_ms.to_string()]);
+        for (flag, value) in flags {
+            command.args([flag, value]);
+        }
+        let child = command
             // Lost responses are cut on purpose; actix logs each one as an error.
             .env("RUST_LOG", "warn,actix_http::h1::dispatcher=off")
             .stdout(Stdio::null())
@@ -173,22 +183,80 @@ pub struct Engine {
     port: u16,
     db: PathBuf,
     exchange: String,
+    poll_interval_ms: u64,
+    /// `FAILPOINTS` for the next start only.
+    fault_points: Option<String>,
 }
 
 impl Engine {
     pub fn start(dir: &Path, port: u16, exchange: &str) -> Self {
+        Self::start_with(dir, port, exchange, 1000, None)
+    }
+
+    /// Starts the engine polling every `poll_interval_ms`, with `fault_points` armed (this start
+    /// only).
+    pub fn start_with(
+        dir: &Path,
+        port: u16,
+        exchange: &str,
+        poll_interval_ms: u64,
+        fault_points: Option<String>,
+    ) -> Self {
         let mut engine = Self {
             child: None,
             port,
             db: dir.join("orderkeeper.db"),
             exchange: exchange.to_owned(),
+            poll_interval_ms,
+            fault_points,
         };
         engine.spawn();
         engine
     }
 
+    pub fn db_path(&self) -> &Path {
+        &self.db
+    }
+
+    /// The engine's log, beside its database (every start appends to it).
+    pub fn log_path(&self) -> PathBuf {
+        self.db.with_extension("log")
+    }
+
+    fn log_file(&self) -> Stdio {
+        std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .map_or_else(|_| Stdio::null(), Stdio::from)
+    }
+
+    /// Arms `FAILPOINTS` for the next start.
+    pub fn arm_next_start(&mut self, fault_points: &str) {
+        self.fault_points = Some(fault_points.to_owned());
+    }
+
+    /// Waits for the process to end on its own; whether it did within `wait`.
+    pub async fn exited_within(&mut self, wait: Duration) -> bool {
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            match self.child.as_mut().map(Child::try_wait) {
+                None | Some(Ok(Some(_))) | Some(Err(_)) => {
+                    self.child = None;
+                    return true;
+                }
+                Some(Ok(None)) => actix_web::rt::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        false
+    }
+
     fn spawn(&mut self) {
-        let child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        if let Some(points) = self.fault_points.take() {
+            command.env("FAILPOINTS", points);
+        }
+        let child = command
             .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
             .args(["--database-url", &format!("sqlite://{}", self.db.display())])
             .args([
@@ -199,9 +267,11 @@ impl Engine {
                 "--admin-token",
                 ADMIN,
             ])
-            .args(["--no-demo", "--poll-interval-ms", "1000"])
+            .args(["--no-demo", "--orphan-sweep-ms", "1000"])
+            .args(["--poll-interval-ms", &self.poll_interval_ms.to_string()])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
+            .stderr(self.log_file())
             .spawn()
             .expect("the engine starts");
         self.child = Some(child);
@@ -244,6 +314,11 @@ impl Engine {
         wait_until_up(&format!("{}/readyz", self.url())).await;
     }
 
+    /// Starts the process again without waiting for it to be ready.
+    pub fn restart_without_waiting(&mut self) {
+        self.spawn();
+    }
+
     pub async fn admin_post(&self, path: &str, body: &Value) -> Value {
         wait_until_up(&format!("{}/readyz", self.url())).await;
         let request = client()
@@ -273,10 +348,7 @@ impl Engine {
     }
 
     pub async fn delete(&self, token: &str, path: &str) -> Option<(u16, Value)> {
-        let request = client()
-            .delete(format!("{}{path}", self.url()))
-            .insert_header(("Authorization", format!("Bearer {token}")));
-        read_json(request, None).await
+        delete(&self.url(), token, path).await
     }
 }
 

@@ -1,0 +1,16 @@
+//! A body of `POST /v1/orders`: never a panic, and only a checked order gets through.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use orderkeeper::orders::submit::{parse_order_body, MAX_QTY};
+
+fuzz_target!(|bytes: &[u8]| {
+    if let Ok(parsed) = parse_order_body(bytes) {
+        let order = &parsed.request;
+        assert!(order.qty >= 1 && order.qty <= MAX_QTY);
+        assert!(order
+            .limit_price
+            .is_none_or(|p| p.0 > 0 && p.times(order.qty).is_some()));
+        assert!(order.validate().is_ok());
+    }
+});
