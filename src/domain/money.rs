@@ -58,7 +58,7 @@ impl Cents {
     /// `self × percent / 100`, rounded up to the next cent (a protection limit must never fall short).
     pub fn scaled_up_percent(self, percent: i64) -> Option<Cents> {
         let scaled = self.0.checked_mul(percent)?;
-        Some(Cents((scaled + 99).div_euclid(100)))
+        Some(Cents(scaled.checked_add(99)?.div_euclid(100)))
     }
 
     /// The average price of `notional` spread over `qty` shares, rounded half up to a cent.
@@ -67,7 +67,9 @@ impl Cents {
             return None;
         }
         let doubled = notional.0.checked_mul(2)?;
-        Some(Cents((doubled + qty).div_euclid(2 * qty)))
+        Some(Cents(
+            doubled.checked_add(qty)?.div_euclid(qty.checked_mul(2)?),
+        ))
     }
 }
 
@@ -145,5 +147,7 @@ mod tests {
         assert_eq!(Cents::average(Cents(1000), 3), Some(Cents(333)));
         assert_eq!(Cents::average(Cents(1000), 0), None);
         assert_eq!(Cents(i64::MAX).times(2), None);
+        assert_eq!(Cents(i64::MAX / 100).scaled_up_percent(100), None);
+        assert_eq!(Cents::average(Cents(i64::MAX / 2), i64::MAX), None);
     }
 }

@@ -179,6 +179,15 @@ proptest! {
     }
 
     #[test]
+    fn scaling_and_averaging_never_overflow_silently(cents in any::<i64>(), percent in 0_i64..1000, qty in any::<i64>()) {
+        // None or an amount: never a panic, never a wrapped value.
+        if let Some(scaled) = Cents(cents).scaled_up_percent(percent) {
+            prop_assert_eq!(scaled.0, (cents as i128 * percent as i128 + 99).div_euclid(100) as i64);
+        }
+        let _ = Cents::average(Cents(cents), qty);
+    }
+
+    #[test]
     fn an_average_is_within_half_a_cent(notional in 0_i64..1_000_000_000_000, qty in 1_i64..1_000_000) {
         let avg = Cents::average(Cents(notional), qty).unwrap();
         let error = (avg.0 as i128 * qty as i128 - notional as i128).abs();
