@@ -15,6 +15,7 @@
 #[macro_use]
 mod macros;
 
+pub mod app;
 pub mod config;
 pub mod db;
 pub mod domain;
@@ -24,7 +25,7 @@ pub mod exchange;
 pub mod fault_points;
 pub mod feed;
 pub mod http;
-pub mod ledger;
+pub mod idempotency;
 pub mod metrics;
 pub mod orders;
 pub mod startup;

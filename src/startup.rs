@@ -6,67 +6,21 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
-use dashmap::mapref::entry::Entry;
-use dashmap::DashMap;
 use rand::RngExt;
 
+use crate::app::AppState;
 use crate::config::{FaultArgs, ServeArgs, SimArgs};
 use crate::db::{self, accounts, idempotency, now_micros, DbPool};
-use crate::domain::{AccountId, Cents};
+use crate::domain::Cents;
 use crate::engine::{Engine, EngineSettings};
 use crate::error::AppError;
 use crate::exchange::sim::{self, SimHandle};
 use crate::exchange::{ExchangeClient, HttpExchange, PriceCache};
 use crate::feed::{Hub, Relay};
 use crate::http;
+use crate::idempotency::InFlight;
 use crate::metrics::Metrics;
-use actix::{Actor, Addr};
-
-/// What every handler shares.
-pub struct AppState {
-    pub pool: DbPool,
-    pub engine: Engine,
-    pub hub: Addr<Hub>,
-    pub relay: Relay,
-    pub prices: PriceCache,
-    pub in_flight: InFlight,
-    pub admin_token: String,
-    /// The embedded simulator's base URL (None with an external exchange).
-    pub embedded_exchange: Option<String>,
-    /// HMAC key of the exchange's push signatures.
-    pub exchange_secret: String,
-    pub idempotency_ttl_micros: i64,
-}
-
-/// Idempotency keys whose first request is being processed right now.
-#[derive(Default)]
-pub struct InFlight(DashMap<(AccountId, String), ()>);
-
-/// Holds a key as in flight until dropped.
-pub struct InFlightGuard<'a> {
-    map: &'a DashMap<(AccountId, String), ()>,
-    key: (AccountId, String),
-}
-
-impl InFlight {
-    /// Claims the key, or None when another request holds it.
-    pub fn claim(&self, account: AccountId, key: &str) -> Option<InFlightGuard<'_>> {
-        let key = (account, key.to_owned());
-        match self.0.entry(key.clone()) {
-            Entry::Occupied(_) => None,
-            Entry::Vacant(slot) => {
-                slot.insert(());
-                Some(InFlightGuard { map: &self.0, key })
-            }
-        }
-    }
-}
-
-impl Drop for InFlightGuard<'_> {
-    fn drop(&mut self) {
-        self.map.remove(&self.key);
-    }
-}
+use actix::Actor;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {

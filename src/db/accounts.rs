@@ -9,9 +9,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::schema::accounts;
+use crate::db::ledger::{self, LedgerEntry, CASH};
 use crate::domain::{AccountId, Cents};
 use crate::error::AppError;
-use crate::ledger::{self, LedgerEntry, CASH};
 
 #[derive(Debug, Clone)]
 pub struct CreatedAccount {

@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod alarms;
 pub mod exchange_events;
 pub mod idempotency;
+pub mod ledger;
 pub mod orders;
 pub mod outbox;
 pub mod pool;

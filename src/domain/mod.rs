@@ -2,12 +2,19 @@
 
 pub mod ids;
 pub mod money;
+pub mod new_order;
 pub mod order;
 #[cfg(test)]
 mod properties;
+pub mod symbol;
 
 pub use ids::{AccountId, ClientOrderId, OrderId};
 pub use money::Cents;
+pub use new_order::{NewOrder, MAX_QTY};
+pub use symbol::Symbol;
+
+/// The asset name of cash (in cents) in every account. Every other asset is a symbol (in shares).
+pub const CASH: &str = "CASH";
 pub use order::{
     fill_within_limit, terminal_action, Action, ActionKind, FillSource, OrderState, OrderStatus,
     OrderType, Side, TransitionError, VenueEnd,

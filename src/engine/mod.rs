@@ -28,6 +28,7 @@ use crate::feed::Relay;
 use crate::metrics::Metrics;
 use crate::orders::cancel::{self, CancelAnswer};
 use crate::orders::lifecycle;
+use crate::orders::submit::{self, Submission, Submitted};
 
 #[derive(Debug, Clone, Copy)]
 pub struct EngineSettings {
@@ -224,11 +225,25 @@ impl Engine {
         self.0.recovery_listed.load(Ordering::Acquire) && self.0.awaiting_first_step.is_empty()
     }
 
-    /// What follows the commit of a new order: its actor, which places it.
-    pub fn order_created(&self, order: OrderId) {
-        self.metrics().order_created();
-        self.relay().wake();
-        self.spawn(order);
+    /// Records a new order and starts its actor, which places it. Both run to their end even if
+    /// the client hangs up meanwhile: otherwise an order could be committed, its cash reserved,
+    /// and never be sent.
+    pub async fn submit(&self, submission: Submission) -> Result<Submitted, AppError> {
+        let engine = self.clone();
+        detached(async move {
+            let account = submission.account;
+            let submitted =
+                db::run(engine.pool(), move |conn| submit::submit(conn, &submission)).await?;
+            if let Some(order) = submitted.created {
+                crash_point("submit.after_commit");
+                tracing::info!(%order, %account, "order created");
+                engine.metrics().order_created();
+                engine.relay().wake();
+                engine.spawn(order);
+            }
+            Ok(submitted)
+        })
+        .await
     }
 
     /// Records the customer's cancel and answers at once; the order's actor does the rest, after

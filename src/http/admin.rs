@@ -6,10 +6,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::extract::{json_body, parse_json, Admin};
+use crate::app::AppState;
 use crate::db::{self, accounts, now_micros};
-use crate::domain::Cents;
+use crate::domain::{Cents, Symbol};
 use crate::error::AppError;
-use crate::startup::AppState;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -51,13 +51,11 @@ pub(crate) async fn create_account(
         ));
     }
     for (symbol, qty) in &body.positions {
-        let well_formed = !symbol.is_empty()
-            && symbol
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
-        if !well_formed || symbol == crate::ledger::CASH || *qty < 0 {
+        Symbol::parse(symbol)
+            .map_err(|rule| AppError::InvalidRequest(format!("{symbol}: {rule}")))?;
+        if *qty < 0 {
             return Err(AppError::InvalidRequest(format!(
-                "bad position {symbol}: {qty}"
+                "{symbol}: a position cannot be negative"
             )));
         }
     }

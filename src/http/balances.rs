@@ -6,11 +6,11 @@ use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
 use super::extract::Authenticated;
+use crate::app::AppState;
 use crate::db;
+use crate::db::ledger::{self, CASH};
 use crate::domain::Cents;
 use crate::error::AppError;
-use crate::ledger::{self, CASH};
-use crate::startup::AppState;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CashView {

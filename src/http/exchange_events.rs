@@ -4,13 +4,13 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use super::extract::raw_body;
+use crate::app::AppState;
 use crate::db::exchange_events::{self, Received};
 use crate::db::{self, now_micros};
 use crate::engine::detached;
 use crate::error::AppError;
 use crate::exchange::signature;
 use crate::exchange::wire::{self, PushEvent};
-use crate::startup::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/v1/exchange/events").post(receive));

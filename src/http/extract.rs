@@ -7,10 +7,11 @@ use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::StreamExt;
 
+use crate::app::AppState;
 use crate::db::{self, accounts};
 use crate::domain::AccountId;
 use crate::error::AppError;
-use crate::startup::AppState;
+use crate::idempotency::IdempotencyKey;
 
 /// Bodies above this are refused with 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -70,19 +71,15 @@ impl FromRequest for Admin {
     }
 }
 
-/// The `Idempotency-Key` header: 1 to 255 visible ASCII characters.
-pub fn idempotency_key(req: &HttpRequest) -> Result<String, AppError> {
+/// The `Idempotency-Key` header: exactly one, of 1 to 255 visible ASCII characters.
+pub fn idempotency_key(req: &HttpRequest) -> Result<IdempotencyKey, AppError> {
     let mut values = req.headers().get_all("Idempotency-Key");
     let value = values.next().ok_or(AppError::IdempotencyKeyMissing)?;
     if values.next().is_some() {
         // Which one the client meant is anyone's guess: refuse rather than pick.
         return Err(AppError::InvalidIdempotencyKey);
     }
-    let bytes = value.as_bytes();
-    if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(|b| (0x21..=0x7e).contains(b)) {
-        return Err(AppError::InvalidIdempotencyKey);
-    }
-    String::from_utf8(bytes.to_vec()).map_err(|_| AppError::InvalidIdempotencyKey)
+    IdempotencyKey::parse(value.as_bytes())
 }
 
 /// Reads a JSON body: 415 unless the content type is JSON, 413 past the size limit.

@@ -4,11 +4,12 @@ pub mod admin;
 pub mod balances;
 pub mod dashboard;
 pub mod exchange_events;
+pub mod exchange_faults;
 pub mod extract;
-pub mod market;
 pub mod openapi;
 pub mod ops;
 pub mod orders;
+pub mod prices;
 pub mod stream;
 
 use actix_web::dev::ServiceResponse;
@@ -31,7 +32,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .configure(balances::routes)
     .configure(exchange_events::routes)
     .configure(stream::routes)
-    .configure(market::routes)
+    .configure(prices::routes)
+    .configure(exchange_faults::routes)
     .configure(dashboard::routes)
     .configure(openapi::routes);
 }

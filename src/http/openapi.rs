@@ -4,11 +4,11 @@ use actix_web::{web, HttpResponse};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, balances, exchange_events, market, ops, orders, stream};
+use super::{admin, balances, exchange_events, exchange_faults, ops, orders, prices, stream};
 use crate::domain::{OrderType, Side};
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::exchange::wire::{ExchangeFill, PushEvent, PushType};
-use crate::orders::submit::OrderRequest;
+use crate::orders::request::OrderRequest;
 use crate::orders::{ActionView, FillView, OrderView};
 
 #[derive(OpenApi)]
@@ -17,7 +17,7 @@ use crate::orders::{ActionView, FillView, OrderView};
     paths(
         orders::submit_order, orders::list_orders, orders::get_order, orders::order_actions,
         orders::order_fills, orders::cancel_order, balances::get_balances, admin::create_account,
-        exchange_events::receive, market::prices, market::get_faults, market::put_faults,
+        exchange_events::receive, prices::prices, exchange_faults::get_faults, exchange_faults::put_faults,
         stream::stream, ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(

@@ -5,20 +5,18 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::extract::{idempotency_key, json_body, Authenticated};
-use crate::db::idempotency::{self, StoredResponse};
+use crate::app::AppState;
+use crate::db::idempotency::{self as stored_keys, StoredResponse};
 use crate::db::orders::{self as order_rows, StatusFilter};
 use crate::db::{self, now_micros};
-use crate::domain::{AccountId, OrderId, OrderType, Side};
-use crate::engine::detached;
+use crate::domain::{AccountId, OrderId};
 use crate::error::AppError;
-use crate::fault_points::crash_point;
+use crate::idempotency::{self, Verdict};
 use crate::orders::cancel::CancelAnswer;
-use crate::orders::submit::{self, OrderRequest, ParsedOrder, Submission};
+use crate::orders::pricing;
+use crate::orders::request::{parse_order_body, OrderRequest, ParsedOrder};
+use crate::orders::submit::Submission;
 use crate::orders::{ActionView, FillView, OrderView};
-use crate::startup::AppState;
-
-/// A market buy reserves, and is protected at, the last price plus 5%.
-const MARKET_PROTECTION_PERCENT: i64 = 105;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -69,76 +67,35 @@ pub(crate) async fn submit_order(
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
     let key = idempotency_key(&req)?;
-    let bytes = json_body(&req, payload).await?;
-    let ParsedOrder {
-        request,
-        fingerprint,
-    } = submit::parse_order_body(&bytes)?;
-
+    let ParsedOrder { order, fingerprint } = parse_order_body(&json_body(&req, payload).await?)?;
     // A replay is answered before anything else, even while the exchange is unreachable.
-    let lookup_key = key.clone();
-    let stored = db::run(&state.pool, move |conn| {
-        idempotency::find(conn, account, &lookup_key)
+    let (lookup, print) = (key.clone(), fingerprint.clone());
+    let verdict = db::run(&state.pool, move |conn| {
+        let stored = stored_keys::find(conn, account, lookup.as_str())?;
+        idempotency::check(stored, &print, now_micros())
     })
     .await?;
-    let now = now_micros();
-    if let Some(stored) = stored.filter(|s| s.expires_at > now) {
-        if stored.fingerprint != fingerprint {
-            return Err(AppError::IdempotencyKeyReused);
-        }
+    if let Verdict::Replay(stored) = verdict {
         state.engine.metrics().idempotent_replays.inc();
-        return Ok(replay(stored.response(), true));
+        return Ok(replay(stored, true));
     }
-
     let _in_flight = state
         .in_flight
         .claim(account, &key)
         .ok_or(AppError::IdempotencyKeyInUse)?;
-    if !state.prices.is_listed(&request.symbol).await? {
-        return Err(AppError::UnknownSymbol(request.symbol));
-    }
-    let market_protection = match (request.order_type, request.side) {
-        (OrderType::Market, Side::Buy) => {
-            let last = state
-                .prices
-                .last_price(&request.symbol)
-                .await?
-                .ok_or_else(|| AppError::UnknownSymbol(request.symbol.clone()))?;
-            let protection = last
-                .scaled_up_percent(MARKET_PROTECTION_PERCENT)
-                .ok_or_else(|| AppError::Internal("price overflow".into()))?;
-            if protection.times(request.qty).is_none() {
-                return Err(AppError::InvalidRequest(
-                    "the order's value is too large".into(),
-                ));
-            }
-            Some(protection)
-        }
-        _ => None,
-    };
-    let submission = Submission {
-        account,
-        key,
-        fingerprint,
-        request,
-        market_protection,
-        now: now_micros(),
-        ttl_micros: state.idempotency_ttl_micros,
-    };
-    // The commit and what follows it run to their end even if the client hangs up meanwhile:
-    // otherwise an order could be committed, its cash reserved, and never be sent.
-    let engine = state.engine.clone();
-    let submitted = detached(async move {
-        let submitted =
-            db::run(engine.pool(), move |conn| submit::submit(conn, &submission)).await?;
-        if let Some(order) = submitted.created {
-            crash_point("submit.after_commit");
-            tracing::info!(%order, %account, "order created");
-            engine.order_created(order);
-        }
-        Ok(submitted)
-    })
-    .await?;
+    let price = pricing::protection_price(&state.prices, &order).await?;
+    let submitted = state
+        .engine
+        .submit(Submission {
+            account,
+            key,
+            fingerprint,
+            order,
+            price,
+            now: now_micros(),
+            ttl_micros: state.idempotency_ttl_micros,
+        })
+        .await?;
     if submitted.replayed {
         state.engine.metrics().idempotent_replays.inc();
     }

@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 
+use crate::app::AppState;
 use crate::error::AppError;
 use crate::feed::FeedSession;
-use crate::startup::AppState;
 
 /// Client frames are tiny (just the auth message); anything bigger is refused.
 const MAX_FRAME_BYTES: usize = 4096;

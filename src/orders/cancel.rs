@@ -5,10 +5,10 @@ use diesel::SqliteConnection;
 use serde_json::json;
 
 use super::phase::{self, account_of, side_of, status_of};
+use crate::db::ledger::{self, LedgerEntry, CASH};
 use crate::db::orders::{self, OrderRow};
 use crate::domain::{AccountId, Action, ActionKind, OrderId, OrderStatus, Side};
 use crate::error::AppError;
-use crate::ledger::{self, LedgerEntry, CASH};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CancelAnswer {

@@ -11,6 +11,7 @@ use super::cancel::release_remaining;
 use super::phase::{self, account_of, side_of};
 use super::view::FillView;
 use crate::db::alarms::{self, Alarm, AlarmKind};
+use crate::db::ledger::{self, LedgerEntry, CASH};
 use crate::db::orders::{self, FillRow, OrderRow};
 use crate::domain::{
     fill_within_limit, terminal_action, Action, ActionKind, Cents, FillSource, OrderId, OrderState,
@@ -18,7 +19,6 @@ use crate::domain::{
 };
 use crate::error::AppError;
 use crate::exchange::wire::ExchangeFill;
-use crate::ledger::{self, LedgerEntry, CASH};
 
 /// A fill as the engine recorded it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

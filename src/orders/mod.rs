@@ -3,6 +3,8 @@
 pub mod cancel;
 pub mod lifecycle;
 pub mod phase;
+pub mod pricing;
+pub mod request;
 pub mod submit;
 pub mod view;
 

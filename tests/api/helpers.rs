@@ -426,20 +426,16 @@ pub fn limit_submission(
     qty: i64,
     price: i64,
 ) -> orderkeeper::orders::submit::Submission {
-    use orderkeeper::domain::{Cents, OrderType, Side};
-    use orderkeeper::orders::submit::{OrderRequest, Submission};
+    use orderkeeper::domain::{Cents, NewOrder, OrderType, Side};
+    use orderkeeper::idempotency::IdempotencyKey;
+    use orderkeeper::orders::submit::Submission;
     Submission {
         account,
-        key: key.to_owned(),
+        key: IdempotencyKey::parse(key.as_bytes()).expect("a valid key"),
         fingerprint: format!("fingerprint of {key}"),
-        request: OrderRequest {
-            symbol: "INFY".into(),
-            side: Side::Buy,
-            order_type: OrderType::Limit,
-            qty,
-            limit_price: Some(Cents(price)),
-        },
-        market_protection: None,
+        order: NewOrder::new("INFY", Side::Buy, OrderType::Limit, qty, Some(Cents(price)))
+            .expect("a valid order"),
+        price: Some(Cents(price)),
         now: db::now_micros(),
         ttl_micros: 1_000_000_000,
     }

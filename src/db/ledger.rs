@@ -4,12 +4,11 @@
 
 use diesel::prelude::*;
 
-use crate::db::schema::{balances, ledger_entries};
+use super::schema::{balances, ledger_entries};
 use crate::domain::{AccountId, OrderId};
 use crate::error::AppError;
 
-/// The asset name of cash (in cents). Every other asset is a symbol (in shares).
-pub const CASH: &str = "CASH";
+pub use crate::domain::CASH;
 
 #[derive(Debug, Clone)]
 pub struct LedgerEntry<'a> {

@@ -1,31 +1,20 @@
-//! Market data and, with the embedded simulator, its fault switches: what the dashboard needs
-//! beyond orders.
+//! `GET`/`PUT /v1/exchange/faults`: the embedded simulator's fault switches, passed through to it
+//! for the dashboard's fault panel. Changing them takes the admin token.
 
 use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::extract::{json_body, parse_json, Admin, Authenticated};
+use crate::app::AppState;
 use crate::error::AppError;
-use crate::startup::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/v1/prices").get(prices))
-        .service(
-            web::resource("/v1/exchange/faults")
-                .get(get_faults)
-                .put(put_faults),
-        );
-}
-
-/// `GET /v1/prices`: the exchange's last prices, as cached by the engine.
-#[utoipa::path(get, path = "/v1/prices", tag = "market", security(("bearer" = [])),
-    responses((status = 200, description = "Last price per symbol", body = std::collections::BTreeMap<String, crate::domain::Cents>), (status = 401, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody)))]
-pub(crate) async fn prices(
-    state: web::Data<AppState>,
-    _: Authenticated,
-) -> Result<HttpResponse, AppError> {
-    Ok(HttpResponse::Ok().json(state.prices.all().await?))
+    cfg.service(
+        web::resource("/v1/exchange/faults")
+            .get(get_faults)
+            .put(put_faults),
+    );
 }
 
 /// The embedded simulator's base URL; fault switches exist only for it.
