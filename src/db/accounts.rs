@@ -46,7 +46,7 @@ pub fn create(
     conn.immediate_transaction(|conn| {
         diesel::insert_into(accounts::table)
             .values((
-                accounts::id.eq(id.to_string()),
+                accounts::id.eq(id),
                 accounts::name.eq(name),
                 accounts::token_hash.eq(sha256_hex(secret.as_bytes())),
                 accounts::next_event_seq.eq(1_i64),
@@ -83,7 +83,7 @@ pub fn authenticate(conn: &mut SqliteConnection, token: &str) -> Result<AccountI
     let (id, secret) = token.split_once('.').ok_or(AppError::Unauthorized)?;
     let id: AccountId = id.parse().map_err(|_| AppError::Unauthorized)?;
     let stored: Option<String> = accounts::table
-        .find(id.to_string())
+        .find(id)
         .select(accounts::token_hash)
         .first(conn)
         .optional()?;
@@ -107,7 +107,7 @@ pub fn create_demo(
     let created = create(conn, "demo", cash, positions, now)?;
     diesel::insert_into(demo_account::table)
         .values((
-            demo_account::account_id.eq(created.id.to_string()),
+            demo_account::account_id.eq(created.id),
             demo_account::token.eq(&created.token),
         ))
         .execute(conn)?;
@@ -129,7 +129,7 @@ pub fn count(conn: &mut SqliteConnection) -> Result<i64, AppError> {
 
 /// Takes the next event seq of an account, inside the caller's transaction: 1, 2, 3… with no gaps.
 pub fn take_event_seq(conn: &mut SqliteConnection, account: AccountId) -> Result<i64, AppError> {
-    let next: i64 = diesel::update(accounts::table.find(account.to_string()))
+    let next: i64 = diesel::update(accounts::table.find(account))
         .set(accounts::next_event_seq.eq(accounts::next_event_seq + 1))
         .returning(accounts::next_event_seq)
         .get_result(conn)?;

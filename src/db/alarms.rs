@@ -90,7 +90,7 @@ pub fn of_order(
     order: OrderId,
 ) -> Result<Vec<(String, String, i64)>, AppError> {
     Ok(alarms::table
-        .filter(alarms::order_id.eq(order.to_string()))
+        .filter(alarms::order_id.eq(order))
         .order(alarms::first_at)
         .select((alarms::kind, alarms::detail, alarms::count))
         .load(conn)?)

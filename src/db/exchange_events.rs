@@ -4,6 +4,7 @@ use diesel::prelude::*;
 
 use super::alarms::{Alarm, AlarmKind};
 use super::schema::{exchange_events, orders};
+use crate::domain::OrderId;
 use crate::error::AppError;
 use crate::exchange::wire::PushEvent;
 
@@ -11,7 +12,7 @@ use crate::exchange::wire::PushEvent;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Received {
     /// First delivery, for an order the engine knows.
-    New { order_id: String },
+    New { order_id: OrderId },
     /// First delivery, for no order the engine knows: kept and alarmed.
     Unmatched,
     /// A delivery of an event already received.
@@ -27,14 +28,14 @@ pub fn event_key(event: &PushEvent) -> String {
 }
 
 /// Stores `event` once per [`event_key`].
-pub fn record(
+pub fn store(
     conn: &mut SqliteConnection,
     event: &PushEvent,
     raw: &str,
     now: i64,
 ) -> Result<Received, AppError> {
     conn.immediate_transaction(|conn| {
-        let order_id: Option<String> = orders::table
+        let order_id: Option<OrderId> = orders::table
             .filter(orders::client_order_id.eq(&event.client_order_id))
             .select(orders::id)
             .first(conn)
@@ -50,7 +51,7 @@ pub fn record(
                 exchange_events::client_order_id.eq(&event.client_order_id),
                 exchange_events::event_type.eq(event_type),
                 exchange_events::payload.eq(raw),
-                exchange_events::order_id.eq(order_id.as_deref()),
+                exchange_events::order_id.eq(order_id),
                 exchange_events::received_at.eq(now),
             ))
             .on_conflict_do_nothing()

@@ -39,7 +39,7 @@ pub fn find(
     key: &str,
 ) -> Result<Option<StoredKey>, AppError> {
     Ok(idempotency_keys::table
-        .find((account.to_string(), key))
+        .find((account, key))
         .select((
             idempotency_keys::fingerprint,
             idempotency_keys::status_code,
@@ -52,7 +52,7 @@ pub fn find(
 }
 
 pub fn delete(conn: &mut SqliteConnection, account: AccountId, key: &str) -> Result<(), AppError> {
-    diesel::delete(idempotency_keys::table.find((account.to_string(), key))).execute(conn)?;
+    diesel::delete(idempotency_keys::table.find((account, key))).execute(conn)?;
     Ok(())
 }
 
@@ -68,7 +68,7 @@ pub struct NewKey<'a> {
 pub fn insert(conn: &mut SqliteConnection, new: &NewKey<'_>) -> Result<(), AppError> {
     diesel::insert_into(idempotency_keys::table)
         .values((
-            idempotency_keys::account_id.eq(new.account.to_string()),
+            idempotency_keys::account_id.eq(new.account),
             idempotency_keys::idem_key.eq(new.key),
             idempotency_keys::fingerprint.eq(new.fingerprint),
             idempotency_keys::status_code.eq(i32::from(new.response.status)),

@@ -36,9 +36,9 @@ pub fn apply(
     let inserted = diesel::insert_into(ledger_entries::table)
         .values((
             ledger_entries::entry_key.eq(&entry.key),
-            ledger_entries::account_id.eq(entry.account.to_string()),
+            ledger_entries::account_id.eq(entry.account),
             ledger_entries::asset.eq(entry.asset),
-            ledger_entries::order_id.eq(entry.order.map(|o| o.to_string())),
+            ledger_entries::order_id.eq(entry.order),
             ledger_entries::available_delta.eq(entry.available_delta),
             ledger_entries::reserved_delta.eq(entry.reserved_delta),
             ledger_entries::created_at.eq(now),
@@ -50,7 +50,6 @@ pub fn apply(
     }
     // The sums are taken here with checked arithmetic: SQLite would turn an overflowing integer sum
     // into a float. A CHECK (>= 0) on both columns is the last line of defence against overdrawing.
-    let account = entry.account.to_string();
     let current = balance(conn, entry.account, entry.asset)?;
     let overflow = || AppError::Internal(format!("ledger entry {} overflows a balance", entry.key));
     let available = current
@@ -63,7 +62,7 @@ pub fn apply(
         .ok_or_else(overflow)?;
     diesel::insert_into(balances::table)
         .values((
-            balances::account_id.eq(&account),
+            balances::account_id.eq(entry.account),
             balances::asset.eq(entry.asset),
             balances::available.eq(available),
             balances::reserved.eq(reserved),
@@ -84,7 +83,7 @@ pub fn balance(
     asset: &str,
 ) -> Result<Balance, AppError> {
     Ok(balances::table
-        .find((account.to_string(), asset))
+        .find((account, asset))
         .select((balances::available, balances::reserved))
         .first(conn)
         .optional()?
@@ -97,7 +96,7 @@ pub fn balances(
     account: AccountId,
 ) -> Result<Vec<(String, Balance)>, AppError> {
     let rows: Vec<(String, i64, i64)> = balances::table
-        .filter(balances::account_id.eq(account.to_string()))
+        .filter(balances::account_id.eq(account))
         .select((balances::asset, balances::available, balances::reserved))
         .order(balances::asset)
         .load(conn)?;
@@ -122,7 +121,7 @@ pub fn reserved_for_order(
     asset: &str,
 ) -> Result<i64, AppError> {
     let deltas: Vec<i64> = ledger_entries::table
-        .filter(ledger_entries::order_id.eq(order.to_string()))
+        .filter(ledger_entries::order_id.eq(order))
         .filter(ledger_entries::asset.eq(asset))
         .select(ledger_entries::reserved_delta)
         .load(conn)?;

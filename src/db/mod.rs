@@ -9,6 +9,7 @@ pub mod orders;
 pub mod outbox;
 pub mod pool;
 pub mod schema;
+mod sql_types;
 
 pub use pool::{connect, DbConn, DbPool};
 

@@ -3,62 +3,74 @@
 use diesel::prelude::*;
 
 use super::schema::{fills, order_actions, orders};
-use crate::domain::{AccountId, Action, ActionKind, OrderId, OrderState, OrderStatus};
+use crate::domain::{
+    AccountId, Action, ActionKind, Cents, ClientOrderId, FillSource, OrderId, OrderState,
+    OrderStatus, OrderType, Side, Symbol, CASH,
+};
 use crate::error::AppError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = orders, check_for_backend(diesel::sqlite::Sqlite))]
 pub struct OrderRow {
-    pub id: String,
-    pub account_id: String,
-    pub client_order_id: String,
-    pub symbol: String,
-    pub side: String,
-    pub order_type: String,
+    pub id: OrderId,
+    pub account_id: AccountId,
+    pub client_order_id: ClientOrderId,
+    pub symbol: Symbol,
+    pub side: Side,
+    pub order_type: OrderType,
     pub qty: i64,
-    pub limit_price: Option<i64>,
-    pub protection_price: Option<i64>,
-    pub status: String,
+    pub limit_price: Option<Cents>,
+    /// The price sent to the exchange: the limit, or a market buy's protection price.
+    pub protection_price: Option<Cents>,
+    pub status: OrderStatus,
     pub filled_qty: i64,
-    pub filled_notional: i64,
+    pub filled_notional: Cents,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+impl OrderRow {
+    /// The asset the order holds back: cash for a buy, its shares for a sell.
+    pub fn reserved_asset(&self) -> &str {
+        match self.side {
+            Side::Buy => CASH,
+            Side::Sell => self.symbol.as_str(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = order_actions, check_for_backend(diesel::sqlite::Sqlite))]
 pub struct ActionRow {
     pub seq: i64,
-    pub kind: String,
+    pub kind: ActionKind,
     pub detail: String,
     pub at: i64,
 }
 
 impl ActionRow {
-    /// The action as the transition table sees it.
+    /// The action as the transition table sees it (a fill's quantity is in its detail).
     pub fn action(&self) -> Result<Action, AppError> {
-        let kind = ActionKind::parse(&self.kind)
-            .ok_or_else(|| AppError::Internal(format!("unknown action kind {:?}", self.kind)))?;
-        if kind != ActionKind::Fill {
-            return Ok(Action::new(kind));
-        }
-        let detail: serde_json::Value = serde_json::from_str(&self.detail)
-            .map_err(|e| AppError::Internal(format!("unreadable fill action: {e}")))?;
-        let qty = detail["qty"]
-            .as_i64()
-            .ok_or_else(|| AppError::Internal("a fill action without qty".into()))?;
-        Ok(Action::fill(qty))
+        let fill_qty = match self.kind {
+            ActionKind::Fill => serde_json::from_str::<serde_json::Value>(&self.detail)
+                .ok()
+                .and_then(|d| d["qty"].as_i64()),
+            _ => None,
+        };
+        Action::from_kind(self.kind, fill_qty).ok_or_else(|| {
+            AppError::Internal(format!("a fill action without its qty: {}", self.detail))
+        })
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = fills, check_for_backend(diesel::sqlite::Sqlite))]
 pub struct FillRow {
-    pub order_id: String,
+    pub order_id: OrderId,
     pub fill_id: String,
     pub qty: i64,
-    pub price: i64,
-    pub source: String,
+    pub price: Cents,
+    pub source: FillSource,
     pub received_at: i64,
 }
 
@@ -80,15 +92,15 @@ impl StatusFilter {
         }
     }
 
-    fn statuses(self) -> Vec<&'static str> {
+    fn statuses(self) -> Vec<OrderStatus> {
         OrderStatus::ALL
             .iter()
+            .copied()
             .filter(|s| match self {
                 Self::Open => s.is_open(),
                 Self::Closed => s.is_terminal(),
                 Self::All => true,
             })
-            .map(|s| s.as_str())
             .collect()
     }
 }
@@ -102,7 +114,7 @@ pub fn insert(conn: &mut SqliteConnection, row: &OrderRow) -> Result<(), AppErro
 
 pub fn find(conn: &mut SqliteConnection, order: OrderId) -> Result<Option<OrderRow>, AppError> {
     Ok(orders::table
-        .find(order.to_string())
+        .find(order)
         .select(OrderRow::as_select())
         .first(conn)
         .optional()?)
@@ -115,7 +127,7 @@ pub fn find_owned(
     order: OrderId,
 ) -> Result<OrderRow, AppError> {
     match find(conn, order)? {
-        Some(row) if row.account_id == account.to_string() => Ok(row),
+        Some(row) if row.account_id == account => Ok(row),
         _ => Err(AppError::NotFound),
     }
 }
@@ -128,7 +140,7 @@ pub fn list(
     limit: i64,
 ) -> Result<Vec<OrderRow>, AppError> {
     Ok(orders::table
-        .filter(orders::account_id.eq(account.to_string()))
+        .filter(orders::account_id.eq(account))
         .filter(orders::status.eq_any(filter.statuses()))
         .order((orders::created_at.desc(), orders::id.desc()))
         .limit(limit)
@@ -138,17 +150,16 @@ pub fn list(
 
 /// Every open order, oldest first: what a restart must carry on.
 pub fn open_order_ids(conn: &mut SqliteConnection) -> Result<Vec<OrderId>, AppError> {
-    let ids: Vec<String> = orders::table
+    Ok(orders::table
         .filter(orders::status.eq_any(StatusFilter::Open.statuses()))
         .order(orders::created_at.asc())
         .select(orders::id)
-        .load(conn)?;
-    ids.iter().map(|id| parse_order_id(id)).collect()
+        .load(conn)?)
 }
 
 pub fn actions(conn: &mut SqliteConnection, order: OrderId) -> Result<Vec<ActionRow>, AppError> {
     Ok(order_actions::table
-        .filter(order_actions::order_id.eq(order.to_string()))
+        .filter(order_actions::order_id.eq(order))
         .order(order_actions::seq.asc())
         .select(ActionRow::as_select())
         .load(conn)?)
@@ -156,7 +167,7 @@ pub fn actions(conn: &mut SqliteConnection, order: OrderId) -> Result<Vec<Action
 
 /// The order's state, folded from its whole log.
 pub fn state(conn: &mut SqliteConnection, order: &OrderRow) -> Result<OrderState, AppError> {
-    let log = actions(conn, parse_order_id(&order.id)?)?
+    let log = actions(conn, order.id)?
         .iter()
         .map(ActionRow::action)
         .collect::<Result<Vec<_>, _>>()?;
@@ -173,15 +184,15 @@ pub fn append_action(
     at: i64,
 ) -> Result<i64, AppError> {
     let last: Option<i64> = order_actions::table
-        .filter(order_actions::order_id.eq(order.to_string()))
+        .filter(order_actions::order_id.eq(order))
         .select(diesel::dsl::max(order_actions::seq))
         .first(conn)?;
     let seq = last.unwrap_or(0) + 1;
     diesel::insert_into(order_actions::table)
         .values((
-            order_actions::order_id.eq(order.to_string()),
+            order_actions::order_id.eq(order),
             order_actions::seq.eq(seq),
-            order_actions::kind.eq(kind.as_str()),
+            order_actions::kind.eq(kind),
             order_actions::detail.eq(detail),
             order_actions::at.eq(at),
         ))
@@ -191,9 +202,9 @@ pub fn append_action(
 
 /// Writes the projection row from the order's state.
 pub fn save_projection(conn: &mut SqliteConnection, row: &OrderRow) -> Result<(), AppError> {
-    diesel::update(orders::table.find(&row.id))
+    diesel::update(orders::table.find(row.id))
         .set((
-            orders::status.eq(&row.status),
+            orders::status.eq(row.status),
             orders::filled_qty.eq(row.filled_qty),
             orders::filled_notional.eq(row.filled_notional),
             orders::updated_at.eq(row.updated_at),
@@ -204,7 +215,7 @@ pub fn save_projection(conn: &mut SqliteConnection, row: &OrderRow) -> Result<()
 
 pub fn fills(conn: &mut SqliteConnection, order: OrderId) -> Result<Vec<FillRow>, AppError> {
     Ok(fills::table
-        .filter(fills::order_id.eq(order.to_string()))
+        .filter(fills::order_id.eq(order))
         .order((fills::received_at.asc(), fills::fill_id.asc()))
         .select(FillRow::as_select())
         .load(conn)?)
@@ -217,9 +228,4 @@ pub fn insert_fill(conn: &mut SqliteConnection, fill: &FillRow) -> Result<bool, 
         .on_conflict_do_nothing()
         .execute(conn)?;
     Ok(inserted > 0)
-}
-
-pub fn parse_order_id(text: &str) -> Result<OrderId, AppError> {
-    text.parse()
-        .map_err(|_| AppError::Internal(format!("stored order id {text:?} is not a UUID")))
 }

@@ -22,7 +22,7 @@ pub struct EventFrame<'a, O: Serialize, F: Serialize> {
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = outbox, check_for_backend(diesel::sqlite::Sqlite))]
 pub struct OutboxRow {
-    pub account_id: String,
+    pub account_id: AccountId,
     pub seq: i64,
     pub kind: String,
     pub payload: String,
@@ -50,7 +50,7 @@ pub fn append<O: Serialize, F: Serialize>(
     let payload = serde_json::to_string(&frame).map_err(|e| AppError::Internal(e.to_string()))?;
     diesel::insert_into(outbox::table)
         .values((
-            outbox::account_id.eq(account.to_string()),
+            outbox::account_id.eq(account),
             outbox::seq.eq(seq),
             outbox::kind.eq(kind),
             outbox::payload.eq(payload),
@@ -68,10 +68,36 @@ pub fn since(
     limit: i64,
 ) -> Result<Vec<OutboxRow>, AppError> {
     Ok(outbox::table
-        .filter(outbox::account_id.eq(account.to_string()))
+        .filter(outbox::account_id.eq(account))
         .filter(outbox::seq.gt(since))
         .order(outbox::seq.asc())
         .limit(limit)
         .select(OutboxRow::as_select())
         .load(conn)?)
+}
+
+/// Events not yet handed to the feed, per account in seq order.
+pub fn unpublished(conn: &mut SqliteConnection, limit: i64) -> Result<Vec<OutboxRow>, AppError> {
+    Ok(outbox::table
+        .filter(outbox::published_at.is_null())
+        .order((outbox::account_id, outbox::seq))
+        .limit(limit)
+        .select(OutboxRow::as_select())
+        .load(conn)?)
+}
+
+/// Marks events as handed to the feed, in one transaction.
+pub fn mark_published(
+    conn: &mut SqliteConnection,
+    keys: &[(AccountId, i64)],
+    now: i64,
+) -> Result<(), AppError> {
+    conn.immediate_transaction(|conn| {
+        for (account, seq) in keys {
+            diesel::update(outbox::table.find((account, seq)))
+                .set(outbox::published_at.eq(now))
+                .execute(conn)?;
+        }
+        Ok(())
+    })
 }

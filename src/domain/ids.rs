@@ -9,8 +9,20 @@ use uuid::Uuid;
 macro_rules! uuid_id {
     ($name:ident) => {
         #[derive(
-            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+            Debug,
+            Clone,
+            Copy,
+            PartialEq,
+            Eq,
+            Hash,
+            PartialOrd,
+            Ord,
+            Serialize,
+            Deserialize,
+            diesel::expression::AsExpression,
+            diesel::deserialize::FromSqlRow,
         )]
+        #[diesel(sql_type = diesel::sql_types::Text)]
         #[serde(transparent)]
         pub struct $name(pub Uuid);
 
@@ -47,13 +59,30 @@ uuid_id!(OrderId);
 
 /// The id under which an order is known to the exchange. Derived from the order id, so every retry
 /// of a placement, lookup or cancel names the same exchange order.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 #[serde(transparent)]
 pub struct ClientOrderId(pub String);
 
 impl ClientOrderId {
     pub fn for_order(order: OrderId) -> Self {
         Self(format!("ok-{}", order.0.simple()))
+    }
+}
+
+impl ClientOrderId {
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 

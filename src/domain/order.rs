@@ -74,24 +74,45 @@ impl OrderStatus {
     }
 }
 
-/// One recorded step, as the fold needs it.
+/// One recorded step of an order, with what it carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Action {
-    pub kind: ActionKind,
-    /// Shares filled by this action (only for `Fill`).
-    pub fill_qty: i64,
+pub enum Action {
+    Created,
+    PlacementSent,
+    Accepted,
+    Rejected,
+    Fill { qty: i64 },
+    CancelRequested,
+    Canceled,
+    Filled,
 }
 
 impl Action {
-    pub fn new(kind: ActionKind) -> Self {
-        Self { kind, fill_qty: 0 }
+    pub fn kind(self) -> ActionKind {
+        match self {
+            Action::Created => ActionKind::Created,
+            Action::PlacementSent => ActionKind::PlacementSent,
+            Action::Accepted => ActionKind::Accepted,
+            Action::Rejected => ActionKind::Rejected,
+            Action::Fill { .. } => ActionKind::Fill,
+            Action::CancelRequested => ActionKind::CancelRequested,
+            Action::Canceled => ActionKind::Canceled,
+            Action::Filled => ActionKind::Filled,
+        }
     }
 
-    pub fn fill(qty: i64) -> Self {
-        Self {
-            kind: ActionKind::Fill,
-            fill_qty: qty,
-        }
+    /// The action a stored log row records; a fill also needs its quantity.
+    pub fn from_kind(kind: ActionKind, fill_qty: Option<i64>) -> Option<Action> {
+        Some(match kind {
+            ActionKind::Created => Action::Created,
+            ActionKind::PlacementSent => Action::PlacementSent,
+            ActionKind::Accepted => Action::Accepted,
+            ActionKind::Rejected => Action::Rejected,
+            ActionKind::Fill => Action::Fill { qty: fill_qty? },
+            ActionKind::CancelRequested => Action::CancelRequested,
+            ActionKind::Canceled => Action::Canceled,
+            ActionKind::Filled => Action::Filled,
+        })
     }
 }
 
@@ -136,60 +157,61 @@ impl OrderState {
 
     /// The transition table: every (status, action) pair the engine accepts, and nothing else.
     pub fn apply(self, action: Action) -> Result<OrderState, TransitionError> {
-        use ActionKind as A;
+        use Action as A;
         use OrderStatus as S;
         let refused = Err(TransitionError::NotAllowed {
             status: self.status,
-            action: action.kind,
+            action: action.kind(),
         });
-        let status = match (self.status, action.kind) {
+        let mut next = self;
+        next.status = match (self.status, action) {
             (S::Filled | S::Canceled | S::Rejected, _) => return refused,
             (_, A::Created) => return refused,
-            (S::PendingNew, A::PlacementSent) => S::PendingNew,
-            (S::PendingCancel, A::PlacementSent) => S::PendingCancel,
+            (S::PendingNew | S::PendingCancel, A::PlacementSent) => {
+                next.placement_sent = true;
+                self.status
+            }
             (S::PendingNew, A::Accepted) => S::New,
             (S::PendingCancel, A::Accepted) => S::PendingCancel,
             (S::PendingNew | S::PendingCancel, A::Rejected) => S::Rejected,
-            (S::PendingNew | S::New | S::PartiallyFilled, A::Fill) => S::PartiallyFilled,
-            (S::PendingCancel, A::Fill) => S::PendingCancel,
+            (S::PendingNew | S::New | S::PartiallyFilled | S::PendingCancel, A::Fill { qty }) => {
+                if qty <= 0 {
+                    return Err(TransitionError::EmptyFill);
+                }
+                let filled = self.filled_qty.checked_add(qty).filter(|f| *f <= self.qty);
+                next.filled_qty = filled.ok_or(TransitionError::OverFill {
+                    filled: self.filled_qty,
+                    fill: qty,
+                    qty: self.qty,
+                })?;
+                // Fills may still land while a cancel is pending.
+                if self.status == S::PendingCancel {
+                    S::PendingCancel
+                } else {
+                    S::PartiallyFilled
+                }
+            }
             (S::PendingNew | S::New | S::PartiallyFilled, A::CancelRequested) => S::PendingCancel,
             (S::New | S::PartiallyFilled | S::PendingCancel, A::Canceled) => S::Canceled,
             (S::PendingNew, A::Canceled) if !self.placement_sent => S::Canceled,
-            (S::New | S::PartiallyFilled | S::PendingCancel, A::Filled) => S::Filled,
-            (S::PendingNew | S::New | S::PartiallyFilled | S::PendingCancel, _) => return refused,
-        };
-        let mut next = OrderState { status, ..self };
-        match action.kind {
-            A::PlacementSent => next.placement_sent = true,
-            A::Fill => {
-                if action.fill_qty <= 0 {
-                    return Err(TransitionError::EmptyFill);
-                }
-                let filled = self.filled_qty.checked_add(action.fill_qty);
-                let Some(filled) = filled.filter(|f| *f <= self.qty) else {
-                    return Err(TransitionError::OverFill {
+            (S::New | S::PartiallyFilled | S::PendingCancel, A::Filled) => {
+                if self.filled_qty != self.qty {
+                    return Err(TransitionError::NotFullyFilled {
                         filled: self.filled_qty,
-                        fill: action.fill_qty,
                         qty: self.qty,
                     });
-                };
-                next.filled_qty = filled;
+                }
+                S::Filled
             }
-            A::Filled if self.filled_qty != self.qty => {
-                return Err(TransitionError::NotFullyFilled {
-                    filled: self.filled_qty,
-                    qty: self.qty,
-                });
-            }
-            _ => {}
-        }
+            (S::PendingNew | S::New | S::PartiallyFilled | S::PendingCancel, _) => return refused,
+        };
         Ok(next)
     }
 
     /// Rebuilds an order's state from its whole log: the status is a pure fold of the actions.
     pub fn fold(qty: i64, log: &[Action]) -> Result<OrderState, TransitionError> {
         let (first, rest) = log.split_first().ok_or(TransitionError::NoCreation)?;
-        if first.kind != ActionKind::Created {
+        if *first != Action::Created {
             return Err(TransitionError::NoCreation);
         }
         rest.iter()
@@ -223,22 +245,22 @@ pub enum VenueEnd {
 /// whether the two disagree on the quantity filled. It is always one the transition table allows
 /// from `state` (after `accepted`, for an order still `pending_new` that the exchange placed), so an
 /// order never stays open once its exchange copy has ended.
-pub fn terminal_action(state: OrderState, end: VenueEnd, venue_filled: i64) -> (ActionKind, bool) {
+pub fn terminal_action(state: OrderState, end: VenueEnd, venue_filled: i64) -> (Action, bool) {
     use OrderStatus as S;
     let mismatch = venue_filled != state.filled_qty;
-    let kind = match (end, state.status) {
+    let action = match (end, state.status) {
         // Only what the engine itself recorded counts: `filled` needs every share recorded here.
-        _ if state.filled_qty == state.qty => ActionKind::Filled,
+        _ if state.filled_qty == state.qty => Action::Filled,
         // A customer's cancel that reached the exchange before the placement did.
-        (VenueEnd::NeverPlaced, S::PendingCancel) => ActionKind::Canceled,
+        (VenueEnd::NeverPlaced, S::PendingCancel) => Action::Canceled,
         (VenueEnd::Rejected | VenueEnd::NeverPlaced, S::PendingNew | S::PendingCancel)
             if state.filled_qty == 0 =>
         {
-            ActionKind::Rejected
+            Action::Rejected
         }
-        _ => ActionKind::Canceled,
+        _ => Action::Canceled,
     };
-    (kind, mismatch)
+    (action, mismatch)
 }
 
 #[cfg(test)]
@@ -257,11 +279,7 @@ mod tests {
     }
 
     fn action(kind: ActionKind) -> Action {
-        if kind == A::Fill {
-            Action::fill(1)
-        } else {
-            Action::new(kind)
-        }
+        Action::from_kind(kind, Some(1)).unwrap()
     }
 
     /// Every pair the table allows, with where it leads. Everything else must be refused.
@@ -323,24 +341,23 @@ mod tests {
             filled_qty: 10,
             ..state(S::PartiallyFilled)
         };
-        assert_eq!(
-            full.apply(Action::new(A::Filled)).map(|s| s.status),
-            Ok(S::Filled)
-        );
+        assert_eq!(full.apply(Action::Filled).map(|s| s.status), Ok(S::Filled));
         assert!(matches!(
-            state(S::PartiallyFilled).apply(Action::new(A::Filled)),
+            state(S::PartiallyFilled).apply(Action::Filled),
             Err(TransitionError::NotFullyFilled { .. })
         ));
         assert!(matches!(
-            state(S::New).apply(Action::fill(7)),
+            state(S::New).apply(Action::Fill { qty: 7 }),
             Err(TransitionError::OverFill { .. })
         ));
         assert_eq!(
-            state(S::New).apply(Action::fill(6)).map(|s| s.filled_qty),
+            state(S::New)
+                .apply(Action::Fill { qty: 6 })
+                .map(|s| s.filled_qty),
             Ok(10)
         );
         assert_eq!(
-            state(S::New).apply(Action::fill(0)),
+            state(S::New).apply(Action::Fill { qty: 0 }),
             Err(TransitionError::EmptyFill)
         );
     }
@@ -349,23 +366,23 @@ mod tests {
     fn an_order_never_sent_can_be_canceled_outright_but_a_sent_one_cannot() {
         let unsent = OrderState::created(10);
         assert_eq!(
-            unsent.apply(Action::new(A::Canceled)).map(|s| s.status),
+            unsent.apply(Action::Canceled).map(|s| s.status),
             Ok(S::Canceled)
         );
-        let sent = unsent.apply(Action::new(A::PlacementSent)).unwrap();
-        assert!(sent.apply(Action::new(A::Canceled)).is_err());
+        let sent = unsent.apply(Action::PlacementSent).unwrap();
+        assert!(sent.apply(Action::Canceled).is_err());
     }
 
     #[test]
     fn fold_replays_a_log() {
         let log = [
-            Action::new(A::Created),
-            Action::new(A::PlacementSent),
-            Action::new(A::Accepted),
-            Action::fill(3),
-            Action::new(A::CancelRequested),
-            Action::fill(2),
-            Action::new(A::Canceled),
+            Action::Created,
+            Action::PlacementSent,
+            Action::Accepted,
+            Action::Fill { qty: 3 },
+            Action::CancelRequested,
+            Action::Fill { qty: 2 },
+            Action::Canceled,
         ];
         let end = OrderState::fold(10, &log).unwrap();
         assert_eq!((end.status, end.filled_qty), (S::Canceled, 5));
@@ -375,7 +392,7 @@ mod tests {
         );
         assert_eq!(OrderState::fold(10, &[]), Err(TransitionError::NoCreation));
         let mut twice_created = log.to_vec();
-        twice_created.insert(1, Action::new(A::Created));
+        twice_created.insert(1, Action::Created);
         assert!(OrderState::fold(10, &twice_created).is_err());
     }
 

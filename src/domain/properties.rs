@@ -12,11 +12,15 @@ fn model(state: OrderState, action: Action) -> Option<OrderState> {
     use ActionKind as A;
     use OrderStatus as S;
     let open = !matches!(state.status, S::Filled | S::Canceled | S::Rejected);
-    if !open || action.kind == A::Created {
+    if !open || action.kind() == A::Created {
         return None;
     }
     let mut next = state;
-    match action.kind {
+    let fill_qty = match action {
+        Action::Fill { qty } => qty,
+        _ => 0,
+    };
+    match action.kind() {
         A::PlacementSent => {
             if !matches!(state.status, S::PendingNew | S::PendingCancel) {
                 return None;
@@ -35,10 +39,10 @@ fn model(state: OrderState, action: Action) -> Option<OrderState> {
             next.status = S::Rejected;
         }
         A::Fill => {
-            if action.fill_qty < 1 || action.fill_qty > state.qty - state.filled_qty {
+            if fill_qty < 1 || fill_qty > state.qty - state.filled_qty {
                 return None;
             }
-            next.filled_qty += action.fill_qty;
+            next.filled_qty += fill_qty;
             if state.status != S::PendingCancel {
                 next.status = S::PartiallyFilled;
             }
@@ -72,13 +76,7 @@ fn any_kind() -> impl Strategy<Value = ActionKind> {
 }
 
 fn any_action() -> impl Strategy<Value = Action> {
-    (any_kind(), -2_i64..12).prop_map(|(kind, qty)| {
-        if kind == ActionKind::Fill {
-            Action::fill(qty)
-        } else {
-            Action::new(kind)
-        }
-    })
+    (any_kind(), -2_i64..12).prop_map(|(kind, qty)| Action::from_kind(kind, Some(qty)).unwrap())
 }
 
 fn any_end() -> impl Strategy<Value = VenueEnd> {
@@ -107,7 +105,7 @@ proptest! {
 
     #[test]
     fn a_fold_is_the_actions_applied_in_turn(qty in 1_i64..10, actions in prop::collection::vec(any_action(), 0..30)) {
-        let mut log = vec![Action::new(ActionKind::Created)];
+        let mut log = vec![Action::Created];
         log.extend(actions);
         let by_hand = log[1..]
             .iter()
@@ -117,7 +115,7 @@ proptest! {
 
     #[test]
     fn a_fold_refuses_any_log_not_opened_by_created(qty in 1_i64..10, actions in prop::collection::vec(any_action(), 0..10)) {
-        prop_assume!(actions.first().is_none_or(|a| a.kind != ActionKind::Created));
+        prop_assume!(actions.first() != Some(&Action::Created));
         prop_assert_eq!(OrderState::fold(qty, &actions), Err(TransitionError::NoCreation));
     }
 
@@ -137,13 +135,13 @@ proptest! {
         // An order the exchange placed is acknowledged before it ends.
         let placed = matches!(end, VenueEnd::Filled | VenueEnd::Canceled);
         let state = if placed && state.status == OrderStatus::PendingNew {
-            state.apply(Action::new(ActionKind::Accepted)).unwrap()
+            state.apply(Action::Accepted).unwrap()
         } else {
             state
         };
-        let (kind, mismatch) = terminal_action(state, end, venue_filled);
-        let ended = state.apply(Action::new(kind));
-        prop_assert!(ended.is_ok(), "{:?} ending {:?} with {:?}: {:?}", state, end, kind, ended);
+        let (end_action, mismatch) = terminal_action(state, end, venue_filled);
+        let ended = state.apply(end_action);
+        prop_assert!(ended.is_ok(), "{:?} ending {:?} with {:?}: {:?}", state, end, end_action, ended);
         prop_assert!(ended.unwrap().status.is_terminal());
         prop_assert_eq!(mismatch, venue_filled != state.filled_qty);
     }

@@ -4,7 +4,18 @@ use std::fmt;
 
 /// 1 to 32 upper-case letters, digits, `-` or `&` (NSE's own symbols, such as `M&M`). `CASH` is
 /// not a symbol: it names the cash asset of every account.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    diesel::expression::AsExpression,
+    diesel::deserialize::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub struct Symbol(String);
 
 pub const SYMBOL_RULE: &str =

@@ -8,9 +8,7 @@ use super::messages::Reason;
 use super::Engine;
 use crate::db::alarms::{self, Alarm, AlarmKind};
 use crate::db::{self, now_micros};
-use crate::domain::{
-    ActionKind, Cents, FillSource, OrderId, OrderStatus, OrderType, Side, VenueEnd,
-};
+use crate::domain::{Action, FillSource, OrderId, OrderStatus, VenueEnd};
 use crate::error::AppError;
 use crate::exchange::wire::{
     ExchangeFill, ExchangeOrder, ExchangeStatus, PlaceOrder, PushEvent, PushType,
@@ -64,14 +62,14 @@ async fn load(engine: &Engine, order: OrderId) -> Result<Snapshot, AppError> {
 async fn record_status(
     engine: &Engine,
     order: OrderId,
-    kind: ActionKind,
+    action: Action,
     detail: serde_json::Value,
 ) -> Result<Applied, AppError> {
     let applied = db::run(engine.pool(), move |conn| {
-        lifecycle::record_status(conn, order, kind, detail, now_micros())
+        lifecycle::record_status(conn, order, action, detail, now_micros())
     })
     .await?;
-    if applied == Applied::Recorded && kind.is_terminal() {
+    if applied == Applied::Recorded && action.kind().is_terminal() {
         crash_point("terminal.after_commit");
     }
     Ok(applied)
@@ -128,7 +126,7 @@ async fn on_push(
     match event.event_type {
         PushType::Accepted if snap.state.status == OrderStatus::PendingNew => {
             let detail = json!({"exchange_order_id": event.exchange_order_id, "source": "push"});
-            record_status(engine, order, ActionKind::Accepted, detail).await?;
+            record_status(engine, order, Action::Accepted, detail).await?;
         }
         PushType::Canceled | PushType::Rejected => check_with_exchange(engine, order, snap).await?,
         PushType::Fill if fully_filled => check_with_exchange(engine, order, snap).await?,
@@ -139,11 +137,11 @@ async fn on_push(
 
 /// Carries the order on from whatever its log says it is.
 async fn on_state(engine: &Engine, order: OrderId, snap: Snapshot) -> Result<(), AppError> {
-    let cid = snap.row.client_order_id.clone();
+    let cid = snap.row.client_order_id.to_string();
     match (snap.state.status, snap.state.placement_sent) {
         (OrderStatus::PendingNew, false) => {
             let detail = json!({"client_order_id": cid});
-            let sent = record_status(engine, order, ActionKind::PlacementSent, detail).await?;
+            let sent = record_status(engine, order, Action::PlacementSent, detail).await?;
             if sent != Applied::Recorded {
                 return Ok(());
             }
@@ -157,7 +155,7 @@ async fn on_state(engine: &Engine, order: OrderId, snap: Snapshot) -> Result<(),
         },
         (OrderStatus::PendingCancel, false) => {
             let detail = json!({"reason": "never sent to the exchange"});
-            record_status(engine, order, ActionKind::Canceled, detail).await?;
+            record_status(engine, order, Action::Canceled, detail).await?;
             Ok(())
         }
         // Cancelling on the exchange also tombstones an id it never saw, so a placement still in
@@ -180,7 +178,11 @@ async fn check_with_exchange(
     order: OrderId,
     snap: Snapshot,
 ) -> Result<(), AppError> {
-    match engine.exchange().order(&snap.row.client_order_id).await {
+    match engine
+        .exchange()
+        .order(snap.row.client_order_id.as_str())
+        .await
+    {
         Ok(Some(found)) => reconcile(engine, order, snap, found).await,
         Ok(None) if snap.state.status == OrderStatus::PendingNew => Ok(()),
         Ok(None) => {
@@ -216,13 +218,12 @@ async fn place(
 ) -> Result<(), AppError> {
     let row = &snap.row;
     let request = PlaceOrder {
-        client_order_id: row.client_order_id.clone(),
-        symbol: row.symbol.clone(),
-        side: Side::parse(&row.side).ok_or_else(|| AppError::Internal("bad side".into()))?,
-        order_type: OrderType::parse(&row.order_type)
-            .ok_or_else(|| AppError::Internal("bad type".into()))?,
+        client_order_id: row.client_order_id.to_string(),
+        symbol: row.symbol.to_string(),
+        side: row.side,
+        order_type: row.order_type,
         qty: row.qty,
-        limit_price: row.protection_price.map(Cents),
+        limit_price: row.protection_price,
     };
     match engine.exchange().place(&request).await {
         Ok(ack) if ack.status == ExchangeStatus::Rejected => {
@@ -231,7 +232,7 @@ async fn place(
         }
         Ok(ack) => {
             let detail = json!({"exchange_order_id": ack.exchange_order_id, "source": "placement"});
-            record_status(engine, order, ActionKind::Accepted, detail).await?;
+            record_status(engine, order, Action::Accepted, detail).await?;
             Ok(())
         }
         Err(ExchangeError::Refused(reason)) if !sent_before => {
@@ -259,7 +260,7 @@ async fn follow_after_refusal(
     order: OrderId,
     snap: &Snapshot,
 ) -> Result<(), AppError> {
-    let cid = &snap.row.client_order_id;
+    let cid = snap.row.client_order_id.as_str();
     match engine.exchange().order(cid).await {
         Ok(Some(found)) => reconcile(engine, order, snap.clone(), found).await,
         Ok(None) => match engine.exchange().cancel(cid).await {
@@ -299,7 +300,7 @@ async fn reconcile(
         && exchange.status != ExchangeStatus::Rejected
     {
         let detail = json!({"exchange_order_id": exchange.exchange_order_id, "source": "poll"});
-        record_status(engine, order, ActionKind::Accepted, detail).await?;
+        record_status(engine, order, Action::Accepted, detail).await?;
     }
     let end = match exchange.status {
         ExchangeStatus::New | ExchangeStatus::PartiallyFilled => return Ok(()),
@@ -345,7 +346,7 @@ pub(crate) async fn alarm_if_late_fill(
     if snap.fills.contains_key(&fill.fill_id) {
         return Ok(());
     }
-    let order = crate::db::orders::parse_order_id(&snap.row.id)?;
+    let order = snap.row.id;
     let detail = format!(
         "fill {} of {} arrived after the order was {}",
         fill.fill_id, fill.qty, snap.row.status

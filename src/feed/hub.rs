@@ -52,10 +52,7 @@ impl Handler<Publish> for Hub {
 
     fn handle(&mut self, Publish(rows): Publish, _: &mut Context<Self>) {
         for row in rows {
-            let Ok(account) = row.account_id.parse::<AccountId>() else {
-                continue;
-            };
-            let Some(sessions) = self.sessions.get_mut(&account) else {
+            let Some(sessions) = self.sessions.get_mut(&row.account_id) else {
                 continue;
             };
             let payload: Arc<str> = Arc::from(row.payload.as_str());

@@ -6,14 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Addr;
-use diesel::prelude::*;
 use tokio::sync::Notify;
 
 use super::hub::Hub;
 use super::messages::Publish;
-use crate::db::outbox::OutboxRow;
-use crate::db::schema::outbox;
+use crate::db::outbox;
 use crate::db::{self, now_micros, DbPool};
+use crate::domain::AccountId;
 use crate::error::AppError;
 use crate::fault_points::crash_point;
 
@@ -57,7 +56,7 @@ impl Relay {
 
     async fn pass(&self, pool: &DbPool, hub: &Addr<Hub>) -> Result<(), AppError> {
         loop {
-            let rows = db::run(pool, |conn| unpublished(conn, BATCH)).await?;
+            let rows = db::run(pool, |conn| outbox::unpublished(conn, BATCH)).await?;
             let oldest = rows.iter().map(|r| r.created_at).min();
             self.lag_ms.store(
                 oldest.map_or(0, |t| (now_micros() - t) / 1000),
@@ -67,11 +66,13 @@ impl Relay {
                 return Ok(());
             }
             let count = rows.len();
-            let keys: Vec<(String, i64)> =
-                rows.iter().map(|r| (r.account_id.clone(), r.seq)).collect();
+            let keys: Vec<(AccountId, i64)> = rows.iter().map(|r| (r.account_id, r.seq)).collect();
             crash_point("outbox.before_publish");
             hub.do_send(Publish(rows));
-            db::run(pool, move |conn| mark_published(conn, &keys, now_micros())).await?;
+            db::run(pool, move |conn| {
+                outbox::mark_published(conn, &keys, now_micros())
+            })
+            .await?;
             crash_point("outbox.after_publish");
             if (count as i64) < BATCH {
                 self.lag_ms.store(0, Ordering::Relaxed);
@@ -79,28 +80,4 @@ impl Relay {
             }
         }
     }
-}
-
-fn unpublished(conn: &mut SqliteConnection, limit: i64) -> Result<Vec<OutboxRow>, AppError> {
-    Ok(outbox::table
-        .filter(outbox::published_at.is_null())
-        .order((outbox::account_id, outbox::seq))
-        .limit(limit)
-        .select(OutboxRow::as_select())
-        .load(conn)?)
-}
-
-fn mark_published(
-    conn: &mut SqliteConnection,
-    keys: &[(String, i64)],
-    now: i64,
-) -> Result<(), AppError> {
-    conn.immediate_transaction(|conn| {
-        for (account, seq) in keys {
-            diesel::update(outbox::table.find((account, seq)))
-                .set(outbox::published_at.eq(now))
-                .execute(conn)?;
-        }
-        Ok(())
-    })
 }

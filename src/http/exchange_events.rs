@@ -45,14 +45,12 @@ pub(crate) async fn receive(
     let outcome = detached(async move {
         let recorded = event.clone();
         let received = db::run(&pool, move |conn| {
-            exchange_events::record(conn, &recorded, &raw, now_micros())
+            exchange_events::store(conn, &recorded, &raw, now_micros())
         })
         .await?;
         Ok(match received {
             Received::New { order_id } => {
-                if let Ok(order) = order_id.parse() {
-                    engine.deliver(order, event).await?;
-                }
+                engine.deliver(order_id, event).await?;
                 "recorded"
             }
             Received::Unmatched => "unmatched",

@@ -4,10 +4,10 @@
 use diesel::SqliteConnection;
 use serde_json::json;
 
-use super::phase::{self, account_of, side_of, status_of};
-use crate::db::ledger::{self, LedgerEntry, CASH};
+use super::phase;
+use crate::db::ledger::{self, LedgerEntry};
 use crate::db::orders::{self, OrderRow};
-use crate::domain::{AccountId, Action, ActionKind, OrderId, OrderStatus, Side};
+use crate::domain::{AccountId, Action, OrderId, OrderStatus};
 use crate::error::AppError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +27,7 @@ pub fn request(
 ) -> Result<(CancelAnswer, OrderRow), AppError> {
     conn.immediate_transaction(|conn| {
         let mut row = orders::find_owned(conn, account, order)?;
-        match status_of(&row)? {
+        match row.status {
             OrderStatus::PendingCancel | OrderStatus::Canceled => {
                 Ok((CancelAnswer::AlreadyRequested, row))
             }
@@ -35,29 +35,15 @@ pub fn request(
                 Err(AppError::OrderNotCancelable(status.to_string()))
             }
             OrderStatus::PendingNew | OrderStatus::New | OrderStatus::PartiallyFilled => {
-                let state = orders::state(conn, &row)?;
-                let action = Action::new(ActionKind::CancelRequested);
-                phase::record(
-                    conn,
-                    &mut row,
-                    state,
-                    action,
-                    &json!({"by": "customer"}),
-                    None,
-                    now,
-                )?
-                .map_err(|e| AppError::Internal(e.to_string()))?;
+                let action = Action::CancelRequested;
+                let next = orders::state(conn, &row)?
+                    .apply(action)
+                    .map_err(|e| AppError::Internal(format!("a cancel of an open order: {e}")))?;
+                let detail = json!({"by": "customer"});
+                phase::write_action(conn, &mut row, next, action, &detail, None, now)?;
                 Ok((CancelAnswer::Requested, row))
             }
         }
-    })
-}
-
-/// The asset an order reserves: cash for a buy, the symbol's shares for a sell.
-pub fn reserved_asset(row: &OrderRow) -> Result<&str, AppError> {
-    Ok(match side_of(row)? {
-        Side::Buy => CASH,
-        Side::Sell => row.symbol.as_str(),
     })
 }
 
@@ -67,17 +53,16 @@ pub fn release_remaining(
     row: &OrderRow,
     now: i64,
 ) -> Result<i64, AppError> {
-    let order = orders::parse_order_id(&row.id)?;
-    let asset = reserved_asset(row)?;
-    let remaining = ledger::reserved_for_order(conn, order, asset)?;
+    let asset = row.reserved_asset();
+    let remaining = ledger::reserved_for_order(conn, row.id, asset)?;
     if remaining > 0 {
         ledger::apply(
             conn,
             &LedgerEntry {
-                key: format!("order:{order}:release"),
-                account: account_of(row)?,
+                key: format!("order:{}:release", row.id),
+                account: row.account_id,
                 asset,
-                order: Some(order),
+                order: Some(row.id),
                 available_delta: remaining,
                 reserved_delta: -remaining,
             },

@@ -8,14 +8,14 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use super::cancel::release_remaining;
-use super::phase::{self, account_of, side_of};
+use super::phase;
 use super::view::FillView;
 use crate::db::alarms::{self, Alarm, AlarmKind};
 use crate::db::ledger::{self, LedgerEntry, CASH};
 use crate::db::orders::{self, FillRow, OrderRow};
 use crate::domain::{
-    fill_within_limit, terminal_action, Action, ActionKind, Cents, FillSource, OrderId, OrderState,
-    Side, VenueEnd,
+    fill_within_limit, terminal_action, Action, Cents, FillSource, OrderId, OrderState, Side,
+    VenueEnd,
 };
 use crate::error::AppError;
 use crate::exchange::wire::ExchangeFill;
@@ -63,7 +63,7 @@ pub fn load(conn: &mut SqliteConnection, order: OrderId) -> Result<Snapshot, App
         .map(|f| {
             let recorded = RecordedFill {
                 qty: f.qty,
-                price: Cents(f.price),
+                price: f.price,
             };
             (f.fill_id, recorded)
         })
@@ -95,13 +95,18 @@ fn refuse(
 pub fn record_status(
     conn: &mut SqliteConnection,
     order: OrderId,
-    kind: ActionKind,
+    action: Action,
     detail: serde_json::Value,
     now: i64,
 ) -> Result<Applied, AppError> {
+    if matches!(action, Action::Fill { .. } | Action::Created) {
+        return Err(AppError::Internal(format!(
+            "{action:?} is not a status action"
+        )));
+    }
     conn.immediate_transaction(|conn| {
         let snap = load(conn, order)?;
-        apply_status(conn, snap, kind, detail, now)
+        apply_status(conn, snap, action, detail, now)
     })
 }
 
@@ -122,7 +127,7 @@ pub fn record_end(
         if snap.state.status.is_terminal() {
             return Ok(Applied::Duplicate);
         }
-        let (kind, mismatch) = terminal_action(snap.state, end, venue_filled);
+        let (action, mismatch) = terminal_action(snap.state, end, venue_filled);
         if mismatch {
             let what = format!(
                 "the exchange ended the order {end:?} with {venue_filled} filled; the engine recorded {} of {}",
@@ -136,27 +141,26 @@ pub fn record_end(
             };
             alarms::raise(conn, &alarm, now)?;
         }
-        apply_status(conn, snap, kind, detail, now)
+        apply_status(conn, snap, action, detail, now)
     })
 }
 
+/// Checks the move once, then writes it; a terminal action also releases what is left reserved.
 fn apply_status(
     conn: &mut SqliteConnection,
     snap: Snapshot,
-    kind: ActionKind,
+    action: Action,
     detail: serde_json::Value,
     now: i64,
 ) -> Result<Applied, AppError> {
     let Snapshot { mut row, state, .. } = snap;
-    let order = orders::parse_order_id(&row.id)?;
-    let action = Action::new(kind);
     let next = match state.apply(action) {
         Ok(next) => next,
         Err(refused) => {
-            let what = refused.to_string();
+            let (kind, what) = (action.kind(), refused.to_string());
             return refuse(
                 conn,
-                order,
+                row.id,
                 AlarmKind::RefusedAction,
                 kind.as_str(),
                 what,
@@ -169,8 +173,7 @@ fn apply_status(
     } else {
         detail
     };
-    phase::record(conn, &mut row, state, action, &detail, None, now)?
-        .map_err(|refused| AppError::Internal(format!("checked move refused: {refused}")))?;
+    phase::write_action(conn, &mut row, next, action, &detail, None, now)?;
     Ok(Applied::Recorded)
 }
 
@@ -202,8 +205,8 @@ pub fn record_fill(
             );
             return refuse(conn, order, AlarmKind::FillMismatch, id, what, now);
         }
-        let limit = row.protection_price.map(Cents);
-        if !fill_within_limit(side_of(&row)?, limit, fill.price) {
+        let limit = row.protection_price;
+        if !fill_within_limit(row.side, limit, fill.price) {
             let what = format!(
                 "fill {id} of {} at {} is outside the order's limit {}",
                 fill.qty,
@@ -212,17 +215,20 @@ pub fn record_fill(
             );
             return refuse(conn, order, AlarmKind::FillOutsideLimit, id, what, now);
         }
-        let action = Action::fill(fill.qty);
-        if let Err(refused) = state.apply(action) {
-            let what = format!("fill {id} of {} at {}: {refused}", fill.qty, fill.price);
-            return refuse(conn, order, AlarmKind::RefusedAction, id, what, now);
-        }
+        let action = Action::Fill { qty: fill.qty };
+        let next = match state.apply(action) {
+            Ok(next) => next,
+            Err(refused) => {
+                let what = format!("fill {id} of {} at {}: {refused}", fill.qty, fill.price);
+                return refuse(conn, order, AlarmKind::RefusedAction, id, what, now);
+            }
+        };
         let fill_row = FillRow {
-            order_id: row.id.clone(),
+            order_id: row.id,
             fill_id: fill.fill_id.clone(),
             qty: fill.qty,
-            price: fill.price.0,
-            source: source.as_str().to_owned(),
+            price: fill.price,
+            source,
             received_at: now,
         };
         // In a savepoint: a fill the ledger cannot take (a balance would overflow) is refused and
@@ -243,14 +249,13 @@ pub fn record_fill(
                 return refuse(conn, order, AlarmKind::FillUnsettleable, id, what, now);
             }
         };
-        row.filled_notional = row
-            .filled_notional
-            .checked_add(notional.0)
-            .ok_or_else(|| AppError::Internal(format!("order {order}'s notional overflows")))?;
+        let notional = row.filled_notional.0.checked_add(notional.0);
+        row.filled_notional = Cents(notional.ok_or_else(|| {
+            AppError::Internal(format!("order {order}'s notional overflows"))
+        })?);
         let detail = json!({"fill_id": fill.fill_id, "qty": fill.qty, "price": fill.price, "source": source});
         let view = FillView::from(&fill_row);
-        phase::record(conn, &mut row, state, action, &detail, Some(&view), now)?
-            .map_err(|refused| AppError::Internal(format!("checked move refused: {refused}")))?;
+        phase::write_action(conn, &mut row, next, action, &detail, Some(&view), now)?;
         Ok(Applied::Recorded)
     })
 }
@@ -266,8 +271,7 @@ fn settle(
     fill: &ExchangeFill,
     now: i64,
 ) -> Result<Cents, AppError> {
-    let order = orders::parse_order_id(&row.id)?;
-    let account = account_of(row)?;
+    let (order, account) = (row.id, row.account_id);
     let overflow = || AppError::Internal("the fill's value overflows".into());
     let cost = fill.price.times(fill.qty).ok_or_else(overflow)?;
     let entry = |effect: &str, asset, available_delta, reserved_delta| LedgerEntry {
@@ -278,19 +282,19 @@ fn settle(
         available_delta,
         reserved_delta,
     };
-    let (cash, shares) = match side_of(row)? {
+    let (cash, shares) = match row.side {
         Side::Buy => {
-            let protection = Cents(row.protection_price.unwrap_or(fill.price.0));
+            let protection = row.protection_price.unwrap_or(fill.price);
             let held = protection.times(fill.qty).ok_or_else(overflow)?;
             let refund = held.0.checked_sub(cost.0).ok_or_else(overflow)?;
             (
                 entry("fill-cash", CASH, refund, -held.0),
-                entry("fill-shares", &row.symbol, fill.qty, 0),
+                entry("fill-shares", row.symbol.as_str(), fill.qty, 0),
             )
         }
         Side::Sell => (
             entry("fill-cash", CASH, cost.0, 0),
-            entry("fill-shares", &row.symbol, 0, -fill.qty),
+            entry("fill-shares", row.symbol.as_str(), 0, -fill.qty),
         ),
     };
     ledger::apply(conn, &cash, now)?;

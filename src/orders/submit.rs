@@ -105,18 +105,18 @@ fn record_order(
         });
     }
     let row = OrderRow {
-        id: order_id.to_string(),
-        account_id: sub.account.to_string(),
-        client_order_id: ClientOrderId::for_order(order_id).0,
-        symbol: order.symbol.to_string(),
-        side: order.side.as_str().to_owned(),
-        order_type: order.order_type.as_str().to_owned(),
+        id: order_id,
+        account_id: sub.account,
+        client_order_id: ClientOrderId::for_order(order_id),
+        symbol: order.symbol.clone(),
+        side: order.side,
+        order_type: order.order_type,
         qty: order.qty,
-        limit_price: order.limit_price.map(|p| p.0),
-        protection_price: sub.price.map(|p| p.0),
-        status: OrderStatus::PendingNew.as_str().to_owned(),
+        limit_price: order.limit_price,
+        protection_price: sub.price,
+        status: OrderStatus::PendingNew,
         filled_qty: 0,
-        filled_notional: 0,
+        filled_notional: Cents::ZERO,
         created_at: sub.now,
         updated_at: sub.now,
     };

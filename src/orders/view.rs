@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::db::orders::{ActionRow, FillRow, OrderRow};
 use crate::db::rfc3339;
-use crate::domain::Cents;
+use crate::domain::{ActionKind, Cents, FillSource, OrderStatus, OrderType, Side};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[schema(as = Order)]
@@ -12,12 +12,12 @@ pub struct OrderView {
     pub id: String,
     pub client_order_id: String,
     pub symbol: String,
-    pub side: String,
+    pub side: Side,
     #[serde(rename = "type")]
-    pub order_type: String,
+    pub order_type: OrderType,
     pub qty: i64,
     pub limit_price: Option<Cents>,
-    pub status: String,
+    pub status: OrderStatus,
     pub filled_qty: i64,
     pub filled_avg_price: Option<Cents>,
     pub created_at: String,
@@ -27,16 +27,16 @@ pub struct OrderView {
 impl From<&OrderRow> for OrderView {
     fn from(row: &OrderRow) -> Self {
         OrderView {
-            id: row.id.clone(),
-            client_order_id: row.client_order_id.clone(),
-            symbol: row.symbol.clone(),
-            side: row.side.clone(),
-            order_type: row.order_type.clone(),
+            id: row.id.to_string(),
+            client_order_id: row.client_order_id.to_string(),
+            symbol: row.symbol.to_string(),
+            side: row.side,
+            order_type: row.order_type,
             qty: row.qty,
-            limit_price: row.limit_price.map(Cents),
-            status: row.status.clone(),
+            limit_price: row.limit_price,
+            status: row.status,
             filled_qty: row.filled_qty,
-            filled_avg_price: Cents::average(Cents(row.filled_notional), row.filled_qty),
+            filled_avg_price: Cents::average(row.filled_notional, row.filled_qty),
             created_at: rfc3339(row.created_at),
             updated_at: rfc3339(row.updated_at),
         }
@@ -49,7 +49,7 @@ pub struct FillView {
     pub fill_id: String,
     pub qty: i64,
     pub price: Cents,
-    pub source: String,
+    pub source: FillSource,
     pub received_at: String,
 }
 
@@ -58,8 +58,8 @@ impl From<&FillRow> for FillView {
         FillView {
             fill_id: row.fill_id.clone(),
             qty: row.qty,
-            price: Cents(row.price),
-            source: row.source.clone(),
+            price: row.price,
+            source: row.source,
             received_at: rfc3339(row.received_at),
         }
     }
@@ -69,7 +69,7 @@ impl From<&FillRow> for FillView {
 #[schema(as = Action)]
 pub struct ActionView {
     pub seq: i64,
-    pub kind: String,
+    pub kind: ActionKind,
     #[schema(value_type = Object)]
     pub detail: serde_json::Value,
     pub at: String,
@@ -79,7 +79,7 @@ impl From<&ActionRow> for ActionView {
     fn from(row: &ActionRow) -> Self {
         ActionView {
             seq: row.seq,
-            kind: row.kind.clone(),
+            kind: row.kind,
             detail: serde_json::from_str(&row.detail).unwrap_or(serde_json::Value::Null),
             at: rfc3339(row.at),
         }

@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use orderkeeper::db::{self, accounts};
-use orderkeeper::domain::{ActionKind, Cents, OrderId};
+use orderkeeper::domain::{Action, Cents, OrderId};
 use orderkeeper::orders::lifecycle;
 use orderkeeper::orders::submit;
 use serde_json::json;
@@ -91,7 +91,7 @@ fn crashed_database(dir: &tempfile::TempDir) -> (String, String, BTreeMap<&'stat
             .unwrap();
         let now = db::now_micros();
         if situation.contains("sent_unanswered") {
-            lifecycle::record_status(&mut conn, order, ActionKind::PlacementSent, json!({}), now)
+            lifecycle::record_status(&mut conn, order, Action::PlacementSent, json!({}), now)
                 .unwrap();
         }
         if situation.starts_with("cancel") {

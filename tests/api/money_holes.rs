@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use orderkeeper::db::{self, accounts};
-use orderkeeper::domain::{ActionKind, Cents};
+use orderkeeper::domain::{Action, Cents};
 use orderkeeper::orders::lifecycle;
 use orderkeeper::orders::submit;
 use rand::RngExt;
@@ -281,7 +281,7 @@ fn crashed_with_unanswered_placements(dir: &tempfile::TempDir, n: usize) -> (Str
                 .unwrap()
                 .created
                 .unwrap();
-            lifecycle::record_status(&mut conn, order, ActionKind::PlacementSent, json!({}), 2)
+            lifecycle::record_status(&mut conn, order, Action::PlacementSent, json!({}), 2)
                 .unwrap();
             order.to_string()
         })
