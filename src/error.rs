@@ -2,7 +2,6 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
-use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -30,8 +29,8 @@ pub enum AppError {
     UnknownSymbol(String),
     #[error("the order is {0} and can no longer be canceled")]
     OrderNotCancelable(String),
-    #[error("the body is over {0} bytes")]
-    PayloadTooLarge(usize),
+    #[error("the body is over the size limit (64 KiB)")]
+    PayloadTooLarge,
     #[error("the body must be application/json")]
     UnsupportedMediaType,
     #[error("the exchange is unavailable: {0}")]
@@ -55,6 +54,17 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
+impl ErrorBody {
+    pub fn new(code: &str, message: &str) -> Self {
+        Self {
+            error: ErrorDetail {
+                code: code.to_owned(),
+                message: message.to_owned(),
+            },
+        }
+    }
+}
+
 impl AppError {
     pub fn code(&self) -> &'static str {
         match self {
@@ -70,7 +80,7 @@ impl AppError {
             AppError::InsufficientPosition(_) => "insufficient_position",
             AppError::UnknownSymbol(_) => "unknown_symbol",
             AppError::OrderNotCancelable(_) => "order_not_cancelable",
-            AppError::PayloadTooLarge(_) => "payload_too_large",
+            AppError::PayloadTooLarge => "payload_too_large",
             AppError::UnsupportedMediaType => "unsupported_media_type",
             AppError::ExchangeUnavailable(_) => "exchange_unavailable",
             AppError::Unavailable(_) => "service_unavailable",
@@ -80,7 +90,26 @@ impl AppError {
 
     /// The JSON body every error answer carries.
     pub fn body(&self) -> String {
-        json!({"error": {"code": self.code(), "message": self.to_string()}}).to_string()
+        let body = ErrorBody::new(self.code(), &self.to_string());
+        serde_json::to_string(&body).unwrap_or_default()
+    }
+
+    /// The error that an answer made outside the handlers stands for (actix's own 404, 405,
+    /// 413…), so that it too carries the one error body; None for a status no error here has.
+    pub fn from_status(status: StatusCode) -> Option<AppError> {
+        let reason = status.canonical_reason().unwrap_or("error").to_owned();
+        let error = match status {
+            StatusCode::BAD_REQUEST => AppError::InvalidRequest(reason),
+            StatusCode::UNAUTHORIZED => AppError::Unauthorized,
+            StatusCode::NOT_FOUND => AppError::NotFound,
+            StatusCode::METHOD_NOT_ALLOWED => AppError::MethodNotAllowed,
+            StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => AppError::UnsupportedMediaType,
+            StatusCode::SERVICE_UNAVAILABLE => AppError::Unavailable(reason),
+            s if s.is_server_error() => AppError::Internal(reason),
+            _ => return None,
+        };
+        Some(error)
     }
 }
 
@@ -99,7 +128,7 @@ impl ResponseError for AppError {
             | AppError::InsufficientPosition(_)
             | AppError::UnknownSymbol(_)
             | AppError::OrderNotCancelable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::ExchangeUnavailable(_) | AppError::Unavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE

@@ -107,13 +107,13 @@ pub async fn raw_body(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
-        return Err(AppError::PayloadTooLarge(MAX_BODY_BYTES));
+        return Err(AppError::PayloadTooLarge);
     }
     let mut body = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| AppError::InvalidRequest(format!("unreadable body: {e}")))?;
         if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(AppError::PayloadTooLarge(MAX_BODY_BYTES));
+            return Err(AppError::PayloadTooLarge);
         }
         body.extend_from_slice(&chunk);
     }

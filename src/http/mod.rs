@@ -17,7 +17,7 @@ use actix_web::http::header;
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{web, HttpResponse};
 
-use crate::error::AppError;
+use crate::error::{AppError, ErrorBody};
 
 /// Mounts every route, with extractor errors turned into the API's JSON errors.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -58,18 +58,14 @@ fn to_json_error<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerRe
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let status = res.status();
-    let code = match status.as_u16() {
-        400 => "invalid_request",
-        401 => "unauthorized",
-        404 => "not_found",
-        405 => "method_not_allowed",
-        413 => "payload_too_large",
-        415 => "unsupported_media_type",
-        s if s >= 500 => "internal_error",
-        _ => "error",
+    let body = match AppError::from_status(status) {
+        Some(error) => error.body(),
+        None => {
+            let reason = status.canonical_reason().unwrap_or("error");
+            let body = ErrorBody::new(&reason.to_lowercase().replace(' ', "_"), reason);
+            serde_json::to_string(&body).unwrap_or_default()
+        }
     };
-    let message = status.canonical_reason().unwrap_or("error").to_owned();
-    let body = serde_json::json!({"error": {"code": code, "message": message}}).to_string();
     let (req, _) = res.into_parts();
     let response = HttpResponse::build(status)
         .content_type("application/json")

@@ -10,13 +10,13 @@ use actix_web::http::StatusCode;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-use serde_json::json;
 
 use super::book::{Book, BookEvent};
 use super::faults::{Dice, Faults, FaultsUpdate, RestFault};
 use super::market::Market;
 use super::push::{spawn_delivery, Webhook};
 use crate::config::{DuplicatePlacement, SimArgs};
+use crate::error::ErrorBody;
 use crate::exchange::wire::{PlaceAck, PlaceOrder, PushEvent};
 
 struct SimState {
@@ -128,7 +128,7 @@ pub fn start(args: &SimArgs, embedded: bool) -> std::io::Result<SimHandle> {
                 web::JsonConfig::default()
                     .limit(64 * 1024)
                     .error_handler(|e, _| {
-                        let body = error_body("invalid_request", &e.to_string());
+                        let body = ErrorBody::new("invalid_request", &e.to_string());
                         actix_web::error::InternalError::from_response(
                             e,
                             HttpResponse::BadRequest().json(body),
@@ -202,15 +202,10 @@ fn lost_response() -> HttpResponse {
     HttpResponse::Ok().streaming(cut)
 }
 
-/// The error shape of contract section 2, which the simulator shares.
-fn error_body(code: &str, message: &str) -> serde_json::Value {
-    json!({"error": {"code": code, "message": message}})
-}
-
 fn unavailable() -> HttpResponse {
     HttpResponse::ServiceUnavailable()
         .insert_header(("Retry-After", "1"))
-        .json(error_body("unavailable", "injected fault: try again"))
+        .json(ErrorBody::new("unavailable", "injected fault: try again"))
 }
 
 /// Runs `work` unless the dice say 503; loses its answer when they say so.
@@ -241,7 +236,7 @@ async fn place(shared: web::Data<Shared>, request: web::Json<PlaceOrder>) -> Htt
     with_rest_faults(&shared, |s| {
         let placed = s.book.place(request, &s.market);
         if !placed.created && s.faults.duplicate_placement == DuplicatePlacement::Conflict {
-            let conflict = error_body(
+            let conflict = ErrorBody::new(
                 "duplicate_client_order_id",
                 "an order with this client_order_id exists",
             );
@@ -265,7 +260,7 @@ async fn get(shared: web::Data<Shared>, cid: web::Path<String>) -> HttpResponse 
     with_rest_faults(&shared, |s| {
         let response = match s.book.get(&cid) {
             Some(order) => HttpResponse::Ok().json(order),
-            None => HttpResponse::NotFound().json(error_body(
+            None => HttpResponse::NotFound().json(ErrorBody::new(
                 "not_found",
                 "no order with this client_order_id",
             )),
@@ -299,6 +294,8 @@ async fn put_faults(shared: web::Data<Shared>, update: web::Json<FaultsUpdate>) 
     let mut s = shared.lock();
     match s.faults.apply(&update) {
         Ok(()) => HttpResponse::Ok().json(s.faults),
-        Err(message) => HttpResponse::BadRequest().json(error_body("invalid_request", &message)),
+        Err(message) => {
+            HttpResponse::BadRequest().json(ErrorBody::new("invalid_request", &message))
+        }
     }
 }
