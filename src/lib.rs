@@ -1,16 +1,31 @@
 //! orderkeeper: an equity order engine that never charges twice and never loses an order.
 //!
 //! # Layout
-//! - [`domain`]: money, ids, and the order state machine (one transition table). No I/O.
-//! - [`db`]: the SQLite pool, the schema, and queries per table group.
-//! - [`ledger`]: balances as the sum of uniquely keyed entries.
-//! - [`orders`]: atomic phases that change an order (submit, cancel), and its JSON views.
+//! - [`domain`]: money, ids, symbols, a new order, and the order's life (one transition table). No I/O.
+//! - [`db`]: the SQLite pool, the schema, how domain types are stored, and queries per table group.
+//! - [`idempotency`]: the key, the in-flight claim, and the one replay check.
+//! - [`orders`]: atomic phases that change an order (submit, cancel, the actor's phases), parsing
+//!   and pricing a new order, and its JSON views.
 //! - [`engine`]: one supervised actor per open order, its steps, and recovery after a restart.
 //! - [`exchange`]: the client for the venue, its price cache, and the fault-injecting simulator.
 //! - [`feed`]: the outbox relay, the event hub, and the WebSocket sessions of the live feed.
-//! - [`http`]: the API handlers; [`error`] maps every failure to one JSON shape.
-//! - [`metrics`]: the Prometheus figures behind `GET /metrics`.
+//! - [`http`]: the API handlers; [`error`] maps every failure to one JSON shape; [`app`] is what
+//!   they share.
+//! - [`metrics`]: the Prometheus figures behind `GET /metrics`; [`fault_points`]: the crash
+//!   matrix's named points.
 //! - [`config`], [`telemetry`], [`startup`]: the command line, logging, and wiring it all up.
+//!
+//! # Flows
+//! | flow | path |
+//! |---|---|
+//! | submit | `http::orders` → `orders::request` (parsed once into a [`domain::NewOrder`]) → [`idempotency`] → `orders::pricing` → `Engine::submit` → `orders::submit` (one transaction) → the order's actor |
+//! | place | `engine::order_actor` → `engine::steps::on_state` → `orders::lifecycle::record_status` → `ExchangeClient::place` → `record_status` / `record_end` |
+//! | fill by push | `http::exchange_events` → `db::exchange_events::store` → `Engine::deliver` → `steps::on_push` → `lifecycle::record_fill` → `orders::phase::write_action` |
+//! | fill by poll | the actor's poll timer → `steps::check_with_exchange` → `steps::reconcile` → `record_fill`, `record_end` |
+//! | cancel | `http::orders` → `Engine::cancel` → `orders::cancel::request` (202) → `steps::on_state` → `ExchangeClient::cancel` → `record_end` (release) |
+//! | recover | `startup` → `Engine::recover`, `Engine::adopt_orphans` → each actor's first step |
+//! | outbox | `phase::write_action` → `db::outbox::append` (same transaction) → `feed::relay` → `feed::hub` |
+//! | feed | `http::stream` → `feed::session`: replay from `db::outbox::since`, then live |
 
 #[macro_use]
 mod macros;

@@ -1,13 +1,7 @@
 use actix_web::http::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::helpers::*;
-
-fn cents(text: &Value) -> i64 {
-    let text = text.as_str().expect("a money string");
-    let (whole, frac) = text.split_once('.').expect("two decimals");
-    whole.parse::<i64>().unwrap() * 100 + frac.parse::<i64>().unwrap()
-}
 
 /// Checks that cash and every position add up to `cash` and `shares`, and that the stored balances
 /// equal the sum of the ledger's entries.

@@ -10,6 +10,8 @@ use orderkeeper::db::{self, schema, DbPool};
 use orderkeeper::startup::Application;
 use serde_json::{json, Value};
 
+pub use crate::shared::{cents, client};
+
 pub const ADMIN_TOKEN: &str = "test-admin-token";
 pub const EXCHANGE_SECRET: &str = "test-exchange-secret";
 
@@ -128,12 +130,6 @@ pub fn spawn_slow_exchange(delay: Duration) -> String {
     .run();
     actix_web::rt::spawn(server);
     format!("http://127.0.0.1:{port}")
-}
-
-pub fn client() -> awc::Client {
-    awc::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .finish()
 }
 
 async fn finish<S>(response: Result<awc::ClientResponse<S>, awc::error::SendRequestError>) -> Answer

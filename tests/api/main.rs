@@ -14,6 +14,8 @@ mod hostile;
 mod idempotency;
 mod money_holes;
 mod ops;
+#[path = "../common/shared.rs"]
+mod shared;
 mod validation;
 #[path = "../common/venue.rs"]
 mod venue;

@@ -11,6 +11,8 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
 use serde_json::Value;
 
+use crate::shared::cents;
+
 /// What an account opened with: cash in cents and shares per symbol.
 #[derive(Debug, Clone)]
 pub struct Opening {
@@ -70,12 +72,6 @@ struct Seq {
     order_id: String,
     #[diesel(sql_type = BigInt)]
     seq: i64,
-}
-
-fn cents(text: &Value) -> i64 {
-    let text = text.as_str().unwrap_or("0");
-    let (whole, frac) = text.split_once('.').unwrap_or((text, "0"));
-    whole.parse::<i64>().unwrap_or(0) * 100 + format!("{frac:0<2}")[..2].parse::<i64>().unwrap_or(0)
 }
 
 /// (fill id, qty, price in cents), sorted.

@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub use crate::shared::client;
+
 const BIN: &str = env!("CARGO_BIN_EXE_orderkeeper");
 const SECRET: &str = "crash-test-secret";
 const ADMIN: &str = "crash-test-admin";
@@ -16,12 +18,6 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
-}
-
-pub fn client() -> awc::Client {
-    awc::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .finish()
 }
 
 async fn wait_until_up(url: &str) {

@@ -7,6 +7,8 @@ use orderkeeper::config::{FaultArgs, SimArgs};
 use orderkeeper::exchange::sim;
 use serde_json::Value;
 
+pub use crate::shared::client;
+
 pub const SECRET: &str = "sim-test-secret";
 
 /// A push as the receiver saw it: the signature header and the raw body.
@@ -85,12 +87,6 @@ pub fn spawn_sim(faults: FaultArgs, webhook: Option<&str>, seed: u64) -> String 
     let url = format!("http://127.0.0.1:{}", sim.port);
     actix_web::rt::spawn(sim.server);
     url
-}
-
-pub fn client() -> awc::Client {
-    awc::Client::builder()
-        .timeout(Duration::from_secs(10))
-        .finish()
 }
 
 pub async fn get_json(url: &str) -> (u16, Value) {

@@ -2,4 +2,6 @@
 
 mod client;
 mod helpers;
+#[path = "../common/shared.rs"]
+mod shared;
 mod simulator;
