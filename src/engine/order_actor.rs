@@ -4,7 +4,7 @@
 //! row, so a step that panics every time does not spin.
 
 use std::panic::AssertUnwindSafe;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use futures_util::FutureExt;
@@ -24,6 +24,8 @@ pub struct OrderActor {
     order: OrderId,
     /// Restarts since the last step that ended without a panic.
     restarts: u32,
+    /// After a restart, no step runs before this: whatever asks (a poll, a push) waits.
+    resume_at: Option<Instant>,
     /// Failed steps in a row.
     failures: u32,
 }
@@ -40,6 +42,7 @@ impl OrderActor {
             engine,
             order,
             restarts: 0,
+            resume_at: None,
             failures: 0,
         }
     }
@@ -68,6 +71,7 @@ impl OrderActor {
         match outcome {
             Ok(Ok(progress)) => {
                 self.restarts = 0;
+                self.resume_at = None;
                 self.failures = 0;
                 self.engine.step_completed(self.order);
                 if progress == Progress::Terminal {
@@ -93,11 +97,10 @@ impl Actor for OrderActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        if self.restarts == 0 {
-            ctx.notify(Drive(Reason::Recover));
-        } else {
-            ctx.notify_later(Drive(Reason::Recover), backoff(self.restarts));
+        if self.restarts > 0 {
+            self.resume_at = Some(Instant::now() + backoff(self.restarts));
         }
+        ctx.notify(Drive(Reason::Recover));
         self.schedule_poll(ctx);
     }
 }
@@ -113,7 +116,14 @@ impl Supervised for OrderActor {
 impl Handler<Drive> for OrderActor {
     type Result = AtomicResponse<Self, ()>;
 
-    fn handle(&mut self, Drive(reason): Drive, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, Drive(reason): Drive, ctx: &mut Context<Self>) -> Self::Result {
+        if let Some(wait) = self
+            .resume_at
+            .and_then(|t| t.checked_duration_since(Instant::now()))
+        {
+            ctx.notify_later(Drive(reason), wait);
+            return AtomicResponse::new(Box::pin(actix::fut::ready(())));
+        }
         let step = steps::drive(self.engine.clone(), self.order, reason);
         let guarded = AssertUnwindSafe(step).catch_unwind();
         AtomicResponse::new(Box::pin(guarded.into_actor(self).map(
