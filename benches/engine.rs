@@ -1,26 +1,40 @@
-//! Load and recovery figures for the real binary: `cargo bench`. Prints a table; nothing is
-//! asserted here (tests assert behaviour, this measures speed).
+//! The benchmark harness: the release binary under load, as a user would load it. It prints
+//! figures, each next to a reference measured in the same run (this machine is noisy); nothing is
+//! asserted here.
 //!
-//! - submit: new orders through `POST /v1/orders` (one SQLite transaction each, fsynced), with
-//!   16 clients at once;
-//! - replay: the same requests again, answered from the stored idempotency keys;
-//! - feed: a WebSocket client replaying every event of the account from seq 1;
-//! - recovery: SIGKILL with every order open, restart, time until `/readyz` answers 200.
+//! `cargo bench` runs every part; `cargo bench -- submit fills` runs the named ones.
+//!
+//! - submit: durable `POST /v1/orders` at 64 connections with unique keys, next to `/healthz` at
+//!   the same concurrency;
+//! - fills: signed push fills, half of them duplicates, next to the same number of `/healthz`;
+//! - rehydration: 10k and 100k open orders, really created, then SIGKILL and restart: time to
+//!   `/readyz` and RSS per open order;
+//! - fanout: events per second delivered to 1,000 WebSocket sessions.
 
 #[path = "../tests/common/feed_client.rs"]
 mod feed_client;
 
 use std::net::TcpListener;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_orderkeeper");
-const ORDERS: usize = 2000;
-const CLIENTS: usize = 16;
+/// The binary under test: this build's, or another one's (`ORDERKEEPER_BENCH_BIN`) to compare.
+fn bin() -> String {
+    std::env::var("ORDERKEEPER_BENCH_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_orderkeeper").to_owned())
+}
 const ADMIN: &str = "bench-admin";
+const SECRET: &str = "bench-secret";
+const CONNECTIONS: usize = 64;
+/// Client threads: the load comes from this many actix systems, each with its share of the
+/// connections.
+const CLIENT_THREADS: usize = 2;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -29,36 +43,70 @@ fn free_port() -> u16 {
         .expect("a port")
 }
 
-fn start(dir: &std::path::Path, port: u16, sim_port: u16) -> Child {
-    Command::new(BIN)
+fn client() -> awc::Client {
+    awc::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .finish()
+}
+
+/// A separate simulator process (it outlives engine restarts), slow to match so that resting
+/// orders stay resting.
+fn start_sim(engine_port: u16) -> Child {
+    Command::new(bin())
         .args([
-            "serve",
+            "exchange-sim",
             "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--exchange-listen",
-            &format!("127.0.0.1:{sim_port}"),
+            &format!("127.0.0.1:{}", engine_port + 1),
         ])
+        .args([
+            "--webhook-url",
+            &format!("http://127.0.0.1:{engine_port}/v1/exchange/events"),
+        ])
+        .args([
+            "--webhook-secret",
+            SECRET,
+            "--seed",
+            "1",
+            "--fill-interval-ms",
+            "1000",
+        ])
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("the simulator starts")
+}
+
+fn start_engine(dir: &Path, port: u16, extra: &[&str]) -> Child {
+    Command::new(bin())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .args([
             "--database-url",
             &format!("sqlite://{}", dir.join("bench.db").display()),
         ])
+        .args(["--exchange", &format!("http://127.0.0.1:{}", port + 1)])
         .args([
+            "--exchange-secret",
+            SECRET,
             "--admin-token",
             ADMIN,
             "--no-demo",
-            "--poll-interval-ms",
-            "10000",
         ])
+        .args(["--poll-interval-ms", "30000"])
+        .args(extra)
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())
         .spawn()
         .expect("the engine starts")
 }
 
-fn client() -> awc::Client {
-    awc::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .finish()
+/// Two free ports in a row: the engine's and its simulator's.
+fn port_pair() -> u16 {
+    loop {
+        let port = free_port();
+        if TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
 }
 
 async fn until_ready(base: &str) -> Duration {
@@ -73,110 +121,387 @@ async fn until_ready(base: &str) -> Duration {
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+async fn new_account(base: &str, positions: Value) -> String {
+    let mut created = client()
+        .post(format!("{base}/v1/admin/accounts"))
+        .insert_header(("Authorization", format!("Bearer {ADMIN}")))
+        .send_json(&json!({"name": "bench", "cash": "100000000000.00", "positions": positions}))
+        .await
+        .expect("account");
+    let account: Value = created.json().await.expect("account JSON");
+    account["token"].as_str().expect("token").to_owned()
 }
 
-/// Sends every order once, `CLIENTS` at a time; returns each request's latency and the wall time.
-async fn submit_all(
-    base: &str,
-    token: &str,
-    bodies: &[(String, Value)],
-) -> (Vec<Duration>, Duration) {
+/// One request of a load: method, path, headers, body.
+#[derive(Clone)]
+struct Request {
+    post: bool,
+    path: String,
+    headers: Vec<(&'static str, String)>,
+    body: String,
+}
+
+/// Latencies of every request, and the wall time of the whole load.
+struct Load {
+    latencies: Vec<Duration>,
+    wall: Duration,
+}
+
+impl Load {
+    fn per_second(&self) -> f64 {
+        self.latencies.len() as f64 / self.wall.as_secs_f64()
+    }
+
+    fn percentile(&self, p: f64) -> f64 {
+        let i = ((self.latencies.len() - 1) as f64 * p).round() as usize;
+        self.latencies[i].as_secs_f64() * 1e3
+    }
+
+    fn line(&self, name: &str) -> String {
+        format!(
+            "{name:<34} {:>8} requests {:>9.0} /s   p50 {:>7.2} ms   p99 {:>7.2} ms",
+            self.latencies.len(),
+            self.per_second(),
+            self.percentile(0.50),
+            self.percentile(0.99)
+        )
+    }
+}
+
+/// Sends every request once over `CONNECTIONS` keep-alive connections spread over
+/// `CLIENT_THREADS` threads; each must answer 2xx.
+fn run_load(base: &str, requests: Vec<Request>) -> Load {
+    let requests = Arc::new(requests);
+    let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
-    let lanes = (0..CLIENTS).map(|lane| async move {
-        let client = client();
-        let mut latencies = Vec::new();
-        for (key, body) in bodies.iter().skip(lane).step_by(CLIENTS) {
-            let sent = Instant::now();
-            let mut response = client
-                .post(format!("{base}/v1/orders"))
-                .insert_header(("Authorization", format!("Bearer {token}")))
-                .insert_header(("Idempotency-Key", key.as_str()))
-                .send_json(body)
-                .await
-                .expect("answered");
-            let _ = response.body().await;
-            assert!(
-                response.status().is_success(),
-                "{key}: {}",
-                response.status()
-            );
-            latencies.push(sent.elapsed());
-        }
-        latencies
-    });
-    let mut latencies: Vec<Duration> = join_all(lanes).await.into_iter().flatten().collect();
+    let threads: Vec<_> = (0..CLIENT_THREADS)
+        .map(|_| {
+            let (requests, next, base) = (requests.clone(), next.clone(), base.to_owned());
+            std::thread::spawn(move || {
+                actix_web::rt::System::new().block_on(async move {
+                    let client = client();
+                    let lanes = (0..CONNECTIONS / CLIENT_THREADS).map(|_| {
+                        let (client, requests, next, base) =
+                            (client.clone(), requests.clone(), next.clone(), base.clone());
+                        async move {
+                            let mut latencies = Vec::new();
+                            loop {
+                                let i = next.fetch_add(1, Ordering::Relaxed);
+                                let Some(r) = requests.get(i) else { break };
+                                let url = format!("{base}{}", r.path);
+                                let mut request = if r.post {
+                                    client.post(url)
+                                } else {
+                                    client.get(url)
+                                };
+                                for (name, value) in &r.headers {
+                                    request = request.insert_header((*name, value.as_str()));
+                                }
+                                let sent = Instant::now();
+                                let mut response = if r.post {
+                                    request.send_body(r.body.clone()).await
+                                } else {
+                                    request.send().await
+                                }
+                                .expect("answered");
+                                let _ = response.body().limit(1 << 20).await;
+                                assert!(
+                                    response.status().is_success(),
+                                    "{}: {}",
+                                    r.path,
+                                    response.status()
+                                );
+                                latencies.push(sent.elapsed());
+                            }
+                            latencies
+                        }
+                    });
+                    join_all(lanes)
+                        .await
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                })
+            })
+        })
+        .collect();
+    let mut latencies: Vec<Duration> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("a client thread"))
+        .collect();
+    let wall = started.elapsed();
     latencies.sort();
-    (latencies, started.elapsed())
+    Load { latencies, wall }
 }
 
-fn report(name: &str, latencies: &[Duration], wall: Duration) {
+fn healthz(n: usize) -> Vec<Request> {
+    let request = Request {
+        post: false,
+        path: "/healthz".into(),
+        headers: Vec::new(),
+        body: String::new(),
+    };
+    vec![request; n]
+}
+
+fn order(token: &str, key: String, body: &Value) -> Request {
+    Request {
+        post: true,
+        path: "/v1/orders".into(),
+        headers: vec![
+            ("Authorization", format!("Bearer {token}")),
+            ("Content-Type", "application/json".into()),
+            ("Idempotency-Key", key),
+        ],
+        body: body.to_string(),
+    }
+}
+
+/// Limit buys far below the market: they rest on the exchange, so each costs a placement and an
+/// acknowledgement but no fills.
+fn resting(token: &str, prefix: &str, n: usize) -> Vec<Request> {
+    let body = json!({"symbol": "INFY", "side": "buy", "type": "limit", "qty": 100, "limit_price": "100.00"});
+    (0..n)
+        .map(|i| order(token, format!("{prefix}-{i}"), &body))
+        .collect()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+struct Bench {
+    base: String,
+    port: u16,
+    dir: tempfile::TempDir,
+    sim: Child,
+    engine: Child,
+}
+
+impl Bench {
+    async fn start(extra: &[&str]) -> Bench {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = port_pair();
+        let sim = start_sim(port);
+        let engine = start_engine(dir.path(), port, extra);
+        let base = format!("http://127.0.0.1:{port}");
+        until_ready(&base).await;
+        Bench {
+            base,
+            port,
+            dir,
+            sim,
+            engine,
+        }
+    }
+}
+
+impl Drop for Bench {
+    fn drop(&mut self) {
+        for child in [&mut self.engine, &mut self.sim] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+async fn bench_submit() {
+    let bench = Bench::start(&[]).await;
+    let token = new_account(&bench.base, json!({})).await;
+    run_load(&bench.base, resting(&token, "warm", 2_000));
+    let health = run_load(&bench.base, healthz(100_000));
+    let submit = run_load(&bench.base, resting(&token, "load", 40_000));
+    let health_after = run_load(&bench.base, healthz(100_000));
+    println!("{}", submit.line("durable submit (64 connections)"));
+    println!("{}", health.line("/healthz before (64 connections)"));
+    println!("{}", health_after.line("/healthz after (64 connections)"));
     println!(
-        "{name:<10} {:>6} requests  {:>8.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms",
-        latencies.len(),
-        latencies.len() as f64 / wall.as_secs_f64(),
-        percentile(latencies, 0.50).as_secs_f64() * 1e3,
-        percentile(latencies, 0.99).as_secs_f64() * 1e3,
+        "{:<34} {:.3} of /healthz",
+        "submit / healthz",
+        submit.per_second() / ((health.per_second() + health_after.per_second()) / 2.0)
+    );
+}
+
+async fn bench_fills() {
+    let bench = Bench::start(&[]).await;
+    let token = new_account(&bench.base, json!({})).await;
+    const ORDERS: usize = 1_000;
+    const FILLS: usize = 20_000;
+    run_load(&bench.base, resting(&token, "rest", ORDERS));
+    // Each order rests with 100 shares; its client order id comes from the order list.
+    let mut answer = client()
+        .get(format!("{}/v1/orders?status=open&limit=1000", bench.base))
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .send()
+        .await
+        .expect("orders");
+    let orders: Vec<Value> = answer.json().limit(1 << 24).await.expect("JSON");
+    let cids: Vec<String> = orders
+        .iter()
+        .map(|o| {
+            o["client_order_id"]
+                .as_str()
+                .expect("a client order id")
+                .to_owned()
+        })
+        .collect();
+    let push = |i: usize| {
+        let cid = &cids[i % cids.len()];
+        let body = json!({"event_id": format!("B{i}"), "type": "fill", "client_order_id": cid, "exchange_order_id": "X",
+            "fill": {"fill_id": format!("BF{i}"), "qty": 1, "price": "99.00", "ts": "2026-11-24T00:00:00Z"}})
+        .to_string();
+        Request {
+            post: true,
+            path: "/v1/exchange/events".into(),
+            headers: vec![
+                ("Content-Type", "application/json".into()),
+                (
+                    "X-Signature",
+                    orderkeeper::exchange::signature::sign(SECRET, body.as_bytes()),
+                ),
+            ],
+            body,
+        }
+    };
+    // Every fill twice, the copy a little later: half the pushes are duplicates.
+    let mut requests = Vec::new();
+    for i in 0..FILLS {
+        requests.push(push(i));
+        if i >= 64 {
+            requests.push(push(i - 64));
+        }
+    }
+    for i in FILLS - 64..FILLS {
+        requests.push(push(i));
+    }
+    let health = run_load(&bench.base, healthz(requests.len()));
+    let fills = run_load(&bench.base, requests);
+    // Wait until every fill is recorded, so the rate counts recorded fills, not queued ones.
+    let recorded_by = Instant::now();
+    loop {
+        let text = client()
+            .get(format!("{}/metrics", bench.base))
+            .send()
+            .await
+            .expect("metrics")
+            .body()
+            .await
+            .expect("text");
+        let text = String::from_utf8_lossy(&text);
+        let recorded: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("orderkeeper_fills_recorded_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        if recorded as usize >= FILLS || recorded_by.elapsed() > Duration::from_secs(120) {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    let settled = fills.wall + recorded_by.elapsed();
+    println!("{}", fills.line("push (half duplicates)"));
+    println!(
+        "{:<34} {FILLS:>8} fills    {:>9.0} /s   (every fill recorded and settled)",
+        "push fills recorded",
+        FILLS as f64 / settled.as_secs_f64()
+    );
+    println!("{}", health.line("/healthz (64 connections)"));
+}
+
+async fn bench_rehydration(open: usize) {
+    let mut bench = Bench::start(&["--max-concurrent-steps", "64"]).await;
+    let baseline = rss_kib(bench.engine.id());
+    let token = new_account(&bench.base, json!({})).await;
+    let created = run_load(&bench.base, resting(&token, "open", open));
+    // Let every placement be acknowledged before the kill.
+    actix_web::rt::time::sleep(Duration::from_secs(3)).await;
+    let _ = bench.engine.kill();
+    let _ = bench.engine.wait();
+    let restarted = Instant::now();
+    bench.engine = start_engine(
+        bench.dir.path(),
+        bench.port,
+        &["--max-concurrent-steps", "64"],
+    );
+    until_ready(&bench.base).await;
+    let ready = restarted.elapsed();
+    let rss = rss_kib(bench.engine.id());
+    println!("{}", created.line(&format!("creating {open} open orders")));
+    println!(
+        "{:<34} {open:>8} orders   ready in {:>7.0} ms   RSS {:>6} MiB, {:.2} KiB per open order (idle engine {} MiB)",
+        format!("rehydration of {open}"),
+        ready.as_secs_f64() * 1e3,
+        rss / 1024,
+        (rss.saturating_sub(baseline)) as f64 / open as f64,
+        baseline / 1024
+    );
+}
+
+async fn bench_fanout() {
+    const SESSIONS: usize = 1_000;
+    const ORDERS: usize = 300;
+    let bench = Bench::start(&[]).await;
+    let token = new_account(&bench.base, json!({})).await;
+    let mut sockets = Vec::new();
+    for _ in 0..SESSIONS {
+        let mut socket = feed_client::connect(&bench.base).await;
+        feed_client::auth(&mut socket, &token, None).await;
+        sockets.push(socket);
+    }
+    actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    // Each order makes two events (created, accepted) for every session of the account.
+    let expected = ORDERS * 2;
+    let started = Instant::now();
+    let base = bench.base.clone();
+    let token_for_load = token.clone();
+    let load = std::thread::spawn(move || run_load(&base, resting(&token_for_load, "fan", ORDERS)));
+    let readers = sockets.into_iter().map(|mut socket| async move {
+        let mut seen = 0;
+        while seen < expected {
+            match feed_client::next(&mut socket, Duration::from_secs(30)).await {
+                feed_client::Next::Event(..) => seen += 1,
+                _ => break,
+            }
+        }
+        seen
+    });
+    let delivered: usize = join_all(readers).await.into_iter().sum();
+    let wall = started.elapsed();
+    let _ = load.join();
+    println!(
+        "{:<34} {delivered:>8} events   {:>9.0} /s   to {SESSIONS} sessions ({expected} events each, {:.1} s)",
+        "feed fan-out",
+        delivered as f64 / wall.as_secs_f64(),
+        wall.as_secs_f64()
     );
 }
 
 #[actix_web::main]
 async fn main() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let (port, sim_port) = (free_port(), free_port());
-    let base = format!("http://127.0.0.1:{port}");
-    let mut engine = start(dir.path(), port, sim_port);
-    until_ready(&base).await;
-
-    let mut created = client()
-        .post(format!("{base}/v1/admin/accounts"))
-        .insert_header(("Authorization", format!("Bearer {ADMIN}")))
-        .send_json(&json!({"name": "bench", "cash": "100000000.00"}))
-        .await
-        .expect("account");
-    let account: Value = created.json().await.expect("account JSON");
-    let token = account["token"].as_str().expect("token").to_owned();
-
-    // Limits far below the market: every order stays open, so recovery has them all to pick up.
-    let bodies: Vec<(String, Value)> = (0..ORDERS)
-        .map(|i| (format!("bench-{i}"), json!({"symbol": "INFY", "side": "buy", "type": "limit", "qty": 1, "limit_price": "10.00"})))
+    let wanted: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
         .collect();
-
-    println!(
-        "orderkeeper bench: {ORDERS} orders, {CLIENTS} concurrent clients, SQLite synchronous=FULL"
-    );
-    let (latencies, wall) = submit_all(&base, &token, &bodies).await;
-    report("submit", &latencies, wall);
-    let (latencies, wall) = submit_all(&base, &token, &bodies).await;
-    report("replay", &latencies, wall);
-
-    // Let the actors place everything, so each order has created + accepted events.
-    actix_web::rt::time::sleep(Duration::from_secs(3)).await;
-    let mut feed = feed_client::connect(&base).await;
-    let started = Instant::now();
-    feed_client::auth(&mut feed, &token, Some(0)).await;
-    let mut events = 0;
-    while let feed_client::Next::Event(..) =
-        feed_client::next(&mut feed, Duration::from_millis(500)).await
-    {
-        events += 1;
+    let runs = |name: &str| wanted.is_empty() || wanted.iter().any(|w| w == name);
+    println!("orderkeeper bench: the release binary, SQLite synchronous=FULL, {CONNECTIONS} connections from {CLIENT_THREADS} client threads");
+    if runs("submit") {
+        bench_submit().await;
     }
-    let wall = started.elapsed().saturating_sub(Duration::from_millis(500));
-    println!(
-        "feed       {events:>6} events    {:>8.0} events/s (replay from seq 1)",
-        events as f64 / wall.as_secs_f64()
-    );
-
-    let _ = engine.kill();
-    let _ = engine.wait();
-    let restarted = Instant::now();
-    let mut engine = start(dir.path(), port, free_port());
-    until_ready(&base).await;
-    println!(
-        "recovery   {ORDERS:>6} open orders  ready in {:.0} ms after SIGKILL and restart",
-        restarted.elapsed().as_secs_f64() * 1e3
-    );
-    let _ = engine.kill();
-    let _ = engine.wait();
+    if runs("fills") {
+        bench_fills().await;
+    }
+    if runs("rehydration") {
+        bench_rehydration(10_000).await;
+        bench_rehydration(100_000).await;
+    }
+    if runs("fanout") {
+        bench_fanout().await;
+    }
 }

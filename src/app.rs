@@ -2,14 +2,19 @@
 
 use actix::Addr;
 
-use crate::db::DbPool;
+use crate::auth::Authenticator;
+use crate::db::{DbPool, Writer};
 use crate::engine::Engine;
 use crate::exchange::PriceCache;
 use crate::feed::{Hub, Relay};
 use crate::idempotency::InFlight;
 
 pub struct AppState {
+    /// For reads.
     pub pool: DbPool,
+    pub auth: Authenticator,
+    /// For every atomic phase.
+    pub writer: Writer,
     pub engine: Engine,
     pub hub: Addr<Hub>,
     pub relay: Relay,

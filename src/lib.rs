@@ -31,6 +31,7 @@
 mod macros;
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod domain;

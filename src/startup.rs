@@ -9,8 +9,9 @@ use actix_web::{web, App, HttpServer};
 use rand::RngExt;
 
 use crate::app::AppState;
+use crate::auth::Authenticator;
 use crate::config::{FaultArgs, ServeArgs, SimArgs};
-use crate::db::{self, accounts, idempotency, now_micros, DbPool};
+use crate::db::{self, accounts, idempotency, now_micros, Writer};
 use crate::domain::Cents;
 use crate::engine::{Engine, EngineSettings};
 use crate::error::AppError;
@@ -53,6 +54,7 @@ fn random_token() -> String {
 impl Application {
     pub async fn build(args: ServeArgs) -> Result<Self, StartupError> {
         let pool = db::connect(&args.database_url, 8)?;
+        let writer = db::open_writer(&args.database_url)?;
         let listener = TcpListener::bind(&args.listen)?;
         let port = listener.local_addr()?.port();
         let (sim, exchange_url, exchange_secret) = start_exchange(&args, port)?;
@@ -64,9 +66,10 @@ impl Application {
             orphan_sweep_interval: Duration::from_millis(args.orphan_sweep_ms.max(10)),
         };
         let hub = Hub::default().start();
-        let relay = Relay::start(pool.clone(), hub.clone());
+        let relay = Relay::start(pool.clone(), writer.clone(), hub.clone());
         let engine = Engine::new(
             pool.clone(),
+            writer.clone(),
             Arc::clone(&exchange),
             engine_settings,
             relay.clone(),
@@ -79,13 +82,15 @@ impl Application {
         let demo_token = if args.no_demo {
             None
         } else {
-            create_demo_account(&pool).await?
+            create_demo_account(&writer).await?
         };
         if let Some(token) = &demo_token {
             println!("demo account token: {token}");
         }
         let state = web::Data::new(AppState {
             pool: pool.clone(),
+            auth: Authenticator::new(pool.clone()),
+            writer: writer.clone(),
             engine: engine.clone(),
             hub,
             relay,
@@ -97,7 +102,7 @@ impl Application {
             idempotency_ttl_micros: i64::try_from(args.idempotency_ttl.saturating_mul(1_000_000))
                 .unwrap_or(i64::MAX),
         });
-        spawn_idempotency_reaper(pool);
+        spawn_idempotency_reaper(writer);
 
         let server_state = state.clone();
         let server = HttpServer::new(move || {
@@ -217,31 +222,32 @@ fn spawn_recovery(state: web::Data<AppState>) {
 }
 
 /// On an empty database, a demo account with cash and some of every listed share.
-async fn create_demo_account(pool: &DbPool) -> Result<Option<String>, AppError> {
-    db::run(pool, |conn| {
-        if accounts::count(conn)? > 0 {
-            return Ok(None);
-        }
-        let positions = sim::market::LISTINGS
-            .iter()
-            .map(|(s, _)| ((*s).to_owned(), 100))
-            .collect();
-        let created = accounts::create_demo(conn, Cents(100_000_000), &positions, now_micros())?;
-        Ok(Some(created.token))
-    })
-    .await
+async fn create_demo_account(writer: &Writer) -> Result<Option<String>, AppError> {
+    writer
+        .run(|conn| {
+            if accounts::count(conn)? > 0 {
+                return Ok(None);
+            }
+            let positions = sim::market::LISTINGS
+                .iter()
+                .map(|(s, _)| ((*s).to_owned(), 100))
+                .collect();
+            let created =
+                accounts::create_demo(conn, Cents(100_000_000), &positions, now_micros())?;
+            Ok(Some(created.token))
+        })
+        .await
 }
 
 /// Deletes expired idempotency keys once a minute.
-fn spawn_idempotency_reaper(pool: DbPool) {
+fn spawn_idempotency_reaper(writer: Writer) {
     actix_web::rt::spawn(async move {
         let mut ticker = tokio::time::interval(Duration::from_secs(60));
         loop {
             ticker.tick().await;
-            match db::run(&pool, |conn| {
-                idempotency::delete_expired(conn, now_micros())
-            })
-            .await
+            match writer
+                .run(|conn| idempotency::delete_expired(conn, now_micros()))
+                .await
             {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deleted = n, "expired idempotency keys reaped"),

@@ -31,7 +31,8 @@ pub fn secrets_match(given: &str, expected: &str) -> bool {
         .into()
 }
 
-/// Creates an account with its opening cash and positions, each booked as a ledger entry.
+/// Creates an account with its opening cash and positions, each booked as a ledger entry (inside
+/// the caller's transaction).
 pub fn create(
     conn: &mut SqliteConnection,
     name: &str,
@@ -43,34 +44,31 @@ pub fn create(
     let secret: [u8; 32] = rand::rng().random();
     let secret = hex::encode(secret);
     let token = format!("{}.{secret}", id.0.simple());
-    conn.immediate_transaction(|conn| {
-        diesel::insert_into(accounts::table)
-            .values((
-                accounts::id.eq(id),
-                accounts::name.eq(name),
-                accounts::token_hash.eq(sha256_hex(secret.as_bytes())),
-                accounts::next_event_seq.eq(1_i64),
-                accounts::created_at.eq(now),
-            ))
-            .execute(conn)?;
-        let opening =
-            std::iter::once((CASH, cash.0)).chain(positions.iter().map(|(s, q)| (s.as_str(), *q)));
-        for (asset, amount) in opening {
-            ledger::apply(
-                conn,
-                &LedgerEntry {
-                    key: format!("account:{id}:open:{asset}"),
-                    account: id,
-                    asset,
-                    order: None,
-                    available_delta: amount,
-                    reserved_delta: 0,
-                },
-                now,
-            )?;
-        }
-        Ok::<_, AppError>(())
-    })?;
+    diesel::insert_into(accounts::table)
+        .values((
+            accounts::id.eq(id),
+            accounts::name.eq(name),
+            accounts::token_hash.eq(sha256_hex(secret.as_bytes())),
+            accounts::next_event_seq.eq(1_i64),
+            accounts::created_at.eq(now),
+        ))
+        .execute(conn)?;
+    let opening =
+        std::iter::once((CASH, cash.0)).chain(positions.iter().map(|(s, q)| (s.as_str(), *q)));
+    for (asset, amount) in opening {
+        ledger::apply(
+            conn,
+            &LedgerEntry {
+                key: format!("account:{id}:open:{asset}"),
+                account: id,
+                asset,
+                order: None,
+                available_delta: amount,
+                reserved_delta: 0,
+            },
+            now,
+        )?;
+    }
     Ok(CreatedAccount {
         id,
         name: name.to_owned(),
@@ -78,22 +76,16 @@ pub fn create(
     })
 }
 
-/// The account a bearer token belongs to.
-pub fn authenticate(conn: &mut SqliteConnection, token: &str) -> Result<AccountId, AppError> {
-    let (id, secret) = token.split_once('.').ok_or(AppError::Unauthorized)?;
-    let id: AccountId = id.parse().map_err(|_| AppError::Unauthorized)?;
-    let stored: Option<String> = accounts::table
-        .find(id)
+/// The stored hash of an account's token secret.
+pub fn token_hash(
+    conn: &mut SqliteConnection,
+    account: AccountId,
+) -> Result<Option<String>, AppError> {
+    Ok(accounts::table
+        .find(account)
         .select(accounts::token_hash)
         .first(conn)
-        .optional()?;
-    let stored = stored.ok_or(AppError::Unauthorized)?;
-    let given = sha256_hex(secret.as_bytes());
-    if bool::from(given.as_bytes().ct_eq(stored.as_bytes())) {
-        Ok(id)
-    } else {
-        Err(AppError::Unauthorized)
-    }
+        .optional()?)
 }
 
 /// Creates the demo account and keeps its token for the dashboard.

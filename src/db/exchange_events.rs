@@ -34,45 +34,43 @@ pub fn store(
     raw: &str,
     now: i64,
 ) -> Result<Received, AppError> {
-    conn.immediate_transaction(|conn| {
-        let order_id: Option<OrderId> = orders::table
-            .filter(orders::client_order_id.eq(&event.client_order_id))
-            .select(orders::id)
-            .first(conn)
-            .optional()?;
-        let event_type = serde_json::to_value(event.event_type)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
-        let inserted = diesel::insert_into(exchange_events::table)
-            .values((
-                exchange_events::event_key.eq(event_key(event)),
-                exchange_events::event_id.eq(&event.event_id),
-                exchange_events::client_order_id.eq(&event.client_order_id),
-                exchange_events::event_type.eq(event_type),
-                exchange_events::payload.eq(raw),
-                exchange_events::order_id.eq(order_id),
-                exchange_events::received_at.eq(now),
-            ))
-            .on_conflict_do_nothing()
-            .execute(conn)?;
-        Ok(match (inserted, order_id) {
-            (0, _) => Received::Duplicate,
-            (_, Some(order_id)) => Received::New { order_id },
-            (_, None) => {
-                let detail = format!(
-                    "push event {} for unknown client order id {}",
-                    event.event_id, event.client_order_id
-                );
-                let alarm = Alarm {
-                    kind: AlarmKind::UnmatchedPushEvent,
-                    order: None,
-                    subject: &event.client_order_id,
-                    detail: &detail,
-                };
-                super::alarms::raise(conn, &alarm, now)?;
-                Received::Unmatched
-            }
-        })
+    let order_id: Option<OrderId> = orders::table
+        .filter(orders::client_order_id.eq(&event.client_order_id))
+        .select(orders::id)
+        .first(conn)
+        .optional()?;
+    let event_type = serde_json::to_value(event.event_type)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let inserted = diesel::insert_into(exchange_events::table)
+        .values((
+            exchange_events::event_key.eq(event_key(event)),
+            exchange_events::event_id.eq(&event.event_id),
+            exchange_events::client_order_id.eq(&event.client_order_id),
+            exchange_events::event_type.eq(event_type),
+            exchange_events::payload.eq(raw),
+            exchange_events::order_id.eq(order_id),
+            exchange_events::received_at.eq(now),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)?;
+    Ok(match (inserted, order_id) {
+        (0, _) => Received::Duplicate,
+        (_, Some(order_id)) => Received::New { order_id },
+        (_, None) => {
+            let detail = format!(
+                "push event {} for unknown client order id {}",
+                event.event_id, event.client_order_id
+            );
+            let alarm = Alarm {
+                kind: AlarmKind::UnmatchedPushEvent,
+                order: None,
+                subject: &event.client_order_id,
+                detail: &detail,
+            };
+            super::alarms::raise(conn, &alarm, now)?;
+            Received::Unmatched
+        }
     })
 }

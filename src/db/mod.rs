@@ -10,8 +10,13 @@ pub mod outbox;
 pub mod pool;
 pub mod schema;
 mod sql_types;
+pub mod writer;
 
-pub use pool::{connect, DbConn, DbPool};
+pub use pool::{connect, open_writer, DbConn, DbPool};
+pub use writer::Writer;
+
+/// The connection every query is written against.
+pub type DbConnection = SqliteConnection;
 
 use diesel::SqliteConnection;
 
@@ -29,7 +34,8 @@ pub fn rfc3339(micros: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-/// Runs blocking database work on the blocking pool, with a pooled connection.
+/// Runs blocking reads on the blocking pool, with a pooled connection. Writes go through the
+/// [`Writer`].
 pub async fn run<T, F>(pool: &DbPool, work: F) -> Result<T, AppError>
 where
     T: Send + 'static,

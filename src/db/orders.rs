@@ -27,9 +27,21 @@ pub struct OrderRow {
     pub filled_notional: Cents,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Whether a placement was ever sent (kept with the status, in the same transaction).
+    pub placement_sent: bool,
 }
 
 impl OrderRow {
+    /// The order's state, as its log folds to: the projection keeps it, phase by phase.
+    pub fn state(&self) -> OrderState {
+        OrderState {
+            status: self.status,
+            qty: self.qty,
+            filled_qty: self.filled_qty,
+            placement_sent: self.placement_sent,
+        }
+    }
+
     /// The asset the order holds back: cash for a buy, its shares for a sell.
     pub fn reserved_asset(&self) -> &str {
         match self.side {
@@ -165,8 +177,8 @@ pub fn actions(conn: &mut SqliteConnection, order: OrderId) -> Result<Vec<Action
         .load(conn)?)
 }
 
-/// The order's state, folded from its whole log.
-pub fn state(conn: &mut SqliteConnection, order: &OrderRow) -> Result<OrderState, AppError> {
+/// The order's state, folded from its whole log: what the projection must always equal.
+pub fn fold_log(conn: &mut SqliteConnection, order: &OrderRow) -> Result<OrderState, AppError> {
     let log = actions(conn, order.id)?
         .iter()
         .map(ActionRow::action)
@@ -208,9 +220,31 @@ pub fn save_projection(conn: &mut SqliteConnection, row: &OrderRow) -> Result<()
             orders::filled_qty.eq(row.filled_qty),
             orders::filled_notional.eq(row.filled_notional),
             orders::updated_at.eq(row.updated_at),
+            orders::placement_sent.eq(row.placement_sent),
         ))
         .execute(conn)?;
     Ok(())
+}
+
+/// One fill of an order, by its fill id.
+pub fn find_fill(
+    conn: &mut SqliteConnection,
+    order: OrderId,
+    fill_id: &str,
+) -> Result<Option<FillRow>, AppError> {
+    Ok(fills::table
+        .find((order, fill_id))
+        .select(FillRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Just the status of an order.
+pub fn status(conn: &mut SqliteConnection, order: OrderId) -> Result<OrderStatus, AppError> {
+    Ok(orders::table
+        .find(order)
+        .select(orders::status)
+        .first(conn)?)
 }
 
 pub fn fills(conn: &mut SqliteConnection, order: OrderId) -> Result<Vec<FillRow>, AppError> {

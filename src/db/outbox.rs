@@ -86,18 +86,16 @@ pub fn unpublished(conn: &mut SqliteConnection, limit: i64) -> Result<Vec<Outbox
         .load(conn)?)
 }
 
-/// Marks events as handed to the feed, in one transaction.
+/// Marks events as handed to the feed.
 pub fn mark_published(
     conn: &mut SqliteConnection,
     keys: &[(AccountId, i64)],
     now: i64,
 ) -> Result<(), AppError> {
-    conn.immediate_transaction(|conn| {
-        for (account, seq) in keys {
-            diesel::update(outbox::table.find((account, seq)))
-                .set(outbox::published_at.eq(now))
-                .execute(conn)?;
-        }
-        Ok(())
-    })
+    for (account, seq) in keys {
+        diesel::update(outbox::table.find((account, seq)))
+            .set(outbox::published_at.eq(now))
+            .execute(conn)?;
+    }
+    Ok(())
 }

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
-use diesel::SqliteConnection;
+use diesel::{Connection, SqliteConnection};
+
+use super::Writer;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 pub type DbPool = Pool<ConnectionManager<SqliteConnection>>;
@@ -20,6 +22,8 @@ pub enum DbSetupError {
     Pool(#[from] diesel::r2d2::PoolError),
     #[error("migrations failed: {0}")]
     Migrations(String),
+    #[error("cannot start the database writer: {0}")]
+    Writer(String),
 }
 
 /// Pragmas for every pooled connection.
@@ -53,6 +57,19 @@ pub fn sqlite_path(database_url: &str) -> Result<String, DbSetupError> {
         return Err(DbSetupError::UnsupportedUrl(database_url.to_owned()));
     }
     Ok(path.to_owned())
+}
+
+/// Opens the writer's own connection, with the same pragmas as the pool's.
+pub fn open_writer(database_url: &str) -> Result<Writer, DbSetupError> {
+    let path = sqlite_path(database_url)?;
+    let connect = move || {
+        let mut conn = SqliteConnection::establish(&path).map_err(|e| e.to_string())?;
+        SqlitePragmas
+            .on_acquire(&mut conn)
+            .map_err(|e| e.to_string())?;
+        Ok(conn)
+    };
+    Writer::start(connect).map_err(DbSetupError::Writer)
 }
 
 /// Opens the pool and brings the schema up to date.

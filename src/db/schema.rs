@@ -60,6 +60,7 @@ diesel::table! {
         filled_notional -> BigInt,
         created_at -> BigInt,
         updated_at -> BigInt,
+        placement_sent -> Bool,
     }
 }
 

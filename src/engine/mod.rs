@@ -18,7 +18,7 @@ use self::messages::{Drive, Reason};
 use self::order_actor::OrderActor;
 use self::registry::Registry;
 use crate::db::orders::{self as order_rows, OrderRow};
-use crate::db::{self, now_micros, DbPool};
+use crate::db::{self, now_micros, DbPool, Writer};
 use crate::domain::{AccountId, OrderId};
 use crate::error::AppError;
 use crate::exchange::wire::PushEvent;
@@ -53,6 +53,7 @@ impl Default for EngineSettings {
 
 struct Inner {
     pool: DbPool,
+    writer: Writer,
     exchange: Arc<dyn ExchangeClient>,
     registry: Registry,
     settings: EngineSettings,
@@ -97,6 +98,7 @@ pub async fn detached<T: 'static>(
 impl Engine {
     pub fn new(
         pool: DbPool,
+        writer: Writer,
         exchange: Arc<dyn ExchangeClient>,
         settings: EngineSettings,
         relay: Relay,
@@ -104,6 +106,7 @@ impl Engine {
     ) -> Self {
         Engine(Arc::new(Inner {
             pool,
+            writer,
             exchange,
             registry: Registry::default(),
             settings,
@@ -118,8 +121,14 @@ impl Engine {
         }))
     }
 
+    /// For reads.
     pub fn pool(&self) -> &DbPool {
         &self.0.pool
+    }
+
+    /// For every atomic phase.
+    pub fn writer(&self) -> &Writer {
+        &self.0.writer
     }
 
     pub fn exchange(&self) -> &dyn ExchangeClient {
@@ -232,8 +241,10 @@ impl Engine {
         let engine = self.clone();
         detached(async move {
             let account = submission.account;
-            let submitted =
-                db::run(engine.pool(), move |conn| submit::submit(conn, &submission)).await?;
+            let submitted = engine
+                .writer()
+                .run(move |conn| submit::submit(conn, &submission))
+                .await?;
             if let Some(order) = submitted.created {
                 crash_point("submit.after_commit");
                 tracing::info!(%order, %account, "order created");
@@ -256,10 +267,10 @@ impl Engine {
     ) -> Result<(CancelAnswer, OrderRow), AppError> {
         let engine = self.clone();
         detached(async move {
-            let answer = db::run(engine.pool(), move |conn| {
-                cancel::request(conn, account, order, now_micros())
-            })
-            .await?;
+            let answer = engine
+                .writer()
+                .run(move |conn| cancel::request(conn, account, order, now_micros()))
+                .await?;
             engine.relay().wake();
             if answer.0 == CancelAnswer::Requested {
                 engine.spawn(order).do_send(Drive(Reason::Cancel));

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::messages::Reason;
 use super::Engine;
 use crate::db::alarms::{self, Alarm, AlarmKind};
-use crate::db::{self, now_micros};
+use crate::db::{self, now_micros, orders};
 use crate::domain::{Action, FillSource, OrderId, OrderStatus, VenueEnd};
 use crate::error::AppError;
 use crate::exchange::wire::{
@@ -44,8 +44,9 @@ pub async fn drive(engine: Engine, order: OrderId, reason: Reason) -> Result<Pro
         Reason::Push(event) => on_push(&engine, order, snap, event).await?,
         Reason::Recover | Reason::Poll | Reason::Cancel => on_state(&engine, order, snap).await?,
     }
-    let after = load(&engine, order).await?;
-    Ok(if after.state.status.is_terminal() {
+    // Whether the step ended the order: one column, not the whole order again.
+    let status = db::run(engine.pool(), move |conn| orders::status(conn, order)).await?;
+    Ok(if status.is_terminal() {
         Progress::Terminal
     } else {
         Progress::Open
@@ -65,10 +66,10 @@ async fn record_status(
     action: Action,
     detail: serde_json::Value,
 ) -> Result<Applied, AppError> {
-    let applied = db::run(engine.pool(), move |conn| {
-        lifecycle::record_status(conn, order, action, detail, now_micros())
-    })
-    .await?;
+    let applied = engine
+        .writer()
+        .run(move |conn| lifecycle::record_status(conn, order, action, detail, now_micros()))
+        .await?;
     if applied == Applied::Recorded && action.kind().is_terminal() {
         crash_point("terminal.after_commit");
     }
@@ -83,10 +84,12 @@ async fn record_end(
     venue_filled: i64,
     detail: serde_json::Value,
 ) -> Result<(), AppError> {
-    let applied = db::run(engine.pool(), move |conn| {
-        lifecycle::record_end(conn, order, end, venue_filled, detail, now_micros())
-    })
-    .await?;
+    let applied = engine
+        .writer()
+        .run(move |conn| {
+            lifecycle::record_end(conn, order, end, venue_filled, detail, now_micros())
+        })
+        .await?;
     if applied == Applied::Recorded {
         crash_point("terminal.after_commit");
     }
@@ -99,10 +102,10 @@ async fn record_fill(
     fill: ExchangeFill,
     source: FillSource,
 ) -> Result<Applied, AppError> {
-    let applied = db::run(engine.pool(), move |conn| {
-        lifecycle::record_fill(conn, order, &fill, source, now_micros())
-    })
-    .await?;
+    let applied = engine
+        .writer()
+        .run(move |conn| lifecycle::record_fill(conn, order, &fill, source, now_micros()))
+        .await?;
     if applied == Applied::Recorded {
         engine.metrics().fill_recorded(source);
         crash_point("fill.after_commit");
@@ -322,16 +325,18 @@ async fn raise_alarm(
     detail: String,
 ) -> Result<(), AppError> {
     let subject = subject.to_owned();
-    db::run(engine.pool(), move |conn| {
-        let alarm = Alarm {
-            kind,
-            order: Some(order),
-            subject: &subject,
-            detail: &detail,
-        };
-        alarms::raise(conn, &alarm, now_micros())
-    })
-    .await
+    engine
+        .writer()
+        .run(move |conn| {
+            let alarm = Alarm {
+                kind,
+                order: Some(order),
+                subject: &subject,
+                detail: &detail,
+            };
+            alarms::raise(conn, &alarm, now_micros())
+        })
+        .await
 }
 
 /// A push that brings a fill the engine never recorded for an order that has ended.

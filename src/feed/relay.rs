@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use super::hub::Hub;
 use super::messages::Publish;
 use crate::db::outbox;
-use crate::db::{self, now_micros, DbPool};
+use crate::db::{self, now_micros, DbPool, Writer};
 use crate::domain::AccountId;
 use crate::error::AppError;
 use crate::fault_points::crash_point;
@@ -28,7 +28,7 @@ pub struct Relay {
 
 impl Relay {
     /// Starts the relay task on the current runtime.
-    pub fn start(pool: DbPool, hub: Addr<Hub>) -> Relay {
+    pub fn start(pool: DbPool, writer: Writer, hub: Addr<Hub>) -> Relay {
         let relay = Relay {
             wake: Arc::new(Notify::new()),
             lag_ms: Arc::new(AtomicI64::new(0)),
@@ -36,7 +36,7 @@ impl Relay {
         let task = relay.clone();
         actix_web::rt::spawn(async move {
             loop {
-                if let Err(e) = task.pass(&pool, &hub).await {
+                if let Err(e) = task.pass(&pool, &writer, &hub).await {
                     tracing::warn!(error = %e, "outbox relay pass failed");
                 }
                 let _ = actix_web::rt::time::timeout(SWEEP, task.wake.notified()).await;
@@ -54,7 +54,7 @@ impl Relay {
         self.lag_ms.load(Ordering::Relaxed)
     }
 
-    async fn pass(&self, pool: &DbPool, hub: &Addr<Hub>) -> Result<(), AppError> {
+    async fn pass(&self, pool: &DbPool, writer: &Writer, hub: &Addr<Hub>) -> Result<(), AppError> {
         loop {
             let rows = db::run(pool, |conn| outbox::unpublished(conn, BATCH)).await?;
             let oldest = rows.iter().map(|r| r.created_at).min();
@@ -69,10 +69,9 @@ impl Relay {
             let keys: Vec<(AccountId, i64)> = rows.iter().map(|r| (r.account_id, r.seq)).collect();
             crash_point("outbox.before_publish");
             hub.do_send(Publish(rows));
-            db::run(pool, move |conn| {
-                outbox::mark_published(conn, &keys, now_micros())
-            })
-            .await?;
+            writer
+                .run(move |conn| outbox::mark_published(conn, &keys, now_micros()))
+                .await?;
             crash_point("outbox.after_publish");
             if (count as i64) < BATCH {
                 self.lag_ms.store(0, Ordering::Relaxed);

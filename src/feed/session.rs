@@ -11,7 +11,8 @@ use serde::Deserialize;
 
 use super::hub::Hub;
 use super::messages::{Subscribe, ToSession, Unsubscribe};
-use crate::db::{self, accounts, outbox, DbPool};
+use crate::auth::Authenticator;
+use crate::db::{self, outbox, DbPool};
 use crate::domain::AccountId;
 use crate::error::AppError;
 
@@ -38,6 +39,7 @@ struct Auth {
 pub struct FeedSession {
     id: u64,
     pool: DbPool,
+    auth: Authenticator,
     hub: Addr<Hub>,
     /// None until the first message authenticates.
     account: Option<AccountId>,
@@ -46,10 +48,11 @@ pub struct FeedSession {
 }
 
 impl FeedSession {
-    pub fn new(id: u64, pool: DbPool, hub: Addr<Hub>) -> Self {
+    pub fn new(id: u64, pool: DbPool, auth: Authenticator, hub: Addr<Hub>) -> Self {
         Self {
             id,
             pool,
+            auth,
             hub,
             account: None,
             last_seq: 0,
@@ -83,10 +86,8 @@ impl FeedSession {
                 )
             }
         };
-        let pool = self.pool.clone();
-        let token = auth.token;
-        let check =
-            async move { db::run(&pool, move |conn| accounts::authenticate(conn, &token)).await };
+        let (authenticator, token) = (self.auth.clone(), auth.token);
+        let check = async move { authenticator.account(&token).await };
         let since = auth.since.unwrap_or(0).max(0);
         ctx.wait(
             check

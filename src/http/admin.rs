@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{json_body, parse_json, Admin};
 use crate::app::AppState;
-use crate::db::{self, accounts, now_micros};
+use crate::db::{accounts, now_micros};
 use crate::domain::{Cents, Symbol};
 use crate::error::AppError;
 
@@ -59,10 +59,10 @@ pub(crate) async fn create_account(
             )));
         }
     }
-    let created = db::run(&state.pool, move |conn| {
-        accounts::create(conn, &name, body.cash, &body.positions, now_micros())
-    })
-    .await?;
+    let created = state
+        .writer
+        .run(move |conn| accounts::create(conn, &name, body.cash, &body.positions, now_micros()))
+        .await?;
     Ok(HttpResponse::Created().json(CreatedAccountView {
         account_id: created.id.to_string(),
         name: created.name,

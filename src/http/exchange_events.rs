@@ -6,7 +6,7 @@ use serde_json::json;
 use super::extract::raw_body;
 use crate::app::AppState;
 use crate::db::exchange_events::{self, Received};
-use crate::db::{self, now_micros};
+use crate::db::now_micros;
 use crate::engine::detached;
 use crate::error::AppError;
 use crate::exchange::signature;
@@ -41,13 +41,12 @@ pub(crate) async fn receive(
     let raw = String::from_utf8_lossy(&body).into_owned();
     // Stored and handed over on a task of its own: once the event is stored, a later delivery is a
     // duplicate, so the hand-over must not depend on this request surviving.
-    let (pool, engine) = (state.pool.clone(), state.engine.clone());
+    let (writer, engine) = (state.writer.clone(), state.engine.clone());
     let outcome = detached(async move {
         let recorded = event.clone();
-        let received = db::run(&pool, move |conn| {
-            exchange_events::store(conn, &recorded, &raw, now_micros())
-        })
-        .await?;
+        let received = writer
+            .run(move |conn| exchange_events::store(conn, &recorded, &raw, now_micros()))
+            .await?;
         Ok(match received {
             Received::New { order_id } => {
                 engine.deliver(order_id, event).await?;

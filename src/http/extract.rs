@@ -8,7 +8,7 @@ use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::StreamExt;
 
 use crate::app::AppState;
-use crate::db::{self, accounts};
+use crate::db::accounts;
 use crate::domain::AccountId;
 use crate::error::AppError;
 use crate::idempotency::IdempotencyKey;
@@ -42,10 +42,7 @@ impl FromRequest for Authenticated {
         Box::pin(async move {
             let token = token.ok_or(AppError::Unauthorized)?;
             let state = state?;
-            let account = db::run(&state.pool, move |conn| {
-                accounts::authenticate(conn, &token)
-            })
-            .await?;
+            let account = state.auth.account(&token).await?;
             Ok(Authenticated(account))
         })
     }

@@ -11,7 +11,7 @@ use crate::db::orders::{self as order_rows, StatusFilter};
 use crate::db::{self, now_micros};
 use crate::domain::{AccountId, OrderId};
 use crate::error::AppError;
-use crate::idempotency::{self, Verdict};
+use crate::idempotency::{self, IdempotencyKey, Verdict};
 use crate::orders::cancel::CancelAnswer;
 use crate::orders::pricing;
 use crate::orders::request::{parse_order_body, OrderRequest, ParsedOrder};
@@ -68,22 +68,24 @@ pub(crate) async fn submit_order(
 ) -> Result<HttpResponse, AppError> {
     let key = idempotency_key(&req)?;
     let ParsedOrder { order, fingerprint } = parse_order_body(&json_body(&req, payload).await?)?;
-    // A replay is answered before anything else, even while the exchange is unreachable.
-    let (lookup, print) = (key.clone(), fingerprint.clone());
-    let verdict = db::run(&state.pool, move |conn| {
-        let stored = stored_keys::find(conn, account, lookup.as_str())?;
-        idempotency::check(stored, &print, now_micros())
-    })
-    .await?;
-    if let Verdict::Replay(stored) = verdict {
-        state.engine.metrics().idempotent_replays.inc();
-        return Ok(replay(stored, true));
-    }
-    let _in_flight = state
-        .in_flight
-        .claim(account, &key)
-        .ok_or(AppError::IdempotencyKeyInUse)?;
-    let price = pricing::protection_price(&state.prices, &order).await?;
+    // The submit transaction itself tells a replay from a new request, so the common case reads
+    // nothing first. Only when it cannot go ahead (the key is held by a request still running,
+    // or the exchange cannot price the order) is the stored key asked directly: a replay of a
+    // finished request answers even then.
+    let Some(_in_flight) = state.in_flight.claim(account, &key) else {
+        return replay_or(
+            &state,
+            account,
+            &key,
+            &fingerprint,
+            AppError::IdempotencyKeyInUse,
+        )
+        .await;
+    };
+    let price = match pricing::protection_price(&state.prices, &order).await {
+        Ok(price) => price,
+        Err(refused) => return replay_or(&state, account, &key, &fingerprint, refused).await,
+    };
     let submitted = state
         .engine
         .submit(Submission {
@@ -100,6 +102,29 @@ pub(crate) async fn submit_order(
         state.engine.metrics().idempotent_replays.inc();
     }
     Ok(replay(submitted.response, submitted.replayed))
+}
+
+/// The stored answer to this key and request if there is one, else `otherwise`.
+async fn replay_or(
+    state: &AppState,
+    account: AccountId,
+    key: &IdempotencyKey,
+    fingerprint: &str,
+    otherwise: AppError,
+) -> Result<HttpResponse, AppError> {
+    let (key, fingerprint) = (key.clone(), fingerprint.to_owned());
+    let verdict = db::run(&state.pool, move |conn| {
+        let stored = stored_keys::find(conn, account, key.as_str())?;
+        idempotency::check(stored, &fingerprint, now_micros())
+    })
+    .await?;
+    match verdict {
+        Verdict::Replay(stored) => {
+            state.engine.metrics().idempotent_replays.inc();
+            Ok(replay(stored, true))
+        }
+        Verdict::New => Err(otherwise),
+    }
 }
 
 #[derive(Debug, Deserialize)]

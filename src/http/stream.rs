@@ -30,6 +30,7 @@ pub(crate) async fn stream(
     let session = FeedSession::new(
         NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
         state.pool.clone(),
+        state.auth.clone(),
         state.hub.clone(),
     );
     ws::WsResponseBuilder::new(session, &req, payload)

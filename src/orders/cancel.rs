@@ -25,26 +25,25 @@ pub fn request(
     order: OrderId,
     now: i64,
 ) -> Result<(CancelAnswer, OrderRow), AppError> {
-    conn.immediate_transaction(|conn| {
-        let mut row = orders::find_owned(conn, account, order)?;
-        match row.status {
-            OrderStatus::PendingCancel | OrderStatus::Canceled => {
-                Ok((CancelAnswer::AlreadyRequested, row))
-            }
-            status @ (OrderStatus::Filled | OrderStatus::Rejected) => {
-                Err(AppError::OrderNotCancelable(status.to_string()))
-            }
-            OrderStatus::PendingNew | OrderStatus::New | OrderStatus::PartiallyFilled => {
-                let action = Action::CancelRequested;
-                let next = orders::state(conn, &row)?
-                    .apply(action)
-                    .map_err(|e| AppError::Internal(format!("a cancel of an open order: {e}")))?;
-                let detail = json!({"by": "customer"});
-                phase::write_action(conn, &mut row, next, action, &detail, None, now)?;
-                Ok((CancelAnswer::Requested, row))
-            }
+    let mut row = orders::find_owned(conn, account, order)?;
+    match row.status {
+        OrderStatus::PendingCancel | OrderStatus::Canceled => {
+            Ok((CancelAnswer::AlreadyRequested, row))
         }
-    })
+        status @ (OrderStatus::Filled | OrderStatus::Rejected) => {
+            Err(AppError::OrderNotCancelable(status.to_string()))
+        }
+        OrderStatus::PendingNew | OrderStatus::New | OrderStatus::PartiallyFilled => {
+            let action = Action::CancelRequested;
+            let next = row
+                .state()
+                .apply(action)
+                .map_err(|e| AppError::Internal(format!("a cancel of an open order: {e}")))?;
+            let detail = json!({"by": "customer"});
+            phase::write_action(conn, &mut row, next, action, &detail, None, now)?;
+            Ok((CancelAnswer::Requested, row))
+        }
+    }
 }
 
 /// Releases whatever the order still holds reserved: the compensating step of a terminal order.

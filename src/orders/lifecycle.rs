@@ -55,9 +55,10 @@ pub enum Applied {
     Refused(String),
 }
 
+/// The order with its fills, as a step starts from.
 pub fn load(conn: &mut SqliteConnection, order: OrderId) -> Result<Snapshot, AppError> {
-    let row = orders::find(conn, order)?.ok_or(AppError::NotFound)?;
-    let state = orders::state(conn, &row)?;
+    let row = find(conn, order)?;
+    let state = row.state();
     let fills = orders::fills(conn, order)?
         .into_iter()
         .map(|f| {
@@ -69,6 +70,10 @@ pub fn load(conn: &mut SqliteConnection, order: OrderId) -> Result<Snapshot, App
         })
         .collect();
     Ok(Snapshot { row, state, fills })
+}
+
+fn find(conn: &mut SqliteConnection, order: OrderId) -> Result<OrderRow, AppError> {
+    orders::find(conn, order)?.ok_or(AppError::NotFound)
 }
 
 fn refuse(
@@ -104,10 +109,8 @@ pub fn record_status(
             "{action:?} is not a status action"
         )));
     }
-    conn.immediate_transaction(|conn| {
-        let snap = load(conn, order)?;
-        apply_status(conn, snap, action, detail, now)
-    })
+    let row = find(conn, order)?;
+    apply_status(conn, row, action, detail, now)
 }
 
 /// Ends the order as its exchange copy ended, with whatever the engine itself recorded: `filled`
@@ -122,39 +125,37 @@ pub fn record_end(
     detail: serde_json::Value,
     now: i64,
 ) -> Result<Applied, AppError> {
-    conn.immediate_transaction(|conn| {
-        let snap = load(conn, order)?;
-        if snap.state.status.is_terminal() {
-            return Ok(Applied::Duplicate);
-        }
-        let (action, mismatch) = terminal_action(snap.state, end, venue_filled);
-        if mismatch {
-            let what = format!(
-                "the exchange ended the order {end:?} with {venue_filled} filled; the engine recorded {} of {}",
-                snap.state.filled_qty, snap.state.qty
-            );
-            let alarm = Alarm {
-                kind: AlarmKind::FillQuantityMismatch,
-                order: Some(order),
-                subject: "end",
-                detail: &what,
-            };
-            alarms::raise(conn, &alarm, now)?;
-        }
-        apply_status(conn, snap, action, detail, now)
-    })
+    let row = find(conn, order)?;
+    let state = row.state();
+    if state.status.is_terminal() {
+        return Ok(Applied::Duplicate);
+    }
+    let (action, mismatch) = terminal_action(state, end, venue_filled);
+    if mismatch {
+        let what = format!(
+            "the exchange ended the order {end:?} with {venue_filled} filled; the engine recorded {} of {}",
+            state.filled_qty, state.qty
+        );
+        let alarm = Alarm {
+            kind: AlarmKind::FillQuantityMismatch,
+            order: Some(order),
+            subject: "end",
+            detail: &what,
+        };
+        alarms::raise(conn, &alarm, now)?;
+    }
+    apply_status(conn, row, action, detail, now)
 }
 
 /// Checks the move once, then writes it; a terminal action also releases what is left reserved.
 fn apply_status(
     conn: &mut SqliteConnection,
-    snap: Snapshot,
+    mut row: OrderRow,
     action: Action,
     detail: serde_json::Value,
     now: i64,
 ) -> Result<Applied, AppError> {
-    let Snapshot { mut row, state, .. } = snap;
-    let next = match state.apply(action) {
+    let next = match row.state().apply(action) {
         Ok(next) => next,
         Err(refused) => {
             let (kind, what) = (action.kind(), refused.to_string());
@@ -188,76 +189,73 @@ pub fn record_fill(
     source: FillSource,
     now: i64,
 ) -> Result<Applied, AppError> {
-    conn.immediate_transaction(|conn| {
-        let Snapshot {
-            mut row,
-            state,
-            fills,
-        } = load(conn, order)?;
-        let id = fill.fill_id.as_str();
-        if let Some(recorded) = fills.get(id) {
-            if *recorded == RecordedFill::of(fill) {
-                return Ok(Applied::Duplicate);
-            }
-            let what = format!(
-                "fill {id} was recorded as {} at {} and is now reported as {} at {}",
-                recorded.qty, recorded.price, fill.qty, fill.price
-            );
-            return refuse(conn, order, AlarmKind::FillMismatch, id, what, now);
+    let mut row = find(conn, order)?;
+    let state = row.state();
+    let id = fill.fill_id.as_str();
+    if let Some(recorded) = orders::find_fill(conn, order, id)? {
+        if recorded.qty == fill.qty && recorded.price == fill.price {
+            return Ok(Applied::Duplicate);
         }
-        let limit = row.protection_price;
-        if !fill_within_limit(row.side, limit, fill.price) {
-            let what = format!(
-                "fill {id} of {} at {} is outside the order's limit {}",
-                fill.qty,
-                fill.price,
-                limit.unwrap_or_default()
-            );
-            return refuse(conn, order, AlarmKind::FillOutsideLimit, id, what, now);
+        let what = format!(
+            "fill {id} was recorded as {} at {} and is now reported as {} at {}",
+            recorded.qty, recorded.price, fill.qty, fill.price
+        );
+        return refuse(conn, order, AlarmKind::FillMismatch, id, what, now);
+    }
+    let limit = row.protection_price;
+    if !fill_within_limit(row.side, limit, fill.price) {
+        let what = format!(
+            "fill {id} of {} at {} is outside the order's limit {}",
+            fill.qty,
+            fill.price,
+            limit.unwrap_or_default()
+        );
+        return refuse(conn, order, AlarmKind::FillOutsideLimit, id, what, now);
+    }
+    let action = Action::Fill { qty: fill.qty };
+    let next = match state.apply(action) {
+        Ok(next) => next,
+        Err(refused) => {
+            let what = format!("fill {id} of {} at {}: {refused}", fill.qty, fill.price);
+            return refuse(conn, order, AlarmKind::RefusedAction, id, what, now);
         }
-        let action = Action::Fill { qty: fill.qty };
-        let next = match state.apply(action) {
-            Ok(next) => next,
-            Err(refused) => {
-                let what = format!("fill {id} of {} at {}: {refused}", fill.qty, fill.price);
-                return refuse(conn, order, AlarmKind::RefusedAction, id, what, now);
-            }
-        };
-        let fill_row = FillRow {
-            order_id: row.id,
-            fill_id: fill.fill_id.clone(),
-            qty: fill.qty,
-            price: fill.price,
-            source,
-            received_at: now,
-        };
-        // In a savepoint: a fill the ledger cannot take (a balance would overflow) is refused and
-        // alarmed, instead of failing the whole step on every retry. A busy database is not the
-        // fill's fault: that error goes back to the caller, who tries again.
-        let settled = conn.transaction(|conn| {
-            if !orders::insert_fill(conn, &fill_row)? {
-                return Ok(None);
-            }
-            settle(conn, &row, fill, now).map(Some)
-        });
-        let notional = match settled {
-            Ok(Some(notional)) => notional,
-            Ok(None) => return Ok(Applied::Duplicate),
-            Err(e @ AppError::Unavailable(_)) => return Err(e),
-            Err(e) => {
-                let what = format!("fill {id} of {} at {}: {e:?}", fill.qty, fill.price);
-                return refuse(conn, order, AlarmKind::FillUnsettleable, id, what, now);
-            }
-        };
-        let notional = row.filled_notional.0.checked_add(notional.0);
-        row.filled_notional = Cents(notional.ok_or_else(|| {
-            AppError::Internal(format!("order {order}'s notional overflows"))
-        })?);
-        let detail = json!({"fill_id": fill.fill_id, "qty": fill.qty, "price": fill.price, "source": source});
-        let view = FillView::from(&fill_row);
-        phase::write_action(conn, &mut row, next, action, &detail, Some(&view), now)?;
-        Ok(Applied::Recorded)
-    })
+    };
+    let fill_row = FillRow {
+        order_id: row.id,
+        fill_id: fill.fill_id.clone(),
+        qty: fill.qty,
+        price: fill.price,
+        source,
+        received_at: now,
+    };
+    // In a savepoint: a fill the ledger cannot take (a balance would overflow) is refused and
+    // alarmed, instead of failing the whole step on every retry. A busy database is not the
+    // fill's fault: that error goes back to the caller, who tries again.
+    let settled = conn.transaction(|conn| {
+        if !orders::insert_fill(conn, &fill_row)? {
+            return Ok(None);
+        }
+        settle(conn, &row, fill, now).map(Some)
+    });
+    let notional = match settled {
+        Ok(Some(notional)) => notional,
+        Ok(None) => return Ok(Applied::Duplicate),
+        Err(e @ AppError::Unavailable(_)) => return Err(e),
+        Err(e) => {
+            let what = format!("fill {id} of {} at {}: {e:?}", fill.qty, fill.price);
+            return refuse(conn, order, AlarmKind::FillUnsettleable, id, what, now);
+        }
+    };
+    let notional = row.filled_notional.0.checked_add(notional.0);
+    row.filled_notional = Cents(
+        notional
+            .ok_or_else(|| AppError::Internal(format!("order {order}'s notional overflows")))?,
+    );
+    let detail =
+        json!({"fill_id": fill.fill_id, "qty": fill.qty, "price": fill.price, "source": source});
+    let view = FillView::from(&fill_row);
+    phase::write_action(conn, &mut row, next, action, &detail, Some(&view), now)?;
+    Ok(Applied::Recorded)
 }
 
 /// The ledger side of a fill; returns its value. A buy spends the reservation for the filled

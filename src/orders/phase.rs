@@ -24,6 +24,7 @@ pub fn write_action(
     orders::append_action(conn, order.id, action.kind(), &detail.to_string(), now)?;
     order.status = next.status;
     order.filled_qty = next.filled_qty;
+    order.placement_sent = next.placement_sent;
     order.updated_at = now;
     orders::save_projection(conn, order)?;
     if let Some(kind) = action.kind().event_kind() {

@@ -37,48 +37,46 @@ pub fn submit(
     conn: &mut diesel::SqliteConnection,
     sub: &Submission,
 ) -> Result<Submitted, AppError> {
-    conn.immediate_transaction(|conn| {
-        let stored = stored_keys::find(conn, sub.account, sub.key.as_str())?;
-        let expired = stored.is_some();
-        if let Verdict::Replay(response) = idempotency::check(stored, &sub.fingerprint, sub.now)? {
-            return Ok(Submitted {
-                response,
-                replayed: true,
-                created: None,
-            });
-        }
-        if expired {
-            stored_keys::delete(conn, sub.account, sub.key.as_str())?;
-        }
-        let (response, created) = match record_order(conn, sub) {
-            Ok((response, order)) => (response, Some(order)),
-            // A business refusal is an answer: it is kept under the key like a success.
-            Err(refusal @ (AppError::InsufficientFunds(_) | AppError::InsufficientPosition(_))) => {
-                let response = StoredResponse {
-                    status: 422,
-                    location: None,
-                    body: refusal.body(),
-                };
-                (response, None)
-            }
-            Err(other) => return Err(other),
-        };
-        stored_keys::insert(
-            conn,
-            &NewKey {
-                account: sub.account,
-                key: sub.key.as_str(),
-                fingerprint: &sub.fingerprint,
-                response: &response,
-                now: sub.now,
-                expires_at: sub.now.saturating_add(sub.ttl_micros),
-            },
-        )?;
-        Ok(Submitted {
+    let stored = stored_keys::find(conn, sub.account, sub.key.as_str())?;
+    let expired = stored.is_some();
+    if let Verdict::Replay(response) = idempotency::check(stored, &sub.fingerprint, sub.now)? {
+        return Ok(Submitted {
             response,
-            replayed: false,
-            created,
-        })
+            replayed: true,
+            created: None,
+        });
+    }
+    if expired {
+        stored_keys::delete(conn, sub.account, sub.key.as_str())?;
+    }
+    let (response, created) = match record_order(conn, sub) {
+        Ok((response, order)) => (response, Some(order)),
+        // A business refusal is an answer: it is kept under the key like a success.
+        Err(refusal @ (AppError::InsufficientFunds(_) | AppError::InsufficientPosition(_))) => {
+            let response = StoredResponse {
+                status: 422,
+                location: None,
+                body: refusal.body(),
+            };
+            (response, None)
+        }
+        Err(other) => return Err(other),
+    };
+    stored_keys::insert(
+        conn,
+        &NewKey {
+            account: sub.account,
+            key: sub.key.as_str(),
+            fingerprint: &sub.fingerprint,
+            response: &response,
+            now: sub.now,
+            expires_at: sub.now.saturating_add(sub.ttl_micros),
+        },
+    )?;
+    Ok(Submitted {
+        response,
+        replayed: false,
+        created,
     })
 }
 
@@ -119,6 +117,7 @@ fn record_order(
         filled_notional: Cents::ZERO,
         created_at: sub.now,
         updated_at: sub.now,
+        placement_sent: false,
     };
     orders::insert(conn, &row)?;
     let detail = json!({

@@ -1,0 +1,179 @@
+//! The one writer: every atomic phase of every request and actor runs here, on one connection of
+//! its own, and commits with whatever other phases were waiting (group commit).
+//!
+//! The writer takes the first phase waiting and every other one already queued behind it, runs
+//! each in a savepoint of one transaction, commits once, and only then answers each caller. A
+//! phase that fails (a business refusal, a CHECK violation) rolls back to its savepoint: it leaves
+//! nothing behind and spoils no other phase. There is no waiting window: a lone phase commits at
+//! once, and a batch grows only while the previous commit was on its way to disk.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc;
+use std::time::Instant;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use tokio::sync::oneshot;
+
+use super::DbConnection;
+use crate::error::AppError;
+
+/// At most this many phases share a transaction, so that no caller waits on a huge batch.
+const MAX_BATCH: usize = 512;
+
+/// A phase waiting to run, with the caller to answer.
+trait Pending: Send {
+    /// Runs the phase in a savepoint of the writer's transaction; returns false if it panicked.
+    fn run(&mut self, conn: &mut DbConnection) -> bool;
+    /// Answers the caller once the transaction's fate is known.
+    fn answer(self: Box<Self>, committed: Result<(), String>);
+}
+
+struct Waiting<T, F> {
+    phase: Option<F>,
+    outcome: Option<Result<T, AppError>>,
+    reply: oneshot::Sender<Result<T, AppError>>,
+}
+
+impl<T, F> Pending for Waiting<T, F>
+where
+    T: Send,
+    F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send,
+{
+    fn run(&mut self, conn: &mut DbConnection) -> bool {
+        let Some(phase) = self.phase.take() else {
+            return true;
+        };
+        let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            conn.transaction::<T, AppError, _>(|conn| phase(conn))
+        }));
+        match ran {
+            Ok(outcome) => {
+                self.outcome = Some(outcome);
+                true
+            }
+            Err(_) => {
+                self.outcome = Some(Err(AppError::Internal("a phase panicked".into())));
+                false
+            }
+        }
+    }
+
+    fn answer(self: Box<Self>, committed: Result<(), String>) {
+        let answer = match (self.outcome, committed) {
+            (Some(Ok(value)), Ok(())) => Ok(value),
+            (Some(Ok(_)), Err(why)) => Err(AppError::Unavailable(format!("not committed: {why}"))),
+            (Some(Err(e)), _) => Err(e),
+            (None, _) => Err(AppError::Internal("a phase never ran".into())),
+        };
+        // A caller that went away (its request was dropped) needs no answer.
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// What the writer has done since it started, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    pub transactions: std::sync::atomic::AtomicU64,
+    pub phases: std::sync::atomic::AtomicU64,
+}
+
+/// A handle on the writer thread; cheap to clone.
+#[derive(Clone)]
+pub struct Writer {
+    queue: mpsc::Sender<Box<dyn Pending>>,
+    stats: std::sync::Arc<WriterStats>,
+}
+
+impl Writer {
+    /// Starts the writer thread on a connection made by `connect` (made again after a panic).
+    pub fn start(
+        connect: impl Fn() -> Result<DbConnection, String> + Send + 'static,
+    ) -> Result<Writer, String> {
+        let mut conn = connect()?;
+        let (queue, waiting) = mpsc::channel::<Box<dyn Pending>>();
+        let stats = std::sync::Arc::new(WriterStats::default());
+        let counted = stats.clone();
+        std::thread::Builder::new()
+            .name("db-writer".into())
+            .spawn(move || {
+                while let Ok(first) = waiting.recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_BATCH {
+                        match waiting.try_recv() {
+                            Ok(next) => batch.push(next),
+                            Err(_) => break,
+                        }
+                    }
+                    if !commit_batch(&mut conn, batch, &counted) {
+                        // A phase panicked inside the transaction: start over on a fresh connection.
+                        match connect() {
+                            Ok(fresh) => conn = fresh,
+                            Err(e) => tracing::error!(error = %e, "the writer cannot reconnect"),
+                        }
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(Writer { queue, stats })
+    }
+
+    /// Runs `phase` in the next transaction and answers once that transaction has committed.
+    pub async fn run<T, F>(&self, phase: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let waiting = Waiting {
+            phase: Some(phase),
+            outcome: None,
+            reply,
+        };
+        self.queue
+            .send(Box::new(waiting))
+            .map_err(|_| AppError::Unavailable("the database writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| AppError::Unavailable("the database writer has stopped".into()))?
+    }
+
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+}
+
+/// Runs the batch in one transaction and answers every caller; false if a phase panicked.
+fn commit_batch(
+    conn: &mut DbConnection,
+    mut batch: Vec<Box<dyn Pending>>,
+    stats: &WriterStats,
+) -> bool {
+    use std::sync::atomic::Ordering;
+    let started = Instant::now();
+    let mut sound = true;
+    let committed = conn
+        .immediate_transaction::<_, diesel::result::Error, _>(|conn| {
+            for pending in batch.iter_mut() {
+                if !pending.run(conn) {
+                    sound = false;
+                    return Err(diesel::result::Error::RollbackTransaction);
+                }
+            }
+            Ok(())
+        })
+        .map_err(|e| e.to_string());
+    if !sound {
+        // The transaction manager's state is not to be trusted after a panic inside it.
+        let _ = conn.batch_execute("ROLLBACK");
+    }
+    stats.transactions.fetch_add(1, Ordering::Relaxed);
+    stats
+        .phases
+        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+    tracing::trace!(phases = batch.len(), elapsed = ?started.elapsed(), "group commit");
+    for pending in batch {
+        pending.answer(committed.clone());
+    }
+    sound
+}
