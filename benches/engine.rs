@@ -312,14 +312,44 @@ impl Drop for Bench {
     }
 }
 
+/// How many orders the exchange has not acknowledged yet, read from the engine's database.
+fn unacknowledged(dir: &Path) -> i64 {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let path = dir.join("bench.db").display().to_string();
+    let mut conn = SqliteConnection::establish(&path).expect("the bench database");
+    diesel::sql_query("SELECT COUNT(*) AS n FROM orders WHERE status = 'pending_new'")
+        .get_result::<Count>(&mut conn)
+        .map(|c| c.n)
+        .unwrap_or(-1)
+}
+
 async fn bench_submit() {
-    let bench = Bench::start(&[]).await;
+    let steps = std::env::var("BENCH_STEPS").unwrap_or_else(|_| "32".into());
+    let bench = Bench::start(&["--max-concurrent-steps", &steps]).await;
     let token = new_account(&bench.base, json!({})).await;
     run_load(&bench.base, resting(&token, "warm", 2_000));
     let health = run_load(&bench.base, healthz(100_000));
+    let started = Instant::now();
     let submit = run_load(&bench.base, resting(&token, "load", 40_000));
+    // The engine keeps placing what it accepted: wait until the exchange acknowledged it all.
+    while unacknowledged(bench.dir.path()) > 0 {
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let placed = started.elapsed();
     let health_after = run_load(&bench.base, healthz(100_000));
     println!("{}", submit.line("durable submit (64 connections)"));
+    println!(
+        "{:<34} {:>8} orders   {:>9.0} /s   (every order placed and acknowledged, {:.1} s)",
+        "placed on the exchange",
+        submit.latencies.len(),
+        submit.latencies.len() as f64 / placed.as_secs_f64(),
+        placed.as_secs_f64()
+    );
     println!("{}", health.line("/healthz before (64 connections)"));
     println!("{}", health_after.line("/healthz after (64 connections)"));
     println!(
@@ -420,8 +450,10 @@ async fn bench_rehydration(open: usize) {
     let baseline = rss_kib(bench.engine.id());
     let token = new_account(&bench.base, json!({})).await;
     let created = run_load(&bench.base, resting(&token, "open", open));
-    // Let every placement be acknowledged before the kill.
-    actix_web::rt::time::sleep(Duration::from_secs(3)).await;
+    // Every placement acknowledged before the kill: these are open orders resting on the exchange.
+    while unacknowledged(bench.dir.path()) > 0 {
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
     let _ = bench.engine.kill();
     let _ = bench.engine.wait();
     let restarted = Instant::now();

@@ -160,6 +160,29 @@ pub fn list(
         .load(conn)?)
 }
 
+/// What recovery needs to know of an open order.
+#[derive(Debug, Clone, Queryable)]
+pub struct OpenOrder {
+    pub id: OrderId,
+    pub client_order_id: ClientOrderId,
+    pub status: OrderStatus,
+    pub filled_qty: i64,
+}
+
+/// Every open order, oldest first, in brief.
+pub fn open_orders_brief(conn: &mut SqliteConnection) -> Result<Vec<OpenOrder>, AppError> {
+    Ok(orders::table
+        .filter(orders::status.eq_any(StatusFilter::Open.statuses()))
+        .order(orders::created_at.asc())
+        .select((
+            orders::id,
+            orders::client_order_id,
+            orders::status,
+            orders::filled_qty,
+        ))
+        .load(conn)?)
+}
+
 /// Every open order, oldest first: what a restart must carry on.
 pub fn open_order_ids(conn: &mut SqliteConnection) -> Result<Vec<OrderId>, AppError> {
     Ok(orders::table
@@ -239,11 +262,14 @@ pub fn find_fill(
         .optional()?)
 }
 
-/// Just the status of an order.
-pub fn status(conn: &mut SqliteConnection, order: OrderId) -> Result<OrderStatus, AppError> {
+/// Just how far an order has come: its status and filled quantity.
+pub fn progress(
+    conn: &mut SqliteConnection,
+    order: OrderId,
+) -> Result<(OrderStatus, i64), AppError> {
     Ok(orders::table
         .find(order)
-        .select(orders::status)
+        .select((orders::status, orders::filled_qty))
         .first(conn)?)
 }
 

@@ -6,6 +6,7 @@ pub mod order_actor;
 pub mod registry;
 pub mod steps;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -19,9 +20,9 @@ use self::order_actor::OrderActor;
 use self::registry::Registry;
 use crate::db::orders::{self as order_rows, OrderRow};
 use crate::db::{self, now_micros, DbPool, Writer};
-use crate::domain::{AccountId, OrderId};
+use crate::domain::{AccountId, OrderId, OrderStatus};
 use crate::error::AppError;
-use crate::exchange::wire::PushEvent;
+use crate::exchange::wire::{ExchangeStatus, PushEvent};
 use crate::exchange::ExchangeClient;
 use crate::fault_points::crash_point;
 use crate::feed::Relay;
@@ -176,8 +177,13 @@ impl Engine {
         self.0.steps_running_peak.load(Ordering::Relaxed)
     }
 
-    /// Makes sure the order has a running actor, and returns it.
+    /// Makes sure the order has a running actor, which starts by carrying the order on from its
+    /// log; returns it.
     pub fn spawn(&self, order: OrderId) -> Addr<OrderActor> {
+        self.start_actor(order, true)
+    }
+
+    fn start_actor(&self, order: OrderId, recover_first: bool) -> Addr<OrderActor> {
         // An actor that died outside any step (it should not) is replaced, not trusted.
         if let Some(dead) = self.registry().get(order).filter(|a| !a.connected()) {
             tracing::error!(%order, "order actor found dead; starting a new one");
@@ -186,25 +192,57 @@ impl Engine {
         let engine = self.clone();
         self.registry().get_or_insert_with(order, || {
             Supervisor::start_in_arbiter(&self.0.arbiter.handle(), move |_| {
-                OrderActor::new(engine, order)
+                OrderActor::new(engine, order, recover_first)
             })
         })
     }
 
     /// Gives every open order its actor back after a start; returns how many. The engine is ready
     /// once each of them has finished its first step.
+    ///
+    /// The exchange's whole book is asked for once: an order it holds exactly as the engine last
+    /// recorded it (open on both sides, the same quantity filled) needs no first step, and its
+    /// actor simply goes on polling. Only the others look themselves up, so a restart with many
+    /// quiet open orders makes one call to the exchange, not one per order. Without that list
+    /// (the exchange is down), every order recovers on its own.
     pub async fn recover(&self) -> Result<usize, AppError> {
-        let open = db::run(self.pool(), order_rows::open_order_ids).await?;
-        for order in &open {
-            self.0.awaiting_first_step.insert(*order);
+        let open = db::run(self.pool(), order_rows::open_orders_brief).await?;
+        let book: HashMap<String, (ExchangeStatus, i64)> = match self.exchange().all_orders().await
+        {
+            Ok(orders) => orders
+                .into_iter()
+                .map(|o| (o.client_order_id, (o.status, o.filled_qty)))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "the exchange's book is unavailable; each order recovers on its own");
+                HashMap::new()
+            }
+        };
+        let in_sync = |o: &order_rows::OpenOrder| {
+            matches!(o.status, OrderStatus::New | OrderStatus::PartiallyFilled)
+                && book
+                    .get(o.client_order_id.as_str())
+                    .is_some_and(|(status, filled)| {
+                        matches!(
+                            status,
+                            ExchangeStatus::New | ExchangeStatus::PartiallyFilled
+                        ) && *filled == o.filled_qty
+                    })
+        };
+        let quiet: Vec<bool> = open.iter().map(in_sync).collect();
+        drop(book);
+        for (order, _) in open.iter().zip(&quiet).filter(|(_, quiet)| !**quiet) {
+            self.0.awaiting_first_step.insert(order.id);
         }
-        for (i, order) in open.iter().enumerate() {
-            self.spawn(*order);
+        for (i, (order, quiet)) in open.iter().zip(&quiet).enumerate() {
+            self.start_actor(order.id, !quiet);
             if i == open.len() / 2 {
                 crash_point("recovery.during");
             }
         }
         self.0.recovery_listed.store(true, Ordering::Release);
+        let quiet = quiet.iter().filter(|q| **q).count();
+        tracing::info!(open = open.len(), quiet, "open orders given their actors");
         Ok(open.len())
     }
 

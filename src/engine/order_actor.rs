@@ -18,6 +18,8 @@ use crate::error::AppError;
 
 /// The longest wait before a restarted actor carries on, and before a failed step is tried again.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A quiet order's poll interval doubles at most this many times.
+const MAX_QUIET_DOUBLINGS: u32 = 5;
 
 pub struct OrderActor {
     engine: Engine,
@@ -28,6 +30,13 @@ pub struct OrderActor {
     resume_at: Option<Instant>,
     /// Failed steps in a row.
     failures: u32,
+    /// Polls in a row that found nothing new.
+    quiet_polls: u32,
+    /// The next poll, so that activity can bring it forward.
+    next_poll: Option<SpawnHandle>,
+    /// Whether the actor's first step carries the order on from its log (false when recovery
+    /// found it in step with the exchange: it only polls).
+    recover_first: bool,
 }
 
 /// 100 ms, doubling with each attempt in a row, at most [`MAX_BACKOFF`].
@@ -37,23 +46,43 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 impl OrderActor {
-    pub fn new(engine: Engine, order: OrderId) -> Self {
+    pub fn new(engine: Engine, order: OrderId, recover_first: bool) -> Self {
         Self {
             engine,
             order,
+            recover_first,
             restarts: 0,
             resume_at: None,
             failures: 0,
+            quiet_polls: 0,
+            next_poll: None,
         }
     }
 
-    fn schedule_poll(&self, ctx: &mut Context<Self>) {
-        let mean = self.engine.settings().poll_interval.as_millis().max(2) as u64;
+    /// Polls the exchange's copy on a jittered timer. Pushes are the first channel and polling the
+    /// safety net: every poll that finds nothing new doubles the wait (up to 32 times the
+    /// interval), and any change or push brings it back, so many quiet resting orders do not
+    /// flood the exchange while active ones stay closely watched.
+    fn schedule_poll(&mut self, ctx: &mut Context<Self>) {
+        let base = self.engine.settings().poll_interval.as_millis().max(2) as u64;
+        let mean = base << self.quiet_polls.min(MAX_QUIET_DOUBLINGS);
         let wait = Duration::from_millis(rand::rng().random_range(mean / 2..=mean + mean / 2));
-        ctx.run_later(wait, |actor, ctx| {
+        self.next_poll = Some(ctx.run_later(wait, |actor, ctx| {
             ctx.notify(Drive(Reason::Poll));
             actor.schedule_poll(ctx);
-        });
+        }));
+    }
+
+    /// Something happened to the order: watch it closely again from now on.
+    fn watch_closely(&mut self, ctx: &mut Context<Self>) {
+        if self.quiet_polls == 0 {
+            return;
+        }
+        self.quiet_polls = 0;
+        if let Some(pending) = self.next_poll.take() {
+            ctx.cancel_future(pending);
+        }
+        self.schedule_poll(ctx);
     }
 
     /// The order is terminal: leave the registry, then stop. With no address left, the supervisor
@@ -66,6 +95,7 @@ impl OrderActor {
     fn after_step(
         &mut self,
         outcome: std::thread::Result<Result<Progress, AppError>>,
+        polled: bool,
         ctx: &mut Context<Self>,
     ) {
         match outcome {
@@ -74,8 +104,11 @@ impl OrderActor {
                 self.resume_at = None;
                 self.failures = 0;
                 self.engine.step_completed(self.order);
-                if progress == Progress::Terminal {
-                    self.finish(ctx);
+                match progress {
+                    Progress::Terminal => self.finish(ctx),
+                    Progress::Open { changed: true } => self.watch_closely(ctx),
+                    Progress::Open { changed: false } if polled => self.quiet_polls += 1,
+                    Progress::Open { changed: false } => {}
                 }
             }
             Ok(Err(error)) => {
@@ -99,8 +132,11 @@ impl Actor for OrderActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         if self.restarts > 0 {
             self.resume_at = Some(Instant::now() + backoff(self.restarts));
+            self.recover_first = true;
         }
-        ctx.notify(Drive(Reason::Recover));
+        if self.recover_first {
+            ctx.notify(Drive(Reason::Recover));
+        }
         self.schedule_poll(ctx);
     }
 }
@@ -124,12 +160,16 @@ impl Handler<Drive> for OrderActor {
             ctx.notify_later(Drive(reason), wait);
             return AtomicResponse::new(Box::pin(actix::fut::ready(())));
         }
+        let polled = matches!(reason, Reason::Poll);
+        if matches!(reason, Reason::Push(_) | Reason::Cancel) {
+            self.watch_closely(ctx);
+        }
         let step = steps::drive(self.engine.clone(), self.order, reason);
         let guarded = AssertUnwindSafe(step).catch_unwind();
         AtomicResponse::new(Box::pin(guarded.into_actor(self).map(
-            |outcome, actor, ctx| {
+            move |outcome, actor, ctx| {
                 actor.engine.relay().wake();
-                actor.after_step(outcome, ctx)
+                actor.after_step(outcome, polled, ctx)
             },
         )))
     }

@@ -19,7 +19,10 @@ use crate::orders::lifecycle::{self, Applied, RecordedFill, Snapshot};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
-    Open,
+    /// Still open; `changed` says whether the step moved it at all.
+    Open {
+        changed: bool,
+    },
     Terminal,
 }
 
@@ -34,6 +37,7 @@ pub async fn drive(engine: Engine, order: OrderId, reason: Reason) -> Result<Pro
     let _permit = engine.step_permit().await?;
     let _loaded = engine.step_loading();
     let snap = load(&engine, order).await?;
+    let before = (snap.state.status, snap.state.filled_qty);
     if snap.state.status.is_terminal() {
         if let Reason::Push(event) = &reason {
             alarm_if_late_fill(&engine, &snap, event).await?;
@@ -44,12 +48,14 @@ pub async fn drive(engine: Engine, order: OrderId, reason: Reason) -> Result<Pro
         Reason::Push(event) => on_push(&engine, order, snap, event).await?,
         Reason::Recover | Reason::Poll | Reason::Cancel => on_state(&engine, order, snap).await?,
     }
-    // Whether the step ended the order: one column, not the whole order again.
-    let status = db::run(engine.pool(), move |conn| orders::status(conn, order)).await?;
-    Ok(if status.is_terminal() {
+    // Whether the step ended or moved the order: two columns, not the whole order again.
+    let after = db::run(engine.pool(), move |conn| orders::progress(conn, order)).await?;
+    Ok(if after.0.is_terminal() {
         Progress::Terminal
     } else {
-        Progress::Open
+        Progress::Open {
+            changed: after != before,
+        }
     })
 }
 

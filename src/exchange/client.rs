@@ -66,7 +66,12 @@ pub trait ExchangeClient: Send + Sync {
         &'a self,
         client_order_id: &'a str,
     ) -> LocalBoxFuture<'a, Result<ExchangeOrder, ExchangeError>>;
+    /// Every order the exchange holds, in one answer (for recovery and audits).
+    fn all_orders(&self) -> LocalBoxFuture<'_, Result<Vec<ExchangeOrder>, ExchangeError>>;
 }
+
+/// The largest answer read from the exchange.
+const MAX_ANSWER_BYTES: usize = 512 * 1024 * 1024;
 
 /// How hard to try before handing an unknown outcome back to the caller.
 #[derive(Debug, Clone, Copy)]
@@ -128,10 +133,13 @@ impl HttpExchange {
             }
             None => request.send().await,
         };
-        let mut response = sent.map_err(|e| ExchangeError::Unknown(format!("{path}: {e}")))?;
+        let response = sent.map_err(|e| ExchangeError::Unknown(format!("{path}: {e}")))?;
+        // A list of every order the exchange holds runs to megabytes and takes longer to read;
+        // one order's answer is small. An answer that stalls is cut off all the same.
+        let mut response = response.timeout(self.timeout * 10);
         let bytes = response
             .body()
-            .limit(4 * 1024 * 1024)
+            .limit(MAX_ANSWER_BYTES)
             .await
             .map_err(|e| ExchangeError::Unknown(format!("{path}: answer cut short: {e}")))?;
         Ok((response.status(), bytes))
@@ -204,6 +212,19 @@ fn refusal(path: &str, status: StatusCode, bytes: &[u8]) -> ExchangeError {
 }
 
 impl ExchangeClient for HttpExchange {
+    fn all_orders(&self) -> LocalBoxFuture<'_, Result<Vec<ExchangeOrder>, ExchangeError>> {
+        Box::pin(async move {
+            let (status, bytes) = self
+                .call_retrying(awc::http::Method::GET, "/orders", None)
+                .await?;
+            if status.is_success() {
+                decode("/orders", &bytes)
+            } else {
+                Err(refusal("/orders", status, &bytes))
+            }
+        })
+    }
+
     fn prices(&self) -> LocalBoxFuture<'_, Result<BTreeMap<String, Cents>, ExchangeError>> {
         Box::pin(async move {
             // Prices are only a cache fill: one try, no retries.

@@ -266,3 +266,29 @@ async fn a_fill_after_the_end_raises_an_alarm_and_changes_nothing() {
     );
     assert_eq!(app.balances(&alice.token).await, before);
 }
+
+#[actix_web::test]
+async fn a_quiet_order_is_polled_less_and_less_and_a_push_wakes_it_up() {
+    let venue = crate::venue::Venue::start();
+    let app = spawn_app_with(|args| args.exchange = venue.url.clone()).await;
+    let alice = app.create_account("100000.00", json!({})).await;
+    let order = app.resting_order(&alice.token, "k", 5).await;
+    let cid = order["client_order_id"].as_str().unwrap().to_owned();
+
+    // Polled every 100–300 ms at first, each quiet poll doubles the wait: in 4 s a fixed timer
+    // would ask about 20 times, the backing-off one about 5.
+    let before = venue.state().lookups;
+    actix_web::rt::time::sleep(Duration::from_secs(4)).await;
+    let quiet = venue.state().lookups - before;
+    assert!((2..=9).contains(&quiet), "{quiet} lookups in 4 s");
+
+    // Activity brings the close watch back: a fill pushed, and the next lookups come soon.
+    venue.fill(&cid, "F1", 1, "99.00");
+    assert_eq!(
+        app.push(&fill_event("E1", &cid, "F1", 1, "99.00")).await,
+        StatusCode::OK
+    );
+    let woke = venue.state().lookups;
+    actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
+    assert!(venue.state().lookups - woke >= 2, "polling picked up again");
+}
