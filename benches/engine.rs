@@ -436,7 +436,11 @@ async fn bench_fills() {
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
     let settled = fills.wall + recorded_by.elapsed();
+    // Every fill once more: each push now a duplicate, to show what one costs.
+    let again: Vec<Request> = (0..FILLS).map(push).collect();
+    let duplicates = run_load(&bench.base, again);
     println!("{}", fills.line("push (half duplicates)"));
+    println!("{}", duplicates.line("push (all duplicates)"));
     println!(
         "{:<34} {FILLS:>8} fills    {:>9.0} /s   (every fill recorded and settled)",
         "push fills recorded",

@@ -18,6 +18,7 @@ pub struct Metrics {
     pub orders_created: Counter,
     pub idempotent_replays: Counter,
     pub fills_recorded: Family<FillSourceLabel, Counter>,
+    pub fills_duplicate: Family<FillSourceLabel, Counter>,
     pub actor_restarts: Counter,
     alarms: Counter,
     live_order_actors: Gauge,
@@ -31,6 +32,7 @@ impl Default for Metrics {
             orders_created: Counter::default(),
             idempotent_replays: Counter::default(),
             fills_recorded: Family::default(),
+            fills_duplicate: Family::default(),
             actor_restarts: Counter::default(),
             alarms: Counter::default(),
             live_order_actors: Gauge::default(),
@@ -51,6 +53,11 @@ impl Default for Metrics {
             "fills_recorded",
             "Exchange fills recorded, by the channel that brought them first",
             metrics.fills_recorded.clone(),
+        );
+        registry.register(
+            "fills_duplicate",
+            "Exchange fills received again after they were recorded, by channel",
+            metrics.fills_duplicate.clone(),
         );
         registry.register(
             "actor_restarts",
@@ -86,6 +93,14 @@ impl Metrics {
 
     pub fn fill_recorded(&self, source: crate::domain::FillSource) {
         self.fills_recorded
+            .get_or_create(&FillSourceLabel {
+                source: source.as_str(),
+            })
+            .inc();
+    }
+
+    pub fn fill_duplicate(&self, source: crate::domain::FillSource) {
+        self.fills_duplicate
             .get_or_create(&FillSourceLabel {
                 source: source.as_str(),
             })

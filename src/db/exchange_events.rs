@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 
 use super::alarms::{Alarm, AlarmKind};
-use super::schema::{exchange_events, orders};
+use super::schema::exchange_events;
 use crate::domain::OrderId;
 use crate::error::AppError;
 use crate::exchange::wire::PushEvent;
@@ -27,18 +27,14 @@ pub fn event_key(event: &PushEvent) -> String {
     crate::db::accounts::sha256_hex(&canonical)
 }
 
-/// Stores `event` once per [`event_key`].
+/// Stores `event` once per [`event_key`], for the order it names (None: no order of ours).
 pub fn store(
     conn: &mut SqliteConnection,
     event: &PushEvent,
     raw: &str,
+    order_id: Option<OrderId>,
     now: i64,
 ) -> Result<Received, AppError> {
-    let order_id: Option<OrderId> = orders::table
-        .filter(orders::client_order_id.eq(&event.client_order_id))
-        .select(orders::id)
-        .first(conn)
-        .optional()?;
     let event_type = serde_json::to_value(event.event_type)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))

@@ -26,11 +26,32 @@ pub struct Balance {
     pub reserved: i64,
 }
 
-/// Books an entry and moves the balance, inside the caller's transaction. Returns false, changing
-/// nothing, when an entry with the same key was booked before.
-pub fn apply(
+/// Where an entry would leave its balance, worked out before anything is written: None when the
+/// sum would overflow or fall below zero. The sums are taken here, with checked arithmetic:
+/// SQLite would turn an overflowing integer sum into a float.
+pub fn landing(
     conn: &mut SqliteConnection,
     entry: &LedgerEntry<'_>,
+) -> Result<Option<Balance>, AppError> {
+    let current = balance(conn, entry.account, entry.asset)?;
+    let available = current.available.checked_add(entry.available_delta);
+    let reserved = current.reserved.checked_add(entry.reserved_delta);
+    Ok(match (available, reserved) {
+        (Some(available), Some(reserved)) if available >= 0 && reserved >= 0 => Some(Balance {
+            available,
+            reserved,
+        }),
+        _ => None,
+    })
+}
+
+/// Books an entry and sets its balance to `landing`, inside the caller's transaction. Returns
+/// false, changing nothing, when an entry with the same key was booked before. A CHECK (>= 0) on
+/// both balance columns is the last line of defence.
+pub fn book(
+    conn: &mut SqliteConnection,
+    entry: &LedgerEntry<'_>,
+    landing: Balance,
     now: i64,
 ) -> Result<bool, AppError> {
     let inserted = diesel::insert_into(ledger_entries::table)
@@ -48,33 +69,37 @@ pub fn apply(
     if inserted == 0 {
         return Ok(false);
     }
-    // The sums are taken here with checked arithmetic: SQLite would turn an overflowing integer sum
-    // into a float. A CHECK (>= 0) on both columns is the last line of defence against overdrawing.
-    let current = balance(conn, entry.account, entry.asset)?;
-    let overflow = || AppError::Internal(format!("ledger entry {} overflows a balance", entry.key));
-    let available = current
-        .available
-        .checked_add(entry.available_delta)
-        .ok_or_else(overflow)?;
-    let reserved = current
-        .reserved
-        .checked_add(entry.reserved_delta)
-        .ok_or_else(overflow)?;
     diesel::insert_into(balances::table)
         .values((
             balances::account_id.eq(entry.account),
             balances::asset.eq(entry.asset),
-            balances::available.eq(available),
-            balances::reserved.eq(reserved),
+            balances::available.eq(landing.available),
+            balances::reserved.eq(landing.reserved),
         ))
         .on_conflict((balances::account_id, balances::asset))
         .do_update()
         .set((
-            balances::available.eq(available),
-            balances::reserved.eq(reserved),
+            balances::available.eq(landing.available),
+            balances::reserved.eq(landing.reserved),
         ))
         .execute(conn)?;
     Ok(true)
+}
+
+/// Books an entry the caller has already checked the balance for: a landing below zero or past
+/// the largest amount is an error here. Returns false when the entry was booked before.
+pub fn apply(
+    conn: &mut SqliteConnection,
+    entry: &LedgerEntry<'_>,
+    now: i64,
+) -> Result<bool, AppError> {
+    let landing = landing(conn, entry)?.ok_or_else(|| {
+        AppError::Internal(format!(
+            "ledger entry {} would overdraw or overflow",
+            entry.key
+        ))
+    })?;
+    book(conn, entry, landing, now)
 }
 
 pub fn balance(

@@ -29,6 +29,8 @@ pub struct OrderRow {
     pub updated_at: i64,
     /// Whether a placement was ever sent (kept with the status, in the same transaction).
     pub placement_sent: bool,
+    /// The seq of the order's latest action.
+    pub last_action_seq: i64,
 }
 
 impl OrderRow {
@@ -210,19 +212,15 @@ pub fn fold_log(conn: &mut SqliteConnection, order: &OrderRow) -> Result<OrderSt
         .map_err(|e| AppError::Internal(format!("order {} has an invalid log: {e}", order.id)))
 }
 
-/// Appends an action at the next seq of the order's log.
+/// Appends an action to the order's log at `seq` (the row's `last_action_seq` plus one).
 pub fn append_action(
     conn: &mut SqliteConnection,
     order: OrderId,
+    seq: i64,
     kind: ActionKind,
     detail: &str,
     at: i64,
-) -> Result<i64, AppError> {
-    let last: Option<i64> = order_actions::table
-        .filter(order_actions::order_id.eq(order))
-        .select(diesel::dsl::max(order_actions::seq))
-        .first(conn)?;
-    let seq = last.unwrap_or(0) + 1;
+) -> Result<(), AppError> {
     diesel::insert_into(order_actions::table)
         .values((
             order_actions::order_id.eq(order),
@@ -232,7 +230,7 @@ pub fn append_action(
             order_actions::at.eq(at),
         ))
         .execute(conn)?;
-    Ok(seq)
+    Ok(())
 }
 
 /// Writes the projection row from the order's state.
@@ -244,6 +242,7 @@ pub fn save_projection(conn: &mut SqliteConnection, row: &OrderRow) -> Result<()
             orders::filled_notional.eq(row.filled_notional),
             orders::updated_at.eq(row.updated_at),
             orders::placement_sent.eq(row.placement_sent),
+            orders::last_action_seq.eq(row.last_action_seq),
         ))
         .execute(conn)?;
     Ok(())

@@ -86,16 +86,27 @@ pub fn unpublished(conn: &mut SqliteConnection, limit: i64) -> Result<Vec<Outbox
         .load(conn)?)
 }
 
-/// Marks events as handed to the feed.
+/// Marks events as handed to the feed: each account's up to the highest seq handed over. An
+/// account's events are numbered in the order they commit, so none below it is still to come.
 pub fn mark_published(
     conn: &mut SqliteConnection,
     keys: &[(AccountId, i64)],
     now: i64,
 ) -> Result<(), AppError> {
+    let mut highest: std::collections::HashMap<AccountId, i64> = std::collections::HashMap::new();
     for (account, seq) in keys {
-        diesel::update(outbox::table.find((account, seq)))
-            .set(outbox::published_at.eq(now))
-            .execute(conn)?;
+        let top = highest.entry(*account).or_insert(*seq);
+        *top = (*top).max(*seq);
+    }
+    for (account, seq) in highest {
+        diesel::update(
+            outbox::table
+                .filter(outbox::account_id.eq(account))
+                .filter(outbox::seq.le(seq))
+                .filter(outbox::published_at.is_null()),
+        )
+        .set(outbox::published_at.eq(now))
+        .execute(conn)?;
     }
     Ok(())
 }

@@ -61,6 +61,7 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         placement_sent -> Bool,
+        last_action_seq -> BigInt,
     }
 }
 

@@ -84,6 +84,12 @@ impl ClientOrderId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The order this id names, when it is one of ours.
+    pub fn order_id(&self) -> Option<OrderId> {
+        let simple = self.0.strip_prefix("ok-")?;
+        Uuid::try_parse(simple).ok().map(OrderId)
+    }
 }
 
 impl fmt::Display for ClientOrderId {
@@ -107,6 +113,14 @@ mod tests {
             ClientOrderId::for_order(order),
             ClientOrderId::for_order(OrderId::new())
         );
+    }
+
+    #[test]
+    fn a_client_order_id_names_its_order() {
+        let order = OrderId::new();
+        assert_eq!(ClientOrderId::for_order(order).order_id(), Some(order));
+        assert_eq!(ClientOrderId("ok-nonsense".into()).order_id(), None);
+        assert_eq!(ClientOrderId("someone-else".into()).order_id(), None);
     }
 
     #[test]

@@ -21,3 +21,9 @@ pub enum Reason {
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Drive(pub Reason);
+
+/// Something happened to the order that needs no step (a fill taken in that leaves it open):
+/// watch it closely again.
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Stir;

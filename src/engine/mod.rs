@@ -15,12 +15,12 @@ use std::time::Duration;
 use actix::{Addr, Arbiter, Supervisor};
 use dashmap::DashSet;
 
-use self::messages::{Drive, Reason};
+use self::messages::{Drive, Reason, Stir};
 use self::order_actor::OrderActor;
 use self::registry::Registry;
 use crate::db::orders::{self as order_rows, OrderRow};
 use crate::db::{self, now_micros, DbPool, Writer};
-use crate::domain::{AccountId, OrderId, OrderStatus};
+use crate::domain::{AccountId, ClientOrderId, FillSource, OrderId, OrderStatus};
 use crate::error::AppError;
 use crate::exchange::wire::{ExchangeStatus, PushEvent};
 use crate::exchange::ExchangeClient;
@@ -28,7 +28,8 @@ use crate::fault_points::crash_point;
 use crate::feed::Relay;
 use crate::metrics::Metrics;
 use crate::orders::cancel::{self, CancelAnswer};
-use crate::orders::lifecycle;
+use crate::orders::intake::{self, Intake};
+use crate::orders::lifecycle::{Applied, RecordedFill};
 use crate::orders::submit::{self, Submission, Submitted};
 
 #[derive(Debug, Clone, Copy)]
@@ -318,27 +319,67 @@ impl Engine {
         .await
     }
 
-    /// Hands a push event to its order's actor, unless it brings a fill already recorded exactly
-    /// so. An order with no actor is either ended, where a new fill can only be an alarm, or
-    /// waiting for its actor, which is started.
-    pub async fn deliver(&self, order: OrderId, event: PushEvent) -> Result<(), AppError> {
-        if event
-            .fill
-            .as_ref()
-            .is_some_and(|f| self.registry().has_recorded(order, f))
-        {
-            return Ok(());
+    /// Takes in a push from the exchange: stores it and records its fill in one phase, then hands
+    /// the order's actor only what may end the order or change its status. A fill already
+    /// recorded exactly so is answered at once, without a write. Returns what became of it.
+    ///
+    /// Runs on a task of its own: once the event is stored, a later delivery is a duplicate, so
+    /// what follows must not depend on the request surviving.
+    pub async fn take_push(&self, event: PushEvent, raw: String) -> Result<&'static str, AppError> {
+        let order = ClientOrderId(event.client_order_id.clone()).order_id();
+        if let (Some(order), Some(fill)) = (order, &event.fill) {
+            if self.registry().has_recorded(order, fill) {
+                self.metrics().fill_duplicate(FillSource::Push);
+                return Ok("duplicate");
+            }
         }
-        if let Some(actor) = self.registry().get(order) {
-            actor.do_send(Drive(Reason::Push(event)));
-            return Ok(());
-        }
-        let snap = db::run(self.pool(), move |conn| lifecycle::load(conn, order)).await?;
-        if snap.state.status.is_terminal() {
-            return steps::alarm_if_late_fill(self, &snap, &event).await;
-        }
-        self.spawn(order).do_send(Drive(Reason::Push(event)));
-        Ok(())
+        let engine = self.clone();
+        detached(async move {
+            let taken = event.clone();
+            let intake = engine
+                .writer()
+                .run(move |conn| intake::take_in(conn, &taken, &raw, now_micros()))
+                .await?;
+            let Intake::New {
+                order,
+                fill,
+                status,
+                fully_filled,
+            } = intake
+            else {
+                if intake == Intake::Duplicate {
+                    engine.metrics().fill_duplicate(FillSource::Push);
+                    return Ok("duplicate");
+                }
+                return Ok("unmatched");
+            };
+            if let (Some(recorded), Some(exchange_fill)) = (&fill, &event.fill) {
+                match recorded {
+                    Applied::Recorded => {
+                        engine.metrics().fill_recorded(FillSource::Push);
+                        crash_point("fill.after_commit");
+                        engine.relay().wake();
+                    }
+                    Applied::Duplicate => engine.metrics().fill_duplicate(FillSource::Push),
+                    Applied::Refused(_) => {}
+                }
+                if !matches!(recorded, Applied::Refused(_)) {
+                    let seen = RecordedFill::of(exchange_fill);
+                    engine
+                        .registry()
+                        .remember_fills(order, [(&exchange_fill.fill_id, &seen)]);
+                }
+            }
+            // A fill that leaves the order open needs nothing more; the rest goes to the actor.
+            let needs_actor = event.fill.is_none() || fully_filled;
+            if needs_actor && status.is_open() {
+                engine.spawn(order).do_send(Drive(Reason::Push(event)));
+            } else if let Some(actor) = engine.registry().get(order) {
+                actor.do_send(Stir);
+            }
+            Ok("recorded")
+        })
+        .await
     }
 
     pub fn live_actors(&self) -> usize {

@@ -10,7 +10,7 @@ use actix::prelude::*;
 use futures_util::FutureExt;
 use rand::RngExt;
 
-use super::messages::{Drive, Reason};
+use super::messages::{Drive, Reason, Stir};
 use super::steps::{self, Progress};
 use super::Engine;
 use crate::domain::OrderId;
@@ -172,6 +172,14 @@ impl Handler<Drive> for OrderActor {
                 actor.after_step(outcome, polled, ctx)
             },
         )))
+    }
+}
+
+impl Handler<Stir> for OrderActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Stir, ctx: &mut Context<Self>) {
+        self.watch_closely(ctx);
     }
 }
 

@@ -39,9 +39,6 @@ pub async fn drive(engine: Engine, order: OrderId, reason: Reason) -> Result<Pro
     let snap = load(&engine, order).await?;
     let before = (snap.state.status, snap.state.filled_qty);
     if snap.state.status.is_terminal() {
-        if let Reason::Push(event) = &reason {
-            alarm_if_late_fill(&engine, &snap, event).await?;
-        }
         return Ok(Progress::Terminal);
     }
     match reason {
@@ -120,17 +117,14 @@ async fn record_fill(
 }
 
 /// A push: record its fill at once; anything that may end the order is checked with the exchange.
+/// A push, already taken in (its fill recorded) by `Engine::take_push`: what may end the order
+/// is checked with the exchange.
 async fn on_push(
     engine: &Engine,
     order: OrderId,
-    mut snap: Snapshot,
+    snap: Snapshot,
     event: PushEvent,
 ) -> Result<(), AppError> {
-    if let Some(fill) = event.fill {
-        if record_fill(engine, order, fill, FillSource::Push).await? == Applied::Recorded {
-            snap = load(engine, order).await?;
-        }
-    }
     let fully_filled = snap.state.filled_qty == snap.state.qty;
     match event.event_type {
         PushType::Accepted if snap.state.status == OrderStatus::PendingNew => {
@@ -343,31 +337,4 @@ async fn raise_alarm(
             alarms::raise(conn, &alarm, now_micros())
         })
         .await
-}
-
-/// A push that brings a fill the engine never recorded for an order that has ended.
-pub(crate) async fn alarm_if_late_fill(
-    engine: &Engine,
-    snap: &Snapshot,
-    event: &PushEvent,
-) -> Result<(), AppError> {
-    let Some(fill) = &event.fill else {
-        return Ok(());
-    };
-    if snap.fills.contains_key(&fill.fill_id) {
-        return Ok(());
-    }
-    let order = snap.row.id;
-    let detail = format!(
-        "fill {} of {} arrived after the order was {}",
-        fill.fill_id, fill.qty, snap.row.status
-    );
-    raise_alarm(
-        engine,
-        AlarmKind::FillAfterTerminal,
-        order,
-        &fill.fill_id,
-        detail,
-    )
-    .await
 }

@@ -5,9 +5,6 @@ use serde_json::json;
 
 use super::extract::raw_body;
 use crate::app::AppState;
-use crate::db::exchange_events::{self, Received};
-use crate::db::now_micros;
-use crate::engine::detached;
 use crate::error::AppError;
 use crate::exchange::signature;
 use crate::exchange::wire::{self, PushEvent};
@@ -39,23 +36,6 @@ pub(crate) async fn receive(
     let event: PushEvent = wire::parse_push(&body)
         .map_err(|e| AppError::InvalidRequest(format!("invalid push event: {e}")))?;
     let raw = String::from_utf8_lossy(&body).into_owned();
-    // Stored and handed over on a task of its own: once the event is stored, a later delivery is a
-    // duplicate, so the hand-over must not depend on this request surviving.
-    let (writer, engine) = (state.writer.clone(), state.engine.clone());
-    let outcome = detached(async move {
-        let recorded = event.clone();
-        let received = writer
-            .run(move |conn| exchange_events::store(conn, &recorded, &raw, now_micros()))
-            .await?;
-        Ok(match received {
-            Received::New { order_id } => {
-                engine.deliver(order_id, event).await?;
-                "recorded"
-            }
-            Received::Unmatched => "unmatched",
-            Received::Duplicate => "duplicate",
-        })
-    })
-    .await?;
+    let outcome = state.engine.take_push(event, raw).await?;
     Ok(HttpResponse::Ok().json(json!({"status": outcome})))
 }

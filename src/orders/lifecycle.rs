@@ -11,7 +11,7 @@ use super::cancel::release_remaining;
 use super::phase;
 use super::view::FillView;
 use crate::db::alarms::{self, Alarm, AlarmKind};
-use crate::db::ledger::{self, LedgerEntry, CASH};
+use crate::db::ledger::{self, Balance, LedgerEntry, CASH};
 use crate::db::orders::{self, FillRow, OrderRow};
 use crate::domain::{
     fill_within_limit, terminal_action, Action, Cents, FillSource, OrderId, OrderState, Side,
@@ -180,8 +180,8 @@ fn apply_status(
 
 /// Records one exchange fill, once: the fill row (unique per order and fill id), its ledger
 /// effects, the `fill` action and its event. A fill seen before changes nothing; one seen before
-/// with another quantity or price, one outside the order's limit, or one that would overfill the
-/// order is refused with an alarm.
+/// with another quantity or price, one for an order that has ended, one outside the order's
+/// limit, or one that would overfill the order is refused with an alarm.
 pub fn record_fill(
     conn: &mut SqliteConnection,
     order: OrderId,
@@ -189,8 +189,19 @@ pub fn record_fill(
     source: FillSource,
     now: i64,
 ) -> Result<Applied, AppError> {
-    let mut row = find(conn, order)?;
-    let state = row.state();
+    let row = find(conn, order)?;
+    record_fill_on(conn, row, fill, source, now)
+}
+
+/// [`record_fill`] for an order whose row the caller has just read in this transaction.
+pub fn record_fill_on(
+    conn: &mut SqliteConnection,
+    mut row: OrderRow,
+    fill: &ExchangeFill,
+    source: FillSource,
+    now: i64,
+) -> Result<Applied, AppError> {
+    let (order, state) = (row.id, row.state());
     let id = fill.fill_id.as_str();
     if let Some(recorded) = orders::find_fill(conn, order, id)? {
         if recorded.qty == fill.qty && recorded.price == fill.price {
@@ -201,6 +212,13 @@ pub fn record_fill(
             recorded.qty, recorded.price, fill.qty, fill.price
         );
         return refuse(conn, order, AlarmKind::FillMismatch, id, what, now);
+    }
+    if state.status.is_terminal() {
+        let what = format!(
+            "fill {id} of {} arrived after the order was {}",
+            fill.qty, state.status
+        );
+        return refuse(conn, order, AlarmKind::FillAfterTerminal, id, what, now);
     }
     let limit = row.protection_price;
     if !fill_within_limit(row.side, limit, fill.price) {
@@ -228,24 +246,20 @@ pub fn record_fill(
         source,
         received_at: now,
     };
-    // In a savepoint: a fill the ledger cannot take (a balance would overflow) is refused and
-    // alarmed, instead of failing the whole step on every retry. A busy database is not the
-    // fill's fault: that error goes back to the caller, who tries again.
-    let settled = conn.transaction(|conn| {
-        if !orders::insert_fill(conn, &fill_row)? {
-            return Ok(None);
-        }
-        settle(conn, &row, fill, now).map(Some)
-    });
-    let notional = match settled {
-        Ok(Some(notional)) => notional,
-        Ok(None) => return Ok(Applied::Duplicate),
-        Err(e @ AppError::Unavailable(_)) => return Err(e),
-        Err(e) => {
-            let what = format!("fill {id} of {} at {}: {e:?}", fill.qty, fill.price);
-            return refuse(conn, order, AlarmKind::FillUnsettleable, id, what, now);
-        }
+    // Every balance the fill moves is worked out before anything is written: a fill the ledger
+    // cannot take (a balance would overflow or go below zero) is refused and alarmed, instead of
+    // failing the whole phase on every retry.
+    let Some(settlement) = settlement(conn, &row, fill)? else {
+        let what = format!(
+            "fill {id} of {} at {} would overflow or overdraw a balance",
+            fill.qty, fill.price
+        );
+        return refuse(conn, order, AlarmKind::FillUnsettleable, id, what, now);
     };
+    if !orders::insert_fill(conn, &fill_row)? {
+        return Ok(Applied::Duplicate);
+    }
+    let notional = settlement.book(conn, now)?;
     let notional = row.filled_notional.0.checked_add(notional.0);
     row.filled_notional = Cents(
         notional
@@ -258,20 +272,36 @@ pub fn record_fill(
     Ok(Applied::Recorded)
 }
 
-/// The ledger side of a fill; returns its value. A buy spends the reservation for the filled
-/// shares at the order's protection price and returns any price improvement to available cash; a
-/// sell gives up the reserved shares and is credited the proceeds. The fill id comes last in each
+/// The ledger side of a fill, worked out: its entries and where each leaves its balance.
+struct Settlement<'a> {
+    entries: [(LedgerEntry<'a>, Balance); 2],
+    value: Cents,
+}
+
+impl Settlement<'_> {
+    /// Books the entries; returns the fill's value.
+    fn book(self, conn: &mut SqliteConnection, now: i64) -> Result<Cents, AppError> {
+        for (entry, landing) in &self.entries {
+            ledger::book(conn, entry, *landing, now)?;
+        }
+        Ok(self.value)
+    }
+}
+
+/// A buy spends the reservation for the filled shares at the order's protection price and returns
+/// any price improvement to available cash; a sell gives up the reserved shares and is credited the
+/// proceeds. None when a balance would overflow or go below zero. The fill id comes last in each
 /// key, after a fixed part that says which effect it is, so no fill id can collide with another
 /// fill's key.
-fn settle(
+fn settlement<'a>(
     conn: &mut SqliteConnection,
-    row: &OrderRow,
+    row: &'a OrderRow,
     fill: &ExchangeFill,
-    now: i64,
-) -> Result<Cents, AppError> {
+) -> Result<Option<Settlement<'a>>, AppError> {
     let (order, account) = (row.id, row.account_id);
-    let overflow = || AppError::Internal("the fill's value overflows".into());
-    let cost = fill.price.times(fill.qty).ok_or_else(overflow)?;
+    let Some(value) = fill.price.times(fill.qty) else {
+        return Ok(None);
+    };
     let entry = |effect: &str, asset, available_delta, reserved_delta| LedgerEntry {
         key: format!("order:{order}:{effect}:{}", fill.fill_id),
         account,
@@ -283,19 +313,30 @@ fn settle(
     let (cash, shares) = match row.side {
         Side::Buy => {
             let protection = row.protection_price.unwrap_or(fill.price);
-            let held = protection.times(fill.qty).ok_or_else(overflow)?;
-            let refund = held.0.checked_sub(cost.0).ok_or_else(overflow)?;
+            let Some(held) = protection.times(fill.qty) else {
+                return Ok(None);
+            };
+            let Some(refund) = held.0.checked_sub(value.0) else {
+                return Ok(None);
+            };
             (
                 entry("fill-cash", CASH, refund, -held.0),
                 entry("fill-shares", row.symbol.as_str(), fill.qty, 0),
             )
         }
         Side::Sell => (
-            entry("fill-cash", CASH, cost.0, 0),
+            entry("fill-cash", CASH, value.0, 0),
             entry("fill-shares", row.symbol.as_str(), 0, -fill.qty),
         ),
     };
-    ledger::apply(conn, &cash, now)?;
-    ledger::apply(conn, &shares, now)?;
-    Ok(cost)
+    let (Some(cash_at), Some(shares_at)) = (
+        ledger::landing(conn, &cash)?,
+        ledger::landing(conn, &shares)?,
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(Settlement {
+        entries: [(cash, cash_at), (shares, shares_at)],
+        value,
+    }))
 }

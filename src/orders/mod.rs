@@ -1,6 +1,7 @@
 //! Order bookkeeping: each function here is one atomic phase (one database transaction).
 
 pub mod cancel;
+pub mod intake;
 pub mod lifecycle;
 pub mod phase;
 pub mod pricing;

@@ -21,7 +21,9 @@ pub fn write_action(
     fill: Option<&FillView>,
     now: i64,
 ) -> Result<(), AppError> {
-    orders::append_action(conn, order.id, action.kind(), &detail.to_string(), now)?;
+    order.last_action_seq += 1;
+    let seq = order.last_action_seq;
+    orders::append_action(conn, order.id, seq, action.kind(), &detail.to_string(), now)?;
     order.status = next.status;
     order.filled_qty = next.filled_qty;
     order.placement_sent = next.placement_sent;

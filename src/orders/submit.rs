@@ -118,6 +118,7 @@ fn record_order(
         created_at: sub.now,
         updated_at: sub.now,
         placement_sent: false,
+        last_action_seq: 1,
     };
     orders::insert(conn, &row)?;
     let detail = json!({
@@ -128,6 +129,7 @@ fn record_order(
     orders::append_action(
         conn,
         order_id,
+        1,
         ActionKind::Created,
         &detail.to_string(),
         sub.now,
