@@ -86,24 +86,25 @@ pub fn unpublished(conn: &mut SqliteConnection, limit: i64) -> Result<Vec<Outbox
         .load(conn)?)
 }
 
-/// Marks events as handed to the feed: each account's up to the highest seq handed over. An
-/// account's events are numbered in the order they commit, so none below it is still to come.
+/// Marks events as handed to the feed: each account's seqs from the lowest to the highest handed
+/// over. An account's events are numbered in the order they commit, so those between are exactly
+/// the ones handed over.
 pub fn mark_published(
     conn: &mut SqliteConnection,
     keys: &[(AccountId, i64)],
     now: i64,
 ) -> Result<(), AppError> {
-    let mut highest: std::collections::HashMap<AccountId, i64> = std::collections::HashMap::new();
+    let mut ranges: std::collections::HashMap<AccountId, (i64, i64)> =
+        std::collections::HashMap::new();
     for (account, seq) in keys {
-        let top = highest.entry(*account).or_insert(*seq);
-        *top = (*top).max(*seq);
+        let range = ranges.entry(*account).or_insert((*seq, *seq));
+        *range = (range.0.min(*seq), range.1.max(*seq));
     }
-    for (account, seq) in highest {
+    for (account, (lowest, highest)) in ranges {
         diesel::update(
             outbox::table
                 .filter(outbox::account_id.eq(account))
-                .filter(outbox::seq.le(seq))
-                .filter(outbox::published_at.is_null()),
+                .filter(outbox::seq.between(lowest, highest)),
         )
         .set(outbox::published_at.eq(now))
         .execute(conn)?;
