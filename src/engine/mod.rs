@@ -208,8 +208,12 @@ impl Engine {
     /// (the exchange is down), every order recovers on its own.
     pub async fn recover(&self) -> Result<usize, AppError> {
         let open = db::run(self.pool(), order_rows::open_orders_brief).await?;
-        let book: HashMap<String, (ExchangeStatus, i64)> = match self.exchange().all_orders().await
-        {
+        let book = if open.is_empty() {
+            Ok(Vec::new())
+        } else {
+            self.exchange().all_orders().await
+        };
+        let book: HashMap<String, (ExchangeStatus, i64)> = match book {
             Ok(orders) => orders
                 .into_iter()
                 .map(|o| (o.client_order_id, (o.status, o.filled_qty)))
