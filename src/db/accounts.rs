@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 
 use diesel::prelude::*;
+
+use super::DbConnection;
 use rand::RngExt;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -34,7 +36,7 @@ pub fn secrets_match(given: &str, expected: &str) -> bool {
 /// Creates an account with its opening cash and positions, each booked as a ledger entry (inside
 /// the caller's transaction).
 pub fn create(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     name: &str,
     cash: Cents,
     positions: &BTreeMap<String, i64>,
@@ -44,7 +46,7 @@ pub fn create(
     let secret: [u8; 32] = rand::rng().random();
     let secret = hex::encode(secret);
     let token = format!("{}.{secret}", id.0.simple());
-    diesel::insert_into(accounts::table)
+    with_conn!(conn, |c| diesel::insert_into(accounts::table)
         .values((
             accounts::id.eq(id),
             accounts::name.eq(name),
@@ -52,7 +54,7 @@ pub fn create(
             accounts::next_event_seq.eq(1_i64),
             accounts::created_at.eq(now),
         ))
-        .execute(conn)?;
+        .execute(c))?;
     let opening =
         std::iter::once((CASH, cash.0)).chain(positions.iter().map(|(s, q)| (s.as_str(), *q)));
     for (asset, amount) in opening {
@@ -77,53 +79,58 @@ pub fn create(
 }
 
 /// The stored hash of an account's token secret.
-pub fn token_hash(
-    conn: &mut SqliteConnection,
-    account: AccountId,
-) -> Result<Option<String>, AppError> {
-    Ok(accounts::table
-        .find(account)
-        .select(accounts::token_hash)
-        .first(conn)
-        .optional()?)
+pub fn token_hash(conn: &mut DbConnection, account: AccountId) -> Result<Option<String>, AppError> {
+    with_conn!(conn, |conn| {
+        Ok(accounts::table
+            .find(account)
+            .select(accounts::token_hash)
+            .first(conn)
+            .optional()?)
+    })
 }
 
 /// Creates the demo account and keeps its token for the dashboard.
 pub fn create_demo(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     cash: Cents,
     positions: &BTreeMap<String, i64>,
     now: i64,
 ) -> Result<CreatedAccount, AppError> {
     use super::schema::demo_account;
     let created = create(conn, "demo", cash, positions, now)?;
-    diesel::insert_into(demo_account::table)
+    with_conn!(conn, |c| diesel::insert_into(demo_account::table)
         .values((
             demo_account::account_id.eq(created.id),
             demo_account::token.eq(&created.token),
         ))
-        .execute(conn)?;
+        .execute(c))?;
     Ok(created)
 }
 
 /// The demo account's token, when there is one.
-pub fn demo_token(conn: &mut SqliteConnection) -> Result<Option<String>, AppError> {
-    use super::schema::demo_account;
-    Ok(demo_account::table
-        .select(demo_account::token)
-        .first(conn)
-        .optional()?)
+pub fn demo_token(conn: &mut DbConnection) -> Result<Option<String>, AppError> {
+    with_conn!(conn, |conn| {
+        use super::schema::demo_account;
+        Ok(demo_account::table
+            .select(demo_account::token)
+            .first(conn)
+            .optional()?)
+    })
 }
 
-pub fn count(conn: &mut SqliteConnection) -> Result<i64, AppError> {
-    Ok(accounts::table.count().get_result(conn)?)
+pub fn count(conn: &mut DbConnection) -> Result<i64, AppError> {
+    with_conn!(conn, |conn| {
+        Ok(accounts::table.count().get_result(conn)?)
+    })
 }
 
 /// Takes the next event seq of an account, inside the caller's transaction: 1, 2, 3… with no gaps.
-pub fn take_event_seq(conn: &mut SqliteConnection, account: AccountId) -> Result<i64, AppError> {
-    let next: i64 = diesel::update(accounts::table.find(account))
-        .set(accounts::next_event_seq.eq(accounts::next_event_seq + 1))
-        .returning(accounts::next_event_seq)
-        .get_result(conn)?;
-    Ok(next - 1)
+pub fn take_event_seq(conn: &mut DbConnection, account: AccountId) -> Result<i64, AppError> {
+    with_conn!(conn, |conn| {
+        let next: i64 = diesel::update(accounts::table.find(account))
+            .set(accounts::next_event_seq.eq(accounts::next_event_seq + 1))
+            .returning(accounts::next_event_seq)
+            .get_result(conn)?;
+        Ok(next - 1)
+    })
 }

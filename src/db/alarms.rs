@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use diesel::prelude::*;
 
+use super::DbConnection;
+
 use super::schema::alarms;
 use crate::domain::OrderId;
 use crate::error::AppError;
@@ -40,58 +42,64 @@ pub struct Alarm<'a> {
 }
 
 /// Records the alarm, or counts it again when the same condition was recorded before.
-pub fn raise(conn: &mut SqliteConnection, alarm: &Alarm<'_>, now: i64) -> Result<(), AppError> {
-    let order = alarm.order.map(|o| o.to_string());
-    let key = format!(
-        "{}|{}|{}",
-        alarm.kind,
-        order.as_deref().unwrap_or("-"),
-        alarm.subject
-    );
-    let count: i64 = diesel::insert_into(alarms::table)
-        .values((
-            alarms::alarm_key.eq(&key),
-            alarms::kind.eq(alarm.kind.as_str()),
-            alarms::order_id.eq(order.as_deref()),
-            alarms::detail.eq(alarm.detail),
-            alarms::first_at.eq(now),
-            alarms::last_at.eq(now),
-            alarms::count.eq(1_i64),
-        ))
-        .on_conflict(alarms::alarm_key)
-        .do_update()
-        .set((
-            alarms::count.eq(alarms::count + 1),
-            alarms::last_at.eq(now),
-            alarms::detail.eq(alarm.detail),
-        ))
-        .returning(alarms::count)
-        .get_result(conn)?;
-    if count == 1 {
-        tracing::warn!(kind = %alarm.kind, order_id = ?order, detail = alarm.detail, "alarm");
-    } else {
-        tracing::debug!(kind = %alarm.kind, order_id = ?order, count, "alarm seen again");
-    }
-    RAISED.fetch_add(1, Ordering::Relaxed);
-    Ok(())
+pub fn raise(conn: &mut DbConnection, alarm: &Alarm<'_>, now: i64) -> Result<(), AppError> {
+    with_conn!(conn, |conn| {
+        let order = alarm.order.map(|o| o.to_string());
+        let key = format!(
+            "{}|{}|{}",
+            alarm.kind,
+            order.as_deref().unwrap_or("-"),
+            alarm.subject
+        );
+        let count: i64 = diesel::insert_into(alarms::table)
+            .values((
+                alarms::alarm_key.eq(&key),
+                alarms::kind.eq(alarm.kind.as_str()),
+                alarms::order_id.eq(order.as_deref()),
+                alarms::detail.eq(alarm.detail),
+                alarms::first_at.eq(now),
+                alarms::last_at.eq(now),
+                alarms::count.eq(1_i64),
+            ))
+            .on_conflict(alarms::alarm_key)
+            .do_update()
+            .set((
+                alarms::count.eq(alarms::count + 1),
+                alarms::last_at.eq(now),
+                alarms::detail.eq(alarm.detail),
+            ))
+            .returning(alarms::count)
+            .get_result(conn)?;
+        if count == 1 {
+            tracing::warn!(kind = %alarm.kind, order_id = ?order, detail = alarm.detail, "alarm");
+        } else {
+            tracing::debug!(kind = %alarm.kind, order_id = ?order, count, "alarm seen again");
+        }
+        RAISED.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    })
 }
 
 /// How many distinct conditions of `kind` are recorded.
-pub fn count(conn: &mut SqliteConnection, kind: AlarmKind) -> Result<i64, AppError> {
-    Ok(alarms::table
-        .filter(alarms::kind.eq(kind.as_str()))
-        .count()
-        .get_result(conn)?)
+pub fn count(conn: &mut DbConnection, kind: AlarmKind) -> Result<i64, AppError> {
+    with_conn!(conn, |conn| {
+        Ok(alarms::table
+            .filter(alarms::kind.eq(kind.as_str()))
+            .count()
+            .get_result(conn)?)
+    })
 }
 
 /// An order's alarms: (kind, detail, how often seen).
 pub fn of_order(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     order: OrderId,
 ) -> Result<Vec<(String, String, i64)>, AppError> {
-    Ok(alarms::table
-        .filter(alarms::order_id.eq(order))
-        .order(alarms::first_at)
-        .select((alarms::kind, alarms::detail, alarms::count))
-        .load(conn)?)
+    with_conn!(conn, |conn| {
+        Ok(alarms::table
+            .filter(alarms::order_id.eq(order))
+            .order(alarms::first_at)
+            .select((alarms::kind, alarms::detail, alarms::count))
+            .load(conn)?)
+    })
 }

@@ -2,6 +2,8 @@
 
 use diesel::prelude::*;
 
+use super::DbConnection;
+
 use super::alarms::{Alarm, AlarmKind};
 use super::schema::exchange_events;
 use crate::domain::OrderId;
@@ -29,7 +31,7 @@ pub fn event_key(event: &PushEvent) -> String {
 
 /// Stores `event` once per [`event_key`], for the order it names (None: no order of ours).
 pub fn store(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     event: &PushEvent,
     raw: &str,
     order_id: Option<OrderId>,
@@ -39,18 +41,18 @@ pub fn store(
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
-    let inserted = diesel::insert_into(exchange_events::table)
+    let inserted = with_conn!(conn, |c| diesel::insert_into(exchange_events::table)
         .values((
             exchange_events::event_key.eq(event_key(event)),
             exchange_events::event_id.eq(&event.event_id),
             exchange_events::client_order_id.eq(&event.client_order_id),
-            exchange_events::event_type.eq(event_type),
+            exchange_events::event_type.eq(&event_type),
             exchange_events::payload.eq(raw),
             exchange_events::order_id.eq(order_id),
             exchange_events::received_at.eq(now),
         ))
         .on_conflict_do_nothing()
-        .execute(conn)?;
+        .execute(c))?;
     Ok(match (inserted, order_id) {
         (0, _) => Received::Duplicate,
         (_, Some(order_id)) => Received::New { order_id },

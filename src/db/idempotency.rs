@@ -2,6 +2,8 @@
 
 use diesel::prelude::*;
 
+use super::DbConnection;
+
 use super::schema::idempotency_keys;
 use crate::domain::AccountId;
 use crate::error::AppError;
@@ -34,26 +36,30 @@ impl StoredKey {
 }
 
 pub fn find(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     key: &str,
 ) -> Result<Option<StoredKey>, AppError> {
-    Ok(idempotency_keys::table
-        .find((account, key))
-        .select((
-            idempotency_keys::fingerprint,
-            idempotency_keys::status_code,
-            idempotency_keys::location,
-            idempotency_keys::response_body,
-            idempotency_keys::expires_at,
-        ))
-        .first(conn)
-        .optional()?)
+    with_conn!(conn, |conn| {
+        Ok(idempotency_keys::table
+            .find((account, key))
+            .select((
+                idempotency_keys::fingerprint,
+                idempotency_keys::status_code,
+                idempotency_keys::location,
+                idempotency_keys::response_body,
+                idempotency_keys::expires_at,
+            ))
+            .first(conn)
+            .optional()?)
+    })
 }
 
-pub fn delete(conn: &mut SqliteConnection, account: AccountId, key: &str) -> Result<(), AppError> {
-    diesel::delete(idempotency_keys::table.find((account, key))).execute(conn)?;
-    Ok(())
+pub fn delete(conn: &mut DbConnection, account: AccountId, key: &str) -> Result<(), AppError> {
+    with_conn!(conn, |conn| {
+        diesel::delete(idempotency_keys::table.find((account, key))).execute(conn)?;
+        Ok(())
+    })
 }
 
 pub struct NewKey<'a> {
@@ -65,27 +71,31 @@ pub struct NewKey<'a> {
     pub expires_at: i64,
 }
 
-pub fn insert(conn: &mut SqliteConnection, new: &NewKey<'_>) -> Result<(), AppError> {
-    diesel::insert_into(idempotency_keys::table)
-        .values((
-            idempotency_keys::account_id.eq(new.account),
-            idempotency_keys::idem_key.eq(new.key),
-            idempotency_keys::fingerprint.eq(new.fingerprint),
-            idempotency_keys::status_code.eq(i32::from(new.response.status)),
-            idempotency_keys::location.eq(new.response.location.as_deref()),
-            idempotency_keys::response_body.eq(&new.response.body),
-            idempotency_keys::created_at.eq(new.now),
-            idempotency_keys::expires_at.eq(new.expires_at),
-        ))
-        .execute(conn)?;
-    Ok(())
+pub fn insert(conn: &mut DbConnection, new: &NewKey<'_>) -> Result<(), AppError> {
+    with_conn!(conn, |conn| {
+        diesel::insert_into(idempotency_keys::table)
+            .values((
+                idempotency_keys::account_id.eq(new.account),
+                idempotency_keys::idem_key.eq(new.key),
+                idempotency_keys::fingerprint.eq(new.fingerprint),
+                idempotency_keys::status_code.eq(i32::from(new.response.status)),
+                idempotency_keys::location.eq(new.response.location.as_deref()),
+                idempotency_keys::response_body.eq(&new.response.body),
+                idempotency_keys::created_at.eq(new.now),
+                idempotency_keys::expires_at.eq(new.expires_at),
+            ))
+            .execute(conn)?;
+        Ok(())
+    })
 }
 
 /// Deletes keys past their expiry. A key is stored only when its request commits, so nothing in
 /// flight is ever here to be deleted.
-pub fn delete_expired(conn: &mut SqliteConnection, now: i64) -> Result<usize, AppError> {
-    Ok(
-        diesel::delete(idempotency_keys::table.filter(idempotency_keys::expires_at.le(now)))
-            .execute(conn)?,
-    )
+pub fn delete_expired(conn: &mut DbConnection, now: i64) -> Result<usize, AppError> {
+    with_conn!(conn, |conn| {
+        Ok(
+            diesel::delete(idempotency_keys::table.filter(idempotency_keys::expires_at.le(now)))
+                .execute(conn)?,
+        )
+    })
 }

@@ -4,6 +4,8 @@
 
 use diesel::prelude::*;
 
+use super::DbConnection;
+
 use super::schema::{balances, ledger_entries};
 use crate::domain::{AccountId, OrderId};
 use crate::error::AppError;
@@ -30,7 +32,7 @@ pub struct Balance {
 /// sum would overflow or fall below zero. The sums are taken here, with checked arithmetic:
 /// SQLite would turn an overflowing integer sum into a float.
 pub fn landing(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     entry: &LedgerEntry<'_>,
 ) -> Result<Option<Balance>, AppError> {
     let current = balance(conn, entry.account, entry.asset)?;
@@ -49,50 +51,48 @@ pub fn landing(
 /// false, changing nothing, when an entry with the same key was booked before. A CHECK (>= 0) on
 /// both balance columns is the last line of defence.
 pub fn book(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     entry: &LedgerEntry<'_>,
     landing: Balance,
     now: i64,
 ) -> Result<bool, AppError> {
-    let inserted = diesel::insert_into(ledger_entries::table)
-        .values((
-            ledger_entries::entry_key.eq(&entry.key),
-            ledger_entries::account_id.eq(entry.account),
-            ledger_entries::asset.eq(entry.asset),
-            ledger_entries::order_id.eq(entry.order),
-            ledger_entries::available_delta.eq(entry.available_delta),
-            ledger_entries::reserved_delta.eq(entry.reserved_delta),
-            ledger_entries::created_at.eq(now),
-        ))
-        .on_conflict_do_nothing()
-        .execute(conn)?;
-    if inserted == 0 {
-        return Ok(false);
-    }
-    diesel::insert_into(balances::table)
-        .values((
-            balances::account_id.eq(entry.account),
-            balances::asset.eq(entry.asset),
-            balances::available.eq(landing.available),
-            balances::reserved.eq(landing.reserved),
-        ))
-        .on_conflict((balances::account_id, balances::asset))
-        .do_update()
-        .set((
-            balances::available.eq(landing.available),
-            balances::reserved.eq(landing.reserved),
-        ))
-        .execute(conn)?;
-    Ok(true)
+    with_conn!(conn, |conn| {
+        let inserted = diesel::insert_into(ledger_entries::table)
+            .values((
+                ledger_entries::entry_key.eq(&entry.key),
+                ledger_entries::account_id.eq(entry.account),
+                ledger_entries::asset.eq(entry.asset),
+                ledger_entries::order_id.eq(entry.order),
+                ledger_entries::available_delta.eq(entry.available_delta),
+                ledger_entries::reserved_delta.eq(entry.reserved_delta),
+                ledger_entries::created_at.eq(now),
+            ))
+            .on_conflict_do_nothing()
+            .execute(conn)?;
+        if inserted == 0 {
+            return Ok(false);
+        }
+        diesel::insert_into(balances::table)
+            .values((
+                balances::account_id.eq(entry.account),
+                balances::asset.eq(entry.asset),
+                balances::available.eq(landing.available),
+                balances::reserved.eq(landing.reserved),
+            ))
+            .on_conflict((balances::account_id, balances::asset))
+            .do_update()
+            .set((
+                balances::available.eq(landing.available),
+                balances::reserved.eq(landing.reserved),
+            ))
+            .execute(conn)?;
+        Ok(true)
+    })
 }
 
 /// Books an entry the caller has already checked the balance for: a landing below zero or past
 /// the largest amount is an error here. Returns false when the entry was booked before.
-pub fn apply(
-    conn: &mut SqliteConnection,
-    entry: &LedgerEntry<'_>,
-    now: i64,
-) -> Result<bool, AppError> {
+pub fn apply(conn: &mut DbConnection, entry: &LedgerEntry<'_>, now: i64) -> Result<bool, AppError> {
     let landing = landing(conn, entry)?.ok_or_else(|| {
         AppError::Internal(format!(
             "ledger entry {} would overdraw or overflow",
@@ -103,55 +103,61 @@ pub fn apply(
 }
 
 pub fn balance(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     asset: &str,
 ) -> Result<Balance, AppError> {
-    Ok(balances::table
-        .find((account, asset))
-        .select((balances::available, balances::reserved))
-        .first(conn)
-        .optional()?
-        .unwrap_or_default())
+    with_conn!(conn, |conn| {
+        Ok(balances::table
+            .find((account, asset))
+            .select((balances::available, balances::reserved))
+            .first(conn)
+            .optional()?
+            .unwrap_or_default())
+    })
 }
 
 /// Every balance of an account, by asset.
 pub fn balances(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
 ) -> Result<Vec<(String, Balance)>, AppError> {
-    let rows: Vec<(String, i64, i64)> = balances::table
-        .filter(balances::account_id.eq(account))
-        .select((balances::asset, balances::available, balances::reserved))
-        .order(balances::asset)
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|(asset, available, reserved)| {
-            (
-                asset,
-                Balance {
-                    available,
-                    reserved,
-                },
-            )
-        })
-        .collect())
+    with_conn!(conn, |conn| {
+        let rows: Vec<(String, i64, i64)> = balances::table
+            .filter(balances::account_id.eq(account))
+            .select((balances::asset, balances::available, balances::reserved))
+            .order(balances::asset)
+            .load(conn)?;
+        Ok(rows
+            .into_iter()
+            .map(|(asset, available, reserved)| {
+                (
+                    asset,
+                    Balance {
+                        available,
+                        reserved,
+                    },
+                )
+            })
+            .collect())
+    })
 }
 
 /// What an order still holds reserved of one asset: the sum of its entries' reserved deltas.
 pub fn reserved_for_order(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     order: OrderId,
     asset: &str,
 ) -> Result<i64, AppError> {
-    let deltas: Vec<i64> = ledger_entries::table
-        .filter(ledger_entries::order_id.eq(order))
-        .filter(ledger_entries::asset.eq(asset))
-        .select(ledger_entries::reserved_delta)
-        .load(conn)?;
-    deltas
-        .iter()
-        .try_fold(0_i64, |sum, d| sum.checked_add(*d))
-        .ok_or_else(|| AppError::Internal(format!("order {order}'s reservation overflows")))
+    with_conn!(conn, |conn| {
+        let deltas: Vec<i64> = ledger_entries::table
+            .filter(ledger_entries::order_id.eq(order))
+            .filter(ledger_entries::asset.eq(asset))
+            .select(ledger_entries::reserved_delta)
+            .load(conn)?;
+        deltas
+            .iter()
+            .try_fold(0_i64, |sum, d| sum.checked_add(*d))
+            .ok_or_else(|| AppError::Internal(format!("order {order}'s reservation overflows")))
+    })
 }

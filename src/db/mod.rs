@@ -1,5 +1,7 @@
 //! Persistence: the pool, the schema, and one module of queries per group of tables.
 
+#[macro_use]
+pub mod connection;
 pub mod accounts;
 pub mod alarms;
 pub mod exchange_events;
@@ -12,13 +14,9 @@ pub mod schema;
 mod sql_types;
 pub mod writer;
 
+pub use connection::{Backend, DbConnection};
 pub use pool::{connect, open_writer, DbConn, DbPool};
 pub use writer::Writer;
-
-/// The connection every query is written against.
-pub type DbConnection = SqliteConnection;
-
-use diesel::SqliteConnection;
 
 use crate::error::AppError;
 
@@ -39,7 +37,7 @@ pub fn rfc3339(micros: i64) -> String {
 pub async fn run<T, F>(pool: &DbPool, work: F) -> Result<T, AppError>
 where
     T: Send + 'static,
-    F: FnOnce(&mut SqliteConnection) -> Result<T, AppError> + Send + 'static,
+    F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
 {
     let pool = pool.clone();
     actix_web::web::block(move || {

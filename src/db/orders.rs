@@ -2,6 +2,8 @@
 
 use diesel::prelude::*;
 
+use super::DbConnection;
+
 use super::schema::{fills, order_actions, orders};
 use crate::domain::{
     AccountId, Action, ActionKind, Cents, ClientOrderId, FillSource, OrderId, OrderState,
@@ -10,7 +12,7 @@ use crate::domain::{
 use crate::error::AppError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = orders, check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(table_name = orders, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct OrderRow {
     pub id: OrderId,
     pub account_id: AccountId,
@@ -54,7 +56,7 @@ impl OrderRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
-#[diesel(table_name = order_actions, check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(table_name = order_actions, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct ActionRow {
     pub seq: i64,
     pub kind: ActionKind,
@@ -78,7 +80,7 @@ impl ActionRow {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = fills, check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(table_name = fills, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct FillRow {
     pub order_id: OrderId,
     pub fill_id: String,
@@ -119,24 +121,28 @@ impl StatusFilter {
     }
 }
 
-pub fn insert(conn: &mut SqliteConnection, row: &OrderRow) -> Result<(), AppError> {
-    diesel::insert_into(orders::table)
-        .values(row)
-        .execute(conn)?;
-    Ok(())
+pub fn insert(conn: &mut DbConnection, row: &OrderRow) -> Result<(), AppError> {
+    with_conn!(conn, |conn| {
+        diesel::insert_into(orders::table)
+            .values(row)
+            .execute(conn)?;
+        Ok(())
+    })
 }
 
-pub fn find(conn: &mut SqliteConnection, order: OrderId) -> Result<Option<OrderRow>, AppError> {
-    Ok(orders::table
-        .find(order)
-        .select(OrderRow::as_select())
-        .first(conn)
-        .optional()?)
+pub fn find(conn: &mut DbConnection, order: OrderId) -> Result<Option<OrderRow>, AppError> {
+    with_conn!(conn, |conn| {
+        Ok(orders::table
+            .find(order)
+            .select(OrderRow::as_select())
+            .first(conn)
+            .optional()?)
+    })
 }
 
 /// An order as its owner may see it: another account's order does not exist.
 pub fn find_owned(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     order: OrderId,
 ) -> Result<OrderRow, AppError> {
@@ -148,18 +154,20 @@ pub fn find_owned(
 
 /// An account's orders, newest first.
 pub fn list(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     filter: StatusFilter,
     limit: i64,
 ) -> Result<Vec<OrderRow>, AppError> {
-    Ok(orders::table
-        .filter(orders::account_id.eq(account))
-        .filter(orders::status.eq_any(filter.statuses()))
-        .order((orders::created_at.desc(), orders::id.desc()))
-        .limit(limit)
-        .select(OrderRow::as_select())
-        .load(conn)?)
+    with_conn!(conn, |conn| {
+        Ok(orders::table
+            .filter(orders::account_id.eq(account))
+            .filter(orders::status.eq_any(filter.statuses()))
+            .order((orders::created_at.desc(), orders::id.desc()))
+            .limit(limit)
+            .select(OrderRow::as_select())
+            .load(conn)?)
+    })
 }
 
 /// What recovery needs to know of an open order.
@@ -172,38 +180,44 @@ pub struct OpenOrder {
 }
 
 /// Every open order, oldest first, in brief.
-pub fn open_orders_brief(conn: &mut SqliteConnection) -> Result<Vec<OpenOrder>, AppError> {
-    Ok(orders::table
-        .filter(orders::status.eq_any(StatusFilter::Open.statuses()))
-        .order(orders::created_at.asc())
-        .select((
-            orders::id,
-            orders::client_order_id,
-            orders::status,
-            orders::filled_qty,
-        ))
-        .load(conn)?)
+pub fn open_orders_brief(conn: &mut DbConnection) -> Result<Vec<OpenOrder>, AppError> {
+    with_conn!(conn, |conn| {
+        Ok(orders::table
+            .filter(orders::status.eq_any(StatusFilter::Open.statuses()))
+            .order(orders::created_at.asc())
+            .select((
+                orders::id,
+                orders::client_order_id,
+                orders::status,
+                orders::filled_qty,
+            ))
+            .load(conn)?)
+    })
 }
 
 /// Every open order, oldest first: what a restart must carry on.
-pub fn open_order_ids(conn: &mut SqliteConnection) -> Result<Vec<OrderId>, AppError> {
-    Ok(orders::table
-        .filter(orders::status.eq_any(StatusFilter::Open.statuses()))
-        .order(orders::created_at.asc())
-        .select(orders::id)
-        .load(conn)?)
+pub fn open_order_ids(conn: &mut DbConnection) -> Result<Vec<OrderId>, AppError> {
+    with_conn!(conn, |conn| {
+        Ok(orders::table
+            .filter(orders::status.eq_any(StatusFilter::Open.statuses()))
+            .order(orders::created_at.asc())
+            .select(orders::id)
+            .load(conn)?)
+    })
 }
 
-pub fn actions(conn: &mut SqliteConnection, order: OrderId) -> Result<Vec<ActionRow>, AppError> {
-    Ok(order_actions::table
-        .filter(order_actions::order_id.eq(order))
-        .order(order_actions::seq.asc())
-        .select(ActionRow::as_select())
-        .load(conn)?)
+pub fn actions(conn: &mut DbConnection, order: OrderId) -> Result<Vec<ActionRow>, AppError> {
+    with_conn!(conn, |conn| {
+        Ok(order_actions::table
+            .filter(order_actions::order_id.eq(order))
+            .order(order_actions::seq.asc())
+            .select(ActionRow::as_select())
+            .load(conn)?)
+    })
 }
 
 /// The order's state, folded from its whole log: what the projection must always equal.
-pub fn fold_log(conn: &mut SqliteConnection, order: &OrderRow) -> Result<OrderState, AppError> {
+pub fn fold_log(conn: &mut DbConnection, order: &OrderRow) -> Result<OrderState, AppError> {
     let log = actions(conn, order.id)?
         .iter()
         .map(ActionRow::action)
@@ -214,77 +228,86 @@ pub fn fold_log(conn: &mut SqliteConnection, order: &OrderRow) -> Result<OrderSt
 
 /// Appends an action to the order's log at `seq` (the row's `last_action_seq` plus one).
 pub fn append_action(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     order: OrderId,
     seq: i64,
     kind: ActionKind,
     detail: &str,
     at: i64,
 ) -> Result<(), AppError> {
-    diesel::insert_into(order_actions::table)
-        .values((
-            order_actions::order_id.eq(order),
-            order_actions::seq.eq(seq),
-            order_actions::kind.eq(kind),
-            order_actions::detail.eq(detail),
-            order_actions::at.eq(at),
-        ))
-        .execute(conn)?;
-    Ok(())
+    with_conn!(conn, |conn| {
+        diesel::insert_into(order_actions::table)
+            .values((
+                order_actions::order_id.eq(order),
+                order_actions::seq.eq(seq),
+                order_actions::kind.eq(kind),
+                order_actions::detail.eq(detail),
+                order_actions::at.eq(at),
+            ))
+            .execute(conn)?;
+        Ok(())
+    })
 }
 
 /// Writes the projection row from the order's state.
-pub fn save_projection(conn: &mut SqliteConnection, row: &OrderRow) -> Result<(), AppError> {
-    diesel::update(orders::table.find(row.id))
-        .set((
-            orders::status.eq(row.status),
-            orders::filled_qty.eq(row.filled_qty),
-            orders::filled_notional.eq(row.filled_notional),
-            orders::updated_at.eq(row.updated_at),
-            orders::placement_sent.eq(row.placement_sent),
-            orders::last_action_seq.eq(row.last_action_seq),
-        ))
-        .execute(conn)?;
-    Ok(())
+pub fn save_projection(conn: &mut DbConnection, row: &OrderRow) -> Result<(), AppError> {
+    with_conn!(conn, |conn| {
+        diesel::update(orders::table.find(row.id))
+            .set((
+                orders::status.eq(row.status),
+                orders::filled_qty.eq(row.filled_qty),
+                orders::filled_notional.eq(row.filled_notional),
+                orders::updated_at.eq(row.updated_at),
+                orders::placement_sent.eq(row.placement_sent),
+                orders::last_action_seq.eq(row.last_action_seq),
+            ))
+            .execute(conn)?;
+        Ok(())
+    })
 }
 
 /// One fill of an order, by its fill id.
 pub fn find_fill(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     order: OrderId,
     fill_id: &str,
 ) -> Result<Option<FillRow>, AppError> {
-    Ok(fills::table
-        .find((order, fill_id))
-        .select(FillRow::as_select())
-        .first(conn)
-        .optional()?)
+    with_conn!(conn, |conn| {
+        Ok(fills::table
+            .find((order, fill_id))
+            .select(FillRow::as_select())
+            .first(conn)
+            .optional()?)
+    })
 }
 
 /// Just how far an order has come: its status and filled quantity.
-pub fn progress(
-    conn: &mut SqliteConnection,
-    order: OrderId,
-) -> Result<(OrderStatus, i64), AppError> {
-    Ok(orders::table
-        .find(order)
-        .select((orders::status, orders::filled_qty))
-        .first(conn)?)
+pub fn progress(conn: &mut DbConnection, order: OrderId) -> Result<(OrderStatus, i64), AppError> {
+    with_conn!(conn, |conn| {
+        Ok(orders::table
+            .find(order)
+            .select((orders::status, orders::filled_qty))
+            .first(conn)?)
+    })
 }
 
-pub fn fills(conn: &mut SqliteConnection, order: OrderId) -> Result<Vec<FillRow>, AppError> {
-    Ok(fills::table
-        .filter(fills::order_id.eq(order))
-        .order((fills::received_at.asc(), fills::fill_id.asc()))
-        .select(FillRow::as_select())
-        .load(conn)?)
+pub fn fills(conn: &mut DbConnection, order: OrderId) -> Result<Vec<FillRow>, AppError> {
+    with_conn!(conn, |conn| {
+        Ok(fills::table
+            .filter(fills::order_id.eq(order))
+            .order((fills::received_at.asc(), fills::fill_id.asc()))
+            .select(FillRow::as_select())
+            .load(conn)?)
+    })
 }
 
 /// Inserts a fill unless the order already has one with its id; returns whether it did.
-pub fn insert_fill(conn: &mut SqliteConnection, fill: &FillRow) -> Result<bool, AppError> {
-    let inserted = diesel::insert_into(fills::table)
-        .values(fill)
-        .on_conflict_do_nothing()
-        .execute(conn)?;
-    Ok(inserted > 0)
+pub fn insert_fill(conn: &mut DbConnection, fill: &FillRow) -> Result<bool, AppError> {
+    with_conn!(conn, |conn| {
+        let inserted = diesel::insert_into(fills::table)
+            .values(fill)
+            .on_conflict_do_nothing()
+            .execute(conn)?;
+        Ok(inserted > 0)
+    })
 }

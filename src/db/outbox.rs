@@ -1,6 +1,8 @@
 //! The transactional outbox: events written with the change that caused them, numbered per account.
 
 use diesel::prelude::*;
+
+use super::DbConnection;
 use serde::Serialize;
 
 use super::schema::outbox;
@@ -20,7 +22,7 @@ pub struct EventFrame<'a, O: Serialize, F: Serialize> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
-#[diesel(table_name = outbox, check_for_backend(diesel::sqlite::Sqlite))]
+#[diesel(table_name = outbox, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct OutboxRow {
     pub account_id: AccountId,
     pub seq: i64,
@@ -32,7 +34,7 @@ pub struct OutboxRow {
 
 /// Adds an event inside the caller's transaction; returns its seq.
 pub fn append<O: Serialize, F: Serialize>(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     kind: &str,
     order: &O,
@@ -48,7 +50,7 @@ pub fn append<O: Serialize, F: Serialize>(
         fill,
     };
     let payload = serde_json::to_string(&frame).map_err(|e| AppError::Internal(e.to_string()))?;
-    diesel::insert_into(outbox::table)
+    with_conn!(conn, |c| diesel::insert_into(outbox::table)
         .values((
             outbox::account_id.eq(account),
             outbox::seq.eq(seq),
@@ -56,58 +58,64 @@ pub fn append<O: Serialize, F: Serialize>(
             outbox::payload.eq(payload),
             outbox::created_at.eq(now),
         ))
-        .execute(conn)?;
+        .execute(c))?;
     Ok(seq)
 }
 
 /// An account's events after `since`, in order.
 pub fn since(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     since: i64,
     limit: i64,
 ) -> Result<Vec<OutboxRow>, AppError> {
-    Ok(outbox::table
-        .filter(outbox::account_id.eq(account))
-        .filter(outbox::seq.gt(since))
-        .order(outbox::seq.asc())
-        .limit(limit)
-        .select(OutboxRow::as_select())
-        .load(conn)?)
+    with_conn!(conn, |conn| {
+        Ok(outbox::table
+            .filter(outbox::account_id.eq(account))
+            .filter(outbox::seq.gt(since))
+            .order(outbox::seq.asc())
+            .limit(limit)
+            .select(OutboxRow::as_select())
+            .load(conn)?)
+    })
 }
 
 /// Events not yet handed to the feed, per account in seq order.
-pub fn unpublished(conn: &mut SqliteConnection, limit: i64) -> Result<Vec<OutboxRow>, AppError> {
-    Ok(outbox::table
-        .filter(outbox::published_at.is_null())
-        .order((outbox::account_id, outbox::seq))
-        .limit(limit)
-        .select(OutboxRow::as_select())
-        .load(conn)?)
+pub fn unpublished(conn: &mut DbConnection, limit: i64) -> Result<Vec<OutboxRow>, AppError> {
+    with_conn!(conn, |conn| {
+        Ok(outbox::table
+            .filter(outbox::published_at.is_null())
+            .order((outbox::account_id, outbox::seq))
+            .limit(limit)
+            .select(OutboxRow::as_select())
+            .load(conn)?)
+    })
 }
 
 /// Marks events as handed to the feed: each account's seqs from the lowest to the highest handed
 /// over. An account's events are numbered in the order they commit, so those between are exactly
 /// the ones handed over.
 pub fn mark_published(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     keys: &[(AccountId, i64)],
     now: i64,
 ) -> Result<(), AppError> {
-    let mut ranges: std::collections::HashMap<AccountId, (i64, i64)> =
-        std::collections::HashMap::new();
-    for (account, seq) in keys {
-        let range = ranges.entry(*account).or_insert((*seq, *seq));
-        *range = (range.0.min(*seq), range.1.max(*seq));
-    }
-    for (account, (lowest, highest)) in ranges {
-        diesel::update(
-            outbox::table
-                .filter(outbox::account_id.eq(account))
-                .filter(outbox::seq.between(lowest, highest)),
-        )
-        .set(outbox::published_at.eq(now))
-        .execute(conn)?;
-    }
-    Ok(())
+    with_conn!(conn, |conn| {
+        let mut ranges: std::collections::HashMap<AccountId, (i64, i64)> =
+            std::collections::HashMap::new();
+        for (account, seq) in keys {
+            let range = ranges.entry(*account).or_insert((*seq, *seq));
+            *range = (range.0.min(*seq), range.1.max(*seq));
+        }
+        for (account, (lowest, highest)) in ranges {
+            diesel::update(
+                outbox::table
+                    .filter(outbox::account_id.eq(account))
+                    .filter(outbox::seq.between(lowest, highest)),
+            )
+            .set(outbox::published_at.eq(now))
+            .execute(conn)?;
+        }
+        Ok(())
+    })
 }

@@ -1,89 +1,144 @@
-//! The connection pool: SQLite in WAL mode with durable commits, migrations embedded in the binary.
+//! Connections for reads (a pool) and for the writer, to SQLite or PostgreSQL as the database URL
+//! says, with each backend's migrations embedded in the binary and run at start-up.
+//!
+//! SQLite runs in WAL mode with `synchronous = FULL`: the log is fsynced on every commit, so an
+//! answered request survives a power loss as well as `kill -9`. `busy_timeout` makes a writer wait
+//! for the lock instead of failing.
 
 use std::time::Duration;
 
-use diesel::connection::SimpleConnection;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
-use diesel::{Connection, SqliteConnection};
-
-use super::Writer;
+use diesel::r2d2::{ManageConnection, Pool, PooledConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-pub type DbPool = Pool<ConnectionManager<SqliteConnection>>;
-pub type DbConn = PooledConnection<ConnectionManager<SqliteConnection>>;
+use super::connection::{self, Backend, DbConnection, Inner};
+use super::Writer;
 
-pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+pub type DbPool = Pool<Connector>;
+pub type DbConn = PooledConnection<Connector>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbSetupError {
-    #[error("unsupported database URL {0:?}: use sqlite://PATH")]
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
     UnsupportedUrl(String),
     #[error("cannot open the database: {0}")]
     Pool(#[from] diesel::r2d2::PoolError),
+    #[error("cannot connect to the database: {0}")]
+    Connect(String),
     #[error("migrations failed: {0}")]
     Migrations(String),
     #[error("cannot start the database writer: {0}")]
     Writer(String),
 }
 
-/// Pragmas for every pooled connection.
-///
-/// `synchronous = FULL` with WAL fsyncs the log on every commit, so an answered request survives a
-/// power loss as well as `kill -9`. `busy_timeout` makes a writer wait for the lock instead of failing.
-#[derive(Debug, Clone, Copy)]
-struct SqlitePragmas;
-
-impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for SqlitePragmas {
-    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
-        conn.batch_execute(
-            "PRAGMA journal_mode = WAL;
-             PRAGMA synchronous = FULL;
-             PRAGMA busy_timeout = 10000;
-             PRAGMA foreign_keys = ON;",
-        )
-        .map_err(diesel::r2d2::Error::QueryError)
-    }
+/// Makes connections to one database, each set up for this engine.
+#[derive(Debug, Clone)]
+pub struct Connector {
+    url: String,
 }
 
-/// `sqlite://orderkeeper.db` (relative to the working directory), `sqlite:///abs/path.db`, or a bare path.
-pub fn sqlite_path(database_url: &str) -> Result<String, DbSetupError> {
-    if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
-        return Err(DbSetupError::UnsupportedUrl(database_url.to_owned()));
-    }
-    let path = database_url
-        .strip_prefix("sqlite://")
-        .unwrap_or(database_url);
-    if path.is_empty() {
-        return Err(DbSetupError::UnsupportedUrl(database_url.to_owned()));
-    }
-    Ok(path.to_owned())
-}
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConnectError(String);
 
-/// Opens the writer's own connection, with the same pragmas as the pool's.
-pub fn open_writer(database_url: &str) -> Result<Writer, DbSetupError> {
-    let path = sqlite_path(database_url)?;
-    let connect = move || {
-        let mut conn = SqliteConnection::establish(&path).map_err(|e| e.to_string())?;
-        SqlitePragmas
-            .on_acquire(&mut conn)
-            .map_err(|e| e.to_string())?;
+impl Connector {
+    pub fn new(database_url: &str) -> Result<Self, DbSetupError> {
+        if Backend::of(database_url) == Backend::Sqlite {
+            let path = database_url
+                .strip_prefix("sqlite://")
+                .unwrap_or(database_url);
+            if path.is_empty() {
+                return Err(DbSetupError::UnsupportedUrl(database_url.to_owned()));
+            }
+        }
+        Ok(Self {
+            url: database_url.to_owned(),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        Backend::of(&self.url)
+    }
+
+    /// A connection with this engine's settings.
+    pub fn open(&self) -> Result<DbConnection, ConnectError> {
+        let mut conn = connection::establish(&self.url).map_err(|e| ConnectError(e.to_string()))?;
+        let settings = match conn.backend() {
+            Backend::Sqlite => {
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = FULL;
+                 PRAGMA busy_timeout = 10000;
+                 PRAGMA foreign_keys = ON;"
+            }
+            // Commits wait for the WAL to reach disk (the default, said aloud): a 201 is durable.
+            Backend::Postgres => "SET synchronous_commit = on;",
+        };
+        conn.batch_execute(settings)
+            .map_err(|e| ConnectError(e.to_string()))?;
         Ok(conn)
-    };
-    Writer::start(connect).map_err(DbSetupError::Writer)
+    }
 }
 
-/// Opens the pool and brings the schema up to date.
+impl ManageConnection for Connector {
+    type Connection = DbConnection;
+    type Error = ConnectError;
+
+    fn connect(&self) -> Result<DbConnection, ConnectError> {
+        self.open()
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), ConnectError> {
+        conn.batch_execute("SELECT 1")
+            .map_err(|e| ConnectError(e.to_string()))
+    }
+
+    fn has_broken(&self, _: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+/// Brings the schema up to date. Several engines may start at once on one PostgreSQL database:
+/// an advisory lock lets one migrate while the others wait.
+pub fn migrate(connector: &Connector) -> Result<(), DbSetupError> {
+    let mut conn = connector
+        .open()
+        .map_err(|e| DbSetupError::Connect(e.to_string()))?;
+    let failed = |e: &dyn std::fmt::Display| DbSetupError::Migrations(e.to_string());
+    match &mut conn.inner {
+        Inner::Sqlite(c) => c
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(|_| ())
+            .map_err(|e| failed(&e)),
+        Inner::Postgres(c) => {
+            use diesel::connection::SimpleConnection;
+            c.batch_execute("SELECT pg_advisory_lock(7357001)")
+                .map_err(|e| failed(&e))?;
+            let migrated = c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|_| ())
+                .map_err(|e| failed(&e));
+            let _ = c.batch_execute("SELECT pg_advisory_unlock(7357001)");
+            migrated
+        }
+    }
+}
+
+/// The writer's own connections (see [`Writer`]).
+pub fn open_writer(database_url: &str) -> Result<Writer, DbSetupError> {
+    let connector = Connector::new(database_url)?;
+    Writer::start(connector).map_err(DbSetupError::Writer)
+}
+
+/// Opens the pool of reading connections and brings the schema up to date.
 pub fn connect(database_url: &str, max_size: u32) -> Result<DbPool, DbSetupError> {
-    let manager = ConnectionManager::<SqliteConnection>::new(sqlite_path(database_url)?);
-    let pool = Pool::builder()
+    let connector = Connector::new(database_url)?;
+    migrate(&connector)?;
+    Ok(Pool::builder()
         .max_size(max_size)
         .connection_timeout(Duration::from_secs(10))
-        .connection_customizer(Box::new(SqlitePragmas))
-        .build(manager)?;
-    let mut conn = pool.get()?;
-    conn.run_pending_migrations(MIGRATIONS)
-        .map_err(|e| DbSetupError::Migrations(e.to_string()))?;
-    Ok(pool)
+        .build(connector)?)
 }
 
 #[cfg(test)]
@@ -91,17 +146,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_sqlite_urls() {
-        assert_eq!(
-            sqlite_path("sqlite://orderkeeper.db").ok().as_deref(),
-            Some("orderkeeper.db")
-        );
-        assert_eq!(
-            sqlite_path("sqlite:///tmp/x.db").ok().as_deref(),
-            Some("/tmp/x.db")
-        );
-        assert_eq!(sqlite_path("data/x.db").ok().as_deref(), Some("data/x.db"));
-        assert!(sqlite_path("postgres://localhost/db").is_err());
-        assert!(sqlite_path("sqlite://").is_err());
+    fn reads_database_urls() {
+        assert_eq!(Backend::of("sqlite://orderkeeper.db"), Backend::Sqlite);
+        assert_eq!(Backend::of("/tmp/x.db"), Backend::Sqlite);
+        assert_eq!(Backend::of("postgres://localhost/db"), Backend::Postgres);
+        assert_eq!(Backend::of("postgresql://localhost/db"), Backend::Postgres);
+        assert!(Connector::new("sqlite://").is_err());
     }
 }

@@ -1,25 +1,33 @@
-//! The one writer: every atomic phase of every request and actor runs here, on one connection of
-//! its own, and commits with whatever other phases were waiting (group commit).
+//! The writer: every atomic phase of every request and actor runs here, on connections of its own,
+//! and commits with whatever other phases were waiting (group commit).
 //!
-//! The writer takes the first phase waiting and every other one already queued behind it, runs
-//! each in a savepoint of one transaction, commits once, and only then answers each caller. A
-//! phase that fails (a business refusal, a CHECK violation) rolls back to its savepoint: it leaves
-//! nothing behind and spoils no other phase. There is no waiting window: a lone phase commits at
-//! once, and a batch grows only while the previous commit was on its way to disk.
+//! On SQLite (one writer at a time by design) one thread takes the first phase waiting and every
+//! other one already queued behind it, runs each in a savepoint of one transaction, commits once,
+//! and only then answers each caller. A phase that fails (a business refusal, a CHECK violation)
+//! rolls back to its savepoint: it leaves nothing behind and spoils no other phase. There is no
+//! waiting window: a lone phase commits at once, and a batch grows only while the previous commit
+//! was on its way to disk.
+//!
+//! On PostgreSQL, which groups the commits of concurrent transactions into one flush of its log
+//! by itself, several threads each run one phase per transaction on a connection of their own;
+//! rows are locked as they are written, so phases of one account wait for each other, not for the
+//! whole engine.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
 use std::time::Instant;
 
-use diesel::connection::SimpleConnection;
-use diesel::prelude::*;
 use tokio::sync::oneshot;
 
+use super::connection::Backend;
+use super::pool::Connector;
 use super::DbConnection;
 use crate::error::AppError;
 
-/// At most this many phases share a transaction, so that no caller waits on a huge batch.
+/// At most this many phases share a SQLite transaction, so that no caller waits on a huge batch.
 const MAX_BATCH: usize = 512;
+/// PostgreSQL writer connections.
+const POSTGRES_WRITERS: usize = 16;
 
 /// A phase waiting to run, with the caller to answer.
 trait Pending: Send {
@@ -45,7 +53,7 @@ where
             return true;
         };
         let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            conn.transaction::<T, AppError, _>(|conn| phase(conn))
+            conn.transaction::<T, AppError, _>(phase)
         }));
         match ran {
             Ok(outcome) => {
@@ -86,35 +94,34 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on a connection made by `connect` (made again after a panic).
-    pub fn start(
-        connect: impl Fn() -> Result<DbConnection, String> + Send + 'static,
-    ) -> Result<Writer, String> {
-        let mut conn = connect()?;
+    /// Starts the writer's threads on connections made by `connector` (made again after a panic).
+    pub fn start(connector: Connector) -> Result<Writer, String> {
         let (queue, waiting) = mpsc::channel::<Box<dyn Pending>>();
+        let waiting = std::sync::Arc::new(std::sync::Mutex::new(waiting));
         let stats = std::sync::Arc::new(WriterStats::default());
-        let counted = stats.clone();
-        std::thread::Builder::new()
-            .name("db-writer".into())
-            .spawn(move || {
-                while let Ok(first) = waiting.recv() {
-                    let mut batch = vec![first];
-                    while batch.len() < MAX_BATCH {
-                        match waiting.try_recv() {
-                            Ok(next) => batch.push(next),
-                            Err(_) => break,
-                        }
-                    }
-                    if !commit_batch(&mut conn, batch, &counted) {
+        let (threads, batch) = match connector.backend() {
+            Backend::Sqlite => (1, MAX_BATCH),
+            Backend::Postgres => (POSTGRES_WRITERS, 1),
+        };
+        for n in 0..threads {
+            let mut conn = connector.open().map_err(|e| e.to_string())?;
+            let (connector, waiting, counted) = (connector.clone(), waiting.clone(), stats.clone());
+            std::thread::Builder::new()
+                .name(format!("db-writer-{n}"))
+                .spawn(move || loop {
+                    let Some(taken) = take(&waiting, batch) else {
+                        return;
+                    };
+                    if !commit_batch(&mut conn, taken, &counted) {
                         // A phase panicked inside the transaction: start over on a fresh connection.
-                        match connect() {
+                        match connector.open() {
                             Ok(fresh) => conn = fresh,
-                            Err(e) => tracing::error!(error = %e, "the writer cannot reconnect"),
+                            Err(e) => tracing::error!(error = %e, "a writer cannot reconnect"),
                         }
                     }
-                }
-            })
-            .map_err(|e| e.to_string())?;
+                })
+                .map_err(|e| e.to_string())?;
+        }
         Ok(Writer { queue, stats })
     }
 
@@ -143,6 +150,26 @@ impl Writer {
     }
 }
 
+/// The first phase waiting, and up to `batch` in all of those queued behind it; None once every
+/// handle on the writer is gone.
+fn take(
+    waiting: &std::sync::Mutex<mpsc::Receiver<Box<dyn Pending>>>,
+    batch: usize,
+) -> Option<Vec<Box<dyn Pending>>> {
+    let waiting = waiting
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let first = waiting.recv().ok()?;
+    let mut taken = vec![first];
+    while taken.len() < batch {
+        match waiting.try_recv() {
+            Ok(next) => taken.push(next),
+            Err(_) => break,
+        }
+    }
+    Some(taken)
+}
+
 /// Runs the batch in one transaction and answers every caller; false if a phase panicked.
 fn commit_batch(
     conn: &mut DbConnection,
@@ -153,7 +180,7 @@ fn commit_batch(
     let started = Instant::now();
     let mut sound = true;
     let committed = conn
-        .immediate_transaction::<_, diesel::result::Error, _>(|conn| {
+        .transaction::<_, diesel::result::Error, _>(|conn| {
             for pending in batch.iter_mut() {
                 if !pending.run(conn) {
                     sound = false;
@@ -164,8 +191,8 @@ fn commit_batch(
         })
         .map_err(|e| e.to_string());
     if !sound {
-        // The transaction manager's state is not to be trusted after a panic inside it.
-        let _ = conn.batch_execute("ROLLBACK");
+        // The connection's transaction state is not to be trusted after a panic inside it.
+        conn.abandon_transaction();
     }
     stats.transactions.fetch_add(1, Ordering::Relaxed);
     stats

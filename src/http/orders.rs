@@ -191,7 +191,7 @@ async fn read_owned<T, R>(
 ) -> Result<T, AppError>
 where
     T: Send + 'static,
-    R: FnOnce(&mut diesel::SqliteConnection, OrderId) -> Result<T, AppError> + Send + 'static,
+    R: FnOnce(&mut crate::db::DbConnection, OrderId) -> Result<T, AppError> + Send + 'static,
 {
     let order = order_id(path)?;
     db::run(&state.pool, move |conn| {

@@ -1,7 +1,7 @@
 //! Cancelling: the customer's request is recorded at once; the exchange side and the final
 //! release are the order actor's work.
 
-use diesel::SqliteConnection;
+use crate::db::DbConnection;
 use serde_json::json;
 
 use super::phase;
@@ -20,7 +20,7 @@ pub enum CancelAnswer {
 
 /// Records `cancel_requested` for an open order of `account`.
 pub fn request(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     account: AccountId,
     order: OrderId,
     now: i64,
@@ -48,7 +48,7 @@ pub fn request(
 
 /// Releases whatever the order still holds reserved: the compensating step of a terminal order.
 pub fn release_remaining(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     row: &OrderRow,
     now: i64,
 ) -> Result<i64, AppError> {

@@ -2,7 +2,7 @@
 //! with all its effects, and any other event is stored once (by what it says). The order's actor
 //! is needed only for what may end the order.
 
-use diesel::SqliteConnection;
+use crate::db::DbConnection;
 
 use super::lifecycle::{self, Applied};
 use crate::db::exchange_events::{self, Received};
@@ -28,7 +28,7 @@ pub enum Intake {
 }
 
 pub fn take_in(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     event: &PushEvent,
     raw: &str,
     now: i64,

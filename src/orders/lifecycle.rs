@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use diesel::prelude::*;
 use serde_json::json;
 
 use super::cancel::release_remaining;
@@ -13,6 +12,7 @@ use super::view::FillView;
 use crate::db::alarms::{self, Alarm, AlarmKind};
 use crate::db::ledger::{self, Balance, LedgerEntry, CASH};
 use crate::db::orders::{self, FillRow, OrderRow};
+use crate::db::DbConnection;
 use crate::domain::{
     fill_within_limit, terminal_action, Action, Cents, FillSource, OrderId, OrderState, Side,
     VenueEnd,
@@ -56,7 +56,7 @@ pub enum Applied {
 }
 
 /// The order with its fills, as a step starts from.
-pub fn load(conn: &mut SqliteConnection, order: OrderId) -> Result<Snapshot, AppError> {
+pub fn load(conn: &mut DbConnection, order: OrderId) -> Result<Snapshot, AppError> {
     let row = find(conn, order)?;
     let state = row.state();
     let fills = orders::fills(conn, order)?
@@ -72,12 +72,12 @@ pub fn load(conn: &mut SqliteConnection, order: OrderId) -> Result<Snapshot, App
     Ok(Snapshot { row, state, fills })
 }
 
-fn find(conn: &mut SqliteConnection, order: OrderId) -> Result<OrderRow, AppError> {
+fn find(conn: &mut DbConnection, order: OrderId) -> Result<OrderRow, AppError> {
     orders::find(conn, order)?.ok_or(AppError::NotFound)
 }
 
 fn refuse(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     order: OrderId,
     kind: AlarmKind,
     subject: &str,
@@ -98,7 +98,7 @@ fn refuse(
 /// (`filled`, `canceled`, `rejected`), which also releases what is still reserved: the
 /// compensating step.
 pub fn record_status(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     order: OrderId,
     action: Action,
     detail: serde_json::Value,
@@ -118,7 +118,7 @@ pub fn record_status(
 /// choice is made inside the transaction, from the order as it stands. When the exchange counts
 /// another quantity filled, the order still ends, and the difference is alarmed for an operator.
 pub fn record_end(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     order: OrderId,
     end: VenueEnd,
     venue_filled: i64,
@@ -149,7 +149,7 @@ pub fn record_end(
 
 /// Checks the move once, then writes it; a terminal action also releases what is left reserved.
 fn apply_status(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     mut row: OrderRow,
     action: Action,
     detail: serde_json::Value,
@@ -183,7 +183,7 @@ fn apply_status(
 /// with another quantity or price, one for an order that has ended, one outside the order's
 /// limit, or one that would overfill the order is refused with an alarm.
 pub fn record_fill(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     order: OrderId,
     fill: &ExchangeFill,
     source: FillSource,
@@ -195,7 +195,7 @@ pub fn record_fill(
 
 /// [`record_fill`] for an order whose row the caller has just read in this transaction.
 pub fn record_fill_on(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     mut row: OrderRow,
     fill: &ExchangeFill,
     source: FillSource,
@@ -280,7 +280,7 @@ struct Settlement<'a> {
 
 impl Settlement<'_> {
     /// Books the entries; returns the fill's value.
-    fn book(self, conn: &mut SqliteConnection, now: i64) -> Result<Cents, AppError> {
+    fn book(self, conn: &mut DbConnection, now: i64) -> Result<Cents, AppError> {
         for (entry, landing) in &self.entries {
             ledger::book(conn, entry, *landing, now)?;
         }
@@ -294,7 +294,7 @@ impl Settlement<'_> {
 /// key, after a fixed part that says which effect it is, so no fill id can collide with another
 /// fill's key.
 fn settlement<'a>(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     row: &'a OrderRow,
     fill: &ExchangeFill,
 ) -> Result<Option<Settlement<'a>>, AppError> {

@@ -1,7 +1,7 @@
 //! Writing an action: the action itself, the order's projection row and its feed event, inside the
 //! caller's transaction. The transition table has already checked the move, once, in the caller.
 
-use diesel::SqliteConnection;
+use crate::db::DbConnection;
 
 use super::view::{FillView, OrderView};
 use crate::db::orders::{self, OrderRow};
@@ -13,7 +13,7 @@ use crate::error::AppError;
 /// The caller has already written the action's own effects (ledger entries, fill rows) in the same
 /// transaction.
 pub fn write_action(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     order: &mut OrderRow,
     next: OrderState,
     action: Action,

@@ -33,10 +33,7 @@ pub struct Submitted {
 }
 
 /// Runs the whole submission in one immediate (write-locked) transaction.
-pub fn submit(
-    conn: &mut diesel::SqliteConnection,
-    sub: &Submission,
-) -> Result<Submitted, AppError> {
+pub fn submit(conn: &mut crate::db::DbConnection, sub: &Submission) -> Result<Submitted, AppError> {
     let stored = stored_keys::find(conn, sub.account, sub.key.as_str())?;
     let expired = stored.is_some();
     if let Verdict::Replay(response) = idempotency::check(stored, &sub.fingerprint, sub.now)? {
@@ -82,7 +79,7 @@ pub fn submit(
 
 /// The order, its `created` action, its reservation and its `order.created` event.
 fn record_order(
-    conn: &mut diesel::SqliteConnection,
+    conn: &mut crate::db::DbConnection,
     sub: &Submission,
 ) -> Result<(StoredResponse, OrderId), AppError> {
     let order = &sub.order;

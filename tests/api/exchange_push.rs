@@ -50,10 +50,10 @@ async fn a_push_without_a_valid_signature_is_refused_and_not_recorded() {
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{signature:?}");
         assert_eq!(answer.error_code(), "unauthorized");
     }
-    let stored: i64 = exchange_events::table
-        .count()
-        .get_result(&mut app.pool.get().unwrap())
-        .unwrap();
+    let stored: i64 = orderkeeper::with_conn!(app.pool.get().unwrap(), |c| {
+        exchange_events::table.count().get_result(c)
+    })
+    .unwrap();
     assert_eq!(stored, 0);
 }
 
@@ -119,12 +119,14 @@ async fn a_valid_push_is_recorded_once_and_an_unknown_order_raises_an_alarm() {
 
     let mut conn = app.pool.get().unwrap();
     // The embedded exchange pushes its own events for the order too; look only at ours.
-    let recorded: Vec<(String, Option<String>)> = exchange_events::table
-        .filter(exchange_events::event_id.eq_any(["E-known", "E-stranger"]))
-        .order(exchange_events::event_id)
-        .select((exchange_events::event_id, exchange_events::order_id))
-        .load(&mut conn)
-        .unwrap();
+    let recorded: Vec<(String, Option<String>)> = orderkeeper::with_conn!(conn, |c| {
+        exchange_events::table
+            .filter(exchange_events::event_id.eq_any(["E-known", "E-stranger"]))
+            .order(exchange_events::event_id)
+            .select((exchange_events::event_id, exchange_events::order_id))
+            .load(c)
+    })
+    .unwrap();
     assert_eq!(
         recorded,
         vec![
@@ -135,10 +137,12 @@ async fn a_valid_push_is_recorded_once_and_an_unknown_order_raises_an_alarm() {
             ("E-stranger".to_owned(), None)
         ]
     );
-    let alarm_count: i64 = alarms::table
-        .filter(alarms::kind.eq("unmatched_push_event"))
-        .count()
-        .get_result(&mut conn)
-        .unwrap();
+    let alarm_count: i64 = orderkeeper::with_conn!(conn, |c| {
+        alarms::table
+            .filter(alarms::kind.eq("unmatched_push_event"))
+            .count()
+            .get_result(c)
+    })
+    .unwrap();
     assert_eq!(alarm_count, 1);
 }

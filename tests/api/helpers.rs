@@ -236,47 +236,46 @@ impl TestApp {
     }
 
     pub fn count_orders(&self) -> i64 {
-        schema::orders::table
-            .count()
-            .get_result(&mut self.conn())
+        orderkeeper::with_conn!(self.conn(), |c| schema::orders::table.count().get_result(c))
             .expect("count")
     }
 
     pub fn count_ledger_entries(&self, account: &str) -> i64 {
-        schema::ledger_entries::table
+        orderkeeper::with_conn!(self.conn(), |c| schema::ledger_entries::table
             .filter(schema::ledger_entries::account_id.eq(account))
             .count()
-            .get_result(&mut self.conn())
-            .expect("count")
+            .get_result(c))
+        .expect("count")
     }
 
     pub fn count_idempotency_keys(&self) -> i64 {
-        schema::idempotency_keys::table
+        orderkeeper::with_conn!(self.conn(), |c| schema::idempotency_keys::table
             .count()
-            .get_result(&mut self.conn())
-            .expect("count")
+            .get_result(c))
+        .expect("count")
     }
 
     /// The account's outbox seqs, in order.
     pub fn event_seqs(&self, account: &str) -> Vec<i64> {
-        schema::outbox::table
+        orderkeeper::with_conn!(self.conn(), |c| schema::outbox::table
             .filter(schema::outbox::account_id.eq(account))
             .order(schema::outbox::seq)
             .select(schema::outbox::seq)
-            .load(&mut self.conn())
-            .expect("seqs")
+            .load(c))
+        .expect("seqs")
     }
 
     /// Per asset, the sum of the account's ledger entries (available, reserved).
     pub fn ledger_sums(&self, account: &str) -> std::collections::BTreeMap<String, (i64, i64)> {
-        let rows: Vec<(String, i64, i64)> = schema::ledger_entries::table
-            .filter(schema::ledger_entries::account_id.eq(account))
-            .select((
-                schema::ledger_entries::asset,
-                schema::ledger_entries::available_delta,
-                schema::ledger_entries::reserved_delta,
-            ))
-            .load(&mut self.conn())
+        let rows: Vec<(String, i64, i64)> =
+            orderkeeper::with_conn!(self.conn(), |c| schema::ledger_entries::table
+                .filter(schema::ledger_entries::account_id.eq(account))
+                .select((
+                    schema::ledger_entries::asset,
+                    schema::ledger_entries::available_delta,
+                    schema::ledger_entries::reserved_delta,
+                ))
+                .load(c))
             .expect("entries");
         let mut sums = std::collections::BTreeMap::new();
         for (asset, available, reserved) in rows {
@@ -289,14 +288,15 @@ impl TestApp {
 
     /// Per asset, the stored balance (available, reserved).
     pub fn stored_balances(&self, account: &str) -> std::collections::BTreeMap<String, (i64, i64)> {
-        let rows: Vec<(String, i64, i64)> = schema::balances::table
-            .filter(schema::balances::account_id.eq(account))
-            .select((
-                schema::balances::asset,
-                schema::balances::available,
-                schema::balances::reserved,
-            ))
-            .load(&mut self.conn())
+        let rows: Vec<(String, i64, i64)> =
+            orderkeeper::with_conn!(self.conn(), |c| schema::balances::table
+                .filter(schema::balances::account_id.eq(account))
+                .select((
+                    schema::balances::asset,
+                    schema::balances::available,
+                    schema::balances::reserved,
+                ))
+                .load(c))
             .expect("balances");
         rows.into_iter().map(|(a, av, re)| (a, (av, re))).collect()
     }

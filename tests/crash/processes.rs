@@ -13,11 +13,26 @@ const BIN: &str = env!("CARGO_BIN_EXE_orderkeeper");
 const SECRET: &str = "crash-test-secret";
 const ADMIN: &str = "crash-test-admin";
 
+/// A port for a process of ours to listen on. Ports are handed out in turn from below the
+/// kernel's ephemeral range, never twice in one test run: asking the kernel for port 0 and
+/// releasing it let two processes started side by side be given the same port, and one of them
+/// then talked to the other's peers.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        20_000 + (std::process::id() % 500) as u16 * 20,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        assert!(port < 32_768, "out of ports");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 async fn wait_until_up(url: &str) {

@@ -1,0 +1,134 @@
+//! One connection type over both backends: SQLite (the embedded default) and PostgreSQL (for
+//! production, and for several engines on one database). Queries are written once, against
+//! diesel's DSL, and [`with_conn!`] compiles each for both backends.
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::sqlite::SqliteConnection;
+use diesel::Connection;
+
+use crate::error::AppError;
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of(database_url: &str) -> Backend {
+        if database_url.starts_with("postgres://") || database_url.starts_with("postgresql://") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        }
+    }
+}
+
+/// A backend's own connection.
+pub enum Inner {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+/// A connection to either backend, with its own transactions and savepoints.
+pub struct DbConnection {
+    pub inner: Inner,
+    /// Open transactions: 0 outside any, 1 in a transaction, more in savepoints.
+    depth: u32,
+}
+
+/// Runs `$body` with `$c` bound to the backend's own connection. The body is compiled once per
+/// backend, so a query that one of them cannot run does not compile.
+#[macro_export]
+macro_rules! with_conn {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match &mut ($conn).inner {
+            $crate::db::connection::Inner::Sqlite($c) => $body,
+            $crate::db::connection::Inner::Postgres($c) => $body,
+        }
+    };
+}
+
+impl DbConnection {
+    pub fn new(inner: Inner) -> Self {
+        Self { inner, depth: 0 }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.inner {
+            Inner::Sqlite(_) => Backend::Sqlite,
+            Inner::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    pub fn batch_execute(&mut self, sql: &str) -> Result<(), diesel::result::Error> {
+        with_conn!(self, |c| c.batch_execute(sql))
+    }
+
+    /// Runs `work` in a transaction, or in a savepoint of the one already open: all of it is
+    /// kept, or none. An outermost SQLite transaction takes the write lock up front
+    /// (`BEGIN IMMEDIATE`), so two writers never deadlock on an upgrade.
+    pub fn transaction<T, E, F>(&mut self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E>,
+        E: From<diesel::result::Error>,
+    {
+        let depth = self.depth;
+        let begin = match (depth, self.backend()) {
+            (0, Backend::Sqlite) => "BEGIN IMMEDIATE".to_owned(),
+            (0, Backend::Postgres) => "BEGIN".to_owned(),
+            (n, _) => format!("SAVEPOINT phase_{n}"),
+        };
+        self.batch_execute(&begin)?;
+        self.depth += 1;
+        let outcome = work(self);
+        self.depth = depth;
+        let end = match (&outcome, depth) {
+            (Ok(_), 0) => "COMMIT".to_owned(),
+            (Err(_), 0) => "ROLLBACK".to_owned(),
+            (Ok(_), n) => format!("RELEASE SAVEPOINT phase_{n}"),
+            (Err(_), n) => format!("ROLLBACK TO SAVEPOINT phase_{n}; RELEASE SAVEPOINT phase_{n}"),
+        };
+        match self.batch_execute(&end) {
+            Ok(()) => outcome,
+            Err(e) => {
+                if depth == 0 {
+                    // A failed COMMIT leaves the transaction to be rolled back.
+                    let _ = self.batch_execute("ROLLBACK");
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Gives up whatever transaction is open (after a panic inside one).
+    pub fn abandon_transaction(&mut self) {
+        if self.depth > 0 {
+            let _ = self.batch_execute("ROLLBACK");
+            self.depth = 0;
+        }
+    }
+}
+
+/// Opens a connection of the backend `database_url` names: `postgres://…`, or SQLite as
+/// `sqlite://PATH` or a bare path.
+pub fn establish(database_url: &str) -> Result<DbConnection, AppError> {
+    let inner = match Backend::of(database_url) {
+        Backend::Postgres => Inner::Postgres(
+            PgConnection::establish(database_url)
+                .map_err(|e| AppError::Unavailable(format!("cannot connect: {e}")))?,
+        ),
+        Backend::Sqlite => {
+            let path = database_url
+                .strip_prefix("sqlite://")
+                .unwrap_or(database_url);
+            Inner::Sqlite(
+                SqliteConnection::establish(path)
+                    .map_err(|e| AppError::Unavailable(format!("cannot open: {e}")))?,
+            )
+        }
+    };
+    Ok(DbConnection::new(inner))
+}
