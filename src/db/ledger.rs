@@ -4,6 +4,7 @@
 
 use diesel::prelude::*;
 
+use super::connection::Inner;
 use super::DbConnection;
 
 use super::schema::{balances, ledger_entries};
@@ -35,7 +36,7 @@ pub fn landing(
     conn: &mut DbConnection,
     entry: &LedgerEntry<'_>,
 ) -> Result<Option<Balance>, AppError> {
-    let current = balance(conn, entry.account, entry.asset)?;
+    let current = balance_for_update(conn, entry.account, entry.asset)?;
     let available = current.available.checked_add(entry.available_delta);
     let reserved = current.reserved.checked_add(entry.reserved_delta);
     Ok(match (available, reserved) {
@@ -100,6 +101,33 @@ pub fn apply(conn: &mut DbConnection, entry: &LedgerEntry<'_>, now: i64) -> Resu
         ))
     })?;
     book(conn, entry, landing, now)
+}
+
+/// A balance about to be changed. On PostgreSQL, where phases run side by side, its row is made
+/// if missing and locked for the rest of the transaction, so that no other phase reads it before
+/// this one has written it (on SQLite the one writer already runs phases in turn).
+fn balance_for_update(
+    conn: &mut DbConnection,
+    account: AccountId,
+    asset: &str,
+) -> Result<Balance, AppError> {
+    let Inner::Postgres(c) = &mut conn.inner else {
+        return balance(conn, account, asset);
+    };
+    diesel::insert_into(balances::table)
+        .values((
+            balances::account_id.eq(account),
+            balances::asset.eq(asset),
+            balances::available.eq(0_i64),
+            balances::reserved.eq(0_i64),
+        ))
+        .on_conflict_do_nothing()
+        .execute(c)?;
+    Ok(balances::table
+        .find((account, asset))
+        .select((balances::available, balances::reserved))
+        .for_update()
+        .first(c)?)
 }
 
 pub fn balance(

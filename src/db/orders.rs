@@ -2,6 +2,7 @@
 
 use diesel::prelude::*;
 
+use super::connection::Inner;
 use super::DbConnection;
 
 use super::schema::{fills, order_actions, orders};
@@ -137,6 +138,27 @@ pub fn find(conn: &mut DbConnection, order: OrderId) -> Result<Option<OrderRow>,
             .select(OrderRow::as_select())
             .first(conn)
             .optional()?)
+    })
+}
+
+/// An order about to be changed, locked for the rest of the transaction on PostgreSQL (where
+/// phases run side by side; on SQLite the one writer already runs them in turn).
+pub fn find_for_update(
+    conn: &mut DbConnection,
+    order: OrderId,
+) -> Result<Option<OrderRow>, AppError> {
+    Ok(match &mut conn.inner {
+        Inner::Sqlite(c) => orders::table
+            .find(order)
+            .select(OrderRow::as_select())
+            .first(c)
+            .optional()?,
+        Inner::Postgres(c) => orders::table
+            .find(order)
+            .select(OrderRow::as_select())
+            .for_update()
+            .first(c)
+            .optional()?,
     })
 }
 

@@ -25,7 +25,10 @@ pub fn request(
     order: OrderId,
     now: i64,
 ) -> Result<(CancelAnswer, OrderRow), AppError> {
-    let mut row = orders::find_owned(conn, account, order)?;
+    let mut row = match orders::find_for_update(conn, order)? {
+        Some(row) if row.account_id == account => row,
+        _ => return Err(AppError::NotFound),
+    };
     match row.status {
         OrderStatus::PendingCancel | OrderStatus::Canceled => {
             Ok((CancelAnswer::AlreadyRequested, row))

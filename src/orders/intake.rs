@@ -34,7 +34,7 @@ pub fn take_in(
     now: i64,
 ) -> Result<Intake, AppError> {
     let row = match ClientOrderId(event.client_order_id.clone()).order_id() {
-        Some(id) => orders::find(conn, id)?,
+        Some(id) => orders::find_for_update(conn, id)?,
         None => None,
     };
     let Some(row) = row else {

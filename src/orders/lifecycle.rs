@@ -73,7 +73,7 @@ pub fn load(conn: &mut DbConnection, order: OrderId) -> Result<Snapshot, AppErro
 }
 
 fn find(conn: &mut DbConnection, order: OrderId) -> Result<OrderRow, AppError> {
-    orders::find(conn, order)?.ok_or(AppError::NotFound)
+    orders::find_for_update(conn, order)?.ok_or(AppError::NotFound)
 }
 
 fn refuse(

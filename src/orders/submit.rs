@@ -85,20 +85,29 @@ fn record_order(
     let order = &sub.order;
     let order_id = OrderId::new();
     let (asset, amount) = pricing::reservation(order, sub.price)?;
-    let balance = ledger::balance(conn, sub.account, asset)?;
-    if balance.available < amount {
+    let reserve = LedgerEntry {
+        key: format!("order:{order_id}:reserve"),
+        account: sub.account,
+        asset,
+        order: Some(order_id),
+        available_delta: -amount,
+        reserved_delta: amount,
+    };
+    // Where the reservation would leave the balance, worked out under the balance's lock: enough,
+    // or refused.
+    let Some(reserved) = ledger::landing(conn, &reserve)? else {
+        let available = ledger::balance(conn, sub.account, asset)?.available;
         return Err(match order.side {
             Side::Buy => AppError::InsufficientFunds(format!(
                 "the order needs {} and {} is available",
                 Cents(amount),
-                Cents(balance.available)
+                Cents(available)
             )),
             Side::Sell => AppError::InsufficientPosition(format!(
-                "the order sells {amount} {asset} and {} are available",
-                balance.available
+                "the order sells {amount} {asset} and {available} are available"
             )),
         });
-    }
+    };
     let row = OrderRow {
         id: order_id,
         account_id: sub.account,
@@ -131,18 +140,7 @@ fn record_order(
         &detail.to_string(),
         sub.now,
     )?;
-    ledger::apply(
-        conn,
-        &LedgerEntry {
-            key: format!("order:{order_id}:reserve"),
-            account: sub.account,
-            asset,
-            order: Some(order_id),
-            available_delta: -amount,
-            reserved_delta: amount,
-        },
-        sub.now,
-    )?;
+    ledger::book(conn, &reserve, reserved, sub.now)?;
     let view = OrderView::from(&row);
     outbox::append::<_, ()>(conn, sub.account, "order.created", &view, None, sub.now)?;
     let body = serde_json::to_string(&view).map_err(|e| AppError::Internal(e.to_string()))?;

@@ -64,7 +64,7 @@ async fn a_panic_inside_a_step_restarts_the_actor_from_its_log() {
 /// Writes orders straight into a database, as an engine killed at various points would have left
 /// them, and returns (account token, account id, order ids by situation).
 fn crashed_database(dir: &tempfile::TempDir) -> (String, String, BTreeMap<&'static str, OrderId>) {
-    let pool = db::connect(&format!("sqlite://{}", db_path(dir).display()), 1).unwrap();
+    let pool = db::connect(&database_url(dir), 1).unwrap();
     let mut conn = pool.get().unwrap();
     let account =
         accounts::create(&mut conn, "alice", Cents(10_000_000), &BTreeMap::new(), 1).unwrap();

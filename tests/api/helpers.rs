@@ -22,6 +22,12 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
 }
 
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        crate::database::drop_for(self._dir.path());
+    }
+}
+
 pub struct Account {
     pub id: String,
     pub token: String,
@@ -55,10 +61,10 @@ impl Answer {
     }
 }
 
-pub fn serve_args(db_path: &std::path::Path) -> ServeArgs {
+pub fn serve_args(database_url: &str) -> ServeArgs {
     ServeArgs {
         listen: "127.0.0.1:0".into(),
-        database_url: format!("sqlite://{}", db_path.display()),
+        database_url: database_url.to_owned(),
         exchange: "embedded".into(),
         exchange_listen: "127.0.0.1:0".into(),
         exchange_secret: Some(EXCHANGE_SECRET.into()),
@@ -80,15 +86,15 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
     spawn_app_in(tempfile::tempdir().expect("temp dir"), adjust).await
 }
 
-/// The database file of a test app kept in `dir`.
-pub fn db_path(dir: &tempfile::TempDir) -> std::path::PathBuf {
-    dir.path().join("orderkeeper.db")
+/// The database of a test app kept in `dir` (SQLite, or PostgreSQL with ORDERKEEPER_TEST_POSTGRES).
+pub fn database_url(dir: &tempfile::TempDir) -> String {
+    crate::database::url_for(dir.path())
 }
 
 /// Starts the engine on port 0 over whatever database `dir` already holds.
 pub async fn spawn_app_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
-    let db_path = db_path(&dir);
-    let mut args = serve_args(&db_path);
+    let url = database_url(&dir);
+    let mut args = serve_args(&url);
     adjust(&mut args);
     let app = Application::build(args)
         .await
@@ -96,7 +102,7 @@ pub async fn spawn_app_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut Serve
     let address = format!("http://127.0.0.1:{}", app.port());
     let engine = app.engine();
     actix_web::rt::spawn(app.run_until_stopped());
-    let pool = db::connect(&format!("sqlite://{}", db_path.display()), 2).expect("test pool");
+    let pool = db::connect(&url, 2).expect("test pool");
     TestApp {
         address,
         engine,

@@ -5,6 +5,8 @@ mod admin;
 mod auth;
 mod cancel_and_read;
 mod conservation;
+#[path = "../common/database.rs"]
+mod database;
 mod exchange_push;
 mod feed;
 #[path = "../common/feed_client.rs"]

@@ -270,7 +270,7 @@ async fn a_cancel_is_answered_while_the_order_waits_on_the_exchange() {
 
 /// An engine killed after sending `n` placements it never heard back about.
 fn crashed_with_unanswered_placements(dir: &tempfile::TempDir, n: usize) -> (String, Vec<String>) {
-    let pool = db::connect(&format!("sqlite://{}", db_path(dir).display()), 1).unwrap();
+    let pool = db::connect(&database_url(dir), 1).unwrap();
     let mut conn = pool.get().unwrap();
     let account =
         accounts::create(&mut conn, "alice", Cents(100_000_000), &BTreeMap::new(), 1).unwrap();

@@ -5,10 +5,11 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::Path;
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
+use orderkeeper::db::connection::{self, Backend};
+use orderkeeper::db::DbConnection;
 use serde_json::Value;
 
 use crate::shared::cents;
@@ -97,53 +98,55 @@ fn exchange_fills(order: &Value) -> Fills {
     fills
 }
 
-/// Checks the books of `db` against the exchange's record (`exchange_orders`, as its
+/// Checks the books of `database_url` against the exchange's record (`exchange_orders`, as its
 /// `GET /orders` lists them) and each account's opening. With `all_ended`, every order must be
 /// terminal too. Returns every violation found.
 pub fn check(
-    db: &Path,
+    database_url: &str,
     exchange_orders: &[Value],
     openings: &HashMap<String, Opening>,
     all_ended: bool,
 ) -> Vec<String> {
-    let mut conn =
-        SqliteConnection::establish(&db.display().to_string()).expect("the database opens");
-    // One read transaction: a consistent snapshot even while an engine still writes.
-    conn.transaction::<_, diesel::result::Error, _>(|conn| {
-        Ok(check_snapshot(conn, exchange_orders, openings, all_ended))
-    })
-    .expect("a read transaction")
+    let mut conn = connection::establish(database_url).expect("the database opens");
+    // One read-only snapshot, consistent even while an engine still writes.
+    let begin = match conn.backend() {
+        Backend::Sqlite => "BEGIN",
+        Backend::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+    };
+    conn.batch_execute(begin).expect("a read transaction");
+    let wrong = check_snapshot(&mut conn, exchange_orders, openings, all_ended);
+    let _ = conn.batch_execute("COMMIT");
+    wrong
+}
+
+/// Runs a query of plain SQL on either backend.
+fn rows<T: QueryableByName<diesel::sqlite::Sqlite> + QueryableByName<diesel::pg::Pg> + 'static>(
+    conn: &mut DbConnection,
+    sql: &str,
+) -> Vec<T> {
+    orderkeeper::with_conn!(conn, |c| diesel::sql_query(sql).load::<T>(c))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
 fn check_snapshot(
-    conn: &mut SqliteConnection,
+    conn: &mut DbConnection,
     exchange_orders: &[Value],
     openings: &HashMap<String, Opening>,
     all_ended: bool,
 ) -> Vec<String> {
     let mut wrong = Vec::new();
-    let orders: Vec<OrderRow> = diesel::sql_query(
-        "SELECT id, account_id, client_order_id, symbol, side, qty, protection_price, status, filled_qty FROM orders",
-    )
-    .load(conn)
-    .expect("orders");
-    let fills: Vec<FillRow> = diesel::sql_query("SELECT order_id, fill_id, qty, price FROM fills")
-        .load(conn)
-        .expect("fills");
-    let balances: Vec<Amounts> =
-        diesel::sql_query("SELECT account_id, asset, available, reserved FROM balances")
-            .load(conn)
-            .expect("balances");
-    let ledger: Vec<Amounts> = diesel::sql_query(
-        "SELECT account_id, asset, SUM(available_delta) AS available, SUM(reserved_delta) AS reserved
-         FROM ledger_entries GROUP BY account_id, asset",
-    )
-    .load(conn)
-    .expect("ledger sums");
-    let seqs: Vec<Seq> =
-        diesel::sql_query("SELECT order_id, seq FROM order_actions ORDER BY order_id, seq")
-            .load(conn)
-            .expect("actions");
+    let orders: Vec<OrderRow> = rows(conn, "SELECT id, account_id, client_order_id, symbol, side, qty, protection_price, status, filled_qty FROM orders");
+    let fills: Vec<FillRow> = rows(conn, "SELECT order_id, fill_id, qty, price FROM fills");
+    let balances: Vec<Amounts> = rows(
+        conn,
+        "SELECT account_id, asset, available, reserved FROM balances",
+    );
+    let ledger: Vec<Amounts> = rows(conn, "SELECT account_id, asset, CAST(SUM(available_delta) AS BIGINT) AS available, CAST(SUM(reserved_delta) AS BIGINT) AS reserved
+         FROM ledger_entries GROUP BY account_id, asset");
+    let seqs: Vec<Seq> = rows(
+        conn,
+        "SELECT order_id, seq FROM order_actions ORDER BY order_id, seq",
+    );
 
     let mut fills_of: HashMap<&str, Fills> = HashMap::new();
     for f in &fills {

@@ -3,6 +3,8 @@
 
 #[path = "../common/books.rs"]
 mod books;
+#[path = "../common/database.rs"]
+mod database;
 #[path = "../common/feed_client.rs"]
 mod feed_client;
 mod matrix;

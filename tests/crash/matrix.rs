@@ -128,7 +128,7 @@ async fn crash_at(point: &'static str, dir: &Path) -> Vec<String> {
     }
     sim.clear_faults().await;
     wrong.extend(books::check(
-        engine.db_path(),
+        engine.database_url(),
         &sim.orders().await,
         &openings,
         true,

@@ -193,6 +193,8 @@ pub struct Engine {
     child: Option<Child>,
     port: u16,
     db: PathBuf,
+    database_url: String,
+    dir: PathBuf,
     exchange: String,
     poll_interval_ms: u64,
     /// `FAILPOINTS` for the next start only.
@@ -217,6 +219,8 @@ impl Engine {
             child: None,
             port,
             db: dir.join("orderkeeper.db"),
+            database_url: crate::database::url_for(dir),
+            dir: dir.to_owned(),
             exchange: exchange.to_owned(),
             poll_interval_ms,
             fault_points,
@@ -225,8 +229,9 @@ impl Engine {
         engine
     }
 
-    pub fn db_path(&self) -> &Path {
-        &self.db
+    /// The engine's database (a SQLite file in its directory, or a PostgreSQL database).
+    pub fn database_url(&self) -> &str {
+        &self.database_url
     }
 
     /// The engine's log, beside its database (every start appends to it).
@@ -269,7 +274,7 @@ impl Engine {
         }
         let child = command
             .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
-            .args(["--database-url", &format!("sqlite://{}", self.db.display())])
+            .args(["--database-url", &self.database_url])
             .args([
                 "--exchange",
                 &self.exchange,
@@ -366,5 +371,6 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         self.kill();
+        crate::database::drop_for(&self.dir);
     }
 }

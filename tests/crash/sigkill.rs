@@ -242,7 +242,7 @@ async fn orders_survive_sigkill_and_end_exactly_as_the_exchange_says() {
     world.sim.clear_faults().await;
     let exchange = world.sim.orders().await;
     wrong.extend(books::check(
-        world.engine.db_path(),
+        world.engine.database_url(),
         &exchange,
         &world.openings,
         true,

@@ -340,7 +340,7 @@ async fn run(seed: u64, dir: &Path) -> Vec<String> {
     }
     sim.clear_faults().await;
     wrong.extend(books::check(
-        engine.db_path(),
+        engine.database_url(),
         &sim.orders().await,
         &openings,
         true,
