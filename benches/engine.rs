@@ -2,7 +2,9 @@
 //! figures, each next to a reference measured in the same run (this machine is noisy); nothing is
 //! asserted here.
 //!
-//! `cargo bench` runs every part; `cargo bench -- submit fills` runs the named ones.
+//! `cargo bench` runs every part; `cargo bench -- submit fills` runs the named ones. With
+//! `ORDERKEEPER_BENCH_POSTGRES=postgres://user@host` the engine runs on a fresh PostgreSQL database
+//! on that server instead of a SQLite file.
 //!
 //! - submit: durable `POST /v1/orders` at 64 connections with unique keys, next to `/healthz` at
 //!   the same concurrency;
@@ -76,13 +78,65 @@ fn start_sim(engine_port: u16) -> Child {
         .expect("the simulator starts")
 }
 
+/// The PostgreSQL server chosen for this run, if any.
+fn postgres_server() -> Option<String> {
+    std::env::var("ORDERKEEPER_BENCH_POSTGRES")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim_end_matches('/').to_owned())
+}
+
+fn postgres_admin(server: &str) -> orderkeeper::db::DbConnection {
+    orderkeeper::db::connection::establish(&format!("{server}/postgres"))
+        .expect("the PostgreSQL server of ORDERKEEPER_BENCH_POSTGRES answers")
+}
+
+/// The database of one bench part: a SQLite file in its directory, or a fresh PostgreSQL database.
+fn database_url(dir: &Path) -> String {
+    let remembered = dir.join("database_url");
+    if let Ok(url) = std::fs::read_to_string(&remembered) {
+        return url;
+    }
+    let url = match postgres_server() {
+        Some(server) => {
+            let name = format!("ok_bench_{}", uuid::Uuid::new_v4().simple());
+            execute(
+                &mut postgres_admin(&server),
+                &format!("CREATE DATABASE {name}"),
+            );
+            format!("{server}/{name}")
+        }
+        None => format!("sqlite://{}", dir.join("bench.db").display()),
+    };
+    std::fs::write(&remembered, &url).expect("the bench directory is writable");
+    url
+}
+
+fn drop_database(dir: &Path) {
+    let (Some(server), Ok(url)) = (
+        postgres_server(),
+        std::fs::read_to_string(dir.join("database_url")),
+    ) else {
+        return;
+    };
+    if let Some(name) = url.rsplit('/').next() {
+        execute(
+            &mut postgres_admin(&server),
+            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        );
+    }
+}
+
+fn execute(conn: &mut orderkeeper::db::DbConnection, sql: &str) {
+    use diesel::RunQueryDsl;
+    orderkeeper::with_conn!(conn, |c| diesel::sql_query(sql).execute(c))
+        .expect("the statement runs");
+}
+
 fn start_engine(dir: &Path, port: u16, extra: &[&str]) -> Child {
     Command::new(bin())
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .args([
-            "--database-url",
-            &format!("sqlite://{}", dir.join("bench.db").display()),
-        ])
+        .args(["--database-url", &database_url(dir)])
         .args(["--exchange", &format!("http://127.0.0.1:{}", port + 1)])
         .args([
             "--exchange-secret",
@@ -260,9 +314,14 @@ fn order(token: &str, key: String, body: &Value) -> Request {
 /// Limit buys far below the market: they rest on the exchange, so each costs a placement and an
 /// acknowledgement but no fills.
 fn resting(token: &str, prefix: &str, n: usize) -> Vec<Request> {
+    resting_across(&[token.to_owned()], prefix, n)
+}
+
+/// `n` resting buys, dealt round the accounts of `tokens` in turn.
+fn resting_across(tokens: &[String], prefix: &str, n: usize) -> Vec<Request> {
     let body = json!({"symbol": "INFY", "side": "buy", "type": "limit", "qty": 100, "limit_price": "100.00"});
     (0..n)
-        .map(|i| order(token, format!("{prefix}-{i}"), &body))
+        .map(|i| order(&tokens[i % tokens.len()], format!("{prefix}-{i}"), &body))
         .collect()
 }
 
@@ -309,6 +368,7 @@ impl Drop for Bench {
             let _ = child.kill();
             let _ = child.wait();
         }
+        drop_database(self.dir.path());
     }
 }
 
@@ -320,29 +380,42 @@ fn unacknowledged(dir: &Path) -> i64 {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         n: i64,
     }
-    let path = dir.join("bench.db").display().to_string();
-    let mut conn = SqliteConnection::establish(&path).expect("the bench database");
-    diesel::sql_query("SELECT COUNT(*) AS n FROM orders WHERE status = 'pending_new'")
-        .get_result::<Count>(&mut conn)
-        .map(|c| c.n)
-        .unwrap_or(-1)
+    let Ok(mut conn) = orderkeeper::db::connection::establish(&database_url(dir)) else {
+        return -1;
+    };
+    orderkeeper::with_conn!(conn, |c| diesel::sql_query(
+        "SELECT COUNT(*) AS n FROM orders WHERE status = 'pending_new'"
+    )
+    .get_result::<Count>(c))
+    .map(|c| c.n)
+    .unwrap_or(-1)
 }
 
 async fn bench_submit() {
     let steps = std::env::var("BENCH_STEPS").unwrap_or_else(|_| "32".into());
+    let accounts: usize = std::env::var("BENCH_ACCOUNTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1);
     let bench = Bench::start(&["--max-concurrent-steps", &steps]).await;
-    let token = new_account(&bench.base, json!({})).await;
-    run_load(&bench.base, resting(&token, "warm", 2_000));
+    let mut tokens = Vec::new();
+    for _ in 0..accounts.max(1) {
+        tokens.push(new_account(&bench.base, json!({})).await);
+    }
+    run_load(&bench.base, resting_across(&tokens, "warm", 2_000));
     let health = run_load(&bench.base, healthz(100_000));
     let started = Instant::now();
-    let submit = run_load(&bench.base, resting(&token, "load", 40_000));
+    let submit = run_load(&bench.base, resting_across(&tokens, "load", 40_000));
     // The engine keeps placing what it accepted: wait until the exchange acknowledged it all.
     while unacknowledged(bench.dir.path()) > 0 {
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
     let placed = started.elapsed();
     let health_after = run_load(&bench.base, healthz(100_000));
-    println!("{}", submit.line("durable submit (64 connections)"));
+    println!(
+        "{}",
+        submit.line(&format!("durable submit ({} accounts)", tokens.len()))
+    );
     println!(
         "{:<34} {:>8} orders   {:>9.0} /s   (every order placed and acknowledged, {:.1} s)",
         "placed on the exchange",
@@ -526,7 +599,11 @@ async fn main() {
         .filter(|a| !a.starts_with('-'))
         .collect();
     let runs = |name: &str| wanted.is_empty() || wanted.iter().any(|w| w == name);
-    println!("orderkeeper bench: the release binary, SQLite synchronous=FULL, {CONNECTIONS} connections from {CLIENT_THREADS} client threads");
+    let store = match postgres_server() {
+        Some(server) => format!("PostgreSQL at {server}"),
+        None => "SQLite synchronous=FULL".to_owned(),
+    };
+    println!("orderkeeper bench: the release binary, {store}, {CONNECTIONS} connections from {CLIENT_THREADS} client threads");
     if runs("submit") {
         bench_submit().await;
     }

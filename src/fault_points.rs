@@ -17,7 +17,6 @@ pub const CRASH_POINTS: &[&str] = &[
     "fill.after_commit",
     "terminal.after_commit",
     "outbox.before_publish",
-    "outbox.after_publish",
     "recovery.during",
 ];
 

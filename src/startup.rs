@@ -66,7 +66,7 @@ impl Application {
             orphan_sweep_interval: Duration::from_millis(args.orphan_sweep_ms.max(10)),
         };
         let hub = Hub::default().start();
-        let relay = Relay::start(pool.clone(), writer.clone(), hub.clone());
+        let relay = Relay::start(pool.clone(), hub.clone());
         let engine = Engine::new(
             pool.clone(),
             writer.clone(),

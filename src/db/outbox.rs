@@ -21,7 +21,7 @@ pub struct EventFrame<'a, O: Serialize, F: Serialize> {
     pub fill: Option<&'a F>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = outbox, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
 pub struct OutboxRow {
     pub account_id: AccountId,
@@ -80,7 +80,33 @@ pub fn since(
     })
 }
 
-/// Events not yet handed to the feed, per account in seq order.
+/// The events after each account's cursor, per account in seq order: what the feed has not
+/// delivered yet. An account's seqs commit in order (they are taken under the account's row), so
+/// reading past a cursor never skips one that commits later.
+pub fn after_cursors(
+    conn: &mut DbConnection,
+    cursors: &[(AccountId, i64)],
+    limit: i64,
+) -> Result<Vec<OutboxRow>, AppError> {
+    if cursors.is_empty() {
+        return Ok(Vec::new());
+    }
+    // The cursors are typed values (a UUID and an integer), written out as literals.
+    let values = cursors
+        .iter()
+        .map(|(account, after)| format!("('{account}', {after})"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let query = format!(
+        "WITH cursors (account_id, after_seq) AS (VALUES {values}) \
+         SELECT o.account_id, o.seq, o.kind, o.payload, o.created_at, o.published_at \
+         FROM outbox o JOIN cursors c ON o.account_id = c.account_id AND o.seq > c.after_seq \
+         ORDER BY o.account_id, o.seq LIMIT {limit}"
+    );
+    with_conn!(conn, |conn| Ok(diesel::sql_query(&query).load(conn)?))
+}
+
+/// Events not yet published to the broker, per account in seq order.
 pub fn unpublished(conn: &mut DbConnection, limit: i64) -> Result<Vec<OutboxRow>, AppError> {
     with_conn!(conn, |conn| {
         Ok(outbox::table
@@ -92,7 +118,7 @@ pub fn unpublished(conn: &mut DbConnection, limit: i64) -> Result<Vec<OutboxRow>
     })
 }
 
-/// Marks events as handed to the feed: each account's seqs from the lowest to the highest handed
+/// Marks events as published to the broker: each account's seqs from the lowest to the highest handed
 /// over. An account's events are numbered in the order they commit, so those between are exactly
 /// the ones handed over.
 pub fn mark_published(

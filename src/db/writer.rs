@@ -179,6 +179,19 @@ fn commit_batch(
     use std::sync::atomic::Ordering;
     let started = Instant::now();
     let mut sound = true;
+    if let [lone] = batch.as_mut_slice() {
+        // One phase is its own transaction: no savepoint around it, two statements fewer.
+        sound = lone.run(conn);
+        if !sound {
+            conn.abandon_transaction();
+        }
+        stats.transactions.fetch_add(1, Ordering::Relaxed);
+        stats.phases.fetch_add(1, Ordering::Relaxed);
+        for pending in batch {
+            pending.answer(Ok(()));
+        }
+        return sound;
+    }
     let committed = conn
         .transaction::<_, diesel::result::Error, _>(|conn| {
             for pending in batch.iter_mut() {

@@ -1,17 +1,21 @@
-//! The hub: fans each published event out to the sessions of its account. It never waits on a
-//! session: a session whose queue is full is told to close, and resumes from the outbox.
+//! The hub: follows the accounts that have sessions here, and fans each of their events out to
+//! those sessions. It never waits on a session: a session whose queue is full is told to close,
+//! and resumes from the outbox.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix::prelude::*;
 
-use super::messages::{Publish, Subscribe, ToSession, Unsubscribe};
+use super::messages::{Cursors, Publish, Subscribe, ToSession, Unsubscribe};
 use crate::domain::AccountId;
 
 #[derive(Default)]
 pub struct Hub {
     sessions: HashMap<AccountId, HashMap<u64, Recipient<ToSession>>>,
+    /// The last seq handed out per followed account: whichever engine wrote an event, the relay
+    /// reads it from the store after this.
+    cursors: HashMap<AccountId, i64>,
 }
 
 impl Actor for Hub {
@@ -27,6 +31,7 @@ impl Handler<Subscribe> for Hub {
     type Result = ();
 
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
+        self.cursors.entry(msg.account).or_insert(msg.since);
         self.sessions
             .entry(msg.account)
             .or_default()
@@ -42,8 +47,17 @@ impl Handler<Unsubscribe> for Hub {
             sessions.remove(&msg.session);
             if sessions.is_empty() {
                 self.sessions.remove(&msg.account);
+                self.cursors.remove(&msg.account);
             }
         }
+    }
+}
+
+impl Handler<Cursors> for Hub {
+    type Result = MessageResult<Cursors>;
+
+    fn handle(&mut self, _: Cursors, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.cursors.iter().map(|(a, s)| (*a, *s)).collect())
     }
 }
 
@@ -55,6 +69,12 @@ impl Handler<Publish> for Hub {
             let Some(sessions) = self.sessions.get_mut(&row.account_id) else {
                 continue;
             };
+            match self.cursors.get_mut(&row.account_id) {
+                // Read twice (a wake-up during a pass): handed out already.
+                Some(cursor) if row.seq <= *cursor => continue,
+                Some(cursor) => *cursor = row.seq,
+                None => continue,
+            }
             let payload: Arc<str> = Arc::from(row.payload.as_str());
             sessions.retain(|_, session| {
                 match session.try_send(ToSession::Event {

@@ -17,11 +17,14 @@ pub enum ToSession {
     TooSlow,
 }
 
+/// A session joins its account's live events; `since` is the seq it replays from the store, so
+/// an account new to the hub is followed from there.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Subscribe {
     pub account: AccountId,
     pub session: u64,
+    pub since: i64,
     pub recipient: Recipient<ToSession>,
 }
 
@@ -31,6 +34,11 @@ pub struct Unsubscribe {
     pub account: AccountId,
     pub session: u64,
 }
+
+/// Where the hub is in each followed account's events: what the relay reads after.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<(AccountId, i64)>")]
+pub struct Cursors;
 
 /// Newly committed events, in seq order per account, from the outbox relay.
 #[derive(Debug, Message)]

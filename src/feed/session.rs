@@ -113,6 +113,7 @@ impl FeedSession {
         self.hub.do_send(Subscribe {
             account,
             session: self.id,
+            since,
             recipient: ctx.address().recipient(),
         });
         self.replay_page(account, ctx);
