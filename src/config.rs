@@ -80,12 +80,33 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDERKEEPER_ORPHAN_SWEEP_MS", default_value_t = 5000)]
     pub orphan_sweep_ms: u64,
 
+    /// This engine's name among those sharing the database; a restart under the same name takes its
+    /// open orders back at once (default: `engine@` and the listen address).
+    #[arg(long, env = "ORDERKEEPER_ENGINE_ID")]
+    pub engine_id: Option<String>,
+
+    /// Milliseconds an engine's lease on its open orders lasts unless renewed; after that, another
+    /// engine on the same database takes them over.
+    #[arg(long, env = "ORDERKEEPER_LEASE_TTL_MS", default_value_t = 5000)]
+    pub lease_ttl_ms: u64,
+
+    /// Also publish every event to NATS JetStream (`nats://host:port`); off when not given.
+    #[arg(long, env = "ORDERKEEPER_BROKER")]
+    pub broker: Option<String>,
+
     /// Do not create the demo account on an empty database.
     #[arg(long, env = "ORDERKEEPER_NO_DEMO", value_parser = BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
     pub no_demo: bool,
 }
 
 impl ServeArgs {
+    /// The engine's name among those sharing the database.
+    pub fn engine_id(&self) -> String {
+        self.engine_id
+            .clone()
+            .unwrap_or_else(|| format!("engine@{}", self.listen))
+    }
+
     /// The defaults, with whatever the environment sets.
     pub fn from_env() -> Self {
         #[derive(Parser)]

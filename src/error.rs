@@ -37,6 +37,9 @@ pub enum AppError {
     ExchangeUnavailable(String),
     #[error("the service is temporarily unavailable: {0}")]
     Unavailable(String),
+    /// This engine no longer owns the order (its lease was taken over): it must not act on it.
+    #[error("fenced: {0}")]
+    Fenced(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -84,6 +87,7 @@ impl AppError {
             AppError::UnsupportedMediaType => "unsupported_media_type",
             AppError::ExchangeUnavailable(_) => "exchange_unavailable",
             AppError::Unavailable(_) => "service_unavailable",
+            AppError::Fenced(_) => "fenced",
             AppError::Internal(_) => "internal_error",
         }
     }
@@ -130,7 +134,7 @@ impl ResponseError for AppError {
             | AppError::OrderNotCancelable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            AppError::ExchangeUnavailable(_) | AppError::Unavailable(_) => {
+            AppError::ExchangeUnavailable(_) | AppError::Unavailable(_) | AppError::Fenced(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -150,7 +154,7 @@ impl ResponseError for AppError {
             AppError::Unauthorized => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
             }
-            AppError::Unavailable(_) | AppError::ExchangeUnavailable(_) => {
+            AppError::Unavailable(_) | AppError::ExchangeUnavailable(_) | AppError::Fenced(_) => {
                 response.insert_header((header::RETRY_AFTER, "1"));
             }
             _ => {}

@@ -16,7 +16,6 @@ pub const CRASH_POINTS: &[&str] = &[
     "exchange.after_lookup",
     "fill.after_commit",
     "terminal.after_commit",
-    "outbox.before_publish",
     "recovery.during",
 ];
 

@@ -20,6 +20,8 @@ pub struct Metrics {
     pub fills_recorded: Family<FillSourceLabel, Counter>,
     pub fills_duplicate: Family<FillSourceLabel, Counter>,
     pub actor_restarts: Counter,
+    pub orders_taken_over: Counter,
+    pub broker_published: Counter,
     alarms: Counter,
     live_order_actors: Gauge,
     outbox_lag_ms: Gauge,
@@ -34,6 +36,8 @@ impl Default for Metrics {
             fills_recorded: Family::default(),
             fills_duplicate: Family::default(),
             actor_restarts: Counter::default(),
+            orders_taken_over: Counter::default(),
+            broker_published: Counter::default(),
             alarms: Counter::default(),
             live_order_actors: Gauge::default(),
             outbox_lag_ms: Gauge::default(),
@@ -65,6 +69,16 @@ impl Default for Metrics {
             metrics.actor_restarts.clone(),
         );
         registry.register(
+            "orders_taken_over",
+            "Open orders taken over from an engine whose lease expired",
+            metrics.orders_taken_over.clone(),
+        );
+        registry.register(
+            "broker_published",
+            "Events published to the broker (each acknowledged by it)",
+            metrics.broker_published.clone(),
+        );
+        registry.register(
             "alarms_raised",
             "Refused actions, unmatched pushes and late fills",
             metrics.alarms.clone(),
@@ -76,7 +90,7 @@ impl Default for Metrics {
         );
         registry.register(
             "outbox_lag_milliseconds",
-            "Age of the oldest event not yet published to the feed",
+            "Age of the oldest event the feed relay handed over in its last pass",
             metrics.outbox_lag_ms.clone(),
         );
         Metrics {
@@ -109,6 +123,14 @@ impl Metrics {
 
     pub fn actor_restarted(&self) {
         self.actor_restarts.inc();
+    }
+
+    pub fn orders_taken_over(&self, n: usize) {
+        self.orders_taken_over.inc_by(n as u64);
+    }
+
+    pub fn broker_published(&self, n: usize) {
+        self.broker_published.inc_by(n as u64);
     }
 
     /// The exposition, with the sampled figures brought up to date first.

@@ -13,6 +13,7 @@ use crate::auth::Authenticator;
 use crate::config::{FaultArgs, ServeArgs, SimArgs};
 use crate::db::{self, accounts, idempotency, now_micros, Writer};
 use crate::domain::Cents;
+use crate::engine::lease::{self, Lease};
 use crate::engine::{Engine, EngineSettings};
 use crate::error::AppError;
 use crate::exchange::sim::{self, SimHandle};
@@ -65,6 +66,12 @@ impl Application {
             max_concurrent_steps: args.max_concurrent_steps.max(1),
             orphan_sweep_interval: Duration::from_millis(args.orphan_sweep_ms.max(10)),
         };
+        let lease_ttl = Duration::from_millis(args.lease_ttl_ms.max(100));
+        let (engine_id, ttl_micros) = (args.engine_id(), lease_ttl.as_micros() as i64);
+        let fence = writer
+            .run(move |conn| db::leases::join(conn, &engine_id, ttl_micros, now_micros()))
+            .await?;
+        tracing::info!(engine = %fence.engine, epoch = fence.epoch, "joined the database");
         let hub = Hub::default().start();
         let relay = Relay::start(pool.clone(), hub.clone());
         let engine = Engine::new(
@@ -74,6 +81,7 @@ impl Application {
             engine_settings,
             relay.clone(),
             Arc::new(Metrics::default()),
+            Lease::new(fence, lease_ttl),
         );
         let admin_token = args.admin_token.clone().unwrap_or_else(random_token);
         if args.admin_token.is_none() {
@@ -117,6 +125,7 @@ impl Application {
         .run();
         tracing::info!(port, exchange = %exchange_url, "orderkeeper listening");
         spawn_recovery(state.clone());
+        lease::spawn_keeper(engine.clone());
         Ok(Self {
             port,
             server,

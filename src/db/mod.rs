@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod alarms;
 pub mod exchange_events;
 pub mod idempotency;
+pub mod leases;
 pub mod ledger;
 pub mod orders;
 pub mod outbox;

@@ -34,6 +34,9 @@ pub struct OrderRow {
     pub placement_sent: bool,
     /// The seq of the order's latest action.
     pub last_action_seq: i64,
+    /// The engine whose actor carries the order on, and the epoch it took the order under.
+    pub owner: String,
+    pub owner_epoch: i64,
 }
 
 impl OrderRow {
@@ -201,10 +204,11 @@ pub struct OpenOrder {
     pub filled_qty: i64,
 }
 
-/// Every open order, oldest first, in brief.
-pub fn open_orders_brief(conn: &mut DbConnection) -> Result<Vec<OpenOrder>, AppError> {
+/// Every open order `owner` carries on, oldest first, in brief.
+pub fn open_orders_brief(conn: &mut DbConnection, owner: &str) -> Result<Vec<OpenOrder>, AppError> {
     with_conn!(conn, |conn| {
         Ok(orders::table
+            .filter(orders::owner.eq(owner))
             .filter(orders::status.eq_any(StatusFilter::Open.statuses()))
             .order(orders::created_at.asc())
             .select((
@@ -217,10 +221,11 @@ pub fn open_orders_brief(conn: &mut DbConnection) -> Result<Vec<OpenOrder>, AppE
     })
 }
 
-/// Every open order, oldest first: what a restart must carry on.
-pub fn open_order_ids(conn: &mut DbConnection) -> Result<Vec<OrderId>, AppError> {
+/// Every open order `owner` carries on, oldest first: what a restart must carry on.
+pub fn open_order_ids(conn: &mut DbConnection, owner: &str) -> Result<Vec<OrderId>, AppError> {
     with_conn!(conn, |conn| {
         Ok(orders::table
+            .filter(orders::owner.eq(owner))
             .filter(orders::status.eq_any(StatusFilter::Open.statuses()))
             .order(orders::created_at.asc())
             .select(orders::id)

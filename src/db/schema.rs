@@ -62,6 +62,8 @@ diesel::table! {
         updated_at -> BigInt,
         placement_sent -> Bool,
         last_action_seq -> BigInt,
+        owner -> Text,
+        owner_epoch -> BigInt,
     }
 }
 
@@ -128,6 +130,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    engines (id) {
+        id -> Text,
+        epoch -> BigInt,
+        expires_at -> BigInt,
+        renewed_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    order_stirs (owner, order_id) {
+        owner -> Text,
+        order_id -> Text,
+    }
+}
+
 diesel::joinable!(balances -> accounts (account_id));
 diesel::joinable!(fills -> orders (order_id));
 diesel::joinable!(order_actions -> orders (order_id));
@@ -137,11 +155,13 @@ diesel::allow_tables_to_appear_in_same_query!(
     alarms,
     balances,
     demo_account,
+    engines,
     exchange_events,
     fills,
     idempotency_keys,
     ledger_entries,
     order_actions,
+    order_stirs,
     orders,
     outbox,
 );

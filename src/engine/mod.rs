@@ -1,6 +1,7 @@
 //! The engine: one supervised actor per open order, which carries its order on from its log.
 //! Actors live on their own arbiter thread; database work runs on the blocking pool.
 
+pub mod lease;
 pub mod messages;
 pub mod order_actor;
 pub mod registry;
@@ -15,9 +16,11 @@ use std::time::Duration;
 use actix::{Addr, Arbiter, Supervisor};
 use dashmap::DashSet;
 
+use self::lease::Lease;
 use self::messages::{Drive, Reason, Stir};
 use self::order_actor::OrderActor;
 use self::registry::Registry;
+use crate::db::leases::{self, Fence};
 use crate::db::orders::{self as order_rows, OrderRow};
 use crate::db::{self, now_micros, DbPool, Writer};
 use crate::domain::{AccountId, ClientOrderId, FillSource, OrderId, OrderStatus};
@@ -68,6 +71,8 @@ struct Inner {
     /// Orders picked up at start-up whose first step has not finished yet.
     awaiting_first_step: DashSet<OrderId>,
     recovery_listed: AtomicBool,
+    /// This engine's claim on its open orders, against the others on the database.
+    lease: Lease,
     arbiter: Arbiter,
 }
 
@@ -105,6 +110,7 @@ impl Engine {
         settings: EngineSettings,
         relay: Relay,
         metrics: Arc<Metrics>,
+        lease: Lease,
     ) -> Self {
         Engine(Arc::new(Inner {
             pool,
@@ -119,6 +125,7 @@ impl Engine {
             metrics,
             awaiting_first_step: DashSet::new(),
             recovery_listed: AtomicBool::new(false),
+            lease,
             arbiter: Arbiter::new(),
         }))
     }
@@ -151,6 +158,20 @@ impl Engine {
 
     pub fn metrics(&self) -> &Metrics {
         &self.0.metrics
+    }
+
+    pub fn lease(&self) -> &Lease {
+        &self.0.lease
+    }
+
+    /// What a phase of one of this engine's orders is written under.
+    pub fn fence(&self) -> Fence {
+        self.0.lease.fence()
+    }
+
+    /// Whether this engine owns the order now (else the note goes to its owner).
+    fn owns(&self, owner: &str) -> bool {
+        owner == self.0.lease.engine_id()
     }
 
     /// Waits for a place among the steps allowed to run at once.
@@ -207,7 +228,11 @@ impl Engine {
     /// quiet open orders makes one call to the exchange, not one per order. Without that list
     /// (the exchange is down), every order recovers on its own.
     pub async fn recover(&self) -> Result<usize, AppError> {
-        let open = db::run(self.pool(), order_rows::open_orders_brief).await?;
+        let me = self.lease().engine_id().to_owned();
+        let open = db::run(self.pool(), move |conn| {
+            order_rows::open_orders_brief(conn, &me)
+        })
+        .await?;
         let book = if open.is_empty() {
             Ok(Vec::new())
         } else {
@@ -255,7 +280,11 @@ impl Engine {
     /// (its request vanished between the commit and the spawn) or was lost. The same path as
     /// recovery; returns how many were found.
     pub async fn adopt_orphans(&self) -> Result<usize, AppError> {
-        let open = db::run(self.pool(), order_rows::open_order_ids).await?;
+        let me = self.lease().engine_id().to_owned();
+        let open = db::run(self.pool(), move |conn| {
+            order_rows::open_order_ids(conn, &me)
+        })
+        .await?;
         let orphans: Vec<OrderId> = open
             .into_iter()
             .filter(|o| !self.registry().contains(*o))
@@ -284,9 +313,10 @@ impl Engine {
         let engine = self.clone();
         detached(async move {
             let account = submission.account;
+            let owner = engine.fence();
             let submitted = engine
                 .writer()
-                .run(move |conn| submit::submit(conn, &submission))
+                .run(move |conn| submit::submit(conn, &submission, &owner))
                 .await?;
             if let Some(order) = submitted.created {
                 crash_point("submit.after_commit");
@@ -310,12 +340,20 @@ impl Engine {
     ) -> Result<(CancelAnswer, OrderRow), AppError> {
         let engine = self.clone();
         detached(async move {
+            let me = engine.lease().engine_id().to_owned();
             let answer = engine
                 .writer()
-                .run(move |conn| cancel::request(conn, account, order, now_micros()))
+                .run(move |conn| {
+                    let answer = cancel::request(conn, account, order, now_micros())?;
+                    // Another engine's order: its owner is told in the same commit.
+                    if answer.0 == CancelAnswer::Requested && answer.1.owner != me {
+                        leases::stir(conn, &answer.1.owner, order)?;
+                    }
+                    Ok(answer)
+                })
                 .await?;
             engine.relay().wake();
-            if answer.0 == CancelAnswer::Requested {
+            if answer.0 == CancelAnswer::Requested && engine.owns(&answer.1.owner) {
                 engine.spawn(order).do_send(Drive(Reason::Cancel));
             }
             Ok(answer)
@@ -340,15 +378,32 @@ impl Engine {
         let engine = self.clone();
         detached(async move {
             let taken = event.clone();
+            let me = engine.lease().engine_id().to_owned();
             let intake = engine
                 .writer()
-                .run(move |conn| intake::take_in(conn, &taken, &raw, now_micros()))
+                .run(move |conn| {
+                    let intake = intake::take_in(conn, &taken, &raw, now_micros())?;
+                    // Another engine's order: its owner looks at it next, told in this commit.
+                    if let Intake::New {
+                        order,
+                        owner,
+                        status,
+                        ..
+                    } = &intake
+                    {
+                        if *owner != me && status.is_open() {
+                            leases::stir(conn, owner, *order)?;
+                        }
+                    }
+                    Ok(intake)
+                })
                 .await?;
             let Intake::New {
                 order,
                 fill,
                 status,
                 fully_filled,
+                owner,
             } = intake
             else {
                 if intake == Intake::Duplicate {
@@ -376,7 +431,9 @@ impl Engine {
             }
             // A fill that leaves the order open needs nothing more; the rest goes to the actor.
             let needs_actor = event.fill.is_none() || fully_filled;
-            if needs_actor && status.is_open() {
+            if !engine.owns(&owner) {
+                // Told to its owner above.
+            } else if needs_actor && status.is_open() {
                 engine.spawn(order).do_send(Drive(Reason::Push(event)));
             } else if let Some(actor) = engine.registry().get(order) {
                 actor.do_send(Stir);

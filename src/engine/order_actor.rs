@@ -111,6 +111,12 @@ impl OrderActor {
                     Progress::Open { changed: false } => {}
                 }
             }
+            Ok(Err(AppError::Fenced(why))) => {
+                // Another engine carries the order on now: this actor must not act on it again.
+                tracing::warn!(order = %self.order, %why, "order taken over; its actor here stops");
+                self.engine.step_completed(self.order);
+                self.finish(ctx);
+            }
             Ok(Err(error)) => {
                 // Nothing of a failed phase was kept: carry on from the log again, soon.
                 self.failures += 1;

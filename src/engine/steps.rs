@@ -7,6 +7,7 @@ use serde_json::json;
 use super::messages::Reason;
 use super::Engine;
 use crate::db::alarms::{self, Alarm, AlarmKind};
+use crate::db::leases;
 use crate::db::{self, now_micros, orders};
 use crate::domain::{Action, FillSource, OrderId, OrderStatus, VenueEnd};
 use crate::error::AppError;
@@ -37,6 +38,13 @@ pub async fn drive(engine: Engine, order: OrderId, reason: Reason) -> Result<Pro
     let _permit = engine.step_permit().await?;
     let _loaded = engine.step_loading();
     let snap = load(&engine, order).await?;
+    let fence = engine.fence();
+    if snap.row.owner != fence.engine || snap.row.owner_epoch != fence.epoch {
+        return Err(AppError::Fenced(format!(
+            "order {order} is {}'s (epoch {}) now",
+            snap.row.owner, snap.row.owner_epoch
+        )));
+    }
     let before = (snap.state.status, snap.state.filled_qty);
     if snap.state.status.is_terminal() {
         return Ok(Progress::Terminal);
@@ -69,9 +77,13 @@ async fn record_status(
     action: Action,
     detail: serde_json::Value,
 ) -> Result<Applied, AppError> {
+    let fence = engine.fence();
     let applied = engine
         .writer()
-        .run(move |conn| lifecycle::record_status(conn, order, action, detail, now_micros()))
+        .run(move |conn| {
+            leases::check(conn, order, &fence)?;
+            lifecycle::record_status(conn, order, action, detail, now_micros())
+        })
         .await?;
     if applied == Applied::Recorded && action.kind().is_terminal() {
         crash_point("terminal.after_commit");
@@ -87,9 +99,11 @@ async fn record_end(
     venue_filled: i64,
     detail: serde_json::Value,
 ) -> Result<(), AppError> {
+    let fence = engine.fence();
     let applied = engine
         .writer()
         .run(move |conn| {
+            leases::check(conn, order, &fence)?;
             lifecycle::record_end(conn, order, end, venue_filled, detail, now_micros())
         })
         .await?;
@@ -105,9 +119,13 @@ async fn record_fill(
     fill: ExchangeFill,
     source: FillSource,
 ) -> Result<Applied, AppError> {
+    let fence = engine.fence();
     let applied = engine
         .writer()
-        .run(move |conn| lifecycle::record_fill(conn, order, &fill, source, now_micros()))
+        .run(move |conn| {
+            leases::check(conn, order, &fence)?;
+            lifecycle::record_fill(conn, order, &fill, source, now_micros())
+        })
         .await?;
     if applied == Applied::Recorded {
         engine.metrics().fill_recorded(source);

@@ -14,7 +14,6 @@ use super::messages::{Cursors, Publish};
 use crate::db::outbox;
 use crate::db::{self, now_micros, DbPool};
 use crate::error::AppError;
-use crate::fault_points::crash_point;
 
 const BATCH: i64 = 500;
 const SWEEP: Duration = Duration::from_millis(250);
@@ -71,7 +70,6 @@ impl Relay {
             );
             let full = rows.len() as i64 == BATCH;
             if !rows.is_empty() {
-                crash_point("outbox.before_publish");
                 hub.do_send(Publish(rows));
             }
             if !full {

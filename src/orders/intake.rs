@@ -24,6 +24,8 @@ pub enum Intake {
         fill: Option<Applied>,
         status: OrderStatus,
         fully_filled: bool,
+        /// The engine that carries the order on.
+        owner: String,
     },
 }
 
@@ -41,7 +43,7 @@ pub fn take_in(
         exchange_events::store(conn, event, raw, None, now)?;
         return Ok(Intake::Unmatched);
     };
-    let (order, status, qty) = (row.id, row.status, row.qty);
+    let (order, status, qty, owner) = (row.id, row.status, row.qty, row.owner.clone());
     let mut filled = row.filled_qty;
     let fill = match &event.fill {
         // A fill's own row is its record, and its key its dedup; the push itself is kept only
@@ -69,5 +71,6 @@ pub fn take_in(
         fill,
         status,
         fully_filled: filled == qty,
+        owner,
     })
 }

@@ -6,6 +6,7 @@ use serde_json::json;
 use super::pricing;
 use super::view::OrderView;
 use crate::db::idempotency::{self as stored_keys, NewKey, StoredResponse};
+use crate::db::leases::Fence;
 use crate::db::ledger::{self, LedgerEntry};
 use crate::db::orders::{self, OrderRow};
 use crate::db::outbox;
@@ -33,7 +34,12 @@ pub struct Submitted {
 }
 
 /// Runs the whole submission in one immediate (write-locked) transaction.
-pub fn submit(conn: &mut crate::db::DbConnection, sub: &Submission) -> Result<Submitted, AppError> {
+/// Records the order under `owner`: the engine that took the request carries it on.
+pub fn submit(
+    conn: &mut crate::db::DbConnection,
+    sub: &Submission,
+    owner: &Fence,
+) -> Result<Submitted, AppError> {
     let stored = stored_keys::find(conn, sub.account, sub.key.as_str())?;
     let expired = stored.is_some();
     if let Verdict::Replay(response) = idempotency::check(stored, &sub.fingerprint, sub.now)? {
@@ -46,7 +52,7 @@ pub fn submit(conn: &mut crate::db::DbConnection, sub: &Submission) -> Result<Su
     if expired {
         stored_keys::delete(conn, sub.account, sub.key.as_str())?;
     }
-    let (response, created) = match record_order(conn, sub) {
+    let (response, created) = match record_order(conn, sub, owner) {
         Ok((response, order)) => (response, Some(order)),
         // A business refusal is an answer: it is kept under the key like a success.
         Err(refusal @ (AppError::InsufficientFunds(_) | AppError::InsufficientPosition(_))) => {
@@ -81,6 +87,7 @@ pub fn submit(conn: &mut crate::db::DbConnection, sub: &Submission) -> Result<Su
 fn record_order(
     conn: &mut crate::db::DbConnection,
     sub: &Submission,
+    owner: &Fence,
 ) -> Result<(StoredResponse, OrderId), AppError> {
     let order = &sub.order;
     let order_id = OrderId::new();
@@ -125,6 +132,8 @@ fn record_order(
         updated_at: sub.now,
         placement_sent: false,
         last_action_seq: 1,
+        owner: owner.engine.clone(),
+        owner_epoch: owner.epoch,
     };
     orders::insert(conn, &row)?;
     let detail = json!({

@@ -61,6 +61,15 @@ impl Answer {
     }
 }
 
+/// The owner of an order written straight into a database before any engine ran: the first
+/// engine to join takes it.
+pub fn unowned() -> orderkeeper::db::leases::Fence {
+    orderkeeper::db::leases::Fence {
+        engine: String::new(),
+        epoch: 0,
+    }
+}
+
 pub fn serve_args(database_url: &str) -> ServeArgs {
     ServeArgs {
         listen: "127.0.0.1:0".into(),
@@ -73,6 +82,9 @@ pub fn serve_args(database_url: &str) -> ServeArgs {
         poll_interval_ms: 200,
         max_concurrent_steps: 32,
         orphan_sweep_ms: 200,
+        engine_id: None,
+        lease_ttl_ms: 5000,
+        broker: None,
         no_demo: true,
     }
 }

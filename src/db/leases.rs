@@ -1,0 +1,199 @@
+//! Engine leases and order ownership, so that several engines share one database and each open
+//! order is carried on by exactly one of them.
+//!
+//! An engine joins with an epoch one above its last, and renews its lease before it expires. Each
+//! open order names its owner and the owner's epoch; every phase an actor writes first checks that
+//! both are still its engine's (the fence). When a lease expires, another engine takes the dead
+//! engine's orders under its own epoch, and any write the old owner still attempts is refused.
+
+use diesel::prelude::*;
+
+use super::connection::Inner;
+use super::schema::{engines, order_stirs, orders};
+use super::DbConnection;
+use crate::domain::{OrderId, OrderStatus};
+use crate::error::AppError;
+
+/// Who may write an order's phases: an engine, under the epoch it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub engine: String,
+    pub epoch: i64,
+}
+
+fn open_statuses() -> Vec<OrderStatus> {
+    OrderStatus::ALL
+        .iter()
+        .copied()
+        .filter(|s| s.is_open())
+        .collect()
+}
+
+/// Joins (or joins again after a restart) under a new epoch, and takes back the open orders this
+/// engine owned, and any owned by no one. Returns the fence to write under.
+pub fn join(
+    conn: &mut DbConnection,
+    engine: &str,
+    ttl_micros: i64,
+    now: i64,
+) -> Result<Fence, AppError> {
+    let epoch: i64 = with_conn!(conn, |c| diesel::insert_into(engines::table)
+        .values((
+            engines::id.eq(engine),
+            engines::epoch.eq(1_i64),
+            engines::expires_at.eq(now + ttl_micros),
+            engines::renewed_at.eq(now),
+        ))
+        .on_conflict(engines::id)
+        .do_update()
+        .set((
+            engines::epoch.eq(engines::epoch + 1),
+            engines::expires_at.eq(now + ttl_micros),
+            engines::renewed_at.eq(now),
+        ))
+        .returning(engines::epoch)
+        .get_result(c))?;
+    with_conn!(conn, |c| diesel::update(
+        orders::table
+            .filter(orders::owner.eq(engine).or(orders::owner.eq("")))
+            .filter(orders::status.eq_any(open_statuses())),
+    )
+    .set((orders::owner.eq(engine), orders::owner_epoch.eq(epoch)))
+    .execute(c))?;
+    Ok(Fence {
+        engine: engine.to_owned(),
+        epoch,
+    })
+}
+
+/// Extends the lease; false when it was lost (taken over, or joined again by another process
+/// under the same id).
+pub fn renew(
+    conn: &mut DbConnection,
+    fence: &Fence,
+    ttl_micros: i64,
+    now: i64,
+) -> Result<bool, AppError> {
+    let renewed = with_conn!(conn, |c| diesel::update(
+        engines::table
+            .filter(engines::id.eq(&fence.engine))
+            .filter(engines::epoch.eq(fence.epoch)),
+    )
+    .set((
+        engines::expires_at.eq(now + ttl_micros),
+        engines::renewed_at.eq(now),
+    ))
+    .execute(c))?;
+    Ok(renewed == 1)
+}
+
+/// Engines whose lease has run out.
+pub fn expired(conn: &mut DbConnection, now: i64) -> Result<Vec<String>, AppError> {
+    with_conn!(conn, |c| Ok(engines::table
+        .filter(engines::expires_at.lt(now))
+        .select(engines::id)
+        .load(c)?))
+}
+
+/// Takes over a dead engine's open orders, if its lease is still expired (another engine may
+/// have taken them first, or it came back); returns how many.
+pub fn take_over(
+    conn: &mut DbConnection,
+    dead: &str,
+    fence: &Fence,
+    now: i64,
+) -> Result<usize, AppError> {
+    if dead == fence.engine {
+        return Ok(0);
+    }
+    let removed = with_conn!(conn, |c| diesel::delete(
+        engines::table
+            .filter(engines::id.eq(dead))
+            .filter(engines::expires_at.lt(now)),
+    )
+    .execute(c))?;
+    if removed == 0 {
+        return Ok(0);
+    }
+    let taken = with_conn!(conn, |c| diesel::update(
+        orders::table
+            .filter(orders::owner.eq(dead))
+            .filter(orders::status.eq_any(open_statuses())),
+    )
+    .set((
+        orders::owner.eq(&fence.engine),
+        orders::owner_epoch.eq(fence.epoch),
+    ))
+    .execute(c))?;
+    with_conn!(conn, |c| diesel::delete(
+        order_stirs::table.filter(order_stirs::owner.eq(dead))
+    )
+    .execute(c))?;
+    Ok(taken)
+}
+
+/// Refuses the phase unless `fence` still owns the order. On PostgreSQL the order's row stays
+/// locked to the end of the phase, so a takeover waits for it or the phase waits for the takeover.
+pub fn check(conn: &mut DbConnection, order: OrderId, fence: &Fence) -> Result<(), AppError> {
+    let owner: Option<(String, i64)> = match &mut conn.inner {
+        Inner::Postgres(c) => orders::table
+            .find(order)
+            .select((orders::owner, orders::owner_epoch))
+            .for_update()
+            .first(c)
+            .optional()?,
+        Inner::Sqlite(c) => orders::table
+            .find(order)
+            .select((orders::owner, orders::owner_epoch))
+            .first(c)
+            .optional()?,
+    };
+    match owner {
+        Some((engine, epoch)) if engine == fence.engine && epoch == fence.epoch => Ok(()),
+        Some((engine, epoch)) => Err(AppError::Fenced(format!(
+            "order {order} belongs to {engine} (epoch {epoch}), not {} (epoch {})",
+            fence.engine, fence.epoch
+        ))),
+        None => Err(AppError::NotFound),
+    }
+}
+
+/// The engine that owns an order, if any.
+pub fn owner_of(conn: &mut DbConnection, order: OrderId) -> Result<Option<String>, AppError> {
+    with_conn!(conn, |c| Ok(orders::table
+        .find(order)
+        .select(orders::owner)
+        .first::<String>(c)
+        .optional()?
+        .filter(|owner| !owner.is_empty())))
+}
+
+/// Leaves a note for an order's owner to look at the order now.
+pub fn stir(conn: &mut DbConnection, owner: &str, order: OrderId) -> Result<(), AppError> {
+    with_conn!(conn, |c| diesel::insert_into(order_stirs::table)
+        .values((
+            order_stirs::owner.eq(owner),
+            order_stirs::order_id.eq(order.to_string()),
+        ))
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(())
+}
+
+/// The notes left for this engine, taken (each is handed out once).
+pub fn take_stirs(conn: &mut DbConnection, engine: &str) -> Result<Vec<OrderId>, AppError> {
+    let ids: Vec<String> = with_conn!(conn, |c| diesel::delete(
+        order_stirs::table.filter(order_stirs::owner.eq(engine))
+    )
+    .returning(order_stirs::order_id)
+    .get_results(c))?;
+    Ok(ids.iter().filter_map(|id| id.parse().ok()).collect())
+}
+
+/// Whether any note waits for this engine (a read, so that an idle engine writes nothing).
+pub fn has_stirs(conn: &mut DbConnection, engine: &str) -> Result<bool, AppError> {
+    with_conn!(conn, |c| Ok(diesel::select(diesel::dsl::exists(
+        order_stirs::table.filter(order_stirs::owner.eq(engine))
+    ))
+    .get_result(c)?))
+}

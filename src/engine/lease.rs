@@ -1,0 +1,125 @@
+//! This engine's lease on its open orders (see [`crate::db::leases`]): renewed on a timer, taken
+//! up again under a new epoch if it was lost, and the work that several engines need: taking over
+//! the orders of an engine whose lease ran out, and picking up the notes other engines leave.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use super::messages::{Drive, Reason};
+use super::Engine;
+use crate::db::leases::{self, Fence};
+use crate::db::{self, now_micros};
+use crate::error::AppError;
+
+/// How often the notes other engines leave are looked for.
+const STIR_CHECK: Duration = Duration::from_millis(200);
+
+pub struct Lease {
+    engine: String,
+    epoch: AtomicI64,
+    ttl: Duration,
+}
+
+impl Lease {
+    pub fn new(fence: Fence, ttl: Duration) -> Self {
+        Lease {
+            engine: fence.engine,
+            epoch: AtomicI64::new(fence.epoch),
+            ttl,
+        }
+    }
+
+    /// What this engine's phases are written under now.
+    pub fn fence(&self) -> Fence {
+        Fence {
+            engine: self.engine.clone(),
+            epoch: self.epoch.load(Ordering::Acquire),
+        }
+    }
+
+    pub fn engine_id(&self) -> &str {
+        &self.engine
+    }
+
+    pub fn ttl_micros(&self) -> i64 {
+        i64::try_from(self.ttl.as_micros()).unwrap_or(i64::MAX)
+    }
+}
+
+/// Renews the lease a few times per lease period, takes over the orders of expired engines, and
+/// hands each note left for this engine to the order's actor.
+pub fn spawn_keeper(engine: Engine) {
+    actix_web::rt::spawn(async move {
+        let renew_every = (engine.lease().ttl / 4).max(Duration::from_millis(20));
+        let mut last_renewal = tokio::time::Instant::now();
+        let mut ticker = tokio::time::interval(STIR_CHECK.min(renew_every));
+        loop {
+            ticker.tick().await;
+            if last_renewal.elapsed() >= renew_every {
+                last_renewal = tokio::time::Instant::now();
+                if let Err(e) = keep(&engine).await {
+                    tracing::warn!(error = %e, "lease upkeep failed");
+                }
+            }
+            if let Err(e) = pick_up_stirs(&engine).await {
+                tracing::warn!(error = %e, "picking up notes from other engines failed");
+            }
+        }
+    });
+}
+
+async fn keep(engine: &Engine) -> Result<(), AppError> {
+    let lease = engine.lease();
+    let (fence, ttl) = (lease.fence(), lease.ttl_micros());
+    let renewed = engine
+        .writer()
+        .run(move |conn| leases::renew(conn, &fence, ttl, now_micros()))
+        .await?;
+    if !renewed {
+        // Taken over (this engine was too slow to renew) or joined by another process under the
+        // same id: the orders taken are another's now, and this engine's writes to them are
+        // refused. Join again for new work and whatever is still ours.
+        let id = lease.engine_id().to_owned();
+        let fence = engine
+            .writer()
+            .run(move |conn| leases::join(conn, &id, ttl, now_micros()))
+            .await?;
+        tracing::warn!(engine = %fence.engine, epoch = fence.epoch, "lease lost; joined again");
+        lease.epoch.store(fence.epoch, Ordering::Release);
+        engine.adopt_orphans().await?;
+    }
+    let expired = db::run(engine.pool(), |conn| leases::expired(conn, now_micros())).await?;
+    for dead in expired {
+        let fence = lease.fence();
+        let from = dead.clone();
+        let taken = engine
+            .writer()
+            .run(move |conn| leases::take_over(conn, &from, &fence, now_micros()))
+            .await?;
+        if taken > 0 {
+            tracing::warn!(from = %dead, orders = taken, "took over the open orders of an expired engine");
+            engine.metrics().orders_taken_over(taken);
+        }
+        engine.adopt_orphans().await?;
+    }
+    Ok(())
+}
+
+async fn pick_up_stirs(engine: &Engine) -> Result<(), AppError> {
+    let id = engine.lease().engine_id().to_owned();
+    let waiting = {
+        let id = id.clone();
+        db::run(engine.pool(), move |conn| leases::has_stirs(conn, &id)).await?
+    };
+    if !waiting {
+        return Ok(());
+    }
+    let orders = engine
+        .writer()
+        .run(move |conn| leases::take_stirs(conn, &id))
+        .await?;
+    for order in orders {
+        engine.spawn(order).do_send(Drive(Reason::Recover));
+    }
+    Ok(())
+}
