@@ -84,7 +84,16 @@ pub fn insert(conn: &mut DbConnection, new: &NewKey<'_>) -> Result<(), AppError>
                 idempotency_keys::created_at.eq(new.now),
                 idempotency_keys::expires_at.eq(new.expires_at),
             ))
-            .execute(conn)?;
+            .execute(conn)
+            .map_err(|e| match e {
+                // Another engine stored this key first (PostgreSQL waited for its commit): the
+                // database has decided, and this request's phase rolls back.
+                diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                ) => AppError::IdempotencyKeyInUse,
+                other => other.into(),
+            })?;
         Ok(())
     })
 }

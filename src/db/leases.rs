@@ -87,16 +87,22 @@ pub fn renew(
     Ok(renewed == 1)
 }
 
-/// Engines whose lease has run out.
+/// Engines whose lease has run out while they still own open orders.
 pub fn expired(conn: &mut DbConnection, now: i64) -> Result<Vec<String>, AppError> {
-    with_conn!(conn, |c| Ok(engines::table
+    let dead = engines::table
         .filter(engines::expires_at.lt(now))
-        .select(engines::id)
+        .select(engines::id);
+    with_conn!(conn, |c| Ok(orders::table
+        .filter(orders::owner.eq_any(dead))
+        .filter(orders::status.eq_any(open_statuses()))
+        .select(orders::owner)
+        .distinct()
         .load(c)?))
 }
 
-/// Takes over a dead engine's open orders, if its lease is still expired (another engine may
-/// have taken them first, or it came back); returns how many.
+/// Takes over a dead engine's open orders, if its lease is still expired (it may have come back);
+/// returns how many. The dead engine's epoch is raised, so that if it comes back its renewal
+/// fails and it joins again, never reusing an epoch.
 pub fn take_over(
     conn: &mut DbConnection,
     dead: &str,
@@ -106,13 +112,14 @@ pub fn take_over(
     if dead == fence.engine {
         return Ok(0);
     }
-    let removed = with_conn!(conn, |c| diesel::delete(
+    let fenced = with_conn!(conn, |c| diesel::update(
         engines::table
             .filter(engines::id.eq(dead))
             .filter(engines::expires_at.lt(now)),
     )
+    .set(engines::epoch.eq(engines::epoch + 1))
     .execute(c))?;
-    if removed == 0 {
+    if fenced == 0 {
         return Ok(0);
     }
     let taken = with_conn!(conn, |c| diesel::update(

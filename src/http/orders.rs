@@ -90,14 +90,28 @@ pub(crate) async fn submit_order(
         .engine
         .submit(Submission {
             account,
-            key,
-            fingerprint,
+            key: key.clone(),
+            fingerprint: fingerprint.clone(),
             order,
             price,
             now: now_micros(),
             ttl_micros: state.idempotency_ttl_micros,
         })
-        .await?;
+        .await;
+    let submitted = match submitted {
+        // Another engine committed this key while this one worked on it: answer as it did.
+        Err(AppError::IdempotencyKeyInUse) => {
+            return replay_or(
+                &state,
+                account,
+                &key,
+                &fingerprint,
+                AppError::IdempotencyKeyInUse,
+            )
+            .await
+        }
+        other => other?,
+    };
     if submitted.replayed {
         state.engine.metrics().idempotent_replays.inc();
     }

@@ -14,6 +14,7 @@ mod feed_client;
 mod helpers;
 mod hostile;
 mod idempotency;
+mod leases;
 mod money_holes;
 mod ops;
 #[path = "../common/shared.rs"]

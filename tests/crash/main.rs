@@ -1,10 +1,12 @@
 //! The engine as a real process, killed and restarted: the SIGKILL crash test, the crash matrix of
-//! named fault points, the seeded simulation, and restarts seen from the live feed.
+//! named fault points, the seeded simulation, restarts seen from the live feed, and several
+//! engines on one database.
 
 #[path = "../common/books.rs"]
 mod books;
 #[path = "../common/database.rs"]
 mod database;
+mod engines;
 #[path = "../common/feed_client.rs"]
 mod feed_client;
 mod matrix;

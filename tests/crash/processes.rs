@@ -48,7 +48,7 @@ async fn wait_until_up(url: &str) {
     panic!("{url} never came up");
 }
 
-async fn read_json(request: awc::ClientRequest, body: Option<&Value>) -> Option<(u16, Value)> {
+pub async fn read_json(request: awc::ClientRequest, body: Option<&Value>) -> Option<(u16, Value)> {
     let sent = match body {
         Some(body) => request.send_json(body).await,
         None => request.send().await,
@@ -59,6 +59,23 @@ async fn read_json(request: awc::ClientRequest, body: Option<&Value>) -> Option<
         response.status().as_u16(),
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     ))
+}
+
+/// The engine's `/metrics` text (empty when it does not answer).
+pub async fn metrics_text(engine: &str) -> String {
+    let Ok(mut response) = client().get(format!("{engine}/metrics")).send().await else {
+        return String::new();
+    };
+    let body = response.body().await.unwrap_or_default();
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// The sum of a metric's samples in a `/metrics` text.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|line| line.starts_with(name))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 pub async fn delete(engine: &str, token: &str, path: &str) -> Option<(u16, Value)> {
@@ -192,13 +209,15 @@ impl Drop for Simulator {
 pub struct Engine {
     child: Option<Child>,
     port: u16,
-    db: PathBuf,
     database_url: String,
     dir: PathBuf,
     exchange: String,
     poll_interval_ms: u64,
     /// `FAILPOINTS` for the next start only.
     fault_points: Option<String>,
+    /// More flags for every start.
+    extra: Vec<String>,
+    log: PathBuf,
 }
 
 impl Engine {
@@ -218,12 +237,31 @@ impl Engine {
         let mut engine = Self {
             child: None,
             port,
-            db: dir.join("orderkeeper.db"),
             database_url: crate::database::url_for(dir),
             dir: dir.to_owned(),
             exchange: exchange.to_owned(),
             poll_interval_ms,
             fault_points,
+            extra: Vec::new(),
+            log: dir.join("orderkeeper.log"),
+        };
+        engine.spawn();
+        engine
+    }
+
+    /// One of several engines on the database of `dir`, each with its own port and log, started
+    /// with `extra` flags.
+    pub fn start_sharing(dir: &Path, port: u16, exchange: &str, extra: &[&str]) -> Self {
+        let mut engine = Self {
+            child: None,
+            port,
+            database_url: crate::database::url_for(dir),
+            dir: dir.to_owned(),
+            exchange: exchange.to_owned(),
+            poll_interval_ms: 300,
+            fault_points: None,
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            log: dir.join(format!("engine-{port}.log")),
         };
         engine.spawn();
         engine
@@ -236,7 +274,7 @@ impl Engine {
 
     /// The engine's log, beside its database (every start appends to it).
     pub fn log_path(&self) -> PathBuf {
-        self.db.with_extension("log")
+        self.log.clone()
     }
 
     fn log_file(&self) -> Stdio {
@@ -285,6 +323,7 @@ impl Engine {
             ])
             .args(["--no-demo", "--orphan-sweep-ms", "1000"])
             .args(["--poll-interval-ms", &self.poll_interval_ms.to_string()])
+            .args(&self.extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(self.log_file())

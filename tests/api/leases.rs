@@ -1,0 +1,80 @@
+//! Leases and fencing, in one engine and its database: a write under a lease that was taken over
+//! is refused, and the engine that lost the order stops acting on it.
+
+use std::time::Duration;
+
+use diesel::RunQueryDsl;
+use serde_json::json;
+
+use orderkeeper::db::{leases, now_micros};
+use orderkeeper::domain::OrderId;
+use orderkeeper::error::AppError;
+
+use crate::helpers::*;
+
+#[actix_web::test]
+async fn an_engine_whose_lease_was_taken_over_may_not_write_to_the_order() {
+    let app = spawn_app().await;
+    let alice = app.create_account("100000.00", json!({})).await;
+    let placed = app
+        .submit(&alice.token, Some("rest"), &limit_buy("INFY", 2, "10.00"))
+        .await;
+    assert_eq!(placed.status, 201, "{}", placed.json());
+    let id = placed.json()["id"].as_str().unwrap().to_owned();
+    app.wait_for_status(&alice.token, &id, "new").await;
+    let order: OrderId = id.parse().unwrap();
+
+    // This engine's lease runs out, and another engine takes its open orders.
+    let old = app.engine.fence();
+    let mut conn = app.pool.get().unwrap();
+    let expire = format!(
+        "UPDATE engines SET expires_at = 0 WHERE id = '{}'",
+        old.engine
+    );
+    orderkeeper::with_conn!(conn, |c| diesel::sql_query(&expire).execute(c)).unwrap();
+    let other = leases::join(&mut conn, "engine@elsewhere", 60_000_000, now_micros()).unwrap();
+    let taken = leases::take_over(&mut conn, &old.engine, &other, now_micros()).unwrap();
+    assert_eq!(taken, 1);
+
+    // A phase under the old lease is refused; under the new one it passes.
+    assert!(matches!(
+        leases::check(&mut conn, order, &old),
+        Err(AppError::Fenced(_))
+    ));
+    assert!(leases::check(&mut conn, order, &other).is_ok());
+    drop(conn);
+
+    // The engine's actor for the order stops at its next step, and a cancel through this engine
+    // is recorded and left to the owner, which here never comes: nothing here acts on it.
+    let mut gone = false;
+    for _ in 0..100 {
+        if !app.engine.registry().contains(order) {
+            gone = true;
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gone, "the fenced engine kept an actor for the order");
+    let cancel = app.delete(&alice.token, &format!("/v1/orders/{id}")).await;
+    assert_eq!(cancel.status, 202, "{}", cancel.json());
+    actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
+    let after = app.get(&alice.token, &format!("/v1/orders/{id}")).await;
+    assert_eq!(after.json()["status"], "pending_cancel");
+    assert!(!app.engine.registry().contains(order));
+    // The note for the owner is waiting for it.
+    let mut conn = app.pool.get().unwrap();
+    assert_eq!(
+        leases::take_stirs(&mut conn, "engine@elsewhere").unwrap(),
+        vec![order]
+    );
+    // And the engine, finding its lease lost at its next renewal, joins again under a newer epoch.
+    let mut rejoined = false;
+    for _ in 0..100 {
+        if app.engine.fence().epoch > old.epoch {
+            rejoined = true;
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(rejoined, "the engine never noticed its lost lease");
+}
