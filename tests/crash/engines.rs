@@ -30,7 +30,7 @@ fn price_text(cents: i64) -> String {
 fn body(i: usize, prices: &BTreeMap<String, i64>) -> Value {
     let symbol = SYMBOLS[i % SYMBOLS.len()];
     let last = prices[symbol];
-    let side = if i % 2 == 0 { "buy" } else { "sell" };
+    let side = if i.is_multiple_of(2) { "buy" } else { "sell" };
     let qty = 1 + i as i64 % 7;
     match (i % 3, side) {
         (0, _) => json!({"symbol": symbol, "side": side, "type": "market", "qty": qty}),
@@ -123,9 +123,9 @@ async fn three_engines_share_the_work_and_finish_a_killed_ones_orders() {
     let positions: BTreeMap<&str, i64> = SYMBOLS.iter().map(|s| (*s, OPENING_SHARES)).collect();
     let mut tokens = Vec::new();
     let mut openings = HashMap::new();
-    for i in 0..ACCOUNTS {
+    for (i, engine) in engines.iter().enumerate().take(ACCOUNTS) {
         let body = json!({"name": format!("trader-{i}"), "cash": price_text(OPENING_CASH), "positions": positions});
-        let created = engines[i].admin_post("/v1/admin/accounts", &body).await;
+        let created = engine.admin_post("/v1/admin/accounts", &body).await;
         tokens.push(created["token"].as_str().expect("a token").to_owned());
         openings.insert(
             created["account_id"].as_str().expect("an id").to_owned(),
@@ -174,7 +174,7 @@ async fn three_engines_share_the_work_and_finish_a_killed_ones_orders() {
                 if again != 201 || replay["id"] != answer["id"] {
                     wrong.push(format!("{key}: {} then {again} {replay}", answer["id"]));
                 }
-                if i % 3 == 2 && i % 2 == 0 {
+                if i % 3 == 2 && i.is_multiple_of(2) {
                     let path = format!("/v1/orders/{}", answer["id"].as_str().unwrap_or(""));
                     let canceller = (other + 1) % urls.len();
                     if alive[canceller].get() {
