@@ -94,6 +94,10 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDERKEEPER_BROKER")]
     pub broker: Option<String>,
 
+    /// The broker's subjects are `<prefix>.events.<account_id>`, in the stream `<PREFIX>`.
+    #[arg(long, env = "ORDERKEEPER_BROKER_PREFIX", default_value = "orderkeeper")]
+    pub broker_prefix: String,
+
     /// Do not create the demo account on an empty database.
     #[arg(long, env = "ORDERKEEPER_NO_DEMO", value_parser = BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
     pub no_demo: bool,

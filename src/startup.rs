@@ -18,6 +18,7 @@ use crate::engine::{Engine, EngineSettings};
 use crate::error::AppError;
 use crate::exchange::sim::{self, SimHandle};
 use crate::exchange::{ExchangeClient, HttpExchange, PriceCache};
+use crate::feed::broker::{self, BrokerSettings};
 use crate::feed::{Hub, Relay};
 use crate::http;
 use crate::idempotency::InFlight;
@@ -72,6 +73,14 @@ impl Application {
             .run(move |conn| db::leases::join(conn, &engine_id, ttl_micros, now_micros()))
             .await?;
         tracing::info!(engine = %fence.engine, epoch = fence.epoch, "joined the database");
+        let metrics = Arc::new(Metrics::default());
+        if let Some(url) = &args.broker {
+            let settings = BrokerSettings {
+                url: url.clone(),
+                prefix: args.broker_prefix.clone(),
+            };
+            broker::start(settings, args.database_url.clone(), Arc::clone(&metrics))?;
+        }
         let hub = Hub::default().start();
         let relay = Relay::start(pool.clone(), hub.clone());
         let engine = Engine::new(
@@ -80,7 +89,7 @@ impl Application {
             Arc::clone(&exchange),
             engine_settings,
             relay.clone(),
-            Arc::new(Metrics::default()),
+            metrics,
             Lease::new(fence, lease_ttl),
         );
         let admin_token = args.admin_token.clone().unwrap_or_else(random_token);

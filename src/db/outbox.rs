@@ -118,26 +118,24 @@ pub fn unpublished(conn: &mut DbConnection, limit: i64) -> Result<Vec<OutboxRow>
     })
 }
 
-/// Marks events as published to the broker: each account's seqs from the lowest to the highest handed
-/// over. An account's events are numbered in the order they commit, so those between are exactly
-/// the ones handed over.
+/// Marks exactly these events as published to the broker (not a range: another engine's
+/// publisher may hold the seqs between).
 pub fn mark_published(
     conn: &mut DbConnection,
     keys: &[(AccountId, i64)],
     now: i64,
 ) -> Result<(), AppError> {
+    let mut by_account: std::collections::BTreeMap<AccountId, Vec<i64>> =
+        std::collections::BTreeMap::new();
+    for (account, seq) in keys {
+        by_account.entry(*account).or_default().push(*seq);
+    }
     with_conn!(conn, |conn| {
-        let mut ranges: std::collections::HashMap<AccountId, (i64, i64)> =
-            std::collections::HashMap::new();
-        for (account, seq) in keys {
-            let range = ranges.entry(*account).or_insert((*seq, *seq));
-            *range = (range.0.min(*seq), range.1.max(*seq));
-        }
-        for (account, (lowest, highest)) in ranges {
+        for (account, seqs) in by_account {
             diesel::update(
                 outbox::table
                     .filter(outbox::account_id.eq(account))
-                    .filter(outbox::seq.between(lowest, highest)),
+                    .filter(outbox::seq.eq_any(seqs)),
             )
             .set(outbox::published_at.eq(now))
             .execute(conn)?;

@@ -1,6 +1,7 @@
-//! The live feed: the outbox relay, the hub that fans events out, and one WebSocket session per
-//! browser.
+//! The live feed: the outbox relay, the hub that fans events out, one WebSocket session per
+//! browser, and the publisher of the outbox to a broker.
 
+pub mod broker;
 pub mod hub;
 pub mod messages;
 pub mod relay;

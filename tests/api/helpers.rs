@@ -85,6 +85,7 @@ pub fn serve_args(database_url: &str) -> ServeArgs {
         engine_id: None,
         lease_ttl_ms: 5000,
         broker: None,
+        broker_prefix: "orderkeeper".into(),
         no_demo: true,
     }
 }

@@ -30,7 +30,9 @@ pub fn url_for(dir: &Path) -> String {
             admin
                 .batch_execute(&format!("CREATE DATABASE {name}"))
                 .expect("a fresh database");
-            format!("{server}/{name}")
+            // Loopback needs no TLS; without it libpq loads no TLS library that a test process
+            // exiting with connections still open could trip over.
+            format!("{server}/{name}?sslmode=disable")
         }
         None => format!("sqlite://{}", dir.join("orderkeeper.db").display()),
     };
@@ -47,7 +49,7 @@ pub fn drop_for(dir: &Path) {
     ) else {
         return;
     };
-    let Some(name) = url.rsplit('/').next() else {
+    let Some(name) = url.rsplit('/').next().and_then(|s| s.split('?').next()) else {
         return;
     };
     if let Ok(mut admin) = PgConnection::establish(&format!("{server}/postgres")) {

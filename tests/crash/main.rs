@@ -4,6 +4,7 @@
 
 #[path = "../common/books.rs"]
 mod books;
+mod broker;
 #[path = "../common/database.rs"]
 mod database;
 mod engines;
