@@ -80,6 +80,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDERKEEPER_ORPHAN_SWEEP_MS", default_value_t = 5000)]
     pub orphan_sweep_ms: u64,
 
+    /// PostgreSQL connections that write (each commits its own transactions; SQLite has one
+    /// writer). Each engine also keeps up to 8 connections for reads.
+    #[arg(long, env = "ORDERKEEPER_DB_WRITERS", default_value_t = 16)]
+    pub db_writers: usize,
+
     /// This engine's name among those sharing the database; a restart under the same name takes its
     /// open orders back at once (default: `engine@` and the listen address).
     #[arg(long, env = "ORDERKEEPER_ENGINE_ID")]

@@ -56,7 +56,7 @@ fn random_token() -> String {
 impl Application {
     pub async fn build(args: ServeArgs) -> Result<Self, StartupError> {
         let pool = db::connect(&args.database_url, 8)?;
-        let writer = db::open_writer(&args.database_url)?;
+        let writer = db::open_writer(&args.database_url, args.db_writers)?;
         let listener = TcpListener::bind(&args.listen)?;
         let port = listener.local_addr()?.port();
         let (sim, exchange_url, exchange_secret) = start_exchange(&args, port)?;

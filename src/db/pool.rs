@@ -126,9 +126,9 @@ pub fn migrate(connector: &Connector) -> Result<(), DbSetupError> {
 }
 
 /// The writer's own connections (see [`Writer`]).
-pub fn open_writer(database_url: &str) -> Result<Writer, DbSetupError> {
+pub fn open_writer(database_url: &str, postgres_writers: usize) -> Result<Writer, DbSetupError> {
     let connector = Connector::new(database_url)?;
-    Writer::start(connector).map_err(DbSetupError::Writer)
+    Writer::start(connector, postgres_writers).map_err(DbSetupError::Writer)
 }
 
 /// Opens the pool of reading connections and brings the schema up to date.

@@ -26,8 +26,6 @@ use crate::error::AppError;
 
 /// At most this many phases share a SQLite transaction, so that no caller waits on a huge batch.
 const MAX_BATCH: usize = 512;
-/// PostgreSQL writer connections.
-const POSTGRES_WRITERS: usize = 16;
 
 /// A phase waiting to run, with the caller to answer.
 trait Pending: Send {
@@ -94,14 +92,15 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer's threads on connections made by `connector` (made again after a panic).
-    pub fn start(connector: Connector) -> Result<Writer, String> {
+    /// Starts the writer's threads on connections made by `connector` (made again after a panic):
+    /// one on SQLite, `postgres_writers` on PostgreSQL.
+    pub fn start(connector: Connector, postgres_writers: usize) -> Result<Writer, String> {
         let (queue, waiting) = mpsc::channel::<Box<dyn Pending>>();
         let waiting = std::sync::Arc::new(std::sync::Mutex::new(waiting));
         let stats = std::sync::Arc::new(WriterStats::default());
         let (threads, batch) = match connector.backend() {
             Backend::Sqlite => (1, MAX_BATCH),
-            Backend::Postgres => (POSTGRES_WRITERS, 1),
+            Backend::Postgres => (postgres_writers.max(1), 1),
         };
         for n in 0..threads {
             let mut conn = connector.open().map_err(|e| e.to_string())?;

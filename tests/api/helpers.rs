@@ -82,6 +82,7 @@ pub fn serve_args(database_url: &str) -> ServeArgs {
         poll_interval_ms: 200,
         max_concurrent_steps: 32,
         orphan_sweep_ms: 200,
+        db_writers: 4,
         engine_id: None,
         lease_ttl_ms: 5000,
         broker: None,

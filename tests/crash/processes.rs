@@ -36,16 +36,21 @@ pub fn free_port() -> u16 {
 }
 
 async fn wait_until_up(url: &str) {
+    assert!(came_up(url).await, "{url} never came up");
+}
+
+/// Whether `url` answered 2xx within 30 s.
+async fn came_up(url: &str) -> bool {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if let Ok(response) = client().get(url).send().await {
             if response.status().is_success() {
-                return;
+                return true;
             }
         }
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("{url} never came up");
+    false
 }
 
 pub async fn read_json(request: awc::ClientRequest, body: Option<&Value>) -> Option<(u16, Value)> {
@@ -322,6 +327,8 @@ impl Engine {
                 ADMIN,
             ])
             .args(["--no-demo", "--orphan-sweep-ms", "1000"])
+            // Tests run side by side on one PostgreSQL server: each engine keeps few connections.
+            .args(["--db-writers", "4"])
             .args(["--poll-interval-ms", &self.poll_interval_ms.to_string()])
             .args(&self.extra)
             .env("RUST_LOG", "warn")
@@ -366,7 +373,23 @@ impl Engine {
 
     pub async fn restart(&mut self) {
         self.spawn();
-        wait_until_up(&format!("{}/readyz", self.url())).await;
+        self.wait_ready().await;
+    }
+
+    /// Waits for `/readyz`; on a timeout, fails with the end of the engine's log.
+    async fn wait_ready(&self) {
+        if !came_up(&format!("{}/readyz", self.url())).await {
+            let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+            let tail: String = log
+                .chars()
+                .rev()
+                .take(3000)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            panic!("{} never became ready; its log ends:\n{tail}", self.url());
+        }
     }
 
     /// Starts the process again without waiting for it to be ready.
@@ -375,7 +398,7 @@ impl Engine {
     }
 
     pub async fn admin_post(&self, path: &str, body: &Value) -> Value {
-        wait_until_up(&format!("{}/readyz", self.url())).await;
+        self.wait_ready().await;
         let request = client()
             .post(format!("{}{path}", self.url()))
             .insert_header(("Authorization", format!("Bearer {ADMIN}")));
