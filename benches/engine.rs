@@ -104,7 +104,7 @@ fn database_url(dir: &Path) -> String {
                 &mut postgres_admin(&server),
                 &format!("CREATE DATABASE {name}"),
             );
-            format!("{server}/{name}")
+            format!("{server}/{name}?sslmode=disable")
         }
         None => format!("sqlite://{}", dir.join("bench.db").display()),
     };
@@ -119,7 +119,7 @@ fn drop_database(dir: &Path) {
     ) else {
         return;
     };
-    if let Some(name) = url.rsplit('/').next() {
+    if let Some(name) = url.rsplit('/').next().and_then(|s| s.split('?').next()) {
         execute(
             &mut postgres_admin(&server),
             &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
