@@ -26,4 +26,6 @@ pub struct AppState {
     /// HMAC key of the exchange's push signatures.
     pub exchange_secret: String,
     pub idempotency_ttl_micros: i64,
+    /// Whether the outbox is also published to a broker.
+    pub broker: bool,
 }

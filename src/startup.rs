@@ -60,8 +60,11 @@ impl Application {
         let listener = TcpListener::bind(&args.listen)?;
         let port = listener.local_addr()?.port();
         let (sim, exchange_url, exchange_secret) = start_exchange(&args, port)?;
-        let exchange: Arc<dyn ExchangeClient> =
-            Arc::new(HttpExchange::new(&exchange_url, Duration::from_secs(3)));
+        let metrics = Arc::new(Metrics::default());
+        let exchange: Arc<dyn ExchangeClient> = Arc::new(
+            HttpExchange::new(&exchange_url, Duration::from_secs(3))
+                .with_metrics(Arc::clone(&metrics)),
+        );
         let engine_settings = EngineSettings {
             poll_interval: Duration::from_millis(args.poll_interval_ms.max(10)),
             max_concurrent_steps: args.max_concurrent_steps.max(1),
@@ -73,7 +76,6 @@ impl Application {
             .run(move |conn| db::leases::join(conn, &engine_id, ttl_micros, now_micros()))
             .await?;
         tracing::info!(engine = %fence.engine, epoch = fence.epoch, "joined the database");
-        let metrics = Arc::new(Metrics::default());
         if let Some(url) = &args.broker {
             let settings = BrokerSettings {
                 url: url.clone(),
@@ -118,6 +120,7 @@ impl Application {
             embedded_exchange: sim.as_ref().map(|_| exchange_url.clone()),
             idempotency_ttl_micros: i64::try_from(args.idempotency_ttl.saturating_mul(1_000_000))
                 .unwrap_or(i64::MAX),
+            broker: args.broker.is_some(),
         });
         spawn_idempotency_reaper(writer);
 
@@ -125,6 +128,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(http::json_errors())
+                .wrap(actix_web::middleware::from_fn(http::count_requests))
                 .app_data(server_state.clone())
                 .configure(http::configure)
                 .default_service(web::to(http::not_found))
@@ -212,6 +216,7 @@ fn bound_send_buffer(connection: &dyn std::any::Any, _: &mut actix_web::dev::Ext
 /// Gives every open order its actor again (retried until it succeeds), then keeps looking for open
 /// orders that lost theirs.
 fn spawn_recovery(state: web::Data<AppState>) {
+    let started = std::time::Instant::now();
     actix_web::rt::spawn(async move {
         let engine = &state.engine;
         let mut wait = Duration::from_millis(100);
@@ -219,6 +224,7 @@ fn spawn_recovery(state: web::Data<AppState>) {
             match engine.recover().await {
                 Ok(count) => {
                     tracing::info!(open_orders = count, "open orders picked up again");
+                    spawn_readiness_timer(engine.clone(), started);
                     break;
                 }
                 Err(e) => {
@@ -236,6 +242,18 @@ fn spawn_recovery(state: web::Data<AppState>) {
                 tracing::warn!(error = %e, "orphan sweep failed");
             }
         }
+    });
+}
+
+/// Records how long the start took to get ready (`orderkeeper_rehydration_seconds`).
+fn spawn_readiness_timer(engine: Engine, started: std::time::Instant) {
+    actix_web::rt::spawn(async move {
+        while !engine.is_ready() {
+            actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+        }
+        let elapsed = started.elapsed();
+        engine.metrics().rehydrated_in(elapsed);
+        tracing::info!(?elapsed, "ready: every open order has its actor back");
     });
 }
 

@@ -25,11 +25,23 @@ text_enum!(
     }
 );
 
-/// Alarms raised since the process started, repeats included.
-static RAISED: AtomicU64 = AtomicU64::new(0);
+/// Alarms raised since the process started, repeats included, by kind (in `AlarmKind::ALL` order).
+static RAISED: [AtomicU64; AlarmKind::ALL.len()] =
+    [const { AtomicU64::new(0) }; AlarmKind::ALL.len()];
 
-pub fn raised() -> u64 {
-    RAISED.load(Ordering::Relaxed)
+fn slot(kind: AlarmKind) -> Option<&'static AtomicU64> {
+    let at = AlarmKind::ALL.iter().position(|k| *k == kind)?;
+    RAISED.get(at)
+}
+
+/// Alarms of `kind` raised since the process started.
+pub fn raised(kind: AlarmKind) -> u64 {
+    slot(kind).map_or(0, |n| n.load(Ordering::Relaxed))
+}
+
+/// Alarms of every kind raised since the process started.
+pub fn raised_in_all() -> u64 {
+    RAISED.iter().map(|n| n.load(Ordering::Relaxed)).sum()
 }
 
 /// One alarm condition: its kind, its order, and what it is about (a fill id, an action…).
@@ -75,7 +87,9 @@ pub fn raise(conn: &mut DbConnection, alarm: &Alarm<'_>, now: i64) -> Result<(),
         } else {
             tracing::debug!(kind = %alarm.kind, order_id = ?order, count, "alarm seen again");
         }
-        RAISED.fetch_add(1, Ordering::Relaxed);
+        if let Some(raised) = slot(alarm.kind) {
+            raised.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(())
     })
 }

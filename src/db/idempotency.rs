@@ -108,3 +108,10 @@ pub fn delete_expired(conn: &mut DbConnection, now: i64) -> Result<usize, AppErr
         )
     })
 }
+
+/// Keys stored, every account's (a scrape-time figure; an index-only count).
+pub fn count(conn: &mut DbConnection) -> Result<i64, AppError> {
+    with_conn!(conn, |conn| Ok(idempotency_keys::table
+        .count()
+        .get_result(conn)?))
+}

@@ -143,3 +143,11 @@ pub fn mark_published(
         Ok(())
     })
 }
+
+/// Events the broker has not acknowledged yet.
+pub fn unpublished_count(conn: &mut DbConnection) -> Result<i64, AppError> {
+    with_conn!(conn, |conn| Ok(outbox::table
+        .filter(outbox::published_at.is_null())
+        .count()
+        .get_result(conn)?))
+}

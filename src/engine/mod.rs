@@ -160,6 +160,10 @@ impl Engine {
         &self.0.metrics
     }
 
+    pub fn shared_metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.0.metrics)
+    }
+
     pub fn lease(&self) -> &Lease {
         &self.0.lease
     }

@@ -49,6 +49,11 @@ pub async fn drive(engine: Engine, order: OrderId, reason: Reason) -> Result<Pro
     if snap.state.status.is_terminal() {
         return Ok(Progress::Terminal);
     }
+    if matches!(reason, Reason::Recover) {
+        engine
+            .metrics()
+            .recovery_action(recovery_kind(snap.state.status, snap.state.placement_sent));
+    }
     match reason {
         Reason::Push(event) => on_push(&engine, order, snap, event).await?,
         Reason::Recover | Reason::Poll | Reason::Cancel => on_state(&engine, order, snap).await?,
@@ -154,6 +159,18 @@ async fn on_push(
         _ => {}
     }
     Ok(())
+}
+
+/// What recovery does for an order in this state (one of `metrics::RECOVERY_KINDS`), as
+/// `on_state` below does it.
+pub fn recovery_kind(status: OrderStatus, placement_sent: bool) -> &'static str {
+    match (status, placement_sent) {
+        (OrderStatus::PendingNew, false) => "place",
+        (OrderStatus::PendingNew, true) => "lookup",
+        (OrderStatus::PendingCancel, false) => "release",
+        (OrderStatus::PendingCancel, true) => "cancel",
+        _ => "poll",
+    }
 }
 
 /// Carries the order on from whatever its log says it is.

@@ -4,6 +4,7 @@
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web::Bytes;
@@ -16,6 +17,7 @@ use super::retry::{backoff, full_jitter};
 use super::wire::{ExchangeOrder, PlaceAck, PlaceOrder};
 use crate::domain::Cents;
 use crate::fault_points::crash_point;
+use crate::metrics::Metrics;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ExchangeError {
@@ -97,6 +99,7 @@ pub struct HttpExchange {
     base_url: String,
     timeout: Duration,
     retry: RetryPolicy,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl HttpExchange {
@@ -105,6 +108,19 @@ impl HttpExchange {
             base_url: base_url.trim_end_matches('/').to_owned(),
             timeout,
             retry: RetryPolicy::default(),
+            metrics: None,
+        }
+    }
+
+    /// Counts every request and retry in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count(&self, op: &'static str, outcome: &'static str) {
+        if let Some(metrics) = &self.metrics {
+            metrics.exchange_request(op, outcome);
         }
     }
 
@@ -153,6 +169,7 @@ impl HttpExchange {
     /// so the caller asks the exchange what it holds instead of acting on it.
     async fn call_retrying(
         &self,
+        op: &'static str,
         method: awc::http::Method,
         path: &str,
         body: Option<&[u8]>,
@@ -170,6 +187,14 @@ impl HttpExchange {
                 }
                 other => other,
             };
+            self.count(
+                op,
+                match &answer {
+                    Ok((status, _)) if status.is_success() => "ok",
+                    Ok(_) => "refused",
+                    Err(_) => "unknown",
+                },
+            );
             match answer {
                 Err(e) => {
                     unknown_before.set(true);
@@ -194,7 +219,12 @@ impl HttpExchange {
             ))
             .adjust(|_, d| full_jitter(d))
             .when(ExchangeError::is_worth_repeating)
-            .notify(|e, wait| tracing::debug!(error = %e, ?wait, "retrying exchange call"))
+            .notify(|e, wait| {
+                if let Some(metrics) = &self.metrics {
+                    metrics.exchange_retry();
+                }
+                tracing::debug!(error = %e, ?wait, "retrying exchange call")
+            })
             .await
     }
 }
@@ -215,7 +245,7 @@ impl ExchangeClient for HttpExchange {
     fn all_orders(&self) -> LocalBoxFuture<'_, Result<Vec<ExchangeOrder>, ExchangeError>> {
         Box::pin(async move {
             let (status, bytes) = self
-                .call_retrying(awc::http::Method::GET, "/orders", None)
+                .call_retrying("list", awc::http::Method::GET, "/orders", None)
                 .await?;
             if status.is_success() {
                 decode("/orders", &bytes)
@@ -228,10 +258,13 @@ impl ExchangeClient for HttpExchange {
     fn prices(&self) -> LocalBoxFuture<'_, Result<BTreeMap<String, Cents>, ExchangeError>> {
         Box::pin(async move {
             // Prices are only a cache fill: one try, no retries.
-            let (status, bytes) = self.call(awc::http::Method::GET, "/prices", None).await?;
+            let answer = self.call(awc::http::Method::GET, "/prices", None).await;
+            let (status, bytes) = answer.inspect_err(|_| self.count("prices", "unknown"))?;
             if !status.is_success() {
+                self.count("prices", "unknown");
                 return Err(ExchangeError::Unknown(format!("/prices answered {status}")));
             }
+            self.count("prices", "ok");
             decode("/prices", &bytes)
         })
     }
@@ -245,7 +278,7 @@ impl ExchangeClient for HttpExchange {
                 serde_json::to_vec(order).map_err(|e| ExchangeError::Refused(e.to_string()))?;
             crash_point("exchange.before_place");
             let answer = self
-                .call_retrying(awc::http::Method::POST, "/orders", Some(&body))
+                .call_retrying("place", awc::http::Method::POST, "/orders", Some(&body))
                 .await;
             crash_point("exchange.after_place");
             let (status, bytes) = answer?;
@@ -265,7 +298,7 @@ impl ExchangeClient for HttpExchange {
             let path = format!("/orders/{client_order_id}");
             crash_point("exchange.before_lookup");
             let answer = self
-                .call_retrying(awc::http::Method::GET, &path, None)
+                .call_retrying("lookup", awc::http::Method::GET, &path, None)
                 .await;
             crash_point("exchange.after_lookup");
             let (status, bytes) = answer?;
@@ -285,7 +318,7 @@ impl ExchangeClient for HttpExchange {
             let path = format!("/orders/{client_order_id}");
             crash_point("exchange.before_cancel");
             let answer = self
-                .call_retrying(awc::http::Method::DELETE, &path, None)
+                .call_retrying("cancel", awc::http::Method::DELETE, &path, None)
                 .await;
             crash_point("exchange.after_cancel");
             let (status, bytes) = answer?;

@@ -15,6 +15,7 @@ use crate::auth::Authenticator;
 use crate::db::{self, outbox, DbPool};
 use crate::domain::AccountId;
 use crate::error::AppError;
+use crate::metrics::WsSessionGauge;
 
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
 pub const PING_EVERY: Duration = Duration::from_secs(10);
@@ -45,10 +46,17 @@ pub struct FeedSession {
     account: Option<AccountId>,
     last_seq: i64,
     last_heard: Instant,
+    _counted: WsSessionGauge,
 }
 
 impl FeedSession {
-    pub fn new(id: u64, pool: DbPool, auth: Authenticator, hub: Addr<Hub>) -> Self {
+    pub fn new(
+        id: u64,
+        pool: DbPool,
+        auth: Authenticator,
+        hub: Addr<Hub>,
+        counted: WsSessionGauge,
+    ) -> Self {
         Self {
             id,
             pool,
@@ -57,6 +65,7 @@ impl FeedSession {
             account: None,
             last_seq: 0,
             last_heard: Instant::now(),
+            _counted: counted,
         }
     }
 

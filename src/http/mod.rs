@@ -12,11 +12,13 @@ pub mod orders;
 pub mod prices;
 pub mod stream;
 
-use actix_web::dev::ServiceResponse;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
-use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers, Next};
 use actix_web::{web, HttpResponse};
 
+use crate::app::AppState;
 use crate::error::{AppError, ErrorBody};
 
 /// Mounts every route, with extractor errors turned into the API's JSON errors.
@@ -36,6 +38,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .configure(exchange_faults::routes)
     .configure(dashboard::routes)
     .configure(openapi::routes);
+}
+
+/// Counts every answer by route pattern and status (`orderkeeper_http_requests_total`). A path no
+/// route matches counts as "unmatched", so strangers' paths cannot grow the series without end.
+pub async fn count_requests(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let res = next.call(req).await?;
+    if let Some(state) = state {
+        let route = res
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".to_owned());
+        state
+            .engine
+            .metrics()
+            .http_request(route, res.status().as_u16());
+    }
+    Ok(res)
 }
 
 pub async fn not_found() -> Result<HttpResponse, AppError> {

@@ -4,8 +4,9 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use crate::app::AppState;
-use crate::db::alarms;
+use crate::db::{self, alarms, idempotency, outbox};
 use crate::error::AppError;
+use crate::metrics::Sampled;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/healthz").get(healthz))
@@ -20,17 +21,36 @@ pub(crate) async fn healthz(state: web::Data<AppState>) -> HttpResponse {
         "status": "ok",
         "live_order_actors": state.engine.live_actors(),
         "outbox_lag_ms": state.relay.lag_ms(),
-        "alarms_raised": alarms::raised(),
+        "alarms_raised": alarms::raised_in_all(),
     }))
 }
 
 /// Prometheus figures (OpenMetrics text).
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "OpenMetrics text")))]
 pub(crate) async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    let broker = state.broker;
+    // A database that cannot be read must not hide every other figure: the last values stay.
+    let counted = db::run(&state.pool, move |conn| {
+        let keys = idempotency::count(conn)?;
+        let pending = if broker {
+            outbox::unpublished_count(conn)?
+        } else {
+            0
+        };
+        Ok((keys, pending))
+    })
+    .await
+    .ok();
+    let sampled = Sampled {
+        open_orders: state.engine.live_actors(),
+        outbox_lag_ms: state.relay.lag_ms(),
+        idempotency_keys: counted.map(|(keys, _)| keys),
+        outbox_pending: counted.map(|(_, pending)| pending),
+    };
     let text = state
         .engine
         .metrics()
-        .render(state.engine.live_actors(), state.relay.lag_ms())
+        .render(sampled)
         .map_err(|e| AppError::Internal(e.to_string()))?;
     Ok(HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")

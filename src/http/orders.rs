@@ -12,6 +12,7 @@ use crate::db::{self, now_micros};
 use crate::domain::{AccountId, OrderId};
 use crate::error::AppError;
 use crate::idempotency::{self, IdempotencyKey, Verdict};
+use crate::metrics::KeyConflict;
 use crate::orders::cancel::CancelAnswer;
 use crate::orders::pricing;
 use crate::orders::request::{parse_order_body, OrderRequest, ParsedOrder};
@@ -66,15 +67,34 @@ pub(crate) async fn submit_order(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
-    let key = idempotency_key(&req)?;
-    let ParsedOrder { order, fingerprint } = parse_order_body(&json_body(&req, payload).await?)?;
+    let answer = submit(&state, account, &req, payload).await;
+    match &answer {
+        Err(AppError::IdempotencyKeyInUse) => {
+            state.engine.metrics().key_conflict(KeyConflict::InUse)
+        }
+        Err(AppError::IdempotencyKeyReused) => {
+            state.engine.metrics().key_conflict(KeyConflict::Reused)
+        }
+        _ => {}
+    }
+    answer
+}
+
+async fn submit(
+    state: &AppState,
+    account: AccountId,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    let key = idempotency_key(req)?;
+    let ParsedOrder { order, fingerprint } = parse_order_body(&json_body(req, payload).await?)?;
     // The submit transaction itself tells a replay from a new request, so the common case reads
     // nothing first. Only when it cannot go ahead (the key is held by a request still running,
     // or the exchange cannot price the order) is the stored key asked directly: a replay of a
     // finished request answers even then.
     let Some(_in_flight) = state.in_flight.claim(account, &key) else {
         return replay_or(
-            &state,
+            state,
             account,
             &key,
             &fingerprint,
@@ -84,7 +104,7 @@ pub(crate) async fn submit_order(
     };
     let price = match pricing::protection_price(&state.prices, &order).await {
         Ok(price) => price,
-        Err(refused) => return replay_or(&state, account, &key, &fingerprint, refused).await,
+        Err(refused) => return replay_or(state, account, &key, &fingerprint, refused).await,
     };
     let submitted = state
         .engine
@@ -102,7 +122,7 @@ pub(crate) async fn submit_order(
         // Another engine committed this key while this one worked on it: answer as it did.
         Err(AppError::IdempotencyKeyInUse) => {
             return replay_or(
-                &state,
+                state,
                 account,
                 &key,
                 &fingerprint,
@@ -113,7 +133,7 @@ pub(crate) async fn submit_order(
         other => other?,
     };
     if submitted.replayed {
-        state.engine.metrics().idempotent_replays.inc();
+        state.engine.metrics().idempotent_replay();
     }
     Ok(replay(submitted.response, submitted.replayed))
 }
@@ -134,7 +154,7 @@ async fn replay_or(
     .await?;
     match verdict {
         Verdict::Replay(stored) => {
-            state.engine.metrics().idempotent_replays.inc();
+            state.engine.metrics().idempotent_replay();
             Ok(replay(stored, true))
         }
         Verdict::New => Err(otherwise),

@@ -9,6 +9,7 @@ use actix_web_actors::ws;
 use crate::app::AppState;
 use crate::error::AppError;
 use crate::feed::FeedSession;
+use crate::metrics::WsSessionGauge;
 
 /// Client frames are tiny (just the auth message); anything bigger is refused.
 const MAX_FRAME_BYTES: usize = 4096;
@@ -32,6 +33,7 @@ pub(crate) async fn stream(
         state.pool.clone(),
         state.auth.clone(),
         state.hub.clone(),
+        WsSessionGauge::new(state.engine.shared_metrics()),
     );
     ws::WsResponseBuilder::new(session, &req, payload)
         .frame_size(MAX_FRAME_BYTES)

@@ -1,4 +1,4 @@
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use orderkeeper::db::{self, idempotency};
@@ -22,10 +22,10 @@ async fn health_and_readiness_answer_json() {
         assert!(health[field].is_number(), "{field} in {health}");
     }
     // Ready once recovery has looked at every open order (none here): at once, or nearly.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(5);
     let mut ready = loop {
         let ready = client().get(app.url("/readyz")).send().await.unwrap();
-        if ready.status() == StatusCode::OK || std::time::Instant::now() > deadline {
+        if ready.status() == StatusCode::OK || Instant::now() > deadline {
             break ready;
         }
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
@@ -61,16 +61,7 @@ async fn the_reaper_deletes_expired_keys_only() {
     );
 }
 
-#[actix_web::test]
-async fn metrics_count_orders_replays_and_fills() {
-    let app = spawn_app().await;
-    let alice = app.create_account("100000.00", json!({})).await;
-    let body = market("buy", "INFY", 6);
-    let order = app.submit(&alice.token, Some("m"), &body).await.json();
-    app.submit(&alice.token, Some("m"), &body).await;
-    app.wait_for_status(&alice.token, order["id"].as_str().unwrap(), "filled")
-        .await;
-
+async fn scrape(app: &TestApp) -> String {
     let mut response = client().get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert!(response
@@ -80,29 +71,183 @@ async fn metrics_count_orders_replays_and_fills() {
         .to_str()
         .unwrap()
         .starts_with("application/openmetrics-text"));
-    let text = String::from_utf8(response.body().await.unwrap().to_vec()).unwrap();
-    assert!(
-        text.contains("orderkeeper_orders_created_total 1\n"),
+    String::from_utf8(response.body().await.unwrap().to_vec()).unwrap()
+}
+
+/// The sum of every series of `name` whose labels contain `labels` ("" for all).
+fn sum_of(text: &str, name: &str, labels: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter(|l| l.contains(labels))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[actix_web::test]
+async fn every_metric_is_exported_from_start_up() {
+    let app = spawn_app().await;
+    let text = scrape(&app).await;
+    for name in [
+        "orderkeeper_http_requests",
+        "orderkeeper_idempotent_replays",
+        "orderkeeper_idempotency_conflicts",
+        "orderkeeper_idempotency_keys",
+        "orderkeeper_fills",
+        "orderkeeper_fills_duplicate",
+        "orderkeeper_exchange_requests",
+        "orderkeeper_exchange_retries",
+        "orderkeeper_open_orders",
+        "orderkeeper_outbox_pending",
+        "orderkeeper_outbox_lag_seconds",
+        "orderkeeper_ws_sessions",
+        "orderkeeper_rehydration_seconds",
+        "orderkeeper_recovery_actions",
+        "orderkeeper_alarms",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {name} ")),
+            "{name} missing from:\n{text}"
+        );
+    }
+    assert!(text.contains("orderkeeper_idempotency_conflicts_total{kind=\"in_use\"} 0"));
+    assert!(text.contains("orderkeeper_fills_duplicate_total{source=\"push\"} 0"));
+}
+
+#[actix_web::test]
+async fn metrics_count_orders_replays_conflicts_fills_and_requests() {
+    let app = spawn_app().await;
+    let alice = app.create_account("100000.00", json!({})).await;
+    let body = market("buy", "INFY", 6);
+    let order = app.submit(&alice.token, Some("m"), &body).await.json();
+    app.submit(&alice.token, Some("m"), &body).await;
+    app.submit(&alice.token, Some("m"), &body).await;
+    let reused = app
+        .submit(&alice.token, Some("m"), &market("buy", "INFY", 7))
+        .await;
+    assert_eq!(reused.status, 422);
+    let id = order["id"].as_str().unwrap();
+    app.wait_for_status(&alice.token, id, "filled").await;
+
+    let text = scrape(&app).await;
+    assert_eq!(
+        sum_of(&text, "orderkeeper_orders_created_total", ""),
+        1.0,
         "{text}"
     );
     assert!(
-        text.contains("orderkeeper_idempotent_replays_total 1\n"),
+        sum_of(&text, "orderkeeper_idempotent_replays_total", "") >= 2.0,
         "{text}"
     );
-    let fills: u64 = text
-        .lines()
-        .filter(|l| l.starts_with("orderkeeper_fills_recorded_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum();
+    assert_eq!(
+        sum_of(
+            &text,
+            "orderkeeper_idempotency_conflicts_total",
+            "kind=\"reused\""
+        ),
+        1.0,
+        "{text}"
+    );
+    assert!(
+        sum_of(&text, "orderkeeper_idempotency_keys", "") >= 1.0,
+        "{text}"
+    );
     let recorded = app
-        .get(
-            &alice.token,
-            &format!("/v1/orders/{}/fills", order["id"].as_str().unwrap()),
-        )
+        .get(&alice.token, &format!("/v1/orders/{id}/fills"))
         .await
         .json();
-    assert_eq!(fills, recorded.as_array().unwrap().len() as u64, "{text}");
-    assert!(text.contains("orderkeeper_live_order_actors "), "{text}");
+    assert_eq!(
+        sum_of(&text, "orderkeeper_fills_total", ""),
+        recorded.as_array().unwrap().len() as f64,
+        "{text}"
+    );
+    assert_eq!(
+        sum_of(
+            &text,
+            "orderkeeper_http_requests_total",
+            "route=\"/v1/orders\",status=\"201\""
+        ),
+        3.0,
+        "{text}"
+    );
+    // Counted by pattern, not by path: every order's reads land in one series.
+    assert!(
+        sum_of(
+            &text,
+            "orderkeeper_http_requests_total",
+            "route=\"/v1/orders/{id}\",status=\"200\""
+        ) >= 1.0,
+        "{text}"
+    );
+    assert!(!text.contains(id), "no order id in a label: {text}");
+    assert!(
+        sum_of(
+            &text,
+            "orderkeeper_exchange_requests_total",
+            "op=\"place\",outcome=\"ok\""
+        ) >= 1.0,
+        "{text}"
+    );
+    assert!(text.contains("orderkeeper_open_orders "), "{text}");
+}
+
+#[actix_web::test]
+async fn duplicate_pushes_and_exchange_retries_are_counted() {
+    let app = spawn_app().await;
+    let faults = json!({"duplicate_rate": 1.0, "error_rate": 0.5});
+    let answer = app
+        .put_json("/v1/exchange/faults", ADMIN_TOKEN, &faults.to_string())
+        .await;
+    assert_eq!(answer.status, 200, "{:?}", answer.json());
+    let alice = app.create_account("100000.00", json!({})).await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let key = format!("dup-{i}");
+        let order = app
+            .submit(&alice.token, Some(&key), &market("buy", "INFY", 9))
+            .await
+            .json();
+        ids.push(order["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        app.wait_for_status(&alice.token, id, "filled").await;
+    }
+    // Every push is sent at least twice; give the copies time to arrive.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let text = scrape(&app).await;
+        if sum_of(
+            &text,
+            "orderkeeper_fills_duplicate_total",
+            "source=\"push\"",
+        ) >= 1.0
+            || Instant::now() > deadline
+        {
+            break text;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        sum_of(
+            &text,
+            "orderkeeper_fills_duplicate_total",
+            "source=\"push\""
+        ) >= 1.0,
+        "{text}"
+    );
+    let unknown = sum_of(
+        &text,
+        "orderkeeper_exchange_requests_total",
+        "outcome=\"unknown\"",
+    );
+    let retries = sum_of(&text, "orderkeeper_exchange_retries_total", "");
+    assert!(retries >= 1.0, "{text}");
+    assert!(
+        unknown >= retries,
+        "every retry follows an unknown outcome: {text}"
+    );
 }
 
 #[actix_web::test]

@@ -115,6 +115,7 @@ async fn crash_at(point: &'static str, dir: &Path) -> Vec<String> {
         cancel_until_answered(&url, &token, &ids[2]).await;
     }
     wait_all_ended(&engine, &token).await;
+    let mut wrong = recovery_seen_in_metrics(point, &engine.url()).await;
     let log = std::fs::read_to_string(engine.log_path()).unwrap_or_default();
     assert!(
         log.contains(&format!("fault point {point}: exiting")),
@@ -122,7 +123,6 @@ async fn crash_at(point: &'static str, dir: &Path) -> Vec<String> {
     );
     // The same keys name the same orders after the crash.
     let again = submit(&engine.url(), &token, "rest", &resting).await;
-    let mut wrong = Vec::new();
     if again != ids[2] {
         wrong.push(format!("key rest named {again}, then {}", ids[2]));
     }
@@ -133,6 +133,27 @@ async fn crash_at(point: &'static str, dir: &Path) -> Vec<String> {
         &openings,
         true,
     ));
+    wrong
+}
+
+/// What the restarted engine's metrics must say it did: how long it took to be ready, and the
+/// recovery step the order left at `point` needed.
+async fn recovery_seen_in_metrics(point: &str, engine_url: &str) -> Vec<String> {
+    let text = processes::metrics_text(engine_url).await;
+    let mut wrong = Vec::new();
+    if processes::metric(&text, "orderkeeper_rehydration_seconds") <= 0.0 {
+        wrong.push("orderkeeper_rehydration_seconds was not set".to_owned());
+    }
+    let kind = match point {
+        "submit.after_commit" => "place",
+        "exchange.before_place" | "exchange.after_place" => "lookup",
+        "exchange.before_cancel" | "exchange.after_cancel" => "cancel",
+        _ => return wrong,
+    };
+    let series = format!("orderkeeper_recovery_actions_total{{kind=\"{kind}\"}}");
+    if processes::metric(&text, &series) < 1.0 {
+        wrong.push(format!("{series} is 0 after the restart"));
+    }
     wrong
 }
 

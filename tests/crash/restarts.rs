@@ -95,6 +95,17 @@ async fn a_client_resumes_with_since_after_the_engine_was_killed() {
         "a resumed event is the same frame as a replayed one"
     );
     assert_eq!(raw(&before), raw(&all[..6]), "and as the live one");
+
+    let text = processes::metrics_text(&engine.url()).await;
+    assert!(
+        processes::metric(&text, "orderkeeper_rehydration_seconds") > 0.0,
+        "{text}"
+    );
+    assert_eq!(
+        processes::metric(&text, "orderkeeper_ws_sessions"),
+        2.0,
+        "two feeds are open: {text}"
+    );
 }
 
 #[actix_web::test]
