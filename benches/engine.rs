@@ -458,7 +458,7 @@ async fn bench_fills() {
     let push = |i: usize| {
         let cid = &cids[i % cids.len()];
         let body = json!({"event_id": format!("B{i}"), "type": "fill", "client_order_id": cid, "exchange_order_id": "X",
-            "fill": {"fill_id": format!("BF{i}"), "qty": 1, "price": "99.00", "ts": "2026-11-24T00:00:00Z"}})
+            "fill": {"fill_id": format!("BF{i}"), "qty": 1, "price": "99.00", "ts": chrono::Utc::now().to_rfc3339()}})
         .to_string();
         Request {
             post: true,

@@ -8,6 +8,7 @@ use crate::engine::Engine;
 use crate::exchange::PriceCache;
 use crate::feed::{Hub, Relay};
 use crate::idempotency::InFlight;
+use crate::limits::{OrderRate, StreamSessions};
 
 pub struct AppState {
     /// For reads.
@@ -26,6 +27,12 @@ pub struct AppState {
     /// HMAC key of the exchange's push signatures.
     pub exchange_secret: String,
     pub idempotency_ttl_micros: i64,
+    /// The most keys an account may hold (0 = no cap).
+    pub max_stored_keys: i64,
+    pub order_rate: OrderRate,
+    pub stream_sessions: StreamSessions,
+    /// How old a pushed fill may be, in microseconds.
+    pub push_replay_window_micros: i64,
     /// Whether the outbox is also published to a broker.
     pub broker: bool,
 }

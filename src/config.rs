@@ -103,6 +103,25 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDERKEEPER_BROKER_PREFIX", default_value = "orderkeeper")]
     pub broker_prefix: String,
 
+    /// Order submissions per second per account, in bursts of twice that; over it, 429 with
+    /// Retry-After. 0 turns the limit off.
+    #[arg(long, env = "ORDERKEEPER_ORDER_RATE_LIMIT", default_value_t = 100)]
+    pub order_rate_limit: u32,
+
+    /// WebSocket feed sessions per account on this engine; a new one over it is closed with 4429.
+    /// 0 = no cap.
+    #[arg(long, env = "ORDERKEEPER_MAX_STREAM_SESSIONS", default_value_t = 16)]
+    pub max_stream_sessions: usize,
+
+    /// Live Idempotency-Keys an account may hold; a new key over it gets 429. 0 = no cap.
+    #[arg(long, env = "ORDERKEEPER_MAX_STORED_KEYS", default_value_t = 1_000_000)]
+    pub max_stored_keys: u64,
+
+    /// Seconds after its fill time that a pushed fill is still taken; an older one is a replayed
+    /// copy and is refused (422 stale_event), and polling records the fill if it is real.
+    #[arg(long, env = "ORDERKEEPER_PUSH_REPLAY_WINDOW", default_value_t = 600)]
+    pub push_replay_window: u64,
+
     /// Do not create the demo account on an empty database.
     #[arg(long, env = "ORDERKEEPER_NO_DEMO", value_parser = BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
     pub no_demo: bool,

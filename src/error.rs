@@ -33,6 +33,14 @@ pub enum AppError {
     PayloadTooLarge,
     #[error("the body must be application/json")]
     UnsupportedMediaType,
+    /// Over the account's order rate; `retry_after` seconds until the next one is let in.
+    #[error("too many orders: at most {per_second} per second per account")]
+    RateLimited { per_second: u32, retry_after: u64 },
+    #[error("the account holds {0} stored Idempotency-Keys, the most it may; they expire after the key TTL")]
+    TooManyStoredKeys(i64),
+    /// A push older than the replay window: a copy of an old message, not news.
+    #[error("the event is older than the replay window: {0}")]
+    StaleEvent(String),
     #[error("the exchange is unavailable: {0}")]
     ExchangeUnavailable(String),
     #[error("the service is temporarily unavailable: {0}")]
@@ -85,6 +93,9 @@ impl AppError {
             AppError::OrderNotCancelable(_) => "order_not_cancelable",
             AppError::PayloadTooLarge => "payload_too_large",
             AppError::UnsupportedMediaType => "unsupported_media_type",
+            AppError::RateLimited { .. } => "rate_limited",
+            AppError::TooManyStoredKeys(_) => "too_many_stored_keys",
+            AppError::StaleEvent(_) => "stale_event",
             AppError::ExchangeUnavailable(_) => "exchange_unavailable",
             AppError::Unavailable(_) => "service_unavailable",
             AppError::Fenced(_) => "fenced",
@@ -131,7 +142,11 @@ impl ResponseError for AppError {
             | AppError::InsufficientFunds(_)
             | AppError::InsufficientPosition(_)
             | AppError::UnknownSymbol(_)
-            | AppError::OrderNotCancelable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            | AppError::OrderNotCancelable(_)
+            | AppError::StaleEvent(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::RateLimited { .. } | AppError::TooManyStoredKeys(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             AppError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::ExchangeUnavailable(_) | AppError::Unavailable(_) | AppError::Fenced(_) => {
@@ -153,6 +168,13 @@ impl ResponseError for AppError {
             }
             AppError::Unauthorized => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            AppError::RateLimited { retry_after, .. } => {
+                response.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+            }
+            // Keys free up only as they expire: an hour is a fair first wait.
+            AppError::TooManyStoredKeys(_) => {
+                response.insert_header((header::RETRY_AFTER, "3600"));
             }
             AppError::Unavailable(_) | AppError::ExchangeUnavailable(_) | AppError::Fenced(_) => {
                 response.insert_header((header::RETRY_AFTER, "1"));

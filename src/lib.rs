@@ -11,6 +11,7 @@
 //! - [`feed`]: the outbox relay, the event hub, and the WebSocket sessions of the live feed.
 //! - [`http`]: the API handlers; [`error`] maps every failure to one JSON shape; [`app`] is what
 //!   they share.
+//! - [`limits`]: the per-account order rate and feed session cap.
 //! - [`metrics`]: the Prometheus figures behind `GET /metrics`; [`fault_points`]: the crash
 //!   matrix's named points.
 //! - [`config`], [`telemetry`], [`startup`]: the command line, logging, and wiring it all up.
@@ -42,6 +43,7 @@ pub mod fault_points;
 pub mod feed;
 pub mod http;
 pub mod idempotency;
+pub mod limits;
 pub mod metrics;
 pub mod orders;
 pub mod startup;

@@ -22,6 +22,7 @@ use crate::feed::broker::{self, BrokerSettings};
 use crate::feed::{Hub, Relay};
 use crate::http;
 use crate::idempotency::InFlight;
+use crate::limits::{OrderRate, StreamSessions};
 use crate::metrics::Metrics;
 use actix::Actor;
 
@@ -121,8 +122,15 @@ impl Application {
             idempotency_ttl_micros: i64::try_from(args.idempotency_ttl.saturating_mul(1_000_000))
                 .unwrap_or(i64::MAX),
             broker: args.broker.is_some(),
+            max_stored_keys: i64::try_from(args.max_stored_keys).unwrap_or(i64::MAX),
+            order_rate: OrderRate::new(args.order_rate_limit),
+            stream_sessions: StreamSessions::new(args.max_stream_sessions),
+            push_replay_window_micros: i64::try_from(
+                args.push_replay_window.saturating_mul(1_000_000),
+            )
+            .unwrap_or(i64::MAX),
         });
-        spawn_idempotency_reaper(writer);
+        spawn_idempotency_reaper(state.clone());
 
         let server_state = state.clone();
         let server = HttpServer::new(move || {
@@ -216,7 +224,6 @@ fn bound_send_buffer(connection: &dyn std::any::Any, _: &mut actix_web::dev::Ext
 /// Gives every open order its actor again (retried until it succeeds), then keeps looking for open
 /// orders that lost theirs.
 fn spawn_recovery(state: web::Data<AppState>) {
-    let started = std::time::Instant::now();
     actix_web::rt::spawn(async move {
         let engine = &state.engine;
         let mut wait = Duration::from_millis(100);
@@ -224,7 +231,6 @@ fn spawn_recovery(state: web::Data<AppState>) {
             match engine.recover().await {
                 Ok(count) => {
                     tracing::info!(open_orders = count, "open orders picked up again");
-                    spawn_readiness_timer(engine.clone(), started);
                     break;
                 }
                 Err(e) => {
@@ -242,18 +248,6 @@ fn spawn_recovery(state: web::Data<AppState>) {
                 tracing::warn!(error = %e, "orphan sweep failed");
             }
         }
-    });
-}
-
-/// Records how long the start took to get ready (`orderkeeper_rehydration_seconds`).
-fn spawn_readiness_timer(engine: Engine, started: std::time::Instant) {
-    actix_web::rt::spawn(async move {
-        while !engine.is_ready() {
-            actix_web::rt::time::sleep(Duration::from_millis(10)).await;
-        }
-        let elapsed = started.elapsed();
-        engine.metrics().rehydrated_in(elapsed);
-        tracing::info!(?elapsed, "ready: every open order has its actor back");
     });
 }
 
@@ -276,12 +270,14 @@ async fn create_demo_account(writer: &Writer) -> Result<Option<String>, AppError
 }
 
 /// Deletes expired idempotency keys once a minute.
-fn spawn_idempotency_reaper(writer: Writer) {
+fn spawn_idempotency_reaper(state: web::Data<AppState>) {
     actix_web::rt::spawn(async move {
         let mut ticker = tokio::time::interval(Duration::from_secs(60));
         loop {
             ticker.tick().await;
-            match writer
+            state.order_rate.forget_idle();
+            match state
+                .writer
                 .run(|conn| idempotency::delete_expired(conn, now_micros()))
                 .await
             {

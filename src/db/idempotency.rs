@@ -4,7 +4,7 @@ use diesel::prelude::*;
 
 use super::DbConnection;
 
-use super::schema::idempotency_keys;
+use super::schema::{accounts, idempotency_keys};
 use crate::domain::AccountId;
 use crate::error::AppError;
 
@@ -56,8 +56,35 @@ pub fn find(
 }
 
 pub fn delete(conn: &mut DbConnection, account: AccountId, key: &str) -> Result<(), AppError> {
+    let deleted = with_conn!(conn, |conn| Ok::<_, AppError>(
+        diesel::delete(idempotency_keys::table.find((account, key))).execute(conn)?
+    ))?;
+    count_down(conn, account, deleted as i64)
+}
+
+/// Takes one of the account's places for a stored key, refused past `max` (0 = no cap); undone
+/// with the phase's transaction if the phase fails.
+pub fn take_place(conn: &mut DbConnection, account: AccountId, max: i64) -> Result<(), AppError> {
+    let held: i64 = with_conn!(conn, |conn| Ok::<_, AppError>(
+        diesel::update(accounts::table.find(account))
+            .set(accounts::stored_keys.eq(accounts::stored_keys + 1))
+            .returning(accounts::stored_keys)
+            .get_result(conn)?
+    ))?;
+    if max > 0 && held > max {
+        return Err(AppError::TooManyStoredKeys(max));
+    }
+    Ok(())
+}
+
+fn count_down(conn: &mut DbConnection, account: AccountId, n: i64) -> Result<(), AppError> {
+    if n == 0 {
+        return Ok(());
+    }
     with_conn!(conn, |conn| {
-        diesel::delete(idempotency_keys::table.find((account, key))).execute(conn)?;
+        diesel::update(accounts::table.find(account))
+            .set(accounts::stored_keys.eq(accounts::stored_keys - n))
+            .execute(conn)?;
         Ok(())
     })
 }
@@ -101,12 +128,19 @@ pub fn insert(conn: &mut DbConnection, new: &NewKey<'_>) -> Result<(), AppError>
 /// Deletes keys past their expiry. A key is stored only when its request commits, so nothing in
 /// flight is ever here to be deleted.
 pub fn delete_expired(conn: &mut DbConnection, now: i64) -> Result<usize, AppError> {
-    with_conn!(conn, |conn| {
-        Ok(
-            diesel::delete(idempotency_keys::table.filter(idempotency_keys::expires_at.le(now)))
-                .execute(conn)?,
-        )
-    })
+    let owners: Vec<AccountId> = with_conn!(conn, |conn| Ok::<_, AppError>(
+        diesel::delete(idempotency_keys::table.filter(idempotency_keys::expires_at.le(now)))
+            .returning(idempotency_keys::account_id)
+            .get_results(conn)?
+    ))?;
+    let mut per_account = std::collections::BTreeMap::<AccountId, i64>::new();
+    for account in &owners {
+        *per_account.entry(*account).or_default() += 1;
+    }
+    for (account, n) in per_account {
+        count_down(conn, account, n)?;
+    }
+    Ok(owners.len())
 }
 
 /// Keys stored, every account's (a scrape-time figure; an index-only count).

@@ -7,6 +7,7 @@ diesel::table! {
         token_hash -> Text,
         next_event_seq -> BigInt,
         created_at -> BigInt,
+        stored_keys -> BigInt,
     }
 }
 

@@ -71,6 +71,9 @@ struct Inner {
     /// Orders picked up at start-up whose first step has not finished yet.
     awaiting_first_step: DashSet<OrderId>,
     recovery_listed: AtomicBool,
+    started: std::time::Instant,
+    /// Set once, the first time every recovered order has finished its first step.
+    ready_after: std::sync::OnceLock<std::time::Duration>,
     /// This engine's claim on its open orders, against the others on the database.
     lease: Lease,
     arbiter: Arbiter,
@@ -125,6 +128,8 @@ impl Engine {
             metrics,
             awaiting_first_step: DashSet::new(),
             recovery_listed: AtomicBool::new(false),
+            started: std::time::Instant::now(),
+            ready_after: std::sync::OnceLock::new(),
             lease,
             arbiter: Arbiter::new(),
         }))
@@ -275,6 +280,7 @@ impl Engine {
             }
         }
         self.0.recovery_listed.store(true, Ordering::Release);
+        self.note_if_ready();
         let quiet = quiet.iter().filter(|q| **q).count();
         tracing::info!(open = open.len(), quiet, "open orders given their actors");
         Ok(open.len())
@@ -302,7 +308,21 @@ impl Engine {
 
     /// Called after each step that ended without an error.
     pub fn step_completed(&self, order: OrderId) {
-        self.0.awaiting_first_step.remove(&order);
+        if self.0.awaiting_first_step.remove(&order).is_some() {
+            self.note_if_ready();
+        }
+    }
+
+    /// Records, once, how long the start took to be ready (`orderkeeper_rehydration_seconds`).
+    fn note_if_ready(&self) {
+        if !self.is_ready() {
+            return;
+        }
+        let elapsed = self.0.started.elapsed();
+        if self.0.ready_after.set(elapsed).is_ok() {
+            self.metrics().rehydrated_in(elapsed);
+            tracing::info!(?elapsed, "ready: every open order has its actor back");
+        }
     }
 
     /// Whether every order picked up at start-up has finished its first step.

@@ -15,6 +15,7 @@ use crate::auth::Authenticator;
 use crate::db::{self, outbox, DbPool};
 use crate::domain::AccountId;
 use crate::error::AppError;
+use crate::limits::{StreamSessions, StreamSlot};
 use crate::metrics::WsSessionGauge;
 
 pub const AUTH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -26,6 +27,7 @@ const REPLAY_PAGE: i64 = 500;
 
 pub const CLOSE_UNAUTHORIZED: u16 = 4401;
 pub const CLOSE_TOO_SLOW: u16 = 4008;
+pub const CLOSE_TOO_MANY_SESSIONS: u16 = 4429;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,6 +49,9 @@ pub struct FeedSession {
     last_seq: i64,
     last_heard: Instant,
     _counted: WsSessionGauge,
+    sessions: StreamSessions,
+    /// This session's place among its account's, once authenticated.
+    _slot: Option<StreamSlot>,
 }
 
 impl FeedSession {
@@ -56,6 +61,7 @@ impl FeedSession {
         auth: Authenticator,
         hub: Addr<Hub>,
         counted: WsSessionGauge,
+        sessions: StreamSessions,
     ) -> Self {
         Self {
             id,
@@ -66,6 +72,8 @@ impl FeedSession {
             last_seq: 0,
             last_heard: Instant::now(),
             _counted: counted,
+            sessions,
+            _slot: None,
         }
     }
 
@@ -102,7 +110,17 @@ impl FeedSession {
             check
                 .into_actor(self)
                 .map(move |verdict, session, ctx| match verdict {
-                    Ok(account) => session.start_replay(account, since, ctx),
+                    Ok(account) => match session.sessions.open(account) {
+                        Some(slot) => {
+                            session._slot = Some(slot);
+                            session.start_replay(account, since, ctx)
+                        }
+                        None => Self::close(
+                            ctx,
+                            CLOSE_TOO_MANY_SESSIONS,
+                            "too many feed sessions for this account",
+                        ),
+                    },
                     Err(_) => Self::close(ctx, CLOSE_UNAUTHORIZED, "unauthorized"),
                 }),
         );

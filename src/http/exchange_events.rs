@@ -5,6 +5,7 @@ use serde_json::json;
 
 use super::extract::raw_body;
 use crate::app::AppState;
+use crate::db::now_micros;
 use crate::error::AppError;
 use crate::exchange::signature;
 use crate::exchange::wire::{self, PushEvent};
@@ -19,7 +20,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[utoipa::path(post, path = "/v1/exchange/events", tag = "exchange",
     params(("X-Signature" = String, Header, description = "sha256=<hex HMAC-SHA256(secret, raw body)>")),
     request_body = PushEvent,
-    responses((status = 200, description = "Accepted, duplicates included"), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "Accepted, duplicates included"), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+        (status = 422, description = "stale_event: a fill older than the replay window", body = crate::error::ErrorBody)))]
 pub(crate) async fn receive(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -35,7 +37,30 @@ pub(crate) async fn receive(
     }
     let event: PushEvent = wire::parse_push(&body)
         .map_err(|e| AppError::InvalidRequest(format!("invalid push event: {e}")))?;
+    refuse_if_stale(&event, state.push_replay_window_micros, now_micros())?;
     let raw = String::from_utf8_lossy(&body).into_owned();
     let outcome = state.engine.take_push(event, raw).await?;
     Ok(HttpResponse::Ok().json(json!({"status": outcome})))
+}
+
+/// A signed push can be captured and sent again; a fill whose own time is older than the replay
+/// window is such a copy, not news, and is refused (polling records the fill if it is real). A
+/// time that does not read as RFC 3339 says nothing either way and is let through.
+fn refuse_if_stale(event: &PushEvent, window_micros: i64, now: i64) -> Result<(), AppError> {
+    let Some(fill) = &event.fill else {
+        return Ok(());
+    };
+    let Ok(at) = chrono::DateTime::parse_from_rfc3339(&fill.ts) else {
+        return Ok(());
+    };
+    let age = now.saturating_sub(at.timestamp_micros());
+    if age > window_micros {
+        return Err(AppError::StaleEvent(format!(
+            "fill {} is from {}, {} s ago",
+            fill.fill_id,
+            fill.ts,
+            age / 1_000_000
+        )));
+    }
+    Ok(())
 }

@@ -86,6 +86,8 @@ async fn submit(
     req: &HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
+    // First, so a refused request reads and stores nothing.
+    state.order_rate.admit(account)?;
     let key = idempotency_key(req)?;
     let ParsedOrder { order, fingerprint } = parse_order_body(&json_body(req, payload).await?)?;
     // The submit transaction itself tells a replay from a new request, so the common case reads
@@ -116,6 +118,7 @@ async fn submit(
             price,
             now: now_micros(),
             ttl_micros: state.idempotency_ttl_micros,
+            max_stored_keys: state.max_stored_keys,
         })
         .await;
     let submitted = match submitted {

@@ -21,7 +21,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 #[utoipa::path(get, path = "/v1/stream", tag = "feed",
-    description = "WebSocket. First message: {\"type\":\"auth\",\"token\":…,\"since\":N}. Then every event with seq > since, then live ones. Closes 4401 on bad auth, 4008 when too slow.",
+    description = "WebSocket. First message: {\"type\":\"auth\",\"token\":…,\"since\":N}. Then every event with seq > since, then live ones. Closes 4401 on bad auth, 4008 when too slow, 4429 when the account has too many sessions open.",
     responses((status = 101, description = "Switching to WebSocket"), (status = 400, body = crate::error::ErrorBody)))]
 pub(crate) async fn stream(
     state: web::Data<AppState>,
@@ -34,6 +34,7 @@ pub(crate) async fn stream(
         state.auth.clone(),
         state.hub.clone(),
         WsSessionGauge::new(state.engine.shared_metrics()),
+        state.stream_sessions.clone(),
     );
     ws::WsResponseBuilder::new(session, &req, payload)
         .frame_size(MAX_FRAME_BYTES)

@@ -25,6 +25,8 @@ pub struct Submission {
     pub price: Option<Cents>,
     pub now: i64,
     pub ttl_micros: i64,
+    /// The most keys the account may hold (0 = no cap).
+    pub max_stored_keys: i64,
 }
 
 pub struct Submitted {
@@ -65,6 +67,9 @@ pub fn submit(
         }
         Err(other) => return Err(other),
     };
+    // After the order, so that rows are locked in the order every phase locks them (balances,
+    // then the account); refused here, the phase rolls back and leaves nothing behind.
+    stored_keys::take_place(conn, sub.account, sub.max_stored_keys)?;
     stored_keys::insert(
         conn,
         &NewKey {

@@ -169,7 +169,7 @@ async fn a_restart_carries_every_open_order_on_from_its_last_step() {
 async fn push_fill(app: &TestApp, cid: &str, event_id: &str, qty: i64) -> StatusCode {
     let body = json!({
         "event_id": event_id, "type": "fill", "client_order_id": cid, "exchange_order_id": "X-test",
-        "fill": {"fill_id": format!("F-{event_id}"), "qty": qty, "price": "10.00", "ts": "2026-11-24T00:00:00Z"}
+        "fill": {"fill_id": format!("F-{event_id}"), "qty": qty, "price": "10.00", "ts": chrono::Utc::now().to_rfc3339()}
     })
     .to_string();
     let signature = orderkeeper::exchange::signature::sign(EXCHANGE_SECRET, body.as_bytes());

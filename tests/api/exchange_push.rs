@@ -25,7 +25,7 @@ async fn push(app: &TestApp, body: &[u8], signature: Option<String>) -> Answer {
 fn event(event_id: &str, cid: &str) -> Vec<u8> {
     json!({
         "event_id": event_id, "type": "fill", "client_order_id": cid, "exchange_order_id": "X1",
-        "fill": {"fill_id": "F1", "qty": 1, "price": "1520.50", "ts": "2026-11-24T00:00:00Z"}
+        "fill": {"fill_id": "F1", "qty": 1, "price": "1520.50", "ts": chrono::Utc::now().to_rfc3339()}
     })
     .to_string()
     .into_bytes()

@@ -87,6 +87,10 @@ pub fn serve_args(database_url: &str) -> ServeArgs {
         lease_ttl_ms: 5000,
         broker: None,
         broker_prefix: "orderkeeper".into(),
+        order_rate_limit: 0,
+        max_stream_sessions: 16,
+        max_stored_keys: 1_000_000,
+        push_replay_window: 600,
         no_demo: true,
     }
 }
@@ -431,7 +435,7 @@ impl TestApp {
 pub fn fill_event(event_id: &str, cid: &str, fill_id: &str, qty: i64, price: &str) -> Value {
     json!({
         "event_id": event_id, "type": "fill", "client_order_id": cid, "exchange_order_id": "X-test",
-        "fill": {"fill_id": fill_id, "qty": qty, "price": price, "ts": "2026-11-24T00:00:00Z"}
+        "fill": {"fill_id": fill_id, "qty": qty, "price": price, "ts": chrono::Utc::now().to_rfc3339()}
     })
 }
 
@@ -454,5 +458,6 @@ pub fn limit_submission(
         price: Some(Cents(price)),
         now: db::now_micros(),
         ttl_micros: 1_000_000_000,
+        max_stored_keys: 0,
     }
 }

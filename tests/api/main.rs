@@ -15,6 +15,7 @@ mod helpers;
 mod hostile;
 mod idempotency;
 mod leases;
+mod limits;
 mod money_holes;
 mod ops;
 #[path = "../common/shared.rs"]

@@ -79,6 +79,37 @@ async fn submit_anywhere(
     panic!("{key} was never answered by any engine");
 }
 
+/// For an order left open: who owns it, the engines' leases, and what each engine's log says of
+/// it, so a stuck order explains itself.
+fn explain_open_orders(database_url: &str, engines: &[Engine]) -> Vec<String> {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        line: String,
+    }
+    let mut conn =
+        orderkeeper::db::connection::establish(database_url).expect("the database opens");
+    let query = "SELECT id || ' ' || status || ' owner ' || owner || ' epoch ' || owner_epoch AS line                  FROM orders WHERE status IN ('pending_new', 'new', 'partially_filled', 'pending_cancel')                  UNION ALL SELECT 'engine ' || id || ' epoch ' || epoch || ' expires ' || expires_at AS line                  FROM engines";
+    let rows: Vec<Row> = orderkeeper::with_conn!(conn, |c| diesel::sql_query(query).load::<Row>(c))
+        .unwrap_or_default();
+    let mut lines: Vec<String> = rows.into_iter().map(|r| r.line).collect();
+    let ids: Vec<String> = lines
+        .iter()
+        .filter(|l| !l.starts_with("engine "))
+        .filter_map(|l| l.split(' ').next().map(str::to_owned))
+        .collect();
+    for (n, engine) in engines.iter().enumerate() {
+        let log = std::fs::read_to_string(engine.log_path()).unwrap_or_default();
+        for line in log.lines() {
+            if ids.iter().any(|id| line.contains(id.as_str())) || line.contains("lease") {
+                lines.push(format!("engine {n}: {line}"));
+            }
+        }
+    }
+    lines
+}
+
 async fn open_orders_of(database_url: &str, owner: &str) -> i64 {
     let url = database_url.to_owned();
     let owner = owner.to_owned();
@@ -239,6 +270,7 @@ async fn three_engines_share_the_work_and_finish_a_killed_ones_orders() {
         }
         if Instant::now() > deadline {
             wrong.push(format!("{open} orders still open after two minutes"));
+            wrong.extend(explain_open_orders(&database_url, &engines));
             break 'ending;
         }
         actix_web::rt::time::sleep(Duration::from_millis(500)).await;
