@@ -14,7 +14,8 @@
 //! - [`limits`]: the per-account order rate and feed session cap.
 //! - [`metrics`]: the Prometheus figures behind `GET /metrics`; [`fault_points`]: the crash
 //!   matrix's named points.
-//! - [`config`], [`telemetry`], [`startup`]: the command line, logging, and wiring it all up.
+//! - [`config`], [`telemetry`], [`startup`]: the command line, logging, and wiring it all up;
+//!   [`shutdown`]: the one signal that stops it all.
 //!
 //! # Flows
 //! | flow | path |
@@ -46,5 +47,6 @@ pub mod idempotency;
 pub mod limits;
 pub mod metrics;
 pub mod orders;
+pub mod shutdown;
 pub mod startup;
 pub mod telemetry;

@@ -16,7 +16,10 @@ async fn main() -> ExitCode {
         .unwrap_or_else(|| Command::Serve(ServeArgs::from_env()))
     {
         Command::Serve(args) => match Application::build(args).await {
-            Ok(app) => app.run_until_stopped().await.map_err(|e| e.to_string()),
+            Ok(app) => match app.shutdown().on_signals() {
+                Ok(()) => app.run_until_stopped().await.map_err(|e| e.to_string()),
+                Err(e) => Err(format!("cannot watch for signals: {e}")),
+            },
             Err(e) => Err(e.to_string()),
         },
         Command::ExchangeSim(args) => match sim::start(&args, false) {

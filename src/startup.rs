@@ -24,6 +24,7 @@ use crate::http;
 use crate::idempotency::InFlight;
 use crate::limits::{OrderRate, StreamSessions};
 use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
 use actix::Actor;
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,7 @@ pub struct Application {
     server: Server,
     sim: Option<SimHandle>,
     engine: Engine,
+    shutdown: Shutdown,
     pub exchange_url: String,
     pub admin_token: String,
     pub demo_token: Option<String>,
@@ -56,6 +58,7 @@ fn random_token() -> String {
 
 impl Application {
     pub async fn build(args: ServeArgs) -> Result<Self, StartupError> {
+        let shutdown = Shutdown::default();
         let pool = db::connect(&args.database_url, 8)?;
         let writer = db::open_writer(&args.database_url, args.db_writers)?;
         let listener = TcpListener::bind(&args.listen)?;
@@ -82,10 +85,11 @@ impl Application {
                 url: url.clone(),
                 prefix: args.broker_prefix.clone(),
             };
-            broker::start(settings, args.database_url.clone(), Arc::clone(&metrics))?;
+            let (url, metrics) = (args.database_url.clone(), Arc::clone(&metrics));
+            broker::start(settings, url, metrics, shutdown.clone())?;
         }
         let hub = Hub::default().start();
-        let relay = Relay::start(pool.clone(), hub.clone());
+        let relay = Relay::start(pool.clone(), hub.clone(), shutdown.clone());
         let engine = Engine::new(
             pool.clone(),
             writer.clone(),
@@ -130,7 +134,7 @@ impl Application {
             )
             .unwrap_or(i64::MAX),
         });
-        spawn_idempotency_reaper(state.clone());
+        spawn_idempotency_reaper(state.clone(), shutdown.clone());
 
         let server_state = state.clone();
         let server = HttpServer::new(move || {
@@ -142,16 +146,21 @@ impl Application {
                 .default_service(web::to(http::not_found))
         })
         .on_connect(bound_send_buffer)
+        // One shutdown signal for everything (see `shutdown`), not actix's own handlers; requests
+        // in flight get 5 s to finish, so the process is gone well within 10 s.
+        .disable_signals()
+        .shutdown_timeout(5)
         .listen(listener)?
         .run();
         tracing::info!(port, exchange = %exchange_url, "orderkeeper listening");
-        spawn_recovery(state.clone());
-        lease::spawn_keeper(engine.clone());
+        spawn_recovery(state.clone(), shutdown.clone());
+        lease::spawn_keeper(engine.clone(), shutdown.clone());
         Ok(Self {
             port,
             server,
             sim,
             engine,
+            shutdown,
             exchange_url,
             admin_token,
             demo_token,
@@ -166,17 +175,36 @@ impl Application {
         self.engine.clone()
     }
 
-    /// Runs until the server stops (SIGTERM/SIGINT drain in-flight requests first).
+    /// The one signal that stops this engine and all its background work.
+    pub fn shutdown(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// Runs until the shutdown signal (SIGTERM or SIGINT once `Shutdown::on_signals` is set up),
+    /// or until the server stops for any other reason. Stopping: no new connections, requests in
+    /// flight finish, then the order actors and every background task stop, and the lease is
+    /// given up so that other engines pick up the open orders at once. What is committed stays
+    /// committed; the next start carries every open order on as after a crash.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let sim_handle = self.sim.as_ref().map(SimHandle::handle);
         if let Some(sim) = self.sim {
             actix_web::rt::spawn(sim.server);
         }
+        let (handle, shutdown) = (self.server.handle(), self.shutdown.clone());
+        actix_web::rt::spawn(async move {
+            shutdown.triggered().await;
+            handle.stop(true).await;
+        });
         let result = self.server.await;
+        self.shutdown.trigger();
         self.engine.stop();
+        if let Err(e) = lease::give_up(&self.engine).await {
+            tracing::warn!(error = %e, "could not give the lease up; it will run out");
+        }
         if let Some(handle) = sim_handle {
             handle.stop(true).await;
         }
+        tracing::info!("stopped");
         result
     }
 }
@@ -223,11 +251,11 @@ fn bound_send_buffer(connection: &dyn std::any::Any, _: &mut actix_web::dev::Ext
 
 /// Gives every open order its actor again (retried until it succeeds), then keeps looking for open
 /// orders that lost theirs.
-fn spawn_recovery(state: web::Data<AppState>) {
+fn spawn_recovery(state: web::Data<AppState>, shutdown: Shutdown) {
     actix_web::rt::spawn(async move {
         let engine = &state.engine;
         let mut wait = Duration::from_millis(100);
-        loop {
+        while !shutdown.is_triggered() {
             match engine.recover().await {
                 Ok(count) => {
                     tracing::info!(open_orders = count, "open orders picked up again");
@@ -235,15 +263,14 @@ fn spawn_recovery(state: web::Data<AppState>) {
                 }
                 Err(e) => {
                     tracing::error!(error = %e, ?wait, "recovery failed; trying again");
-                    actix_web::rt::time::sleep(wait).await;
+                    shutdown.or(actix_web::rt::time::sleep(wait)).await;
                     wait = (wait * 2).min(Duration::from_secs(10));
                 }
             }
         }
         let mut sweep = actix_web::rt::time::interval(engine.settings().orphan_sweep_interval);
         sweep.tick().await;
-        loop {
-            sweep.tick().await;
+        while shutdown.or(sweep.tick()).await.is_some() {
             if let Err(e) = engine.adopt_orphans().await {
                 tracing::warn!(error = %e, "orphan sweep failed");
             }
@@ -270,11 +297,10 @@ async fn create_demo_account(writer: &Writer) -> Result<Option<String>, AppError
 }
 
 /// Deletes expired idempotency keys once a minute.
-fn spawn_idempotency_reaper(state: web::Data<AppState>) {
+fn spawn_idempotency_reaper(state: web::Data<AppState>, shutdown: Shutdown) {
     actix_web::rt::spawn(async move {
         let mut ticker = tokio::time::interval(Duration::from_secs(60));
-        loop {
-            ticker.tick().await;
+        while shutdown.or(ticker.tick()).await.is_some() {
             state.order_rate.forget_idle();
             match state
                 .writer

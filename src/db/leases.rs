@@ -87,6 +87,18 @@ pub fn renew(
     Ok(renewed == 1)
 }
 
+/// Ends the lease now (a clean shutdown), if it is still this one.
+pub fn expire(conn: &mut DbConnection, fence: &Fence) -> Result<(), AppError> {
+    with_conn!(conn, |c| diesel::update(
+        engines::table
+            .filter(engines::id.eq(&fence.engine))
+            .filter(engines::epoch.eq(fence.epoch)),
+    )
+    .set(engines::expires_at.eq(0_i64))
+    .execute(c))?;
+    Ok(())
+}
+
 /// Engines whose lease has run out while they still own open orders.
 pub fn expired(conn: &mut DbConnection, now: i64) -> Result<Vec<String>, AppError> {
     let dead = engines::table

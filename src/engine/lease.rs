@@ -10,6 +10,7 @@ use super::Engine;
 use crate::db::leases::{self, Fence};
 use crate::db::{self, now_micros};
 use crate::error::AppError;
+use crate::shutdown::Shutdown;
 
 /// How often the notes other engines leave are looked for.
 const STIR_CHECK: Duration = Duration::from_millis(200);
@@ -48,13 +49,12 @@ impl Lease {
 
 /// Renews the lease a few times per lease period, takes over the orders of expired engines, and
 /// hands each note left for this engine to the order's actor.
-pub fn spawn_keeper(engine: Engine) {
+pub fn spawn_keeper(engine: Engine, shutdown: Shutdown) {
     actix_web::rt::spawn(async move {
         let renew_every = (engine.lease().ttl / 4).max(Duration::from_millis(20));
         let mut last_renewal = tokio::time::Instant::now();
         let mut ticker = tokio::time::interval(STIR_CHECK.min(renew_every));
-        loop {
-            ticker.tick().await;
+        while shutdown.or(ticker.tick()).await.is_some() {
             if last_renewal.elapsed() >= renew_every {
                 last_renewal = tokio::time::Instant::now();
                 if let Err(e) = keep(&engine).await {
@@ -122,4 +122,14 @@ async fn pick_up_stirs(engine: &Engine) -> Result<(), AppError> {
         engine.spawn(order).do_send(Drive(Reason::Recover));
     }
     Ok(())
+}
+
+/// Gives the lease up at a clean shutdown, so that other engines on the database take this
+/// engine's open orders over at once instead of after the lease runs out.
+pub async fn give_up(engine: &Engine) -> Result<(), AppError> {
+    let fence = engine.lease().fence();
+    engine
+        .writer()
+        .run(move |conn| leases::expire(conn, &fence))
+        .await
 }

@@ -25,6 +25,7 @@ use crate::domain::AccountId;
 use crate::error::AppError;
 use crate::fault_points::crash_point;
 use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
 
 const BATCH: i64 = 256;
 const IDLE: Duration = Duration::from_millis(100);
@@ -72,6 +73,7 @@ pub fn start(
     settings: BrokerSettings,
     database_url: String,
     metrics: std::sync::Arc<Metrics>,
+    shutdown: Shutdown,
 ) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("broker-publisher".into())
@@ -84,8 +86,8 @@ pub fn start(
                 Err(e) => return tracing::error!(error = %e, "the broker publisher cannot start"),
             };
             let mut wait = Duration::from_millis(200);
-            loop {
-                match run(&runtime, &settings, &database_url, &metrics) {
+            while !shutdown.is_triggered() {
+                match run(&runtime, &settings, &database_url, &metrics, &shutdown) {
                     Ok(()) => return,
                     Err(e) => {
                         tracing::warn!(error = %e, ?wait, "broker publisher failed; starting again");
@@ -103,6 +105,7 @@ fn run(
     settings: &BrokerSettings,
     database_url: &str,
     metrics: &Metrics,
+    shutdown: &Shutdown,
 ) -> Result<(), PublishError> {
     let js = runtime.block_on(async {
         let client = async_nats::connect(settings.url.as_str())
@@ -121,13 +124,14 @@ fn run(
     })?;
     tracing::info!(url = %settings.url, stream = %settings.stream(), "publishing events to the broker");
     let mut conn = connection::establish(database_url)?;
-    loop {
+    while !shutdown.is_triggered() {
         let published = pass(runtime, &js, settings, &mut conn)?;
         metrics.broker_published(published);
         if published < BATCH as usize {
             std::thread::sleep(IDLE);
         }
     }
+    Ok(())
 }
 
 /// Publishes one batch of unpublished events and marks them; returns how many.

@@ -14,6 +14,7 @@ use super::messages::{Cursors, Publish};
 use crate::db::outbox;
 use crate::db::{self, now_micros, DbPool};
 use crate::error::AppError;
+use crate::shutdown::Shutdown;
 
 const BATCH: i64 = 500;
 const SWEEP: Duration = Duration::from_millis(250);
@@ -27,7 +28,7 @@ pub struct Relay {
 
 impl Relay {
     /// Starts the relay task on the current runtime.
-    pub fn start(pool: DbPool, hub: Addr<Hub>) -> Relay {
+    pub fn start(pool: DbPool, hub: Addr<Hub>, shutdown: Shutdown) -> Relay {
         let relay = Relay {
             wake: Arc::new(Notify::new()),
             lag_ms: Arc::new(AtomicI64::new(0)),
@@ -38,7 +39,10 @@ impl Relay {
                 if let Err(e) = task.pass(&pool, &hub).await {
                     tracing::warn!(error = %e, "feed relay pass failed");
                 }
-                let _ = actix_web::rt::time::timeout(SWEEP, task.wake.notified()).await;
+                let woken = actix_web::rt::time::timeout(SWEEP, task.wake.notified());
+                if shutdown.or(woken).await.is_none() {
+                    return;
+                }
             }
         });
         relay

@@ -353,13 +353,18 @@ impl Engine {
 
     /// SIGTERM, then waits for the process to end; returns whether it exited cleanly.
     pub async fn terminate(&mut self) -> bool {
+        self.stop_with("-TERM").await
+    }
+
+    /// Sends `signal` (`-TERM`, `-INT`) and waits up to 15 s: whether the process exited with 0.
+    pub async fn stop_with(&mut self, signal: &str) -> bool {
         let Some(mut child) = self.child.take() else {
             return false;
         };
         let sent = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+            .args([signal, &child.id().to_string()])
             .status();
-        assert!(sent.map(|s| s.success()).unwrap_or(false), "kill -TERM");
+        assert!(sent.map(|s| s.success()).unwrap_or(false), "kill {signal}");
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {

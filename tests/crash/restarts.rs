@@ -139,3 +139,88 @@ async fn sigterm_stops_the_engine_cleanly_and_loses_nothing() {
     let (_, replay) = engine.submit(&token, "k", &body).await;
     assert_eq!(replay, order, "the stored answer survives the restart");
 }
+
+/// A clean stop in the middle of a load, by SIGTERM or SIGINT: the process exits 0 within 10 s,
+/// and every order it acknowledged is there after the restart, under the same key.
+async fn a_signal_in_the_middle_of_a_load_loses_nothing(signal: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let engine_port = processes::free_port();
+    let sim = Simulator::start(engine_port, 9, false);
+    let mut engine = Engine::start(dir.path(), engine_port, &sim.url());
+    let account = engine
+        .admin_post(
+            "/v1/admin/accounts",
+            &json!({"name": "alice", "cash": "1000000.00"}),
+        )
+        .await;
+    let token = account["token"].as_str().unwrap().to_owned();
+    let url = engine.url();
+    let body =
+        json!({"symbol": "INFY", "side": "buy", "type": "limit", "qty": 1, "limit_price": "10.00"});
+    // Four clients submit as fast as they are answered until the engine stops answering.
+    let clients = (0..4).map(|c| {
+        let (url, token, body) = (url.clone(), token.clone(), body.clone());
+        async move {
+            let mut acknowledged = Vec::new();
+            for i in 0.. {
+                let key = format!("c{c}-{i}");
+                let request = processes::client()
+                    .post(format!("{url}/v1/orders"))
+                    .insert_header(("Authorization", format!("Bearer {token}")))
+                    .insert_header(("Idempotency-Key", key.as_str()));
+                match processes::read_json(request, Some(&body)).await {
+                    Some((201, order)) => acknowledged.push((key, order)),
+                    Some((429, _)) => {}
+                    Some((status, answer)) => panic!("{key}: {status} {answer}"),
+                    None => break,
+                }
+            }
+            acknowledged
+        }
+    });
+    let load = futures_util::future::join_all(clients);
+    let stop = async {
+        actix_web::rt::time::sleep(Duration::from_millis(700)).await;
+        let started = std::time::Instant::now();
+        let clean = engine.stop_with(signal).await;
+        (clean, started.elapsed())
+    };
+    let (acknowledged, (clean, took)) = futures_util::future::join(load, stop).await;
+    let acknowledged: Vec<_> = acknowledged.into_iter().flatten().collect();
+    assert!(clean, "exit status 0 after {signal}");
+    assert!(took < Duration::from_secs(10), "stopped in {took:?}");
+    assert!(
+        acknowledged.len() >= 10,
+        "only {} orders went in",
+        acknowledged.len()
+    );
+
+    engine.restart().await;
+    let open = engine.get(&token, "/v1/orders?status=all&limit=1000").await;
+    let kept: std::collections::HashSet<&str> = open
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o["id"].as_str())
+        .collect();
+    for (key, order) in &acknowledged {
+        let id = order["id"].as_str().unwrap();
+        assert!(kept.contains(id), "{key}: acknowledged order {id} is gone");
+    }
+    let (key, order) = &acknowledged[acknowledged.len() - 1];
+    let (_, replay) = engine.submit(&token, key, &body).await;
+    assert_eq!(
+        &replay["id"], &order["id"],
+        "the last acknowledged key names its order"
+    );
+}
+
+#[actix_web::test]
+async fn sigterm_in_the_middle_of_a_load_exits_0_and_loses_nothing() {
+    a_signal_in_the_middle_of_a_load_loses_nothing("-TERM").await;
+}
+
+#[actix_web::test]
+async fn sigint_in_the_middle_of_a_load_exits_0_and_loses_nothing() {
+    a_signal_in_the_middle_of_a_load_loses_nothing("-INT").await;
+}
