@@ -33,6 +33,8 @@ pub struct AppState {
     pub stream_sessions: StreamSessions,
     /// How old a pushed fill may be, in microseconds.
     pub push_replay_window_micros: i64,
+    /// How long the outbox keeps an event, in microseconds.
+    pub outbox_retention_micros: i64,
     /// Whether the outbox is also published to a broker.
     pub broker: bool,
 }

@@ -122,6 +122,11 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDERKEEPER_PUSH_REPLAY_WINDOW", default_value_t = 600)]
     pub push_replay_window: u64,
 
+    /// Seconds the outbox keeps an event (after the broker acknowledged it, with --broker). A feed
+    /// client resuming from further back is told to reload (`{"type":"resync"}`).
+    #[arg(long, env = "ORDERKEEPER_OUTBOX_RETENTION", default_value_t = 7 * 86_400)]
+    pub outbox_retention: u64,
+
     /// Do not create the demo account on an empty database.
     #[arg(long, env = "ORDERKEEPER_NO_DEMO", value_parser = BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
     pub no_demo: bool,

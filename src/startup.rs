@@ -11,7 +11,7 @@ use rand::RngExt;
 use crate::app::AppState;
 use crate::auth::Authenticator;
 use crate::config::{FaultArgs, ServeArgs, SimArgs};
-use crate::db::{self, accounts, idempotency, now_micros, Writer};
+use crate::db::{self, accounts, idempotency, now_micros, outbox, Writer};
 use crate::domain::Cents;
 use crate::engine::lease::{self, Lease};
 use crate::engine::{Engine, EngineSettings};
@@ -133,8 +133,10 @@ impl Application {
                 args.push_replay_window.saturating_mul(1_000_000),
             )
             .unwrap_or(i64::MAX),
+            outbox_retention_micros: i64::try_from(args.outbox_retention.saturating_mul(1_000_000))
+                .unwrap_or(i64::MAX),
         });
-        spawn_idempotency_reaper(state.clone(), shutdown.clone());
+        spawn_store_reaper(state.clone(), shutdown.clone());
 
         let server_state = state.clone();
         let server = HttpServer::new(move || {
@@ -296,10 +298,15 @@ async fn create_demo_account(writer: &Writer) -> Result<Option<String>, AppError
         .await
 }
 
-/// Deletes expired idempotency keys once a minute.
-fn spawn_idempotency_reaper(state: web::Data<AppState>, shutdown: Shutdown) {
+/// Once a minute (or sooner, for a short retention): deletes expired idempotency keys and outbox events past their retention, and
+/// forgets rate-limit state of idle accounts.
+fn spawn_store_reaper(state: web::Data<AppState>, shutdown: Shutdown) {
     actix_web::rt::spawn(async move {
-        let mut ticker = tokio::time::interval(Duration::from_secs(60));
+        // A short retention (a demonstration, a test) is kept to within about half of itself.
+        let half_retention = u64::try_from(state.outbox_retention_micros / 2).unwrap_or(0);
+        let every = Duration::from_micros(half_retention)
+            .clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let mut ticker = tokio::time::interval(every);
         while shutdown.or(ticker.tick()).await.is_some() {
             state.order_rate.forget_idle();
             match state
@@ -310,6 +317,17 @@ fn spawn_idempotency_reaper(state: web::Data<AppState>, shutdown: Shutdown) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deleted = n, "expired idempotency keys reaped"),
                 Err(e) => tracing::warn!(error = %e, "idempotency reaper failed"),
+            }
+            let before = now_micros().saturating_sub(state.outbox_retention_micros);
+            let only_published = state.broker;
+            match state
+                .writer
+                .run(move |conn| outbox::prune(conn, before, only_published))
+                .await
+            {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "outbox events past their retention pruned"),
+                Err(e) => tracing::warn!(error = %e, "outbox pruning failed"),
             }
         }
     });

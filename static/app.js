@@ -65,6 +65,12 @@ function connect() {
   };
   socket.onmessage = (message) => {
     const event = JSON.parse(message.data);
+    if (event.type === "resync") {
+      // The events since our last one are no longer kept: reload the state, go on from here.
+      state.lastSeq = event.latest_seq;
+      reloadOrders();
+      return;
+    }
     if (event.type !== "event") return;
     if (event.seq <= state.lastSeq) return; // already seen
     if (event.seq !== state.lastSeq + 1) {
@@ -87,6 +93,20 @@ function connect() {
     setConnection("connecting", close.code === 4008 ? "catching up…" : `reconnecting in ${Math.round(wait / 1000)}s`);
     setTimeout(() => state.socket === socket && connect(), wait);
   };
+}
+
+async function reloadOrders() {
+  try {
+    const orders = await api("/v1/orders?status=all&limit=1000");
+    for (const order of orders.reverse()) {
+      state.orders.set(order.id, order);
+      renderOrder(order, false);
+    }
+    refreshBalances();
+    setConnection("live", `live · reloaded at seq ${state.lastSeq}`);
+  } catch (error) {
+    setConnection("connecting", `reload failed: ${error.message}`);
+  }
 }
 
 let balanceTimer = null;

@@ -151,3 +151,36 @@ pub fn unpublished_count(conn: &mut DbConnection) -> Result<i64, AppError> {
         .count()
         .get_result(conn)?))
 }
+
+/// What the store still holds of an account's events: the first seq kept (its next seq when
+/// none is) and the latest seq taken.
+pub fn kept(conn: &mut DbConnection, account: AccountId) -> Result<(i64, i64), AppError> {
+    use super::schema::accounts;
+    with_conn!(conn, |conn| {
+        let next: i64 = accounts::table
+            .find(account)
+            .select(accounts::next_event_seq)
+            .first(conn)?;
+        let first: Option<i64> = outbox::table
+            .filter(outbox::account_id.eq(account))
+            .select(diesel::dsl::min(outbox::seq))
+            .first(conn)?;
+        Ok((first.unwrap_or(next), next - 1))
+    })
+}
+
+/// Deletes events committed before `before`; with a broker, only those it has acknowledged.
+pub fn prune(
+    conn: &mut DbConnection,
+    before: i64,
+    only_published: bool,
+) -> Result<usize, AppError> {
+    with_conn!(conn, |conn| {
+        let old = outbox::table.filter(outbox::created_at.lt(before));
+        Ok(if only_published {
+            diesel::delete(old.filter(outbox::published_at.is_not_null())).execute(conn)?
+        } else {
+            diesel::delete(old).execute(conn)?
+        })
+    })
+}

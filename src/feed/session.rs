@@ -113,7 +113,7 @@ impl FeedSession {
                     Ok(account) => match session.sessions.open(account) {
                         Some(slot) => {
                             session._slot = Some(slot);
-                            session.start_replay(account, since, ctx)
+                            session.resume(account, since, ctx)
                         }
                         None => Self::close(
                             ctx,
@@ -124,6 +124,29 @@ impl FeedSession {
                     Err(_) => Self::close(ctx, CLOSE_UNAUTHORIZED, "unauthorized"),
                 }),
         );
+    }
+
+    /// Replays from `since` if the store still holds every event after it. If some were pruned,
+    /// the client is told to reload its state (`{"type":"resync","latest_seq":N}`) and the
+    /// session goes on from N: never a silent gap.
+    fn resume(&mut self, account: AccountId, since: i64, ctx: &mut ws::WebsocketContext<Self>) {
+        let pool = self.pool.clone();
+        let kept = async move { db::run(&pool, move |conn| outbox::kept(conn, account)).await };
+        ctx.wait(kept.into_actor(self).map(move |kept, session, ctx| {
+            let (first_kept, latest) = match kept {
+                Ok(kept) => kept,
+                Err(e) => {
+                    tracing::warn!(error = %e, "feed resume failed");
+                    return Self::close(ctx, 1011, "resume failed: try again");
+                }
+            };
+            if since + 1 < first_kept {
+                ctx.text(serde_json::json!({"type": "resync", "latest_seq": latest}).to_string());
+                session.start_replay(account, latest, ctx);
+            } else {
+                session.start_replay(account, since, ctx);
+            }
+        }));
     }
 
     /// Subscribes first, so nothing published during the replay is missed, then reads the store.

@@ -21,7 +21,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 #[utoipa::path(get, path = "/v1/stream", tag = "feed",
-    description = "WebSocket. First message: {\"type\":\"auth\",\"token\":…,\"since\":N}. Then every event with seq > since, then live ones. Closes 4401 on bad auth, 4008 when too slow, 4429 when the account has too many sessions open.",
+    description = "WebSocket. First message: {\"type\":\"auth\",\"token\":…,\"since\":N}. Then every event with seq > since (or {\"type\":\"resync\",\"latest_seq\":N} when events after since were pruned), then live ones. Closes 4401 on bad auth, 4008 when too slow, 4429 when the account has too many sessions open.",
     responses((status = 101, description = "Switching to WebSocket"), (status = 400, body = crate::error::ErrorBody)))]
 pub(crate) async fn stream(
     state: web::Data<AppState>,

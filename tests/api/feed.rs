@@ -154,3 +154,72 @@ async fn a_consumer_that_stops_reading_is_closed_with_4008_and_loses_nothing() {
     let rest = events(&mut resumed, (total - last) as usize).await;
     assert_eq!(seqs(&rest), (last + 1..=total).collect::<Vec<_>>());
 }
+
+#[actix_web::test]
+async fn a_resume_from_before_what_is_kept_gets_resync_then_goes_on() {
+    let app = spawn_app().await;
+    let alice = app.create_account("100000.00", json!({})).await;
+    let order = app.resting_order(&alice.token, "p1", 1).await;
+    app.submit(&alice.token, Some("p2"), &limit_buy("INFY", 1, "100.00"))
+        .await;
+    // created and accepted for each order: seqs 1 to 4, all committed before the cut below.
+    let mut watcher = connect(&app.address).await;
+    auth(&mut watcher, &alice.token, None).await;
+    assert_eq!(seqs(&events(&mut watcher, 4).await), vec![1, 2, 3, 4]);
+    let pruned = orderkeeper::db::outbox::prune(
+        &mut app.pool.get().unwrap(),
+        orderkeeper::db::now_micros() + 1,
+        false,
+    )
+    .unwrap();
+    assert_eq!(pruned, 4);
+
+    // From the start, or from 2: events 1..=4 are gone, so the client must reload.
+    for since in [0, 2] {
+        let mut resumed = connect(&app.address).await;
+        auth(&mut resumed, &alice.token, Some(since)).await;
+        match next(&mut resumed, Duration::from_secs(5)).await {
+            Next::Event(frame, _) => {
+                assert_eq!(
+                    frame,
+                    json!({"type": "resync", "latest_seq": 4}),
+                    "since {since}"
+                )
+            }
+            _ => panic!("since {since}: no resync"),
+        }
+    }
+    // From the latest seq nothing is missing: no resync, and the session goes on live.
+    let mut current = connect(&app.address).await;
+    auth(&mut current, &alice.token, Some(4)).await;
+    let mut after_resync = connect(&app.address).await;
+    auth(&mut after_resync, &alice.token, Some(1)).await;
+    assert!(matches!(
+        next(&mut after_resync, Duration::from_secs(5)).await,
+        Next::Event(frame, _) if frame["type"] == "resync"
+    ));
+    app.cancel_and_wait(&alice.token, order["id"].as_str().unwrap())
+        .await;
+    for socket in [&mut current, &mut after_resync] {
+        let live = events(socket, 2).await;
+        assert_eq!(seqs(&live), vec![5, 6], "cancel requested, canceled");
+    }
+}
+
+#[actix_web::test]
+async fn pruning_keeps_what_the_broker_has_not_acknowledged() {
+    let app = spawn_app().await;
+    let alice = app.create_account("100000.00", json!({})).await;
+    app.resting_order(&alice.token, "b1", 1).await;
+    let mut conn = app.pool.get().unwrap();
+    let later = orderkeeper::db::now_micros() + 1;
+    assert_eq!(
+        orderkeeper::db::outbox::prune(&mut conn, later, true).unwrap(),
+        0,
+        "nothing was acknowledged by a broker"
+    );
+    assert_eq!(
+        orderkeeper::db::outbox::prune(&mut conn, later, false).unwrap(),
+        2
+    );
+}

@@ -91,6 +91,7 @@ pub fn serve_args(database_url: &str) -> ServeArgs {
         max_stream_sessions: 16,
         max_stored_keys: 1_000_000,
         push_replay_window: 600,
+        outbox_retention: 7 * 86_400,
         no_demo: true,
     }
 }
