@@ -17,6 +17,18 @@ pub enum Reason {
     Cancel,
 }
 
+impl Reason {
+    /// For logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Reason::Recover => "recover",
+            Reason::Poll => "poll",
+            Reason::Push(_) => "push",
+            Reason::Cancel => "cancel",
+        }
+    }
+}
+
 /// Make progress on the order.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]

@@ -34,6 +34,7 @@ use crate::orders::cancel::{self, CancelAnswer};
 use crate::orders::intake::{self, Intake};
 use crate::orders::lifecycle::{Applied, RecordedFill};
 use crate::orders::submit::{self, Submission, Submitted};
+use tracing::Instrument;
 
 #[derive(Debug, Clone, Copy)]
 pub struct EngineSettings {
@@ -100,7 +101,8 @@ impl Drop for LoadedStep<'_> {
 pub async fn detached<T: 'static>(
     work: impl Future<Output = Result<T, AppError>> + 'static,
 ) -> Result<T, AppError> {
-    actix_web::rt::spawn(work)
+    // The task carries the caller's span, so its logs still name the order and the account.
+    actix_web::rt::spawn(work.instrument(tracing::Span::current()))
         .await
         .map_err(|e| AppError::Internal(format!("a detached task failed: {e}")))?
 }
@@ -344,7 +346,11 @@ impl Engine {
                 .await?;
             if let Some(order) = submitted.created {
                 crash_point("submit.after_commit");
-                tracing::info!(%order, %account, "order created");
+                let span = tracing::Span::current();
+                span.record("order_id", tracing::field::display(order));
+                let cid = ClientOrderId::for_order(order);
+                span.record("client_order_id", tracing::field::display(&cid));
+                tracing::info!(%account, "order created");
                 engine.metrics().order_created();
                 engine.relay().wake();
                 engine.spawn(order);

@@ -13,8 +13,9 @@ use rand::RngExt;
 use super::messages::{Drive, Reason, Stir};
 use super::steps::{self, Progress};
 use super::Engine;
-use crate::domain::OrderId;
+use crate::domain::{ClientOrderId, OrderId};
 use crate::error::AppError;
+use tracing::Instrument;
 
 /// The longest wait before a restarted actor carries on, and before a failed step is tried again.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -170,7 +171,14 @@ impl Handler<Drive> for OrderActor {
         if matches!(reason, Reason::Push(_) | Reason::Cancel) {
             self.watch_closely(ctx);
         }
-        let step = steps::drive(self.engine.clone(), self.order, reason);
+        let span = tracing::info_span!(
+            "order_step",
+            order_id = %self.order,
+            client_order_id = %ClientOrderId::for_order(self.order),
+            account_id = tracing::field::Empty,
+            reason = reason.name(),
+        );
+        let step = steps::drive(self.engine.clone(), self.order, reason).instrument(span);
         let guarded = AssertUnwindSafe(step).catch_unwind();
         AtomicResponse::new(Box::pin(guarded.into_actor(self).map(
             move |outcome, actor, ctx| {

@@ -38,6 +38,7 @@ pub async fn drive(engine: Engine, order: OrderId, reason: Reason) -> Result<Pro
     let _permit = engine.step_permit().await?;
     let _loaded = engine.step_loading();
     let snap = load(&engine, order).await?;
+    tracing::Span::current().record("account_id", tracing::field::display(snap.row.account_id));
     let fence = engine.fence();
     if snap.row.owner != fence.engine || snap.row.owner_epoch != fence.epoch {
         return Err(AppError::Fenced(format!(
@@ -90,8 +91,11 @@ async fn record_status(
             lifecycle::record_status(conn, order, action, detail, now_micros())
         })
         .await?;
-    if applied == Applied::Recorded && action.kind().is_terminal() {
-        crash_point("terminal.after_commit");
+    if applied == Applied::Recorded {
+        tracing::info!(action = ?action, "recorded");
+        if action.kind().is_terminal() {
+            crash_point("terminal.after_commit");
+        }
     }
     Ok(applied)
 }
@@ -113,6 +117,7 @@ async fn record_end(
         })
         .await?;
     if applied == Applied::Recorded {
+        tracing::info!(end = ?end, "recorded the end the exchange reported");
         crash_point("terminal.after_commit");
     }
     Ok(())
@@ -125,6 +130,7 @@ async fn record_fill(
     source: FillSource,
 ) -> Result<Applied, AppError> {
     let fence = engine.fence();
+    let fill_id = fill.fill_id.clone();
     let applied = engine
         .writer()
         .run(move |conn| {
@@ -133,6 +139,7 @@ async fn record_fill(
         })
         .await?;
     if applied == Applied::Recorded {
+        tracing::info!(%fill_id, source = source.as_str(), "fill recorded");
         engine.metrics().fill_recorded(source);
         crash_point("fill.after_commit");
     }

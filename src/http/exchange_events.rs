@@ -2,6 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
+use tracing::Instrument;
 
 use super::extract::raw_body;
 use crate::app::AppState;
@@ -39,7 +40,12 @@ pub(crate) async fn receive(
         .map_err(|e| AppError::InvalidRequest(format!("invalid push event: {e}")))?;
     refuse_if_stale(&event, state.push_replay_window_micros, now_micros())?;
     let raw = String::from_utf8_lossy(&body).into_owned();
-    let outcome = state.engine.take_push(event, raw).await?;
+    let span = tracing::info_span!(
+        "push_event",
+        event_id = %event.event_id,
+        client_order_id = %event.client_order_id,
+    );
+    let outcome = state.engine.take_push(event, raw).instrument(span).await?;
     Ok(HttpResponse::Ok().json(json!({"status": outcome})))
 }
 

@@ -3,6 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
+use tracing::Instrument;
 
 use super::extract::{idempotency_key, json_body, Authenticated};
 use crate::app::AppState;
@@ -67,7 +68,16 @@ pub(crate) async fn submit_order(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
-    let answer = submit(&state, account, &req, payload).await;
+    let span = tracing::info_span!(
+        "submit_order",
+        account_id = %account,
+        idempotency_key = tracing::field::Empty,
+        order_id = tracing::field::Empty,
+        client_order_id = tracing::field::Empty,
+    );
+    let answer = submit(&state, account, &req, payload)
+        .instrument(span)
+        .await;
     match &answer {
         Err(AppError::IdempotencyKeyInUse) => {
             state.engine.metrics().key_conflict(KeyConflict::InUse)
@@ -89,6 +99,7 @@ async fn submit(
     // First, so a refused request reads and stores nothing.
     state.order_rate.admit(account)?;
     let key = idempotency_key(req)?;
+    tracing::Span::current().record("idempotency_key", key.as_str());
     let ParsedOrder { order, fingerprint } = parse_order_body(&json_body(req, payload).await?)?;
     // The submit transaction itself tells a replay from a new request, so the common case reads
     // nothing first. Only when it cannot go ahead (the key is held by a request still running,
@@ -274,7 +285,8 @@ pub(crate) async fn cancel_order(
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let order = order_id(&path)?;
-    let (answer, row) = state.engine.cancel(account, order).await?;
+    let span = tracing::info_span!("cancel_order", account_id = %account, order_id = %order);
+    let (answer, row) = state.engine.cancel(account, order).instrument(span).await?;
     let status = match answer {
         CancelAnswer::Requested => StatusCode::ACCEPTED,
         CancelAnswer::AlreadyRequested => StatusCode::OK,

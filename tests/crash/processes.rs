@@ -223,6 +223,8 @@ pub struct Engine {
     /// More flags for every start.
     extra: Vec<String>,
     log: PathBuf,
+    /// RUST_LOG for every start.
+    log_filter: &'static str,
 }
 
 impl Engine {
@@ -249,6 +251,7 @@ impl Engine {
             fault_points,
             extra: Vec::new(),
             log: dir.join("orderkeeper.log"),
+            log_filter: "warn",
         };
         engine.spawn();
         engine
@@ -267,6 +270,25 @@ impl Engine {
             fault_points: None,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
             log: dir.join(format!("engine-{port}.log")),
+            log_filter: "warn",
+        };
+        engine.spawn();
+        engine
+    }
+
+    /// An engine logging JSON lines at `info`, as an operator would run it.
+    pub fn start_with_json_logs(dir: &Path, port: u16, exchange: &str) -> Self {
+        let mut engine = Self {
+            child: None,
+            port,
+            database_url: crate::database::url_for(dir),
+            dir: dir.to_owned(),
+            exchange: exchange.to_owned(),
+            poll_interval_ms: 300,
+            fault_points: None,
+            extra: vec!["--log-format".into(), "json".into()],
+            log: dir.join("orderkeeper.log"),
+            log_filter: "info",
         };
         engine.spawn();
         engine
@@ -331,7 +353,7 @@ impl Engine {
             .args(["--db-writers", "4"])
             .args(["--poll-interval-ms", &self.poll_interval_ms.to_string()])
             .args(&self.extra)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", self.log_filter)
             .stdout(Stdio::null())
             .stderr(self.log_file())
             .spawn()

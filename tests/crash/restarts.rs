@@ -224,3 +224,59 @@ async fn sigterm_in_the_middle_of_a_load_exits_0_and_loses_nothing() {
 async fn sigint_in_the_middle_of_a_load_exits_0_and_loses_nothing() {
     a_signal_in_the_middle_of_a_load_loses_nothing("-INT").await;
 }
+
+/// With `--log-format json`, every line is JSON, and what happens to an order is logged inside
+/// spans that name it: the account, the idempotency key, the order and its client order id.
+/// The bearer token appears nowhere.
+#[actix_web::test]
+async fn json_logs_name_the_order_the_account_and_the_key_never_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine_port = processes::free_port();
+    let sim = Simulator::start(engine_port, 10, false);
+    let engine = Engine::start_with_json_logs(dir.path(), engine_port, &sim.url());
+    let account = engine
+        .admin_post(
+            "/v1/admin/accounts",
+            &json!({"name": "alice", "cash": "100000.00"}),
+        )
+        .await;
+    let token = account["token"].as_str().unwrap().to_owned();
+    let account_id = account["account_id"].as_str().unwrap().to_owned();
+    let body = json!({"symbol": "INFY", "side": "buy", "type": "market", "qty": 3});
+    let (status, order) = engine.submit(&token, "trace-key", &body).await;
+    assert_eq!(status, 201, "{order}");
+    let id = order["id"].as_str().unwrap().to_owned();
+    let cid = order["client_order_id"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while engine.get(&token, &format!("/v1/orders/{id}")).await["status"] != "filled" {
+        assert!(std::time::Instant::now() < deadline, "{id} never filled");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+
+    let log = std::fs::read_to_string(engine.log_path()).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+        .collect();
+    let secret = token.split('.').nth(1).unwrap();
+    assert!(!log.contains(secret), "the token is in the log");
+    let in_span = |message: &str, span: &str| {
+        lines.iter().find(|l| {
+            l["fields"]["message"] == message
+                && l["spans"]
+                    .as_array()
+                    .is_some_and(|spans| spans.iter().any(|s| s["name"] == span))
+        })
+    };
+    let created = in_span("order created", "submit_order").expect("an `order created` line");
+    let span = &created["span"];
+    assert_eq!(span["account_id"], account_id.as_str(), "{created}");
+    assert_eq!(span["idempotency_key"], "trace-key", "{created}");
+    assert_eq!(span["order_id"], id.as_str(), "{created}");
+    assert_eq!(span["client_order_id"], cid.as_str(), "{created}");
+    let step = in_span("recorded", "order_step").expect("a step's `recorded` line");
+    assert_eq!(step["span"]["order_id"], id.as_str(), "{step}");
+    assert_eq!(step["span"]["client_order_id"], cid.as_str(), "{step}");
+    assert_eq!(step["span"]["account_id"], account_id.as_str(), "{step}");
+}
