@@ -103,15 +103,6 @@ pub enum StatusFilter {
 }
 
 impl StatusFilter {
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "open" => Some(Self::Open),
-            "closed" => Some(Self::Closed),
-            "all" => Some(Self::All),
-            _ => None,
-        }
-    }
-
     fn statuses(self) -> Vec<OrderStatus> {
         OrderStatus::ALL
             .iter()

@@ -7,6 +7,7 @@ pub mod order;
 #[cfg(test)]
 mod properties;
 pub mod symbol;
+pub mod whole_number;
 
 pub use ids::{AccountId, ClientOrderId, OrderId};
 pub use money::Cents;

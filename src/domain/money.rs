@@ -100,6 +100,54 @@ impl Serialize for Cents {
     }
 }
 
+/// An order's limit price as the API takes it: 0.01 to 9999999.99, at most two decimals, no
+/// leading zeros. Small enough that any quantity up to `MAX_QTY` times it fits in cents.
+pub const PRICE_PATTERN: &str = r"^([1-9][0-9]{0,6}(\.[0-9]{1,2})?|0\.([1-9][0-9]?|0[1-9]))$";
+
+/// An amount of cash as the operator's API takes it (an account's opening cash): no leading
+/// zeros, at most two decimals, under 10^15.
+pub const AMOUNT_PATTERN: &str = r"^(0|[1-9][0-9]{0,14})(\.[0-9]{1,2})?$";
+
+impl Cents {
+    /// Parses an amount of cash, holding it to exactly what [`AMOUNT_PATTERN`] says.
+    pub fn parse_amount(text: &str) -> Result<Cents, String> {
+        match Cents::parse_plain(text, 15) {
+            Some(amount) => Ok(amount),
+            None => Err(format!(
+                "an amount is a decimal string under 10^15 with at most two decimals and no \
+                 leading zeros, not {text:?}"
+            )),
+        }
+    }
+
+    /// Parses an order's limit price, holding it to exactly what [`PRICE_PATTERN`] says.
+    pub fn parse_price(text: &str) -> Result<Cents, String> {
+        match Cents::parse_plain(text, 7) {
+            Some(price) if price.0 > 0 => Ok(price),
+            _ => Err(format!(
+                "limit_price must be a decimal string from 0.01 to 9999999.99 with at most two \
+                 decimals and no leading zeros, not {text:?}"
+            )),
+        }
+    }
+
+    /// A decimal written plainly: at most `max_whole` whole digits with no leading zero, then
+    /// at most two decimals.
+    fn parse_plain(text: &str, max_whole: usize) -> Option<Cents> {
+        let (whole, frac) = match text.split_once('.') {
+            Some((whole, frac)) => (whole, Some(frac)),
+            None => (text, None),
+        };
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        let whole_ok =
+            digits(whole) && whole.len() <= max_whole && (whole == "0" || !whole.starts_with('0'));
+        let frac_ok = frac.is_none_or(|f| digits(f) && f.len() <= 2);
+        (whole_ok && frac_ok)
+            .then(|| Cents::parse(text).ok())
+            .flatten()
+    }
+}
+
 impl<'de> Deserialize<'de> for Cents {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
@@ -124,6 +172,49 @@ impl utoipa::ToSchema for Cents {}
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_order_price_is_held_to_its_pattern() {
+        for ok in [
+            "0.01",
+            "0.1",
+            "0.10",
+            "0.5",
+            "1",
+            "1.5",
+            "1520.50",
+            "9999999.99",
+            "10",
+        ] {
+            assert!(Cents::parse_price(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "0", "0.0", "0.00", "00.50", "01", "1.", ".5", "1.234", "10000000", "-1", "1e3", " 1",
+            "1,5", "",
+        ] {
+            assert!(Cents::parse_price(bad).is_err(), "{bad}");
+        }
+        assert_eq!(Cents::parse_price("1520.5"), Ok(Cents(152_050)));
+    }
+
+    #[test]
+    fn an_amount_is_held_to_its_pattern() {
+        for ok in ["0", "0.5", "100000.00", "999999999999999.99"] {
+            assert!(Cents::parse_amount(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "00",
+            "01.00",
+            "1.",
+            "1.234",
+            "1000000000000000",
+            "-1",
+            " 1",
+        ] {
+            assert!(Cents::parse_amount(bad).is_err(), "{bad}");
+        }
+    }
     use super::*;
 
     #[test]

@@ -18,6 +18,9 @@ use std::fmt;
 #[diesel(sql_type = diesel::sql_types::Text)]
 pub struct Symbol(String);
 
+/// What [`Symbol::parse`] takes, for the API's description.
+pub const SYMBOL_PATTERN: &str = "^[A-Z0-9&-]{1,32}$";
+
 pub const SYMBOL_RULE: &str =
     "a symbol is 1 to 32 upper-case letters, digits, '-' or '&', and not CASH";
 

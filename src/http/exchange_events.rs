@@ -19,7 +19,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// acknowledged with 200, duplicates and unknown orders included, so the exchange never retries
 /// forever.
 #[utoipa::path(post, path = "/v1/exchange/events", tag = "exchange",
-    params(("X-Signature" = String, Header, description = "sha256=<hex HMAC-SHA256(secret, raw body)>")),
+    params(("X-Signature" = String, Header, pattern = "^sha256=[0-9a-f]{64}$", description = "sha256=<hex HMAC-SHA256(secret, raw body)>")),
     request_body = PushEvent,
     responses((status = 200, description = "Accepted, duplicates included"), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
         (status = 422, description = "stale_event: a fill older than the replay window", body = crate::error::ErrorBody)))]

@@ -62,6 +62,7 @@ pub(crate) async fn get_faults(
 /// `PUT /v1/exchange/faults` (embedded simulator only, admin token): the same body as the
 /// simulator's own.
 #[utoipa::path(put, path = "/v1/exchange/faults", tag = "exchange", security(("bearer" = [])),
+    request_body = crate::exchange::sim::faults::FaultsUpdate,
     responses((status = 200, description = "The fault rates after the change"), (status = 400, body = crate::error::ErrorBody), (status = 401, description = "Not the admin token", body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub(crate) async fn put_faults(
     state: web::Data<AppState>,

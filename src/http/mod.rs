@@ -90,9 +90,13 @@ fn to_json_error<B>(res: ServiceResponse<B>) -> actix_web::Result<ErrorHandlerRe
         }
     };
     let (req, _) = res.into_parts();
-    let response = HttpResponse::build(status)
-        .content_type("application/json")
-        .body(body);
+    let mut response = HttpResponse::build(status);
+    response.content_type("application/json");
+    if status == actix_web::http::StatusCode::METHOD_NOT_ALLOWED {
+        let pattern = req.match_pattern().unwrap_or_default();
+        response.insert_header((header::ALLOW, openapi::allowed_methods(&pattern)));
+    }
+    let response = response.body(body);
     Ok(ErrorHandlerResponse::Response(
         ServiceResponse::new(req, response).map_into_right_body(),
     ))

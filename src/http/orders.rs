@@ -53,7 +53,7 @@ fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> HttpResponse {
 }
 
 #[utoipa::path(post, path = "/v1/orders", tag = "orders", security(("bearer" = [])),
-    params(("Idempotency-Key" = String, Header, description = "1 to 255 visible ASCII characters; the same key and request answer the same")),
+    params(("Idempotency-Key" = String, Header, pattern = "^[!-~]{1,255}$", min_length = 1, max_length = 255, description = "1 to 255 visible ASCII characters; the same key and request answer the same")),
     request_body = OrderRequest,
     responses(
         (status = 201, description = "Created (or replayed, with Idempotent-Replayed: true)", body = OrderView),
@@ -61,6 +61,7 @@ fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> HttpResponse {
         (status = 401, body = crate::error::ErrorBody), (status = 409, description = "idempotency_key_in_use", body = crate::error::ErrorBody),
         (status = 413, body = crate::error::ErrorBody), (status = 415, body = crate::error::ErrorBody),
         (status = 422, description = "insufficient_funds, insufficient_position, unknown_symbol, idempotency_key_reused", body = crate::error::ErrorBody),
+        (status = 429, description = "rate_limited or too_many_stored_keys, with Retry-After", body = crate::error::ErrorBody),
     ))]
 pub(crate) async fn submit_order(
     state: web::Data<AppState>,
@@ -175,26 +176,41 @@ async fn replay_or(
     }
 }
 
+/// Which orders a list holds.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum StatusQuery {
+    Open,
+    Closed,
+    All,
+}
+
+impl From<StatusQuery> for StatusFilter {
+    fn from(status: StatusQuery) -> Self {
+        match status {
+            StatusQuery::Open => StatusFilter::Open,
+            StatusQuery::Closed => StatusFilter::Closed,
+            StatusQuery::All => StatusFilter::All,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 pub(crate) struct ListQuery {
-    status: Option<String>,
+    status: Option<StatusQuery>,
     limit: Option<i64>,
 }
 
 #[utoipa::path(get, path = "/v1/orders", tag = "orders", security(("bearer" = [])),
-    params(("status" = Option<String>, Query, description = "open (default), closed or all"),
-           ("limit" = Option<i64>, Query, description = "100 by default, at most 1000")),
+    params(("status" = Option<StatusQuery>, Query, description = "open (default), closed or all"),
+           ("limit" = Option<i64>, Query, minimum = 1, description = "100 by default; more than 1000 is taken as 1000")),
     responses((status = 200, body = [OrderView]), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
 pub(crate) async fn list_orders(
     state: web::Data<AppState>,
     Authenticated(account): Authenticated,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let filter = match query.status.as_deref() {
-        None => StatusFilter::Open,
-        Some(text) => StatusFilter::parse(text)
-            .ok_or_else(|| AppError::InvalidRequest("status must be open, closed or all".into()))?,
-    };
+    let filter = query.status.map_or(StatusFilter::Open, StatusFilter::from);
     let limit = match query.limit {
         None => 100,
         Some(n) if n < 1 => {
@@ -216,7 +232,7 @@ fn order_id(path: &str) -> Result<OrderId, AppError> {
 }
 
 #[utoipa::path(get, path = "/v1/orders/{id}", tag = "orders", security(("bearer" = [])),
-    params(("id" = String, Path)), responses((status = 200, body = OrderView), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    params(("id" = String, Path, pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", description = "The order's id")), responses((status = 200, body = OrderView), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub(crate) async fn get_order(
     state: web::Data<AppState>,
     Authenticated(account): Authenticated,
@@ -250,7 +266,7 @@ where
 }
 
 #[utoipa::path(get, path = "/v1/orders/{id}/actions", tag = "orders", security(("bearer" = [])),
-    params(("id" = String, Path)), responses((status = 200, body = [ActionView]), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    params(("id" = String, Path, pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", description = "The order's id")), responses((status = 200, body = [ActionView]), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub(crate) async fn order_actions(
     state: web::Data<AppState>,
     Authenticated(account): Authenticated,
@@ -262,7 +278,7 @@ pub(crate) async fn order_actions(
 }
 
 #[utoipa::path(get, path = "/v1/orders/{id}/fills", tag = "orders", security(("bearer" = [])),
-    params(("id" = String, Path)), responses((status = 200, body = [FillView]), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    params(("id" = String, Path, pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", description = "The order's id")), responses((status = 200, body = [FillView]), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub(crate) async fn order_fills(
     state: web::Data<AppState>,
     Authenticated(account): Authenticated,
@@ -274,7 +290,7 @@ pub(crate) async fn order_fills(
 }
 
 #[utoipa::path(delete, path = "/v1/orders/{id}", tag = "orders", security(("bearer" = [])),
-    params(("id" = String, Path)),
+    params(("id" = String, Path, pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", description = "The order's id")),
     responses((status = 202, description = "Cancel recorded: pending_cancel", body = OrderView),
               (status = 200, description = "Already pending_cancel or canceled", body = OrderView),
               (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),

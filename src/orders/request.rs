@@ -2,38 +2,89 @@
 
 use serde::Deserialize;
 
-use crate::domain::{Cents, NewOrder, OrderType, Side};
+use crate::domain::money::PRICE_PATTERN;
+use crate::domain::symbol::SYMBOL_PATTERN;
+use crate::domain::{Cents, NewOrder, OrderType, Side, CASH, MAX_QTY};
 use crate::error::AppError;
 use crate::idempotency;
 
 /// The body of `POST /v1/orders`, exactly: unknown and duplicate fields are refused.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OrderRequest {
-    #[schema(example = "INFY")]
     pub symbol: String,
     pub side: Side,
     #[serde(rename = "type")]
     pub order_type: OrderType,
+    #[serde(deserialize_with = "crate::domain::whole_number::one")]
     pub qty: i64,
     #[serde(default)]
-    pub limit_price: Option<Cents>,
+    pub limit_price: Option<String>,
 }
 
 impl TryFrom<OrderRequest> for NewOrder {
     type Error = AppError;
 
     fn try_from(request: OrderRequest) -> Result<Self, AppError> {
+        // Well-formed, but no listed symbol: the cash ledger's own name is never one.
+        if request.symbol == CASH {
+            return Err(AppError::UnknownSymbol(request.symbol));
+        }
+        let limit_price = request
+            .limit_price
+            .as_deref()
+            .map(Cents::parse_price)
+            .transpose()
+            .map_err(AppError::InvalidRequest)?;
         NewOrder::new(
             &request.symbol,
             request.side,
             request.order_type,
             request.qty,
-            request.limit_price,
+            limit_price,
         )
         .map_err(AppError::InvalidRequest)
     }
 }
+
+/// Described by hand: a limit order and a market order are two shapes, and the description says
+/// exactly what the parser takes, so a request valid by the description is never a 400.
+impl utoipa::PartialSchema for OrderRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let shape = |order_type: &str, limit_price: serde_json::Value, required: &[&str]| {
+            serde_json::json!({
+                "type": "object",
+                "additionalProperties": false,
+                "required": required,
+                "properties": {
+                    "symbol": {"type": "string", "pattern": SYMBOL_PATTERN, "example": "INFY"},
+                    "side": {"$ref": "#/components/schemas/Side"},
+                    "type": {"type": "string", "enum": [order_type]},
+                    "qty": {"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_QTY},
+                    "limit_price": limit_price,
+                }
+            })
+        };
+        let limit = shape(
+            "limit",
+            serde_json::json!({"type": "string", "pattern": PRICE_PATTERN, "example": "1520.50"}),
+            &["symbol", "side", "type", "qty", "limit_price"],
+        );
+        let market = shape(
+            "market",
+            serde_json::json!({"type": "null"}),
+            &["symbol", "side", "type", "qty"],
+        );
+        let described = serde_json::json!({
+            "description": "A limit order (limit_price required) or a market order (no limit_price); unknown and repeated fields are refused.",
+            "oneOf": [limit, market],
+        });
+        serde_json::from_value(described)
+            .unwrap_or_else(|_| utoipa::openapi::ObjectBuilder::new().into())
+    }
+}
+
+impl utoipa::ToSchema for OrderRequest {}
 
 /// An order parsed from a request body, with the fingerprint its idempotency key is checked by.
 #[derive(Debug, Clone)]
@@ -85,6 +136,41 @@ mod tests {
     }
 
     #[test]
+    fn the_description_is_a_schema_with_both_shapes() {
+        use utoipa::PartialSchema;
+        let described = serde_json::to_value(OrderRequest::schema()).unwrap();
+        assert_eq!(
+            described["oneOf"].as_array().map(Vec::len),
+            Some(2),
+            "{described}"
+        );
+        assert_eq!(
+            described["oneOf"][0]["properties"]["limit_price"]["pattern"],
+            PRICE_PATTERN
+        );
+    }
+
+    #[test]
+    fn a_whole_quantity_may_be_written_with_a_point() {
+        let body = br#"{"symbol":"INFY","side":"buy","type":"market","qty":97.0}"#;
+        assert_eq!(parse_order_body(body).map(|p| p.order.qty).ok(), Some(97));
+        let half = br#"{"symbol":"INFY","side":"buy","type":"market","qty":97.5}"#;
+        assert!(matches!(
+            parse_order_body(half),
+            Err(AppError::InvalidRequest(_))
+        ));
+    }
+
+    #[test]
+    fn cash_is_no_symbol_one_can_order() {
+        let body = br#"{"symbol":"CASH","side":"sell","type":"market","qty":1}"#;
+        assert!(matches!(
+            parse_order_body(body),
+            Err(AppError::UnknownSymbol(_))
+        ));
+    }
+
+    #[test]
     fn the_same_order_spelled_differently_has_one_fingerprint() {
         let print = |body: &str| parse_order_body(body.as_bytes()).unwrap().fingerprint;
         let a = print(
@@ -127,7 +213,7 @@ mod tests {
         #[test]
         fn any_bytes_parse_to_a_checked_order_or_a_400(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
             if let Err(e) = parse_order_body(&bytes) {
-                prop_assert!(matches!(e, AppError::InvalidRequest(_)));
+                prop_assert!(matches!(e, AppError::InvalidRequest(_) | AppError::UnknownSymbol(_)));
             }
         }
 
@@ -141,7 +227,7 @@ mod tests {
                     prop_assert_eq!(o.limit_price.is_some(), o.order_type == OrderType::Limit);
                     prop_assert!(o.limit_price.is_none_or(|p| p.0 > 0 && p.times(o.qty).is_some()));
                 }
-                Err(e) => prop_assert!(matches!(e, AppError::InvalidRequest(_))),
+                Err(e) => prop_assert!(matches!(e, AppError::InvalidRequest(_) | AppError::UnknownSymbol(_))),
             }
         }
     }

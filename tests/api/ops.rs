@@ -295,4 +295,70 @@ async fn the_api_is_described_at_openapi_json() {
         doc["components"]["securitySchemes"]["bearer"]["scheme"],
         "bearer"
     );
+
+    // Spelled as the API takes them, with the constraints the API holds requests to.
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(schemas["Side"]["enum"], json!(["buy", "sell"]));
+    assert_eq!(
+        schemas["OrderStatus"]["enum"].as_array().map(Vec::len),
+        Some(7)
+    );
+    let shapes = schemas["OrderRequest"]["oneOf"]
+        .as_array()
+        .expect("two shapes");
+    assert_eq!(shapes[0]["properties"]["qty"]["minimum"], 1);
+    assert!(shapes[0]["properties"]["limit_price"]["pattern"].is_string());
+    let key = &doc["paths"]["/v1/orders"]["post"]["parameters"][0];
+    assert_eq!(key["schema"]["maxLength"], 255, "{key}");
+    // Every operation that takes a token says 401, every one that reads a body 413 and 415.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let answers = &operation["responses"];
+            if operation["security"]
+                .as_array()
+                .is_some_and(|s| !s.is_empty())
+            {
+                assert!(answers["401"].is_object(), "{method} {path}: 401");
+            }
+            if operation["requestBody"].is_object() {
+                for status in ["400", "413", "415"] {
+                    assert!(answers[status].is_object(), "{method} {path}: {status}");
+                }
+            }
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_method_not_allowed_says_which_are() {
+    let app = spawn_app().await;
+    for (method, path, allowed) in [
+        ("TRACE", "/v1/orders", "GET, POST"),
+        (
+            "PATCH",
+            "/v1/orders/0190f5a2-0000-7000-8000-000000000000",
+            "GET, DELETE",
+        ),
+        ("POST", "/healthz", "GET"),
+        ("DELETE", "/v1/exchange/faults", "GET, PUT"),
+    ] {
+        let method = actix_web::http::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut response = client()
+            .request(method.clone(), app.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            response.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        let allow = response
+            .headers()
+            .get("allow")
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(allow.as_deref(), Some(allowed), "{method} {path}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "method_not_allowed");
+    }
 }

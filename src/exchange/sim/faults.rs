@@ -33,14 +33,20 @@ impl From<FaultArgs> for Faults {
 }
 
 /// A partial update: fields left out keep their value.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FaultsUpdate {
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub drop_rate: Option<f64>,
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub duplicate_rate: Option<f64>,
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub reorder_rate: Option<f64>,
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub error_rate: Option<f64>,
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub lost_response_rate: Option<f64>,
+    #[schema(value_type = Option<String>, pattern = "^(ok|conflict)$")]
     pub duplicate_placement: Option<DuplicatePlacement>,
 }
 
