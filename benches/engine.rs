@@ -551,6 +551,27 @@ async fn bench_rehydration(open: usize) {
         (rss.saturating_sub(baseline)) as f64 / open as f64,
         baseline / 1024
     );
+    // The money audit over every one of them, with the exchange's whole record.
+    let started = Instant::now();
+    let mut response = client()
+        .get(format!("{}/v1/admin/audit", bench.base))
+        .insert_header(("Authorization", format!("Bearer {ADMIN}")))
+        .timeout(Duration::from_secs(300))
+        .send()
+        .await
+        .expect("the audit answers");
+    let report: Value = response
+        .json()
+        .limit(64 << 20)
+        .await
+        .expect("the audit's report");
+    println!(
+        "{:<34} {open:>8} orders   {:>7.0} ms (the audit's own figure {} ms), ok = {}",
+        format!("money audit of {open}"),
+        started.elapsed().as_secs_f64() * 1e3,
+        report["duration_ms"],
+        report["ok"]
+    );
 }
 
 async fn bench_fanout() {

@@ -35,6 +35,8 @@ pub struct AppState {
     pub push_replay_window_micros: i64,
     /// How long the outbox keeps an event, in microseconds.
     pub outbox_retention_micros: i64,
+    /// The last money audit's verdict, for `/healthz` and the dashboard.
+    pub last_audit: std::sync::Mutex<Option<crate::audit::Verdict>>,
     /// Whether the outbox is also published to a broker.
     pub broker: bool,
 }

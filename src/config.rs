@@ -30,6 +30,20 @@ pub enum Command {
     Serve(ServeArgs),
     /// Run the simulated exchange as its own process.
     ExchangeSim(SimArgs),
+    /// Run the money audit against a database (a stopped engine's too) and print the JSON
+    /// report; exit 0 only when it passes.
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    /// The engine's database (sqlite://PATH or postgres://…).
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://orderkeeper.db")]
+    pub database_url: String,
+
+    /// The exchange's base URL: its record is checked against the engine's (skipped without).
+    #[arg(long)]
+    pub exchange: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -126,6 +140,10 @@ pub struct ServeArgs {
     /// client resuming from further back is told to reload (`{"type":"resync"}`).
     #[arg(long, env = "ORDERKEEPER_OUTBOX_RETENTION", default_value_t = 7 * 86_400)]
     pub outbox_retention: u64,
+
+    /// Seconds between two runs of the money audit (see `orderkeeper audit`); 0 turns it off.
+    #[arg(long, env = "ORDERKEEPER_AUDIT_INTERVAL", default_value_t = 60)]
+    pub audit_interval: u64,
 
     /// Do not create the demo account on an empty database.
     #[arg(long, env = "ORDERKEEPER_NO_DEMO", value_parser = BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]

@@ -11,6 +11,7 @@
 //! - [`feed`]: the outbox relay, the event hub, and the WebSocket sessions of the live feed.
 //! - [`http`]: the API handlers; [`error`] maps every failure to one JSON shape; [`app`] is what
 //!   they share.
+//! - [`audit`]: the money audit, from the store and the exchange's own record.
 //! - [`limits`]: the per-account order rate and feed session cap.
 //! - [`metrics`]: the Prometheus figures behind `GET /metrics`; [`fault_points`]: the crash
 //!   matrix's named points.
@@ -33,6 +34,7 @@
 mod macros;
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod db;

@@ -1,6 +1,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use orderkeeper::audit;
 use orderkeeper::config::{Cli, Command, ServeArgs};
 use orderkeeper::exchange::sim;
 use orderkeeper::startup::Application;
@@ -22,6 +23,22 @@ async fn main() -> ExitCode {
             },
             Err(e) => Err(e.to_string()),
         },
+        Command::Audit(args) => {
+            match audit::offline(&args.database_url, args.exchange.as_deref()).await {
+                Ok(report) => {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&report).unwrap_or_default()
+                    );
+                    return if report.ok {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    };
+                }
+                Err(e) => Err(e),
+            }
+        }
         Command::ExchangeSim(args) => match sim::start(&args, false) {
             Ok(sim) => {
                 tracing::info!(port = sim.port, "exchange simulator listening");

@@ -73,6 +73,7 @@ pub struct Metrics {
     pub actor_restarts: Counter,
     orders_taken_over: Counter,
     broker_published: Counter,
+    invariant_violations: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -115,6 +116,7 @@ impl Default for Metrics {
             actor_restarts: Counter::default(),
             orders_taken_over: Counter::default(),
             broker_published: Counter::default(),
+            invariant_violations: Gauge::default(),
         };
         metrics.with_every_series().registered()
     }
@@ -258,6 +260,11 @@ impl Metrics {
             "Events published to the broker (each acknowledged by it)",
             self.broker_published.clone(),
         );
+        r.register(
+            "invariant_violations",
+            "Violations the last money audit found (0 when every check passed)",
+            self.invariant_violations.clone(),
+        );
         self.registry = registry;
         self
     }
@@ -328,6 +335,11 @@ impl Metrics {
 
     pub fn orders_taken_over(&self, n: usize) {
         self.orders_taken_over.inc_by(n as u64);
+    }
+
+    pub fn audited(&self, violations: usize) {
+        self.invariant_violations
+            .set(i64::try_from(violations).unwrap_or(i64::MAX));
     }
 
     pub fn broker_published(&self, n: usize) {

@@ -135,7 +135,12 @@ impl Application {
             .unwrap_or(i64::MAX),
             outbox_retention_micros: i64::try_from(args.outbox_retention.saturating_mul(1_000_000))
                 .unwrap_or(i64::MAX),
+            last_audit: std::sync::Mutex::new(None),
         });
+        if args.audit_interval > 0 {
+            let every = Duration::from_secs(args.audit_interval);
+            spawn_auditor(state.clone(), every, shutdown.clone());
+        }
         spawn_store_reaper(state.clone(), shutdown.clone());
 
         let server_state = state.clone();
@@ -275,6 +280,26 @@ fn spawn_recovery(state: web::Data<AppState>, shutdown: Shutdown) {
         while shutdown.or(sweep.tick()).await.is_some() {
             if let Err(e) = engine.adopt_orphans().await {
                 tracing::warn!(error = %e, "orphan sweep failed");
+            }
+        }
+    });
+}
+
+/// Runs the money audit on a timer; what it finds is counted, kept for `/healthz` and alarmed.
+fn spawn_auditor(state: web::Data<AppState>, every: Duration, shutdown: Shutdown) {
+    actix_web::rt::spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        while shutdown.or(ticker.tick()).await.is_some() {
+            match crate::audit::live(&state).await {
+                Ok(report) if report.ok => {
+                    tracing::debug!(ms = report.duration_ms, "money audit passed")
+                }
+                Ok(report) => tracing::error!(
+                    failing = ?report.failing(),
+                    violations = report.violations(),
+                    "money audit failed"
+                ),
+                Err(e) => tracing::warn!(error = %e, "money audit could not run"),
             }
         }
     });

@@ -345,6 +345,27 @@ async function putFaults(faults) {
   }
 }
 
+// ---- the money audit's badge ----
+async function pollAudit() {
+  try {
+    const health = await (await fetch("/healthz")).json();
+    const audit = health.audit;
+    const badge = $("audit-badge");
+    if (!audit) {
+      badge.dataset.state = "unknown";
+      $("audit-text").textContent = "audit: not yet run";
+    } else if (audit.ok) {
+      badge.dataset.state = "pass";
+      $("audit-text").textContent = `audit passed · ${new Date(audit.at).toLocaleTimeString()}`;
+    } else {
+      badge.dataset.state = "fail";
+      $("audit-text").textContent = `audit FAILED: ${audit.failing.join(", ")} (${audit.violations})`;
+    }
+  } catch {
+    // The engine is restarting; the next poll tells.
+  }
+}
+
 // ---- start ----
 function useToken(token) {
   state.token = token.trim();
@@ -375,6 +396,8 @@ async function start() {
   });
   $("recovery-demo").addEventListener("click", () => putFaults({ drop_rate: 1 }));
   $("admin-token").value = sessionStorage.getItem("orderkeeper.admin") ?? "";
+  pollAudit();
+  setInterval(pollAudit, 5000);
 
   let token = localStorage.getItem("orderkeeper.token") ?? "";
   if (!token) {

@@ -22,6 +22,7 @@ text_enum!(
         FillUnsettleable => "fill_unsettleable",
         FillQuantityMismatch => "fill_quantity_mismatch",
         OrderMissingOnExchange => "order_missing_on_exchange",
+        InvariantViolation => "invariant_violation",
     }
 );
 

@@ -58,7 +58,20 @@ pub struct CreatedAccountView {
 }
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/v1/admin/accounts").post(create_account));
+    cfg.service(web::resource("/v1/admin/accounts").post(create_account))
+        .service(web::resource("/v1/admin/audit").get(audit));
+}
+
+/// Runs the money audit now, against the store and the exchange's own record.
+#[utoipa::path(get, path = "/v1/admin/audit", tag = "accounts", security(("bearer" = [])),
+    responses((status = 200, description = "The audit's report: {ok, duration_ms, checks: [{name, rows, violations: [{account_id, order_id, detail}]}]}"),
+              (status = 401, description = "Not the admin token", body = crate::error::ErrorBody)))]
+pub(crate) async fn audit(
+    state: web::Data<AppState>,
+    _admin: Admin,
+) -> Result<HttpResponse, AppError> {
+    let report = crate::audit::live(&state).await?;
+    Ok(HttpResponse::Ok().json(report))
 }
 
 #[utoipa::path(post, path = "/v1/admin/accounts", tag = "accounts", security(("bearer" = [])),

@@ -22,6 +22,7 @@ pub(crate) async fn healthz(state: web::Data<AppState>) -> HttpResponse {
         "live_order_actors": state.engine.live_actors(),
         "outbox_lag_ms": state.relay.lag_ms(),
         "alarms_raised": alarms::raised_in_all(),
+        "audit": state.last_audit.lock().ok().and_then(|last| last.clone()),
     }))
 }
 

@@ -92,6 +92,7 @@ pub fn serve_args(database_url: &str) -> ServeArgs {
         max_stored_keys: 1_000_000,
         push_replay_window: 600,
         outbox_retention: 7 * 86_400,
+        audit_interval: 0,
         no_demo: true,
     }
 }
@@ -256,7 +257,7 @@ impl TestApp {
         answer.json().as_array().cloned().unwrap_or_default()
     }
 
-    fn conn(&self) -> db::DbConn {
+    pub fn conn(&self) -> db::DbConn {
         self.pool.get().expect("a test connection")
     }
 

@@ -2,6 +2,7 @@
 
 mod actors;
 mod admin;
+mod audit;
 mod auth;
 mod cancel_and_read;
 mod conservation;

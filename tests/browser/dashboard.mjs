@@ -36,6 +36,9 @@ try {
   if (!text.includes("5 / 5") || !text.includes("INFY")) throw new Error(`unexpected row: ${text}`);
   if ((await page.locator("#orders tr").count()) !== 1) throw new Error("one order, one row");
 
+  // The engine audits itself every second here; the badge shows the verdict.
+  await page.waitForSelector('#audit-badge[data-state="pass"]', { timeout: 10_000 });
+
   await row.click();
   await page.waitForSelector("#fills tr td.mono");
   await page.waitForFunction(() => document.querySelector("#actions").innerText.includes("filled"));

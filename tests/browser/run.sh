@@ -10,7 +10,7 @@ port="$(free_port)"
 sim_port="$(free_port)"
 
 "$bin" serve --listen "127.0.0.1:$port" --exchange-listen "127.0.0.1:$sim_port" \
-  --database-url "sqlite://$work/orderkeeper.db" --poll-interval-ms 500 --outbox-retention 2 >"$work/stdout.log" 2>"$work/stderr.log" &
+  --database-url "sqlite://$work/orderkeeper.db" --poll-interval-ms 500 --outbox-retention 2 --audit-interval 1 >"$work/stdout.log" 2>"$work/stderr.log" &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 

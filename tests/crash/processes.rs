@@ -10,6 +10,19 @@ use serde_json::{json, Value};
 pub use crate::shared::client;
 
 const BIN: &str = env!("CARGO_BIN_EXE_orderkeeper");
+
+/// `orderkeeper audit` against a database and, when given, an exchange: its exit status and
+/// its JSON report.
+pub fn offline_audit(database_url: &str, exchange: Option<&str>) -> (bool, Value) {
+    let mut command = Command::new(BIN);
+    command.args(["audit", "--database-url", database_url]);
+    if let Some(url) = exchange {
+        command.args(["--exchange", url]);
+    }
+    let output = command.output().expect("orderkeeper audit runs");
+    let report = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+    (output.status.success(), report)
+}
 const SECRET: &str = "crash-test-secret";
 const ADMIN: &str = "crash-test-admin";
 

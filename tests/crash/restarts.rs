@@ -280,3 +280,58 @@ async fn json_logs_name_the_order_the_account_and_the_key_never_the_token() {
     assert_eq!(step["span"]["client_order_id"], cid.as_str(), "{step}");
     assert_eq!(step["span"]["account_id"], account_id.as_str(), "{step}");
 }
+
+/// `orderkeeper audit` on a stopped engine's database: it passes on the books the engine kept,
+/// and fails, exit status and all, once a balance is changed behind the engine's back.
+#[actix_web::test]
+async fn the_offline_audit_passes_then_names_a_corrupted_balance() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine_port = processes::free_port();
+    let sim = Simulator::start(engine_port, 12, false);
+    let mut engine = Engine::start(dir.path(), engine_port, &sim.url());
+    let account = engine
+        .admin_post(
+            "/v1/admin/accounts",
+            &json!({"name": "alice", "cash": "100000.00", "positions": {"INFY": 5}}),
+        )
+        .await;
+    let token = account["token"].as_str().unwrap().to_owned();
+    let account_id = account["account_id"].as_str().unwrap().to_owned();
+    let sell = json!({"symbol": "INFY", "side": "sell", "type": "market", "qty": 2});
+    let (_, order) = engine.submit(&token, "o1", &sell).await;
+    let id = order["id"].as_str().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while engine.get(&token, &format!("/v1/orders/{id}")).await["status"] != "filled" {
+        assert!(std::time::Instant::now() < deadline, "{id} never filled");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(engine.terminate().await);
+
+    let (passed, report) = processes::offline_audit(engine.database_url(), Some(&sim.url()));
+    assert!(passed, "{report}");
+    assert_eq!(report["ok"], true);
+
+    let url = engine.database_url().to_owned();
+    let mut conn = orderkeeper::db::connection::establish(&url).unwrap();
+    let sql = format!(
+        "UPDATE balances SET available = available + 100 WHERE account_id = '{account_id}' AND asset = 'INFY'"
+    );
+    let changed = orderkeeper::with_conn!(conn, |c| {
+        use diesel::RunQueryDsl;
+        diesel::sql_query(&sql).execute(c)
+    });
+    assert_eq!(changed.ok(), Some(1));
+    let (passed, report) = processes::offline_audit(&url, None);
+    assert!(!passed, "a corrupted balance passed: {report}");
+    let check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "balances_equal_ledger")
+        .unwrap();
+    assert_eq!(
+        check["violations"][0]["account_id"],
+        account_id.as_str(),
+        "{report}"
+    );
+}

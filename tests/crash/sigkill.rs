@@ -247,6 +247,22 @@ async fn orders_survive_sigkill_and_end_exactly_as_the_exchange_says() {
         &world.openings,
         true,
     ));
+    // The engine's own audit agrees, from outside the engine, with the exchange's record.
+    let (passed, report) =
+        processes::offline_audit(world.engine.database_url(), Some(&world.sim.url()));
+    if !passed || report["ok"] != true {
+        wrong.push(format!("orderkeeper audit failed: {report}"));
+    }
+    let exchange_checked = report["checks"].as_array().is_some_and(|checks| {
+        checks
+            .iter()
+            .any(|c| c["name"] == "fills_equal_exchange" && c["skipped"].is_null())
+    });
+    if !exchange_checked {
+        wrong.push(format!(
+            "the audit did not check the exchange's record: {report}"
+        ));
+    }
 
     assert!(wrong.is_empty(), "seed {seed}:\n  {}", wrong.join("\n  "));
     eprintln!(

@@ -1,0 +1,528 @@
+//! The money audit: reads the store (and, when given, the exchange's own record) and checks that
+//! every cent and share is where it should be. It shares no arithmetic with the phases that
+//! move money: each figure is worked out again from first principles (openings, fills, orders).
+//!
+//! Checks, each over every row it names:
+//! - `balances_equal_ledger`: each balance is the sum of its ledger entries, and none is below zero;
+//! - `filled_qty_equals_fills`: each order's `filled_qty` is the sum of its fills, at most its qty;
+//! - `terminal_orders_hold_nothing`: an ended order's reservations all came back;
+//! - `reserved_equals_open_orders`: each reserved balance is what the open orders still hold back
+//!   (a buy: its price limit × the shares unfilled; a sell: the shares unfilled);
+//! - `cash_and_shares_conserved`: each balance is its opening plus what the fills bought, minus
+//!   what they sold;
+//! - with the exchange's record, `fills_equal_exchange`: an ended order has exactly the exchange's
+//!   fills, an open one no fill the exchange lacks; and `no_unknown_exchange_orders`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Nullable, Text};
+use serde::Serialize;
+
+use crate::db::DbConnection;
+use crate::domain::CASH;
+use crate::error::AppError;
+use crate::exchange::wire::ExchangeOrder;
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Violation {
+    pub account_id: Option<String>,
+    pub order_id: Option<String>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    /// How many rows the check looked at.
+    pub rows: usize,
+    pub violations: Vec<Violation>,
+    /// Why the check did not run, when it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub ok: bool,
+    pub duration_ms: u64,
+    pub checks: Vec<Check>,
+}
+
+impl Report {
+    pub fn violations(&self) -> usize {
+        self.checks.iter().map(|c| c.violations.len()).sum()
+    }
+
+    /// The names of the checks that failed.
+    pub fn failing(&self) -> Vec<&'static str> {
+        self.checks
+            .iter()
+            .filter(|c| !c.violations.is_empty())
+            .map(|c| c.name)
+            .collect()
+    }
+}
+
+#[derive(QueryableByName)]
+struct BalanceRow {
+    #[diesel(sql_type = Text)]
+    account_id: String,
+    #[diesel(sql_type = Text)]
+    asset: String,
+    #[diesel(sql_type = BigInt)]
+    available: i64,
+    #[diesel(sql_type = BigInt)]
+    reserved: i64,
+    #[diesel(sql_type = BigInt)]
+    ledger_available: i64,
+    #[diesel(sql_type = BigInt)]
+    ledger_reserved: i64,
+}
+
+#[derive(QueryableByName)]
+struct OrderRow {
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = Text)]
+    account_id: String,
+    #[diesel(sql_type = Text)]
+    client_order_id: String,
+    #[diesel(sql_type = Text)]
+    symbol: String,
+    #[diesel(sql_type = Text)]
+    side: String,
+    #[diesel(sql_type = Text)]
+    status: String,
+    #[diesel(sql_type = BigInt)]
+    qty: i64,
+    #[diesel(sql_type = BigInt)]
+    filled_qty: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    protection_price: Option<i64>,
+    #[diesel(sql_type = BigInt)]
+    fills_qty: i64,
+    #[diesel(sql_type = BigInt)]
+    fills_notional: i64,
+}
+
+#[derive(QueryableByName)]
+struct HeldRow {
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = Text)]
+    account_id: String,
+    #[diesel(sql_type = Text)]
+    asset: String,
+    #[diesel(sql_type = BigInt)]
+    held: i64,
+}
+
+#[derive(QueryableByName)]
+struct OpeningRow {
+    #[diesel(sql_type = Text)]
+    account_id: String,
+    #[diesel(sql_type = Text)]
+    asset: String,
+    #[diesel(sql_type = BigInt)]
+    amount: i64,
+}
+
+#[derive(QueryableByName)]
+struct FillRow {
+    #[diesel(sql_type = Text)]
+    order_id: String,
+    #[diesel(sql_type = Text)]
+    fill_id: String,
+    #[diesel(sql_type = BigInt)]
+    qty: i64,
+    #[diesel(sql_type = BigInt)]
+    price: i64,
+}
+
+const TERMINAL: &str = "('filled', 'canceled', 'rejected')";
+
+fn load<T: QueryableByName<diesel::sqlite::Sqlite> + QueryableByName<diesel::pg::Pg> + 'static>(
+    conn: &mut DbConnection,
+    query: &str,
+) -> Result<Vec<T>, AppError> {
+    crate::with_conn!(conn, |c| Ok(diesel::sql_query(query).load::<T>(c)?))
+}
+
+fn violation(account: &str, order: Option<&str>, detail: String) -> Violation {
+    Violation {
+        account_id: Some(account.to_owned()),
+        order_id: order.map(str::to_owned),
+        detail,
+    }
+}
+
+/// Runs every check on one connection (a read transaction, so the figures are of one moment),
+/// and against `exchange` when the exchange's record is given.
+pub fn run(
+    conn: &mut DbConnection,
+    exchange: Result<&[ExchangeOrder], String>,
+) -> Result<Report, AppError> {
+    let started = Instant::now();
+    let mut checks = conn.transaction::<_, AppError, _>(|conn| {
+        // Every query of one snapshot: PostgreSQL's default gives each statement its own.
+        if let crate::db::connection::Inner::Postgres(c) = &mut conn.inner {
+            diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(c)?;
+        }
+        let balances: Vec<BalanceRow> = load(
+            conn,
+            "SELECT b.account_id, b.asset, b.available, b.reserved, \
+             CAST(COALESCE((SELECT SUM(l.available_delta) FROM ledger_entries l \
+               WHERE l.account_id = b.account_id AND l.asset = b.asset), 0) AS BIGINT) AS ledger_available, \
+             CAST(COALESCE((SELECT SUM(l.reserved_delta) FROM ledger_entries l \
+               WHERE l.account_id = b.account_id AND l.asset = b.asset), 0) AS BIGINT) AS ledger_reserved \
+             FROM balances b",
+        )?;
+        let orders: Vec<OrderRow> = load(
+            conn,
+            "SELECT o.id, o.account_id, o.client_order_id, o.symbol, o.side, o.status, o.qty, \
+             o.filled_qty, o.protection_price, \
+             CAST(COALESCE(SUM(f.qty), 0) AS BIGINT) AS fills_qty, \
+             CAST(COALESCE(SUM(f.qty * f.price), 0) AS BIGINT) AS fills_notional \
+             FROM orders o LEFT JOIN fills f ON f.order_id = o.id GROUP BY o.id",
+        )?;
+        let held: Vec<HeldRow> = load(
+            conn,
+            &format!(
+                "SELECT o.id, o.account_id, l.asset, CAST(SUM(l.reserved_delta) AS BIGINT) AS held \
+                 FROM orders o JOIN ledger_entries l ON l.order_id = o.id \
+                 WHERE o.status IN {TERMINAL} GROUP BY o.id, o.account_id, l.asset \
+                 HAVING SUM(l.reserved_delta) <> 0"
+            ),
+        )?;
+        let openings: Vec<OpeningRow> = load(
+            conn,
+            "SELECT account_id, asset, available_delta AS amount FROM ledger_entries \
+             WHERE entry_key LIKE 'account:%:open:%'",
+        )?;
+        let terminal_count = orders
+            .iter()
+            .filter(|o| is_terminal(&o.status))
+            .count();
+        Ok(vec![
+            balances_equal_ledger(&balances),
+            filled_qty_equals_fills(&orders),
+            terminal_orders_hold_nothing(&held, terminal_count),
+            reserved_equals_open_orders(&balances, &orders),
+            cash_and_shares_conserved(&balances, &orders, &openings),
+        ])
+    })?;
+    match exchange {
+        Ok(book) => {
+            let fills: Vec<FillRow> =
+                load(conn, "SELECT order_id, fill_id, qty, price FROM fills")?;
+            let orders: Vec<OrderRow> = load(
+                conn,
+                "SELECT o.id, o.account_id, o.client_order_id, o.symbol, o.side, o.status, o.qty, \
+                 o.filled_qty, o.protection_price, 0 AS fills_qty, 0 AS fills_notional FROM orders o",
+            )?;
+            checks.extend(against_exchange(&orders, &fills, book));
+        }
+        Err(why) => {
+            for name in ["fills_equal_exchange", "no_unknown_exchange_orders"] {
+                checks.push(Check {
+                    name,
+                    rows: 0,
+                    violations: Vec::new(),
+                    skipped: Some(why.clone()),
+                });
+            }
+        }
+    }
+    let ok = checks.iter().all(|c| c.violations.is_empty());
+    Ok(Report {
+        ok,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        checks,
+    })
+}
+
+fn is_terminal(status: &str) -> bool {
+    matches!(status, "filled" | "canceled" | "rejected")
+}
+
+fn check(name: &'static str, rows: usize, violations: Vec<Violation>) -> Check {
+    Check {
+        name,
+        rows,
+        violations,
+        skipped: None,
+    }
+}
+
+fn balances_equal_ledger(balances: &[BalanceRow]) -> Check {
+    let mut wrong = Vec::new();
+    for b in balances {
+        if b.available != b.ledger_available || b.reserved != b.ledger_reserved {
+            wrong.push(violation(
+                &b.account_id,
+                None,
+                format!(
+                    "{}: balance {} available, {} reserved; ledger sums to {} and {}",
+                    b.asset, b.available, b.reserved, b.ledger_available, b.ledger_reserved
+                ),
+            ));
+        }
+        if b.available < 0 || b.reserved < 0 {
+            wrong.push(violation(
+                &b.account_id,
+                None,
+                format!(
+                    "{}: below zero ({} available, {} reserved)",
+                    b.asset, b.available, b.reserved
+                ),
+            ));
+        }
+    }
+    check("balances_equal_ledger", balances.len(), wrong)
+}
+
+fn filled_qty_equals_fills(orders: &[OrderRow]) -> Check {
+    let wrong = orders
+        .iter()
+        .filter(|o| o.filled_qty != o.fills_qty || o.filled_qty > o.qty)
+        .map(|o| {
+            violation(
+                &o.account_id,
+                Some(&o.id),
+                format!(
+                    "filled_qty {} of {}, but its fills sum to {}",
+                    o.filled_qty, o.qty, o.fills_qty
+                ),
+            )
+        })
+        .collect();
+    check("filled_qty_equals_fills", orders.len(), wrong)
+}
+
+fn terminal_orders_hold_nothing(held: &[HeldRow], terminal: usize) -> Check {
+    let wrong = held
+        .iter()
+        .map(|h| {
+            violation(
+                &h.account_id,
+                Some(&h.id),
+                format!("ended, yet still holds {} {} in reserve", h.held, h.asset),
+            )
+        })
+        .collect();
+    check("terminal_orders_hold_nothing", terminal, wrong)
+}
+
+fn reserved_equals_open_orders(balances: &[BalanceRow], orders: &[OrderRow]) -> Check {
+    let mut expected: HashMap<(&str, &str), i128> = HashMap::new();
+    for o in orders.iter().filter(|o| !is_terminal(&o.status)) {
+        let unfilled = i128::from(o.qty - o.filled_qty);
+        let (asset, amount) = if o.side == "buy" {
+            (CASH, unfilled * i128::from(o.protection_price.unwrap_or(0)))
+        } else {
+            (o.symbol.as_str(), unfilled)
+        };
+        *expected.entry((o.account_id.as_str(), asset)).or_default() += amount;
+    }
+    let mut wrong = Vec::new();
+    for b in balances {
+        let should = expected
+            .remove(&(b.account_id.as_str(), b.asset.as_str()))
+            .unwrap_or(0);
+        if i128::from(b.reserved) != should {
+            wrong.push(violation(
+                &b.account_id,
+                None,
+                format!(
+                    "{}: {} reserved, but the open orders hold back {}",
+                    b.asset, b.reserved, should
+                ),
+            ));
+        }
+    }
+    for ((account, asset), should) in expected.into_iter().filter(|(_, n)| *n != 0) {
+        wrong.push(violation(
+            account,
+            None,
+            format!("{asset}: the open orders hold back {should}, but there is no balance"),
+        ));
+    }
+    check("reserved_equals_open_orders", balances.len(), wrong)
+}
+
+fn cash_and_shares_conserved(
+    balances: &[BalanceRow],
+    orders: &[OrderRow],
+    openings: &[OpeningRow],
+) -> Check {
+    let mut expected: BTreeMap<(&str, &str), i128> = BTreeMap::new();
+    for opening in openings {
+        *expected
+            .entry((opening.account_id.as_str(), opening.asset.as_str()))
+            .or_default() += i128::from(opening.amount);
+    }
+    for o in orders {
+        let sign = if o.side == "buy" { 1 } else { -1 };
+        let account = o.account_id.as_str();
+        *expected.entry((account, o.symbol.as_str())).or_default() +=
+            sign * i128::from(o.fills_qty);
+        *expected.entry((account, CASH)).or_default() -= sign * i128::from(o.fills_notional);
+    }
+    let mut wrong = Vec::new();
+    for b in balances {
+        let holds = i128::from(b.available) + i128::from(b.reserved);
+        let should = expected
+            .remove(&(b.account_id.as_str(), b.asset.as_str()))
+            .unwrap_or(0);
+        if holds != should {
+            wrong.push(violation(
+                &b.account_id,
+                None,
+                format!(
+                    "{}: holds {holds}, but opening and fills come to {should}",
+                    b.asset
+                ),
+            ));
+        }
+    }
+    for ((account, asset), should) in expected.into_iter().filter(|(_, n)| *n != 0) {
+        wrong.push(violation(
+            account,
+            None,
+            format!("{asset}: opening and fills come to {should}, but there is no balance"),
+        ));
+    }
+    check("cash_and_shares_conserved", balances.len(), wrong)
+}
+
+fn against_exchange(orders: &[OrderRow], fills: &[FillRow], book: &[ExchangeOrder]) -> Vec<Check> {
+    let mut ours: HashMap<&str, BTreeMap<&str, (i64, i64)>> = HashMap::new();
+    for f in fills {
+        ours.entry(f.order_id.as_str())
+            .or_default()
+            .insert(f.fill_id.as_str(), (f.qty, f.price));
+    }
+    let theirs: HashMap<&str, &ExchangeOrder> = book
+        .iter()
+        .map(|o| (o.client_order_id.as_str(), o))
+        .collect();
+    let mut wrong = Vec::new();
+    for o in orders {
+        let mine = ours.remove(o.id.as_str()).unwrap_or_default();
+        let exchange: BTreeMap<&str, (i64, i64)> = theirs
+            .get(o.client_order_id.as_str())
+            .map(|e| {
+                e.fills
+                    .iter()
+                    .map(|f| (f.fill_id.as_str(), (f.qty, f.price.0)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let extra: Vec<&&str> = mine
+            .iter()
+            .filter(|(id, fill)| exchange.get(**id) != Some(fill))
+            .map(|(id, _)| id)
+            .collect();
+        // An open order may be a fill or two behind the exchange; an ended one never is.
+        let behind = is_terminal(&o.status) && mine.len() != exchange.len();
+        if !extra.is_empty() || behind {
+            wrong.push(violation(
+                &o.account_id,
+                Some(&o.id),
+                format!(
+                    "{} fills here, {} on the exchange; not on the exchange as here: {extra:?}",
+                    mine.len(),
+                    exchange.len()
+                ),
+            ));
+        }
+    }
+    let known: std::collections::HashSet<&str> =
+        orders.iter().map(|o| o.client_order_id.as_str()).collect();
+    let unknown: Vec<Violation> = book
+        .iter()
+        .filter(|e| !known.contains(e.client_order_id.as_str()))
+        .map(|e| Violation {
+            account_id: None,
+            order_id: None,
+            detail: format!(
+                "the exchange holds {} ({:?}), unknown here",
+                e.client_order_id, e.status
+            ),
+        })
+        .collect();
+    vec![
+        check("fills_equal_exchange", orders.len(), wrong),
+        check("no_unknown_exchange_orders", book.len(), unknown),
+    ]
+}
+
+/// What the dashboard and `/healthz` show of the last audit (no account's figures).
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub ok: bool,
+    pub at: String,
+    pub failing: Vec<&'static str>,
+    pub violations: usize,
+}
+
+/// The audit of a running engine: the exchange's record is asked for first (its absence only
+/// skips the checks that need it); the verdict is kept, counted in the metrics, and every
+/// failing check raises an alarm.
+pub async fn live(state: &crate::app::AppState) -> Result<Report, AppError> {
+    let book = state
+        .engine
+        .exchange()
+        .all_orders()
+        .await
+        .map_err(|e| format!("the exchange did not answer: {e}"));
+    let report = crate::db::run(&state.pool, move |conn| {
+        run(conn, book.as_deref().map_err(Clone::clone))
+    })
+    .await?;
+    state.engine.metrics().audited(report.violations());
+    if let Ok(mut last) = state.last_audit.lock() {
+        *last = Some(Verdict {
+            ok: report.ok,
+            at: crate::db::rfc3339(crate::db::now_micros()),
+            failing: report.failing(),
+            violations: report.violations(),
+        });
+    }
+    for failing in report.checks.iter().filter(|c| !c.violations.is_empty()) {
+        let (name, first) = (failing.name, failing.violations[0].clone());
+        let count = failing.violations.len();
+        state
+            .writer
+            .run(move |conn| {
+                let detail = format!("{count} violation(s); the first: {}", first.detail);
+                let alarm = crate::db::alarms::Alarm {
+                    kind: crate::db::alarms::AlarmKind::InvariantViolation,
+                    order: first.order_id.as_deref().and_then(|id| id.parse().ok()),
+                    subject: name,
+                    detail: &detail,
+                };
+                crate::db::alarms::raise(conn, &alarm, crate::db::now_micros())
+            })
+            .await?;
+    }
+    Ok(report)
+}
+
+/// `orderkeeper audit`: the audit of a database on its own, with the exchange's record when
+/// `exchange` names it.
+pub async fn offline(database_url: &str, exchange: Option<&str>) -> Result<Report, String> {
+    use crate::exchange::{ExchangeClient, HttpExchange};
+    let book = match exchange {
+        Some(url) => HttpExchange::new(url, std::time::Duration::from_secs(10))
+            .all_orders()
+            .await
+            .map_err(|e| format!("the exchange did not answer: {e}")),
+        None => Err("no --exchange given".to_owned()),
+    };
+    let connector = crate::db::pool::Connector::new(database_url).map_err(|e| e.to_string())?;
+    let mut conn = connector.open().map_err(|e| e.to_string())?;
+    run(&mut conn, book.as_deref().map_err(Clone::clone)).map_err(|e| e.to_string())
+}
