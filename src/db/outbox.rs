@@ -19,6 +19,9 @@ pub struct EventFrame<'a, O: Serialize, F: Serialize> {
     pub order: &'a O,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fill: Option<&'a F>,
+    /// `order.recovered` only: what the log said, what the exchange said, what was done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<&'a serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, QueryableByName, Selectable)]
@@ -41,6 +44,37 @@ pub fn append<O: Serialize, F: Serialize>(
     fill: Option<&F>,
     now: i64,
 ) -> Result<i64, AppError> {
+    append_frame(conn, account, kind, order, fill, None, now)
+}
+
+/// Adds an `order.recovered` event, with what recovery found and did.
+pub fn append_recovered<O: Serialize>(
+    conn: &mut DbConnection,
+    account: AccountId,
+    order: &O,
+    recovery: &serde_json::Value,
+    now: i64,
+) -> Result<i64, AppError> {
+    append_frame::<O, ()>(
+        conn,
+        account,
+        "order.recovered",
+        order,
+        None,
+        Some(recovery),
+        now,
+    )
+}
+
+fn append_frame<O: Serialize, F: Serialize>(
+    conn: &mut DbConnection,
+    account: AccountId,
+    kind: &str,
+    order: &O,
+    fill: Option<&F>,
+    recovery: Option<&serde_json::Value>,
+    now: i64,
+) -> Result<i64, AppError> {
     let seq = crate::db::accounts::take_event_seq(conn, account)?;
     let frame = EventFrame {
         frame_type: "event",
@@ -48,6 +82,7 @@ pub fn append<O: Serialize, F: Serialize>(
         kind,
         order,
         fill,
+        recovery,
     };
     let payload = serde_json::to_string(&frame).map_err(|e| AppError::Internal(e.to_string()))?;
     with_conn!(conn, |c| diesel::insert_into(outbox::table)

@@ -71,6 +71,9 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// Orders picked up at start-up whose first step has not finished yet.
     awaiting_first_step: DashSet<OrderId>,
+    /// Orders picked up by recovery (after a crash, a takeover, a lost actor) whose recovery
+    /// step has not finished yet.
+    recovering: DashSet<OrderId>,
     recovery_listed: AtomicBool,
     started: std::time::Instant,
     /// Set once, the first time every recovered order has finished its first step.
@@ -129,6 +132,7 @@ impl Engine {
             relay,
             metrics,
             awaiting_first_step: DashSet::new(),
+            recovering: DashSet::new(),
             recovery_listed: AtomicBool::new(false),
             started: std::time::Instant::now(),
             ready_after: std::sync::OnceLock::new(),
@@ -274,6 +278,7 @@ impl Engine {
         drop(book);
         for (order, _) in open.iter().zip(&quiet).filter(|(_, quiet)| !**quiet) {
             self.0.awaiting_first_step.insert(order.id);
+            self.0.recovering.insert(order.id);
         }
         for (i, (order, quiet)) in open.iter().zip(&quiet).enumerate() {
             self.start_actor(order.id, !quiet);
@@ -303,9 +308,19 @@ impl Engine {
             .collect();
         for order in &orphans {
             tracing::warn!(%order, "open order without an actor; starting one");
+            self.0.recovering.insert(*order);
             self.spawn(*order);
         }
         Ok(orphans.len())
+    }
+
+    pub fn is_recovering(&self, order: OrderId) -> bool {
+        self.0.recovering.contains(&order)
+    }
+
+    /// The order's recovery step is done; false if it was not recovering.
+    pub fn recovered(&self, order: OrderId) -> bool {
+        self.0.recovering.remove(&order).is_some()
     }
 
     /// Called after each step that ended without an error.

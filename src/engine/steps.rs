@@ -2,13 +2,15 @@
 //! names the order by its client order id, so a repeated call is harmless. Nothing is refunded
 //! without the exchange's own answer, except an order that was provably never sent.
 
+use std::cell::RefCell;
+
 use serde_json::json;
 
 use super::messages::Reason;
 use super::Engine;
 use crate::db::alarms::{self, Alarm, AlarmKind};
 use crate::db::leases;
-use crate::db::{self, now_micros, orders};
+use crate::db::{self, now_micros, orders, outbox};
 use crate::domain::{Action, FillSource, OrderId, OrderStatus, VenueEnd};
 use crate::error::AppError;
 use crate::exchange::wire::{
@@ -47,20 +49,44 @@ pub async fn drive(engine: Engine, order: OrderId, reason: Reason) -> Result<Pro
         )));
     }
     let before = (snap.state.status, snap.state.filled_qty);
+    // The first step of an order picked up after a crash, a takeover or a lost actor (not of a
+    // new order): it is told to the customer as `order.recovered`.
+    let recovering = matches!(reason, Reason::Recover) && engine.is_recovering(order);
     if snap.state.status.is_terminal() {
+        engine.recovered(order);
         return Ok(Progress::Terminal);
     }
-    if matches!(reason, Reason::Recover) {
-        engine
-            .metrics()
-            .recovery_action(recovery_kind(snap.state.status, snap.state.placement_sent));
-    }
-    match reason {
-        Reason::Push(event) => on_push(&engine, order, snap, event).await?,
-        Reason::Recover | Reason::Poll | Reason::Cancel => on_state(&engine, order, snap).await?,
-    }
+    let log = json!({
+        "status": snap.state.status,
+        "placement_sent": snap.state.placement_sent,
+        "filled_qty": snap.state.filled_qty,
+    });
+    let kind = recovery_kind(snap.state.status, snap.state.placement_sent);
+    let (stepped, seen) = SEEN
+        .scope(RefCell::new(None), async {
+            let stepped = match reason {
+                Reason::Push(event) => on_push(&engine, order, snap, event).await,
+                Reason::Recover | Reason::Poll | Reason::Cancel => {
+                    on_state(&engine, order, snap).await
+                }
+            };
+            (stepped, SEEN.with(|seen| seen.borrow_mut().take()))
+        })
+        .await;
+    stepped?;
     // Whether the step ended or moved the order: two columns, not the whole order again.
     let after = db::run(engine.pool(), move |conn| orders::progress(conn, order)).await?;
+    if recovering && engine.recovered(order) {
+        engine.metrics().recovery_action(kind);
+        let recovery = json!({
+            "log": log,
+            "exchange": seen.unwrap_or_else(|| json!("not asked")),
+            "action": kind,
+            "done": recovery_done(kind),
+            "fills_recorded": after.1 - before.1,
+        });
+        record_recovered(&engine, order, recovery).await?;
+    }
     Ok(if after.0.is_terminal() {
         Progress::Terminal
     } else {
@@ -168,6 +194,48 @@ async fn on_push(
     Ok(())
 }
 
+tokio::task_local! {
+    /// What the exchange said during this step, for `order.recovered`.
+    static SEEN: RefCell<Option<serde_json::Value>>;
+}
+
+/// Notes what the exchange said (the last word counts).
+fn saw(what: serde_json::Value) {
+    let _ = SEEN.try_with(|seen| *seen.borrow_mut() = Some(what));
+}
+
+fn recovery_done(kind: &str) -> &'static str {
+    match kind {
+        "place" => "never sent before the crash: placed",
+        "lookup" => "sent, its answer lost: looked up by client order id and followed",
+        "release" => "cancelled before it was ever sent: released at once",
+        "cancel" => {
+            "its cancel was in flight: sent again, which tombstones an id the exchange never saw"
+        }
+        _ => "compared with the exchange's copy; missing fills recorded by poll",
+    }
+}
+
+/// Tells the customer, in the feed, that recovery carried this order on, and how.
+async fn record_recovered(
+    engine: &Engine,
+    order: OrderId,
+    recovery: serde_json::Value,
+) -> Result<(), AppError> {
+    let fence = engine.fence();
+    engine
+        .writer()
+        .run(move |conn| {
+            leases::check(conn, order, &fence)?;
+            let row = orders::find(conn, order)?.ok_or(AppError::NotFound)?;
+            let view = crate::orders::OrderView::from(&row);
+            outbox::append_recovered(conn, row.account_id, &view, &recovery, now_micros())
+        })
+        .await?;
+    engine.relay().wake();
+    Ok(())
+}
+
 /// What recovery does for an order in this state (one of `metrics::RECOVERY_KINDS`), as
 /// `on_state` below does it.
 pub fn recovery_kind(status: OrderStatus, placement_sent: bool) -> &'static str {
@@ -195,7 +263,10 @@ async fn on_state(engine: &Engine, order: OrderId, snap: Snapshot) -> Result<(),
         // Sent before, answer unknown (or a crash came between): ask before placing again.
         (OrderStatus::PendingNew, true) => match engine.exchange().order(&cid).await {
             Ok(Some(found)) => reconcile(engine, order, snap, found).await,
-            Ok(None) => place(engine, order, &snap, true).await,
+            Ok(None) => {
+                saw(json!("no such order: placed again"));
+                place(engine, order, &snap, true).await
+            }
             Err(e) => unresolved(order, "lookup", &e),
         },
         (OrderStatus::PendingCancel, false) => {
@@ -249,6 +320,7 @@ async fn check_with_exchange(
 }
 
 fn unresolved(order: OrderId, call: &str, error: &ExchangeError) -> Result<(), AppError> {
+    saw(json!(format!("no answer to the {call}: {error}")));
     tracing::info!(%order, call, %error, "exchange call unresolved; the next poll asks again");
     Ok(())
 }
@@ -276,6 +348,7 @@ async fn place(
             record_end(engine, order, VenueEnd::Rejected, 0, detail).await
         }
         Ok(ack) => {
+            saw(json!({"placed": ack.status, "exchange_order_id": ack.exchange_order_id}));
             let detail = json!({"exchange_order_id": ack.exchange_order_id, "source": "placement"});
             record_status(engine, order, Action::Accepted, detail).await?;
             Ok(())
@@ -309,7 +382,10 @@ async fn follow_after_refusal(
     match engine.exchange().order(cid).await {
         Ok(Some(found)) => reconcile(engine, order, snap.clone(), found).await,
         Ok(None) => match engine.exchange().cancel(cid).await {
-            Ok(after) => reconcile(engine, order, snap.clone(), after).await,
+            Ok(after) => {
+                saw(json!("no such order: tombstoned, then rejected here"));
+                reconcile(engine, order, snap.clone(), after).await
+            }
             Err(e) => unresolved(order, "tombstone", &e),
         },
         Err(e) => unresolved(order, "lookup", &e),
@@ -323,6 +399,11 @@ async fn reconcile(
     mut snap: Snapshot,
     exchange: ExchangeOrder,
 ) -> Result<(), AppError> {
+    saw(json!({
+        "status": exchange.status,
+        "filled_qty": exchange.filled_qty,
+        "fills": exchange.fills.len(),
+    }));
     let mut recorded_any = false;
     for fill in exchange.fills.iter() {
         if snap.fills.get(&fill.fill_id) == Some(&RecordedFill::of(fill)) {

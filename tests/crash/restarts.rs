@@ -335,3 +335,82 @@ async fn the_offline_audit_passes_then_names_a_corrupted_balance() {
         "{report}"
     );
 }
+
+/// An order the engine was placing when it died is told to its customer as `order.recovered`:
+/// what its log said, what the exchange said, and what recovery did. A resume with `since`
+/// replays that event like any other.
+#[actix_web::test]
+async fn recovery_is_an_event_in_the_feed_and_replays_with_since() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine_port = processes::free_port();
+    let sim = Simulator::start(engine_port, 13, false);
+    let armed = Some("exchange.after_place=return".to_owned());
+    let mut engine = Engine::start_with(dir.path(), engine_port, &sim.url(), 300, armed);
+    let account = engine
+        .admin_post(
+            "/v1/admin/accounts",
+            &json!({"name": "alice", "cash": "100000.00"}),
+        )
+        .await;
+    let token = account["token"].as_str().unwrap().to_owned();
+    let far =
+        json!({"symbol": "INFY", "side": "buy", "type": "limit", "qty": 2, "limit_price": "10.00"});
+    let (status, order) = engine.submit(&token, "r1", &far).await;
+    assert_eq!(status, 201, "{order}");
+    assert!(
+        engine.exited_within(Duration::from_secs(20)).await,
+        "the engine never reached exchange.after_place"
+    );
+    engine.restart().await;
+
+    let mut feed = connect(&engine.url()).await;
+    auth(&mut feed, &token, Some(0)).await;
+    let mut seen = Vec::new();
+    let recovered = loop {
+        match next(&mut feed, Duration::from_secs(10)).await {
+            Next::Event(event, raw) => {
+                seen.push(event["kind"].clone());
+                if event["kind"] == "order.recovered" {
+                    break (event, raw);
+                }
+            }
+            _ => panic!("no order.recovered after the restart; saw {seen:?}"),
+        }
+    };
+    let (event, raw) = recovered;
+    assert_eq!(event["order"]["id"], order["id"]);
+    let recovery = &event["recovery"];
+    assert_eq!(recovery["log"]["placement_sent"], true, "{event}");
+    assert!(
+        recovery["action"] == "lookup" || recovery["action"] == "poll",
+        "{event}"
+    );
+    assert_eq!(recovery["exchange"]["status"], "new", "{event}");
+    assert!(recovery["done"].is_string());
+    assert_eq!(event["order"]["status"], "new");
+
+    let seq = event["seq"].as_i64().unwrap();
+    let mut resumed = connect(&engine.url()).await;
+    auth(&mut resumed, &token, Some(seq - 1)).await;
+    match next(&mut resumed, Duration::from_secs(5)).await {
+        Next::Event(_, replayed) => assert_eq!(replayed, raw, "replayed as it was sent"),
+        _ => panic!("nothing replayed from {}", seq - 1),
+    }
+    // A new order is not a recovered one.
+    let (_, fresh) = engine.submit(&token, "r2", &far).await;
+    let fresh_id = fresh["id"].as_str().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while engine.get(&token, &format!("/v1/orders/{fresh_id}")).await["status"] != "new" {
+        assert!(std::time::Instant::now() < deadline);
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let metrics = processes::metrics_text(&engine.url()).await;
+    assert_eq!(
+        processes::metric(
+            &metrics,
+            "orderkeeper_recovery_actions_total{kind=\"place\"}"
+        ),
+        0.0,
+        "a new order's placement is no recovery: {metrics}"
+    );
+}
