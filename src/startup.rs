@@ -136,6 +136,7 @@ impl Application {
             outbox_retention_micros: i64::try_from(args.outbox_retention.saturating_mul(1_000_000))
                 .unwrap_or(i64::MAX),
             last_audit: std::sync::Mutex::new(None),
+            started_at: db::rfc3339(now_micros()),
         });
         if args.audit_interval > 0 {
             let every = Duration::from_secs(args.audit_interval);

@@ -7,6 +7,8 @@ const state = {
   token: "",
   socket: null,
   lastSeq: 0,
+  recovered: new Set(),
+  startedAt: null,
   orders: new Map(),
   selected: null,
   retryDelay: 500,
@@ -57,6 +59,7 @@ function connect() {
   const socket = new WebSocket(`${scheme}://${location.host}/v1/stream`);
   state.socket = socket;
   socket.onopen = () => {
+    pollAudit();
     socket.send(JSON.stringify({ type: "auth", token: state.token, since: state.lastSeq }));
     setConnection("live", `live · seq ${state.lastSeq}`);
     state.retryDelay = 500;
@@ -113,6 +116,7 @@ let balanceTimer = null;
 function applyEvent(event) {
   const order = event.order;
   state.orders.set(order.id, order);
+  if (event.kind === "order.recovered") state.recovered.add(order.id);
   renderOrder(order, true);
   $("seq-info").textContent = `${state.orders.size} order${state.orders.size === 1 ? "" : "s"} · event ${event.seq}`;
   clearTimeout(balanceTimer);
@@ -147,6 +151,7 @@ function renderOrder(order, flash) {
     <td>${open ? '<button type="button" class="cancel-btn">Cancel</button>' : ""}</td>`;
   row.querySelector(".cancel-btn")?.addEventListener("click", () => cancelOrder(order.id));
   row.classList.toggle("selected", state.selected === order.id);
+  row.classList.toggle("recovered", state.recovered.has(order.id));
   if (flash) {
     row.classList.add("flash");
     requestAnimationFrame(() => requestAnimationFrame(() => row.classList.remove("flash")));
@@ -345,10 +350,22 @@ async function putFaults(faults) {
   }
 }
 
-// ---- the money audit's badge ----
+// ---- the money audit's badge, and the banner after a restart ----
+function showRestart(health) {
+  const r = health.recovery ?? {};
+  const at = new Date(health.started_at).toLocaleTimeString();
+  $("recovery-text").textContent =
+    `Engine restarted at ${at}; ${r.picked_up ?? 0} open order${r.picked_up === 1 ? "" : "s"} picked up, ` +
+    `${r.recovered ?? 0} carried on by recovery, ${r.fills_recovered ?? 0} fill${r.fills_recovered === 1 ? "" : "s"} recovered by polling.`;
+  $("recovery-banner").hidden = false;
+}
+
 async function pollAudit() {
   try {
     const health = await (await fetch("/healthz")).json();
+    if (state.startedAt && health.started_at !== state.startedAt) showRestart(health);
+    else if (state.startedAt === health.started_at && !$("recovery-banner").hidden) showRestart(health);
+    state.startedAt = health.started_at;
     const audit = health.audit;
     const badge = $("audit-badge");
     if (!audit) {
@@ -397,7 +414,10 @@ async function start() {
   $("recovery-demo").addEventListener("click", () => putFaults({ drop_rate: 1 }));
   $("admin-token").value = sessionStorage.getItem("orderkeeper.admin") ?? "";
   pollAudit();
-  setInterval(pollAudit, 5000);
+  setInterval(pollAudit, 2000);
+  $("recovery-close").addEventListener("click", () => {
+    $("recovery-banner").hidden = true;
+  });
 
   let token = localStorage.getItem("orderkeeper.token") ?? "";
   if (!token) {

@@ -76,6 +76,10 @@ struct Inner {
     recovering: DashSet<OrderId>,
     recovery_listed: AtomicBool,
     started: std::time::Instant,
+    /// What the last start's recovery did, for `/healthz` and the dashboard's banner.
+    picked_up: AtomicUsize,
+    orders_recovered: AtomicUsize,
+    fills_recovered: std::sync::atomic::AtomicI64,
     /// Set once, the first time every recovered order has finished its first step.
     ready_after: std::sync::OnceLock<std::time::Duration>,
     /// This engine's claim on its open orders, against the others on the database.
@@ -135,6 +139,9 @@ impl Engine {
             recovering: DashSet::new(),
             recovery_listed: AtomicBool::new(false),
             started: std::time::Instant::now(),
+            picked_up: AtomicUsize::new(0),
+            orders_recovered: AtomicUsize::new(0),
+            fills_recovered: std::sync::atomic::AtomicI64::new(0),
             ready_after: std::sync::OnceLock::new(),
             lease,
             arbiter: Arbiter::new(),
@@ -286,6 +293,7 @@ impl Engine {
                 crash_point("recovery.during");
             }
         }
+        self.0.picked_up.store(open.len(), Ordering::Relaxed);
         self.0.recovery_listed.store(true, Ordering::Release);
         self.note_if_ready();
         let quiet = quiet.iter().filter(|q| **q).count();
@@ -321,6 +329,22 @@ impl Engine {
     /// The order's recovery step is done; false if it was not recovering.
     pub fn recovered(&self, order: OrderId) -> bool {
         self.0.recovering.remove(&order).is_some()
+    }
+
+    /// Counts an order recovery carried on, with the fills it recorded on the way.
+    pub fn count_recovered(&self, fills: i64) {
+        self.0.orders_recovered.fetch_add(1, Ordering::Relaxed);
+        self.0.fills_recovered.fetch_add(fills, Ordering::Relaxed);
+    }
+
+    /// What this start's recovery has done so far.
+    pub fn recovery_summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "picked_up": self.0.picked_up.load(Ordering::Relaxed),
+            "recovered": self.0.orders_recovered.load(Ordering::Relaxed),
+            "fills_recovered": self.0.fills_recovered.load(Ordering::Relaxed),
+            "ready_after_ms": self.0.ready_after.get().map(|d| d.as_millis() as u64),
+        })
     }
 
     /// Called after each step that ended without an error.

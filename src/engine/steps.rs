@@ -78,6 +78,7 @@ pub async fn drive(engine: Engine, order: OrderId, reason: Reason) -> Result<Pro
     let after = db::run(engine.pool(), move |conn| orders::progress(conn, order)).await?;
     if recovering && engine.recovered(order) {
         engine.metrics().recovery_action(kind);
+        engine.count_recovered(after.1 - before.1);
         let recovery = json!({
             "log": log,
             "exchange": seen.unwrap_or_else(|| json!("not asked")),

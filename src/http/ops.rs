@@ -23,6 +23,8 @@ pub(crate) async fn healthz(state: web::Data<AppState>) -> HttpResponse {
         "outbox_lag_ms": state.relay.lag_ms(),
         "alarms_raised": alarms::raised_in_all(),
         "audit": state.last_audit.lock().ok().and_then(|last| last.clone()),
+        "started_at": state.started_at,
+        "recovery": state.engine.recovery_summary(),
     }))
 }
 
