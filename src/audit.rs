@@ -158,18 +158,15 @@ fn violation(account: &str, order: Option<&str>, detail: String) -> Violation {
     }
 }
 
-/// Runs every check on one connection (a read transaction, so the figures are of one moment),
+/// Runs every check on one connection (a read-only transaction, so the figures are of one moment),
 /// and against `exchange` when the exchange's record is given.
 pub fn run(
     conn: &mut DbConnection,
     exchange: Result<&[ExchangeOrder], String>,
 ) -> Result<Report, AppError> {
     let started = Instant::now();
-    let mut checks = conn.transaction::<_, AppError, _>(|conn| {
-        // Every query of one snapshot: PostgreSQL's default gives each statement its own.
-        if let crate::db::connection::Inner::Postgres(c) = &mut conn.inner {
-            diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(c)?;
-        }
+    // Every query of one snapshot, and no lock that would hold up the engine's writers.
+    let mut checks = conn.read_transaction::<_, AppError, _>(|conn| {
         let balances: Vec<BalanceRow> = load(
             conn,
             "SELECT b.account_id, b.asset, b.available, b.reserved, \

@@ -103,6 +103,29 @@ impl DbConnection {
         }
     }
 
+    /// Runs `work` in a read-only transaction that sees one moment of the database: deferred on
+    /// SQLite (a WAL reader takes no lock and waits for no writer), repeatable read on
+    /// PostgreSQL. Only for an outermost transaction.
+    pub fn read_transaction<T, E, F>(&mut self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T, E>,
+        E: From<diesel::result::Error>,
+    {
+        let begin = match self.backend() {
+            Backend::Sqlite => "BEGIN DEFERRED",
+            Backend::Postgres => "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        };
+        self.batch_execute(begin)?;
+        let outcome = work(self);
+        // Nothing was written: ending it either way keeps nothing.
+        let ended = self.batch_execute("ROLLBACK");
+        match (outcome, ended) {
+            (Ok(value), Ok(())) => Ok(value),
+            (Err(e), _) => Err(e),
+            (Ok(_), Err(e)) => Err(e.into()),
+        }
+    }
+
     /// Gives up whatever transaction is open (after a panic inside one).
     pub fn abandon_transaction(&mut self) {
         if self.depth > 0 {

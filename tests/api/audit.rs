@@ -48,7 +48,12 @@ async fn the_audit_passes_on_the_engines_books_and_names_a_corrupted_balance() {
     }
 
     let report = app.get(ADMIN_TOKEN, "/v1/admin/audit").await;
-    assert_eq!(report.status, 200);
+    assert_eq!(
+        report.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&report.body)
+    );
     let report = report.json();
     assert_eq!(report["ok"], true, "{report}");
     assert!(report["duration_ms"].is_u64());

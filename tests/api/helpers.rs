@@ -113,6 +113,11 @@ pub fn database_url(dir: &tempfile::TempDir) -> String {
 
 /// Starts the engine on port 0 over whatever database `dir` already holds.
 pub async fn spawn_app_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
+    // Errors inside the engine (an internal error's detail, say) show in the test's output.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("error"))
+        .with_test_writer()
+        .try_init();
     let url = database_url(&dir);
     let mut args = serve_args(&url);
     adjust(&mut args);
