@@ -217,7 +217,7 @@ pub fn run(
             let orders: Vec<OrderRow> = load(
                 conn,
                 "SELECT o.id, o.account_id, o.client_order_id, o.symbol, o.side, o.status, o.qty, \
-                 o.filled_qty, o.protection_price, 0 AS fills_qty, 0 AS fills_notional FROM orders o",
+                 o.filled_qty, o.protection_price, CAST(0 AS BIGINT) AS fills_qty, CAST(0 AS BIGINT) AS fills_notional FROM orders o",
             )?;
             checks.extend(against_exchange(&orders, &fills, book));
         }
