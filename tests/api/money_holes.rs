@@ -398,7 +398,12 @@ async fn only_the_admin_may_switch_the_simulators_faults() {
 #[actix_web::test]
 async fn a_new_push_under_a_reused_event_id_is_not_taken_for_a_duplicate() {
     let venue = Venue::start();
-    let app = spawn_app_with(|args| args.exchange = venue.url.clone()).await;
+    // No poll may reach the venue's copy first: both fills must come by push.
+    let app = spawn_app_with(|args| {
+        args.exchange = venue.url.clone();
+        args.poll_interval_ms = 60_000;
+    })
+    .await;
     let alice = app.create_account("100000.00", json!({})).await;
     let (id, cid) = placed_on(&app, &venue, &alice.token, 5, "100.00").await;
     venue.fill(&cid, "F1", 1, "99.00");
