@@ -273,6 +273,24 @@ impl Engine {
     /// One of several engines on the database of `dir`, each with its own port and log, started
     /// with `extra` flags.
     pub fn start_sharing(dir: &Path, port: u16, exchange: &str, extra: &[&str]) -> Self {
+        let log = dir.join(format!("engine-{port}.log"));
+        Self::launch(dir, port, exchange, extra, log, "warn")
+    }
+
+    /// An engine logging JSON lines at `info`, as an operator would run it.
+    pub fn start_with_json_logs(dir: &Path, port: u16, exchange: &str) -> Self {
+        let (extra, log) = (["--log-format", "json"], dir.join("orderkeeper.log"));
+        Self::launch(dir, port, exchange, &extra, log, "info")
+    }
+
+    fn launch(
+        dir: &Path,
+        port: u16,
+        exchange: &str,
+        extra: &[&str],
+        log: PathBuf,
+        log_filter: &'static str,
+    ) -> Self {
         let mut engine = Self {
             child: None,
             port,
@@ -282,29 +300,20 @@ impl Engine {
             poll_interval_ms: 300,
             fault_points: None,
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
-            log: dir.join(format!("engine-{port}.log")),
-            log_filter: "warn",
+            log,
+            log_filter,
         };
         engine.spawn();
         engine
     }
 
-    /// An engine logging JSON lines at `info`, as an operator would run it.
-    pub fn start_with_json_logs(dir: &Path, port: u16, exchange: &str) -> Self {
-        let mut engine = Self {
-            child: None,
-            port,
-            database_url: crate::database::url_for(dir),
-            dir: dir.to_owned(),
-            exchange: exchange.to_owned(),
-            poll_interval_ms: 300,
-            fault_points: None,
-            extra: vec!["--log-format".into(), "json".into()],
-            log: dir.join("orderkeeper.log"),
-            log_filter: "info",
-        };
-        engine.spawn();
-        engine
+    /// Waits up to 20 s for the order to reach `status`.
+    pub async fn wait_for_status(&self, token: &str, id: &str, status: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.get(token, &format!("/v1/orders/{id}")).await["status"] != status {
+            assert!(Instant::now() < deadline, "{id} never became {status}");
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// The engine's database (a SQLite file in its directory, or a PostgreSQL database).

@@ -247,11 +247,7 @@ async fn json_logs_name_the_order_the_account_and_the_key_never_the_token() {
     assert_eq!(status, 201, "{order}");
     let id = order["id"].as_str().unwrap().to_owned();
     let cid = order["client_order_id"].as_str().unwrap().to_owned();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while engine.get(&token, &format!("/v1/orders/{id}")).await["status"] != "filled" {
-        assert!(std::time::Instant::now() < deadline, "{id} never filled");
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    }
+    engine.wait_for_status(&token, &id, "filled").await;
     actix_web::rt::time::sleep(Duration::from_millis(300)).await;
 
     let log = std::fs::read_to_string(engine.log_path()).unwrap();
@@ -300,11 +296,7 @@ async fn the_offline_audit_passes_then_names_a_corrupted_balance() {
     let sell = json!({"symbol": "INFY", "side": "sell", "type": "market", "qty": 2});
     let (_, order) = engine.submit(&token, "o1", &sell).await;
     let id = order["id"].as_str().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while engine.get(&token, &format!("/v1/orders/{id}")).await["status"] != "filled" {
-        assert!(std::time::Instant::now() < deadline, "{id} never filled");
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    }
+    engine.wait_for_status(&token, id, "filled").await;
     assert!(engine.terminate().await);
 
     let (passed, report) = processes::offline_audit(engine.database_url(), Some(&sim.url()));
@@ -399,11 +391,7 @@ async fn recovery_is_an_event_in_the_feed_and_replays_with_since() {
     // A new order is not a recovered one.
     let (_, fresh) = engine.submit(&token, "r2", &far).await;
     let fresh_id = fresh["id"].as_str().unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while engine.get(&token, &format!("/v1/orders/{fresh_id}")).await["status"] != "new" {
-        assert!(std::time::Instant::now() < deadline);
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    }
+    engine.wait_for_status(&token, fresh_id, "new").await;
     let metrics = processes::metrics_text(&engine.url()).await;
     assert_eq!(
         processes::metric(
