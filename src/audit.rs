@@ -479,6 +479,9 @@ pub async fn live(state: &crate::app::AppState) -> Result<Report, AppError> {
         run(conn, book.as_deref().map_err(Clone::clone))
     })
     .await?;
+    // The alarms go in before the verdict is shown, so whoever sees a failing verdict also
+    // finds its alarms.
+    let raised = raise_alarms(state, &report).await;
     state.engine.metrics().audited(report.violations());
     if let Ok(mut last) = state.last_audit.lock() {
         *last = Some(Verdict {
@@ -488,6 +491,12 @@ pub async fn live(state: &crate::app::AppState) -> Result<Report, AppError> {
             violations: report.violations(),
         });
     }
+    raised?;
+    Ok(report)
+}
+
+/// One alarm per failing check, naming its first violation.
+async fn raise_alarms(state: &crate::app::AppState, report: &Report) -> Result<(), AppError> {
     for failing in report.checks.iter().filter(|c| !c.violations.is_empty()) {
         let (name, first) = (failing.name, failing.violations[0].clone());
         let count = failing.violations.len();
@@ -505,7 +514,7 @@ pub async fn live(state: &crate::app::AppState) -> Result<Report, AppError> {
             })
             .await?;
     }
-    Ok(report)
+    Ok(())
 }
 
 /// `orderkeeper audit`: the audit of a database on its own, with the exchange's record when
