@@ -146,6 +146,8 @@ fn start_engine(dir: &Path, port: u16, extra: &[&str]) -> Child {
             "--no-demo",
         ])
         .args(["--poll-interval-ms", "30000"])
+        // The figures are the engine's, not the per-account rate limiter's.
+        .args(["--order-rate-limit", "0"])
         .args(extra)
         .env("RUST_LOG", "error")
         .stdout(Stdio::null())

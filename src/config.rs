@@ -33,6 +33,67 @@ pub enum Command {
     /// Run the money audit against a database (a stopped engine's too) and print the JSON
     /// report; exit 0 only when it passes.
     Audit(AuditArgs),
+    /// The crash-and-restart demonstration in one command: the simulator with faults, the engine
+    /// as a child process killed with SIGKILL and started again under a stream of orders, then a
+    /// report that ends with the money audit's verdict. Exit 0 only when it passes.
+    Demo(DemoArgs),
+}
+
+/// The demonstration's flags. Its faults are on by default; `--drop-rate 0` and so on turn
+/// each off.
+#[derive(Debug, Clone, Args)]
+#[command(
+    mut_arg("drop_rate", |a| a.default_value("0.2")),
+    mut_arg("duplicate_rate", |a| a.default_value("0.2")),
+    mut_arg("reorder_rate", |a| a.default_value("0.1")),
+    mut_arg("error_rate", |a| a.default_value("0.05")),
+    mut_arg("lost_response_rate", |a| a.default_value("0.05")),
+)]
+pub struct DemoArgs {
+    /// How long orders stream in (`20s`, `2m`…); the end, when every order is driven to its
+    /// close and audited, comes after.
+    #[arg(long, env = "ORDERKEEPER_DEMO_DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub duration: std::time::Duration,
+
+    /// Orders per second, across all accounts.
+    #[arg(long, env = "ORDERKEEPER_DEMO_RATE", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
+    pub rate: u32,
+
+    /// How many times the engine is killed with SIGKILL and started again, at even points.
+    #[arg(long, env = "ORDERKEEPER_DEMO_KILLS", default_value_t = 3)]
+    pub kills: u32,
+
+    /// Trading accounts, each with its own client.
+    #[arg(long, env = "ORDERKEEPER_DEMO_ACCOUNTS", default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub accounts: u32,
+
+    /// Where the engine's API and dashboard listen.
+    #[arg(
+        long,
+        env = "ORDERKEEPER_DEMO_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub listen: String,
+
+    /// Where the simulator listens.
+    #[arg(
+        long,
+        env = "ORDERKEEPER_DEMO_EXCHANGE_LISTEN",
+        default_value = "127.0.0.1:8081"
+    )]
+    pub exchange_listen: String,
+
+    /// The engine's database: a new SQLite file in a new directory under the system's temporary
+    /// directory when not given (the directory is kept, with the engine's log).
+    #[arg(long, env = "ORDERKEEPER_DEMO_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Seeds the simulator and the traders' choices; random when absent.
+    #[arg(long, env = "ORDERKEEPER_DEMO_SEED")]
+    pub seed: Option<u64>,
+
+    #[command(flatten)]
+    pub faults: FaultArgs,
 }
 
 #[derive(Debug, Clone, Args)]

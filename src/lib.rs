@@ -15,6 +15,7 @@
 //! - [`limits`]: the per-account order rate and feed session cap.
 //! - [`metrics`]: the Prometheus figures behind `GET /metrics`; [`fault_points`]: the crash
 //!   matrix's named points.
+//! - [`demo`]: `orderkeeper demo`, the crash-and-restart demonstration with its report.
 //! - [`config`], [`telemetry`], [`startup`]: the command line, logging, and wiring it all up;
 //!   [`shutdown`]: the one signal that stops it all.
 //!
@@ -38,6 +39,7 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod demo;
 pub mod domain;
 pub mod engine;
 pub mod error;

@@ -1,21 +1,25 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use orderkeeper::audit;
 use orderkeeper::config::{Cli, Command, ServeArgs};
 use orderkeeper::exchange::sim;
 use orderkeeper::startup::Application;
-use orderkeeper::telemetry;
+use orderkeeper::{audit, demo, telemetry};
 
 #[actix_web::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     orderkeeper::fault_points::setup_from_env();
-    telemetry::init(cli.log_format);
-    let result = match cli
+    let command = cli
         .command
-        .unwrap_or_else(|| Command::Serve(ServeArgs::from_env()))
-    {
+        .unwrap_or_else(|| Command::Serve(ServeArgs::from_env()));
+    // The demo prints a report; its simulator cuts responses on purpose, which actix logs.
+    let default_filter = match command {
+        Command::Demo(_) => "warn,actix_http::h1::dispatcher=off",
+        _ => "info",
+    };
+    telemetry::init(cli.log_format, default_filter);
+    let result = match command {
         Command::Serve(args) => match Application::build(args).await {
             Ok(app) => match app.shutdown().on_signals() {
                 Ok(()) => app.run_until_stopped().await.map_err(|e| e.to_string()),
@@ -30,15 +34,18 @@ async fn main() -> ExitCode {
                         "{}",
                         serde_json::to_string_pretty(&report).unwrap_or_default()
                     );
-                    return if report.ok {
-                        ExitCode::SUCCESS
-                    } else {
-                        ExitCode::FAILURE
-                    };
+                    return passed(report.ok);
                 }
                 Err(e) => Err(e),
             }
         }
+        Command::Demo(args) => match demo::run(args).await {
+            Ok(report) => {
+                println!("{report}");
+                return passed(report.passed());
+            }
+            Err(e) => Err(e.to_string()),
+        },
         Command::ExchangeSim(args) => match sim::start(&args, false) {
             Ok(sim) => {
                 tracing::info!(port = sim.port, "exchange simulator listening");
@@ -54,5 +61,13 @@ async fn main() -> ExitCode {
             eprintln!("orderkeeper: {message}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn passed(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

@@ -419,7 +419,11 @@ async function start() {
     $("recovery-banner").hidden = true;
   });
 
-  let token = localStorage.getItem("orderkeeper.token") ?? "";
+  // A link may carry the token in its fragment (never sent to the server): `orderkeeper demo`
+  // prints one. It is taken, then dropped from the address bar.
+  const linked = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (linked) history.replaceState(null, "", location.pathname + location.search);
+  let token = linked ?? localStorage.getItem("orderkeeper.token") ?? "";
   if (!token) {
     const demo = await fetch("/demo.json").then((r) => (r.ok ? r.json() : null)).catch(() => null);
     token = demo?.token ?? "";

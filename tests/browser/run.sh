@@ -16,7 +16,16 @@ sim_pid=$!
 cat >"$work/engine.sh" <<SCRIPT
 #!/usr/bin/env bash
 # Kills the engine if it runs (SIGKILL), then starts it again in the background.
-[ -f "$work/engine.pid" ] && kill -9 "\$(cat "$work/engine.pid")" 2>/dev/null || true
+# The old process must be gone (or a zombie) before the new one binds its port.
+if [ -f "$work/engine.pid" ]; then
+  pid="\$(cat "$work/engine.pid")"
+  kill -9 "\$pid" 2>/dev/null || true
+  for _ in \$(seq 1 100); do
+    state="\$(awk '/^State:/ {print \$2}' "/proc/\$pid/status" 2>/dev/null || true)"
+    [ -z "\$state" ] || [ "\$state" = Z ] && break
+    sleep 0.05
+  done
+fi
 "$bin" serve --listen "127.0.0.1:$port" --exchange "http://127.0.0.1:$sim_port" \
   --exchange-secret browser-secret --database-url "sqlite://$work/orderkeeper.db" \
   --poll-interval-ms 500 --outbox-retention 2 --audit-interval 1 >>"$work/stdout.log" 2>>"$work/stderr.log" &
@@ -34,3 +43,21 @@ cd "$here"
 [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund
 RESTART_ENGINE="bash $work/engine.sh" node dashboard.mjs "http://127.0.0.1:$port" \
   || { echo "--- engine log"; tail -n 40 "$work/stderr.log"; exit 1; }
+
+# `orderkeeper demo`, followed by a page opened from the link it prints. Its engine is its child;
+# its directory goes under $work.
+demo_port="$(free_port)"
+demo_sim_port="$(free_port)"
+TMPDIR="$work" "$bin" demo --duration 16s --listen "127.0.0.1:$demo_port" \
+  --exchange-listen "127.0.0.1:$demo_sim_port" >"$work/demo.out" 2>"$work/demo.err" &
+demo_pid=$!
+trap 'kill "$demo_pid" "$(cat "$work/engine.pid")" "$sim_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 1 300); do
+  grep -q '^dashboard: ' "$work/demo.out" && break
+  sleep 0.1
+done
+link="$(sed -n 's/^dashboard: //p' "$work/demo.out")"
+node demo.mjs "$link" || { cat "$work/demo.out" "$work/demo.err"; exit 1; }
+wait "$demo_pid" || { echo "--- the demo failed"; cat "$work/demo.out" "$work/demo.err"; exit 1; }
+grep -q '^result: pass$' "$work/demo.out"
+tail -n 3 "$work/demo.out"

@@ -1,12 +1,13 @@
 //! The engine as a real process, killed and restarted: the SIGKILL crash test, the crash matrix of
-//! named fault points, the seeded simulation, restarts seen from the live feed, and several
-//! engines on one database.
+//! named fault points, the seeded simulation, restarts seen from the live feed, several engines
+//! on one database, and `orderkeeper demo`.
 
 #[path = "../common/books.rs"]
 mod books;
 mod broker;
 #[path = "../common/database.rs"]
 mod database;
+mod demo;
 mod engines;
 #[path = "../common/feed_client.rs"]
 mod feed_client;

@@ -23,6 +23,39 @@ pub fn offline_audit(database_url: &str, exchange: Option<&str>) -> (bool, Value
     let report = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
     (output.status.success(), report)
 }
+/// `orderkeeper demo` on `database_url` with its engine and simulator on these ports, its
+/// directory under `dir`: whether it exited with 0, and its stdout and stderr.
+pub fn run_demo(dir: &Path, database_url: &str, flags: &[&str]) -> (bool, String, String) {
+    let (engine, exchange) = (free_port(), free_port());
+    let output = Command::new(BIN)
+        .args(["demo", "--database-url", database_url])
+        .args(["--listen", &format!("127.0.0.1:{engine}")])
+        .args(["--exchange-listen", &format!("127.0.0.1:{exchange}")])
+        .args(flags)
+        .env("TMPDIR", dir)
+        .output()
+        .expect("orderkeeper demo runs");
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (
+        output.status.success(),
+        text(&output.stdout),
+        text(&output.stderr),
+    )
+}
+
+/// Adds `delta` to an account's available balance of `asset`, behind the engine's back.
+pub fn tamper_with_balance(database_url: &str, account_id: &str, asset: &str, delta: i64) {
+    let mut conn = orderkeeper::db::connection::establish(database_url).unwrap();
+    let sql = format!(
+        "UPDATE balances SET available = available + {delta} WHERE account_id = '{account_id}' AND asset = '{asset}'"
+    );
+    let changed = orderkeeper::with_conn!(conn, |c| {
+        use diesel::RunQueryDsl;
+        diesel::sql_query(&sql).execute(c)
+    });
+    assert_eq!(changed.ok(), Some(1), "one balance row changed");
+}
+
 const SECRET: &str = "crash-test-secret";
 const ADMIN: &str = "crash-test-admin";
 

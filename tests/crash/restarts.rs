@@ -304,15 +304,7 @@ async fn the_offline_audit_passes_then_names_a_corrupted_balance() {
     assert_eq!(report["ok"], true);
 
     let url = engine.database_url().to_owned();
-    let mut conn = orderkeeper::db::connection::establish(&url).unwrap();
-    let sql = format!(
-        "UPDATE balances SET available = available + 100 WHERE account_id = '{account_id}' AND asset = 'INFY'"
-    );
-    let changed = orderkeeper::with_conn!(conn, |c| {
-        use diesel::RunQueryDsl;
-        diesel::sql_query(&sql).execute(c)
-    });
-    assert_eq!(changed.ok(), Some(1));
+    processes::tamper_with_balance(&url, &account_id, "INFY", 100);
     let (passed, report) = processes::offline_audit(&url, None);
     assert!(!passed, "a corrupted balance passed: {report}");
     let check = report["checks"]

@@ -1,0 +1,90 @@
+//! `orderkeeper demo` as a newcomer runs it: its kills, its report, and a verdict that comes from
+//! the books, not from the script.
+
+use serde_json::json;
+
+use crate::processes::{self, Engine, Simulator};
+
+/// The line of the report that starts with `label`, after its label.
+fn report_line<'a>(report: &'a str, label: &str) -> &'a str {
+    report
+        .lines()
+        .find_map(|line| line.trim_start().strip_prefix(label))
+        .map_or("", str::trim)
+        .trim_start()
+}
+
+/// The first number in `text`.
+fn first_number(text: &str) -> u64 {
+    text.split(|c: char| !c.is_ascii_digit())
+        .find(|s| !s.is_empty())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn the_demo_kills_the_engine_three_times_and_passes_the_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = crate::database::url_for(dir.path());
+    let (passed, report, log) = processes::run_demo(dir.path(), &url, &["--duration", "20s"]);
+    assert!(passed, "the demo failed:\n{report}\n{log}");
+    let audit = report_line(&report, "audit");
+    assert!(audit.starts_with("pass:"), "{report}");
+    assert!(audit.contains("the exchange's record included"), "{report}");
+    assert_eq!(report.lines().last(), Some("result: pass"), "{report}");
+    assert!(
+        report_line(&report, "kills").starts_with("3 SIGKILLs"),
+        "{report}"
+    );
+    let acknowledged = first_number(report_line(&report, "orders"));
+    assert!(acknowledged > 50, "{report}");
+    assert_eq!(
+        report_line(&report, "lost orders"),
+        format!("0 of {acknowledged} acknowledged"),
+        "{report}"
+    );
+    // A fifth of the pushes are dropped and the engine is killed three times: some fills can
+    // only have come by polling.
+    let fills = report_line(&report, "fills");
+    let by_poll = fills.split(", ").nth(1).map_or(0, first_number);
+    assert!(by_poll > 0, "{report}");
+    let feed = report_line(&report, "feed");
+    assert!(feed.contains(": 0 breaks, 0 followers unlike"), "{report}");
+    // Each follower reconnected after each kill.
+    let connections = feed.split(" over ").nth(1).map_or(0, first_number);
+    assert!(connections >= 4 * 4, "{report}");
+    crate::database::drop_for(dir.path());
+}
+
+/// On a database whose books were changed behind the engine's back, the demo's audit fails,
+/// names the check, and the demo exits with a failure.
+#[actix_web::test]
+async fn the_demo_fails_when_the_books_do_not_add_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine_port = processes::free_port();
+    let sim = Simulator::start(engine_port, 5, false);
+    let mut engine = Engine::start(dir.path(), engine_port, &sim.url());
+    let account = engine
+        .admin_post(
+            "/v1/admin/accounts",
+            &json!({"name": "mallory", "cash": "100.00", "positions": {}}),
+        )
+        .await;
+    let account_id = account["account_id"].as_str().unwrap().to_owned();
+    assert!(engine.terminate().await);
+    let url = engine.database_url().to_owned();
+    processes::tamper_with_balance(&url, &account_id, "CASH", 1);
+
+    let flags = ["--duration", "3s", "--kills", "1"];
+    let (passed, report, log) = processes::run_demo(dir.path(), &url, &flags);
+    assert!(
+        !passed,
+        "the demo passed on corrupted books:\n{report}\n{log}"
+    );
+    let audit = report_line(&report, "audit");
+    assert!(audit.starts_with("FAIL:"), "{report}");
+    assert!(audit.contains("balances_equal_ledger"), "{report}");
+    assert!(audit.contains(&account_id), "{report}");
+    assert_eq!(report.lines().last(), Some("result: FAIL"), "{report}");
+    crate::database::drop_for(dir.path());
+}
