@@ -2,21 +2,11 @@
 // the ticket reaches `filled` in the live table, a phone-sized page fits, a page opened after the
 // events were pruned resyncs, and after the engine is killed with SIGKILL and started again the
 // page shows the restart banner. Screenshots are saved.
-import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
+import { launchBrowser, shots } from "./launch.mjs";
 import { execSync } from "node:child_process";
 
 const base = process.argv[2];
-const shots = new URL("../artifacts/", import.meta.url).pathname;
-mkdirSync(shots, { recursive: true });
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launchBrowser();
 const errors = [];
 try {
   const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });

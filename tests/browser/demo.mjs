@@ -1,20 +1,10 @@
 // Follows `orderkeeper demo` from the link it prints, as a newcomer would: the page takes the
 // token from the link, fills with the trader's orders, shows the restart banner and the
 // recovered orders after a kill, comes back live, and holds one row per order throughout.
-import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
+import { launchBrowser, shots } from "./launch.mjs";
 
 const link = process.argv[2];
-const shots = new URL("../artifacts/", import.meta.url).pathname;
-mkdirSync(shots, { recursive: true });
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-});
+const browser = await launchBrowser();
 const errors = [];
 const oneRowPerOrder = async (page) => {
   const ids = await page.$$eval("#orders tr", (rows) => rows.map((r) => r.dataset.id));
