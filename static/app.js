@@ -28,6 +28,8 @@ function fromCents(cents) {
   return `${sign}${whole}.${String(abs % 100).padStart(2, "0")}`;
 }
 const money = (text) => (text == null ? "—" : fromCents(toCents(text)));
+// 24-hour local time: short enough for the orders table's first column.
+const clock = (time) => new Date(time).toLocaleTimeString([], { hour12: false });
 
 // ---- API ----
 async function api(path, options = {}) {
@@ -140,7 +142,7 @@ function renderOrder(order, flash) {
   const open = !["filled", "canceled", "rejected", "pending_cancel"].includes(order.status);
   row.dataset.status = order.status;
   row.innerHTML = `
-    <td class="mono">${new Date(order.created_at).toLocaleTimeString()}</td>
+    <td class="mono">${clock(order.created_at)}</td>
     <td><strong>${order.symbol}</strong></td>
     <td class="side-${order.side}">${order.side.toUpperCase()}</td>
     <td>${order.type}</td>
@@ -179,10 +181,10 @@ async function loadDetail(id) {
   const [fills, actions] = await Promise.all([api(`/v1/orders/${id}/fills`), api(`/v1/orders/${id}/actions`)]);
   if (state.selected !== id) return;
   $("fills").innerHTML = fills.length
-    ? fills.map((f) => `<tr><td class="mono">${f.fill_id}</td><td class="num">${f.qty}</td><td class="num">${money(f.price)}</td><td><span class="badge">${f.source}</span></td><td class="mono">${new Date(f.received_at).toLocaleTimeString()}</td></tr>`).join("")
+    ? fills.map((f) => `<tr><td class="mono">${f.fill_id}</td><td class="num">${f.qty}</td><td class="num">${money(f.price)}</td><td><span class="badge">${f.source}</span></td><td class="mono">${clock(f.received_at)}</td></tr>`).join("")
     : `<tr><td colspan="5" class="muted">No fills yet.</td></tr>`;
   $("actions").innerHTML = actions
-    .map((a) => `<li><span class="kind">${a.seq}. ${a.kind.replace("_", " ")}</span><span class="at">${new Date(a.at).toLocaleTimeString()}</span><span class="info">${escapeHtml(JSON.stringify(a.detail))}</span></li>`)
+    .map((a) => `<li><span class="kind">${a.seq}. ${a.kind.replace("_", " ")}</span><span class="at">${clock(a.at)}</span><span class="info">${escapeHtml(JSON.stringify(a.detail))}</span></li>`)
     .join("");
 }
 
@@ -353,7 +355,7 @@ async function putFaults(faults) {
 // ---- the money audit's badge, and the banner after a restart ----
 function showRestart(health) {
   const r = health.recovery ?? {};
-  const at = new Date(health.started_at).toLocaleTimeString();
+  const at = clock(health.started_at);
   $("recovery-text").textContent =
     `Engine restarted at ${at}; ${r.picked_up ?? 0} open order${r.picked_up === 1 ? "" : "s"} picked up, ` +
     `${r.recovered ?? 0} carried on by recovery, ${r.fills_recovered ?? 0} fill${r.fills_recovered === 1 ? "" : "s"} recovered by polling.`;
@@ -373,7 +375,7 @@ async function pollAudit() {
       $("audit-text").textContent = "audit: not yet run";
     } else if (audit.ok) {
       badge.dataset.state = "pass";
-      $("audit-text").textContent = `audit passed · ${new Date(audit.at).toLocaleTimeString()}`;
+      $("audit-text").textContent = `audit passed · ${clock(audit.at)}`;
     } else {
       badge.dataset.state = "fail";
       $("audit-text").textContent = `audit FAILED: ${audit.failing.join(", ")} (${audit.violations})`;
