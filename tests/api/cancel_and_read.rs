@@ -150,6 +150,10 @@ async fn a_cancel_waits_for_the_exchanges_answer_before_refunding() {
         .await
         .json();
     let id = order["id"].as_str().unwrap();
+    // Cancelled before its placement was recorded as sent, it would be released at once, rightly:
+    // the test is about a cancel after the placement went out.
+    app.wait_for_action(&alice.token, id, "placement_sent")
+        .await;
 
     let answer = app.delete(&alice.token, &format!("/v1/orders/{id}")).await;
     assert_eq!(answer.status, StatusCode::ACCEPTED);

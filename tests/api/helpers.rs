@@ -373,6 +373,24 @@ impl TestApp {
         self.wait_for_order(token, id, |o| o["status"] == status)
             .await
     }
+
+    /// Polls the order's action log until it holds an action of `kind` (10 s at most).
+    pub async fn wait_for_action(&self, token: &str, id: &str, kind: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let path = format!("/v1/orders/{id}/actions");
+        loop {
+            let actions = self.get(token, &path).await.json();
+            let kinds = actions.as_array().cloned().unwrap_or_default();
+            if kinds.iter().any(|a| a["kind"] == kind) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "order {id} never recorded {kind}: {actions}"
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
 
 impl TestApp {
