@@ -61,6 +61,7 @@ impl EngineProcess {
                 self.child = None;
                 return Err(DemoError::EngineExited {
                     status,
+                    last_words: last_line(&self.log),
                     log: self.log.clone(),
                 });
             }
@@ -111,6 +112,17 @@ impl EngineProcess {
         let _ = child.wait();
         false
     }
+}
+
+/// The last line the engine wrote to its log: why it stopped.
+fn last_line(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .rev()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or("no log")
+        .trim()
+        .to_owned()
 }
 
 impl Drop for EngineProcess {

@@ -45,9 +45,10 @@ pub enum DemoError {
     Simulator(std::io::Error),
     #[error("cannot start the engine: {0}")]
     Engine(std::io::Error),
-    #[error("the engine exited ({status}); its log: {}", log.display())]
+    #[error("the engine exited ({status}): {last_words} (its log: {})", log.display())]
     EngineExited {
         status: std::process::ExitStatus,
+        last_words: String,
         log: PathBuf,
     },
     #[error("the engine at {url} was not ready within a minute (is --listen free?); its log: {}", log.display())]
