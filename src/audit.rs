@@ -13,7 +13,7 @@
 //! - with the exchange's record, `fills_equal_exchange`: an ended order has exactly the exchange's
 //!   fills, an open one no fill the exchange lacks; and `no_unknown_exchange_orders`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Instant;
 
 use diesel::prelude::*;
@@ -21,7 +21,7 @@ use diesel::sql_types::{BigInt, Nullable, Text};
 use serde::Serialize;
 
 use crate::db::DbConnection;
-use crate::domain::CASH;
+use crate::domain::{OrderStatus, CASH};
 use crate::error::AppError;
 use crate::exchange::wire::ExchangeOrder;
 
@@ -141,7 +141,15 @@ struct FillRow {
     price: i64,
 }
 
-const TERMINAL: &str = "('filled', 'canceled', 'rejected')";
+/// The ended statuses, as SQL: `('filled', 'canceled', 'rejected')`.
+fn terminal_statuses() -> String {
+    let quoted: Vec<String> = OrderStatus::ALL
+        .iter()
+        .filter(|s| s.is_terminal())
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    format!("({})", quoted.join(", "))
+}
 
 fn load<T: QueryableByName<diesel::sqlite::Sqlite> + QueryableByName<diesel::pg::Pg> + 'static>(
     conn: &mut DbConnection,
@@ -166,7 +174,7 @@ pub fn run(
 ) -> Result<Report, AppError> {
     let started = Instant::now();
     // Every query of one snapshot, and no lock that would hold up the engine's writers.
-    let mut checks = conn.read_transaction::<_, AppError, _>(|conn| {
+    let checks = conn.read_transaction::<_, AppError, _>(|conn| {
         let balances: Vec<BalanceRow> = load(
             conn,
             "SELECT b.account_id, b.asset, b.available, b.reserved, \
@@ -189,8 +197,9 @@ pub fn run(
             &format!(
                 "SELECT o.id, o.account_id, l.asset, CAST(SUM(l.reserved_delta) AS BIGINT) AS held \
                  FROM orders o JOIN ledger_entries l ON l.order_id = o.id \
-                 WHERE o.status IN {TERMINAL} GROUP BY o.id, o.account_id, l.asset \
-                 HAVING SUM(l.reserved_delta) <> 0"
+                 WHERE o.status IN {} GROUP BY o.id, o.account_id, l.asset \
+                 HAVING SUM(l.reserved_delta) <> 0",
+                terminal_statuses()
             ),
         )?;
         let openings: Vec<OpeningRow> = load(
@@ -202,36 +211,32 @@ pub fn run(
             .iter()
             .filter(|o| is_terminal(&o.status))
             .count();
-        Ok(vec![
+        let mut checks = vec![
             balances_equal_ledger(&balances),
             filled_qty_equals_fills(&orders),
             terminal_orders_hold_nothing(&held, terminal_count),
             reserved_equals_open_orders(&balances, &orders),
             cash_and_shares_conserved(&balances, &orders, &openings),
-        ])
-    })?;
-    match exchange {
-        Ok(book) => {
-            let fills: Vec<FillRow> =
-                load(conn, "SELECT order_id, fill_id, qty, price FROM fills")?;
-            let orders: Vec<OrderRow> = load(
-                conn,
-                "SELECT o.id, o.account_id, o.client_order_id, o.symbol, o.side, o.status, o.qty, \
-                 o.filled_qty, o.protection_price, CAST(0 AS BIGINT) AS fills_qty, CAST(0 AS BIGINT) AS fills_notional FROM orders o",
-            )?;
-            checks.extend(against_exchange(&orders, &fills, book));
-        }
-        Err(why) => {
-            for name in ["fills_equal_exchange", "no_unknown_exchange_orders"] {
-                checks.push(Check {
-                    name,
-                    rows: 0,
-                    violations: Vec::new(),
-                    skipped: Some(why.clone()),
-                });
+        ];
+        match exchange {
+            Ok(book) => {
+                let fills: Vec<FillRow> =
+                    load(conn, "SELECT order_id, fill_id, qty, price FROM fills")?;
+                checks.extend(against_exchange(&orders, &fills, book));
+            }
+            Err(why) => {
+                for name in ["fills_equal_exchange", "no_unknown_exchange_orders"] {
+                    checks.push(Check {
+                        name,
+                        rows: 0,
+                        violations: Vec::new(),
+                        skipped: Some(why.clone()),
+                    });
+                }
             }
         }
-    }
+        Ok(checks)
+    })?;
     let ok = checks.iter().all(|c| c.violations.is_empty());
     Ok(Report {
         ok,
@@ -241,7 +246,7 @@ pub fn run(
 }
 
 fn is_terminal(status: &str) -> bool {
-    matches!(status, "filled" | "canceled" | "rejected")
+    OrderStatus::parse(status).is_some_and(OrderStatus::is_terminal)
 }
 
 fn check(name: &'static str, rows: usize, violations: Vec<Violation>) -> Check {
@@ -313,7 +318,7 @@ fn terminal_orders_hold_nothing(held: &[HeldRow], terminal: usize) -> Check {
 }
 
 fn reserved_equals_open_orders(balances: &[BalanceRow], orders: &[OrderRow]) -> Check {
-    let mut expected: HashMap<(&str, &str), i128> = HashMap::new();
+    let mut expected: BTreeMap<(&str, &str), i128> = BTreeMap::new();
     for o in orders.iter().filter(|o| !is_terminal(&o.status)) {
         let unfilled = i128::from(o.qty - o.filled_qty);
         let (asset, amount) = if o.side == "buy" {
@@ -323,29 +328,17 @@ fn reserved_equals_open_orders(balances: &[BalanceRow], orders: &[OrderRow]) -> 
         };
         *expected.entry((o.account_id.as_str(), asset)).or_default() += amount;
     }
-    let mut wrong = Vec::new();
-    for b in balances {
-        let should = expected
-            .remove(&(b.account_id.as_str(), b.asset.as_str()))
-            .unwrap_or(0);
-        if i128::from(b.reserved) != should {
-            wrong.push(violation(
-                &b.account_id,
-                None,
-                format!(
-                    "{}: {} reserved, but the open orders hold back {}",
-                    b.asset, b.reserved, should
-                ),
-            ));
-        }
-    }
-    for ((account, asset), should) in expected.into_iter().filter(|(_, n)| *n != 0) {
-        wrong.push(violation(
-            account,
-            None,
-            format!("{asset}: the open orders hold back {should}, but there is no balance"),
-        ));
-    }
+    let wrong = against_balances(
+        balances,
+        expected,
+        |b| i128::from(b.reserved),
+        |asset, reserved, should| match reserved {
+            Some(reserved) => {
+                format!("{asset}: {reserved} reserved, but the open orders hold back {should}")
+            }
+            None => format!("{asset}: the open orders hold back {should}, but there is no balance"),
+        },
+    );
     check("reserved_equals_open_orders", balances.len(), wrong)
 }
 
@@ -367,31 +360,49 @@ fn cash_and_shares_conserved(
             sign * i128::from(o.fills_qty);
         *expected.entry((account, CASH)).or_default() -= sign * i128::from(o.fills_notional);
     }
+    let wrong = against_balances(
+        balances,
+        expected,
+        |b| i128::from(b.available) + i128::from(b.reserved),
+        |asset, holds, should| match holds {
+            Some(holds) => {
+                format!("{asset}: holds {holds}, but opening and fills come to {should}")
+            }
+            None => format!("{asset}: opening and fills come to {should}, but there is no balance"),
+        },
+    );
+    check("cash_and_shares_conserved", balances.len(), wrong)
+}
+
+/// Each balance's `figure` against what it `should` be (keyed by account and asset), then what
+/// `should` names that no balance holds. `says(asset, figure, should)` words each difference;
+/// the figure is None when there is no balance.
+fn against_balances<'a>(
+    balances: &'a [BalanceRow],
+    mut should: BTreeMap<(&'a str, &'a str), i128>,
+    figure: fn(&BalanceRow) -> i128,
+    says: fn(&str, Option<i128>, i128) -> String,
+) -> Vec<Violation> {
     let mut wrong = Vec::new();
     for b in balances {
-        let holds = i128::from(b.available) + i128::from(b.reserved);
-        let should = expected
-            .remove(&(b.account_id.as_str(), b.asset.as_str()))
-            .unwrap_or(0);
-        if holds != should {
+        let (is, expected) = (
+            figure(b),
+            should
+                .remove(&(b.account_id.as_str(), b.asset.as_str()))
+                .unwrap_or(0),
+        );
+        if is != expected {
             wrong.push(violation(
                 &b.account_id,
                 None,
-                format!(
-                    "{}: holds {holds}, but opening and fills come to {should}",
-                    b.asset
-                ),
+                says(&b.asset, Some(is), expected),
             ));
         }
     }
-    for ((account, asset), should) in expected.into_iter().filter(|(_, n)| *n != 0) {
-        wrong.push(violation(
-            account,
-            None,
-            format!("{asset}: opening and fills come to {should}, but there is no balance"),
-        ));
+    for ((account, asset), expected) in should.into_iter().filter(|(_, n)| *n != 0) {
+        wrong.push(violation(account, None, says(asset, None, expected)));
     }
-    check("cash_and_shares_conserved", balances.len(), wrong)
+    wrong
 }
 
 fn against_exchange(orders: &[OrderRow], fills: &[FillRow], book: &[ExchangeOrder]) -> Vec<Check> {
@@ -436,8 +447,7 @@ fn against_exchange(orders: &[OrderRow], fills: &[FillRow], book: &[ExchangeOrde
             ));
         }
     }
-    let known: std::collections::HashSet<&str> =
-        orders.iter().map(|o| o.client_order_id.as_str()).collect();
+    let known: HashSet<&str> = orders.iter().map(|o| o.client_order_id.as_str()).collect();
     let unknown: Vec<Violation> = book
         .iter()
         .filter(|e| !known.contains(e.client_order_id.as_str()))
