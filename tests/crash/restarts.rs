@@ -278,7 +278,8 @@ async fn json_logs_name_the_order_the_account_and_the_key_never_the_token() {
 }
 
 /// `orderkeeper audit` on a stopped engine's database: it passes on the books the engine kept,
-/// and fails, exit status and all, once a balance is changed behind the engine's back.
+/// fails against an exchange that never saw its order, and fails, exit status and all, once a
+/// balance is changed behind the engine's back.
 #[actix_web::test]
 async fn the_offline_audit_passes_then_names_a_corrupted_balance() {
     let dir = tempfile::tempdir().unwrap();
@@ -302,6 +303,19 @@ async fn the_offline_audit_passes_then_names_a_corrupted_balance() {
     let (passed, report) = processes::offline_audit(engine.database_url(), Some(&sim.url()));
     assert!(passed, "{report}");
     assert_eq!(report["ok"], true);
+
+    // Held against an exchange that never saw the order, the same books fail on its fills.
+    let stranger = Simulator::start(engine_port, 14, false);
+    stranger.prices().await;
+    let (passed, report) = processes::offline_audit(engine.database_url(), Some(&stranger.url()));
+    assert!(!passed, "fills the exchange never made passed: {report}");
+    let check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "fills_equal_exchange")
+        .unwrap();
+    assert_eq!(check["violations"][0]["order_id"], id, "{report}");
 
     let url = engine.database_url().to_owned();
     processes::tamper_with_balance(&url, &account_id, "INFY", 100);
