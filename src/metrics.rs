@@ -54,8 +54,8 @@ type FloatGauge = Gauge<f64, AtomicU64>;
 
 pub struct Metrics {
     registry: Registry,
-    pub orders_created: Counter,
-    pub idempotent_replays: Counter,
+    orders_created: Counter,
+    idempotent_replays: Counter,
     idempotency_conflicts: Family<KindLabel, Counter>,
     idempotency_keys: Gauge,
     http_requests: Family<RouteLabels, Counter>,

@@ -123,18 +123,13 @@ impl Application {
             admin_token: admin_token.clone(),
             exchange_secret,
             embedded_exchange: sim.as_ref().map(|_| exchange_url.clone()),
-            idempotency_ttl_micros: i64::try_from(args.idempotency_ttl.saturating_mul(1_000_000))
-                .unwrap_or(i64::MAX),
+            idempotency_ttl_micros: micros(args.idempotency_ttl),
             broker: args.broker.is_some(),
             max_stored_keys: i64::try_from(args.max_stored_keys).unwrap_or(i64::MAX),
             order_rate: OrderRate::new(args.order_rate_limit),
             stream_sessions: StreamSessions::new(args.max_stream_sessions),
-            push_replay_window_micros: i64::try_from(
-                args.push_replay_window.saturating_mul(1_000_000),
-            )
-            .unwrap_or(i64::MAX),
-            outbox_retention_micros: i64::try_from(args.outbox_retention.saturating_mul(1_000_000))
-                .unwrap_or(i64::MAX),
+            push_replay_window_micros: micros(args.push_replay_window),
+            outbox_retention_micros: micros(args.outbox_retention),
             last_audit: std::sync::Mutex::new(None),
             started_at: db::rfc3339(now_micros()),
         });
@@ -257,6 +252,11 @@ fn bound_send_buffer(connection: &dyn std::any::Any, _: &mut actix_web::dev::Ext
     }
 }
 
+/// Seconds from a flag as microseconds, the store's unit (a huge value is taken as forever).
+fn micros(seconds: u64) -> i64 {
+    i64::try_from(seconds.saturating_mul(1_000_000)).unwrap_or(i64::MAX)
+}
+
 /// Gives every open order its actor again (retried until it succeeds), then keeps looking for open
 /// orders that lost theirs.
 fn spawn_recovery(state: web::Data<AppState>, shutdown: Shutdown) {
@@ -324,8 +324,8 @@ async fn create_demo_account(writer: &Writer) -> Result<Option<String>, AppError
         .await
 }
 
-/// Once a minute (or sooner, for a short retention): deletes expired idempotency keys and outbox events past their retention, and
-/// forgets rate-limit state of idle accounts.
+/// Once a minute (or sooner, for a short retention): deletes expired idempotency keys and outbox
+/// events past their retention, and forgets rate-limit state of idle accounts.
 fn spawn_store_reaper(state: web::Data<AppState>, shutdown: Shutdown) {
     actix_web::rt::spawn(async move {
         // A short retention (a demonstration, a test) is kept to within about half of itself.

@@ -34,6 +34,41 @@ pub struct Call<'a> {
     pub body: Option<&'a Value>,
 }
 
+impl<'a> Call<'a> {
+    pub fn get(path: &'a str, token: &'a str) -> Self {
+        Call {
+            method: awc::http::Method::GET,
+            path,
+            token,
+            key: None,
+            body: None,
+        }
+    }
+
+    pub fn delete(path: &'a str, token: &'a str) -> Self {
+        Call {
+            method: awc::http::Method::DELETE,
+            ..Call::get(path, token)
+        }
+    }
+
+    pub fn post(path: &'a str, token: &'a str, body: &'a Value) -> Self {
+        Call {
+            method: awc::http::Method::POST,
+            body: Some(body),
+            ..Call::get(path, token)
+        }
+    }
+
+    /// `POST /v1/orders` under an Idempotency-Key.
+    pub fn submit(token: &'a str, key: &'a str, order: &'a Value) -> Self {
+        Call {
+            key: Some(key),
+            ..Call::post("/v1/orders", token, order)
+        }
+    }
+}
+
 impl Api {
     pub fn new(base: &str) -> Self {
         Self {

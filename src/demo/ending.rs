@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use awc::http::Method;
 use serde_json::Value;
 
 use super::client::{Api, Call};
@@ -22,16 +21,6 @@ pub struct Findings {
     pub fills_by_poll: u64,
 }
 
-fn get<'a>(path: &'a str, token: &'a str) -> Call<'a> {
-    Call {
-        method: Method::GET,
-        path,
-        token,
-        key: None,
-        body: None,
-    }
-}
-
 /// Cancels every open order of every account until none is open; how many were still open
 /// when `within` ran out.
 pub async fn close_every_order(api: &Api, tokens: &[String], within: Duration) -> usize {
@@ -40,7 +29,7 @@ pub async fn close_every_order(api: &Api, tokens: &[String], within: Duration) -
         let mut open = 0;
         for token in tokens {
             let listed = api
-                .send(&get("/v1/orders?status=open&limit=1000", token))
+                .send(&Call::get("/v1/orders?status=open&limit=1000", token))
                 .await;
             let Some(((200, Value::Array(orders)), _)) = listed else {
                 open += 1;
@@ -49,11 +38,7 @@ pub async fn close_every_order(api: &Api, tokens: &[String], within: Duration) -
             open += orders.len();
             for order in orders.iter().filter(|o| o["status"] != "pending_cancel") {
                 let path = format!("/v1/orders/{}", order["id"].as_str().unwrap_or_default());
-                let cancel = Call {
-                    method: Method::DELETE,
-                    ..get(&path, token)
-                };
-                let _ = api.send(&cancel).await;
+                let _ = api.send(&Call::delete(&path, token)).await;
             }
         }
         if open == 0 || Instant::now() > deadline {
@@ -68,13 +53,7 @@ pub async fn close_every_order(api: &Api, tokens: &[String], within: Duration) -
 pub async fn check_trader(api: &Api, trader: &Trader, findings: &mut Findings) {
     let token = &trader.token;
     for sent in &trader.submitted {
-        let call = Call {
-            method: Method::POST,
-            path: "/v1/orders",
-            token,
-            key: Some(&sent.key),
-            body: Some(&sent.body),
-        };
+        let call = Call::submit(token, &sent.key, &sent.body);
         findings.replayed += 1;
         match api.until_answered(&call).await {
             Some(again)
@@ -91,12 +70,15 @@ pub async fn check_trader(api: &Api, trader: &Trader, findings: &mut Findings) {
             continue;
         };
         let order = format!("/v1/orders/{id}");
-        if !matches!(api.send(&get(&order, token)).await, Some(((200, _), _))) {
+        if !matches!(
+            api.send(&Call::get(&order, token)).await,
+            Some(((200, _), _))
+        ) {
             findings.lost.push(format!("{} ({})", id, sent.key));
             continue;
         }
         let fills = format!("/v1/orders/{id}/fills");
-        if let Some(((200, Value::Array(fills)), _)) = api.send(&get(&fills, token)).await {
+        if let Some(((200, Value::Array(fills)), _)) = api.send(&Call::get(&fills, token)).await {
             for fill in fills {
                 match fill["source"].as_str() {
                     Some("push") => findings.fills_by_push += 1,

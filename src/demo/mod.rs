@@ -17,7 +17,6 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use awc::http::Method;
 use futures_util::future::join_all;
 use rand::RngExt;
 use serde_json::{json, Value};
@@ -227,14 +226,10 @@ async fn open_accounts(api: &Api, admin: &str, count: u32) -> Result<Vec<String>
     for i in 1..=count {
         let body =
             json!({"name": format!("trader-{i}"), "cash": OPENING_CASH, "positions": positions});
-        let call = Call {
-            method: Method::POST,
-            path: "/v1/admin/accounts",
-            token: admin,
-            key: None,
-            body: Some(&body),
-        };
-        match api.send(&call).await {
+        match api
+            .send(&Call::post("/v1/admin/accounts", admin, &body))
+            .await
+        {
             Some(((201, created), _)) => match created["token"].as_str() {
                 Some(token) => tokens.push(token.to_owned()),
                 None => return Err(DemoError::Accounts(created.to_string())),
@@ -249,14 +244,7 @@ async fn open_accounts(api: &Api, admin: &str, count: u32) -> Result<Vec<String>
 }
 
 async fn run_audit(api: &Api, admin: &str) -> Value {
-    let call = Call {
-        method: Method::GET,
-        path: "/v1/admin/audit",
-        token: admin,
-        key: None,
-        body: None,
-    };
-    match api.send(&call).await {
+    match api.send(&Call::get("/v1/admin/audit", admin)).await {
         Some(((_, report), _)) => report,
         None => Value::Null,
     }

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use awc::http::Method;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{json, Value};
@@ -96,13 +95,7 @@ impl Trader {
     }
 
     async fn refresh_prices(&mut self, api: &Api) {
-        let call = Call {
-            method: Method::GET,
-            path: "/v1/prices",
-            token: &self.token,
-            key: None,
-            body: None,
-        };
+        let call = Call::get("/v1/prices", &self.token);
         if let Some(((200, Value::Object(prices)), _)) = api.send(&call).await {
             for (symbol, price) in prices {
                 if let Some(cents) = price.as_str().and_then(|p| Cents::parse(p).ok()) {
@@ -140,13 +133,7 @@ impl Trader {
     async fn submit_one(&mut self, api: &Api) {
         let body = self.plan();
         let key = format!("{}-{}", self.key_prefix, self.submitted.len() + 1);
-        let call = Call {
-            method: Method::POST,
-            path: "/v1/orders",
-            token: &self.token,
-            key: Some(&key),
-            body: Some(&body),
-        };
+        let call = Call::submit(&self.token, &key, &body);
         let Some(answered) = api.until_answered(&call).await else {
             self.tally.unanswered += 1;
             return;
@@ -175,13 +162,7 @@ impl Trader {
         let at = self.rng.random_range(0..self.limits.len());
         let id = self.limits.swap_remove(at);
         let path = format!("/v1/orders/{id}");
-        let call = Call {
-            method: Method::DELETE,
-            path: &path,
-            token: &self.token,
-            key: None,
-            body: None,
-        };
+        let call = Call::delete(&path, &self.token);
         match api.until_answered(&call).await {
             Some(answered) => {
                 self.tally.cancels += 1;

@@ -172,6 +172,7 @@ impl utoipa::ToSchema for Cents {}
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn an_order_price_is_held_to_its_pattern() {
@@ -215,7 +216,6 @@ mod tests {
             assert!(Cents::parse_amount(bad).is_err(), "{bad}");
         }
     }
-    use super::*;
 
     #[test]
     fn parses_and_prints_exactly() {

@@ -231,8 +231,19 @@ fn order_id(path: &str) -> Result<OrderId, AppError> {
     path.parse().map_err(|_| AppError::NotFound)
 }
 
+/// The `{id}` of an order's paths, described once for each of them. Only a description: the
+/// handlers take the segment as text and `order_id` parses it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(crate) struct OrderPath {
+    /// The order's id
+    #[param(pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
+    id: String,
+}
+
 #[utoipa::path(get, path = "/v1/orders/{id}", tag = "orders", security(("bearer" = [])),
-    params(("id" = String, Path, pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", description = "The order's id")), responses((status = 200, body = OrderView), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    params(OrderPath), responses((status = 200, body = OrderView), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub(crate) async fn get_order(
     state: web::Data<AppState>,
     Authenticated(account): Authenticated,
@@ -266,7 +277,7 @@ where
 }
 
 #[utoipa::path(get, path = "/v1/orders/{id}/actions", tag = "orders", security(("bearer" = [])),
-    params(("id" = String, Path, pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", description = "The order's id")), responses((status = 200, body = [ActionView]), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    params(OrderPath), responses((status = 200, body = [ActionView]), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub(crate) async fn order_actions(
     state: web::Data<AppState>,
     Authenticated(account): Authenticated,
@@ -278,7 +289,7 @@ pub(crate) async fn order_actions(
 }
 
 #[utoipa::path(get, path = "/v1/orders/{id}/fills", tag = "orders", security(("bearer" = [])),
-    params(("id" = String, Path, pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", description = "The order's id")), responses((status = 200, body = [FillView]), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    params(OrderPath), responses((status = 200, body = [FillView]), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub(crate) async fn order_fills(
     state: web::Data<AppState>,
     Authenticated(account): Authenticated,
@@ -290,7 +301,7 @@ pub(crate) async fn order_fills(
 }
 
 #[utoipa::path(delete, path = "/v1/orders/{id}", tag = "orders", security(("bearer" = [])),
-    params(("id" = String, Path, pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", description = "The order's id")),
+    params(OrderPath),
     responses((status = 202, description = "Cancel recorded: pending_cancel", body = OrderView),
               (status = 200, description = "Already pending_cancel or canceled", body = OrderView),
               (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),

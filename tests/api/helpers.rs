@@ -355,18 +355,8 @@ impl TestApp {
         id: &str,
         check: impl Fn(&Value) -> bool,
     ) -> Value {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            let order = self.get(token, &format!("/v1/orders/{id}")).await.json();
-            if check(&order) {
-                return order;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "order {id} never got there: {order}"
-            );
-            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-        }
+        self.wait_for(token, &format!("/v1/orders/{id}"), check)
+            .await
     }
 
     pub async fn wait_for_status(&self, token: &str, id: &str, status: &str) -> Value {
@@ -376,17 +366,26 @@ impl TestApp {
 
     /// Polls the order's action log until it holds an action of `kind` (10 s at most).
     pub async fn wait_for_action(&self, token: &str, id: &str, kind: &str) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let path = format!("/v1/orders/{id}/actions");
+        self.wait_for(token, &path, |actions| {
+            actions
+                .as_array()
+                .is_some_and(|all| all.iter().any(|a| a["kind"] == kind))
+        })
+        .await;
+    }
+
+    /// Polls `GET path` until `check` holds for its JSON (10 s at most), and returns it.
+    async fn wait_for(&self, token: &str, path: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let actions = self.get(token, &path).await.json();
-            let kinds = actions.as_array().cloned().unwrap_or_default();
-            if kinds.iter().any(|a| a["kind"] == kind) {
-                return;
+            let got = self.get(token, path).await.json();
+            if check(&got) {
+                return got;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "order {id} never recorded {kind}: {actions}"
+                "{path} never got there: {got}"
             );
             actix_web::rt::time::sleep(Duration::from_millis(20)).await;
         }

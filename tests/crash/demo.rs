@@ -11,7 +11,6 @@ fn report_line<'a>(report: &'a str, label: &str) -> &'a str {
         .lines()
         .find_map(|line| line.trim_start().strip_prefix(label))
         .map_or("", str::trim)
-        .trim_start()
 }
 
 /// The first number in `text`.
