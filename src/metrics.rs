@@ -7,6 +7,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::db::alarms::{self, AlarmKind};
@@ -55,6 +56,7 @@ type FloatGauge = Gauge<f64, AtomicU64>;
 pub struct Metrics {
     registry: Registry,
     orders_created: Counter,
+    submit_batch_orders: Histogram,
     idempotent_replays: Counter,
     idempotency_conflicts: Family<KindLabel, Counter>,
     idempotency_keys: Gauge,
@@ -98,6 +100,7 @@ impl Default for Metrics {
         let metrics = Metrics {
             registry: Registry::with_prefix("orderkeeper"),
             orders_created: Counter::default(),
+            submit_batch_orders: Histogram::new(exponential_buckets(1.0, 2.0, 8)),
             idempotent_replays: Counter::default(),
             idempotency_conflicts: Family::default(),
             idempotency_keys: Gauge::default(),
@@ -174,6 +177,11 @@ impl Metrics {
             "orders_created",
             "Orders created by POST /v1/orders",
             self.orders_created.clone(),
+        );
+        r.register(
+            "submit_batch_orders",
+            "Submissions gathered into each batched submit phase (group commit across requests)",
+            self.submit_batch_orders.clone(),
         );
         r.register(
             "idempotent_replays",
@@ -271,6 +279,10 @@ impl Metrics {
 
     pub fn order_created(&self) {
         self.orders_created.inc();
+    }
+
+    pub fn submit_batch(&self, submissions: usize) {
+        self.submit_batch_orders.observe(submissions as f64);
     }
 
     pub fn idempotent_replay(&self) {

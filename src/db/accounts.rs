@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use diesel::prelude::*;
 
+use super::connection::{text_literal, Backend};
 use super::DbConnection;
 use rand::RngExt;
 use sha2::{Digest, Sha256};
@@ -133,4 +134,70 @@ pub fn take_event_seq(conn: &mut DbConnection, account: AccountId) -> Result<i64
             .get_result(conn)?;
         Ok(next - 1)
     })
+}
+
+/// What [`take_for_new_orders`] took of one account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Taken {
+    /// The first of the event seqs taken; the others follow it.
+    pub first_seq: i64,
+    /// The account's stored keys, counting the places just taken.
+    pub stored_keys: i64,
+}
+
+/// Takes, for each account, `n` event seqs and `n` places for stored keys, in one statement
+/// inside the caller's transaction. On PostgreSQL the account rows are locked in one order.
+pub fn take_for_new_orders(
+    conn: &mut DbConnection,
+    counts: &BTreeMap<AccountId, i64>,
+) -> Result<BTreeMap<AccountId, Taken>, AppError> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        id: AccountId,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        next_event_seq: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        stored_keys: i64,
+    }
+    if counts.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let values = counts
+        .iter()
+        .map(|(account, n)| format!("({}, {n})", text_literal(&account.to_string())))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let in_order = match conn.backend() {
+        Backend::Postgres => {
+            " AND accounts.id IN (SELECT id FROM accounts \
+             WHERE id IN (SELECT account FROM taking) ORDER BY id FOR UPDATE)"
+        }
+        Backend::Sqlite => "",
+    };
+    let query = format!(
+        "WITH taking (account, n) AS (VALUES {values}) \
+         UPDATE accounts SET next_event_seq = accounts.next_event_seq + taking.n, \
+         stored_keys = accounts.stored_keys + taking.n \
+         FROM taking WHERE accounts.id = taking.account{in_order} \
+         RETURNING id, next_event_seq, stored_keys"
+    );
+    let rows: Vec<Row> = with_conn!(conn, |c| diesel::sql_query(&query).load(c))?;
+    let mut taken = BTreeMap::new();
+    for row in rows {
+        let n = counts.get(&row.id).copied().unwrap_or_default();
+        taken.insert(
+            row.id,
+            Taken {
+                first_seq: row.next_event_seq - n,
+                stored_keys: row.stored_keys,
+            },
+        );
+    }
+    if taken.len() != counts.len() {
+        return Err(AppError::Internal(
+            "an account to take seqs of is missing".into(),
+        ));
+    }
+    Ok(taken)
 }

@@ -51,6 +51,27 @@ macro_rules! with_conn {
     };
 }
 
+/// Inserts `$rows` (a slice of insertable rows) into `$table`: one statement on PostgreSQL, where
+/// every statement is a round trip; a row at a time on SQLite, in process, where diesel would wrap
+/// a many-row insert in a transaction of its own inside ours.
+#[macro_export]
+macro_rules! insert_rows {
+    ($conn:expr, $table:expr, $rows:expr) => {
+        match &mut ($conn).inner {
+            $crate::db::connection::Inner::Postgres(c) => diesel::insert_into($table)
+                .values($rows)
+                .execute(c)
+                .map(|_| ()),
+            $crate::db::connection::Inner::Sqlite(c) => $rows.iter().try_for_each(|row| {
+                diesel::insert_into($table)
+                    .values(row)
+                    .execute(c)
+                    .map(|_| ())
+            }),
+        }
+    };
+}
+
 impl DbConnection {
     pub fn new(inner: Inner) -> Self {
         Self { inner, depth: 0 }
@@ -133,6 +154,12 @@ impl DbConnection {
             self.depth = 0;
         }
     }
+}
+
+/// A text value written into SQL as a literal, for a statement whose number of values varies
+/// (a list of rows): quoted, with any quote doubled. Only for typed values (ids, symbols).
+pub fn text_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// Opens a connection of the backend `database_url` names: `postgres://…`, or SQLite as

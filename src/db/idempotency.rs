@@ -99,30 +99,70 @@ pub struct NewKey<'a> {
 }
 
 pub fn insert(conn: &mut DbConnection, new: &NewKey<'_>) -> Result<(), AppError> {
-    with_conn!(conn, |conn| {
-        diesel::insert_into(idempotency_keys::table)
-            .values((
-                idempotency_keys::account_id.eq(new.account),
-                idempotency_keys::idem_key.eq(new.key),
-                idempotency_keys::fingerprint.eq(new.fingerprint),
-                idempotency_keys::status_code.eq(i32::from(new.response.status)),
-                idempotency_keys::location.eq(new.response.location.as_deref()),
-                idempotency_keys::response_body.eq(&new.response.body),
-                idempotency_keys::created_at.eq(new.now),
-                idempotency_keys::expires_at.eq(new.expires_at),
-            ))
-            .execute(conn)
-            .map_err(|e| match e {
-                // Another engine stored this key first (PostgreSQL waited for its commit): the
-                // database has decided, and this request's phase rolls back.
-                diesel::result::Error::DatabaseError(
-                    diesel::result::DatabaseErrorKind::UniqueViolation,
-                    _,
-                ) => AppError::IdempotencyKeyInUse,
-                other => other.into(),
-            })?;
-        Ok(())
+    insert_many(conn, std::slice::from_ref(new))
+}
+
+/// Stores keys with their answers, in one statement.
+pub fn insert_many(conn: &mut DbConnection, keys: &[NewKey<'_>]) -> Result<(), AppError> {
+    let rows: Vec<KeyRow<'_>> = keys.iter().map(KeyRow::of).collect();
+    insert_rows!(conn, idempotency_keys::table, &rows).map_err(|e| match e {
+        // Another engine stored this key first (PostgreSQL waited for its commit): the database
+        // has decided, and this request's phase rolls back.
+        diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        ) => AppError::IdempotencyKeyInUse,
+        other => other.into(),
     })
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = idempotency_keys)]
+struct KeyRow<'a> {
+    account_id: AccountId,
+    idem_key: &'a str,
+    fingerprint: &'a str,
+    status_code: i32,
+    location: Option<&'a str>,
+    response_body: &'a str,
+    created_at: i64,
+    expires_at: i64,
+}
+
+impl<'a> KeyRow<'a> {
+    fn of(new: &'a NewKey<'a>) -> Self {
+        KeyRow {
+            account_id: new.account,
+            idem_key: new.key,
+            fingerprint: new.fingerprint,
+            status_code: i32::from(new.response.status),
+            location: new.response.location.as_deref(),
+            response_body: &new.response.body,
+            created_at: new.now,
+            expires_at: new.expires_at,
+        }
+    }
+}
+
+/// Which of these (account, key) pairs have a stored key, expired or not.
+pub fn stored_among(
+    conn: &mut DbConnection,
+    wanted: &[(AccountId, &str)],
+) -> Result<std::collections::HashSet<(AccountId, String)>, AppError> {
+    let accounts: Vec<AccountId> = wanted.iter().map(|(a, _)| *a).collect();
+    let keys: Vec<&str> = wanted.iter().map(|(_, k)| *k).collect();
+    // Accounts × keys may hold more than was asked for: only the pairs asked for are kept.
+    let found: Vec<(AccountId, String)> = with_conn!(conn, |conn| Ok::<_, AppError>(
+        idempotency_keys::table
+            .filter(idempotency_keys::account_id.eq_any(&accounts))
+            .filter(idempotency_keys::idem_key.eq_any(&keys))
+            .select((idempotency_keys::account_id, idempotency_keys::idem_key))
+            .load(conn)?
+    ))?;
+    Ok(found
+        .into_iter()
+        .filter(|(account, key)| wanted.contains(&(*account, key.as_str())))
+        .collect())
 }
 
 /// Deletes keys past their expiry. A key is stored only when its request commits, so nothing in

@@ -168,13 +168,25 @@ pub fn check(conn: &mut DbConnection, order: OrderId, fence: &Fence) -> Result<(
             .optional()?,
     };
     match owner {
-        Some((engine, epoch)) if engine == fence.engine && epoch == fence.epoch => Ok(()),
-        Some((engine, epoch)) => Err(AppError::Fenced(format!(
-            "order {order} belongs to {engine} (epoch {epoch}), not {} (epoch {})",
-            fence.engine, fence.epoch
-        ))),
+        Some((engine, epoch)) => ensure_owner(order, &engine, epoch, fence),
         None => Err(AppError::NotFound),
     }
+}
+
+/// Refuses unless `fence` is the order's owner (`engine`, `epoch`), as read from its row.
+pub fn ensure_owner(
+    order: OrderId,
+    engine: &str,
+    epoch: i64,
+    fence: &Fence,
+) -> Result<(), AppError> {
+    if engine == fence.engine && epoch == fence.epoch {
+        return Ok(());
+    }
+    Err(AppError::Fenced(format!(
+        "order {order} belongs to {engine} (epoch {epoch}), not {} (epoch {})",
+        fence.engine, fence.epoch
+    )))
 }
 
 /// The engine that owns an order, if any.

@@ -4,7 +4,9 @@
 
 use diesel::prelude::*;
 
-use super::connection::Inner;
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::connection::{text_literal, Backend, Inner};
 use super::DbConnection;
 
 use super::schema::{balances, ledger_entries};
@@ -36,16 +38,19 @@ pub fn landing(
     conn: &mut DbConnection,
     entry: &LedgerEntry<'_>,
 ) -> Result<Option<Balance>, AppError> {
-    let current = balance_for_update(conn, entry.account, entry.asset)?;
-    let available = current.available.checked_add(entry.available_delta);
-    let reserved = current.reserved.checked_add(entry.reserved_delta);
-    Ok(match (available, reserved) {
-        (Some(available), Some(reserved)) if available >= 0 && reserved >= 0 => Some(Balance {
+    Ok(balance_for_update(conn, entry.account, entry.asset)?.after(entry))
+}
+
+impl Balance {
+    /// This balance with `entry` applied: None when a sum would overflow or fall below zero.
+    pub fn after(self, entry: &LedgerEntry<'_>) -> Option<Balance> {
+        let available = self.available.checked_add(entry.available_delta)?;
+        let reserved = self.reserved.checked_add(entry.reserved_delta)?;
+        (available >= 0 && reserved >= 0).then_some(Balance {
             available,
             reserved,
-        }),
-        _ => None,
-    })
+        })
+    }
 }
 
 /// Books an entry and sets its balance to `landing`, inside the caller's transaction. Returns
@@ -57,38 +62,166 @@ pub fn book(
     landing: Balance,
     now: i64,
 ) -> Result<bool, AppError> {
-    with_conn!(conn, |conn| {
-        let inserted = diesel::insert_into(ledger_entries::table)
-            .values((
-                ledger_entries::entry_key.eq(&entry.key),
-                ledger_entries::account_id.eq(entry.account),
-                ledger_entries::asset.eq(entry.asset),
-                ledger_entries::order_id.eq(entry.order),
-                ledger_entries::available_delta.eq(entry.available_delta),
-                ledger_entries::reserved_delta.eq(entry.reserved_delta),
-                ledger_entries::created_at.eq(now),
-            ))
+    let inserted = with_conn!(conn, |conn| Ok::<_, AppError>(
+        diesel::insert_into(ledger_entries::table)
+            .values(NewEntry::of(entry, now))
             .on_conflict_do_nothing()
-            .execute(conn)?;
-        if inserted == 0 {
-            return Ok(false);
+            .execute(conn)?
+    ))?;
+    if inserted == 0 {
+        return Ok(false);
+    }
+    set_balances(conn, &[BalanceRow::of(entry.account, entry.asset, landing)])?;
+    Ok(true)
+}
+
+/// Books entries whose keys are new to the ledger (a new order's), and sets every balance they
+/// touch to `landings`, worked out by the caller under [`lock_balances`]; each entry with its
+/// time. An entry booked before
+/// is an error: the caller's transaction rolls back whole.
+pub fn book_new(
+    conn: &mut DbConnection,
+    entries: &[(LedgerEntry<'_>, i64)],
+    landings: &BTreeMap<(AccountId, String), Balance>,
+) -> Result<(), AppError> {
+    let rows: Vec<NewEntry<'_>> = entries.iter().map(|(e, at)| NewEntry::of(e, *at)).collect();
+    insert_rows!(conn, ledger_entries::table, &rows)?;
+    let balances: Vec<BalanceRow<'_>> = landings
+        .iter()
+        .map(|((account, asset), landing)| BalanceRow::of(*account, asset, *landing))
+        .collect();
+    set_balances(conn, &balances)
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = ledger_entries)]
+struct NewEntry<'a> {
+    entry_key: &'a str,
+    account_id: AccountId,
+    asset: &'a str,
+    order_id: Option<OrderId>,
+    available_delta: i64,
+    reserved_delta: i64,
+    created_at: i64,
+}
+
+impl<'a> NewEntry<'a> {
+    fn of(entry: &'a LedgerEntry<'_>, now: i64) -> Self {
+        NewEntry {
+            entry_key: &entry.key,
+            account_id: entry.account,
+            asset: entry.asset,
+            order_id: entry.order,
+            available_delta: entry.available_delta,
+            reserved_delta: entry.reserved_delta,
+            created_at: now,
         }
-        diesel::insert_into(balances::table)
-            .values((
-                balances::account_id.eq(entry.account),
-                balances::asset.eq(entry.asset),
-                balances::available.eq(landing.available),
-                balances::reserved.eq(landing.reserved),
-            ))
-            .on_conflict((balances::account_id, balances::asset))
-            .do_update()
-            .set((
-                balances::available.eq(landing.available),
-                balances::reserved.eq(landing.reserved),
-            ))
-            .execute(conn)?;
-        Ok(true)
-    })
+    }
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = balances)]
+struct BalanceRow<'a> {
+    account_id: AccountId,
+    asset: &'a str,
+    available: i64,
+    reserved: i64,
+}
+
+impl<'a> BalanceRow<'a> {
+    fn of(account: AccountId, asset: &'a str, balance: Balance) -> Self {
+        BalanceRow {
+            account_id: account,
+            asset,
+            available: balance.available,
+            reserved: balance.reserved,
+        }
+    }
+}
+
+/// Sets each balance to its row's amounts, making the rows that are missing.
+fn set_balances(conn: &mut DbConnection, rows: &[BalanceRow<'_>]) -> Result<(), AppError> {
+    use diesel::upsert::excluded;
+    macro_rules! upsert {
+        ($values:expr, $c:expr) => {
+            diesel::insert_into(balances::table)
+                .values($values)
+                .on_conflict((balances::account_id, balances::asset))
+                .do_update()
+                .set((
+                    balances::available.eq(excluded(balances::available)),
+                    balances::reserved.eq(excluded(balances::reserved)),
+                ))
+                .execute($c)
+        };
+    }
+    match &mut conn.inner {
+        Inner::Postgres(c) => {
+            upsert!(rows, c)?;
+        }
+        // diesel writes no many-row upsert for SQLite; in-process, a row at a time costs little.
+        Inner::Sqlite(c) => {
+            for row in rows {
+                upsert!(row, c)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The balances of `pairs` that exist, by (account, asset). On PostgreSQL they are locked for the
+/// rest of the transaction in the order every phase locks balances (by account; within one, cash
+/// before shares, as a fill settles), so that no two phases wait for each other in a circle.
+pub fn lock_balances(
+    conn: &mut DbConnection,
+    pairs: &BTreeSet<(AccountId, String)>,
+) -> Result<BTreeMap<(AccountId, String), Balance>, AppError> {
+    #[derive(QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        account_id: AccountId,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        asset: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        available: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        reserved: i64,
+    }
+    if pairs.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let values = pairs
+        .iter()
+        .map(|(account, asset)| {
+            format!(
+                "({}, {})",
+                text_literal(&account.to_string()),
+                text_literal(asset)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let lock = match conn.backend() {
+        Backend::Postgres => " FOR UPDATE OF b",
+        Backend::Sqlite => "",
+    };
+    let query = format!(
+        "WITH wanted (account, asset) AS (VALUES {values}) \
+         SELECT b.account_id, b.asset, b.available, b.reserved \
+         FROM balances b JOIN wanted w ON b.account_id = w.account AND b.asset = w.asset \
+         ORDER BY b.account_id, b.asset = 'CASH' DESC, b.asset{lock}"
+    );
+    let rows: Vec<Locked> = with_conn!(conn, |c| diesel::sql_query(&query).load(c))?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            let balance = Balance {
+                available: r.available,
+                reserved: r.reserved,
+            };
+            ((r.account_id, r.asset), balance)
+        })
+        .collect())
 }
 
 /// Books an entry the caller has already checked the balance for: a landing below zero or past

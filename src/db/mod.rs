@@ -4,6 +4,7 @@
 pub mod connection;
 pub mod accounts;
 pub mod alarms;
+pub mod batcher;
 pub mod exchange_events;
 pub mod idempotency;
 pub mod leases;

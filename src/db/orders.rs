@@ -116,13 +116,9 @@ impl StatusFilter {
     }
 }
 
-pub fn insert(conn: &mut DbConnection, row: &OrderRow) -> Result<(), AppError> {
-    with_conn!(conn, |conn| {
-        diesel::insert_into(orders::table)
-            .values(row)
-            .execute(conn)?;
-        Ok(())
-    })
+/// Inserts new orders, in one statement.
+pub fn insert(conn: &mut DbConnection, rows: &[OrderRow]) -> Result<(), AppError> {
+    Ok(insert_rows!(conn, orders::table, rows)?)
 }
 
 pub fn find(conn: &mut DbConnection, order: OrderId) -> Result<Option<OrderRow>, AppError> {
@@ -253,18 +249,31 @@ pub fn append_action(
     detail: &str,
     at: i64,
 ) -> Result<(), AppError> {
-    with_conn!(conn, |conn| {
-        diesel::insert_into(order_actions::table)
-            .values((
-                order_actions::order_id.eq(order),
-                order_actions::seq.eq(seq),
-                order_actions::kind.eq(kind),
-                order_actions::detail.eq(detail),
-                order_actions::at.eq(at),
-            ))
-            .execute(conn)?;
-        Ok(())
-    })
+    append_actions(
+        conn,
+        &[NewAction {
+            order_id: order,
+            seq,
+            kind,
+            detail,
+            at,
+        }],
+    )
+}
+
+/// One entry of an order's action log, to be appended.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = order_actions)]
+pub struct NewAction<'a> {
+    pub order_id: OrderId,
+    pub seq: i64,
+    pub kind: ActionKind,
+    pub detail: &'a str,
+    pub at: i64,
+}
+
+pub fn append_actions(conn: &mut DbConnection, actions: &[NewAction<'_>]) -> Result<(), AppError> {
+    Ok(insert_rows!(conn, order_actions::table, actions)?)
 }
 
 /// Writes the projection row from the order's state.

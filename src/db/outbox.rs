@@ -84,17 +84,40 @@ fn append_frame<O: Serialize, F: Serialize>(
         fill,
         recovery,
     };
-    let payload = serde_json::to_string(&frame).map_err(|e| AppError::Internal(e.to_string()))?;
-    with_conn!(conn, |c| diesel::insert_into(outbox::table)
-        .values((
-            outbox::account_id.eq(account),
-            outbox::seq.eq(seq),
-            outbox::kind.eq(kind),
-            outbox::payload.eq(payload),
-            outbox::created_at.eq(now),
-        ))
-        .execute(c))?;
+    append_events(conn, &[NewEvent::of(account, &frame, now)?])?;
     Ok(seq)
+}
+
+/// An event to be added under a seq already taken.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = outbox)]
+pub struct NewEvent<'a> {
+    account_id: AccountId,
+    seq: i64,
+    kind: &'a str,
+    payload: String,
+    created_at: i64,
+}
+
+impl<'a> NewEvent<'a> {
+    pub fn of<O: Serialize, F: Serialize>(
+        account: AccountId,
+        frame: &EventFrame<'a, O, F>,
+        now: i64,
+    ) -> Result<Self, AppError> {
+        Ok(NewEvent {
+            account_id: account,
+            seq: frame.seq,
+            kind: frame.kind,
+            payload: serde_json::to_string(frame).map_err(|e| AppError::Internal(e.to_string()))?,
+            created_at: now,
+        })
+    }
+}
+
+/// Adds events whose seqs the caller took, inside its transaction, in one statement.
+pub fn append_events(conn: &mut DbConnection, events: &[NewEvent<'_>]) -> Result<(), AppError> {
+    Ok(insert_rows!(conn, outbox::table, events)?)
 }
 
 /// An account's events after `since`, in order.

@@ -20,12 +20,13 @@ use self::lease::Lease;
 use self::messages::{Drive, Reason, Stir};
 use self::order_actor::OrderActor;
 use self::registry::Registry;
+use crate::db::batcher::{BatchLimits, Batcher};
 use crate::db::leases::{self, Fence};
 use crate::db::orders::{self as order_rows, OrderRow};
 use crate::db::{self, now_micros, DbPool, Writer};
 use crate::domain::{AccountId, ClientOrderId, FillSource, OrderId, OrderStatus};
 use crate::error::AppError;
-use crate::exchange::wire::{ExchangeStatus, PushEvent};
+use crate::exchange::wire::{ExchangeStatus, PushEvent, PushType};
 use crate::exchange::ExchangeClient;
 use crate::fault_points::crash_point;
 use crate::feed::Relay;
@@ -33,7 +34,7 @@ use crate::metrics::Metrics;
 use crate::orders::cancel::{self, CancelAnswer};
 use crate::orders::intake::{self, Intake};
 use crate::orders::lifecycle::{Applied, RecordedFill};
-use crate::orders::submit::{self, Submission, Submitted};
+use crate::orders::submit::{self, Submission, SubmitItem, Submitted};
 use tracing::Instrument;
 
 #[derive(Debug, Clone, Copy)]
@@ -57,9 +58,18 @@ impl Default for EngineSettings {
     }
 }
 
+/// New orders gathered per phase: enough in the database at once to keep its writers busy, few
+/// enough that each batch is large.
+const SUBMIT_BATCHES: BatchLimits = BatchLimits {
+    max_items: 128,
+    in_flight: 4,
+};
+
 struct Inner {
     pool: DbPool,
     writer: Writer,
+    /// New orders, gathered into one phase per batch.
+    submits: Batcher<SubmitItem, Submitted>,
     exchange: Arc<dyn ExchangeClient>,
     registry: Registry,
     settings: EngineSettings,
@@ -124,9 +134,15 @@ impl Engine {
         metrics: Arc<Metrics>,
         lease: Lease,
     ) -> Self {
+        let observed = Arc::clone(&metrics);
+        let submits = Batcher::start(writer.clone(), SUBMIT_BATCHES, move |conn, items| {
+            observed.submit_batch(items.len());
+            submit::submit_many(conn, items)
+        });
         Engine(Arc::new(Inner {
             pool,
             writer,
+            submits,
             exchange,
             registry: Registry::default(),
             settings,
@@ -378,11 +394,25 @@ impl Engine {
         let engine = self.clone();
         detached(async move {
             let account = submission.account;
-            let owner = engine.fence();
-            let submitted = engine
-                .writer()
-                .run(move |conn| submit::submit(conn, &submission, &owner))
-                .await?;
+            let item = Arc::new(SubmitItem {
+                submission,
+                owner: engine.fence(),
+            });
+            let batched = if std::env::var("OK_NO_BATCH").is_ok() {
+                None
+            } else {
+                engine.0.submits.run(item.clone()).await
+            };
+            let submitted = match batched {
+                Some(submitted) => submitted,
+                // Not a plain new order, or its batch failed: it runs alone, which answers it.
+                None => {
+                    engine
+                        .writer()
+                        .run(move |conn| submit::submit(conn, &item.submission, &item.owner))
+                        .await?
+                }
+            };
             if let Some(order) = submitted.created {
                 crash_point("submit.after_commit");
                 let span = tracing::Span::current();
@@ -498,8 +528,12 @@ impl Engine {
                         .remember_fills(order, [(&exchange_fill.fill_id, &seen)]);
                 }
             }
-            // A fill that leaves the order open needs nothing more; the rest goes to the actor.
-            let needs_actor = event.fill.is_none() || fully_filled;
+            // A fill that leaves the order open needs nothing more, nor does an acknowledgement of
+            // an order already acknowledged; the rest goes to the actor.
+            let needs_actor = match event.event_type {
+                PushType::Accepted if event.fill.is_none() => status == OrderStatus::PendingNew,
+                _ => event.fill.is_none() || fully_filled,
+            };
             if !engine.owns(&owner) {
                 // Told to its owner above.
             } else if needs_actor && status.is_open() {

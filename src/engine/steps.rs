@@ -62,26 +62,30 @@ pub async fn drive(engine: Engine, order: OrderId, reason: Reason) -> Result<Pro
         "filled_qty": snap.state.filled_qty,
     });
     let kind = recovery_kind(snap.state.status, snap.state.placement_sent);
-    let (stepped, seen) = SEEN
-        .scope(RefCell::new(None), async {
+    let (stepped, notes) = NOTES
+        .scope(RefCell::new(StepNotes::default()), async {
             let stepped = match reason {
                 Reason::Push(event) => on_push(&engine, order, snap, event).await,
                 Reason::Recover | Reason::Poll | Reason::Cancel => {
                     on_state(&engine, order, snap).await
                 }
             };
-            (stepped, SEEN.with(|seen| seen.borrow_mut().take()))
+            (stepped, NOTES.with(|notes| notes.take()))
         })
         .await;
     stepped?;
-    // Whether the step ended or moved the order: two columns, not the whole order again.
-    let after = db::run(engine.pool(), move |conn| orders::progress(conn, order)).await?;
+    // Whether the step ended or moved the order: two columns, read again only if it wrote.
+    let after = if notes.wrote {
+        db::run(engine.pool(), move |conn| orders::progress(conn, order)).await?
+    } else {
+        before
+    };
     if recovering && engine.recovered(order) {
         engine.metrics().recovery_action(kind);
         engine.count_recovered(after.1 - before.1);
         let recovery = json!({
             "log": log,
-            "exchange": seen.unwrap_or_else(|| json!("not asked")),
+            "exchange": notes.exchange.unwrap_or_else(|| json!("not asked")),
             "action": kind,
             "done": recovery_done(kind),
             "fills_recorded": after.1 - before.1,
@@ -114,10 +118,10 @@ async fn record_status(
     let applied = engine
         .writer()
         .run(move |conn| {
-            leases::check(conn, order, &fence)?;
-            lifecycle::record_status(conn, order, action, detail, now_micros())
+            lifecycle::record_status(conn, order, &fence, action, detail, now_micros())
         })
         .await?;
+    wrote(&applied);
     if applied == Applied::Recorded {
         tracing::info!(action = ?action, "recorded");
         if action.kind().is_terminal() {
@@ -139,10 +143,10 @@ async fn record_end(
     let applied = engine
         .writer()
         .run(move |conn| {
-            leases::check(conn, order, &fence)?;
-            lifecycle::record_end(conn, order, end, venue_filled, detail, now_micros())
+            lifecycle::record_end(conn, order, &fence, end, venue_filled, detail, now_micros())
         })
         .await?;
+    wrote(&applied);
     if applied == Applied::Recorded {
         tracing::info!(end = ?end, "recorded the end the exchange reported");
         crash_point("terminal.after_commit");
@@ -160,11 +164,9 @@ async fn record_fill(
     let fill_id = fill.fill_id.clone();
     let applied = engine
         .writer()
-        .run(move |conn| {
-            leases::check(conn, order, &fence)?;
-            lifecycle::record_fill(conn, order, &fill, source, now_micros())
-        })
+        .run(move |conn| lifecycle::record_fill(conn, order, &fence, &fill, source, now_micros()))
         .await?;
+    wrote(&applied);
     if applied == Applied::Recorded {
         tracing::info!(%fill_id, source = source.as_str(), "fill recorded");
         engine.metrics().fill_recorded(source);
@@ -195,14 +197,29 @@ async fn on_push(
     Ok(())
 }
 
+/// What one step did, noted as it goes.
+#[derive(Default)]
+struct StepNotes {
+    /// What the exchange said (the last word counts), for `order.recovered`.
+    exchange: Option<serde_json::Value>,
+    /// Whether the step recorded anything.
+    wrote: bool,
+}
+
 tokio::task_local! {
-    /// What the exchange said during this step, for `order.recovered`.
-    static SEEN: RefCell<Option<serde_json::Value>>;
+    static NOTES: RefCell<StepNotes>;
 }
 
 /// Notes what the exchange said (the last word counts).
 fn saw(what: serde_json::Value) {
-    let _ = SEEN.try_with(|seen| *seen.borrow_mut() = Some(what));
+    let _ = NOTES.try_with(|notes| notes.borrow_mut().exchange = Some(what));
+}
+
+/// Notes that the step recorded something, so its outcome is read again.
+fn wrote(applied: &Applied) {
+    if *applied == Applied::Recorded {
+        let _ = NOTES.try_with(|notes| notes.borrow_mut().wrote = true);
+    }
 }
 
 fn recovery_done(kind: &str) -> &'static str {

@@ -10,6 +10,7 @@ use super::cancel::release_remaining;
 use super::phase;
 use super::view::FillView;
 use crate::db::alarms::{self, Alarm, AlarmKind};
+use crate::db::leases::{self, Fence};
 use crate::db::ledger::{self, Balance, LedgerEntry, CASH};
 use crate::db::orders::{self, FillRow, OrderRow};
 use crate::db::DbConnection;
@@ -57,7 +58,7 @@ pub enum Applied {
 
 /// The order with its fills, as a step starts from.
 pub fn load(conn: &mut DbConnection, order: OrderId) -> Result<Snapshot, AppError> {
-    let row = find(conn, order)?;
+    let row = orders::find(conn, order)?.ok_or(AppError::NotFound)?;
     let state = row.state();
     let fills = orders::fills(conn, order)?
         .into_iter()
@@ -72,8 +73,12 @@ pub fn load(conn: &mut DbConnection, order: OrderId) -> Result<Snapshot, AppErro
     Ok(Snapshot { row, state, fills })
 }
 
-fn find(conn: &mut DbConnection, order: OrderId) -> Result<OrderRow, AppError> {
-    orders::find_for_update(conn, order)?.ok_or(AppError::NotFound)
+/// The order, locked for the rest of the phase, if `fence` still owns it (fencing: a phase of an
+/// engine whose lease was taken over writes nothing).
+fn find(conn: &mut DbConnection, order: OrderId, fence: &Fence) -> Result<OrderRow, AppError> {
+    let row = orders::find_for_update(conn, order)?.ok_or(AppError::NotFound)?;
+    leases::ensure_owner(order, &row.owner, row.owner_epoch, fence)?;
+    Ok(row)
 }
 
 fn refuse(
@@ -100,6 +105,7 @@ fn refuse(
 pub fn record_status(
     conn: &mut DbConnection,
     order: OrderId,
+    fence: &Fence,
     action: Action,
     detail: serde_json::Value,
     now: i64,
@@ -109,7 +115,7 @@ pub fn record_status(
             "{action:?} is not a status action"
         )));
     }
-    let row = find(conn, order)?;
+    let row = find(conn, order, fence)?;
     apply_status(conn, row, action, detail, now)
 }
 
@@ -120,12 +126,13 @@ pub fn record_status(
 pub fn record_end(
     conn: &mut DbConnection,
     order: OrderId,
+    fence: &Fence,
     end: VenueEnd,
     venue_filled: i64,
     detail: serde_json::Value,
     now: i64,
 ) -> Result<Applied, AppError> {
-    let row = find(conn, order)?;
+    let row = find(conn, order, fence)?;
     let state = row.state();
     if state.status.is_terminal() {
         return Ok(Applied::Duplicate);
@@ -185,11 +192,12 @@ fn apply_status(
 pub fn record_fill(
     conn: &mut DbConnection,
     order: OrderId,
+    fence: &Fence,
     fill: &ExchangeFill,
     source: FillSource,
     now: i64,
 ) -> Result<Applied, AppError> {
-    let row = find(conn, order)?;
+    let row = find(conn, order, fence)?;
     record_fill_on(conn, row, fill, source, now)
 }
 

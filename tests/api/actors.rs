@@ -3,8 +3,7 @@ use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use orderkeeper::db::{self, accounts};
-use orderkeeper::domain::{Action, Cents, OrderId};
-use orderkeeper::orders::lifecycle;
+use orderkeeper::domain::{Cents, OrderId};
 use orderkeeper::orders::submit;
 use serde_json::json;
 
@@ -91,8 +90,7 @@ fn crashed_database(dir: &tempfile::TempDir) -> (String, String, BTreeMap<&'stat
             .unwrap();
         let now = db::now_micros();
         if situation.contains("sent_unanswered") {
-            lifecycle::record_status(&mut conn, order, Action::PlacementSent, json!({}), now)
-                .unwrap();
+            mark_placement_sent(&mut conn, order, now);
         }
         if situation.starts_with("cancel") {
             orderkeeper::orders::cancel::request(&mut conn, account.id, order, now).unwrap();

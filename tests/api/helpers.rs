@@ -70,6 +70,23 @@ pub fn unowned() -> orderkeeper::db::leases::Fence {
     }
 }
 
+/// Records that the order was sent to the exchange, as its actor would before the first send.
+pub fn mark_placement_sent(
+    conn: &mut orderkeeper::db::DbConnection,
+    order: orderkeeper::domain::OrderId,
+    at: i64,
+) {
+    orderkeeper::orders::lifecycle::record_status(
+        conn,
+        order,
+        &unowned(),
+        orderkeeper::domain::Action::PlacementSent,
+        json!({}),
+        at,
+    )
+    .expect("placement_sent recorded");
+}
+
 pub fn serve_args(database_url: &str) -> ServeArgs {
     ServeArgs {
         listen: "127.0.0.1:0".into(),
@@ -183,6 +200,20 @@ where
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    /// `/metrics`, as the OpenMetrics text it must be.
+    pub async fn scrape(&self) -> String {
+        let mut response = client().get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(response
+            .headers()
+            .get("content-type")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text"));
+        String::from_utf8(response.body().await.unwrap().to_vec()).unwrap()
     }
 
     pub async fn create_account(&self, cash: &str, positions: Value) -> Account {

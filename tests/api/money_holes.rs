@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use orderkeeper::db::{self, accounts};
-use orderkeeper::domain::{Action, Cents};
-use orderkeeper::orders::lifecycle;
+use orderkeeper::domain::Cents;
 use orderkeeper::orders::submit;
 use rand::RngExt;
 use serde_json::json;
@@ -281,8 +280,7 @@ fn crashed_with_unanswered_placements(dir: &tempfile::TempDir, n: usize) -> (Str
                 .unwrap()
                 .created
                 .unwrap();
-            lifecycle::record_status(&mut conn, order, Action::PlacementSent, json!({}), 2)
-                .unwrap();
+            mark_placement_sent(&mut conn, order, 2);
             order.to_string()
         })
         .collect();

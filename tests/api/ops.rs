@@ -61,19 +61,6 @@ async fn the_reaper_deletes_expired_keys_only() {
     );
 }
 
-async fn scrape(app: &TestApp) -> String {
-    let mut response = client().get(app.url("/metrics")).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    assert!(response
-        .headers()
-        .get("content-type")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .starts_with("application/openmetrics-text"));
-    String::from_utf8(response.body().await.unwrap().to_vec()).unwrap()
-}
-
 /// The sum of every series of `name` whose labels contain `labels` ("" for all).
 fn sum_of(text: &str, name: &str, labels: &str) -> f64 {
     text.lines()
@@ -89,7 +76,7 @@ fn sum_of(text: &str, name: &str, labels: &str) -> f64 {
 #[actix_web::test]
 async fn every_metric_is_exported_from_start_up() {
     let app = spawn_app().await;
-    let text = scrape(&app).await;
+    let text = app.scrape().await;
     for name in [
         "orderkeeper_http_requests",
         "orderkeeper_idempotent_replays",
@@ -131,7 +118,7 @@ async fn metrics_count_orders_replays_conflicts_fills_and_requests() {
     let id = order["id"].as_str().unwrap();
     app.wait_for_status(&alice.token, id, "filled").await;
 
-    let text = scrape(&app).await;
+    let text = app.scrape().await;
     assert_eq!(
         sum_of(&text, "orderkeeper_orders_created_total", ""),
         1.0,
@@ -217,7 +204,7 @@ async fn duplicate_pushes_and_exchange_retries_are_counted() {
     // Every push is sent at least twice; give the copies time to arrive.
     let deadline = Instant::now() + Duration::from_secs(10);
     let text = loop {
-        let text = scrape(&app).await;
+        let text = app.scrape().await;
         if sum_of(
             &text,
             "orderkeeper_fills_duplicate_total",

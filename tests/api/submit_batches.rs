@@ -1,0 +1,102 @@
+//! Submissions that arrive together are written together, one phase per batch, and each is
+//! answered exactly as it would have been alone.
+
+use futures_util::future::join_all;
+use serde_json::json;
+
+use crate::helpers::*;
+
+/// A figure of `/metrics`, by its series name.
+fn figure(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{series} is not in /metrics"))
+}
+
+#[actix_web::test]
+async fn concurrent_submissions_share_phases_and_each_is_answered_as_if_alone() {
+    let app = spawn_app().await;
+    // Cash for 25 orders of 100.00; 40 arrive at once. Another account's 20 arrive with them.
+    let alice = app.create_account("2500.00", json!({})).await;
+    let bob = app.create_account("100000.00", json!({})).await;
+    let body = limit_buy("INFY", 1, "100.00");
+    let keyed: Vec<(&str, String)> = (0..40)
+        .map(|i| (alice.token.as_str(), format!("a{i}")))
+        .chain((0..20).map(|i| (bob.token.as_str(), format!("b{i}"))))
+        .collect();
+    let first = join_all(
+        keyed
+            .iter()
+            .map(|(token, key)| app.submit(token, Some(key), &body)),
+    )
+    .await;
+
+    let text = app.scrape().await;
+    let (batches, gathered) = (
+        figure(&text, "orderkeeper_submit_batch_orders_count"),
+        figure(&text, "orderkeeper_submit_batch_orders_sum"),
+    );
+    assert_eq!(gathered, 60.0, "every submission goes through a batch");
+    assert!(
+        batches < gathered,
+        "60 at once were written in {batches} batches: none held more than one"
+    );
+
+    let (alices, bobs) = first.split_at(40);
+    let created = alices.iter().filter(|a| a.status == 201).count();
+    let refused = alices
+        .iter()
+        .filter(|a| a.status == 422 && a.error_code() == "insufficient_funds")
+        .count();
+    assert_eq!((created, refused), (25, 15));
+    assert!(bobs.iter().all(|a| a.status == 201));
+    let mut ids: Vec<String> = first
+        .iter()
+        .filter(|a| a.status == 201)
+        .map(|a| a.json()["id"].as_str().expect("an id").to_owned())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 45, "one order per created answer");
+    assert_eq!(app.count_orders(), 45);
+
+    // Every cent is reserved once: alice's cash all reserved, and the ledger sums to the balances.
+    let balances = app.stored_balances(&alice.id);
+    assert_eq!(balances.get("CASH"), Some(&(0, 250_000)));
+    for account in [&alice.id, &bob.id] {
+        assert_eq!(app.ledger_sums(account), app.stored_balances(account));
+        // Each account's events are numbered 1, 2, 3… with no gap, batched or not.
+        let seqs = app.event_seqs(account);
+        assert!(seqs.len() >= 20);
+        assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+    }
+
+    // Asked again, every key answers what it answered first, byte for byte.
+    for ((token, key), answer) in keyed.iter().zip(&first) {
+        let again = app.submit(token, Some(key), &body).await;
+        assert_eq!(again.status, answer.status, "{key}");
+        assert_eq!(again.body, answer.body, "{key}");
+    }
+    assert_eq!(app.count_orders(), 45);
+}
+
+#[actix_web::test]
+async fn the_stored_key_cap_holds_for_submissions_batched_together() {
+    let app = spawn_app_with(|args| args.max_stored_keys = 5).await;
+    let alice = app.create_account("100000.00", json!({})).await;
+    let body = limit_buy("INFY", 1, "100.00");
+    let keys: Vec<String> = (0..12).map(|i| format!("k{i}")).collect();
+    let answers = join_all(
+        keys.iter()
+            .map(|key| app.submit(&alice.token, Some(key), &body)),
+    )
+    .await;
+    let created = answers.iter().filter(|a| a.status == 201).count();
+    let capped = answers
+        .iter()
+        .filter(|a| a.status == 429 && a.error_code() == "too_many_stored_keys")
+        .count();
+    assert_eq!((created, capped), (5, 7));
+    assert_eq!(app.count_idempotency_keys(), 5);
+    assert_eq!(app.count_orders(), 5);
+}
