@@ -60,7 +60,13 @@ pub enum Applied {
 pub fn load(conn: &mut DbConnection, order: OrderId) -> Result<Snapshot, AppError> {
     let row = orders::find(conn, order)?.ok_or(AppError::NotFound)?;
     let state = row.state();
-    let fills = orders::fills(conn, order)?
+    // A fill's row is written with the quantity it adds: none filled, none to read.
+    let recorded = if state.filled_qty == 0 {
+        Vec::new()
+    } else {
+        orders::fills(conn, order)?
+    };
+    let fills = recorded
         .into_iter()
         .map(|f| {
             let recorded = RecordedFill {
