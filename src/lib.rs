@@ -22,7 +22,7 @@
 //! # Flows
 //! | flow | path |
 //! |---|---|
-//! | submit | `http::orders` → `orders::request` (parsed once into a [`domain::NewOrder`]) → [`idempotency`] → `orders::pricing` → `Engine::submit` → `orders::submit` (one transaction) → the order's actor |
+//! | submit | `http::orders` → `orders::request` (parsed once into a [`domain::NewOrder`]) → [`idempotency`] → `orders::pricing` → `Engine::submit` → `db::batcher` (submissions that arrive together) → `orders::submit::submit_many` (one transaction for the batch; anything but a plain new order alone through `orders::submit::submit`) → the order's actor |
 //! | place | `engine::order_actor` → `engine::steps::on_state` → `orders::lifecycle::record_status` → `ExchangeClient::place` → `record_status` / `record_end` |
 //! | fill by push | `http::exchange_events` → `db::exchange_events::store` → `Engine::deliver` → `steps::on_push` → `lifecycle::record_fill` → `orders::phase::write_action` |
 //! | fill by poll | the actor's poll timer → `steps::check_with_exchange` → `steps::reconcile` → `record_fill`, `record_end` |
