@@ -77,8 +77,7 @@ pub fn book(
 
 /// Books entries whose keys are new to the ledger (a new order's), and sets every balance they
 /// touch to `landings`, worked out by the caller under [`lock_balances`]; each entry with its
-/// time. An entry booked before
-/// is an error: the caller's transaction rolls back whole.
+/// time. An entry booked before is an error: the caller's transaction rolls back whole.
 pub fn book_new(
     conn: &mut DbConnection,
     entries: &[(LedgerEntry<'_>, i64)],
@@ -209,7 +208,8 @@ pub fn lock_balances(
         "WITH wanted (account, asset) AS (VALUES {values}) \
          SELECT b.account_id, b.asset, b.available, b.reserved \
          FROM balances b JOIN wanted w ON b.account_id = w.account AND b.asset = w.asset \
-         ORDER BY b.account_id, b.asset = 'CASH' DESC, b.asset{lock}"
+         ORDER BY b.account_id, b.asset = {cash} DESC, b.asset{lock}",
+        cash = text_literal(CASH)
     );
     let rows: Vec<Locked> = with_conn!(conn, |c| diesel::sql_query(&query).load(c))?;
     Ok(rows

@@ -398,12 +398,7 @@ impl Engine {
                 submission,
                 owner: engine.fence(),
             });
-            let batched = if std::env::var("OK_NO_BATCH").is_ok() {
-                None
-            } else {
-                engine.0.submits.run(item.clone()).await
-            };
-            let submitted = match batched {
+            let submitted = match engine.0.submits.run(item.clone()).await {
                 Some(submitted) => submitted,
                 // Not a plain new order, or its batch failed: it runs alone, which answers it.
                 None => {

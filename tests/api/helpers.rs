@@ -70,6 +70,18 @@ pub fn unowned() -> orderkeeper::db::leases::Fence {
     }
 }
 
+/// The sum of every series of `name` whose labels contain `labels` ("" for all).
+pub fn sum_of(text: &str, name: &str, labels: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter(|l| l.contains(labels))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// Records that the order was sent to the exchange, as its actor would before the first send.
 pub fn mark_placement_sent(
     conn: &mut orderkeeper::db::DbConnection,

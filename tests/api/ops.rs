@@ -61,18 +61,6 @@ async fn the_reaper_deletes_expired_keys_only() {
     );
 }
 
-/// The sum of every series of `name` whose labels contain `labels` ("" for all).
-fn sum_of(text: &str, name: &str, labels: &str) -> f64 {
-    text.lines()
-        .filter(|l| {
-            l.strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-        })
-        .filter(|l| l.contains(labels))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[actix_web::test]
 async fn every_metric_is_exported_from_start_up() {
     let app = spawn_app().await;

@@ -6,13 +6,6 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-/// A figure of `/metrics`, by its series name.
-fn figure(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("{series} is not in /metrics"))
-}
-
 #[actix_web::test]
 async fn concurrent_submissions_share_phases_and_each_is_answered_as_if_alone() {
     let app = spawn_app().await;
@@ -33,8 +26,8 @@ async fn concurrent_submissions_share_phases_and_each_is_answered_as_if_alone() 
 
     let text = app.scrape().await;
     let (batches, gathered) = (
-        figure(&text, "orderkeeper_submit_batch_orders_count"),
-        figure(&text, "orderkeeper_submit_batch_orders_sum"),
+        sum_of(&text, "orderkeeper_submit_batch_orders_count", ""),
+        sum_of(&text, "orderkeeper_submit_batch_orders_sum", ""),
     );
     assert_eq!(gathered, 60.0, "every submission goes through a batch");
     assert!(
