@@ -23,8 +23,8 @@
 //! | flow | path |
 //! |---|---|
 //! | submit | `http::orders` → `orders::request` (parsed once into a [`domain::NewOrder`]) → [`idempotency`] → `orders::pricing` → `Engine::submit` → `db::batcher` (submissions that arrive together) → `orders::submit::submit_many` (one transaction for the batch; anything but a plain new order alone through `orders::submit::submit`) → the order's actor |
-//! | place | `engine::order_actor` → `engine::steps::on_state` → `orders::lifecycle::record_status` → `ExchangeClient::place` → `record_status` / `record_end` |
-//! | fill by push | `http::exchange_events` → `db::exchange_events::store` → `Engine::deliver` → `steps::on_push` → `lifecycle::record_fill` → `orders::phase::write_action` |
+//! | place | `engine::order_actor` → `engine::steps::on_state` → `Engine::record_status` (`placement_sent`, batched with other orders' by `db::batcher` into `orders::status_batch::record_many`) → `ExchangeClient::place` → `Engine::record_status(accepted)` / `lifecycle::record_end` |
+//! | push | `http::exchange_events` → `Engine::take_push` → a fill: `orders::intake::take_in` → `lifecycle::record_fill_on` → `orders::phase::write_action`; no fill: batched, `intake::take_in_many` → `db::exchange_events::store_new` → the actor only for what may end the order (`steps::on_push`) |
 //! | fill by poll | the actor's poll timer → `steps::check_with_exchange` → `steps::reconcile` → `record_fill`, `record_end` |
 //! | cancel | `http::orders` → `Engine::cancel` → `orders::cancel::request` (202) → `steps::on_state` → `ExchangeClient::cancel` → `record_end` (release) |
 //! | recover | `startup` → `Engine::recover`, `Engine::adopt_orphans` → each actor's first step |

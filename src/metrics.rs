@@ -19,6 +19,11 @@ pub struct SourceLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabel {
     pub kind: &'static str,
 }
@@ -57,6 +62,7 @@ pub struct Metrics {
     registry: Registry,
     orders_created: Counter,
     submit_batch_orders: Histogram,
+    status_batch_orders: Histogram,
     idempotent_replays: Counter,
     idempotency_conflicts: Family<KindLabel, Counter>,
     idempotency_keys: Gauge,
@@ -73,6 +79,7 @@ pub struct Metrics {
     recovery_actions: Family<KindLabel, Counter>,
     alarms: Family<KindLabel, Counter>,
     pub actor_restarts: Counter,
+    order_steps: Family<ReasonLabel, Counter>,
     orders_taken_over: Counter,
     broker_published: Counter,
     invariant_violations: Gauge,
@@ -101,6 +108,7 @@ impl Default for Metrics {
             registry: Registry::with_prefix("orderkeeper"),
             orders_created: Counter::default(),
             submit_batch_orders: Histogram::new(exponential_buckets(1.0, 2.0, 8)),
+            status_batch_orders: Histogram::new(exponential_buckets(1.0, 2.0, 8)),
             idempotent_replays: Counter::default(),
             idempotency_conflicts: Family::default(),
             idempotency_keys: Gauge::default(),
@@ -117,6 +125,7 @@ impl Default for Metrics {
             recovery_actions: Family::default(),
             alarms: Family::default(),
             actor_restarts: Counter::default(),
+            order_steps: Family::default(),
             orders_taken_over: Counter::default(),
             broker_published: Counter::default(),
             invariant_violations: Gauge::default(),
@@ -182,6 +191,11 @@ impl Metrics {
             "submit_batch_orders",
             "Submissions gathered into each batched submit phase (group commit across requests)",
             self.submit_batch_orders.clone(),
+        );
+        r.register(
+            "status_batch_orders",
+            "Orders whose placement_sent or accepted was written in each batched status phase",
+            self.status_batch_orders.clone(),
         );
         r.register(
             "idempotent_replays",
@@ -259,6 +273,11 @@ impl Metrics {
             self.actor_restarts.clone(),
         );
         r.register(
+            "order_steps",
+            "Steps order actors ran, by what asked for them (recover, poll, push, cancel)",
+            self.order_steps.clone(),
+        );
+        r.register(
             "orders_taken_over",
             "Open orders taken over from an engine whose lease expired",
             self.orders_taken_over.clone(),
@@ -279,6 +298,10 @@ impl Metrics {
 
     pub fn order_created(&self) {
         self.orders_created.inc();
+    }
+
+    pub fn status_batch(&self, orders: usize) {
+        self.status_batch_orders.observe(orders as f64);
     }
 
     pub fn submit_batch(&self, submissions: usize) {
@@ -338,6 +361,12 @@ impl Metrics {
     pub fn recovery_action(&self, kind: &'static str) {
         self.recovery_actions
             .get_or_create(&KindLabel { kind })
+            .inc();
+    }
+
+    pub fn order_step(&self, reason: &'static str) {
+        self.order_steps
+            .get_or_create(&ReasonLabel { reason })
             .inc();
     }
 

@@ -151,6 +151,27 @@ pub fn take_for_new_orders(
     conn: &mut DbConnection,
     counts: &BTreeMap<AccountId, i64>,
 ) -> Result<BTreeMap<AccountId, Taken>, AppError> {
+    take(conn, counts, true)
+}
+
+/// Takes, for each account, `n` event seqs in one statement inside the caller's transaction;
+/// returns the first of each account's seqs.
+pub fn take_event_seqs(
+    conn: &mut DbConnection,
+    counts: &BTreeMap<AccountId, i64>,
+) -> Result<BTreeMap<AccountId, i64>, AppError> {
+    Ok(take(conn, counts, false)?
+        .into_iter()
+        .map(|(account, taken)| (account, taken.first_seq))
+        .collect())
+}
+
+/// Moves each account's event seq on by its count, and its stored keys too if `keys`.
+fn take(
+    conn: &mut DbConnection,
+    counts: &BTreeMap<AccountId, i64>,
+    keys: bool,
+) -> Result<BTreeMap<AccountId, Taken>, AppError> {
     #[derive(QueryableByName)]
     struct Row {
         #[diesel(sql_type = diesel::sql_types::Text)]
@@ -175,10 +196,11 @@ pub fn take_for_new_orders(
         }
         Backend::Sqlite => "",
     };
+    let keys_taken = if keys { " + taking.n" } else { "" };
     let query = format!(
         "WITH taking (account, n) AS (VALUES {values}) \
          UPDATE accounts SET next_event_seq = accounts.next_event_seq + taking.n, \
-         stored_keys = accounts.stored_keys + taking.n \
+         stored_keys = accounts.stored_keys{keys_taken} \
          FROM taking WHERE accounts.id = taking.account{in_order} \
          RETURNING id, next_event_seq, stored_keys"
     );

@@ -2,6 +2,9 @@
 
 use diesel::prelude::*;
 
+use std::collections::HashSet;
+
+use super::connection::Inner;
 use super::DbConnection;
 
 use super::alarms::{Alarm, AlarmKind};
@@ -29,6 +32,68 @@ pub fn event_key(event: &PushEvent) -> String {
     crate::db::accounts::sha256_hex(&canonical)
 }
 
+/// A push event as the inbox keeps it.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = exchange_events)]
+pub struct NewExchangeEvent<'a> {
+    pub event_key: String,
+    pub event_id: &'a str,
+    pub client_order_id: &'a str,
+    pub event_type: String,
+    pub payload: &'a str,
+    pub order_id: Option<OrderId>,
+    pub received_at: i64,
+}
+
+impl<'a> NewExchangeEvent<'a> {
+    pub fn of(event: &'a PushEvent, raw: &'a str, order_id: Option<OrderId>, now: i64) -> Self {
+        let event_type = serde_json::to_value(event.event_type)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        NewExchangeEvent {
+            event_key: event_key(event),
+            event_id: &event.event_id,
+            client_order_id: &event.client_order_id,
+            event_type,
+            payload: raw,
+            order_id,
+            received_at: now,
+        }
+    }
+}
+
+/// Stores each event not stored before, in one statement on PostgreSQL; returns the keys of those
+/// it stored (a key already there is a duplicate delivery).
+pub fn store_new(
+    conn: &mut DbConnection,
+    events: &[NewExchangeEvent<'_>],
+) -> Result<HashSet<String>, AppError> {
+    let stored = match &mut conn.inner {
+        Inner::Postgres(c) => diesel::insert_into(exchange_events::table)
+            .values(events)
+            .on_conflict_do_nothing()
+            .returning(exchange_events::event_key)
+            .get_results::<String>(c)?
+            .into_iter()
+            .collect(),
+        Inner::Sqlite(c) => {
+            let mut stored = HashSet::new();
+            for event in events {
+                let inserted = diesel::insert_into(exchange_events::table)
+                    .values(event)
+                    .on_conflict_do_nothing()
+                    .execute(c)?;
+                if inserted > 0 {
+                    stored.insert(event.event_key.clone());
+                }
+            }
+            stored
+        }
+    };
+    Ok(stored)
+}
+
 /// Stores `event` once per [`event_key`], for the order it names (None: no order of ours).
 pub fn store(
     conn: &mut DbConnection,
@@ -37,22 +102,7 @@ pub fn store(
     order_id: Option<OrderId>,
     now: i64,
 ) -> Result<Received, AppError> {
-    let event_type = serde_json::to_value(event.event_type)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default();
-    let inserted = with_conn!(conn, |c| diesel::insert_into(exchange_events::table)
-        .values((
-            exchange_events::event_key.eq(event_key(event)),
-            exchange_events::event_id.eq(&event.event_id),
-            exchange_events::client_order_id.eq(&event.client_order_id),
-            exchange_events::event_type.eq(&event_type),
-            exchange_events::payload.eq(raw),
-            exchange_events::order_id.eq(order_id),
-            exchange_events::received_at.eq(now),
-        ))
-        .on_conflict_do_nothing()
-        .execute(c))?;
+    let inserted = store_new(conn, &[NewExchangeEvent::of(event, raw, order_id, now)])?.len();
     Ok(match (inserted, order_id) {
         (0, _) => Received::Duplicate,
         (_, Some(order_id)) => Received::New { order_id },

@@ -144,24 +144,48 @@ impl<'a> KeyRow<'a> {
     }
 }
 
-/// Which of these (account, key) pairs have a stored key, expired or not.
+/// Which of these (account, key) pairs have a stored key, expired or not: one index probe per
+/// pair. (Two `= ANY` lists would probe every account with every key.)
 pub fn stored_among(
     conn: &mut DbConnection,
     wanted: &[(AccountId, &str)],
 ) -> Result<std::collections::HashSet<(AccountId, String)>, AppError> {
-    let accounts: Vec<AccountId> = wanted.iter().map(|(a, _)| *a).collect();
-    let keys: Vec<&str> = wanted.iter().map(|(_, k)| *k).collect();
-    // Accounts × keys may hold more than was asked for: only the pairs asked for are kept.
-    let found: Vec<(AccountId, String)> = with_conn!(conn, |conn| Ok::<_, AppError>(
-        idempotency_keys::table
-            .filter(idempotency_keys::account_id.eq_any(&accounts))
-            .filter(idempotency_keys::idem_key.eq_any(&keys))
-            .select((idempotency_keys::account_id, idempotency_keys::idem_key))
-            .load(conn)?
-    ))?;
+    #[derive(QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        account_id: AccountId,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        idem_key: String,
+    }
+    if wanted.is_empty() {
+        return Ok(Default::default());
+    }
+    // The keys are the customers' own text: bound, never written into the statement.
+    let postgres = conn.backend() == super::connection::Backend::Postgres;
+    let pairs = (0..wanted.len())
+        .map(|i| match postgres {
+            true => format!("(${}, ${})", 2 * i + 1, 2 * i + 2),
+            false => "(?, ?)".to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let query = format!(
+        "WITH wanted (account_id, idem_key) AS (VALUES {pairs}) \
+         SELECT k.account_id, k.idem_key FROM idempotency_keys k \
+         JOIN wanted w ON k.account_id = w.account_id AND k.idem_key = w.idem_key"
+    );
+    let found: Vec<Found> = with_conn!(conn, |c| {
+        let mut bound = diesel::sql_query(&query).into_boxed();
+        for (account, key) in wanted {
+            bound = bound
+                .bind::<diesel::sql_types::Text, _>(account.to_string())
+                .bind::<diesel::sql_types::Text, _>(*key);
+        }
+        bound.load(c)
+    })?;
     Ok(found
         .into_iter()
-        .filter(|(account, key)| wanted.contains(&(*account, key.as_str())))
+        .map(|f| (f.account_id, f.idem_key))
         .collect())
 }
 

@@ -2,7 +2,7 @@
 
 use diesel::prelude::*;
 
-use super::connection::Inner;
+use super::connection::{text_literal, Inner};
 use super::DbConnection;
 
 use super::schema::{fills, order_actions, orders};
@@ -152,6 +152,37 @@ pub fn find_for_update(
     })
 }
 
+/// Several orders, as they stand (no lock).
+pub fn find_many(conn: &mut DbConnection, ids: &[OrderId]) -> Result<Vec<OrderRow>, AppError> {
+    with_conn!(conn, |c| {
+        Ok(orders::table
+            .filter(orders::id.eq_any(ids))
+            .select(OrderRow::as_select())
+            .load(c)?)
+    })
+}
+
+/// Several orders about to be changed, locked in id order (the order every batch locks them in)
+/// for the rest of the transaction on PostgreSQL.
+pub fn find_many_for_update(
+    conn: &mut DbConnection,
+    ids: &[OrderId],
+) -> Result<Vec<OrderRow>, AppError> {
+    Ok(match &mut conn.inner {
+        Inner::Sqlite(c) => orders::table
+            .filter(orders::id.eq_any(ids))
+            .order(orders::id.asc())
+            .select(OrderRow::as_select())
+            .load(c)?,
+        Inner::Postgres(c) => orders::table
+            .filter(orders::id.eq_any(ids))
+            .order(orders::id.asc())
+            .select(OrderRow::as_select())
+            .for_update()
+            .load(c)?,
+    })
+}
+
 /// An order as its owner may see it: another account's order does not exist.
 pub fn find_owned(
     conn: &mut DbConnection,
@@ -291,6 +322,45 @@ pub fn save_projection(conn: &mut DbConnection, row: &OrderRow) -> Result<(), Ap
             .execute(conn)?;
         Ok(())
     })
+}
+
+/// Writes the projection rows of several orders, in one statement.
+pub fn save_projections(conn: &mut DbConnection, rows: &[OrderRow]) -> Result<(), AppError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let values = rows
+        .iter()
+        .map(|r| {
+            format!(
+                "({}, {}, {}, {}, {}, {}, {})",
+                text_literal(&r.id.to_string()),
+                text_literal(&r.status.to_string()),
+                r.filled_qty,
+                r.filled_notional.0,
+                r.updated_at,
+                if r.placement_sent { "TRUE" } else { "FALSE" },
+                r.last_action_seq,
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let query = format!(
+        "WITH saved (id, status, filled_qty, filled_notional, updated_at, placement_sent, \
+         last_action_seq) AS (VALUES {values}) \
+         UPDATE orders SET status = saved.status, filled_qty = saved.filled_qty, \
+         filled_notional = saved.filled_notional, updated_at = saved.updated_at, \
+         placement_sent = saved.placement_sent, last_action_seq = saved.last_action_seq \
+         FROM saved WHERE orders.id = saved.id"
+    );
+    let saved = with_conn!(conn, |c| diesel::sql_query(&query).execute(c))?;
+    if saved != rows.len() {
+        return Err(AppError::Internal(format!(
+            "{saved} of {} order rows saved",
+            rows.len()
+        )));
+    }
+    Ok(())
 }
 
 /// One fill of an order, by its fill id.

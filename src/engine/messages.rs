@@ -2,7 +2,7 @@
 
 use actix::Message;
 
-use crate::exchange::wire::PushEvent;
+use crate::exchange::wire::{PushEvent, PushType};
 
 /// Why the actor is asked to make progress.
 #[derive(Debug, Clone)]
@@ -26,6 +26,11 @@ impl Reason {
             Reason::Push(_) => "push",
             Reason::Cancel => "cancel",
         }
+    }
+
+    /// An acknowledgement push with no fill: it can only move an order still pending new.
+    pub fn is_bare_ack(&self) -> bool {
+        matches!(self, Reason::Push(e) if e.event_type == PushType::Accepted && e.fill.is_none())
     }
 }
 

@@ -32,8 +32,9 @@ use crate::fault_points::crash_point;
 use crate::feed::Relay;
 use crate::metrics::Metrics;
 use crate::orders::cancel::{self, CancelAnswer};
-use crate::orders::intake::{self, Intake};
-use crate::orders::lifecycle::{Applied, RecordedFill};
+use crate::orders::intake::{self, Intake, PushItem};
+use crate::orders::lifecycle::{self, Applied, RecordedFill};
+use crate::orders::status_batch::{self, StatusItem};
 use crate::orders::submit::{self, Submission, SubmitItem, Submitted};
 use tracing::Instrument;
 
@@ -65,11 +66,18 @@ const SUBMIT_BATCHES: BatchLimits = BatchLimits {
     in_flight: 4,
 };
 
+/// Actors' status actions, and pushes without a fill, gathered per phase as submits are.
+const ACTOR_BATCHES: BatchLimits = SUBMIT_BATCHES;
+
 struct Inner {
     pool: DbPool,
     writer: Writer,
     /// New orders, gathered into one phase per batch.
     submits: Batcher<SubmitItem, Submitted>,
+    /// Actors' `placement_sent` and `accepted`, gathered into one phase per batch.
+    statuses: Batcher<StatusItem, Applied>,
+    /// Pushes without a fill, gathered into one phase per batch.
+    intakes: Batcher<PushItem, Intake>,
     exchange: Arc<dyn ExchangeClient>,
     registry: Registry,
     settings: EngineSettings,
@@ -124,6 +132,24 @@ pub async fn detached<T: 'static>(
         .map_err(|e| AppError::Internal(format!("a detached task failed: {e}")))?
 }
 
+/// Takes in one push in a phase of its own.
+fn take_in_alone(conn: &mut db::DbConnection, item: &PushItem) -> Result<Intake, AppError> {
+    let intake = intake::take_in(conn, &item.event, &item.raw, item.now)?;
+    // Another engine's order: its owner looks at it next, told in this commit.
+    if let Intake::New {
+        order,
+        owner,
+        status,
+        ..
+    } = &intake
+    {
+        if *owner != item.engine && status.is_open() {
+            leases::stir(conn, owner, *order)?;
+        }
+    }
+    Ok(intake)
+}
+
 impl Engine {
     pub fn new(
         pool: DbPool,
@@ -139,10 +165,18 @@ impl Engine {
             observed.submit_batch(items.len());
             submit::submit_many(conn, items)
         });
+        let observed = Arc::clone(&metrics);
+        let statuses = Batcher::start(writer.clone(), ACTOR_BATCHES, move |conn, items| {
+            observed.status_batch(items.len());
+            status_batch::record_many(conn, items)
+        });
+        let intakes = Batcher::start(writer.clone(), ACTOR_BATCHES, intake::take_in_many);
         Engine(Arc::new(Inner {
             pool,
             writer,
             submits,
+            statuses,
+            intakes,
             exchange,
             registry: Registry::default(),
             settings,
@@ -170,6 +204,29 @@ impl Engine {
     }
 
     /// For every atomic phase.
+    /// Records an actor's status action: in a batch with others' when it can go in one, else
+    /// alone.
+    pub async fn record_status(&self, item: StatusItem) -> Result<Applied, AppError> {
+        let item = Arc::new(item);
+        if StatusItem::batchable(item.action) {
+            if let Some(applied) = self.0.statuses.run(item.clone()).await {
+                return Ok(applied);
+            }
+        }
+        self.writer()
+            .run(move |conn| {
+                let StatusItem {
+                    order,
+                    fence,
+                    action,
+                    detail,
+                    now,
+                } = &*item;
+                lifecycle::record_status(conn, *order, fence, *action, detail.clone(), *now)
+            })
+            .await
+    }
+
     pub fn writer(&self) -> &Writer {
         &self.0.writer
     }
@@ -471,27 +528,26 @@ impl Engine {
         }
         let engine = self.clone();
         detached(async move {
-            let taken = event.clone();
-            let me = engine.lease().engine_id().to_owned();
-            let intake = engine
-                .writer()
-                .run(move |conn| {
-                    let intake = intake::take_in(conn, &taken, &raw, now_micros())?;
-                    // Another engine's order: its owner looks at it next, told in this commit.
-                    if let Intake::New {
-                        order,
-                        owner,
-                        status,
-                        ..
-                    } = &intake
-                    {
-                        if *owner != me && status.is_open() {
-                            leases::stir(conn, owner, *order)?;
-                        }
-                    }
-                    Ok(intake)
-                })
-                .await?;
+            let item = Arc::new(PushItem {
+                event: event.clone(),
+                raw,
+                now: now_micros(),
+                engine: engine.lease().engine_id().to_owned(),
+            });
+            // Without a fill, a push only needs storing: it goes in a batch with others.
+            let batched = match item.event.fill {
+                None => engine.0.intakes.run(item.clone()).await,
+                Some(_) => None,
+            };
+            let intake = match batched {
+                Some(intake) => intake,
+                None => {
+                    engine
+                        .writer()
+                        .run(move |conn| take_in_alone(conn, &item))
+                        .await?
+                }
+            };
             let Intake::New {
                 order,
                 fill,

@@ -38,6 +38,9 @@ pub struct OrderActor {
     /// Whether the actor's first step carries the order on from its log (false when recovery
     /// found it in step with the exchange: it only polls).
     recover_first: bool,
+    /// Whether the order may still be pending new, as far as the last step saw. It never becomes
+    /// pending new again, so once false an acknowledgement push has nothing to move.
+    awaiting_ack: bool,
 }
 
 /// 100 ms, doubling with each attempt in a row, at most [`MAX_BACKOFF`].
@@ -57,6 +60,7 @@ impl OrderActor {
             failures: 0,
             quiet_polls: 0,
             next_poll: None,
+            awaiting_ack: true,
         }
     }
 
@@ -107,9 +111,17 @@ impl OrderActor {
                 self.engine.step_completed(self.order);
                 match progress {
                     Progress::Terminal => self.finish(ctx),
-                    Progress::Open { changed: true } => self.watch_closely(ctx),
-                    Progress::Open { changed: false } if polled => self.quiet_polls += 1,
-                    Progress::Open { changed: false } => {}
+                    Progress::Open {
+                        changed,
+                        awaiting_ack,
+                    } => {
+                        self.awaiting_ack = awaiting_ack;
+                        if changed {
+                            self.watch_closely(ctx);
+                        } else if polled {
+                            self.quiet_polls += 1;
+                        }
+                    }
                 }
             }
             Ok(Err(AppError::Fenced(why))) => {
@@ -171,6 +183,12 @@ impl Handler<Drive> for OrderActor {
         if matches!(reason, Reason::Push(_) | Reason::Cancel) {
             self.watch_closely(ctx);
         }
+        // The acknowledgement often arrives while the step that placed the order is recording the
+        // placement's own: once that step saw the order acknowledged, the push has nothing to do.
+        if !self.awaiting_ack && reason.is_bare_ack() {
+            return AtomicResponse::new(Box::pin(actix::fut::ready(())));
+        }
+        self.engine.metrics().order_step(reason.name());
         let span = tracing::info_span!(
             "order_step",
             order_id = %self.order,

@@ -19,12 +19,15 @@ use crate::exchange::wire::{
 use crate::exchange::ExchangeError;
 use crate::fault_points::{armed_for, crash_point};
 use crate::orders::lifecycle::{self, Applied, RecordedFill, Snapshot};
+use crate::orders::status_batch::StatusItem;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
-    /// Still open; `changed` says whether the step moved it at all.
+    /// Still open; `changed` says whether the step moved it at all, `awaiting_ack` whether it is
+    /// still pending new (an acknowledgement would move it).
     Open {
         changed: bool,
+        awaiting_ack: bool,
     },
     Terminal,
 }
@@ -97,6 +100,7 @@ pub async fn drive(engine: Engine, order: OrderId, reason: Reason) -> Result<Pro
     } else {
         Progress::Open {
             changed: after != before,
+            awaiting_ack: after.0 == OrderStatus::PendingNew,
         }
     })
 }
@@ -114,13 +118,14 @@ async fn record_status(
     action: Action,
     detail: serde_json::Value,
 ) -> Result<Applied, AppError> {
-    let fence = engine.fence();
-    let applied = engine
-        .writer()
-        .run(move |conn| {
-            lifecycle::record_status(conn, order, &fence, action, detail, now_micros())
-        })
-        .await?;
+    let item = StatusItem {
+        order,
+        fence: engine.fence(),
+        action,
+        detail,
+        now: now_micros(),
+    };
+    let applied = engine.record_status(item).await?;
     wrote(&applied);
     if applied == Applied::Recorded {
         tracing::info!(action = ?action, "recorded");

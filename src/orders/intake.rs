@@ -5,7 +5,10 @@
 use crate::db::DbConnection;
 
 use super::lifecycle::{self, Applied};
-use crate::db::exchange_events::{self, Received};
+use std::collections::{HashMap, HashSet};
+
+use crate::db::exchange_events::{self, NewExchangeEvent, Received};
+use crate::db::leases;
 use crate::db::orders;
 use crate::domain::{ClientOrderId, FillSource, OrderId, OrderStatus};
 use crate::error::AppError;
@@ -35,8 +38,11 @@ pub fn take_in(
     raw: &str,
     now: i64,
 ) -> Result<Intake, AppError> {
+    // Only a fill changes the order here, so only a fill locks it: any other push is stored and
+    // handed on, and must not wait for a phase of the order's actor to commit.
     let row = match ClientOrderId(event.client_order_id.clone()).order_id() {
-        Some(id) => orders::find_for_update(conn, id)?,
+        Some(id) if event.fill.is_some() => orders::find_for_update(conn, id)?,
+        Some(id) => orders::find(conn, id)?,
         None => None,
     };
     let Some(row) = row else {
@@ -73,4 +79,72 @@ pub fn take_in(
         fully_filled: filled == qty,
         owner,
     })
+}
+
+/// A push without a fill, with what arrived and the engine that took it.
+pub struct PushItem {
+    pub event: PushEvent,
+    pub raw: String,
+    pub now: i64,
+    /// The engine taking the push: an order another engine carries on is noted for its owner.
+    pub engine: String,
+}
+
+/// Takes in many pushes without a fill in one phase: the orders they name are read, the events
+/// stored in one statement, and each answered as [`take_in`] would answer it. A push with a fill,
+/// for no order of ours, or whose event comes twice here is left out (None), to be taken in alone.
+pub fn take_in_many(
+    conn: &mut DbConnection,
+    items: &[std::sync::Arc<PushItem>],
+) -> Result<Vec<Option<Intake>>, AppError> {
+    let named: Vec<Option<OrderId>> = items
+        .iter()
+        .map(|i| match i.event.fill {
+            None => ClientOrderId(i.event.client_order_id.clone()).order_id(),
+            Some(_) => None,
+        })
+        .collect();
+    let ids: Vec<OrderId> = named.iter().flatten().copied().collect();
+    let rows: HashMap<OrderId, orders::OrderRow> = orders::find_many(conn, &ids)?
+        .into_iter()
+        .map(|row| (row.id, row))
+        .collect();
+    let mut keys = HashSet::new();
+    let mut taken: Vec<Option<(&orders::OrderRow, NewExchangeEvent<'_>)>> = Vec::new();
+    for (item, order) in items.iter().zip(&named) {
+        let row = order.and_then(|id| rows.get(&id));
+        let stored =
+            row.map(|r| NewExchangeEvent::of(&item.event, &item.raw, Some(r.id), item.now));
+        taken.push(match (row, stored) {
+            (Some(row), Some(stored)) if keys.insert(stored.event_key.clone()) => {
+                Some((row, stored))
+            }
+            _ => None,
+        });
+    }
+    let events: Vec<NewExchangeEvent<'_>> =
+        taken.iter().flatten().map(|(_, e)| e.clone()).collect();
+    let stored = exchange_events::store_new(conn, &events)?;
+    let mut answers = Vec::with_capacity(items.len());
+    for (item, slot) in items.iter().zip(&taken) {
+        let Some((row, event)) = slot else {
+            answers.push(None);
+            continue;
+        };
+        if !stored.contains(&event.event_key) {
+            answers.push(Some(Intake::Duplicate));
+            continue;
+        }
+        if row.owner != item.engine && row.status.is_open() {
+            leases::stir(conn, &row.owner, row.id)?;
+        }
+        answers.push(Some(Intake::New {
+            order: row.id,
+            fill: None,
+            status: row.status,
+            fully_filled: row.filled_qty == row.qty,
+            owner: row.owner.clone(),
+        }));
+    }
+    Ok(answers)
 }

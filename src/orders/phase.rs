@@ -21,13 +21,8 @@ pub fn write_action(
     fill: Option<&FillView>,
     now: i64,
 ) -> Result<(), AppError> {
-    order.last_action_seq += 1;
-    let seq = order.last_action_seq;
+    let seq = advance(order, next, now);
     orders::append_action(conn, order.id, seq, action.kind(), &detail.to_string(), now)?;
-    order.status = next.status;
-    order.filled_qty = next.filled_qty;
-    order.placement_sent = next.placement_sent;
-    order.updated_at = now;
     orders::save_projection(conn, order)?;
     if let Some(kind) = action.kind().event_kind() {
         outbox::append(
@@ -40,4 +35,14 @@ pub fn write_action(
         )?;
     }
     Ok(())
+}
+
+/// Brings the projection row to `next`, with its next action seq; returns that seq.
+pub fn advance(order: &mut OrderRow, next: OrderState, now: i64) -> i64 {
+    order.last_action_seq += 1;
+    order.status = next.status;
+    order.filled_qty = next.filled_qty;
+    order.placement_sent = next.placement_sent;
+    order.updated_at = now;
+    order.last_action_seq
 }

@@ -21,6 +21,7 @@ mod money_holes;
 mod ops;
 #[path = "../common/shared.rs"]
 mod shared;
+mod status_batches;
 mod submit_batches;
 mod validation;
 #[path = "../common/venue.rs"]

@@ -1,0 +1,303 @@
+//! Actors' `placement_sent` and `accepted` are written many orders to a phase, and each order's
+//! log, projection and feed come out exactly as one phase per action would leave them. Pushes
+//! without a fill are taken in many to a phase too.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use futures_util::future::join_all;
+use orderkeeper::db::leases::Fence;
+use orderkeeper::db::{self, accounts, orders, DbConnection};
+use orderkeeper::domain::{
+    AccountId, Action, ActionKind, Cents, ClientOrderId, OrderId, OrderStatus,
+};
+use orderkeeper::orders::intake::{self, Intake, PushItem};
+use orderkeeper::orders::lifecycle::Applied;
+use orderkeeper::orders::status_batch::{self, StatusItem};
+use orderkeeper::orders::submit;
+use serde_json::json;
+
+use crate::helpers::*;
+
+fn item(order: OrderId, fence: &Fence, action: Action) -> Arc<StatusItem> {
+    Arc::new(StatusItem {
+        order,
+        fence: fence.clone(),
+        action,
+        detail: json!({"source": "test"}),
+        now: db::now_micros(),
+    })
+}
+
+fn in_one_phase(
+    conn: &mut DbConnection,
+    items: &[Arc<StatusItem>],
+) -> Vec<Option<orderkeeper::orders::lifecycle::Applied>> {
+    conn.transaction(|conn| status_batch::record_many(conn, items))
+        .expect("the batch commits")
+}
+
+/// A fresh database with one account, alice, and cash for many orders.
+fn books_with_alice() -> (tempfile::TempDir, db::DbPool, AccountId) {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = db::connect(&database_url(&dir), 1).unwrap();
+    let mut conn = pool.get().unwrap();
+    let account =
+        accounts::create(&mut conn, "alice", Cents(10_000_000), &BTreeMap::new(), 1).unwrap();
+    drop(conn);
+    (dir, pool, account.id)
+}
+
+/// A resting buy of alice's, recorded under `owner`.
+fn new_order(conn: &mut DbConnection, account: AccountId, key: &str, owner: &Fence) -> OrderId {
+    submit::submit(conn, &limit_submission(account, key, 4, 10_000), owner)
+        .unwrap()
+        .created
+        .unwrap()
+}
+
+fn kinds(conn: &mut DbConnection, order: OrderId) -> Vec<(i64, ActionKind)> {
+    orders::actions(conn, order)
+        .unwrap()
+        .into_iter()
+        .map(|a| (a.seq, a.kind))
+        .collect()
+}
+
+#[actix_web::test]
+async fn a_batch_writes_what_the_table_allows_and_leaves_every_other_item_to_run_alone() {
+    let (_dir, pool, account) = books_with_alice();
+    let mut conn = pool.get().unwrap();
+    let owner = unowned();
+    let [a, b, c, d]: [OrderId; 4] =
+        std::array::from_fn(|i| new_order(&mut conn, account, &format!("k{i}"), &owner));
+    let stranger = Fence {
+        engine: "another-engine".into(),
+        epoch: 7,
+    };
+    let answers = in_one_phase(
+        &mut conn,
+        &[
+            item(a, &owner, Action::PlacementSent),
+            // The same order again in one batch: it waits for the next phase.
+            item(a, &owner, Action::Accepted),
+            // Fenced: the order is not this engine's.
+            item(b, &stranger, Action::Accepted),
+            item(c, &owner, Action::Accepted),
+            // Ends the order and releases money: never in a batch.
+            item(d, &owner, Action::Canceled),
+            item(OrderId::new(), &owner, Action::Accepted),
+        ],
+    );
+    let recorded = Some(Applied::Recorded);
+    assert_eq!(
+        answers,
+        vec![recorded.clone(), None, None, recorded, None, None]
+    );
+
+    assert_eq!(
+        kinds(&mut conn, a),
+        vec![(1, ActionKind::Created), (2, ActionKind::PlacementSent)]
+    );
+    assert_eq!(kinds(&mut conn, b), vec![(1, ActionKind::Created)]);
+    assert_eq!(
+        kinds(&mut conn, c),
+        vec![(1, ActionKind::Created), (2, ActionKind::Accepted)]
+    );
+    assert_eq!(kinds(&mut conn, d), vec![(1, ActionKind::Created)]);
+    // Each projection is its log folded, seq included.
+    for order in [a, b, c, d] {
+        let row = orders::find(&mut conn, order).unwrap().unwrap();
+        assert_eq!(orders::fold_log(&mut conn, &row).unwrap(), row.state());
+        assert_eq!(row.last_action_seq, kinds(&mut conn, order).len() as i64);
+    }
+    let row = orders::find(&mut conn, a).unwrap().unwrap();
+    assert!(row.placement_sent);
+    assert_eq!(row.status, OrderStatus::PendingNew);
+    assert_eq!(
+        orders::find(&mut conn, c).unwrap().unwrap().status,
+        OrderStatus::New
+    );
+
+    // A move the table refuses (accepted twice) is left out and writes nothing.
+    let again = in_one_phase(&mut conn, &[item(c, &owner, Action::Accepted)]);
+    assert_eq!(again, vec![None]);
+    assert_eq!(kinds(&mut conn, c).len(), 2);
+
+    // Four `order.created` and one `order.accepted`, numbered with no gap; placement_sent has no
+    // event.
+    let events = orderkeeper::db::outbox::since(&mut conn, account, 0, 100).unwrap();
+    let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+    let accepted: Vec<&str> = events
+        .iter()
+        .filter(|e| e.kind == "order.accepted")
+        .map(|e| e.payload.as_str())
+        .collect();
+    assert_eq!(accepted.len(), 1);
+    let frame: serde_json::Value = serde_json::from_str(accepted[0]).unwrap();
+    assert_eq!(frame["seq"], 5);
+    assert_eq!(frame["order"]["id"], c.to_string());
+    assert_eq!(frame["order"]["status"], "new");
+}
+
+#[actix_web::test]
+async fn orders_placed_together_share_status_phases_and_each_log_is_whole() {
+    // No polls: every step is one the order asked for.
+    let app = spawn_app_with(|args| args.poll_interval_ms = 600_000).await;
+    let alice = app.create_account("1000000.00", json!({})).await;
+    let body = limit_buy("INFY", 1, "100.00");
+    let keys: Vec<String> = (0..40).map(|i| format!("s{i}")).collect();
+    let answers = join_all(
+        keys.iter()
+            .map(|key| app.submit(&alice.token, Some(key), &body)),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for answer in &answers {
+        assert_eq!(answer.status, 201, "{}", answer.json());
+        ids.push(answer.json()["id"].as_str().unwrap().to_owned());
+    }
+    for id in &ids {
+        app.wait_for_status(&alice.token, id, "new").await;
+    }
+
+    let text = app.scrape().await;
+    let (batches, written) = (
+        sum_of(&text, "orderkeeper_status_batch_orders_count", ""),
+        sum_of(&text, "orderkeeper_status_batch_orders_sum", ""),
+    );
+    assert!(
+        written >= 80.0,
+        "placement_sent and accepted of 40 orders: {written} written in batches"
+    );
+    assert!(
+        batches < written,
+        "{written} status actions were written in {batches} batches: none held more than one"
+    );
+
+    // One step per order, the one that placed it: an acknowledgement push that arrives while that
+    // step records the placement's answer wakes the actor, which has nothing left to do.
+    assert_eq!(
+        sum_of(&text, "orderkeeper_order_steps_total", "reason=\"recover\""),
+        40.0
+    );
+    assert_eq!(
+        sum_of(&text, "orderkeeper_order_steps_total", "reason=\"push\""),
+        0.0
+    );
+
+    let mut conn = app.conn();
+    for id in &ids {
+        let order: OrderId = id.parse().unwrap();
+        let log = kinds(&mut conn, order);
+        assert_eq!(
+            log,
+            vec![
+                (1, ActionKind::Created),
+                (2, ActionKind::PlacementSent),
+                (3, ActionKind::Accepted)
+            ],
+            "{id}"
+        );
+        let row = orders::find(&mut conn, order).unwrap().unwrap();
+        assert_eq!(orders::fold_log(&mut conn, &row).unwrap(), row.state());
+    }
+    // 40 created and 40 accepted, numbered 1..80 with no gap.
+    assert_eq!(app.event_seqs(&alice.id), (1..=80).collect::<Vec<i64>>());
+}
+
+fn push(event_id: &str, order: OrderId, fill: Option<(&str, i64)>) -> Arc<PushItem> {
+    let mut event = json!({
+        "event_id": event_id, "type": "accepted",
+        "client_order_id": ClientOrderId::for_order(order).to_string(), "exchange_order_id": "X-1",
+    });
+    if let Some((fill_id, qty)) = fill {
+        event["type"] = json!("fill");
+        event["fill"] =
+            json!({"fill_id": fill_id, "qty": qty, "price": "99.00", "ts": "2026-01-01T00:00:00Z"});
+    }
+    Arc::new(PushItem {
+        event: serde_json::from_value(event.clone()).unwrap(),
+        raw: event.to_string(),
+        now: db::now_micros(),
+        engine: "engine@here".into(),
+    })
+}
+
+#[actix_web::test]
+async fn pushes_taken_in_together_are_stored_once_and_answered_as_if_alone() {
+    let (_dir, pool, account) = books_with_alice();
+    let mut conn = pool.get().unwrap();
+    let here = Fence {
+        engine: "engine@here".into(),
+        epoch: 1,
+    };
+    let elsewhere = Fence {
+        engine: "engine@elsewhere".into(),
+        epoch: 1,
+    };
+    let mine = new_order(&mut conn, account, "k1", &here);
+    let theirs = new_order(&mut conn, account, "k2", &elsewhere);
+    let take = |conn: &mut DbConnection, items: &[Arc<PushItem>]| {
+        conn.transaction(|conn| intake::take_in_many(conn, items))
+            .expect("the batch commits")
+    };
+    let earlier = push("e0", mine, None);
+    assert!(matches!(
+        take(&mut conn, std::slice::from_ref(&earlier))[..],
+        [Some(Intake::New { .. })]
+    ));
+
+    let answers = take(
+        &mut conn,
+        &[
+            push("e1", mine, None),
+            // The same event twice in one batch: the second is taken in alone, after.
+            push("e1", mine, None),
+            // Delivered before: a duplicate.
+            earlier,
+            // Another engine's order: taken in here, and noted for its owner.
+            push("e2", theirs, None),
+            // A fill changes the order: never in this batch.
+            push("e3", mine, Some(("f1", 1))),
+            // No order of ours: alarmed, alone.
+            push("e4", OrderId::new(), None),
+        ],
+    );
+    let new_for = |order: OrderId, owner: &str| {
+        Some(Intake::New {
+            order,
+            fill: None,
+            status: OrderStatus::PendingNew,
+            fully_filled: false,
+            owner: owner.into(),
+        })
+    };
+    assert_eq!(
+        answers,
+        vec![
+            new_for(mine, "engine@here"),
+            None,
+            Some(Intake::Duplicate),
+            new_for(theirs, "engine@elsewhere"),
+            None,
+            None,
+        ]
+    );
+    let stored: i64 = orderkeeper::with_conn!(conn, |c| {
+        use diesel::prelude::*;
+        orderkeeper::db::schema::exchange_events::table
+            .count()
+            .get_result(c)
+    })
+    .unwrap();
+    assert_eq!(stored, 3, "e0, e1 and e2, once each");
+    assert_eq!(
+        orderkeeper::db::leases::take_stirs(&mut conn, "engine@elsewhere").unwrap(),
+        vec![theirs]
+    );
+    // Nothing about either order moved: no fill, no action.
+    assert_eq!(kinds(&mut conn, mine), vec![(1, ActionKind::Created)]);
+    assert_eq!(kinds(&mut conn, theirs), vec![(1, ActionKind::Created)]);
+}
