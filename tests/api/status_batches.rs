@@ -37,15 +37,32 @@ fn in_one_phase(
         .expect("the batch commits")
 }
 
-/// A fresh database with one account, alice, and cash for many orders.
-fn books_with_alice() -> (tempfile::TempDir, db::DbPool, AccountId) {
+/// A fresh database with one account, alice, and cash for many orders; on PostgreSQL the database
+/// is dropped with it.
+struct Books {
+    dir: tempfile::TempDir,
+    pool: db::DbPool,
+    alice: AccountId,
+}
+
+impl Drop for Books {
+    fn drop(&mut self) {
+        crate::database::drop_for(self.dir.path());
+    }
+}
+
+fn books_with_alice() -> Books {
     let dir = tempfile::tempdir().unwrap();
     let pool = db::connect(&database_url(&dir), 1).unwrap();
     let mut conn = pool.get().unwrap();
     let account =
         accounts::create(&mut conn, "alice", Cents(10_000_000), &BTreeMap::new(), 1).unwrap();
     drop(conn);
-    (dir, pool, account.id)
+    Books {
+        dir,
+        pool,
+        alice: account.id,
+    }
 }
 
 /// A resting buy of alice's, recorded under `owner`.
@@ -66,8 +83,8 @@ fn kinds(conn: &mut DbConnection, order: OrderId) -> Vec<(i64, ActionKind)> {
 
 #[actix_web::test]
 async fn a_batch_writes_what_the_table_allows_and_leaves_every_other_item_to_run_alone() {
-    let (_dir, pool, account) = books_with_alice();
-    let mut conn = pool.get().unwrap();
+    let books = books_with_alice();
+    let (mut conn, account) = (books.pool.get().unwrap(), books.alice);
     let owner = unowned();
     let [a, b, c, d]: [OrderId; 4] =
         std::array::from_fn(|i| new_order(&mut conn, account, &format!("k{i}"), &owner));
@@ -227,8 +244,8 @@ fn push(event_id: &str, order: OrderId, fill: Option<(&str, i64)>) -> Arc<PushIt
 
 #[actix_web::test]
 async fn pushes_taken_in_together_are_stored_once_and_answered_as_if_alone() {
-    let (_dir, pool, account) = books_with_alice();
-    let mut conn = pool.get().unwrap();
+    let books = books_with_alice();
+    let (mut conn, account) = (books.pool.get().unwrap(), books.alice);
     let here = Fence {
         engine: "engine@here".into(),
         epoch: 1,
