@@ -115,6 +115,30 @@ impl<'a> NewEvent<'a> {
     }
 }
 
+/// The next event of `account`, numbered from `next_seq` (the seqs the caller took for each
+/// account in this transaction), which moves on by one.
+pub fn next_event<'a, O: Serialize>(
+    next_seq: &mut std::collections::BTreeMap<AccountId, i64>,
+    account: AccountId,
+    kind: &'a str,
+    order: &'a O,
+    now: i64,
+) -> Result<NewEvent<'a>, AppError> {
+    let seq = next_seq
+        .get_mut(&account)
+        .ok_or_else(|| AppError::Internal("no seqs taken for an account".into()))?;
+    let frame = EventFrame {
+        frame_type: "event",
+        seq: *seq,
+        kind,
+        order,
+        fill: None::<&()>,
+        recovery: None,
+    };
+    *seq += 1;
+    NewEvent::of(account, &frame, now)
+}
+
 /// Adds events whose seqs the caller took, inside its transaction, in one statement.
 pub fn append_events(conn: &mut DbConnection, events: &[NewEvent<'_>]) -> Result<(), AppError> {
     Ok(insert_rows!(conn, outbox::table, events)?)

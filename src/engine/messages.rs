@@ -2,7 +2,7 @@
 
 use actix::Message;
 
-use crate::exchange::wire::{PushEvent, PushType};
+use crate::exchange::wire::PushEvent;
 
 /// Why the actor is asked to make progress.
 #[derive(Debug, Clone)]
@@ -28,9 +28,9 @@ impl Reason {
         }
     }
 
-    /// An acknowledgement push with no fill: it can only move an order still pending new.
+    /// A push that can only move an order still pending new ([`PushEvent::is_bare_ack`]).
     pub fn is_bare_ack(&self) -> bool {
-        matches!(self, Reason::Push(e) if e.event_type == PushType::Accepted && e.fill.is_none())
+        matches!(self, Reason::Push(e) if e.is_bare_ack())
     }
 }
 

@@ -26,7 +26,7 @@ use crate::db::orders::{self as order_rows, OrderRow};
 use crate::db::{self, now_micros, DbPool, Writer};
 use crate::domain::{AccountId, ClientOrderId, FillSource, OrderId, OrderStatus};
 use crate::error::AppError;
-use crate::exchange::wire::{ExchangeStatus, PushEvent, PushType};
+use crate::exchange::wire::{ExchangeStatus, PushEvent};
 use crate::exchange::ExchangeClient;
 use crate::fault_points::crash_point;
 use crate::feed::Relay;
@@ -132,24 +132,6 @@ pub async fn detached<T: 'static>(
         .map_err(|e| AppError::Internal(format!("a detached task failed: {e}")))?
 }
 
-/// Takes in one push in a phase of its own.
-fn take_in_alone(conn: &mut db::DbConnection, item: &PushItem) -> Result<Intake, AppError> {
-    let intake = intake::take_in(conn, &item.event, &item.raw, item.now)?;
-    // Another engine's order: its owner looks at it next, told in this commit.
-    if let Intake::New {
-        order,
-        owner,
-        status,
-        ..
-    } = &intake
-    {
-        if *owner != item.engine && status.is_open() {
-            leases::stir(conn, owner, *order)?;
-        }
-    }
-    Ok(intake)
-}
-
 impl Engine {
     pub fn new(
         pool: DbPool,
@@ -203,7 +185,6 @@ impl Engine {
         &self.0.pool
     }
 
-    /// For every atomic phase.
     /// Records an actor's status action: in a batch with others' when it can go in one, else
     /// alone.
     pub async fn record_status(&self, item: StatusItem) -> Result<Applied, AppError> {
@@ -227,6 +208,7 @@ impl Engine {
             .await
     }
 
+    /// For every atomic phase.
     pub fn writer(&self) -> &Writer {
         &self.0.writer
     }
@@ -544,7 +526,7 @@ impl Engine {
                 None => {
                     engine
                         .writer()
-                        .run(move |conn| take_in_alone(conn, &item))
+                        .run(move |conn| intake::take_in_item(conn, &item))
                         .await?
                 }
             };
@@ -581,9 +563,10 @@ impl Engine {
             }
             // A fill that leaves the order open needs nothing more, nor does an acknowledgement of
             // an order already acknowledged; the rest goes to the actor.
-            let needs_actor = match event.event_type {
-                PushType::Accepted if event.fill.is_none() => status == OrderStatus::PendingNew,
-                _ => event.fill.is_none() || fully_filled,
+            let needs_actor = if event.is_bare_ack() {
+                status == OrderStatus::PendingNew
+            } else {
+                event.fill.is_none() || fully_filled
             };
             if !engine.owns(&owner) {
                 // Told to its owner above.

@@ -119,3 +119,10 @@ pub struct PushEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fill: Option<ExchangeFill>,
 }
+
+impl PushEvent {
+    /// An acknowledgement with no fill: it can only move an order still pending new.
+    pub fn is_bare_ack(&self) -> bool {
+        self.event_type == PushType::Accepted && self.fill.is_none()
+    }
+}

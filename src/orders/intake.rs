@@ -90,9 +90,40 @@ pub struct PushItem {
     pub engine: String,
 }
 
+/// Takes in one push in a phase of its own, as [`take_in`] does, telling the owner of another
+/// engine's order.
+pub fn take_in_item(conn: &mut DbConnection, item: &PushItem) -> Result<Intake, AppError> {
+    let intake = take_in(conn, &item.event, &item.raw, item.now)?;
+    if let Intake::New {
+        order,
+        owner,
+        status,
+        ..
+    } = &intake
+    {
+        tell_owner(conn, item, *order, owner, *status)?;
+    }
+    Ok(intake)
+}
+
+/// Another engine's open order: its owner looks at it next, told in this commit.
+fn tell_owner(
+    conn: &mut DbConnection,
+    item: &PushItem,
+    order: OrderId,
+    owner: &str,
+    status: OrderStatus,
+) -> Result<(), AppError> {
+    if owner != item.engine && status.is_open() {
+        leases::stir(conn, owner, order)?;
+    }
+    Ok(())
+}
+
 /// Takes in many pushes without a fill in one phase: the orders they name are read, the events
-/// stored in one statement, and each answered as [`take_in`] would answer it. A push with a fill,
-/// for no order of ours, or whose event comes twice here is left out (None), to be taken in alone.
+/// stored in one statement, and each answered as [`take_in_item`] would answer it. A push with a
+/// fill, for no order of ours, or whose event comes twice here is left out (None), to be taken in
+/// alone.
 pub fn take_in_many(
     conn: &mut DbConnection,
     items: &[std::sync::Arc<PushItem>],
@@ -109,42 +140,36 @@ pub fn take_in_many(
         .into_iter()
         .map(|row| (row.id, row))
         .collect();
-    let mut keys = HashSet::new();
-    let mut taken: Vec<Option<(&orders::OrderRow, NewExchangeEvent<'_>)>> = Vec::new();
+    // Each item taken here: its order, and its event's place in `events`.
+    let (mut events, mut keys) = (Vec::new(), HashSet::new());
+    let mut taken: Vec<Option<(&orders::OrderRow, usize)>> = Vec::with_capacity(items.len());
     for (item, order) in items.iter().zip(&named) {
         let row = order.and_then(|id| rows.get(&id));
-        let stored =
-            row.map(|r| NewExchangeEvent::of(&item.event, &item.raw, Some(r.id), item.now));
-        taken.push(match (row, stored) {
-            (Some(row), Some(stored)) if keys.insert(stored.event_key.clone()) => {
-                Some((row, stored))
-            }
-            _ => None,
-        });
+        taken.push(row.and_then(|row| {
+            let event = NewExchangeEvent::of(&item.event, &item.raw, Some(row.id), item.now);
+            keys.insert(event.event_key.clone()).then(|| {
+                events.push(event);
+                (row, events.len() - 1)
+            })
+        }));
     }
-    let events: Vec<NewExchangeEvent<'_>> =
-        taken.iter().flatten().map(|(_, e)| e.clone()).collect();
     let stored = exchange_events::store_new(conn, &events)?;
     let mut answers = Vec::with_capacity(items.len());
     for (item, slot) in items.iter().zip(&taken) {
-        let Some((row, event)) = slot else {
-            answers.push(None);
-            continue;
-        };
-        if !stored.contains(&event.event_key) {
-            answers.push(Some(Intake::Duplicate));
-            continue;
-        }
-        if row.owner != item.engine && row.status.is_open() {
-            leases::stir(conn, &row.owner, row.id)?;
-        }
-        answers.push(Some(Intake::New {
-            order: row.id,
-            fill: None,
-            status: row.status,
-            fully_filled: row.filled_qty == row.qty,
-            owner: row.owner.clone(),
-        }));
+        answers.push(match slot {
+            None => None,
+            Some((_, i)) if !stored.contains(&events[*i].event_key) => Some(Intake::Duplicate),
+            Some((row, _)) => {
+                tell_owner(conn, item, row.id, &row.owner, row.status)?;
+                Some(Intake::New {
+                    order: row.id,
+                    fill: None,
+                    status: row.status,
+                    fully_filled: row.filled_qty == row.qty,
+                    owner: row.owner.clone(),
+                })
+            }
+        });
     }
     Ok(answers)
 }

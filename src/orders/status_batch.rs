@@ -11,7 +11,7 @@ use super::view::OrderView;
 use crate::db::accounts;
 use crate::db::leases::{self, Fence};
 use crate::db::orders::{self, NewAction, OrderRow};
-use crate::db::outbox::{self, EventFrame, NewEvent};
+use crate::db::outbox;
 use crate::db::DbConnection;
 use crate::domain::{AccountId, Action, ActionKind, OrderId};
 use crate::error::AppError;
@@ -82,22 +82,16 @@ pub fn record_many(
             at: m.row.updated_at,
         });
         saved.push(m.row.clone());
-        let Some(kind) = m.kind.event_kind() else {
-            continue;
-        };
-        let seq = next_seq
-            .get_mut(&m.row.account_id)
-            .ok_or_else(|| AppError::Internal("no seqs taken for an account".into()))?;
-        let frame = EventFrame {
-            frame_type: "event",
-            seq: *seq,
-            kind,
-            order: view,
-            fill: None::<&()>,
-            recovery: None,
-        };
-        *seq += 1;
-        events.push(NewEvent::of(m.row.account_id, &frame, m.row.updated_at)?);
+        if let Some(kind) = m.kind.event_kind() {
+            let account = m.row.account_id;
+            events.push(outbox::next_event(
+                &mut next_seq,
+                account,
+                kind,
+                view,
+                m.row.updated_at,
+            )?);
+        }
     }
     orders::append_actions(conn, &actions)?;
     orders::save_projections(conn, &saved)?;

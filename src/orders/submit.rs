@@ -11,7 +11,7 @@ use crate::db::idempotency::{self as stored_keys, NewKey, StoredResponse};
 use crate::db::leases::Fence;
 use crate::db::ledger::{self, LedgerEntry};
 use crate::db::orders::{self, NewAction, OrderRow};
-use crate::db::outbox::{self, EventFrame, NewEvent};
+use crate::db::outbox;
 use crate::domain::{
     AccountId, ActionKind, Cents, ClientOrderId, NewOrder, OrderId, OrderStatus, Side,
 };
@@ -270,17 +270,13 @@ pub fn submit_many(
         if sub.max_stored_keys > 0 && took.stored_keys > sub.max_stored_keys {
             return Err(AppError::TooManyStoredKeys(sub.max_stored_keys));
         }
-        let seq = next_seq.entry(sub.account).or_default();
-        let frame = EventFrame {
-            frame_type: "event",
-            seq: *seq,
-            kind: "order.created",
-            order: &new.view,
-            fill: None::<&()>,
-            recovery: None,
-        };
-        *seq += 1;
-        events.push(NewEvent::of(sub.account, &frame, sub.now)?);
+        events.push(outbox::next_event(
+            &mut next_seq,
+            sub.account,
+            "order.created",
+            &new.view,
+            sub.now,
+        )?);
         rows.push(new.row.clone());
         actions.push(NewAction {
             order_id: new.row.id,

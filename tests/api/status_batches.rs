@@ -29,10 +29,7 @@ fn item(order: OrderId, fence: &Fence, action: Action) -> Arc<StatusItem> {
     })
 }
 
-fn in_one_phase(
-    conn: &mut DbConnection,
-    items: &[Arc<StatusItem>],
-) -> Vec<Option<orderkeeper::orders::lifecycle::Applied>> {
+fn in_one_phase(conn: &mut DbConnection, items: &[Arc<StatusItem>]) -> Vec<Option<Applied>> {
     conn.transaction(|conn| status_batch::record_many(conn, items))
         .expect("the batch commits")
 }
