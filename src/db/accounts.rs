@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use diesel::prelude::*;
 
-use super::connection::{text_literal, Backend};
+use super::connection::{value_rows, Backend};
+use super::prepared::prepared;
 use super::DbConnection;
 use rand::RngExt;
 use sha2::{Digest, Sha256};
@@ -146,7 +147,9 @@ pub struct Taken {
 }
 
 /// Takes, for each account, `n` event seqs and `n` places for stored keys, in one statement
-/// inside the caller's transaction. On PostgreSQL the account rows are locked in one order.
+/// inside the caller's transaction. On PostgreSQL the account rows are locked in one order, and
+/// `FOR NO KEY UPDATE`, so that inserts of rows referring to an account (orders, events) do not
+/// wait for the phase that holds it.
 pub fn take_for_new_orders(
     conn: &mut DbConnection,
     counts: &BTreeMap<AccountId, i64>,
@@ -184,15 +187,10 @@ fn take(
     if counts.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let values = counts
-        .iter()
-        .map(|(account, n)| format!("({}, {n})", text_literal(&account.to_string())))
-        .collect::<Vec<_>>()
-        .join(", ");
     let in_order = match conn.backend() {
         Backend::Postgres => {
             " AND accounts.id IN (SELECT id FROM accounts \
-             WHERE id IN (SELECT account FROM taking) ORDER BY id FOR UPDATE)"
+             WHERE id IN (SELECT account FROM taking) ORDER BY id FOR NO KEY UPDATE)"
         }
         Backend::Sqlite => "",
     };
@@ -202,9 +200,18 @@ fn take(
          UPDATE accounts SET next_event_seq = accounts.next_event_seq + taking.n, \
          stored_keys = accounts.stored_keys{keys_taken} \
          FROM taking WHERE accounts.id = taking.account{in_order} \
-         RETURNING id, next_event_seq, stored_keys"
+         RETURNING id, next_event_seq, stored_keys",
+        values = value_rows(conn.backend(), counts.len(), 2),
     );
-    let rows: Vec<Row> = with_conn!(conn, |c| diesel::sql_query(&query).load(c))?;
+    let rows: Vec<Row> = with_conn!(conn, |c| {
+        let mut bound = diesel::sql_query(&query).into_boxed();
+        for (account, n) in counts {
+            bound = bound
+                .bind::<diesel::sql_types::Text, _>(account.to_string())
+                .bind::<diesel::sql_types::BigInt, _>(*n);
+        }
+        prepared(bound, counts.len()).load(c)
+    })?;
     let mut taken = BTreeMap::new();
     for row in rows {
         let n = counts.get(&row.id).copied().unwrap_or_default();

@@ -58,10 +58,11 @@ macro_rules! with_conn {
 macro_rules! insert_rows {
     ($conn:expr, $table:expr, $rows:expr) => {
         match &mut ($conn).inner {
-            $crate::db::connection::Inner::Postgres(c) => diesel::insert_into($table)
-                .values($rows)
-                .execute(c)
-                .map(|_| ()),
+            $crate::db::connection::Inner::Postgres(c) => $crate::db::prepared::run_kept(
+                c,
+                diesel::insert_into($table).values($rows),
+                $rows.len(),
+            ),
             $crate::db::connection::Inner::Sqlite(c) => $rows.iter().try_for_each(|row| {
                 diesel::insert_into($table)
                     .values(row)
@@ -156,10 +157,28 @@ impl DbConnection {
     }
 }
 
-/// A text value written into SQL as a literal, for a statement whose number of values varies
-/// (a list of rows): quoted, with any quote doubled. Only for typed values (ids, symbols).
+/// A text constant written into SQL as a literal: quoted, with any quote doubled.
 pub fn text_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
+}
+
+/// The placeholders of `rows` rows of `columns` values each, for a `VALUES` list whose values are
+/// bound: `($1, $2), ($3, $4)` on PostgreSQL, `(?, ?), (?, ?)` on SQLite. The text depends only on
+/// the counts, so the statement can be kept prepared ([`super::prepared`]).
+pub fn value_rows(backend: Backend, rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let values = (0..columns)
+                .map(|column| match backend {
+                    Backend::Postgres => format!("${}", row * columns + column + 1),
+                    Backend::Sqlite => "?".to_owned(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("({values})")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Opens a connection of the backend `database_url` names: `postgres://…`, or SQLite as

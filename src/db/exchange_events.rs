@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use std::collections::HashSet;
 
 use super::connection::Inner;
+use super::prepared::prepared;
 use super::DbConnection;
 
 use super::alarms::{Alarm, AlarmKind};
@@ -70,13 +71,16 @@ pub fn store_new(
     events: &[NewExchangeEvent<'_>],
 ) -> Result<HashSet<String>, AppError> {
     let stored = match &mut conn.inner {
-        Inner::Postgres(c) => diesel::insert_into(exchange_events::table)
-            .values(events)
-            .on_conflict_do_nothing()
-            .returning(exchange_events::event_key)
-            .get_results::<String>(c)?
-            .into_iter()
-            .collect(),
+        Inner::Postgres(c) => prepared(
+            diesel::insert_into(exchange_events::table)
+                .values(events)
+                .on_conflict_do_nothing()
+                .returning(exchange_events::event_key),
+            events.len(),
+        )
+        .get_results::<String>(c)?
+        .into_iter()
+        .collect(),
         Inner::Sqlite(c) => {
             let mut stored = HashSet::new();
             for event in events {

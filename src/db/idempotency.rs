@@ -161,14 +161,7 @@ pub fn stored_among(
         return Ok(Default::default());
     }
     // The keys are the customers' own text: bound, never written into the statement.
-    let postgres = conn.backend() == super::connection::Backend::Postgres;
-    let pairs = (0..wanted.len())
-        .map(|i| match postgres {
-            true => format!("(${}, ${})", 2 * i + 1, 2 * i + 2),
-            false => "(?, ?)".to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
+    let pairs = super::connection::value_rows(conn.backend(), wanted.len(), 2);
     let query = format!(
         "WITH wanted (account_id, idem_key) AS (VALUES {pairs}) \
          SELECT k.account_id, k.idem_key FROM idempotency_keys k \
@@ -181,7 +174,7 @@ pub fn stored_among(
                 .bind::<diesel::sql_types::Text, _>(account.to_string())
                 .bind::<diesel::sql_types::Text, _>(*key);
         }
-        bound.load(c)
+        super::prepared::prepared(bound, wanted.len()).load(c)
     })?;
     Ok(found
         .into_iter()

@@ -158,7 +158,7 @@ pub fn check(conn: &mut DbConnection, order: OrderId, fence: &Fence) -> Result<(
         Inner::Postgres(c) => orders::table
             .find(order)
             .select((orders::owner, orders::owner_epoch))
-            .for_update()
+            .for_no_key_update()
             .first(c)
             .optional()?,
         Inner::Sqlite(c) => orders::table

@@ -6,7 +6,8 @@ use diesel::prelude::*;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::connection::{text_literal, Backend, Inner};
+use super::connection::{text_literal, value_rows, Backend, Inner};
+use super::prepared::{prepared, run_kept};
 use super::DbConnection;
 
 use super::schema::{balances, ledger_entries};
@@ -142,7 +143,7 @@ impl<'a> BalanceRow<'a> {
 fn set_balances(conn: &mut DbConnection, rows: &[BalanceRow<'_>]) -> Result<(), AppError> {
     use diesel::upsert::excluded;
     macro_rules! upsert {
-        ($values:expr, $c:expr) => {
+        ($values:expr) => {
             diesel::insert_into(balances::table)
                 .values($values)
                 .on_conflict((balances::account_id, balances::asset))
@@ -151,17 +152,16 @@ fn set_balances(conn: &mut DbConnection, rows: &[BalanceRow<'_>]) -> Result<(), 
                     balances::available.eq(excluded(balances::available)),
                     balances::reserved.eq(excluded(balances::reserved)),
                 ))
-                .execute($c)
         };
     }
     match &mut conn.inner {
         Inner::Postgres(c) => {
-            upsert!(rows, c)?;
+            run_kept(c, upsert!(rows), rows.len())?;
         }
         // diesel writes no many-row upsert for SQLite; in-process, a row at a time costs little.
         Inner::Sqlite(c) => {
             for row in rows {
-                upsert!(row, c)?;
+                upsert!(row).execute(c)?;
             }
         }
     }
@@ -189,17 +189,6 @@ pub fn lock_balances(
     if pairs.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let values = pairs
-        .iter()
-        .map(|(account, asset)| {
-            format!(
-                "({}, {})",
-                text_literal(&account.to_string()),
-                text_literal(asset)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
     let lock = match conn.backend() {
         Backend::Postgres => " FOR UPDATE OF b",
         Backend::Sqlite => "",
@@ -209,9 +198,18 @@ pub fn lock_balances(
          SELECT b.account_id, b.asset, b.available, b.reserved \
          FROM balances b JOIN wanted w ON b.account_id = w.account AND b.asset = w.asset \
          ORDER BY b.account_id, b.asset = {cash} DESC, b.asset{lock}",
+        values = value_rows(conn.backend(), pairs.len(), 2),
         cash = text_literal(CASH)
     );
-    let rows: Vec<Locked> = with_conn!(conn, |c| diesel::sql_query(&query).load(c))?;
+    let rows: Vec<Locked> = with_conn!(conn, |c| {
+        let mut bound = diesel::sql_query(&query).into_boxed();
+        for (account, asset) in pairs {
+            bound = bound
+                .bind::<diesel::sql_types::Text, _>(account.to_string())
+                .bind::<diesel::sql_types::Text, _>(asset.as_str());
+        }
+        prepared(bound, pairs.len()).load(c)
+    })?;
     Ok(rows
         .into_iter()
         .map(|r| {

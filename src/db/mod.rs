@@ -12,6 +12,7 @@ pub mod ledger;
 pub mod orders;
 pub mod outbox;
 pub mod pool;
+pub mod prepared;
 pub mod schema;
 mod sql_types;
 pub mod writer;

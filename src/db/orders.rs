@@ -2,7 +2,8 @@
 
 use diesel::prelude::*;
 
-use super::connection::{text_literal, Inner};
+use super::connection::{value_rows, Inner};
+use super::prepared::prepared;
 use super::DbConnection;
 
 use super::schema::{fills, order_actions, orders};
@@ -132,7 +133,10 @@ pub fn find(conn: &mut DbConnection, order: OrderId) -> Result<Option<OrderRow>,
 }
 
 /// An order about to be changed, locked for the rest of the transaction on PostgreSQL (where
-/// phases run side by side; on SQLite the one writer already runs them in turn).
+/// phases run side by side; on SQLite the one writer already runs them in turn). The lock is
+/// `FOR NO KEY UPDATE`: it keeps out every other writer of the order, but not the key-share lock
+/// an insert of a row that refers to the order takes (an action, a push stored for it), which
+/// `FOR UPDATE` would make wait for the whole phase.
 pub fn find_for_update(
     conn: &mut DbConnection,
     order: OrderId,
@@ -146,7 +150,7 @@ pub fn find_for_update(
         Inner::Postgres(c) => orders::table
             .find(order)
             .select(OrderRow::as_select())
-            .for_update()
+            .for_no_key_update()
             .first(c)
             .optional()?,
     })
@@ -155,10 +159,13 @@ pub fn find_for_update(
 /// Several orders, as they stand (no lock).
 pub fn find_many(conn: &mut DbConnection, ids: &[OrderId]) -> Result<Vec<OrderRow>, AppError> {
     with_conn!(conn, |c| {
-        Ok(orders::table
-            .filter(orders::id.eq_any(ids))
-            .select(OrderRow::as_select())
-            .load(c)?)
+        Ok(prepared(
+            orders::table
+                .filter(orders::id.eq_any(ids))
+                .select(OrderRow::as_select()),
+            ids.len(),
+        )
+        .load(c)?)
     })
 }
 
@@ -174,12 +181,16 @@ pub fn find_many_for_update(
             .order(orders::id.asc())
             .select(OrderRow::as_select())
             .load(c)?,
-        Inner::Postgres(c) => orders::table
-            .filter(orders::id.eq_any(ids))
-            .order(orders::id.asc())
-            .select(OrderRow::as_select())
-            .for_update()
-            .load(c)?,
+        // `= ANY($1)`: one text whatever the count.
+        Inner::Postgres(c) => prepared(
+            orders::table
+                .filter(orders::id.eq_any(ids))
+                .order(orders::id.asc())
+                .select(OrderRow::as_select())
+                .for_no_key_update(),
+            0,
+        )
+        .load(c)?,
     })
 }
 
@@ -329,31 +340,38 @@ pub fn save_projections(conn: &mut DbConnection, rows: &[OrderRow]) -> Result<()
     if rows.is_empty() {
         return Ok(());
     }
-    let values = rows
-        .iter()
-        .map(|r| {
-            format!(
-                "({}, {}, {}, {}, {}, {}, {})",
-                text_literal(&r.id.to_string()),
-                text_literal(&r.status.to_string()),
-                r.filled_qty,
-                r.filled_notional.0,
-                r.updated_at,
-                if r.placement_sent { "TRUE" } else { "FALSE" },
-                r.last_action_seq,
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
     let query = format!(
         "WITH saved (id, status, filled_qty, filled_notional, updated_at, placement_sent, \
          last_action_seq) AS (VALUES {values}) \
          UPDATE orders SET status = saved.status, filled_qty = saved.filled_qty, \
          filled_notional = saved.filled_notional, updated_at = saved.updated_at, \
          placement_sent = saved.placement_sent, last_action_seq = saved.last_action_seq \
-         FROM saved WHERE orders.id = saved.id"
+         FROM saved WHERE orders.id = saved.id RETURNING orders.id",
+        values = value_rows(conn.backend(), rows.len(), 7),
     );
-    let saved = with_conn!(conn, |c| diesel::sql_query(&query).execute(c))?;
+    #[derive(QueryableByName)]
+    struct Saved {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        #[allow(dead_code)]
+        id: String,
+    }
+    // Loaded, not executed, so the statement is kept prepared (see `prepared::run_kept`).
+    let saved: Vec<Saved> = with_conn!(conn, |c| {
+        use diesel::sql_types::{BigInt, Bool, Text};
+        let mut bound = diesel::sql_query(&query).into_boxed();
+        for r in rows {
+            bound = bound
+                .bind::<Text, _>(r.id.to_string())
+                .bind::<Text, _>(r.status.as_str())
+                .bind::<BigInt, _>(r.filled_qty)
+                .bind::<BigInt, _>(r.filled_notional.0)
+                .bind::<BigInt, _>(r.updated_at)
+                .bind::<Bool, _>(r.placement_sent)
+                .bind::<BigInt, _>(r.last_action_seq);
+        }
+        prepared(bound, rows.len()).load(c)
+    })?;
+    let saved = saved.len();
     if saved != rows.len() {
         return Err(AppError::Internal(format!(
             "{saved} of {} order rows saved",

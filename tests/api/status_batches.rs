@@ -315,3 +315,94 @@ async fn pushes_taken_in_together_are_stored_once_and_answered_as_if_alone() {
     assert_eq!(kinds(&mut conn, mine), vec![(1, ActionKind::Created)]);
     assert_eq!(kinds(&mut conn, theirs), vec![(1, ActionKind::Created)]);
 }
+
+/// Alice's books on PostgreSQL; None (the test is skipped) when the suite runs on SQLite.
+fn books_on_postgres(to: &str) -> Option<Books> {
+    if crate::database::postgres_server().is_none() {
+        eprintln!("skipped: set ORDERKEEPER_TEST_POSTGRES to {to}");
+        return None;
+    }
+    Some(books_with_alice())
+}
+
+/// The statements a connection keeps prepared on PostgreSQL, by their text.
+fn prepared_statements(conn: &mut DbConnection) -> Vec<String> {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Kept {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        statement: String,
+    }
+    let orderkeeper::db::connection::Inner::Postgres(c) = &mut conn.inner else {
+        panic!("a PostgreSQL connection");
+    };
+    diesel::sql_query("SELECT statement FROM pg_prepared_statements")
+        .load::<Kept>(c)
+        .unwrap()
+        .into_iter()
+        .map(|k| k.statement)
+        .collect()
+}
+
+#[actix_web::test]
+async fn batch_statements_stay_prepared_on_postgres() {
+    let Some(books) = books_on_postgres("see what PostgreSQL keeps prepared") else {
+        return;
+    };
+    let (mut conn, account) = (books.pool.get().unwrap(), books.alice);
+    let owner = unowned();
+    let orders: Vec<OrderId> = (0..4)
+        .map(|i| new_order(&mut conn, account, &format!("k{i}"), &owner))
+        .collect();
+    // Two batches of two: the second runs the first's statements again, and prepares nothing new.
+    let mut kept_after = Vec::new();
+    for pair in orders.chunks(2) {
+        let items: Vec<_> = pair
+            .iter()
+            .map(|o| item(*o, &owner, Action::Accepted))
+            .collect();
+        let answers = in_one_phase(&mut conn, &items);
+        assert_eq!(answers, vec![Some(Applied::Recorded); 2]);
+        let mut kept = prepared_statements(&mut conn);
+        kept.sort();
+        kept_after.push(kept);
+    }
+    let kept = &kept_after[1];
+    assert_eq!(&kept_after[0], kept, "the second batch reuses the first's");
+    for start in [
+        "SELECT \"orders\".\"id\"",      // the orders, locked
+        "WITH taking (account, n)",      // the accounts' event seqs
+        "INSERT INTO \"order_actions\"", // the actions
+        "WITH saved (id, status",        // the projections
+        "INSERT INTO \"outbox\"",        // the events
+    ] {
+        assert!(
+            kept.iter().any(|s| s.starts_with(start)),
+            "{start}… is kept prepared; kept: {kept:#?}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn an_order_locked_for_a_phase_does_not_hold_up_rows_that_refer_to_it() {
+    let Some(books) = books_on_postgres("see PostgreSQL's row locks") else {
+        return;
+    };
+    let (mut holder, account) = (books.pool.get().unwrap(), books.alice);
+    let owner = unowned();
+    let order = new_order(&mut holder, account, "locked", &owner);
+    let mut other = db::connection::establish(&database_url(&books.dir)).unwrap();
+    other.batch_execute("SET lock_timeout = '2s'").unwrap();
+    holder
+        .transaction(|conn| {
+            orders::find_for_update(conn, order)?.expect("the order");
+            // Another transaction adds a row that refers to the order (its foreign key takes a
+            // key-share lock on the order's row): it goes ahead while the phase holds the order.
+            other.transaction(|other| {
+                orders::append_action(other, order, 2, ActionKind::PlacementSent, "{}", 2)
+            })?;
+            Ok::<_, orderkeeper::error::AppError>(())
+        })
+        .expect("neither waits for the other");
+    assert_eq!(kinds(&mut holder, order).len(), 2);
+}
