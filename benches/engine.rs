@@ -7,7 +7,8 @@
 //! on that server instead of a SQLite file.
 //!
 //! - submit: durable `POST /v1/orders` at 64 connections with unique keys, next to `/healthz` at
-//!   the same concurrency;
+//!   the same concurrency, and the CPU each order cost, per process, until the exchange
+//!   acknowledged it;
 //! - fills: signed push fills, half of them duplicates, next to the same number of `/healthz`;
 //! - rehydration: 10k and 100k open orders, really created, then SIGKILL and restart: time to
 //!   `/readyz` and RSS per open order;
@@ -399,6 +400,73 @@ fn unacknowledged(dir: &Path) -> i64 {
     .unwrap_or(-1)
 }
 
+/// CPU time used so far (user and system, in seconds), from `/proc`: by the engine, by the
+/// simulator, by this load generator, and by every PostgreSQL server process (with the reaped
+/// children the postmaster counts, such as autovacuum workers). On a machine whose speed moves by
+/// a quarter within the hour, CPU per order is steadier than orders per second.
+#[derive(Clone, Copy, Default)]
+struct CpuUse {
+    postgres: f64,
+    engine: f64,
+    sim: f64,
+    client: f64,
+}
+
+impl CpuUse {
+    fn now(bench: &Bench) -> CpuUse {
+        let postgres = std::fs::read_dir("/proc")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|comm| comm.trim() == "postgres")
+            })
+            .map(|pid| cpu_seconds(&pid.to_string(), true))
+            .sum();
+        CpuUse {
+            postgres,
+            engine: cpu_seconds(&bench.engine.id().to_string(), false),
+            sim: cpu_seconds(&bench.sim.id().to_string(), false),
+            client: cpu_seconds("self", false),
+        }
+    }
+
+    fn line(&self, before: &CpuUse, orders: usize) -> String {
+        let per = |after: f64, before: f64| (after - before) * 1000.0 / orders as f64;
+        format!(
+            "{:<34} postgres {:.2}   engine {:.2}   simulator {:.2}   load generator {:.2}   (ms of CPU per order, submit to acknowledged)",
+            "CPU per order",
+            per(self.postgres, before.postgres),
+            per(self.engine, before.engine),
+            per(self.sim, before.sim),
+            per(self.client, before.client),
+        )
+    }
+}
+
+/// A process's user and system time in seconds (`/proc/PID/stat`, in ticks of 1/100 s), with its
+/// reaped children's when asked.
+fn cpu_seconds(pid: &str, with_children: bool) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // The name, in parentheses, may hold spaces; utime, stime, cutime and cstime are the 12th to
+    // 15th fields after it.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let taken = if with_children { 4 } else { 2 };
+    fields.iter().take(taken).sum::<u64>() as f64 / 100.0
+}
+
 async fn bench_submit() {
     let steps = std::env::var("BENCH_STEPS").unwrap_or_else(|_| "32".into());
     let accounts: usize = std::env::var("BENCH_ACCOUNTS")
@@ -413,6 +481,7 @@ async fn bench_submit() {
     run_load(&bench.base, resting_across(&tokens, "warm", 2_000));
     let health = run_load(&bench.base, healthz(100_000));
     let started = Instant::now();
+    let cpu_before = CpuUse::now(&bench);
     let submit = run_load(&bench.base, resting_across(&tokens, "load", 40_000));
     // The engine keeps placing what it accepted: wait until the exchange acknowledged it all.
     // Counting is a scan of every order: asked too often, it slows what it measures.
@@ -420,6 +489,7 @@ async fn bench_submit() {
         actix_web::rt::time::sleep(Duration::from_millis(200)).await;
     }
     let placed = started.elapsed();
+    let cpu_after = CpuUse::now(&bench);
     let health_after = run_load(&bench.base, healthz(100_000));
     println!(
         "{}",
@@ -432,6 +502,7 @@ async fn bench_submit() {
         submit.latencies.len() as f64 / placed.as_secs_f64(),
         placed.as_secs_f64()
     );
+    println!("{}", cpu_after.line(&cpu_before, submit.latencies.len()));
     println!("{}", health.line("/healthz before (64 connections)"));
     println!("{}", health_after.line("/healthz after (64 connections)"));
     println!(
