@@ -135,7 +135,7 @@ pub fn find(conn: &mut DbConnection, order: OrderId) -> Result<Option<OrderRow>,
 /// An order about to be changed, locked for the rest of the transaction on PostgreSQL (where
 /// phases run side by side; on SQLite the one writer already runs them in turn). The lock is
 /// `FOR NO KEY UPDATE`: it keeps out every other writer of the order, but not the key-share lock
-/// an insert of a row that refers to the order takes (an action, a push stored for it), which
+/// an insert of a row that refers to the order takes (an action, a fill), which
 /// `FOR UPDATE` would make wait for the whole phase.
 pub fn find_for_update(
     conn: &mut DbConnection,

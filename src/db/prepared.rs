@@ -4,8 +4,9 @@
 //! load. [`Prepared`] keeps such a statement by its text instead: one per text, so it is for
 //! statements whose text varies only with how many rows they carry, and only up to
 //! [`MAX_PREPARED_ROWS`] of them; past that, a statement is run unprepared. Counted with
-//! `pg_stat_statements` over one PostgreSQL bench run, nine in ten of the statements were planned
-//! each time before, and none of the kept ones after their first few runs.
+//! `pg_stat_statements` over one PostgreSQL bench run: 153,412 of 341,019 statements were planned
+//! afresh before, 65,342 of 337,546 after (most of those left are `= ANY` reads, which PostgreSQL
+//! chooses to plan for the ids at hand even when prepared).
 
 use diesel::backend::Backend;
 use diesel::pg::{Pg, PgConnection};
