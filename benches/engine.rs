@@ -433,11 +433,11 @@ impl CpuUse {
         }
     }
 
-    fn line(&self, before: &CpuUse, orders: usize) -> String {
+    fn line(&self, before: &CpuUse, orders: usize, span: &str) -> String {
         let per = |after: f64, before: f64| (after - before) * 1000.0 / orders as f64;
         format!(
-            "{:<34} postgres {:.2}   engine {:.2}   simulator {:.2}   load generator {:.2}   (ms of CPU per order, submit to acknowledged)",
-            "CPU per order",
+            "{:<34} postgres {:.2}   engine {:.2}   simulator {:.2}   load generator {:.2}   (ms of CPU per order)",
+            format!("CPU per order, {span}"),
             per(self.postgres, before.postgres),
             per(self.engine, before.engine),
             per(self.sim, before.sim),
@@ -483,6 +483,7 @@ async fn bench_submit() {
     let started = Instant::now();
     let cpu_before = CpuUse::now(&bench);
     let submit = run_load(&bench.base, resting_across(&tokens, "load", 40_000));
+    let cpu_burst = CpuUse::now(&bench);
     // The engine keeps placing what it accepted: wait until the exchange acknowledged it all.
     // Counting is a scan of every order: asked too often, it slows what it measures.
     while unacknowledged(bench.dir.path()) > 0 {
@@ -502,7 +503,18 @@ async fn bench_submit() {
         submit.latencies.len() as f64 / placed.as_secs_f64(),
         placed.as_secs_f64()
     );
-    println!("{}", cpu_after.line(&cpu_before, submit.latencies.len()));
+    println!(
+        "{}",
+        cpu_burst.line(&cpu_before, submit.latencies.len(), "during the burst")
+    );
+    println!(
+        "{}",
+        cpu_after.line(
+            &cpu_before,
+            submit.latencies.len(),
+            "submit to acknowledged"
+        )
+    );
     println!("{}", health.line("/healthz before (64 connections)"));
     println!("{}", health_after.line("/healthz after (64 connections)"));
     println!(
