@@ -485,7 +485,7 @@ async fn bench_submit() {
     let submit = run_load(&bench.base, resting_across(&tokens, "load", 40_000));
     let cpu_burst = CpuUse::now(&bench);
     // The engine keeps placing what it accepted: wait until the exchange acknowledged it all.
-    // Counting is a scan of every order: asked too often, it slows what it measures.
+    // Asked too often, counting slows what it measures (see `unacknowledged`).
     while unacknowledged(bench.dir.path()) > 0 {
         actix_web::rt::time::sleep(Duration::from_millis(200)).await;
     }

@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 
 use super::connection::{value_rows, Inner};
-use super::prepared::prepared;
+use super::prepared::{prepared, NoColumns};
 use super::DbConnection;
 
 use super::schema::{fills, order_actions, orders};
@@ -349,14 +349,9 @@ pub fn save_projections(conn: &mut DbConnection, rows: &[OrderRow]) -> Result<()
          FROM saved WHERE orders.id = saved.id RETURNING orders.id",
         values = value_rows(conn.backend(), rows.len(), 7),
     );
-    #[derive(QueryableByName)]
-    struct Saved {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        #[allow(dead_code)]
-        id: String,
-    }
-    // Loaded, not executed, so the statement is kept prepared (see `prepared::run_kept`).
-    let saved: Vec<Saved> = with_conn!(conn, |c| {
+    // Loaded, not executed, so the statement is kept prepared (see `prepared::run_kept`); the
+    // ids returned are counted.
+    let saved: Vec<NoColumns> = with_conn!(conn, |c| {
         use diesel::sql_types::{BigInt, Bool, Text};
         let mut bound = diesel::sql_query(&query).into_boxed();
         for r in rows {

@@ -65,14 +65,15 @@ where
     Q: QueryFragment<Pg>,
 {
     ForEffect(prepared(query, rows))
-        .load::<NoRow>(conn)
+        .load::<NoColumns>(conn)
         .map(|_| ())
 }
 
 struct ForEffect<Q>(Prepared<Q>);
 
+/// A returned row whose columns are not wanted: loading these counts the rows.
 #[derive(QueryableByName)]
-struct NoRow {}
+pub struct NoColumns {}
 
 impl<Q> QueryId for ForEffect<Q> {
     type QueryId = ();
