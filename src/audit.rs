@@ -175,6 +175,14 @@ pub fn run(
     let started = Instant::now();
     // Every query of one snapshot, and no lock that would hold up the engine's writers.
     let checks = conn.read_transaction::<_, AppError, _>(|conn| {
+        if conn.backend() == crate::db::connection::Backend::Postgres {
+            // The engine's connections plan by key only (see `pool::Connector::open`); the
+            // audit reads whole tables.
+            conn.batch_execute(
+                "SET LOCAL enable_seqscan = on; SET LOCAL enable_hashjoin = on; \
+                 SET LOCAL enable_mergejoin = on;",
+            )?;
+        }
         let balances: Vec<BalanceRow> = load(
             conn,
             "SELECT b.account_id, b.asset, b.available, b.reserved, \

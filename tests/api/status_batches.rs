@@ -325,6 +325,13 @@ fn books_on_postgres(to: &str) -> Option<Books> {
     Some(books_with_alice())
 }
 
+fn postgres(conn: &mut DbConnection) -> &mut diesel::PgConnection {
+    match &mut conn.inner {
+        orderkeeper::db::connection::Inner::Postgres(c) => c,
+        orderkeeper::db::connection::Inner::Sqlite(_) => panic!("a PostgreSQL connection"),
+    }
+}
+
 /// The statements a connection keeps prepared on PostgreSQL, by their text.
 fn prepared_statements(conn: &mut DbConnection) -> Vec<String> {
     use diesel::RunQueryDsl;
@@ -333,11 +340,8 @@ fn prepared_statements(conn: &mut DbConnection) -> Vec<String> {
         #[diesel(sql_type = diesel::sql_types::Text)]
         statement: String,
     }
-    let orderkeeper::db::connection::Inner::Postgres(c) = &mut conn.inner else {
-        panic!("a PostgreSQL connection");
-    };
     diesel::sql_query("SELECT statement FROM pg_prepared_statements")
-        .load::<Kept>(c)
+        .load::<Kept>(postgres(conn))
         .unwrap()
         .into_iter()
         .map(|k| k.statement)
@@ -405,4 +409,83 @@ async fn an_order_locked_for_a_phase_does_not_hold_up_rows_that_refer_to_it() {
         })
         .expect("neither waits for the other");
     assert_eq!(kinds(&mut holder, order).len(), 2);
+}
+
+/// Sequential scans of `table` in the connection's open transaction so far.
+fn scans_in_this_transaction(conn: &mut DbConnection, table: &str) -> i64 {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Scans {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        seq_scan: i64,
+    }
+    diesel::sql_query("SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = $1")
+        .bind::<diesel::sql_types::Text, _>(table)
+        .get_result::<Scans>(postgres(conn))
+        .unwrap()
+        .seq_scan
+}
+
+/// The ids of `count` orders.
+fn some_orders(conn: &mut DbConnection, count: i64) -> Vec<OrderId> {
+    use diesel::prelude::*;
+    use orderkeeper::db::schema::orders::dsl::{id, orders};
+    orders
+        .select(id)
+        .order(id)
+        .limit(count)
+        .load(postgres(conn))
+        .unwrap()
+}
+
+/// `count` more of alice's orders, written straight into the table.
+fn more_orders(conn: &mut DbConnection, account: AccountId, count: i64) {
+    conn.batch_execute(&format!(
+        "INSERT INTO orders (id, account_id, client_order_id, symbol, side, order_type, qty, \
+         status, created_at, updated_at) \
+         SELECT u, '{account}', 'ok-' || replace(u, '-', ''), 'AAPL', 'buy', 'limit', 4, \
+         'pending_new', 1, 1 FROM (SELECT gen_random_uuid()::text AS u \
+         FROM generate_series(1, {count})) AS fresh"
+    ))
+    .unwrap();
+}
+
+#[actix_web::test]
+async fn kept_statements_still_read_by_key_once_their_table_has_grown() {
+    let Some(books) = books_on_postgres("see the plans PostgreSQL keeps") else {
+        return;
+    };
+    let (mut conn, account) = (books.pool.get().unwrap(), books.alice);
+    // A few pages of orders: small enough that reading all of them looks cheapest.
+    more_orders(&mut conn, account, 200);
+    let ids = some_orders(&mut conn, 4);
+    assert_eq!(ids.len(), 4);
+    let batch_reads = |conn: &mut DbConnection| {
+        conn.transaction(|conn| {
+            let rows = orders::find_many_for_update(conn, &ids)?;
+            orders::find_many(conn, &ids)?;
+            orders::save_projections(conn, &rows)?;
+            Ok::<_, orderkeeper::error::AppError>(rows.len())
+        })
+        .unwrap()
+    };
+    // Past its fifth run, PostgreSQL may keep one plan for a statement, made for the table as it
+    // is now.
+    for _ in 0..8 {
+        assert_eq!(batch_reads(&mut conn), 4);
+    }
+    more_orders(&mut conn, account, 20_000);
+    let scans = conn
+        .transaction(|conn| {
+            let before = scans_in_this_transaction(conn, "orders");
+            orders::find_many_for_update(conn, &ids)?;
+            orders::find_many(conn, &ids)?;
+            let rows = orders::find_many(conn, &ids)?;
+            orders::save_projections(conn, &rows)?;
+            Ok::<_, orderkeeper::error::AppError>(
+                scans_in_this_transaction(conn, "orders") - before,
+            )
+        })
+        .unwrap();
+    assert_eq!(scans, 0, "the batch statements scanned every order");
 }
