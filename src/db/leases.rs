@@ -99,17 +99,26 @@ pub fn expire(conn: &mut DbConnection, fence: &Fence) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Engines whose lease has run out while they still own open orders.
+/// Engines whose lease has run out while they still own open orders. The engines come first, and
+/// few of them: each dead one is then looked up among the open orders through the owner index, so
+/// no order of a live engine is read.
 pub fn expired(conn: &mut DbConnection, now: i64) -> Result<Vec<String>, AppError> {
-    let dead = engines::table
+    let dead: Vec<String> = with_conn!(conn, |c| engines::table
         .filter(engines::expires_at.lt(now))
-        .select(engines::id);
-    with_conn!(conn, |c| Ok(orders::table
-        .filter(orders::owner.eq_any(dead))
-        .filter(orders::status.eq_any(open_statuses()))
-        .select(orders::owner)
-        .distinct()
-        .load(c)?))
+        .select(engines::id)
+        .load(c))?;
+    let mut owning = Vec::new();
+    for engine in dead {
+        let owns_open = orders::table
+            .filter(orders::owner.eq(&engine))
+            .filter(orders::status.eq_any(open_statuses()));
+        if with_conn!(conn, |c| diesel::select(diesel::dsl::exists(owns_open))
+            .get_result::<bool>(c))?
+        {
+            owning.push(engine);
+        }
+    }
+    Ok(owning)
 }
 
 /// Takes over a dead engine's open orders, if its lease is still expired (it may have come back);

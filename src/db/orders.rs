@@ -391,16 +391,6 @@ pub fn find_fill(
     })
 }
 
-/// Just how far an order has come: its status and filled quantity.
-pub fn progress(conn: &mut DbConnection, order: OrderId) -> Result<(OrderStatus, i64), AppError> {
-    with_conn!(conn, |conn| {
-        Ok(orders::table
-            .find(order)
-            .select((orders::status, orders::filled_qty))
-            .first(conn)?)
-    })
-}
-
 pub fn fills(conn: &mut DbConnection, order: OrderId) -> Result<Vec<FillRow>, AppError> {
     with_conn!(conn, |conn| {
         Ok(fills::table

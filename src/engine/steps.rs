@@ -11,7 +11,7 @@ use super::Engine;
 use crate::db::alarms::{self, Alarm, AlarmKind};
 use crate::db::leases;
 use crate::db::{self, now_micros, orders, outbox};
-use crate::domain::{Action, FillSource, OrderId, OrderStatus, VenueEnd};
+use crate::domain::{Action, FillSource, OrderId, OrderState, OrderStatus, VenueEnd};
 use crate::error::AppError;
 use crate::exchange::wire::{
     ExchangeFill, ExchangeOrder, ExchangeStatus, PlaceOrder, PushEvent, PushType,
@@ -65,24 +65,23 @@ pub async fn drive(engine: Engine, order: OrderId, reason: Reason) -> Result<Pro
         "filled_qty": snap.state.filled_qty,
     });
     let kind = recovery_kind(snap.state.status, snap.state.placement_sent);
+    let start = snap.state;
     let (stepped, notes) = NOTES
-        .scope(RefCell::new(StepNotes::default()), async {
+        .scope(RefCell::new(StepNotes::from(start)), async {
             let stepped = match reason {
                 Reason::Push(event) => on_push(&engine, order, snap, event).await,
                 Reason::Recover | Reason::Poll | Reason::Cancel => {
                     on_state(&engine, order, snap).await
                 }
             };
-            (stepped, NOTES.with(|notes| notes.take()))
+            (
+                stepped,
+                NOTES.with(|notes| notes.replace(StepNotes::from(start))),
+            )
         })
         .await;
     stepped?;
-    // Whether the step ended or moved the order: two columns, read again only if it wrote.
-    let after = if notes.wrote {
-        db::run(engine.pool(), move |conn| orders::progress(conn, order)).await?
-    } else {
-        before
-    };
+    let after = (notes.state.status, notes.state.filled_qty);
     if recovering && engine.recovered(order) {
         engine.metrics().recovery_action(kind);
         engine.count_recovered(after.1 - before.1);
@@ -95,7 +94,7 @@ pub async fn drive(engine: Engine, order: OrderId, reason: Reason) -> Result<Pro
         });
         record_recovered(&engine, order, recovery).await?;
     }
-    Ok(if after.0.is_terminal() {
+    Ok(if notes.ended || after.0.is_terminal() {
         Progress::Terminal
     } else {
         Progress::Open {
@@ -126,7 +125,7 @@ async fn record_status(
         now: now_micros(),
     };
     let applied = engine.record_status(item).await?;
-    wrote(&applied);
+    wrote(&applied, Wrote::Action(action));
     if applied == Applied::Recorded {
         tracing::info!(action = ?action, "recorded");
         if action.kind().is_terminal() {
@@ -151,7 +150,7 @@ async fn record_end(
             lifecycle::record_end(conn, order, &fence, end, venue_filled, detail, now_micros())
         })
         .await?;
-    wrote(&applied);
+    wrote(&applied, Wrote::End);
     if applied == Applied::Recorded {
         tracing::info!(end = ?end, "recorded the end the exchange reported");
         crash_point("terminal.after_commit");
@@ -166,12 +165,12 @@ async fn record_fill(
     source: FillSource,
 ) -> Result<Applied, AppError> {
     let fence = engine.fence();
-    let fill_id = fill.fill_id.clone();
+    let (fill_id, qty) = (fill.fill_id.clone(), fill.qty);
     let applied = engine
         .writer()
         .run(move |conn| lifecycle::record_fill(conn, order, &fence, &fill, source, now_micros()))
         .await?;
-    wrote(&applied);
+    wrote(&applied, Wrote::Action(Action::Fill { qty }));
     if applied == Applied::Recorded {
         tracing::info!(%fill_id, source = source.as_str(), "fill recorded");
         engine.metrics().fill_recorded(source);
@@ -203,12 +202,31 @@ async fn on_push(
 }
 
 /// What one step did, noted as it goes.
-#[derive(Default)]
 struct StepNotes {
     /// What the exchange said (the last word counts), for `order.recovered`.
     exchange: Option<serde_json::Value>,
-    /// Whether the step recorded anything.
-    wrote: bool,
+    /// The order as the step's own recorded writes left it, moved through the transition table,
+    /// so that nothing is read again after the step.
+    state: OrderState,
+    /// Whether one of them ended the order.
+    ended: bool,
+}
+
+impl From<OrderState> for StepNotes {
+    fn from(state: OrderState) -> Self {
+        Self {
+            exchange: None,
+            state,
+            ended: false,
+        }
+    }
+}
+
+/// What a recorded write did to the order.
+enum Wrote {
+    Action(Action),
+    /// Ended it as the exchange's copy ended (the phase chose the action).
+    End,
 }
 
 tokio::task_local! {
@@ -220,11 +238,24 @@ fn saw(what: serde_json::Value) {
     let _ = NOTES.try_with(|notes| notes.borrow_mut().exchange = Some(what));
 }
 
-/// Notes that the step recorded something, so its outcome is read again.
-fn wrote(applied: &Applied) {
-    if *applied == Applied::Recorded {
-        let _ = NOTES.try_with(|notes| notes.borrow_mut().wrote = true);
+/// Notes what a write the step recorded did. The phase applied it to the order as it stood then;
+/// where the step's copy is behind (a cancel came in meanwhile) the move may not apply to the
+/// copy, and is left out: the actor then only looks at the order once more than it needs to.
+fn wrote(applied: &Applied, what: Wrote) {
+    if *applied != Applied::Recorded {
+        return;
     }
+    let _ = NOTES.try_with(|notes| {
+        let mut notes = notes.borrow_mut();
+        match what {
+            Wrote::End => notes.ended = true,
+            Wrote::Action(action) => {
+                if let Ok(next) = notes.state.apply(action) {
+                    notes.state = next;
+                }
+            }
+        }
+    });
 }
 
 fn recovery_done(kind: &str) -> &'static str {

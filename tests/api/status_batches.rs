@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use futures_util::future::join_all;
 use orderkeeper::db::leases::Fence;
-use orderkeeper::db::{self, accounts, orders, DbConnection};
+use orderkeeper::db::{self, accounts, leases, orders, DbConnection};
 use orderkeeper::domain::{
     AccountId, Action, ActionKind, Cents, ClientOrderId, OrderId, OrderStatus,
 };
@@ -411,19 +411,26 @@ async fn an_order_locked_for_a_phase_does_not_hold_up_rows_that_refer_to_it() {
     assert_eq!(kinds(&mut holder, order).len(), 2);
 }
 
-/// Sequential scans of `table` in the connection's open transaction so far.
-fn scans_in_this_transaction(conn: &mut DbConnection, table: &str) -> i64 {
+/// What the connection's open transaction has read of `table` so far.
+#[derive(diesel::QueryableByName)]
+struct TableReads {
+    /// Scans of the whole table.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    seq_scan: i64,
+    /// Rows read, by scans and through indexes.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    rows: i64,
+}
+
+fn reads_in_this_transaction(conn: &mut DbConnection, table: &str) -> TableReads {
     use diesel::RunQueryDsl;
-    #[derive(diesel::QueryableByName)]
-    struct Scans {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        seq_scan: i64,
-    }
-    diesel::sql_query("SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = $1")
-        .bind::<diesel::sql_types::Text, _>(table)
-        .get_result::<Scans>(postgres(conn))
-        .unwrap()
-        .seq_scan
+    diesel::sql_query(
+        "SELECT seq_scan, seq_tup_read + COALESCE(idx_tup_fetch, 0) AS rows \
+         FROM pg_stat_xact_user_tables WHERE relname = $1",
+    )
+    .bind::<diesel::sql_types::Text, _>(table)
+    .get_result(postgres(conn))
+    .unwrap()
 }
 
 /// The ids of `count` orders.
@@ -477,15 +484,39 @@ async fn kept_statements_still_read_by_key_once_their_table_has_grown() {
     more_orders(&mut conn, account, 20_000);
     let scans = conn
         .transaction(|conn| {
-            let before = scans_in_this_transaction(conn, "orders");
-            orders::find_many_for_update(conn, &ids)?;
+            let before = reads_in_this_transaction(conn, "orders").seq_scan;
+            let rows = orders::find_many_for_update(conn, &ids)?;
             orders::find_many(conn, &ids)?;
-            let rows = orders::find_many(conn, &ids)?;
             orders::save_projections(conn, &rows)?;
-            Ok::<_, orderkeeper::error::AppError>(
-                scans_in_this_transaction(conn, "orders") - before,
-            )
+            let after = reads_in_this_transaction(conn, "orders").seq_scan;
+            Ok::<_, orderkeeper::error::AppError>(after - before)
         })
         .unwrap();
     assert_eq!(scans, 0, "the batch statements scanned every order");
+}
+
+#[actix_web::test]
+async fn looking_for_dead_engines_reads_no_order_of_a_live_one() {
+    let Some(books) = books_on_postgres("count the rows PostgreSQL reads") else {
+        return;
+    };
+    let (mut conn, account) = (books.pool.get().unwrap(), books.alice);
+    more_orders(&mut conn, account, 2_000);
+    // A live engine takes every open order.
+    let live = leases::join(&mut conn, "engine@live", 60_000_000, db::now_micros()).unwrap();
+    let read = conn
+        .transaction(|conn| {
+            let before = reads_in_this_transaction(conn, "orders").rows;
+            let dead = leases::expired(conn, db::now_micros())?;
+            assert_eq!(dead, Vec::<String>::new());
+            let after = reads_in_this_transaction(conn, "orders").rows;
+            Ok::<_, orderkeeper::error::AppError>(after - before)
+        })
+        .unwrap();
+    assert!(read < 10, "looking for dead engines read {read} orders");
+    // Once its lease has run out, it is found.
+    conn.batch_execute("UPDATE engines SET expires_at = 0")
+        .unwrap();
+    let dead = leases::expired(&mut conn, db::now_micros()).unwrap();
+    assert_eq!(dead, vec![live.engine]);
 }
