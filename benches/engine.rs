@@ -375,29 +375,60 @@ impl Drop for Bench {
     }
 }
 
-/// How many orders the exchange has not acknowledged yet, read from the engine's database.
-fn unacknowledged(dir: &Path) -> i64 {
-    use diesel::prelude::*;
-    #[derive(QueryableByName)]
-    struct Count {
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        n: i64,
+/// Counts the orders the exchange has not acknowledged yet, in the engine's database, on one
+/// connection of its own: the PostgreSQL process serving it is the bench's, and the CPU figures
+/// leave it out (counting five times a second took about 7 s of PostgreSQL's CPU in a run).
+struct PendingCount {
+    conn: orderkeeper::db::DbConnection,
+    /// The PostgreSQL server process of this connection.
+    server_pid: Option<u32>,
+}
+
+impl PendingCount {
+    fn open(dir: &Path) -> PendingCount {
+        use diesel::prelude::*;
+        #[derive(QueryableByName)]
+        struct Pid {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            pid: i32,
+        }
+        let mut conn = orderkeeper::db::connection::establish(&database_url(dir))
+            .expect("the engine's database answers");
+        let mut server_pid = None;
+        if conn.backend() == orderkeeper::db::connection::Backend::Postgres {
+            // The index on status reads only the orders still pending.
+            execute(&mut conn, "SET enable_seqscan = off");
+        }
+        if let orderkeeper::db::connection::Inner::Postgres(c) = &mut conn.inner {
+            server_pid = diesel::sql_query("SELECT pg_backend_pid() AS pid")
+                .get_result::<Pid>(c)
+                .ok()
+                .and_then(|p| u32::try_from(p.pid).ok());
+        }
+        PendingCount { conn, server_pid }
     }
-    let Ok(mut conn) = orderkeeper::db::connection::establish(&database_url(dir)) else {
-        return -1;
-    };
-    // A scan of every order five times a second would take a good part of the machine from what
-    // is measured; the index on status reads only the orders still pending.
-    if let orderkeeper::db::connection::Inner::Postgres(c) = &mut conn.inner {
-        use diesel::connection::SimpleConnection;
-        let _ = c.batch_execute("SET enable_seqscan = off");
+
+    fn unacknowledged(&mut self) -> i64 {
+        use diesel::prelude::*;
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        orderkeeper::with_conn!(self.conn, |c| diesel::sql_query(
+            "SELECT COUNT(*) AS n FROM orders WHERE status = 'pending_new'"
+        )
+        .get_result::<Count>(c))
+        .map(|c| c.n)
+        .unwrap_or(-1)
     }
-    orderkeeper::with_conn!(conn, |c| diesel::sql_query(
-        "SELECT COUNT(*) AS n FROM orders WHERE status = 'pending_new'"
-    )
-    .get_result::<Count>(c))
-    .map(|c| c.n)
-    .unwrap_or(-1)
+
+    /// Waits until the exchange has acknowledged every order.
+    async fn until_none(&mut self, every: Duration) {
+        while self.unacknowledged() > 0 {
+            actix_web::rt::time::sleep(every).await;
+        }
+    }
 }
 
 /// CPU time used so far (user and system, in seconds), from `/proc`: by the engine, by the
@@ -413,12 +444,14 @@ struct CpuUse {
 }
 
 impl CpuUse {
-    fn now(bench: &Bench) -> CpuUse {
+    /// Leaves out the PostgreSQL process serving `bench_connection`.
+    fn now(bench: &Bench, bench_connection: &PendingCount) -> CpuUse {
         let postgres = std::fs::read_dir("/proc")
             .into_iter()
             .flatten()
             .flatten()
             .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| Some(*pid) != bench_connection.server_pid)
             .filter(|pid| {
                 std::fs::read_to_string(format!("/proc/{pid}/comm"))
                     .is_ok_and(|comm| comm.trim() == "postgres")
@@ -480,17 +513,15 @@ async fn bench_submit() {
     }
     run_load(&bench.base, resting_across(&tokens, "warm", 2_000));
     let health = run_load(&bench.base, healthz(100_000));
+    let mut pending = PendingCount::open(bench.dir.path());
     let started = Instant::now();
-    let cpu_before = CpuUse::now(&bench);
+    let cpu_before = CpuUse::now(&bench, &pending);
     let submit = run_load(&bench.base, resting_across(&tokens, "load", 40_000));
-    let cpu_burst = CpuUse::now(&bench);
+    let cpu_burst = CpuUse::now(&bench, &pending);
     // The engine keeps placing what it accepted: wait until the exchange acknowledged it all.
-    // Asked too often, counting slows what it measures (see `unacknowledged`).
-    while unacknowledged(bench.dir.path()) > 0 {
-        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
-    }
+    pending.until_none(Duration::from_millis(200)).await;
     let placed = started.elapsed();
-    let cpu_after = CpuUse::now(&bench);
+    let cpu_after = CpuUse::now(&bench, &pending);
     let health_after = run_load(&bench.base, healthz(100_000));
     println!(
         "{}",
@@ -620,9 +651,9 @@ async fn bench_rehydration(open: usize) {
     let token = new_account(&bench.base, json!({})).await;
     let created = run_load(&bench.base, resting(&token, "open", open));
     // Every placement acknowledged before the kill: these are open orders resting on the exchange.
-    while unacknowledged(bench.dir.path()) > 0 {
-        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-    }
+    PendingCount::open(bench.dir.path())
+        .until_none(Duration::from_millis(100))
+        .await;
     let _ = bench.engine.kill();
     let _ = bench.engine.wait();
     let restarted = Instant::now();
