@@ -395,11 +395,11 @@ impl PendingCount {
         let mut conn = orderkeeper::db::connection::establish(&database_url(dir))
             .expect("the engine's database answers");
         let mut server_pid = None;
-        if conn.backend() == orderkeeper::db::connection::Backend::Postgres {
-            // The index on status reads only the orders still pending.
-            execute(&mut conn, "SET enable_seqscan = off");
-        }
         if let orderkeeper::db::connection::Inner::Postgres(c) = &mut conn.inner {
+            // The index on status reads only the orders still pending.
+            diesel::sql_query("SET enable_seqscan = off")
+                .execute(c)
+                .expect("the statement runs");
             server_pid = diesel::sql_query("SELECT pg_backend_pid() AS pid")
                 .get_result::<Pid>(c)
                 .ok()

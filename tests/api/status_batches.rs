@@ -433,6 +433,25 @@ fn reads_in_this_transaction(conn: &mut DbConnection, table: &str) -> TableReads
     .unwrap()
 }
 
+/// Runs `work` in a transaction; returns its answer and what it read of `table`.
+fn reading<T>(
+    conn: &mut DbConnection,
+    table: &str,
+    work: impl FnOnce(&mut DbConnection) -> Result<T, orderkeeper::error::AppError>,
+) -> (T, TableReads) {
+    conn.transaction(|conn| {
+        let before = reads_in_this_transaction(conn, table);
+        let answer = work(conn)?;
+        let after = reads_in_this_transaction(conn, table);
+        let read = TableReads {
+            seq_scan: after.seq_scan - before.seq_scan,
+            rows: after.rows - before.rows,
+        };
+        Ok::<_, orderkeeper::error::AppError>((answer, read))
+    })
+    .unwrap()
+}
+
 /// The ids of `count` orders.
 fn some_orders(conn: &mut DbConnection, count: i64) -> Vec<OrderId> {
     use diesel::prelude::*;
@@ -468,31 +487,22 @@ async fn kept_statements_still_read_by_key_once_their_table_has_grown() {
     let ids = some_orders(&mut conn, 4);
     assert_eq!(ids.len(), 4);
     let batch_reads = |conn: &mut DbConnection| {
-        conn.transaction(|conn| {
+        reading(conn, "orders", |conn| {
             let rows = orders::find_many_for_update(conn, &ids)?;
             orders::find_many(conn, &ids)?;
             orders::save_projections(conn, &rows)?;
-            Ok::<_, orderkeeper::error::AppError>(rows.len())
+            Ok(rows.len())
         })
-        .unwrap()
     };
     // Past its fifth run, PostgreSQL may keep one plan for a statement, made for the table as it
     // is now.
     for _ in 0..8 {
-        assert_eq!(batch_reads(&mut conn), 4);
+        assert_eq!(batch_reads(&mut conn).0, 4);
     }
     more_orders(&mut conn, account, 20_000);
-    let scans = conn
-        .transaction(|conn| {
-            let before = reads_in_this_transaction(conn, "orders").seq_scan;
-            let rows = orders::find_many_for_update(conn, &ids)?;
-            orders::find_many(conn, &ids)?;
-            orders::save_projections(conn, &rows)?;
-            let after = reads_in_this_transaction(conn, "orders").seq_scan;
-            Ok::<_, orderkeeper::error::AppError>(after - before)
-        })
-        .unwrap();
-    assert_eq!(scans, 0, "the batch statements scanned every order");
+    let (locked, read) = batch_reads(&mut conn);
+    assert_eq!(locked, 4);
+    assert_eq!(read.seq_scan, 0, "the batch statements scanned every order");
 }
 
 #[actix_web::test]
@@ -504,16 +514,15 @@ async fn looking_for_dead_engines_reads_no_order_of_a_live_one() {
     more_orders(&mut conn, account, 2_000);
     // A live engine takes every open order.
     let live = leases::join(&mut conn, "engine@live", 60_000_000, db::now_micros()).unwrap();
-    let read = conn
-        .transaction(|conn| {
-            let before = reads_in_this_transaction(conn, "orders").rows;
-            let dead = leases::expired(conn, db::now_micros())?;
-            assert_eq!(dead, Vec::<String>::new());
-            let after = reads_in_this_transaction(conn, "orders").rows;
-            Ok::<_, orderkeeper::error::AppError>(after - before)
-        })
-        .unwrap();
-    assert!(read < 10, "looking for dead engines read {read} orders");
+    let (dead, read) = reading(&mut conn, "orders", |conn| {
+        leases::expired(conn, db::now_micros())
+    });
+    assert_eq!(dead, Vec::<String>::new());
+    assert!(
+        read.rows < 10,
+        "looking for dead engines read {} orders",
+        read.rows
+    );
     // Once its lease has run out, it is found.
     conn.batch_execute("UPDATE engines SET expires_at = 0")
         .unwrap();
