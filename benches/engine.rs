@@ -339,6 +339,49 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// The engine's series of one metric, by their labels, from `/metrics`.
+async fn metric_series(base: &str, name: &str) -> std::collections::BTreeMap<String, f64> {
+    let text = client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .body()
+        .limit(16 << 20)
+        .await
+        .expect("text");
+    String::from_utf8_lossy(&text)
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix(name)?;
+            let (labels, value) = rest.rsplit_once(' ')?;
+            Some((labels.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Items written in batched phases so far, and the batches that wrote them: new orders, and
+/// actors' status actions.
+async fn batched(base: &str) -> [(f64, f64); 2] {
+    let mut sums = [(0.0, 0.0); 2];
+    for (i, histogram) in ["submit_batch_orders", "status_batch_orders"]
+        .iter()
+        .enumerate()
+    {
+        let total = |part: &str| {
+            let name = format!("orderkeeper_{histogram}_{part}");
+            async move { metric_series(base, &name).await.values().sum::<f64>() }
+        };
+        sums[i] = (total("sum").await, total("count").await);
+    }
+    sums
+}
+
+/// Order steps run so far, by what asked for them.
+async fn steps_by_reason(base: &str) -> std::collections::BTreeMap<String, f64> {
+    metric_series(base, "orderkeeper_order_steps_total").await
+}
+
 struct Bench {
     base: String,
     port: u16,
@@ -516,12 +559,17 @@ async fn bench_submit() {
     let mut pending = PendingCount::open(bench.dir.path());
     let started = Instant::now();
     let cpu_before = CpuUse::now(&bench, &pending);
+    let steps_before = steps_by_reason(&bench.base).await;
+    let batched_before = batched(&bench.base).await;
     let submit = run_load(&bench.base, resting_across(&tokens, "load", 40_000));
     let cpu_burst = CpuUse::now(&bench, &pending);
+    let steps_burst = steps_by_reason(&bench.base).await;
     // The engine keeps placing what it accepted: wait until the exchange acknowledged it all.
     pending.until_none(Duration::from_millis(200)).await;
     let placed = started.elapsed();
     let cpu_after = CpuUse::now(&bench, &pending);
+    let steps_after = steps_by_reason(&bench.base).await;
+    let batched_after = batched(&bench.base).await;
     let health_after = run_load(&bench.base, healthz(100_000));
     println!(
         "{}",
@@ -545,6 +593,37 @@ async fn bench_submit() {
             submit.latencies.len(),
             "submit to acknowledged"
         )
+    );
+    let orders = submit.latencies.len() as f64;
+    for (span, steps) in [
+        ("during the burst", &steps_burst),
+        ("submit to acknowledged", &steps_after),
+    ] {
+        let per_order: Vec<String> = steps
+            .iter()
+            .map(|(reason, n)| {
+                let before = steps_before.get(reason).copied().unwrap_or(0.0);
+                format!("{reason} {:.2}", (n - before) / orders)
+            })
+            .collect();
+        println!(
+            "{:<34} {}",
+            format!("steps per order, {span}"),
+            per_order.join("   ")
+        );
+    }
+    let per_batch = |i: usize| {
+        let (items, batches) = (
+            batched_after[i].0 - batched_before[i].0,
+            batched_after[i].1 - batched_before[i].1,
+        );
+        format!("{:.1} in {batches:.0}", items / batches.max(1.0))
+    };
+    println!(
+        "{:<34} new orders {}   status actions {}",
+        "items per batch, submit to acked",
+        per_batch(0),
+        per_batch(1)
     );
     println!("{}", health.line("/healthz before (64 connections)"));
     println!("{}", health_after.line("/healthz after (64 connections)"));
@@ -612,19 +691,9 @@ async fn bench_fills() {
     // Wait until every fill is recorded, so the rate counts recorded fills, not queued ones.
     let recorded_by = Instant::now();
     loop {
-        let text = client()
-            .get(format!("{}/metrics", bench.base))
-            .send()
+        let recorded: f64 = metric_series(&bench.base, "orderkeeper_fills_recorded_total")
             .await
-            .expect("metrics")
-            .body()
-            .await
-            .expect("text");
-        let text = String::from_utf8_lossy(&text);
-        let recorded: f64 = text
-            .lines()
-            .filter(|l| l.starts_with("orderkeeper_fills_recorded_total"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .values()
             .sum();
         if recorded as usize >= FILLS || recorded_by.elapsed() > Duration::from_secs(120) {
             break;

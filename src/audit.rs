@@ -180,7 +180,7 @@ pub fn run(
             // audit reads whole tables.
             conn.batch_execute(
                 "SET LOCAL enable_seqscan = on; SET LOCAL enable_hashjoin = on; \
-                 SET LOCAL enable_mergejoin = on;",
+                 SET LOCAL enable_mergejoin = on; SET LOCAL jit TO DEFAULT;",
             )?;
         }
         let balances: Vec<BalanceRow> = load(
