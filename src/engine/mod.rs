@@ -33,7 +33,7 @@ use crate::feed::Relay;
 use crate::metrics::Metrics;
 use crate::orders::cancel::{self, CancelAnswer};
 use crate::orders::intake::{self, Intake, PushItem};
-use crate::orders::lifecycle::{self, Applied, RecordedFill};
+use crate::orders::lifecycle::{self, Applied, RecordedFill, Snapshot};
 use crate::orders::status_batch::{self, StatusItem};
 use crate::orders::submit::{self, Submission, SubmitItem, Submitted};
 use tracing::Instrument;
@@ -286,10 +286,17 @@ impl Engine {
     /// Makes sure the order has a running actor, which starts by carrying the order on from its
     /// log; returns it.
     pub fn spawn(&self, order: OrderId) -> Addr<OrderActor> {
-        self.start_actor(order, true)
+        self.start_actor(order, true, None)
     }
 
-    fn start_actor(&self, order: OrderId, recover_first: bool) -> Addr<OrderActor> {
+    /// `first`: the order as a phase of this engine just committed it, so that the first step
+    /// need not read it back (a new order).
+    fn start_actor(
+        &self,
+        order: OrderId,
+        recover_first: bool,
+        first: Option<Snapshot>,
+    ) -> Addr<OrderActor> {
         // An actor that died outside any step (it should not) is replaced, not trusted.
         if let Some(dead) = self.registry().get(order).filter(|a| !a.connected()) {
             tracing::error!(%order, "order actor found dead; starting a new one");
@@ -298,7 +305,7 @@ impl Engine {
         let engine = self.clone();
         self.registry().get_or_insert_with(order, || {
             Supervisor::start_in_arbiter(&self.0.arbiter.handle(), move |_| {
-                OrderActor::new(engine, order, recover_first)
+                OrderActor::new(engine, order, recover_first, first)
             })
         })
     }
@@ -350,7 +357,7 @@ impl Engine {
             self.0.recovering.insert(order.id);
         }
         for (i, (order, quiet)) in open.iter().zip(&quiet).enumerate() {
-            self.start_actor(order.id, !quiet);
+            self.start_actor(order.id, !quiet, None);
             if i == open.len() / 2 {
                 crash_point("recovery.during");
             }
@@ -444,7 +451,7 @@ impl Engine {
                 submission,
                 owner: engine.fence(),
             });
-            let submitted = match engine.0.submits.run(item.clone()).await {
+            let mut submitted = match engine.0.submits.run(item.clone()).await {
                 Some(submitted) => submitted,
                 // Not a plain new order, or its batch failed: it runs alone, which answers it.
                 None => {
@@ -463,7 +470,8 @@ impl Engine {
                 tracing::info!(%account, "order created");
                 engine.metrics().order_created();
                 engine.relay().wake();
-                engine.spawn(order);
+                let first = submitted.fresh.take().map(Snapshot::of_new);
+                engine.start_actor(order, true, first);
             }
             Ok(submitted)
         })

@@ -32,7 +32,13 @@ pub enum Progress {
     Terminal,
 }
 
-pub async fn drive(engine: Engine, order: OrderId, reason: Reason) -> Result<Progress, AppError> {
+/// `first`: the order as just committed by this engine, when the step need not read it.
+pub async fn drive(
+    engine: Engine,
+    order: OrderId,
+    reason: Reason,
+    first: Option<Snapshot>,
+) -> Result<Progress, AppError> {
     if armed_for("order.step_panic", &order.to_string()) {
         panic!("fault point order.step_panic: a step of order {order} panics");
     }
@@ -42,7 +48,10 @@ pub async fn drive(engine: Engine, order: OrderId, reason: Reason) -> Result<Pro
     // The permit comes first: a restart with many open orders must not load them all at once.
     let _permit = engine.step_permit().await?;
     let _loaded = engine.step_loading();
-    let snap = load(&engine, order).await?;
+    let snap = match first {
+        Some(snap) => snap,
+        None => load(&engine, order).await?,
+    };
     tracing::Span::current().record("account_id", tracing::field::display(snap.row.account_id));
     let fence = engine.fence();
     if snap.row.owner != fence.engine || snap.row.owner_epoch != fence.epoch {

@@ -45,6 +45,17 @@ pub struct Snapshot {
     pub fills: BTreeMap<String, RecordedFill>,
 }
 
+impl Snapshot {
+    /// An order just created: as its row says, with no fill.
+    pub fn of_new(row: OrderRow) -> Self {
+        Snapshot {
+            state: row.state(),
+            row,
+            fills: BTreeMap::new(),
+        }
+    }
+}
+
 /// What became of a phase.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {

@@ -35,6 +35,8 @@ pub struct Submitted {
     pub response: StoredResponse,
     pub replayed: bool,
     pub created: Option<OrderId>,
+    /// The new order's row as this phase committed it, for its actor's first step.
+    pub fresh: Option<OrderRow>,
 }
 
 /// Runs the whole submission in one immediate (write-locked) transaction.
@@ -51,13 +53,14 @@ pub fn submit(
             response,
             replayed: true,
             created: None,
+            fresh: None,
         });
     }
     if expired {
         stored_keys::delete(conn, sub.account, sub.key.as_str())?;
     }
     let (response, created) = match record_order(conn, sub, owner) {
-        Ok((response, order)) => (response, Some(order)),
+        Ok((response, row)) => (response, Some(row)),
         // A business refusal is an answer: it is kept under the key like a success.
         Err(refusal @ (AppError::InsufficientFunds(_) | AppError::InsufficientPosition(_))) => {
             let response = StoredResponse {
@@ -86,7 +89,8 @@ pub fn submit(
     Ok(Submitted {
         response,
         replayed: false,
-        created,
+        created: created.as_ref().map(|row| row.id),
+        fresh: created,
     })
 }
 
@@ -95,7 +99,7 @@ fn record_order(
     conn: &mut crate::db::DbConnection,
     sub: &Submission,
     owner: &Fence,
-) -> Result<(StoredResponse, OrderId), AppError> {
+) -> Result<(StoredResponse, OrderRow), AppError> {
     let new = prepare(sub, owner)?;
     // Where the reservation would leave the balance, worked out under the balance's lock: enough,
     // or refused.
@@ -114,7 +118,7 @@ fn record_order(
     )?;
     ledger::book(conn, &new.reserve, reserved, sub.now)?;
     outbox::append::<_, ()>(conn, sub.account, "order.created", &new.view, None, sub.now)?;
-    Ok((new.response, new.row.id))
+    Ok((new.response, new.row))
 }
 
 fn refusal(sub: &Submission, reserve: &LedgerEntry<'_>, available: i64) -> AppError {
@@ -307,6 +311,7 @@ pub fn submit_many(
                 response: new.response,
                 replayed: false,
                 created: Some(new.row.id),
+                fresh: Some(new.row),
             })
         })
         .collect())

@@ -25,6 +25,11 @@ if [ -f "$work/engine.pid" ]; then
     [ -z "\$state" ] || [ "\$state" = Z ] && break
     sleep 0.05
   done
+  # On a loaded machine the kernel may still be tearing the process down: wait for its port too.
+  for _ in \$(seq 1 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null || break
+    sleep 0.05
+  done
 fi
 "$bin" serve --listen "127.0.0.1:$port" --exchange "http://127.0.0.1:$sim_port" \
   --exchange-secret browser-secret --database-url "sqlite://$work/orderkeeper.db" \
