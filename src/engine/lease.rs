@@ -119,6 +119,7 @@ async fn pick_up_stirs(engine: &Engine) -> Result<(), AppError> {
         .run(move |conn| leases::take_stirs(conn, &id))
         .await?;
     for order in orders {
+        engine.touched(order);
         engine.spawn(order).do_send(Drive(Reason::Recover));
     }
     Ok(())

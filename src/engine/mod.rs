@@ -96,6 +96,10 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// Orders picked up at start-up whose first step has not finished yet.
     awaiting_first_step: DashSet<OrderId>,
+    /// New orders whose actor holds the row their submit committed. A cancel taken meanwhile
+    /// (here, or noted by another engine) takes the order out, so that the first step reads the
+    /// order, as it would have, and sees the cancel before anything is sent.
+    unread: DashSet<OrderId>,
     /// Orders picked up by recovery (after a crash, a takeover, a lost actor) whose recovery
     /// step has not finished yet.
     recovering: DashSet<OrderId>,
@@ -175,6 +179,7 @@ impl Engine {
             relay,
             metrics,
             awaiting_first_step: DashSet::new(),
+            unread: DashSet::new(),
             recovering: DashSet::new(),
             recovery_listed: AtomicBool::new(false),
             started: std::time::Instant::now(),
@@ -281,6 +286,17 @@ impl Engine {
     /// The most steps that ever had their order loaded at once.
     pub fn steps_running_peak(&self) -> usize {
         self.0.steps_running_peak.load(Ordering::Relaxed)
+    }
+
+    /// Something else wrote the order (a cancel): its actor's copy from the submit is stale.
+    pub fn touched(&self, order: OrderId) {
+        self.0.unread.remove(&order);
+    }
+
+    /// Whether nothing but the order's own steps wrote it since its submit, as far as this engine
+    /// was told; asked once, by the first step.
+    fn untouched_since_submit(&self, order: OrderId) -> bool {
+        self.0.unread.remove(&order).is_some()
     }
 
     /// Makes sure the order has a running actor, which starts by carrying the order on from its
@@ -471,6 +487,9 @@ impl Engine {
                 engine.metrics().order_created();
                 engine.relay().wake();
                 let first = submitted.fresh.take().map(Snapshot::of_new);
+                if first.is_some() {
+                    engine.0.unread.insert(order);
+                }
                 engine.start_actor(order, true, first);
             }
             Ok(submitted)
@@ -501,6 +520,7 @@ impl Engine {
                 })
                 .await?;
             engine.relay().wake();
+            engine.touched(order);
             if answer.0 == CancelAnswer::Requested && engine.owns(&answer.1.owner) {
                 engine.spawn(order).do_send(Drive(Reason::Cancel));
             }

@@ -48,9 +48,10 @@ pub async fn drive(
     // The permit comes first: a restart with many open orders must not load them all at once.
     let _permit = engine.step_permit().await?;
     let _loaded = engine.step_loading();
+    let untouched = engine.untouched_since_submit(order);
     let snap = match first {
-        Some(snap) => snap,
-        None => load(&engine, order).await?,
+        Some(snap) if untouched => snap,
+        _ => load(&engine, order).await?,
     };
     tracing::Span::current().record("account_id", tracing::field::display(snap.row.account_id));
     let fence = engine.fence();

@@ -9,15 +9,6 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-fn kinds(actions: &serde_json::Value) -> Vec<String> {
-    actions
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["kind"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 #[actix_web::test]
 async fn a_panic_inside_a_step_restarts_the_actor_from_its_log() {
     let app = spawn_app().await;
@@ -43,7 +34,7 @@ async fn a_panic_inside_a_step_restarts_the_actor_from_its_log() {
         .await
         .json();
     assert_eq!(
-        kinds(&actions),
+        action_kinds(&actions),
         [
             "created",
             "placement_sent",
@@ -142,7 +133,7 @@ async fn a_restart_carries_every_open_order_on_from_its_last_step() {
         .await
         .json();
     assert_eq!(
-        kinds(&actions),
+        action_kinds(&actions),
         ["created", "placement_sent", "accepted"],
         "placed once, not twice"
     );

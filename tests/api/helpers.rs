@@ -528,3 +528,13 @@ pub fn limit_submission(
         max_stored_keys: 0,
     }
 }
+
+/// The kinds of an order's actions, in order, from `GET /v1/orders/{id}/actions`.
+pub fn action_kinds(actions: &Value) -> Vec<String> {
+    actions
+        .as_array()
+        .expect("a list of actions")
+        .iter()
+        .map(|a| a["kind"].as_str().expect("a kind").to_owned())
+        .collect()
+}

@@ -519,3 +519,34 @@ async fn two_idempotency_key_headers_are_refused() {
     assert_eq!(app.count_orders(), 0);
     assert_eq!(app.count_idempotency_keys(), 0);
 }
+
+#[actix_web::test]
+async fn a_cancel_taken_while_a_new_order_waits_for_its_first_step_is_never_sent() {
+    let app = spawn_app_with(|args| args.max_concurrent_steps = 1).await;
+    let alice = app.create_account("100000.00", json!({})).await;
+    // The one place among the steps is taken: the new order's first step waits for it.
+    let held = app.engine.step_permit().await.unwrap();
+    let order = app
+        .submit(&alice.token, Some("k"), &limit_buy("INFY", 5, "100.00"))
+        .await
+        .json();
+    let id = order["id"].as_str().unwrap();
+    let cancel = app.delete(&alice.token, &format!("/v1/orders/{id}")).await;
+    assert_eq!(cancel.status, StatusCode::ACCEPTED);
+    drop(held);
+
+    app.wait_for_status(&alice.token, id, "canceled").await;
+    let actions = app
+        .get(&alice.token, &format!("/v1/orders/{id}/actions"))
+        .await
+        .json();
+    let kinds = action_kinds(&actions);
+    assert!(
+        !kinds.iter().any(|k| k == "placement_sent"),
+        "sent: {kinds:?}"
+    );
+    assert_eq!(
+        app.get(&alice.token, "/v1/balances").await.json()["cash"]["reserved"],
+        "0.00"
+    );
+}
