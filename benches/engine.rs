@@ -339,47 +339,43 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// The engine's series of one metric, by their labels, from `/metrics`.
-async fn metric_series(base: &str, name: &str) -> std::collections::BTreeMap<String, f64> {
-    let text = client()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .body()
-        .limit(16 << 20)
-        .await
-        .expect("text");
-    String::from_utf8_lossy(&text)
-        .lines()
-        .filter_map(|line| {
-            let rest = line.strip_prefix(name)?;
-            let (labels, value) = rest.rsplit_once(' ')?;
-            Some((labels.to_owned(), value.parse().ok()?))
-        })
-        .collect()
-}
+/// The engine's `/metrics` text, read once.
+struct MetricsText(String);
 
-/// Items written in batched phases so far, and the batches that wrote them: new orders, and
-/// actors' status actions.
-async fn batched(base: &str) -> [(f64, f64); 2] {
-    let mut sums = [(0.0, 0.0); 2];
-    for (i, histogram) in ["submit_batch_orders", "status_batch_orders"]
-        .iter()
-        .enumerate()
-    {
-        let total = |part: &str| {
-            let name = format!("orderkeeper_{histogram}_{part}");
-            async move { metric_series(base, &name).await.values().sum::<f64>() }
-        };
-        sums[i] = (total("sum").await, total("count").await);
+impl MetricsText {
+    async fn read(base: &str) -> MetricsText {
+        let text = client()
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .body()
+            .limit(16 << 20)
+            .await
+            .expect("text");
+        MetricsText(String::from_utf8_lossy(&text).into_owned())
     }
-    sums
-}
 
-/// Order steps run so far, by what asked for them.
-async fn steps_by_reason(base: &str) -> std::collections::BTreeMap<String, f64> {
-    metric_series(base, "orderkeeper_order_steps_total").await
+    /// Every series of the metric `name`, by its labels.
+    fn series(&self, name: &str) -> std::collections::BTreeMap<String, f64> {
+        self.0
+            .lines()
+            .filter_map(|line| {
+                let rest = line.strip_prefix(name)?;
+                // Another metric whose name starts with this one is not this one.
+                if !rest.starts_with(['{', ' ']) {
+                    return None;
+                }
+                let (labels, value) = rest.rsplit_once(' ')?;
+                Some((labels.to_owned(), value.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// The sum of every series of the metric `name`.
+    fn total(&self, name: &str) -> f64 {
+        self.series(name).values().sum()
+    }
 }
 
 struct Bench {
@@ -559,17 +555,15 @@ async fn bench_submit() {
     let mut pending = PendingCount::open(bench.dir.path());
     let started = Instant::now();
     let cpu_before = CpuUse::now(&bench, &pending);
-    let steps_before = steps_by_reason(&bench.base).await;
-    let batched_before = batched(&bench.base).await;
+    let metrics_before = MetricsText::read(&bench.base).await;
     let submit = run_load(&bench.base, resting_across(&tokens, "load", 40_000));
     let cpu_burst = CpuUse::now(&bench, &pending);
-    let steps_burst = steps_by_reason(&bench.base).await;
+    let metrics_burst = MetricsText::read(&bench.base).await;
     // The engine keeps placing what it accepted: wait until the exchange acknowledged it all.
     pending.until_none(Duration::from_millis(200)).await;
     let placed = started.elapsed();
     let cpu_after = CpuUse::now(&bench, &pending);
-    let steps_after = steps_by_reason(&bench.base).await;
-    let batched_after = batched(&bench.base).await;
+    let metrics_after = MetricsText::read(&bench.base).await;
     let health_after = run_load(&bench.base, healthz(100_000));
     println!(
         "{}",
@@ -595,11 +589,14 @@ async fn bench_submit() {
         )
     );
     let orders = submit.latencies.len() as f64;
-    for (span, steps) in [
-        ("during the burst", &steps_burst),
-        ("submit to acknowledged", &steps_after),
+    const STEPS: &str = "orderkeeper_order_steps_total";
+    let steps_before = metrics_before.series(STEPS);
+    for (span, metrics) in [
+        ("during the burst", &metrics_burst),
+        ("submit to acknowledged", &metrics_after),
     ] {
-        let per_order: Vec<String> = steps
+        let per_order: Vec<String> = metrics
+            .series(STEPS)
             .iter()
             .map(|(reason, n)| {
                 let before = steps_before.get(reason).copied().unwrap_or(0.0);
@@ -612,18 +609,20 @@ async fn bench_submit() {
             per_order.join("   ")
         );
     }
-    let per_batch = |i: usize| {
-        let (items, batches) = (
-            batched_after[i].0 - batched_before[i].0,
-            batched_after[i].1 - batched_before[i].1,
-        );
+    // Items written by batched phases over the batches that wrote them, submit to acknowledged.
+    let per_batch = |histogram: &str| {
+        let grew = |part: &str| {
+            let name = format!("orderkeeper_{histogram}_{part}");
+            metrics_after.total(&name) - metrics_before.total(&name)
+        };
+        let (items, batches) = (grew("sum"), grew("count"));
         format!("{:.1} in {batches:.0}", items / batches.max(1.0))
     };
     println!(
         "{:<34} new orders {}   status actions {}",
         "items per batch, submit to acked",
-        per_batch(0),
-        per_batch(1)
+        per_batch("submit_batch_orders"),
+        per_batch("status_batch_orders")
     );
     println!("{}", health.line("/healthz before (64 connections)"));
     println!("{}", health_after.line("/healthz after (64 connections)"));
@@ -691,10 +690,9 @@ async fn bench_fills() {
     // Wait until every fill is recorded, so the rate counts recorded fills, not queued ones.
     let recorded_by = Instant::now();
     loop {
-        let recorded: f64 = metric_series(&bench.base, "orderkeeper_fills_recorded_total")
+        let recorded = MetricsText::read(&bench.base)
             .await
-            .values()
-            .sum();
+            .total("orderkeeper_fills_recorded_total");
         if recorded as usize >= FILLS || recorded_by.elapsed() > Duration::from_secs(120) {
             break;
         }

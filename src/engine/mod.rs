@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Addr, Arbiter, Supervisor};
-use dashmap::DashSet;
+use dashmap::{DashMap, DashSet};
 
 use self::lease::Lease;
 use self::messages::{Drive, Reason, Stir};
@@ -69,8 +69,8 @@ const SUBMIT_BATCHES: BatchLimits = BatchLimits {
 
 /// Actors' status actions, and pushes without a fill, gathered per phase: one batch of each in the
 /// database at a time, and whatever arrives meanwhile goes in the next. Four at a time made
-/// batches of about four items that queued on the same account rows as the new orders' batches,
-/// and cost PostgreSQL more CPU per order than the new orders themselves (see the README).
+/// batches of about four items that queued on the same account rows as the new orders' batches;
+/// one at a time cut the CPU per order by about a quarter (see the README).
 const ACTOR_BATCHES: BatchLimits = BatchLimits {
     max_items: 128,
     in_flight: 1,
@@ -96,10 +96,11 @@ struct Inner {
     metrics: Arc<Metrics>,
     /// Orders picked up at start-up whose first step has not finished yet.
     awaiting_first_step: DashSet<OrderId>,
-    /// New orders whose actor holds the row their submit committed. A cancel taken meanwhile
-    /// (here, or noted by another engine) takes the order out, so that the first step reads the
-    /// order, as it would have, and sees the cancel before anything is sent.
-    unread: DashSet<OrderId>,
+    /// New orders as their submit committed them, until their first step takes them instead of
+    /// reading the order. A cancel taken meanwhile (here, or noted by another engine) takes the
+    /// order out, so that the first step reads the order and sees the cancel before anything is
+    /// sent.
+    unread: DashMap<OrderId, Snapshot>,
     /// Orders picked up by recovery (after a crash, a takeover, a lost actor) whose recovery
     /// step has not finished yet.
     recovering: DashSet<OrderId>,
@@ -179,7 +180,7 @@ impl Engine {
             relay,
             metrics,
             awaiting_first_step: DashSet::new(),
-            unread: DashSet::new(),
+            unread: DashMap::new(),
             recovering: DashSet::new(),
             recovery_listed: AtomicBool::new(false),
             started: std::time::Instant::now(),
@@ -288,31 +289,24 @@ impl Engine {
         self.0.steps_running_peak.load(Ordering::Relaxed)
     }
 
-    /// Something else wrote the order (a cancel): its actor's copy from the submit is stale.
+    /// Something else wrote the order (a cancel): the row its submit committed is stale.
     pub fn touched(&self, order: OrderId) {
         self.0.unread.remove(&order);
     }
 
-    /// Whether nothing but the order's own steps wrote it since its submit, as far as this engine
-    /// was told; asked once, by the first step.
-    fn untouched_since_submit(&self, order: OrderId) -> bool {
-        self.0.unread.remove(&order).is_some()
+    /// A new order as its submit committed it, if nothing else wrote it since, as far as this
+    /// engine was told; taken once, by the first step.
+    fn take_unread(&self, order: OrderId) -> Option<Snapshot> {
+        self.0.unread.remove(&order).map(|(_, snap)| snap)
     }
 
     /// Makes sure the order has a running actor, which starts by carrying the order on from its
     /// log; returns it.
     pub fn spawn(&self, order: OrderId) -> Addr<OrderActor> {
-        self.start_actor(order, true, None)
+        self.start_actor(order, true)
     }
 
-    /// `first`: the order as a phase of this engine just committed it, so that the first step
-    /// need not read it back (a new order).
-    fn start_actor(
-        &self,
-        order: OrderId,
-        recover_first: bool,
-        first: Option<Snapshot>,
-    ) -> Addr<OrderActor> {
+    fn start_actor(&self, order: OrderId, recover_first: bool) -> Addr<OrderActor> {
         // An actor that died outside any step (it should not) is replaced, not trusted.
         if let Some(dead) = self.registry().get(order).filter(|a| !a.connected()) {
             tracing::error!(%order, "order actor found dead; starting a new one");
@@ -321,7 +315,7 @@ impl Engine {
         let engine = self.clone();
         self.registry().get_or_insert_with(order, || {
             Supervisor::start_in_arbiter(&self.0.arbiter.handle(), move |_| {
-                OrderActor::new(engine, order, recover_first, first)
+                OrderActor::new(engine, order, recover_first)
             })
         })
     }
@@ -373,7 +367,7 @@ impl Engine {
             self.0.recovering.insert(order.id);
         }
         for (i, (order, quiet)) in open.iter().zip(&quiet).enumerate() {
-            self.start_actor(order.id, !quiet, None);
+            self.start_actor(order.id, !quiet);
             if i == open.len() / 2 {
                 crash_point("recovery.during");
             }
@@ -467,7 +461,7 @@ impl Engine {
                 submission,
                 owner: engine.fence(),
             });
-            let mut submitted = match engine.0.submits.run(item.clone()).await {
+            let submitted = match engine.0.submits.run(item.clone()).await {
                 Some(submitted) => submitted,
                 // Not a plain new order, or its batch failed: it runs alone, which answers it.
                 None => {
@@ -477,7 +471,8 @@ impl Engine {
                         .await?
                 }
             };
-            if let Some(order) = submitted.created {
+            if let Some(row) = &submitted.created {
+                let order = row.id;
                 crash_point("submit.after_commit");
                 let span = tracing::Span::current();
                 span.record("order_id", tracing::field::display(order));
@@ -486,11 +481,8 @@ impl Engine {
                 tracing::info!(%account, "order created");
                 engine.metrics().order_created();
                 engine.relay().wake();
-                let first = submitted.fresh.take().map(Snapshot::of_new);
-                if first.is_some() {
-                    engine.0.unread.insert(order);
-                }
-                engine.start_actor(order, true, first);
+                engine.0.unread.insert(order, Snapshot::of_new(row.clone()));
+                engine.spawn(order);
             }
             Ok(submitted)
         })

@@ -15,7 +15,6 @@ use super::steps::{self, Progress};
 use super::Engine;
 use crate::domain::{ClientOrderId, OrderId};
 use crate::error::AppError;
-use crate::orders::lifecycle::Snapshot;
 use tracing::Instrument;
 
 /// The longest wait before a restarted actor carries on, and before a failed step is tried again.
@@ -42,9 +41,6 @@ pub struct OrderActor {
     /// Whether the order may still be pending new, as far as the last step saw. It never becomes
     /// pending new again, so once false an acknowledgement push has nothing to move.
     awaiting_ack: bool,
-    /// The order as its submit committed it, for the first step (a new order's first read would
-    /// only find the same). Gone after that step, and at a restart.
-    first: Option<Snapshot>,
 }
 
 /// 100 ms, doubling with each attempt in a row, at most [`MAX_BACKOFF`].
@@ -54,12 +50,7 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 impl OrderActor {
-    pub fn new(
-        engine: Engine,
-        order: OrderId,
-        recover_first: bool,
-        first: Option<Snapshot>,
-    ) -> Self {
+    pub fn new(engine: Engine, order: OrderId, recover_first: bool) -> Self {
         Self {
             engine,
             order,
@@ -70,7 +61,6 @@ impl OrderActor {
             quiet_polls: 0,
             next_poll: None,
             awaiting_ack: true,
-            first,
         }
     }
 
@@ -173,7 +163,6 @@ impl Actor for OrderActor {
 impl Supervised for OrderActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         self.restarts += 1;
-        self.first = None;
         self.engine.metrics().actor_restarted();
         tracing::info!(order = %self.order, restarts = self.restarts, "order actor restarting from its log");
     }
@@ -207,8 +196,7 @@ impl Handler<Drive> for OrderActor {
             account_id = tracing::field::Empty,
             reason = reason.name(),
         );
-        let first = self.first.take();
-        let step = steps::drive(self.engine.clone(), self.order, reason, first).instrument(span);
+        let step = steps::drive(self.engine.clone(), self.order, reason).instrument(span);
         let guarded = AssertUnwindSafe(step).catch_unwind();
         AtomicResponse::new(Box::pin(guarded.into_actor(self).map(
             move |outcome, actor, ctx| {

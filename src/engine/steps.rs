@@ -32,13 +32,7 @@ pub enum Progress {
     Terminal,
 }
 
-/// `first`: the order as just committed by this engine, when the step need not read it.
-pub async fn drive(
-    engine: Engine,
-    order: OrderId,
-    reason: Reason,
-    first: Option<Snapshot>,
-) -> Result<Progress, AppError> {
+pub async fn drive(engine: Engine, order: OrderId, reason: Reason) -> Result<Progress, AppError> {
     if armed_for("order.step_panic", &order.to_string()) {
         panic!("fault point order.step_panic: a step of order {order} panics");
     }
@@ -48,10 +42,10 @@ pub async fn drive(
     // The permit comes first: a restart with many open orders must not load them all at once.
     let _permit = engine.step_permit().await?;
     let _loaded = engine.step_loading();
-    let untouched = engine.untouched_since_submit(order);
-    let snap = match first {
-        Some(snap) if untouched => snap,
-        _ => load(&engine, order).await?,
+    // A new order's first step starts from the row its submit committed.
+    let snap = match engine.take_unread(order) {
+        Some(snap) => snap,
+        None => load(&engine, order).await?,
     };
     tracing::Span::current().record("account_id", tracing::field::display(snap.row.account_id));
     let fence = engine.fence();

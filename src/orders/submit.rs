@@ -34,9 +34,8 @@ pub struct Submission {
 pub struct Submitted {
     pub response: StoredResponse,
     pub replayed: bool,
-    pub created: Option<OrderId>,
-    /// The new order's row as this phase committed it, for its actor's first step.
-    pub fresh: Option<OrderRow>,
+    /// The new order's row as this phase committed it.
+    pub created: Option<OrderRow>,
 }
 
 /// Runs the whole submission in one immediate (write-locked) transaction.
@@ -53,7 +52,6 @@ pub fn submit(
             response,
             replayed: true,
             created: None,
-            fresh: None,
         });
     }
     if expired {
@@ -89,8 +87,7 @@ pub fn submit(
     Ok(Submitted {
         response,
         replayed: false,
-        created: created.as_ref().map(|row| row.id),
-        fresh: created,
+        created,
     })
 }
 
@@ -310,8 +307,7 @@ pub fn submit_many(
             slot.map(|new| Submitted {
                 response: new.response,
                 replayed: false,
-                created: Some(new.row.id),
-                fresh: Some(new.row),
+                created: Some(new.row),
             })
         })
         .collect())

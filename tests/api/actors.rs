@@ -78,7 +78,8 @@ fn crashed_database(dir: &tempfile::TempDir) -> (String, String, BTreeMap<&'stat
         let order = submit::submit(&mut conn, &submission, &unowned())
             .unwrap()
             .created
-            .unwrap();
+            .unwrap()
+            .id;
         let now = db::now_micros();
         if situation.contains("sent_unanswered") {
             mark_placement_sent(&mut conn, order, now);

@@ -100,7 +100,8 @@ async fn an_open_order_without_an_actor_is_found_by_the_sweep() {
     let order = submit::submit(&mut conn, &submission, &app.engine.fence())
         .unwrap()
         .created
-        .unwrap();
+        .unwrap()
+        .id;
     drop(conn);
 
     app.wait_for_status(&alice.token, &order.to_string(), "new")
@@ -279,7 +280,8 @@ fn crashed_with_unanswered_placements(dir: &tempfile::TempDir, n: usize) -> (Str
             let order = submit::submit(&mut conn, &submission, &unowned())
                 .unwrap()
                 .created
-                .unwrap();
+                .unwrap()
+                .id;
             mark_placement_sent(&mut conn, order, 2);
             order.to_string()
         })

@@ -68,6 +68,7 @@ fn new_order(conn: &mut DbConnection, account: AccountId, key: &str, owner: &Fen
         .unwrap()
         .created
         .unwrap()
+        .id
 }
 
 fn kinds(conn: &mut DbConnection, order: OrderId) -> Vec<(i64, ActionKind)> {
