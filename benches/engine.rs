@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use feed_client::Next;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
@@ -356,9 +357,11 @@ impl MetricsText {
         MetricsText(String::from_utf8_lossy(&text).into_owned())
     }
 
-    /// Every series of the metric `name`, by its labels.
+    /// Every series of the metric `name`, by its labels. A name the engine does not export
+    /// stops the bench: a renamed metric must not read as zero.
     fn series(&self, name: &str) -> std::collections::BTreeMap<String, f64> {
-        self.0
+        let series: std::collections::BTreeMap<String, f64> = self
+            .0
             .lines()
             .filter_map(|line| {
                 let rest = line.strip_prefix(name)?;
@@ -369,7 +372,9 @@ impl MetricsText {
                 let (labels, value) = rest.rsplit_once(' ')?;
                 Some((labels.to_owned(), value.parse().ok()?))
             })
-            .collect()
+            .collect();
+        assert!(!series.is_empty(), "/metrics has no metric named {name}");
+        series
     }
 
     /// The sum of every series of the metric `name`.
@@ -692,10 +697,14 @@ async fn bench_fills() {
     loop {
         let recorded = MetricsText::read(&bench.base)
             .await
-            .total("orderkeeper_fills_recorded_total");
-        if recorded as usize >= FILLS || recorded_by.elapsed() > Duration::from_secs(120) {
+            .total("orderkeeper_fills_total");
+        if recorded as usize >= FILLS {
             break;
         }
+        assert!(
+            recorded_by.elapsed() < Duration::from_secs(120),
+            "only {recorded} of {FILLS} fills recorded after 120 s"
+        );
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
     let settled = fills.wall + recorded_by.elapsed();
@@ -767,7 +776,8 @@ async fn bench_rehydration(open: usize) {
 async fn bench_fanout() {
     const SESSIONS: usize = 1_000;
     const ORDERS: usize = 300;
-    let bench = Bench::start(&[]).await;
+    // Every session on one account: the per-account cap is lifted.
+    let bench = Bench::start(&["--max-stream-sessions", "0"]).await;
     let token = new_account(&bench.base, json!({})).await;
     let mut sockets = Vec::new();
     for _ in 0..SESSIONS {
@@ -782,19 +792,34 @@ async fn bench_fanout() {
     let base = bench.base.clone();
     let token_for_load = token.clone();
     let load = std::thread::spawn(move || run_load(&base, resting(&token_for_load, "fan", ORDERS)));
+    // What each session received, and why it stopped short if it did.
     let readers = sockets.into_iter().map(|mut socket| async move {
         let mut seen = 0;
         while seen < expected {
             match feed_client::next(&mut socket, Duration::from_secs(30)).await {
-                feed_client::Next::Event(..) => seen += 1,
-                _ => break,
+                Next::Event(..) => seen += 1,
+                Next::Closed(code) => return (seen, Some(format!("closed with {code:?}"))),
+                Next::Nothing => return (seen, Some("nothing for 30 s".to_owned())),
             }
         }
-        seen
+        (seen, None)
     });
-    let delivered: usize = join_all(readers).await.into_iter().sum();
+    let sessions = join_all(readers).await;
     let wall = started.elapsed();
     let _ = load.join();
+    let delivered: usize = sessions.iter().map(|(seen, _)| seen).sum();
+    let short: std::collections::BTreeMap<&str, usize> = sessions
+        .iter()
+        .filter_map(|(_, why)| why.as_deref())
+        .fold(Default::default(), |mut by, why| {
+            *by.entry(why).or_default() += 1;
+            by
+        });
+    assert!(
+        short.is_empty(),
+        "sessions stopped short, by why: {short:?} ({delivered} of {} events)",
+        SESSIONS * expected
+    );
     println!(
         "{:<34} {delivered:>8} events   {:>9.0} /s   to {SESSIONS} sessions ({expected} events each, {:.1} s)",
         "feed fan-out",
