@@ -708,6 +708,11 @@ async fn bench_fills() {
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
     let settled = fills.wall + recorded_by.elapsed();
+    let metrics = MetricsText::read(&bench.base).await;
+    let (taken, batches) = (
+        metrics.total("orderkeeper_fill_batch_pushes_sum"),
+        metrics.total("orderkeeper_fill_batch_pushes_count"),
+    );
     // Every fill once more: each push now a duplicate, to show what one costs.
     let again: Vec<Request> = (0..FILLS).map(push).collect();
     let duplicates = run_load(&bench.base, again);
@@ -717,6 +722,11 @@ async fn bench_fills() {
         "{:<34} {FILLS:>8} fills    {:>9.0} /s   (every fill recorded and settled)",
         "push fills recorded",
         FILLS as f64 / settled.as_secs_f64()
+    );
+    println!(
+        "{:<34} {:.1} in {batches:.0}",
+        "pushes with a fill per batch",
+        taken / batches.max(1.0)
     );
     println!("{}", health.line("/healthz (64 connections)"));
 }

@@ -63,6 +63,7 @@ pub struct Metrics {
     orders_created: Counter,
     submit_batch_orders: Histogram,
     status_batch_orders: Histogram,
+    fill_batch_pushes: Histogram,
     idempotent_replays: Counter,
     idempotency_conflicts: Family<KindLabel, Counter>,
     idempotency_keys: Gauge,
@@ -109,6 +110,7 @@ impl Default for Metrics {
             orders_created: Counter::default(),
             submit_batch_orders: Histogram::new(exponential_buckets(1.0, 2.0, 8)),
             status_batch_orders: Histogram::new(exponential_buckets(1.0, 2.0, 8)),
+            fill_batch_pushes: Histogram::new(exponential_buckets(1.0, 2.0, 8)),
             idempotent_replays: Counter::default(),
             idempotency_conflicts: Family::default(),
             idempotency_keys: Gauge::default(),
@@ -196,6 +198,11 @@ impl Metrics {
             "status_batch_orders",
             "Orders whose placement_sent or accepted was written in each batched status phase",
             self.status_batch_orders.clone(),
+        );
+        r.register(
+            "fill_batch_pushes",
+            "Pushes bringing a fill taken in by each batched fill phase (one commit for them all)",
+            self.fill_batch_pushes.clone(),
         );
         r.register(
             "idempotent_replays",
@@ -302,6 +309,10 @@ impl Metrics {
 
     pub fn status_batch(&self, orders: usize) {
         self.status_batch_orders.observe(orders as f64);
+    }
+
+    pub fn fill_batch(&self, pushes: usize) {
+        self.fill_batch_pushes.observe(pushes as f64);
     }
 
     pub fn submit_batch(&self, submissions: usize) {

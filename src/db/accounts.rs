@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use diesel::prelude::*;
 
-use super::connection::{value_rows, Backend};
+use super::connection::{value_rows, Backend, Inner};
 use super::prepared::prepared;
 use super::DbConnection;
 use rand::RngExt;
@@ -135,6 +135,27 @@ pub fn take_event_seq(conn: &mut DbConnection, account: AccountId) -> Result<i64
             .get_result(conn)?;
         Ok(next - 1)
     })
+}
+
+/// Locks the accounts' rows in id order, `FOR NO KEY UPDATE` as [`take_for_new_orders`] does,
+/// for a phase that will take their event seqs one at a time (PostgreSQL; SQLite has one writer).
+pub fn lock_in_order(
+    conn: &mut DbConnection,
+    ids: &std::collections::BTreeSet<AccountId>,
+) -> Result<(), AppError> {
+    if let (Inner::Postgres(c), false) = (&mut conn.inner, ids.is_empty()) {
+        let ids: Vec<AccountId> = ids.iter().copied().collect();
+        prepared(
+            accounts::table
+                .filter(accounts::id.eq_any(ids))
+                .order(accounts::id.asc())
+                .select(accounts::id)
+                .for_no_key_update(),
+            0,
+        )
+        .load::<AccountId>(c)?;
+    }
+    Ok(())
 }
 
 /// What [`take_for_new_orders`] took of one account.

@@ -5,12 +5,13 @@
 use crate::db::DbConnection;
 
 use super::lifecycle::{self, Applied};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
+use crate::db::connection::Backend;
 use crate::db::exchange_events::{self, NewExchangeEvent, Received};
-use crate::db::leases;
-use crate::db::orders;
-use crate::domain::{ClientOrderId, FillSource, OrderId, OrderStatus};
+use crate::db::ledger::{self, CASH};
+use crate::db::{accounts, leases, orders};
+use crate::domain::{AccountId, ClientOrderId, FillSource, OrderId, OrderStatus};
 use crate::error::AppError;
 use crate::exchange::wire::PushEvent;
 
@@ -118,6 +119,38 @@ fn tell_owner(
         leases::stir(conn, owner, order)?;
     }
     Ok(())
+}
+
+/// Takes in many pushes that bring a fill in one phase, one commit for them all. Each is taken in
+/// as [`take_in_item`] takes it, in arrival order, so a fill that comes twice in one batch is
+/// recorded once. On PostgreSQL the rows the fills will write are locked first, each kind in the
+/// order every phase locks it (orders by id, then balances, then accounts by id): taken one fill
+/// at a time instead, two fills of different accounts could lock them crosswise against another
+/// batch. A failure rolls the batch back and each push is then taken in alone.
+pub fn take_in_fills(
+    conn: &mut DbConnection,
+    items: &[std::sync::Arc<PushItem>],
+) -> Result<Vec<Option<Intake>>, AppError> {
+    if conn.backend() == Backend::Postgres {
+        let mut ids: Vec<OrderId> = items
+            .iter()
+            .filter_map(|i| ClientOrderId(i.event.client_order_id.clone()).order_id())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        let rows = orders::find_many_for_update(conn, &ids)?;
+        let balances: BTreeSet<(AccountId, String)> = rows
+            .iter()
+            .flat_map(|r| [CASH, r.symbol.as_str()].map(|asset| (r.account_id, asset.to_owned())))
+            .collect();
+        ledger::lock_balances(conn, &balances)?;
+        let accounts_of: BTreeSet<AccountId> = rows.iter().map(|r| r.account_id).collect();
+        accounts::lock_in_order(conn, &accounts_of)?;
+    }
+    items
+        .iter()
+        .map(|item| take_in_item(conn, item).map(Some))
+        .collect()
 }
 
 /// Takes in many pushes without a fill in one phase: the orders they name are read, the events

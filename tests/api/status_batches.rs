@@ -156,26 +156,26 @@ async fn a_batch_writes_what_the_table_allows_and_leaves_every_other_item_to_run
     assert_eq!(frame["order"]["status"], "new");
 }
 
+/// Submits `n` orders of `body` at once; their ids, once the exchange has acknowledged each.
+async fn placed_together(app: &TestApp, token: &str, n: usize, body: &str) -> Vec<OrderId> {
+    let keys: Vec<String> = (0..n).map(|i| format!("k{i}")).collect();
+    let answers = join_all(keys.iter().map(|key| app.submit(token, Some(key), body))).await;
+    let mut ids = Vec::new();
+    for answer in &answers {
+        assert_eq!(answer.status, 201, "{}", answer.json());
+        let id = answer.json()["id"].as_str().unwrap().to_owned();
+        app.wait_for_status(token, &id, "new").await;
+        ids.push(id.parse().unwrap());
+    }
+    ids
+}
+
 #[actix_web::test]
 async fn orders_placed_together_share_status_phases_and_each_log_is_whole() {
     // No polls: every step is one the order asked for.
     let app = spawn_app_with(|args| args.poll_interval_ms = 600_000).await;
     let alice = app.create_account("1000000.00", json!({})).await;
-    let body = limit_buy("INFY", 1, "100.00");
-    let keys: Vec<String> = (0..40).map(|i| format!("s{i}")).collect();
-    let answers = join_all(
-        keys.iter()
-            .map(|key| app.submit(&alice.token, Some(key), &body)),
-    )
-    .await;
-    let mut ids = Vec::new();
-    for answer in &answers {
-        assert_eq!(answer.status, 201, "{}", answer.json());
-        ids.push(answer.json()["id"].as_str().unwrap().to_owned());
-    }
-    for id in &ids {
-        app.wait_for_status(&alice.token, id, "new").await;
-    }
+    let ids = placed_together(&app, &alice.token, 40, &limit_buy("INFY", 1, "100.00")).await;
 
     let text = app.scrape().await;
     let (batches, written) = (
@@ -203,8 +203,7 @@ async fn orders_placed_together_share_status_phases_and_each_log_is_whole() {
     );
 
     let mut conn = app.conn();
-    for id in &ids {
-        let order: OrderId = id.parse().unwrap();
+    for &order in &ids {
         let log = kinds(&mut conn, order);
         assert_eq!(
             log,
@@ -213,7 +212,7 @@ async fn orders_placed_together_share_status_phases_and_each_log_is_whole() {
                 (2, ActionKind::PlacementSent),
                 (3, ActionKind::Accepted)
             ],
-            "{id}"
+            "{order}"
         );
         let row = orders::find(&mut conn, order).unwrap().unwrap();
         assert_eq!(orders::fold_log(&mut conn, &row).unwrap(), row.state());
@@ -560,4 +559,229 @@ async fn a_read_left_with_no_key_to_use_is_not_compiled() {
     let plan = explain_analyze(&mut conn, "SELECT id FROM engines WHERE expires_at < 0");
     assert!(plan.contains("Seq Scan on engines"), "{plan}");
     assert!(!plan.contains("JIT"), "compiled with JIT:\n{plan}");
+}
+
+#[actix_web::test]
+async fn fills_taken_in_together_are_each_recorded_once_as_if_alone() {
+    let books = books_with_alice();
+    let (mut conn, alice) = (books.pool.get().unwrap(), books.alice);
+    let here = Fence {
+        engine: "engine@here".into(),
+        epoch: 1,
+    };
+    // Two resting buys of 4 at 100.00: 8 × 10,000 cents reserved.
+    let first = new_order(&mut conn, alice, "k1", &here);
+    let second = new_order(&mut conn, alice, "k2", &here);
+    let answers = conn
+        .transaction(|conn| {
+            intake::take_in_fills(
+                conn,
+                &[
+                    push("e1", first, Some(("f1", 1))),
+                    // The same fill under another event id, in the same batch: recorded once.
+                    push("e2", first, Some(("f1", 1))),
+                    push("e3", second, Some(("f2", 4))),
+                    // More than is left of the order: refused and alarmed; nothing moves.
+                    push("e4", first, Some(("f3", 4))),
+                    // No order of ours.
+                    push("e5", OrderId::new(), Some(("f4", 1))),
+                ],
+            )
+        })
+        .expect("the batch commits");
+    let recorded = |order: OrderId, fully_filled: bool| Intake::New {
+        order,
+        fill: Some(Applied::Recorded),
+        status: OrderStatus::PendingNew,
+        fully_filled,
+        owner: "engine@here".into(),
+    };
+    assert_eq!(answers.len(), 5);
+    assert_eq!(answers[0], Some(recorded(first, false)));
+    assert_eq!(answers[1], Some(Intake::Duplicate));
+    assert_eq!(answers[2], Some(recorded(second, true)));
+    assert!(
+        matches!(
+            &answers[3],
+            Some(Intake::New { order, fill: Some(Applied::Refused(_)), .. }) if *order == first
+        ),
+        "{:?}",
+        answers[3]
+    );
+    assert_eq!(answers[4], Some(Intake::Unmatched));
+
+    let fill_ids = |conn: &mut DbConnection, order| -> Vec<String> {
+        orders::fills(conn, order)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.fill_id)
+            .collect()
+    };
+    assert_eq!(fill_ids(&mut conn, first), vec!["f1"]);
+    assert_eq!(fill_ids(&mut conn, second), vec!["f2"]);
+    let alarms = orderkeeper::db::alarms::of_order(&mut conn, first).unwrap();
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    // Five shares bought at 99.00 against 100.00 held for each: 50,000 cents of the reservation
+    // spent or given back, 500 of them back to cash.
+    use orderkeeper::db::ledger;
+    let cash = ledger::balance(&mut conn, alice, ledger::CASH).unwrap();
+    assert_eq!(
+        (cash.available, cash.reserved),
+        (10_000_000 - 80_000 + 500, 30_000)
+    );
+    let shares = ledger::balance(&mut conn, alice, "INFY").unwrap();
+    assert_eq!((shares.available, shares.reserved), (5, 0));
+    // Two created events, then a fill event for each fill recorded, numbered with no gap.
+    let seqs: Vec<i64> = orderkeeper::db::outbox::since(&mut conn, alice, 0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+    assert!(seqs.len() >= 4, "{seqs:?}");
+}
+
+#[actix_web::test]
+async fn a_fill_batch_waiting_for_one_account_holds_no_other_account() {
+    let Some(books) = books_on_postgres("see PostgreSQL's row locks") else {
+        return;
+    };
+    let (mut conn, alice) = (books.pool.get().unwrap(), books.alice);
+    let bob = accounts::create(&mut conn, "bob", Cents(10_000_000), &BTreeMap::new(), 1)
+        .unwrap()
+        .id;
+    let (low, high) = (alice.min(bob), alice.max(bob));
+    let here = unowned();
+    let low_order = new_order(&mut conn, low, "low", &here);
+    let high_order = new_order(&mut conn, high, "high", &here);
+    drop(conn);
+    let url = database_url(&books.dir);
+    // Another phase holds the lower account's row.
+    let mut holder = db::connection::establish(&url).unwrap();
+    holder
+        .batch_execute(&format!(
+            "BEGIN; SELECT id FROM accounts WHERE id = '{low}' FOR NO KEY UPDATE"
+        ))
+        .unwrap();
+    // The higher account's fill arrives first in the batch.
+    let batch = std::thread::spawn(move || {
+        let mut conn = db::connection::establish(&url).unwrap();
+        conn.batch_execute("SET lock_timeout = '10s'").unwrap();
+        conn.transaction(|conn| {
+            intake::take_in_fills(
+                conn,
+                &[
+                    push("e1", high_order, Some(("f1", 1))),
+                    push("e2", low_order, Some(("f2", 1))),
+                ],
+            )
+        })
+    });
+    let mut probe = db::connection::establish(&database_url(&books.dir)).unwrap();
+    let waiting = || {
+        #[derive(diesel::QueryableByName)]
+        struct Waiting {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        move |probe: &mut DbConnection| -> i64 {
+            use diesel::RunQueryDsl;
+            diesel::sql_query(
+                "SELECT count(*) AS n FROM pg_stat_activity \
+                 WHERE wait_event_type = 'Lock' AND datname = current_database()",
+            )
+            .get_result::<Waiting>(postgres(probe))
+            .map(|w| w.n)
+            .unwrap_or(0)
+        }
+    };
+    let count_waiting = waiting();
+    let started = std::time::Instant::now();
+    while count_waiting(&mut probe) == 0 {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "the batch never waited for the lower account"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // While it waits, the higher account is free: a batch that had taken it first, then waited for
+    // the lower one, could deadlock with a phase that takes them in id order.
+    probe.batch_execute("SET lock_timeout = '200ms'").unwrap();
+    probe
+        .transaction(|probe| {
+            probe.batch_execute(&format!(
+                "SELECT id FROM accounts WHERE id = '{high}' FOR NO KEY UPDATE"
+            ))
+        })
+        .expect("the higher account is not held by the waiting batch");
+    holder.batch_execute("COMMIT").unwrap();
+    let answers = batch.join().unwrap().expect("the batch commits");
+    assert!(
+        answers.iter().all(|a| matches!(
+            a,
+            Some(Intake::New {
+                fill: Some(Applied::Recorded),
+                ..
+            })
+        )),
+        "{answers:?}"
+    );
+}
+
+#[actix_web::test]
+async fn fills_pushed_together_share_commits_and_each_is_settled_once() {
+    // No polls: the engine learns of the fills from the pushes alone.
+    let app = spawn_app_with(|args| args.poll_interval_ms = 600_000).await;
+    let alice = app.create_account("1000000.00", json!({})).await;
+    let ids = placed_together(&app, &alice.token, 20, &limit_buy("INFY", 4, "100.00")).await;
+    // One fill of one share for each order, each pushed twice, all at once.
+    let events: Vec<serde_json::Value> = ids
+        .iter()
+        .enumerate()
+        .flat_map(|(i, id)| {
+            let event = json!({
+                "event_id": format!("E{i}"), "type": "fill",
+                "client_order_id": ClientOrderId::for_order(*id).to_string(),
+                "exchange_order_id": format!("X{i}"),
+                "fill": {"fill_id": format!("F{i}"), "qty": 1, "price": "99.00",
+                         "ts": chrono::Utc::now().to_rfc3339()},
+            });
+            [event.clone(), event]
+        })
+        .collect();
+    for status in join_all(events.iter().map(|e| app.push(e))).await {
+        assert_eq!(status, 200);
+    }
+
+    let text = app.scrape().await;
+    let (batches, taken) = (
+        sum_of(&text, "orderkeeper_fill_batch_pushes_count", ""),
+        sum_of(&text, "orderkeeper_fill_batch_pushes_sum", ""),
+    );
+    assert!(taken >= 20.0, "{taken} pushes taken in by fill batches");
+    assert!(
+        batches < taken,
+        "{taken} fill pushes were taken in by {batches} batches: none held more than one"
+    );
+    let mut conn = app.conn();
+    for id in &ids {
+        assert_eq!(orders::fills(&mut conn, *id).unwrap().len(), 1, "{id}");
+        let row = orders::find(&mut conn, *id).unwrap().unwrap();
+        assert_eq!(row.filled_qty, 1);
+        assert_eq!(orders::fold_log(&mut conn, &row).unwrap(), row.state());
+    }
+    use orderkeeper::db::ledger;
+    let alice_id: AccountId = alice.id.parse().unwrap();
+    let cash = ledger::balance(&mut conn, alice_id, ledger::CASH).unwrap();
+    // 20 × 4 × 100.00 reserved; 20 × 100.00 of it spent or given back, 20 × 1.00 back to cash.
+    assert_eq!(
+        (cash.available, cash.reserved),
+        (100_000_000 - 800_000 + 2_000, 600_000)
+    );
+    assert_eq!(
+        ledger::balance(&mut conn, alice_id, "INFY")
+            .unwrap()
+            .available,
+        20
+    );
 }
