@@ -67,10 +67,10 @@ const SUBMIT_BATCHES: BatchLimits = BatchLimits {
     in_flight: 2,
 };
 
-/// Actors' status actions, and pushes with a fill or without, gathered per phase: one batch of each
-/// kind in the database at a time, and whatever arrives meanwhile goes in the next. Four at a time made
-/// batches of about four items that queued on the same account rows as the new orders' batches;
-/// one at a time cut the CPU per order by about a quarter (see the README).
+/// Actors' status actions, and pushes with a fill or without, gathered per phase: one batch of
+/// each kind in the database at a time, and whatever arrives meanwhile goes in the next. Four at a
+/// time made batches of about four items that queued on the same account rows as the new orders'
+/// batches; one at a time cut the CPU per order by about a quarter (see the README).
 const ACTOR_BATCHES: BatchLimits = BatchLimits {
     max_items: 128,
     in_flight: 1,
