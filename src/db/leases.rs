@@ -99,14 +99,21 @@ pub fn expire(conn: &mut DbConnection, fence: &Fence) -> Result<(), AppError> {
     Ok(())
 }
 
+/// Engines whose lease ran out before `now`. There is no index on `expires_at` (the table has a
+/// row per engine), so this is read whole; with scans turned off it is costed as if huge, and
+/// must not be compiled with JIT at every lease tick (the engine's connections turn JIT off).
+#[diesel::dsl::auto_type]
+pub fn lapsed(now: i64) -> _ {
+    engines::table
+        .filter(engines::expires_at.lt(now))
+        .select(engines::id)
+}
+
 /// Engines whose lease has run out while they still own open orders. The engines come first, and
 /// few of them: each dead one is then looked up among the open orders through the owner index, so
 /// no order of a live engine is read.
 pub fn expired(conn: &mut DbConnection, now: i64) -> Result<Vec<String>, AppError> {
-    let dead: Vec<String> = with_conn!(conn, |c| engines::table
-        .filter(engines::expires_at.lt(now))
-        .select(engines::id)
-        .load(c))?;
+    let dead: Vec<String> = with_conn!(conn, |c| lapsed(now).load(c))?;
     let mut owning = Vec::new();
     for engine in dead {
         let owns_open = orders::table
