@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use feed_client::Next;
 use futures_util::future::join_all;
+use orderkeeper::feed::session::CLOSE_TOO_SLOW;
 use serde_json::{json, Value};
 
 /// The binary under test: this build's, or another one's (`ORDERKEEPER_BENCH_BIN`) to compare.
@@ -381,6 +382,17 @@ impl MetricsText {
     fn total(&self, name: &str) -> f64 {
         self.series(name).values().sum()
     }
+
+    /// The mean size of the batches a batch-size histogram counted since `before`, and how many
+    /// batches there were.
+    fn per_batch(&self, before: &MetricsText, histogram: &str) -> String {
+        let grew = |part: &str| {
+            let name = format!("orderkeeper_{histogram}_{part}");
+            self.total(&name) - before.total(&name)
+        };
+        let (items, batches) = (grew("sum"), grew("count"));
+        format!("{:.1} in {batches:.0}", items / batches.max(1.0))
+    }
 }
 
 struct Bench {
@@ -615,19 +627,11 @@ async fn bench_submit() {
         );
     }
     // Items written by batched phases over the batches that wrote them, submit to acknowledged.
-    let per_batch = |histogram: &str| {
-        let grew = |part: &str| {
-            let name = format!("orderkeeper_{histogram}_{part}");
-            metrics_after.total(&name) - metrics_before.total(&name)
-        };
-        let (items, batches) = (grew("sum"), grew("count"));
-        format!("{:.1} in {batches:.0}", items / batches.max(1.0))
-    };
     println!(
         "{:<34} new orders {}   status actions {}",
         "items per batch, submit to acked",
-        per_batch("submit_batch_orders"),
-        per_batch("status_batch_orders")
+        metrics_after.per_batch(&metrics_before, "submit_batch_orders"),
+        metrics_after.per_batch(&metrics_before, "status_batch_orders")
     );
     println!("{}", health.line("/healthz before (64 connections)"));
     println!("{}", health_after.line("/healthz after (64 connections)"));
@@ -691,6 +695,7 @@ async fn bench_fills() {
         requests.push(push(i));
     }
     let health = run_load(&bench.base, healthz(requests.len()));
+    let metrics_before = MetricsText::read(&bench.base).await;
     let fills = run_load(&bench.base, requests);
     // Wait until every fill is recorded, so the rate counts recorded fills, not queued ones.
     let recorded_by = Instant::now();
@@ -708,11 +713,9 @@ async fn bench_fills() {
         actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
     let settled = fills.wall + recorded_by.elapsed();
-    let metrics = MetricsText::read(&bench.base).await;
-    let (taken, batches) = (
-        metrics.total("orderkeeper_fill_batch_pushes_sum"),
-        metrics.total("orderkeeper_fill_batch_pushes_count"),
-    );
+    let fill_batches = MetricsText::read(&bench.base)
+        .await
+        .per_batch(&metrics_before, "fill_batch_pushes");
     // Every fill once more: each push now a duplicate, to show what one costs.
     let again: Vec<Request> = (0..FILLS).map(push).collect();
     let duplicates = run_load(&bench.base, again);
@@ -723,11 +726,7 @@ async fn bench_fills() {
         "push fills recorded",
         FILLS as f64 / settled.as_secs_f64()
     );
-    println!(
-        "{:<34} {:.1} in {batches:.0}",
-        "pushes with a fill per batch",
-        taken / batches.max(1.0)
-    );
+    println!("{:<34} {fill_batches}", "pushes with a fill per batch");
     println!("{}", health.line("/healthz (64 connections)"));
 }
 
@@ -817,7 +816,7 @@ async fn bench_fanout() {
                             return (last, resumed, Some(format!("seq {other:?} after {last}")))
                         }
                     },
-                    Next::Closed(Some(4008)) => {
+                    Next::Closed(Some(CLOSE_TOO_SLOW)) => {
                         socket = feed_client::connect(&base).await;
                         feed_client::auth(&mut socket, &token, Some(last)).await;
                         resumed += 1;
