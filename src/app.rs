@@ -21,7 +21,8 @@ pub struct AppState {
     pub relay: Relay,
     pub prices: PriceCache,
     pub in_flight: InFlight,
-    pub admin_token: String,
+    /// SHA-256 (hex) of the operator's admin token.
+    pub admin_token_hash: String,
     /// The embedded simulator's base URL (None with an external exchange).
     pub embedded_exchange: Option<String>,
     /// HMAC key of the exchange's push signatures.

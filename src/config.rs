@@ -1,7 +1,11 @@
 //! The command line. Every flag can also be set through its environment variable.
 
+use std::path::{Path, PathBuf};
+
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::db::Backend;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -113,7 +117,8 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDERKEEPER_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
 
-    /// Database URL: sqlite://PATH (relative to the working directory).
+    /// Database URL: sqlite://PATH (relative to the working directory) or postgres://USER@HOST/DB
+    /// (several engines may share one PostgreSQL database).
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://orderkeeper.db")]
     pub database_url: String,
 
@@ -128,6 +133,12 @@ pub struct ServeArgs {
         default_value = "127.0.0.1:8081"
     )]
     pub exchange_listen: String,
+
+    /// The file the embedded simulator keeps its book in, so that it outlives a restart as a real
+    /// venue would (default: beside a SQLite database, `orderkeeper.db` → `orderkeeper-exchange.db`;
+    /// `orderkeeper-exchange.db` in the working directory otherwise). `memory` keeps nothing.
+    #[arg(long, env = "ORDERKEEPER_EXCHANGE_BOOK")]
+    pub exchange_book: Option<String>,
 
     /// HMAC key of the exchange's push signatures (generated for the embedded simulator).
     #[arg(long, env = "ORDERKEEPER_EXCHANGE_SECRET", hide_env_values = true)]
@@ -219,6 +230,15 @@ impl ServeArgs {
             .unwrap_or_else(|| format!("engine@{}", self.listen))
     }
 
+    /// Where the embedded simulator keeps its book (`None`: in memory only).
+    pub fn exchange_book_file(&self) -> Option<PathBuf> {
+        match self.exchange_book.as_deref() {
+            Some("memory") => None,
+            Some(path) => Some(PathBuf::from(path)),
+            None => Some(beside_database(&self.database_url)),
+        }
+    }
+
     /// The defaults, with whatever the environment sets.
     pub fn from_env() -> Self {
         #[derive(Parser)]
@@ -228,6 +248,28 @@ impl ServeArgs {
         }
         Only::parse_from(["orderkeeper"]).args
     }
+}
+
+/// `orderkeeper-exchange.db` beside a SQLite database (`x/book.db` → `x/book-exchange.db`), or in
+/// the working directory.
+fn beside_database(database_url: &str) -> PathBuf {
+    let default = PathBuf::from("orderkeeper-exchange.db");
+    if Backend::of(database_url) != Backend::Sqlite {
+        return default;
+    }
+    let database = Path::new(
+        database_url
+            .strip_prefix("sqlite://")
+            .unwrap_or(database_url),
+    );
+    let Some(stem) = database.file_stem().and_then(|s| s.to_str()) else {
+        return default;
+    };
+    let extension = database
+        .extension()
+        .and_then(|e| e.to_str())
+        .map_or(String::new(), |e| format!(".{e}"));
+    database.with_file_name(format!("{stem}-exchange{extension}"))
 }
 
 #[derive(Debug, Clone, Args)]
@@ -251,6 +293,11 @@ pub struct SimArgs {
     /// Milliseconds between the partial fills of one order.
     #[arg(long, env = "ORDERKEEPER_SIM_FILL_INTERVAL_MS", default_value_t = 50)]
     pub fill_interval_ms: u64,
+
+    /// A SQLite file to keep the book in, written before each answer and push, so the simulator
+    /// can be restarted without forgetting an order; in memory only when not given.
+    #[arg(long, env = "ORDERKEEPER_SIM_BOOK_FILE")]
+    pub book_file: Option<PathBuf>,
 
     #[command(flatten)]
     pub faults: FaultArgs,
@@ -332,6 +379,42 @@ mod tests {
             other => panic!("expected serve, got {other:?}"),
         }
         assert!(Cli::parse_from(["orderkeeper"]).command.is_none());
+    }
+
+    #[test]
+    fn serve_help_names_both_backends_and_the_exchange_book() {
+        let mut cli = Cli::command();
+        let serve = cli.find_subcommand_mut("serve").unwrap();
+        let help = serve.render_long_help().to_string();
+        assert!(help.contains("sqlite://PATH"), "{help}");
+        assert!(help.contains("postgres://"), "{help}");
+        assert!(help.contains("--exchange-book"), "{help}");
+    }
+
+    #[test]
+    fn the_embedded_book_lies_beside_a_sqlite_database() {
+        let book = |url: &str, flag: Option<&str>| {
+            let mut args = ServeArgs::from_env();
+            args.database_url = url.into();
+            args.exchange_book = flag.map(str::to_owned);
+            args.exchange_book_file()
+        };
+        let beside = |p: &str| Some(PathBuf::from(p));
+        assert_eq!(
+            book("sqlite://orderkeeper.db", None),
+            beside("orderkeeper-exchange.db")
+        );
+        assert_eq!(
+            book("sqlite:///d/x/book.db", None),
+            beside("/d/x/book-exchange.db")
+        );
+        assert_eq!(book("/d/plain", None), beside("/d/plain-exchange"));
+        assert_eq!(
+            book("postgres://u@h/db", None),
+            beside("orderkeeper-exchange.db")
+        );
+        assert_eq!(book("sqlite://a.db", Some("/e/b.db")), beside("/e/b.db"));
+        assert_eq!(book("sqlite://a.db", Some("memory")), None);
     }
 
     #[test]

@@ -31,6 +31,156 @@
 //! | outbox | `phase::write_action` → `db::outbox::append` (same transaction) → `feed::relay` → `feed::hub` |
 //! | feed | `http::stream` → `feed::session`: replay from `db::outbox::since`, then live |
 
+//!
+//! # Design
+//!
+//! The database is the only source of truth. Each order has an append-only action log; its status is a fold
+//! of that log through one transition table (`src/domain/order.rs`) that refuses every move it does not list.
+//! A refused move is never applied: it is recorded as an alarm.
+//!
+//! **Atomic phases.** Every change is one transaction that writes the action, its ledger entries, its fill
+//! row, the order's projection row and its feed event (`src/orders/`). Every call to the exchange sits between
+//! two phases and names the order by its client order id (`ok-` + the order id), so repeating it is harmless.
+//!
+//! **Submission.** `POST /v1/orders` parses its body once into a checked order and stores the idempotency
+//! key, the request's fingerprint (SHA-256 of the method, the path and the order's canonical JSON, so key
+//! order, white space and `"1520.5"` against `"1520.50"` make no difference) and the exact answer in the same transaction as the order,
+//! its `created` action, its reservation and its `order.created` event. A replay returns the stored bytes.
+//! A second request while the first is running gets `409` (an in-process map of keys in flight, with the
+//! primary key `(account, key)` as the final word). Validation errors are not stored; business refusals are.
+//! The commit and what must follow it (the order's actor) run on a task of their own, so a client that
+//! resets the connection mid-request cannot leave a committed order unsent; a sweep every 5 s gives any open
+//! order without a live actor its actor back, through the same path as start-up recovery.
+//!
+//! **Order actors** (`src/engine/`). Each open order has one actix actor under `actix::Supervisor`, found
+//! through a `DashMap` registry. Every message is handled to its end before the next (an atomic response),
+//! so the actor's steps never overlap; the one other writer is the customer's cancel, recorded at once by
+//! `DELETE` (which answers 202 without waiting for the actor's current step), and every phase reads the order
+//! inside its own transaction. A step reads the order once it has its place among the steps; only a new
+//! order's first step starts from the row its submit committed, unless a cancel came in meanwhile. The
+//! actor carries the order on from whatever its log says:
+//!
+//! | recorded state | next step |
+//! |---|---|
+//! | `pending_new`, never sent | record `placement_sent`, then place (retried with backoff and full jitter) |
+//! | `pending_new`, sent | look the order up by client order id: record what the exchange has, or place it if it has nothing |
+//! | `pending_cancel`, never sent | nothing is on the exchange: cancel and release at once |
+//! | `pending_cancel`, sent | cancel on the exchange (which also tombstones an id it never saw), then follow its answer |
+//! | `new`, `partially_filled` | poll the exchange's copy on a jittered timer (1–3 s) and record what is missing |
+//!
+//! **After an unknown outcome, a refusal is no answer.** When an exchange call's outcome is unknown (a
+//! timeout, a cut connection, a 5xx) and its retry is refused with a 4xx, the venue may only be refusing a
+//! repeat of something it did: many venues answer a repeated `client_order_id` with 409. The client reports
+//! such a refusal as ambiguous, and the actor looks the order up by `client_order_id` and follows what the
+//! exchange holds. A placement refused after an earlier unanswered one is looked up too; if the exchange
+//! holds nothing, the id is tombstoned (cancelled) there before the order is rejected and its cash released.
+//!
+//! Fills come by push (`POST /v1/exchange/events`, HMAC-checked in constant time, stored once per event: its
+//! id together with what it says, since a venue that restarts may number its events from the start again) and
+//! by poll. A `DashMap` of recorded fills is the fast path; `PRIMARY KEY (order_id, fill_id)` with
+//! `ON CONFLICT DO NOTHING` decides, and the ledger moves only when the row is new. A fill is refused, with an
+//! alarm and without moving anything, when it would take the order over its quantity, when its price is
+//! outside the order's limit (a buy above its limit or protection price, a sell below its limit), when its id
+//! was recorded before with another quantity or price, or when a balance would overflow. Before any terminal
+//! status the actor reads the exchange's own copy and records every fill it lacks; then it ends the order as
+//! the exchange's copy ended (`filled` only when every share was recorded here, else `canceled` or
+//! `rejected`), releasing what is still reserved (the compensating step). If the two disagree on the
+//! quantity filled, the order still ends, and the difference is alarmed for an operator: no order stays open
+//! once its exchange copy has ended. Nothing is refunded without the exchange's answer, except an order that
+//! was provably never sent.
+//!
+//! Alarms (`alarms` table, `orderkeeper_alarms_total{kind}`) are counted per condition: a wedged condition
+//! seen on every poll grows one row's `count`, it does not add rows.
+//!
+//! A panic inside a step stops the actor, and its supervisor restarts it from the log after a backoff that
+//! doubles with each restart in a row (100 ms up to 30 s); a step that fails is tried again the same way. At
+//! start-up every open order gets its actor back; a step takes its place among the 32 that may run at once
+//! before it even loads its order, so a restart with many open orders is paced. `/readyz` says 503 until
+//! every recovered order has finished its first step.
+//!
+//! **Ledger** (`src/db/ledger.rs`). Money is integer cents, shares are integers; nothing is computed in floating
+//! point. Every movement is an entry with its own key (`order:{id}:reserve`, `order:{id}:fill-cash:{fill}`,
+//! `order:{id}:fill-shares:{fill}`, `order:{id}:release`, …): the same effect applied twice changes nothing,
+//! and since the exchange's fill id always comes last, after a fixed name for the effect, no fill id can
+//! collide with another entry's key. Balances are the running sum of the entries, summed with checked
+//! arithmetic (SQLite would turn an overflowing sum into a float), with `CHECK (>= 0)`. A buy reserves `qty × limit` (a market buy `qty × last price × 1.05`, rounded
+//! up, which is also its protection limit on the exchange); each fill spends the reservation for its shares
+//! and returns any price improvement; a sell reserves shares and is credited per fill.
+//!
+//! **After a restart** the dashboard shows a banner ("engine restarted at …; N open orders picked up, M
+//! carried on by recovery, K fills recovered by polling", from `/healthz`'s `started_at` and `recovery`), and
+//! marks each order an `order.recovered` event named. Its badge shows the last money audit's verdict.
+//!
+//! **Live feed** (`src/feed/`). Each transaction's events go to the outbox with a per-account `seq` taken in
+//! the same transaction. A relay, woken after commits and sweeping every 250 ms, reads the events after the
+//! hub's cursor for each account it follows and hands them, in seq order, to a hub actor. A WebSocket session authenticates with its first message, subscribes,
+//! replays `seq > since` from the outbox, then goes live, dropping the overlap by seq. Each session's queue is
+//! bounded (256 events, behind a 64 KiB kernel send buffer); a client that stops reading is closed with 4008 and
+//! resumes with `since`. The hub never waits on a session. Pings go out every 10 s. The feed uses
+//! `actix-web-actors`, which is deprecated upstream in favour of `actix-ws`; it is still maintained and was
+//! asked for by name.
+//!
+//! On SQLite one engine process owns the database file. On PostgreSQL several engines share one database,
+//! each open order owned by one of them through a lease (see the README's "Running several engines").
+//!
+//! ## Durability
+//!
+//! SQLite runs in WAL mode with `synchronous = FULL`: every commit fsyncs the log before the answer is sent,
+//! so anything acknowledged survives `kill -9` and a power loss alike.
+//!
+//! **Group commit** (`src/db/writer.rs`). Every atomic phase, from every request and every actor, runs on
+//! one writer thread with a connection of its own. The writer takes the first phase waiting and every phase
+//! already queued behind it (at most 512), runs each in a savepoint of one `BEGIN IMMEDIATE` transaction,
+//! commits once, and only then answers each caller. A phase that fails (a business refusal, a CHECK
+//! violation) rolls back to its savepoint and spoils no other phase. There is no waiting window: a lone phase
+//! commits at once, and batches grow only while the previous commit is on its way to disk, so one fsync
+//! serves many answers. Reads use a pool of their own connections; WAL readers never wait for the writer.
+//! Phases read only what they need: an order's state is its projection row (written with each action, so it
+//! always equals the fold of its log), a fill is checked by its key, an account's token hash is read once.
+//! On PostgreSQL, which groups the commits of concurrent transactions into one flush of its log by itself,
+//! `--db-writers` threads (16) each run one phase per transaction on a connection of their own; rows are
+//! locked as they are written, so the phases of one account wait for each other, not for the whole engine.
+//! Commits are `synchronous_commit = on`: a 201 is on disk.
+//!
+//! **Batched submits** (`src/db/batcher.rs`, `orders::submit::submit_many`). On PostgreSQL every statement
+//! is a round trip, and a submission alone is about ten of them. So new orders are gathered across
+//! requests: while two batches are in the database, the submissions that arrive wait together and
+//! go in as the next batch (at most 128), written in one phase with one statement per table. The phase
+//! reads which keys are already stored, locks the balances it needs in the order every phase takes them
+//! (by account; cash before shares), works out every reservation in turn under those locks, takes each
+//! account's event seqs and key places in one statement, and inserts the orders, their first actions,
+//! the ledger entries, the events and the keys, each table in one statement. It takes only plain new
+//! orders. A replay, a repeated key, or a
+//! reservation that does not land is left out, and so is every submission of a batch that rolls back (a
+//! key stored meanwhile by another engine, or the stored-key cap). A submission left out runs alone
+//! through the ordinary submit phase, which answers it exactly as before. SQLite uses the same path (its
+//! writer already commits many phases at once; the batch saves statements). The
+//! `orderkeeper_submit_batch_orders` histogram shows the batch sizes.
+//!
+//! **Batched actor phases** (`orders::status_batch`, `orders::intake::take_in_many`). Every order's actor
+//! records `placement_sent` before it places the order and `accepted` after, and the venue's
+//! acknowledgement push is stored once. None of these moves money, so they are gathered across actors
+//! the same way (`Engine::record_status`; pushes without a fill in `Engine::take_push`), one batch of
+//! each kind in the database at a time: one phase locks
+//! the orders it moves in id order, checks each one's fence and its move in the transition table, takes
+//! the accounts' event seqs in one statement, and writes the actions, the projection rows and the events
+//! a statement per table. Anything else runs alone as before: a terminal action (it releases money), a
+//! move the table refuses (alone, it raises its alarm), an order not this engine's (alone, it is
+//! refused), an order named twice, and every item of a batch that rolls back. A push without a fill does
+//! not lock its order, so it never waits for the actor's phase to commit. Pushes that bring a fill
+//! are batched too (`orders::intake::take_in_fills`), but only for their commit: each fill is recorded
+//! exactly as alone, in arrival order, so a fill that comes twice in one batch is recorded once. On
+//! PostgreSQL the batch first locks the rows its fills will write, orders by id, then balances, then
+//! accounts by id, the order every phase takes them in; taken a fill at a time, two fills of different
+//! accounts could lock them crosswise against another batch. The actor remembers
+//! whether the order may still be pending new: an acknowledgement that arrives while the placing step
+//! records the placement's own answer finds nothing to do and runs no step.
+//!
+//! Migrations for each backend (`migrations/sqlite`, `migrations/postgres`) are embedded in the binary and run
+//! at start-up. Both schemas use TEXT UUIDv7 ids, BIGINT cents and shares, and BIGINT microsecond times; the
+//! store has one interface over both (`src/db/connection.rs`), and the few statements that differ (row locks,
+//! `SKIP LOCKED`) say so where they are.
+
 #[macro_use]
 mod macros;
 

@@ -11,7 +11,7 @@ use rand::RngExt;
 use crate::app::AppState;
 use crate::auth::Authenticator;
 use crate::config::{FaultArgs, ServeArgs, SimArgs};
-use crate::db::{self, accounts, idempotency, now_micros, outbox, Writer};
+use crate::db::{self, accounts, admin_token, idempotency, now_micros, outbox, Writer};
 use crate::domain::Cents;
 use crate::engine::lease::{self, Lease};
 use crate::engine::{Engine, EngineSettings};
@@ -47,7 +47,6 @@ pub struct Application {
     engine: Engine,
     shutdown: Shutdown,
     pub exchange_url: String,
-    pub admin_token: String,
     pub demo_token: Option<String>,
 }
 
@@ -99,10 +98,7 @@ impl Application {
             metrics,
             Lease::new(fence, lease_ttl),
         );
-        let admin_token = args.admin_token.clone().unwrap_or_else(random_token);
-        if args.admin_token.is_none() {
-            println!("admin token: {admin_token}");
-        }
+        let admin_token_hash = settle_admin_token(&writer, args.admin_token.clone()).await?;
         let demo_token = if args.no_demo {
             None
         } else {
@@ -120,7 +116,7 @@ impl Application {
             relay,
             prices: PriceCache::new(exchange, Duration::from_secs(1)),
             in_flight: InFlight::default(),
-            admin_token: admin_token.clone(),
+            admin_token_hash,
             exchange_secret,
             embedded_exchange: sim.as_ref().map(|_| exchange_url.clone()),
             idempotency_ttl_micros: micros(args.idempotency_ttl),
@@ -165,7 +161,6 @@ impl Application {
             engine,
             shutdown,
             exchange_url,
-            admin_token,
             demo_token,
         })
     }
@@ -232,6 +227,7 @@ fn start_exchange(
         webhook_secret: Some(secret.clone()),
         seed: None,
         fill_interval_ms: 50,
+        book_file: args.exchange_book_file(),
         faults: FaultArgs::default(),
     };
     let sim = sim::start(&sim_args, true)?;
@@ -304,6 +300,31 @@ fn spawn_auditor(state: web::Data<AppState>, every: Duration, shutdown: Shutdown
             }
         }
     });
+}
+
+/// The admin token's hash: `--admin-token` replaces the stored one; without it the stored one
+/// stands, and on a database that has none a new token is made, stored and printed once.
+async fn settle_admin_token(writer: &Writer, given: Option<String>) -> Result<String, AppError> {
+    if let Some(token) = given {
+        let hash = accounts::sha256_hex(token.as_bytes());
+        let stored = hash.clone();
+        writer
+            .run(move |conn| admin_token::replace(conn, &stored, now_micros()))
+            .await?;
+        return Ok(hash);
+    }
+    let token = random_token();
+    let hash = accounts::sha256_hex(token.as_bytes());
+    let offered = hash.clone();
+    let stored = writer
+        .run(move |conn| admin_token::keep_first(conn, &offered, now_micros()))
+        .await?;
+    if stored == hash {
+        println!("admin token: {token} (stored in the database: it stays valid across restarts until --admin-token replaces it)");
+    } else {
+        println!("admin token stored in the database is in force (printed at its first start; --admin-token replaces it)");
+    }
+    Ok(stored)
 }
 
 /// On an empty database, a demo account with cash and some of every listed share.

@@ -28,10 +28,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Constant-time equality of two secrets, whatever their lengths.
-pub fn secrets_match(given: &str, expected: &str) -> bool {
-    Sha256::digest(given.as_bytes())
-        .ct_eq(&Sha256::digest(expected.as_bytes()))
+/// Whether `given`'s SHA-256 is `stored_hash` (hex), compared in constant time.
+pub fn hash_matches(given: &str, stored_hash: &str) -> bool {
+    sha256_hex(given.as_bytes())
+        .as_bytes()
+        .ct_eq(stored_hash.as_bytes())
         .into()
 }
 

@@ -3,6 +3,7 @@
 #[macro_use]
 pub mod connection;
 pub mod accounts;
+pub mod admin_token;
 pub mod alarms;
 pub mod batcher;
 pub mod exchange_events;

@@ -113,6 +113,14 @@ diesel::table! {
 }
 
 diesel::table! {
+    admin_token (id) {
+        id -> Integer,
+        token_hash -> Text,
+        set_at -> BigInt,
+    }
+}
+
+diesel::table! {
     demo_account (account_id) {
         account_id -> Text,
         token -> Text,
@@ -153,6 +161,7 @@ diesel::joinable!(order_actions -> orders (order_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,
+    admin_token,
     alarms,
     balances,
     demo_account,

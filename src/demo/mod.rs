@@ -72,6 +72,8 @@ pub async fn run(args: DemoArgs) -> Result<Report, DemoError> {
             webhook_secret: Some(secret.clone()),
             seed: Some(seed),
             fill_interval_ms: FILL_INTERVAL_MS,
+            // It outlives every engine it serves, and the demo, in one process.
+            book_file: None,
             faults: args.faults,
         },
         true,
@@ -115,9 +117,9 @@ pub async fn run(args: DemoArgs) -> Result<Report, DemoError> {
         })
         .collect();
     println!(
-        "streaming orders for {} with {} kills; admin token {admin}",
+        "streaming orders for {} with {}; admin token {admin}",
         humantime::format_duration(args.duration),
-        args.kills
+        report::counted(u64::from(args.kills), "kill")
     );
 
     let mut traders: Vec<Trader> = tokens

@@ -11,6 +11,14 @@ use super::ending::Findings;
 use super::traders::Tally;
 use crate::config::FaultArgs;
 
+/// `n` and a noun, in the plural unless `n` is 1: "1 kill", "3 kills".
+pub fn counted(n: u64, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
 /// One SIGKILL and the start after it.
 #[derive(Debug, Clone, Copy)]
 pub struct Restart {
@@ -153,8 +161,8 @@ impl fmt::Display for Report {
         } else {
             writeln!(
                 out,
-                "  kills         {} SIGKILLs; ready in {} after each start ({} after each kill)",
-                self.restarts.len(),
+                "  kills         {}; ready in {} after each start ({} after each kill)",
+                counted(self.restarts.len() as u64, "SIGKILL"),
                 list(|r| r.start_to_ready),
                 list(|r| r.kill_to_ready)
             )?;

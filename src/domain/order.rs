@@ -142,6 +142,11 @@ pub enum TransitionError {
     NotFullyFilled { filled: i64, qty: i64 },
     #[error("the log does not start with created")]
     NoCreation,
+    /// The venue's acknowledgement of an order it has already shown to be live (acknowledged, or
+    /// filled: a fill pushed before the placing step's answer is the normal order of events on a
+    /// real venue). Nothing to record, and nothing wrong.
+    #[error("the order is already acknowledged")]
+    AlreadyAcknowledged,
 }
 
 impl OrderState {
@@ -173,6 +178,9 @@ impl OrderState {
             }
             (S::PendingNew, A::Accepted) => S::New,
             (S::PendingCancel, A::Accepted) => S::PendingCancel,
+            (S::New | S::PartiallyFilled, A::Accepted) => {
+                return Err(TransitionError::AlreadyAcknowledged)
+            }
             (S::PendingNew | S::PendingCancel, A::Rejected) => S::Rejected,
             (S::PendingNew | S::New | S::PartiallyFilled | S::PendingCancel, A::Fill { qty }) => {
                 if qty <= 0 {
@@ -315,6 +323,10 @@ mod tests {
                     (None, Err(TransitionError::NotAllowed { .. })) => {}
                     // `filled` is allowed only once every share is filled; checked below.
                     (None, Err(TransitionError::NotFullyFilled { .. })) if kind == A::Filled => {}
+                    // A late acknowledgement of a live order is a duplicate, not an error.
+                    (None, Err(TransitionError::AlreadyAcknowledged))
+                        if kind == A::Accepted && matches!(status, S::New | S::PartiallyFilled) => {
+                    }
                     (expected, result) => {
                         panic!("{status} + {kind}: expected {expected:?}, got {result:?}")
                     }

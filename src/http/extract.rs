@@ -58,7 +58,7 @@ impl FromRequest for Admin {
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let verdict = match (bearer(req), app_state(req)) {
-            (Some(token), Ok(state)) if accounts::secrets_match(&token, &state.admin_token) => {
+            (Some(token), Ok(state)) if accounts::hash_matches(&token, &state.admin_token_hash) => {
                 Ok(Admin)
             }
             (_, Err(e)) => Err(e),

@@ -16,7 +16,7 @@ use crate::db::orders::{self, FillRow, OrderRow};
 use crate::db::DbConnection;
 use crate::domain::{
     fill_within_limit, terminal_action, Action, Cents, FillSource, OrderId, OrderState, Side,
-    VenueEnd,
+    TransitionError, VenueEnd,
 };
 use crate::error::AppError;
 use crate::exchange::wire::ExchangeFill;
@@ -181,6 +181,7 @@ fn apply_status(
 ) -> Result<Applied, AppError> {
     let next = match row.state().apply(action) {
         Ok(next) => next,
+        Err(TransitionError::AlreadyAcknowledged) => return Ok(Applied::Duplicate),
         Err(refused) => {
             let (kind, what) = (action.kind(), refused.to_string());
             return refuse(

@@ -105,6 +105,7 @@ pub fn serve_args(database_url: &str) -> ServeArgs {
         database_url: database_url.to_owned(),
         exchange: "embedded".into(),
         exchange_listen: "127.0.0.1:0".into(),
+        exchange_book: None,
         exchange_secret: Some(EXCHANGE_SECRET.into()),
         admin_token: Some(ADMIN_TOKEN.into()),
         idempotency_ttl: 86_400,
@@ -149,6 +150,8 @@ pub async fn spawn_app_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut Serve
         .try_init();
     let url = database_url(&dir);
     let mut args = serve_args(&url);
+    // The embedded exchange's book stays in the test's own directory on either backend.
+    args.exchange_book = Some(dir.path().join("exchange.db").display().to_string());
     adjust(&mut args);
     let app = Application::build(args)
         .await

@@ -790,3 +790,59 @@ async fn fills_pushed_together_share_commits_and_each_is_settled_once() {
         20
     );
 }
+
+#[actix_web::test]
+async fn an_acknowledgement_after_a_fill_is_a_duplicate_and_raises_no_alarm() {
+    let books = books_with_alice();
+    let (mut conn, account) = (books.pool.get().unwrap(), books.alice);
+    let owner = unowned();
+    let [alone, batched]: [OrderId; 2] =
+        std::array::from_fn(|i| new_order(&mut conn, account, &format!("ack{i}"), &owner));
+    for order in [alone, batched] {
+        mark_placement_sent(&mut conn, order, db::now_micros());
+        // The venue's fill push overtakes the placing step's answer, as real venues allow.
+        let fill = orderkeeper::exchange::wire::ExchangeFill {
+            fill_id: format!("F-{order}"),
+            qty: 1,
+            price: Cents(10_000),
+            ts: chrono::Utc::now().to_rfc3339(),
+        };
+        let recorded = orderkeeper::orders::lifecycle::record_fill(
+            &mut conn,
+            order,
+            &owner,
+            &fill,
+            orderkeeper::domain::FillSource::Push,
+            db::now_micros(),
+        )
+        .unwrap();
+        assert_eq!(recorded, Applied::Recorded);
+    }
+    let answer = orderkeeper::orders::lifecycle::record_status(
+        &mut conn,
+        alone,
+        &owner,
+        Action::Accepted,
+        json!({}),
+        db::now_micros(),
+    )
+    .unwrap();
+    assert_eq!(answer, Applied::Duplicate);
+    // In a batch it is left to run alone, where it is the same duplicate.
+    let answers = in_one_phase(&mut conn, &[item(batched, &owner, Action::Accepted)]);
+    assert_eq!(answers, vec![None]);
+    for order in [alone, batched] {
+        assert_eq!(
+            kinds(&mut conn, order),
+            vec![
+                (1, ActionKind::Created),
+                (2, ActionKind::PlacementSent),
+                (3, ActionKind::Fill)
+            ]
+        );
+        let state = orders::find(&mut conn, order).unwrap().unwrap().state();
+        assert_eq!(state.status, OrderStatus::PartiallyFilled);
+        let raised = orderkeeper::db::alarms::of_order(&mut conn, order).unwrap();
+        assert!(raised.is_empty(), "{raised:?}");
+    }
+}

@@ -85,5 +85,11 @@ async fn the_demo_fails_when_the_books_do_not_add_up() {
     assert!(audit.contains("balances_equal_ledger"), "{report}");
     assert!(audit.contains(&account_id), "{report}");
     assert_eq!(report.lines().last(), Some("result: FAIL"), "{report}");
+    // One kill is said in the singular, in the report and in the line that announces it.
+    assert!(
+        report_line(&report, "kills").starts_with("1 SIGKILL;"),
+        "{report}"
+    );
+    assert!(report.contains(" with 1 kill;"), "{report}");
     crate::database::drop_for(dir.path());
 }

@@ -7,6 +7,7 @@ mod books;
 mod broker;
 #[path = "../common/database.rs"]
 mod database;
+mod default_install;
 mod demo;
 mod engines;
 #[path = "../common/feed_client.rs"]

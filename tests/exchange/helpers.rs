@@ -81,6 +81,7 @@ pub fn spawn_sim(faults: FaultArgs, webhook: Option<&str>, seed: u64) -> String 
         webhook_secret: webhook.map(|_| SECRET.to_owned()),
         seed: Some(seed),
         fill_interval_ms: 10,
+        book_file: None,
         faults,
     };
     let sim = sim::start(&args, true).expect("the simulator starts");

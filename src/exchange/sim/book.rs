@@ -1,11 +1,12 @@
 //! The simulator's order book: idempotent placement, tombstones, cancels, and chunked fills.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use rand::rngs::StdRng;
 use rand::RngExt;
 
 use super::market::Market;
+use super::store::{Changes, Saved, StoredOrder};
 use crate::domain::{Cents, OrderType, Side};
 use crate::exchange::wire::{ExchangeFill, ExchangeOrder, ExchangeStatus, PlaceOrder, PushType};
 
@@ -20,6 +21,8 @@ pub struct BookEvent {
 
 #[derive(Debug, Clone)]
 struct Resting {
+    /// Where the order stands in `Book::arrival`.
+    arrival: i64,
     request: PlaceOrder,
     order: ExchangeOrder,
 }
@@ -32,6 +35,9 @@ pub struct Book {
     tombstones: HashSet<String>,
     next_order: u64,
     next_fill: u64,
+    /// Orders and tombstones changed since the book was last saved.
+    unsaved_orders: BTreeSet<String>,
+    unsaved_tombstones: BTreeSet<String>,
 }
 
 /// The answer to a placement: whether it created the order, and the order as it now stands.
@@ -55,6 +61,55 @@ fn now_text() -> String {
 }
 
 impl Book {
+    /// The book as it was saved.
+    pub fn restore(saved: Saved) -> Self {
+        let mut book = Self {
+            next_order: saved.counters.next_order,
+            next_fill: saved.counters.next_fill,
+            tombstones: saved.tombstones.into_iter().collect(),
+            ..Self::default()
+        };
+        for stored in saved.orders {
+            let id = stored.order.client_order_id.clone();
+            book.arrival.push(id.clone());
+            let resting = Resting {
+                arrival: stored.arrival,
+                request: stored.request,
+                order: stored.order,
+            };
+            book.orders.insert(id, resting);
+        }
+        book
+    }
+
+    /// What changed since [`Book::mark_saved`] was last called.
+    pub fn unsaved(&self) -> Changes {
+        let orders = self
+            .unsaved_orders
+            .iter()
+            .filter_map(|id| self.orders.get(id))
+            .map(|r| StoredOrder {
+                arrival: r.arrival,
+                request: r.request.clone(),
+                order: r.order.clone(),
+            })
+            .collect();
+        Changes {
+            orders,
+            tombstones: self.unsaved_tombstones.iter().cloned().collect(),
+        }
+    }
+
+    pub fn mark_saved(&mut self) {
+        self.unsaved_orders.clear();
+        self.unsaved_tombstones.clear();
+    }
+
+    /// The counters behind new order and fill ids.
+    pub fn next_ids(&self) -> (u64, u64) {
+        (self.next_order, self.next_fill)
+    }
+
     /// Places an order. The same client order id again returns the same order and changes nothing;
     /// an id that was cancelled before it was ever placed is rejected.
     pub fn place(&mut self, request: PlaceOrder, market: &Market) -> Placed {
@@ -98,10 +153,13 @@ impl Book {
             PushType::Accepted
         };
         let events = vec![event(&order, event_type, None)];
+        let arrival = i64::try_from(self.arrival.len()).unwrap_or(i64::MAX);
         self.arrival.push(request.client_order_id.clone());
+        self.unsaved_orders.insert(request.client_order_id.clone());
         self.orders.insert(
             request.client_order_id.clone(),
             Resting {
+                arrival,
                 request,
                 order: order.clone(),
             },
@@ -117,7 +175,9 @@ impl Book {
     /// order with nothing filled.
     pub fn cancel(&mut self, client_order_id: &str) -> (ExchangeOrder, Vec<BookEvent>) {
         let Some(resting) = self.orders.get_mut(client_order_id) else {
-            self.tombstones.insert(client_order_id.to_owned());
+            if self.tombstones.insert(client_order_id.to_owned()) {
+                self.unsaved_tombstones.insert(client_order_id.to_owned());
+            }
             return (tombstone(client_order_id), Vec::new());
         };
         let order = &mut resting.order;
@@ -125,6 +185,7 @@ impl Book {
             return (order.clone(), Vec::new());
         }
         order.status = ExchangeStatus::Canceled;
+        self.unsaved_orders.insert(client_order_id.to_owned());
         let events = vec![event(order, PushType::Canceled, None)];
         (order.clone(), events)
     }
@@ -181,6 +242,7 @@ impl Book {
             } else {
                 ExchangeStatus::PartiallyFilled
             };
+            self.unsaved_orders.insert(id.clone());
             events.push(event(order, PushType::Fill, Some(fill)));
         }
         events

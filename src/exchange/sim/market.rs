@@ -45,6 +45,15 @@ impl Market {
         self.prices.get(symbol).copied()
     }
 
+    /// Takes up saved prices of listed symbols where they were.
+    pub fn restore(&mut self, saved: &[(String, Cents)]) {
+        for (symbol, cents) in saved {
+            if let Some(price) = self.prices.get_mut(symbol) {
+                *price = *cents;
+            }
+        }
+    }
+
     /// One step of the random walk: each price moves by up to about 0.1%, never below one tick.
     pub fn step(&mut self, rng: &mut StdRng) {
         for price in self.prices.values_mut() {

@@ -1,10 +1,12 @@
 //! A simulated exchange with fault injection. It runs as `orderkeeper exchange-sim`, or inside
-//! `serve` on its own listener; either way the engine speaks to it only over HTTP.
+//! `serve` on its own listener; either way the engine speaks to it only over HTTP. With a book
+//! file (`--book-file`, and always when embedded) its orders outlive a restart.
 
 pub mod book;
 pub mod faults;
 pub mod market;
 pub mod push;
 pub mod server;
+pub mod store;
 
 pub use server::{start, SimHandle};

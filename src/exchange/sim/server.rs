@@ -15,6 +15,7 @@ use super::book::{Book, BookEvent};
 use super::faults::{Dice, Faults, FaultsUpdate, RestFault};
 use super::market::Market;
 use super::push::{spawn_delivery, Webhook};
+use super::store::{BookStore, Counters, StoreError};
 use crate::config::{DuplicatePlacement, SimArgs};
 use crate::error::ErrorBody;
 use crate::exchange::wire::{PlaceAck, PlaceOrder, PushEvent};
@@ -29,12 +30,36 @@ struct SimState {
     webhook: Option<Webhook>,
     next_event: u64,
     fill_interval: Duration,
+    /// Where the book is kept between runs; `None` keeps it in memory only.
+    store: Option<BookStore>,
+    saved_counters: Counters,
 }
 
 /// A planned delivery, made under the lock and sent after it.
 type Planned = (PushEvent, u32, Duration);
 
 impl SimState {
+    /// Writes what the book changed, and the id counters, before anyone hears of it. What could
+    /// not be written stays marked and is written with the next change.
+    fn save(&mut self) -> Result<(), StoreError> {
+        let Some(store) = self.store.as_mut() else {
+            return Ok(());
+        };
+        let changes = self.book.unsaved();
+        let (next_order, next_fill) = self.book.next_ids();
+        let counters = Counters {
+            next_order,
+            next_fill,
+            next_event: self.next_event,
+        };
+        if !changes.is_empty() || counters != self.saved_counters {
+            store.save(&changes, counters)?;
+            self.book.mark_saved();
+            self.saved_counters = counters;
+        }
+        Ok(())
+    }
+
     /// Numbers the events and rolls their push faults.
     fn plan(&mut self, events: Vec<BookEvent>) -> Vec<Planned> {
         if self.webhook.is_none() {
@@ -108,16 +133,34 @@ pub fn start(args: &SimArgs, embedded: bool) -> std::io::Result<SimHandle> {
         _ => None,
     };
     let fill_interval = Duration::from_millis(args.fill_interval_ms.max(1));
+    let (store, saved) = match &args.book_file {
+        Some(path) => {
+            let mut store = BookStore::open(path).map_err(std::io::Error::other)?;
+            let saved = store.load().map_err(std::io::Error::other)?;
+            tracing::info!(
+                orders = saved.orders.len(),
+                file = %path.display(),
+                "exchange book loaded"
+            );
+            (Some(store), saved)
+        }
+        None => (None, Default::default()),
+    };
+    let counters = saved.counters;
+    let mut market = Market::default();
+    market.restore(&saved.prices);
     let shared = Shared(Arc::new(Mutex::new(SimState {
-        market: Market::default(),
+        market,
         market_rng: StdRng::seed_from_u64(seed),
         fill_rng: StdRng::seed_from_u64(seed.wrapping_add(1)),
-        book: Book::default(),
+        book: Book::restore(saved),
         faults: args.faults.into(),
         dice: Dice::new(seed),
         webhook,
-        next_event: 0,
+        next_event: counters.next_event,
         fill_interval,
+        store,
+        saved_counters: counters,
     })));
     spawn_clocks(shared.clone(), fill_interval);
     let data = web::Data::new(shared);
@@ -165,9 +208,17 @@ fn spawn_clocks(shared: Shared, fill_interval: Duration) {
             ticker.tick().await;
             let mut s = walker.lock();
             let SimState {
-                market, market_rng, ..
+                market,
+                market_rng,
+                store,
+                ..
             } = &mut *s;
             market.step(market_rng);
+            if let Some(store) = store {
+                if let Err(e) = store.save_prices(market.prices()) {
+                    tracing::warn!(error = %e, "prices not saved");
+                }
+            }
         }
     });
     actix_web::rt::spawn(async move {
@@ -183,7 +234,15 @@ fn spawn_clocks(shared: Shared, fill_interval: Duration) {
                     ..
                 } = &mut *s;
                 let events = book.match_round(market, fill_rng);
-                s.plan(events)
+                let planned = s.plan(events);
+                match s.save() {
+                    Ok(()) => planned,
+                    // Unsaved fills are not pushed; polls see them once they are saved.
+                    Err(e) => {
+                        tracing::error!(error = %e, "fills not saved");
+                        Vec::new()
+                    }
+                }
             };
             shared.send(planned);
         }
@@ -221,7 +280,12 @@ fn with_rest_faults(
             return unavailable();
         }
         let (response, events) = work(&mut s);
-        (response, s.plan(events), fault)
+        let planned = s.plan(events);
+        if let Err(e) = s.save() {
+            tracing::error!(error = %e, "the book could not be saved");
+            return unavailable();
+        }
+        (response, planned, fault)
     };
     shared.send(planned);
     if fault == RestFault::LostResponse {
