@@ -21,6 +21,8 @@ pub struct AppState {
     pub relay: Relay,
     pub prices: PriceCache,
     pub in_flight: InFlight,
+    /// Checks that the database answers, for `/readyz`.
+    pub db_probe: crate::db::Probe,
     /// SHA-256 (hex) of the operator's admin token.
     pub admin_token_hash: String,
     /// The embedded simulator's base URL (None with an external exchange).

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use clap::builder::BoolishValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::db::pool::DbLimits;
 use crate::db::Backend;
 
 #[derive(Debug, Parser)]
@@ -171,6 +172,33 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDERKEEPER_DB_WRITERS", default_value_t = 16)]
     pub db_writers: usize,
 
+    /// PostgreSQL: milliseconds one statement of the engine may run before the server cancels it.
+    #[arg(
+        long,
+        env = "ORDERKEEPER_DB_STATEMENT_TIMEOUT_MS",
+        default_value_t = 30_000
+    )]
+    pub db_statement_timeout_ms: u64,
+
+    /// PostgreSQL: milliseconds a statement may wait for another transaction's row lock (a paused
+    /// or cut-off engine's, say) before it gives up and the phase is tried again.
+    #[arg(long, env = "ORDERKEEPER_DB_LOCK_TIMEOUT_MS", default_value_t = 3_000)]
+    pub db_lock_timeout_ms: u64,
+
+    /// PostgreSQL: milliseconds a transaction may sit idle before the server ends its session and
+    /// frees its locks (a process paused in the middle of a phase).
+    #[arg(
+        long,
+        env = "ORDERKEEPER_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+        default_value_t = 3_000
+    )]
+    pub db_idle_in_transaction_timeout_ms: u64,
+
+    /// PostgreSQL: seconds of silence before TCP keepalive probes start (3 probes, 2 s apart), so a
+    /// server behind a broken network is given up instead of waited on.
+    #[arg(long, env = "ORDERKEEPER_DB_KEEPALIVE_SECS", default_value_t = 10)]
+    pub db_keepalive_secs: u64,
+
     /// This engine's name among those sharing the database; a restart under the same name takes its
     /// open orders back at once (default: `engine@` and the listen address).
     #[arg(long, env = "ORDERKEEPER_ENGINE_ID")]
@@ -228,6 +256,18 @@ impl ServeArgs {
         self.engine_id
             .clone()
             .unwrap_or_else(|| format!("engine@{}", self.listen))
+    }
+
+    /// The database limits the flags set.
+    pub fn db_limits(&self) -> DbLimits {
+        let ms = std::time::Duration::from_millis;
+        DbLimits {
+            statement_timeout: ms(self.db_statement_timeout_ms),
+            lock_timeout: ms(self.db_lock_timeout_ms),
+            idle_in_transaction_timeout: ms(self.db_idle_in_transaction_timeout_ms),
+            keepalive_idle: std::time::Duration::from_secs(self.db_keepalive_secs),
+            ..DbLimits::default()
+        }
     }
 
     /// Where the embedded simulator keeps its book (`None`: in memory only).

@@ -195,8 +195,37 @@ impl From<diesel::result::Error> for AppError {
             {
                 AppError::Unavailable("the database is busy".into())
             }
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
+                AppError::Unavailable(format!(
+                    "the database connection is lost: {}",
+                    info.message()
+                ))
+            }
+            // A statement, a lock wait or an idle transaction ran past its limit (PostgreSQL's
+            // statement_timeout, lock_timeout, idle_in_transaction_session_timeout).
+            Error::DatabaseError(_, info)
+                if [
+                    "due to statement timeout",
+                    "due to lock timeout",
+                    "lock timeout",
+                    "idle-in-transaction timeout",
+                    "terminating connection",
+                ]
+                .iter()
+                .any(|m| info.message().contains(m)) =>
+            {
+                AppError::Unavailable(format!("the database gave up: {}", info.message()))
+            }
             other => AppError::Internal(other.to_string()),
         }
+    }
+}
+
+impl AppError {
+    /// Whether the connection it came from may have lost its server (worth a check before it is
+    /// used again): unavailability and errors nobody expected, never a refusal.
+    pub fn may_mean_a_lost_connection(&self) -> bool {
+        matches!(self, AppError::Unavailable(_) | AppError::Internal(_))
     }
 }
 

@@ -11,6 +11,7 @@ use rand::RngExt;
 use crate::app::AppState;
 use crate::auth::Authenticator;
 use crate::config::{FaultArgs, ServeArgs, SimArgs};
+use crate::db::pool::Connector;
 use crate::db::{self, accounts, admin_token, idempotency, now_micros, outbox, Writer};
 use crate::domain::Cents;
 use crate::engine::lease::{self, Lease};
@@ -58,8 +59,10 @@ fn random_token() -> String {
 impl Application {
     pub async fn build(args: ServeArgs) -> Result<Self, StartupError> {
         let shutdown = Shutdown::default();
-        let pool = db::connect(&args.database_url, 8)?;
-        let writer = db::open_writer(&args.database_url, args.db_writers)?;
+        let connector = Connector::new(&args.database_url)?.with_limits(args.db_limits());
+        let pool = db::pool::pool_of(connector.clone(), 8)?;
+        let writer = Writer::start(connector.clone(), args.db_writers)
+            .map_err(db::pool::DbSetupError::Writer)?;
         let listener = TcpListener::bind(&args.listen)?;
         let port = listener.local_addr()?.port();
         let (sim, exchange_url, exchange_secret) = start_exchange(&args, port)?;
@@ -75,6 +78,7 @@ impl Application {
         };
         let lease_ttl = Duration::from_millis(args.lease_ttl_ms.max(100));
         let (engine_id, ttl_micros) = (args.engine_id(), lease_ttl.as_micros() as i64);
+        let joined = std::time::Instant::now();
         let fence = writer
             .run(move |conn| db::leases::join(conn, &engine_id, ttl_micros, now_micros()))
             .await?;
@@ -96,7 +100,7 @@ impl Application {
             engine_settings,
             relay.clone(),
             metrics,
-            Lease::new(fence, lease_ttl),
+            Lease::new(fence, lease_ttl, joined),
         );
         let admin_token_hash = settle_admin_token(&writer, args.admin_token.clone()).await?;
         let demo_token = if args.no_demo {
@@ -117,6 +121,7 @@ impl Application {
             prices: PriceCache::new(exchange, Duration::from_secs(1)),
             in_flight: InFlight::default(),
             admin_token_hash,
+            db_probe: db::Probe::default(),
             exchange_secret,
             embedded_exchange: sim.as_ref().map(|_| exchange_url.clone()),
             idempotency_ttl_micros: micros(args.idempotency_ttl),

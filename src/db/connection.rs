@@ -37,6 +37,9 @@ pub struct DbConnection {
     pub inner: Inner,
     /// Open transactions: 0 outside any, 1 in a transaction, more in savepoints.
     depth: u32,
+    /// The server is gone (found by [`DbConnection::check_alive`]): the pool drops this connection
+    /// and the writer makes a new one.
+    broken: bool,
 }
 
 /// Runs `$body` with `$c` bound to the backend's own connection. The body is compiled once per
@@ -75,7 +78,11 @@ macro_rules! insert_rows {
 
 impl DbConnection {
     pub fn new(inner: Inner) -> Self {
-        Self { inner, depth: 0 }
+        Self {
+            inner,
+            depth: 0,
+            broken: false,
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -146,6 +153,28 @@ impl DbConnection {
             (Err(e), _) => Err(e),
             (Ok(_), Err(e)) => Err(e.into()),
         }
+    }
+
+    pub fn is_broken(&self) -> bool {
+        self.broken
+    }
+
+    /// Whether the server still answers; a connection that does not is marked broken for good.
+    pub fn check_alive(&mut self) -> bool {
+        if !self.broken && self.batch_execute("SELECT 1").is_err() {
+            self.broken = true;
+        }
+        !self.broken
+    }
+
+    /// Bounds how long the rest of this transaction waits for another's row locks (PostgreSQL;
+    /// SQLite has one writer and `busy_timeout`).
+    pub fn limit_lock_wait(&mut self, wait: std::time::Duration) -> Result<(), AppError> {
+        if self.backend() == Backend::Postgres {
+            let ms = wait.as_millis().max(1);
+            self.batch_execute(&format!("SET LOCAL lock_timeout = '{ms}ms'"))?;
+        }
+        Ok(())
     }
 
     /// Gives up whatever transaction is open (after a panic inside one).

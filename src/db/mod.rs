@@ -46,7 +46,43 @@ where
     let pool = pool.clone();
     actix_web::web::block(move || {
         let mut conn = pool.get()?;
-        work(&mut conn)
+        let outcome = work(&mut conn);
+        if outcome
+            .as_ref()
+            .is_err_and(AppError::may_mean_a_lost_connection)
+        {
+            // A dead connection is marked broken, so the pool drops it instead of handing it out.
+            conn.check_alive();
+        }
+        outcome
     })
     .await?
+}
+
+/// Whether the database answers a trivial read within a second, for `/readyz`. One check runs at a
+/// time, so a server that hangs ties up one blocking thread, not one per request.
+#[derive(Debug, Default)]
+pub struct Probe {
+    in_flight: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Probe {
+    pub async fn answers(&self, pool: &DbPool) -> Result<(), String> {
+        use std::sync::atomic::Ordering;
+        if self.in_flight.swap(true, Ordering::AcqRel) {
+            return Err("the database has not answered an earlier check yet".into());
+        }
+        let (pool, in_flight) = (pool.clone(), self.in_flight.clone());
+        let check = actix_web::rt::spawn(async move {
+            let answered = run(&pool, |conn| Ok(conn.batch_execute("SELECT 1")?)).await;
+            in_flight.store(false, Ordering::Release);
+            answered
+        });
+        match tokio::time::timeout(std::time::Duration::from_secs(1), check).await {
+            Ok(Ok(Ok(()))) => Ok(()),
+            Ok(Ok(Err(e))) => Err(e.to_string()),
+            Ok(Err(e)) => Err(format!("the check did not run: {e}")),
+            Err(_) => Err("the database did not answer within 1 s".into()),
+        }
+    }
 }

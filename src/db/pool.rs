@@ -33,10 +33,74 @@ pub enum DbSetupError {
     Writer(String),
 }
 
+/// How long PostgreSQL lets the engine's statements, lock waits and idle transactions run, and
+/// how soon a silent server is given up. A paused or cut-off engine then cannot hold rows that
+/// other engines need for longer than these, and a dead server shows itself as an error instead
+/// of a wait without end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DbLimits {
+    pub statement_timeout: Duration,
+    pub lock_timeout: Duration,
+    pub idle_in_transaction_timeout: Duration,
+    /// Idle time before TCP keepalive probes start (then 3 probes, 2 s apart), and the base of
+    /// `tcp_user_timeout` for data the server never acknowledges.
+    pub keepalive_idle: Duration,
+    /// How long opening a connection may take.
+    pub connect_timeout: Duration,
+}
+
+impl Default for DbLimits {
+    fn default() -> Self {
+        Self {
+            statement_timeout: Duration::from_secs(30),
+            lock_timeout: Duration::from_secs(3),
+            idle_in_transaction_timeout: Duration::from_secs(3),
+            keepalive_idle: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl DbLimits {
+    /// libpq's connection parameters for these limits, for those the URL does not set itself.
+    fn connection_parameters(&self, url: &str) -> String {
+        let idle = self.keepalive_idle.as_secs().max(1);
+        let wanted = [
+            ("keepalives", "1".to_owned()),
+            ("keepalives_idle", idle.to_string()),
+            ("keepalives_interval", "2".to_owned()),
+            ("keepalives_count", "3".to_owned()),
+            ("tcp_user_timeout", ((idle + 6) * 1000).to_string()),
+            (
+                "connect_timeout",
+                self.connect_timeout.as_secs().max(1).to_string(),
+            ),
+        ];
+        let mut with = url.to_owned();
+        for (name, value) in wanted {
+            if !url.contains(&format!("{name}=")) {
+                with.push(if with.contains('?') { '&' } else { '?' });
+                with.push_str(&format!("{name}={value}"));
+            }
+        }
+        with
+    }
+
+    fn session_settings(&self) -> String {
+        format!(
+            "SET statement_timeout = {}; SET lock_timeout = {}; SET idle_in_transaction_session_timeout = {};",
+            self.statement_timeout.as_millis(),
+            self.lock_timeout.as_millis(),
+            self.idle_in_transaction_timeout.as_millis()
+        )
+    }
+}
+
 /// Makes connections to one database, each set up for this engine.
 #[derive(Debug, Clone)]
 pub struct Connector {
     url: String,
+    limits: DbLimits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +119,13 @@ impl Connector {
         }
         Ok(Self {
             url: database_url.to_owned(),
+            limits: DbLimits::default(),
         })
+    }
+
+    pub fn with_limits(mut self, limits: DbLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     pub fn backend(&self) -> Backend {
@@ -64,7 +134,11 @@ impl Connector {
 
     /// A connection with this engine's settings.
     pub fn open(&self) -> Result<DbConnection, ConnectError> {
-        let mut conn = connection::establish(&self.url).map_err(|e| ConnectError(e.to_string()))?;
+        let url = match self.backend() {
+            Backend::Postgres => self.limits.connection_parameters(&self.url),
+            Backend::Sqlite => self.url.clone(),
+        };
+        let mut conn = connection::establish(&url).map_err(|e| ConnectError(e.to_string()))?;
         let settings = match conn.backend() {
             Backend::Sqlite => {
                 "PRAGMA journal_mode = WAL;
@@ -94,6 +168,10 @@ impl Connector {
         };
         conn.batch_execute(settings)
             .map_err(|e| ConnectError(e.to_string()))?;
+        if conn.backend() == Backend::Postgres {
+            conn.batch_execute(&self.limits.session_settings())
+                .map_err(|e| ConnectError(e.to_string()))?;
+        }
         Ok(conn)
     }
 }
@@ -111,8 +189,8 @@ impl ManageConnection for Connector {
             .map_err(|e| ConnectError(e.to_string()))
     }
 
-    fn has_broken(&self, _: &mut DbConnection) -> bool {
-        false
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        conn.is_broken()
     }
 }
 
@@ -150,11 +228,17 @@ pub fn open_writer(database_url: &str, postgres_writers: usize) -> Result<Writer
 
 /// Opens the pool of reading connections and brings the schema up to date.
 pub fn connect(database_url: &str, max_size: u32) -> Result<DbPool, DbSetupError> {
-    let connector = Connector::new(database_url)?;
+    pool_of(Connector::new(database_url)?, max_size)
+}
+
+/// [`connect`] with `connector`'s settings.
+pub fn pool_of(connector: Connector, max_size: u32) -> Result<DbPool, DbSetupError> {
     migrate(&connector)?;
     Ok(Pool::builder()
         .max_size(max_size)
-        .connection_timeout(Duration::from_secs(10))
+        // A read waits this long for a connection; past it, 503. A database that cannot be
+        // reached is said so soon, not after a long wait.
+        .connection_timeout(Duration::from_secs(3))
         // A `SELECT 1` before every read costs a round trip; a broken connection shows itself on
         // its first query and is dropped on return (`has_broken`).
         .test_on_check_out(false)
@@ -172,5 +256,21 @@ mod tests {
         assert_eq!(Backend::of("postgres://localhost/db"), Backend::Postgres);
         assert_eq!(Backend::of("postgresql://localhost/db"), Backend::Postgres);
         assert!(Connector::new("sqlite://").is_err());
+    }
+
+    #[test]
+    fn postgres_urls_get_keepalives_and_timeouts_unless_they_set_their_own() {
+        let limits = DbLimits::default();
+        let url = limits.connection_parameters("postgres://u@h/db");
+        assert_eq!(
+            url,
+            "postgres://u@h/db?keepalives=1&keepalives_idle=10&keepalives_interval=2&keepalives_count=3&tcp_user_timeout=16000&connect_timeout=5"
+        );
+        let own =
+            limits.connection_parameters("postgres://u@h/db?sslmode=disable&keepalives_idle=30");
+        assert!(
+            own.starts_with("postgres://u@h/db?sslmode=disable&keepalives_idle=30&keepalives=1&")
+        );
+        assert!(!own.contains("keepalives_idle=10"), "{own}");
     }
 }

@@ -15,7 +15,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -27,12 +27,24 @@ use crate::error::AppError;
 /// At most this many phases share a SQLite transaction, so that no caller waits on a huge batch.
 const MAX_BATCH: usize = 512;
 
+/// What running a phase told about the connection it ran on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ran {
+    Fine,
+    /// It failed in a way a lost server would explain: the connection is checked.
+    Suspect,
+    /// It panicked inside the transaction: the connection is not to be trusted.
+    Panicked,
+}
+
 /// A phase waiting to run, with the caller to answer.
 trait Pending: Send {
-    /// Runs the phase in a savepoint of the writer's transaction; returns false if it panicked.
-    fn run(&mut self, conn: &mut DbConnection) -> bool;
+    /// Runs the phase in a savepoint of the writer's transaction.
+    fn run(&mut self, conn: &mut DbConnection) -> Ran;
     /// Answers the caller once the transaction's fate is known.
     fn answer(self: Box<Self>, committed: Result<(), String>);
+    /// Answers the caller without running the phase.
+    fn refuse(self: Box<Self>, why: String);
 }
 
 struct Waiting<T, F> {
@@ -46,23 +58,34 @@ where
     T: Send,
     F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send,
 {
-    fn run(&mut self, conn: &mut DbConnection) -> bool {
+    fn run(&mut self, conn: &mut DbConnection) -> Ran {
         let Some(phase) = self.phase.take() else {
-            return true;
+            return Ran::Fine;
         };
         let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
             conn.transaction::<T, AppError, _>(phase)
         }));
         match ran {
             Ok(outcome) => {
+                let suspect = outcome
+                    .as_ref()
+                    .is_err_and(AppError::may_mean_a_lost_connection);
                 self.outcome = Some(outcome);
-                true
+                if suspect {
+                    Ran::Suspect
+                } else {
+                    Ran::Fine
+                }
             }
             Err(_) => {
                 self.outcome = Some(Err(AppError::Internal("a phase panicked".into())));
-                false
+                Ran::Panicked
             }
         }
+    }
+
+    fn refuse(self: Box<Self>, why: String) {
+        let _ = self.reply.send(Err(AppError::Unavailable(why)));
     }
 
     fn answer(self: Box<Self>, committed: Result<(), String>) {
@@ -102,21 +125,41 @@ impl Writer {
             Backend::Sqlite => (1, MAX_BATCH),
             Backend::Postgres => (postgres_writers.max(1), 1),
         };
+        // Raised each time a writer finds its server gone: the server usually took every
+        // connection with it, so each other writer checks its own before it writes again.
+        let losses = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         for n in 0..threads {
             let mut conn = connector.open().map_err(|e| e.to_string())?;
             let (connector, waiting, counted) = (connector.clone(), waiting.clone(), stats.clone());
+            let losses = losses.clone();
+            let mut losses_seen = 0;
             std::thread::Builder::new()
                 .name(format!("db-writer-{n}"))
                 .spawn(move || loop {
+                    use std::sync::atomic::Ordering;
                     let Some(taken) = take(&waiting, batch) else {
                         return;
                     };
-                    if !commit_batch(&mut conn, taken, &counted) {
-                        // A phase panicked inside the transaction: start over on a fresh connection.
-                        match connector.open() {
-                            Ok(fresh) => conn = fresh,
-                            Err(e) => tracing::error!(error = %e, "a writer cannot reconnect"),
+                    let lost_elsewhere = losses.load(Ordering::Acquire);
+                    if lost_elsewhere != losses_seen {
+                        losses_seen = lost_elsewhere;
+                        if !conn.check_alive() {
+                            for pending in taken {
+                                pending.refuse("the database connection is lost".into());
+                            }
+                            conn = reconnect(&connector, &waiting);
+                            continue;
                         }
+                    }
+                    let ran = commit_batch(&mut conn, taken, &counted);
+                    let lost = match ran {
+                        Ran::Fine => false,
+                        Ran::Panicked => true,
+                        Ran::Suspect => !conn.check_alive(),
+                    };
+                    if lost {
+                        losses_seen = losses.fetch_add(1, Ordering::AcqRel) + 1;
+                        conn = reconnect(&connector, &waiting);
                     }
                 })
                 .map_err(|e| e.to_string())?;
@@ -149,6 +192,38 @@ impl Writer {
     }
 }
 
+/// A new connection, tried again with a growing pause until the server answers. Meanwhile every
+/// phase that comes is answered at once (503) rather than left waiting on a server that is gone.
+fn reconnect(
+    connector: &Connector,
+    waiting: &std::sync::Mutex<mpsc::Receiver<Box<dyn Pending>>>,
+) -> DbConnection {
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match connector.open() {
+            Ok(fresh) => {
+                tracing::info!("a database writer is connected again");
+                return fresh;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, ?pause, "a database writer cannot reconnect; trying again");
+                let why = format!("the database cannot be reached: {e}");
+                // Another writer may hold the queue while it waits for work: it will take the
+                // next phase itself, so this one does not wait for the queue.
+                let refused = waiting
+                    .try_lock()
+                    .map(|queue| queue.try_iter().collect::<Vec<_>>())
+                    .unwrap_or_default();
+                for pending in refused {
+                    pending.refuse(why.clone());
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
 /// The first phase waiting, and up to `batch` in all of those queued behind it; None once every
 /// handle on the writer is gone.
 fn take(
@@ -169,19 +244,20 @@ fn take(
     Some(taken)
 }
 
-/// Runs the batch in one transaction and answers every caller; false if a phase panicked.
+/// Runs the batch in one transaction and answers every caller; says what the phases told about
+/// the connection.
 fn commit_batch(
     conn: &mut DbConnection,
     mut batch: Vec<Box<dyn Pending>>,
     stats: &WriterStats,
-) -> bool {
+) -> Ran {
     use std::sync::atomic::Ordering;
     let started = Instant::now();
-    let mut sound = true;
+    let mut sound = Ran::Fine;
     if let [lone] = batch.as_mut_slice() {
         // One phase is its own transaction: no savepoint around it, two statements fewer.
         sound = lone.run(conn);
-        if !sound {
+        if sound == Ran::Panicked {
             conn.abandon_transaction();
         }
         stats.transactions.fetch_add(1, Ordering::Relaxed);
@@ -194,15 +270,22 @@ fn commit_batch(
     let committed = conn
         .transaction::<_, diesel::result::Error, _>(|conn| {
             for pending in batch.iter_mut() {
-                if !pending.run(conn) {
-                    sound = false;
-                    return Err(diesel::result::Error::RollbackTransaction);
+                match pending.run(conn) {
+                    Ran::Fine => {}
+                    Ran::Suspect => sound = Ran::Suspect,
+                    Ran::Panicked => {
+                        sound = Ran::Panicked;
+                        return Err(diesel::result::Error::RollbackTransaction);
+                    }
                 }
             }
             Ok(())
         })
         .map_err(|e| e.to_string());
-    if !sound {
+    if committed.is_err() && sound == Ran::Fine {
+        sound = Ran::Suspect;
+    }
+    if sound == Ran::Panicked {
         // The connection's transaction state is not to be trusted after a panic inside it.
         conn.abandon_transaction();
     }

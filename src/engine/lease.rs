@@ -3,7 +3,8 @@
 //! the orders of an engine whose lease ran out, and picking up the notes other engines leave.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use super::messages::{Drive, Reason};
 use super::Engine;
@@ -19,14 +20,33 @@ pub struct Lease {
     engine: String,
     epoch: AtomicI64,
     ttl: Duration,
+    /// When the last renewal that succeeded was sent: the lease holds until a TTL after it.
+    renewed: Mutex<Instant>,
 }
 
 impl Lease {
-    pub fn new(fence: Fence, ttl: Duration) -> Self {
+    /// The lease `fence` was joined under, sent at `joined`.
+    pub fn new(fence: Fence, ttl: Duration, joined: Instant) -> Self {
         Lease {
             engine: fence.engine,
             epoch: AtomicI64::new(fence.epoch),
             ttl,
+            renewed: Mutex::new(joined),
+        }
+    }
+
+    /// Whether the lease is still held as far as this engine knows: a renewal sent less than a TTL
+    /// ago succeeded.
+    pub fn is_held(&self) -> bool {
+        self.renewed
+            .lock()
+            .map(|sent| sent.elapsed() < self.ttl)
+            .unwrap_or(false)
+    }
+
+    fn renewed_at(&self, sent: Instant) {
+        if let Ok(mut renewed) = self.renewed.lock() {
+            *renewed = sent;
         }
     }
 
@@ -71,21 +91,35 @@ pub fn spawn_keeper(engine: Engine, shutdown: Shutdown) {
 async fn keep(engine: &Engine) -> Result<(), AppError> {
     let lease = engine.lease();
     let (fence, ttl) = (lease.fence(), lease.ttl_micros());
+    // The keeper never waits on another engine's locks for longer than its lease can spare.
+    let wait = lease.ttl / 4;
+    let sent = Instant::now();
     let renewed = engine
         .writer()
-        .run(move |conn| leases::renew(conn, &fence, ttl, now_micros()))
+        .run(move |conn| {
+            conn.limit_lock_wait(wait)?;
+            leases::renew(conn, &fence, ttl, now_micros())
+        })
         .await?;
+    if renewed {
+        lease.renewed_at(sent);
+    }
     if !renewed {
         // Taken over (this engine was too slow to renew) or joined by another process under the
         // same id: the orders taken are another's now, and this engine's writes to them are
         // refused. Join again for new work and whatever is still ours.
         let id = lease.engine_id().to_owned();
+        let sent = Instant::now();
         let fence = engine
             .writer()
-            .run(move |conn| leases::join(conn, &id, ttl, now_micros()))
+            .run(move |conn| {
+                conn.limit_lock_wait(wait)?;
+                leases::join(conn, &id, ttl, now_micros())
+            })
             .await?;
         tracing::warn!(engine = %fence.engine, epoch = fence.epoch, "lease lost; joined again");
         lease.epoch.store(fence.epoch, Ordering::Release);
+        lease.renewed_at(sent);
         engine.adopt_orphans().await?;
     }
     let expired = db::run(engine.pool(), |conn| leases::expired(conn, now_micros())).await?;
@@ -94,7 +128,10 @@ async fn keep(engine: &Engine) -> Result<(), AppError> {
         let from = dead.clone();
         let taken = engine
             .writer()
-            .run(move |conn| leases::take_over(conn, &from, &fence, now_micros()))
+            .run(move |conn| {
+                conn.limit_lock_wait(wait)?;
+                leases::take_over(conn, &from, &fence, now_micros())
+            })
             .await?;
         if taken > 0 {
             tracing::warn!(from = %dead, orders = taken, "took over the open orders of an expired engine");

@@ -60,12 +60,23 @@ pub(crate) async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, 
         .body(text))
 }
 
-/// 503 until every open order picked up after a start has finished its first recovery step.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Every open order has finished its first recovery step"), (status = 503, description = "Still recovering")))]
+/// 200 only while this engine can do its work: every open order picked up after a start has
+/// finished its first recovery step, the lease is held, and the database answers. Otherwise 503,
+/// with the reason.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Recovered, holding the lease, and the database answers"), (status = 503, description = "Still recovering, the lease is lost, or the database cannot be reached; `reason` says which")))]
 pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    if state.engine.is_ready() {
-        HttpResponse::Ok().json(json!({"status": "ready"}))
-    } else {
-        HttpResponse::ServiceUnavailable().json(json!({"status": "recovering"}))
+    let not_ready = |status: &str, reason: String| {
+        HttpResponse::ServiceUnavailable().json(json!({"status": status, "reason": reason}))
+    };
+    if !state.engine.is_ready() {
+        return not_ready("recovering", "open orders are still being picked up".into());
     }
+    if let Err(why) = state.db_probe.answers(&state.pool).await {
+        return not_ready("database_unreachable", why);
+    }
+    if !state.engine.lease().is_held() {
+        let reason = "the lease was not renewed within its time to live".to_owned();
+        return not_ready("no_lease", reason);
+    }
+    HttpResponse::Ok().json(json!({"status": "ready"}))
 }

@@ -8,6 +8,7 @@ mod cancel_and_read;
 mod conservation;
 #[path = "../common/database.rs"]
 mod database;
+mod database_faults;
 mod exchange_push;
 mod feed;
 #[path = "../common/feed_client.rs"]
@@ -19,6 +20,8 @@ mod leases;
 mod limits;
 mod money_holes;
 mod ops;
+#[path = "../common/proxy.rs"]
+mod proxy;
 #[path = "../common/shared.rs"]
 mod shared;
 mod status_batches;

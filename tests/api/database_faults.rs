@@ -1,0 +1,137 @@
+//! The database as a part that fails: the engine reaches PostgreSQL through the tests' own TCP
+//! proxy, which cuts every connection (a restart, a failover, an idle-connection killer) or stalls
+//! them (a network that stops answering). `/readyz` must say so while it lasts, nothing answered
+//! may be lost, and the engine must carry on once the database is back.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use actix_web::http::StatusCode;
+use serde_json::json;
+
+use crate::helpers::*;
+use crate::proxy::{through, Proxy};
+
+async fn within<T>(seconds: u64, what: &str, work: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(seconds), work)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer within {seconds} s"))
+}
+
+/// `/readyz`'s status and body once it answers `status`, within `seconds`.
+async fn readyz_becomes(app: &TestApp, status: StatusCode, seconds: u64) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let answer = within(5, "/readyz", app.get("", "/readyz")).await;
+        if answer.status == status {
+            return answer.json();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz stayed {} ({}), expected {status}",
+            answer.status,
+            String::from_utf8_lossy(&answer.body)
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Submits under `key` until the engine answers something other than 503, as a client retrying
+/// with its key would.
+async fn submit_until_taken(app: &TestApp, token: &str, key: &str, body: &str) -> Answer {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let answer = within(15, key, app.submit(token, Some(key), body)).await;
+        if answer.status != StatusCode::SERVICE_UNAVAILABLE {
+            return answer;
+        }
+        assert!(Instant::now() < deadline, "{key}: 503 for 30 s");
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Ends every other session on the database `url` names, as a server restart does.
+fn terminate_every_session(url: &str) {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let mut admin = diesel::PgConnection::establish(url).expect("connects");
+    admin
+        .batch_execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .expect("sessions terminated");
+}
+
+#[actix_web::test]
+async fn a_lost_database_is_told_by_readyz_and_the_engine_carries_on_when_it_is_back() {
+    if crate::database::postgres_server().is_none() {
+        eprintln!("skipped: needs ORDERKEEPER_TEST_POSTGRES");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let direct = database_url(&dir);
+    let (_, upstream) = through(&direct, 0);
+    let proxy = Proxy::start(upstream);
+    let (proxied, _) = through(&direct, proxy.port);
+    let app = spawn_app_in(dir, |args| args.database_url = proxied).await;
+    let alice = app.create_account("100000.00", json!({})).await;
+    let first = app.resting_order(&alice.token, "before", 1).await;
+    readyz_becomes(&app, StatusCode::OK, 10).await;
+
+    // Every connection is cut, and new ones refused: the database is gone.
+    proxy.cut();
+    let said = readyz_becomes(&app, StatusCode::SERVICE_UNAVAILABLE, 10).await;
+    assert_eq!(said["status"], "database_unreachable", "{said}");
+    let body = limit_buy("INFY", 1, "100.00");
+    let refused = within(
+        15,
+        "a submit while cut",
+        app.submit(&alice.token, Some("cut"), &body),
+    )
+    .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        String::from_utf8_lossy(&refused.body)
+    );
+
+    // It comes back: ready again, and every part of the engine works.
+    proxy.heal();
+    readyz_becomes(&app, StatusCode::OK, 20).await;
+    let taken = submit_until_taken(&app, &alice.token, "cut", &body).await;
+    assert_eq!(taken.status, StatusCode::CREATED);
+    let id = taken.json()["id"].as_str().expect("id").to_owned();
+    app.wait_for_status(&alice.token, &id, "new").await;
+    let first_id = first["id"].as_str().expect("id");
+    app.cancel_and_wait(&alice.token, first_id).await;
+
+    // The connections stall: nothing answers, nothing is closed. Then they are cut and it heals.
+    proxy.stall();
+    let said = readyz_becomes(&app, StatusCode::SERVICE_UNAVAILABLE, 10).await;
+    assert_eq!(said["status"], "database_unreachable", "{said}");
+    proxy.cut();
+    proxy.heal();
+    readyz_becomes(&app, StatusCode::OK, 20).await;
+    let after = submit_until_taken(&app, &alice.token, "after-stall", &body).await;
+    assert_eq!(after.status, StatusCode::CREATED);
+    app.cancel_and_wait(&alice.token, &id).await;
+    let after_id = after.json()["id"].as_str().expect("id").to_owned();
+    app.cancel_and_wait(&alice.token, &after_id).await;
+
+    // The server ends every session of the engine (a restart, a failover, an idle killer).
+    terminate_every_session(&direct);
+    let after_restart = submit_until_taken(&app, &alice.token, "after-terminate", &body).await;
+    assert_eq!(after_restart.status, StatusCode::CREATED);
+    let restart_id = after_restart.json()["id"].as_str().expect("id").to_owned();
+    app.wait_for_status(&alice.token, &restart_id, "new").await;
+    app.cancel_and_wait(&alice.token, &restart_id).await;
+    readyz_becomes(&app, StatusCode::OK, 20).await;
+
+    let audit = within(15, "the audit", app.get(ADMIN_TOKEN, "/v1/admin/audit")).await;
+    assert_eq!(audit.json()["ok"], true, "{}", audit.json());
+    let balances = app.get(&alice.token, "/v1/balances").await.json();
+    assert_eq!(balances["cash"]["available"], "100000.00", "{balances}");
+    assert_eq!(balances["cash"]["reserved"], "0.00", "{balances}");
+}
