@@ -80,7 +80,7 @@ impl Application {
         let (engine_id, ttl_micros) = (args.engine_id(), lease_ttl.as_micros() as i64);
         let joined = std::time::Instant::now();
         let fence = writer
-            .run(move |conn| db::leases::join(conn, &engine_id, ttl_micros, now_micros()))
+            .run(move |conn| db::leases::join(conn, &engine_id, ttl_micros))
             .await?;
         tracing::info!(engine = %fence.engine, epoch = fence.epoch, "joined the database");
         if let Some(url) = &args.broker {

@@ -29,14 +29,25 @@ fn open_statuses() -> Vec<OrderStatus> {
         .collect()
 }
 
+/// The database's clock, in microseconds. Leases are judged by it, never by an engine's own clock,
+/// so an engine whose clock runs ahead neither sees live engines as dead, and one whose clock runs
+/// behind does not wait on dead ones. (SQLite has one engine, on the machine whose clock it reads.)
+pub fn database_now(conn: &mut DbConnection) -> Result<i64, AppError> {
+    match &mut conn.inner {
+        Inner::Postgres(c) => Ok(
+            diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                "(extract(epoch from clock_timestamp()) * 1000000)::bigint",
+            ))
+            .get_result(c)?,
+        ),
+        Inner::Sqlite(_) => Ok(super::now_micros()),
+    }
+}
+
 /// Joins (or joins again after a restart) under a new epoch, and takes back the open orders this
 /// engine owned, and any owned by no one. Returns the fence to write under.
-pub fn join(
-    conn: &mut DbConnection,
-    engine: &str,
-    ttl_micros: i64,
-    now: i64,
-) -> Result<Fence, AppError> {
+pub fn join(conn: &mut DbConnection, engine: &str, ttl_micros: i64) -> Result<Fence, AppError> {
+    let now = database_now(conn)?;
     let epoch: i64 = with_conn!(conn, |c| diesel::insert_into(engines::table)
         .values((
             engines::id.eq(engine),
@@ -68,12 +79,8 @@ pub fn join(
 
 /// Extends the lease; false when it was lost (taken over, or joined again by another process
 /// under the same id).
-pub fn renew(
-    conn: &mut DbConnection,
-    fence: &Fence,
-    ttl_micros: i64,
-    now: i64,
-) -> Result<bool, AppError> {
+pub fn renew(conn: &mut DbConnection, fence: &Fence, ttl_micros: i64) -> Result<bool, AppError> {
+    let now = database_now(conn)?;
     let renewed = with_conn!(conn, |c| diesel::update(
         engines::table
             .filter(engines::id.eq(&fence.engine))
@@ -112,7 +119,8 @@ pub fn lapsed(now: i64) -> _ {
 /// Engines whose lease has run out while they still own open orders. The engines come first, and
 /// few of them: each dead one is then looked up among the open orders through the owner index, so
 /// no order of a live engine is read.
-pub fn expired(conn: &mut DbConnection, now: i64) -> Result<Vec<String>, AppError> {
+pub fn expired(conn: &mut DbConnection) -> Result<Vec<String>, AppError> {
+    let now = database_now(conn)?;
     let dead: Vec<String> = with_conn!(conn, |c| lapsed(now).load(c))?;
     let mut owning = Vec::new();
     for engine in dead {
@@ -131,15 +139,11 @@ pub fn expired(conn: &mut DbConnection, now: i64) -> Result<Vec<String>, AppErro
 /// Takes over a dead engine's open orders, if its lease is still expired (it may have come back);
 /// returns how many. The dead engine's epoch is raised, so that if it comes back its renewal
 /// fails and it joins again, never reusing an epoch.
-pub fn take_over(
-    conn: &mut DbConnection,
-    dead: &str,
-    fence: &Fence,
-    now: i64,
-) -> Result<usize, AppError> {
+pub fn take_over(conn: &mut DbConnection, dead: &str, fence: &Fence) -> Result<usize, AppError> {
     if dead == fence.engine {
         return Ok(0);
     }
+    let now = database_now(conn)?;
     let fenced = with_conn!(conn, |c| diesel::update(
         engines::table
             .filter(engines::id.eq(dead))

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use super::messages::{Drive, Reason};
 use super::Engine;
+use crate::db;
 use crate::db::leases::{self, Fence};
-use crate::db::{self, now_micros};
 use crate::error::AppError;
 use crate::shutdown::Shutdown;
 
@@ -98,7 +98,7 @@ async fn keep(engine: &Engine) -> Result<(), AppError> {
         .writer()
         .run(move |conn| {
             conn.limit_lock_wait(wait)?;
-            leases::renew(conn, &fence, ttl, now_micros())
+            leases::renew(conn, &fence, ttl)
         })
         .await?;
     if renewed {
@@ -114,7 +114,7 @@ async fn keep(engine: &Engine) -> Result<(), AppError> {
             .writer()
             .run(move |conn| {
                 conn.limit_lock_wait(wait)?;
-                leases::join(conn, &id, ttl, now_micros())
+                leases::join(conn, &id, ttl)
             })
             .await?;
         tracing::warn!(engine = %fence.engine, epoch = fence.epoch, "lease lost; joined again");
@@ -122,7 +122,7 @@ async fn keep(engine: &Engine) -> Result<(), AppError> {
         lease.renewed_at(sent);
         engine.adopt_orphans().await?;
     }
-    let expired = db::run(engine.pool(), |conn| leases::expired(conn, now_micros())).await?;
+    let expired = db::run(engine.pool(), |conn| leases::expired(conn)).await?;
     for dead in expired {
         let fence = lease.fence();
         let from = dead.clone();
@@ -130,7 +130,7 @@ async fn keep(engine: &Engine) -> Result<(), AppError> {
             .writer()
             .run(move |conn| {
                 conn.limit_lock_wait(wait)?;
-                leases::take_over(conn, &from, &fence, now_micros())
+                leases::take_over(conn, &from, &fence)
             })
             .await?;
         if taken > 0 {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use diesel::RunQueryDsl;
 use serde_json::json;
 
-use orderkeeper::db::{leases, now_micros};
+use orderkeeper::db::leases;
 use orderkeeper::domain::OrderId;
 use orderkeeper::error::AppError;
 
@@ -32,8 +32,8 @@ async fn an_engine_whose_lease_was_taken_over_may_not_write_to_the_order() {
         old.engine
     );
     orderkeeper::with_conn!(conn, |c| diesel::sql_query(&expire).execute(c)).unwrap();
-    let other = leases::join(&mut conn, "engine@elsewhere", 60_000_000, now_micros()).unwrap();
-    let taken = leases::take_over(&mut conn, &old.engine, &other, now_micros()).unwrap();
+    let other = leases::join(&mut conn, "engine@elsewhere", 60_000_000).unwrap();
+    let taken = leases::take_over(&mut conn, &old.engine, &other).unwrap();
     assert_eq!(taken, 1);
 
     // A phase under the old lease is refused; under the new one it passes.

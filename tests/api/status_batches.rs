@@ -515,10 +515,8 @@ async fn looking_for_dead_engines_reads_no_order_of_a_live_one() {
     let (mut conn, account) = (books.pool.get().unwrap(), books.alice);
     more_orders(&mut conn, account, 2_000);
     // A live engine takes every open order.
-    let live = leases::join(&mut conn, "engine@live", 60_000_000, db::now_micros()).unwrap();
-    let (dead, read) = reading(&mut conn, "orders", |conn| {
-        leases::expired(conn, db::now_micros())
-    });
+    let live = leases::join(&mut conn, "engine@live", 60_000_000).unwrap();
+    let (dead, read) = reading(&mut conn, "orders", |conn| leases::expired(conn));
     assert_eq!(dead, Vec::<String>::new());
     assert!(
         read.rows < 10,
@@ -528,7 +526,7 @@ async fn looking_for_dead_engines_reads_no_order_of_a_live_one() {
     // Once its lease has run out, it is found.
     conn.batch_execute("UPDATE engines SET expires_at = 0")
         .unwrap();
-    let dead = leases::expired(&mut conn, db::now_micros()).unwrap();
+    let dead = leases::expired(&mut conn).unwrap();
     assert_eq!(dead, vec![live.engine]);
 }
 
@@ -555,7 +553,7 @@ async fn a_read_left_with_no_key_to_use_is_not_compiled() {
         return;
     };
     let mut conn = books.pool.get().unwrap();
-    leases::join(&mut conn, "engine@here", 60_000_000, db::now_micros()).unwrap();
+    leases::join(&mut conn, "engine@here", 60_000_000).unwrap();
     // The lease's look for dead engines has no index to use: with scans turned off it is costed
     // as if huge, which used to put it above the JIT threshold, compiled at every lease tick.
     // The statement explained is the one diesel builds for it, its one bind written in.

@@ -5,6 +5,7 @@
 #[path = "../common/books.rs"]
 mod books;
 mod broker;
+mod clocks;
 #[path = "../common/database.rs"]
 mod database;
 mod default_install;

@@ -271,6 +271,8 @@ pub struct Engine {
     log: PathBuf,
     /// RUST_LOG for every start.
     log_filter: &'static str,
+    /// A program the engine runs under (`faketime -f +30s`), empty for none.
+    launcher: Vec<String>,
 }
 
 impl Engine {
@@ -298,6 +300,7 @@ impl Engine {
             extra: Vec::new(),
             log: dir.join("orderkeeper.log"),
             log_filter: "warn",
+            launcher: Vec::new(),
         };
         engine.spawn();
         engine
@@ -308,6 +311,22 @@ impl Engine {
     pub fn start_sharing(dir: &Path, port: u16, exchange: &str, extra: &[&str]) -> Self {
         let log = dir.join(format!("engine-{port}.log"));
         Self::launch(dir, port, exchange, extra, log, "warn")
+    }
+
+    /// [`Engine::start_sharing`] with the process's wall clock `offset` from the machine's
+    /// (`+30s`, `-30s`), through Debian's `faketime`; its monotonic clock is left alone.
+    pub fn start_sharing_skewed(
+        dir: &Path,
+        port: u16,
+        exchange: &str,
+        extra: &[&str],
+        offset: &str,
+    ) -> Self {
+        let log = dir.join(format!("engine-{port}.log"));
+        let mut engine = Self::configured(dir, port, exchange, extra, log, "info");
+        engine.launcher = vec!["faketime".into(), "-f".into(), offset.into()];
+        engine.spawn();
+        engine
     }
 
     /// An engine logging JSON lines at `info`, as an operator would run it.
@@ -324,7 +343,21 @@ impl Engine {
         log: PathBuf,
         log_filter: &'static str,
     ) -> Self {
-        let mut engine = Self {
+        let mut engine = Self::configured(dir, port, exchange, extra, log, log_filter);
+        engine.spawn();
+        engine
+    }
+
+    /// An engine set up to start, not started.
+    fn configured(
+        dir: &Path,
+        port: u16,
+        exchange: &str,
+        extra: &[&str],
+        log: PathBuf,
+        log_filter: &'static str,
+    ) -> Self {
+        Self {
             child: None,
             port,
             database_url: crate::database::url_for(dir),
@@ -335,9 +368,8 @@ impl Engine {
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
             log,
             log_filter,
-        };
-        engine.spawn();
-        engine
+            launcher: Vec::new(),
+        }
     }
 
     /// Waits up to 20 s for the order to reach `status`.
@@ -388,7 +420,15 @@ impl Engine {
     }
 
     fn spawn(&mut self) {
-        let mut command = Command::new(BIN);
+        let mut command = match self.launcher.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(BIN);
+                command.env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+                command
+            }
+            None => Command::new(BIN),
+        };
         if let Some(points) = self.fault_points.take() {
             command.env("FAILPOINTS", points);
         }
