@@ -122,7 +122,7 @@ async fn keep(engine: &Engine) -> Result<(), AppError> {
         lease.renewed_at(sent);
         engine.adopt_orphans().await?;
     }
-    let expired = db::run(engine.pool(), |conn| leases::expired(conn)).await?;
+    let expired = db::run(engine.pool(), leases::expired).await?;
     for dead in expired {
         let fence = lease.fence();
         let from = dead.clone();

@@ -516,7 +516,7 @@ async fn looking_for_dead_engines_reads_no_order_of_a_live_one() {
     more_orders(&mut conn, account, 2_000);
     // A live engine takes every open order.
     let live = leases::join(&mut conn, "engine@live", 60_000_000).unwrap();
-    let (dead, read) = reading(&mut conn, "orders", |conn| leases::expired(conn));
+    let (dead, read) = reading(&mut conn, "orders", leases::expired);
     assert_eq!(dead, Vec::<String>::new());
     assert!(
         read.rows < 10,
