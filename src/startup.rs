@@ -14,6 +14,7 @@ use crate::config::{FaultArgs, ServeArgs, SimArgs};
 use crate::db::pool::Connector;
 use crate::db::{self, accounts, admin_token, idempotency, now_micros, outbox, Writer};
 use crate::domain::Cents;
+use crate::engine::identity::IdLock;
 use crate::engine::lease::{self, Lease};
 use crate::engine::{Engine, EngineSettings};
 use crate::error::AppError;
@@ -38,6 +39,8 @@ pub enum StartupError {
     MissingExchangeSecret,
     #[error("start-up failed: {0}")]
     App(#[from] AppError),
+    #[error(transparent)]
+    Identity(#[from] crate::engine::identity::IdentityError),
 }
 
 /// A built engine, bound to its port and ready to run.
@@ -78,6 +81,7 @@ impl Application {
         };
         let lease_ttl = Duration::from_millis(args.lease_ttl_ms.max(100));
         let (engine_id, ttl_micros) = (args.engine_id(), lease_ttl.as_micros() as i64);
+        let id_lock = IdLock::take(&connector, &args.engine_id())?;
         let joined = std::time::Instant::now();
         let fence = writer
             .run(move |conn| db::leases::join(conn, &engine_id, ttl_micros))
@@ -158,7 +162,7 @@ impl Application {
         .run();
         tracing::info!(port, exchange = %exchange_url, "orderkeeper listening");
         spawn_recovery(state.clone(), shutdown.clone());
-        lease::spawn_keeper(engine.clone(), shutdown.clone());
+        lease::spawn_keeper(engine.clone(), Arc::new(id_lock), shutdown.clone());
         Ok(Self {
             port,
             server,

@@ -171,6 +171,24 @@ pub fn take_over(conn: &mut DbConnection, dead: &str, fence: &Fence) -> Result<u
     Ok(taken)
 }
 
+/// The fence a new order is to be recorded under: `given`'s engine at the epoch its row holds now,
+/// read inside the caller's transaction. An engine that was paused may still carry the epoch it
+/// held before; an order stamped with that one would belong to no live engine. On PostgreSQL the
+/// row is share-locked to the end of the transaction, so a join or takeover that raises the epoch
+/// waits for the order to commit and then counts it among the engine's orders. An engine with no
+/// row (an order recorded before any engine joined) keeps `given`.
+pub fn owner_now(conn: &mut DbConnection, given: &Fence) -> Result<Fence, AppError> {
+    let row = engines::table.find(&given.engine).select(engines::epoch);
+    let epoch: Option<i64> = match &mut conn.inner {
+        Inner::Postgres(c) => row.for_share().first(c).optional()?,
+        Inner::Sqlite(c) => row.first(c).optional()?,
+    };
+    Ok(Fence {
+        engine: given.engine.clone(),
+        epoch: epoch.unwrap_or(given.epoch),
+    })
+}
+
 /// Refuses the phase unless `fence` still owns the order. On PostgreSQL the order's row stays
 /// locked to the end of the phase, so a takeover waits for it or the phase waits for the takeover.
 pub fn check(conn: &mut DbConnection, order: OrderId, fence: &Fence) -> Result<(), AppError> {

@@ -147,6 +147,10 @@ pub enum TransitionError {
     /// real venue). Nothing to record, and nothing wrong.
     #[error("the order is already acknowledged")]
     AlreadyAcknowledged,
+    /// The placement was recorded as sent already: a step that decided on an older copy of the
+    /// order must not place it as if it never had been (its next step asks the venue first).
+    #[error("the placement was recorded as sent already")]
+    AlreadySent,
 }
 
 impl OrderState {
@@ -172,6 +176,9 @@ impl OrderState {
         next.status = match (self.status, action) {
             (S::Filled | S::Canceled | S::Rejected, _) => return refused,
             (_, A::Created) => return refused,
+            (S::PendingNew | S::PendingCancel, A::PlacementSent) if self.placement_sent => {
+                return Err(TransitionError::AlreadySent)
+            }
             (S::PendingNew | S::PendingCancel, A::PlacementSent) => {
                 next.placement_sent = true;
                 self.status
@@ -314,7 +321,10 @@ mod tests {
     fn the_table_allows_exactly_the_listed_pairs() {
         for &status in OrderStatus::ALL {
             for &kind in ActionKind::ALL {
-                let result = state(status).apply(action(kind));
+                let mut from = state(status);
+                // A placement is recorded as sent once (see `AlreadySent`, below).
+                from.placement_sent = kind != A::PlacementSent;
+                let result = from.apply(action(kind));
                 let expected = ALLOWED.iter().find(|(s, k, _)| *s == status && *k == kind);
                 match (expected, result) {
                     (Some((_, _, to)), Ok(next)) => {
@@ -372,6 +382,20 @@ mod tests {
             state(S::New).apply(Action::Fill { qty: 0 }),
             Err(TransitionError::EmptyFill)
         );
+        // Recorded as sent, a placement is not recorded as sent again; a late acknowledgement of
+        // a live order is nothing new either.
+        for status in [S::PendingNew, S::PendingCancel] {
+            assert_eq!(
+                state(status).apply(Action::PlacementSent),
+                Err(TransitionError::AlreadySent)
+            );
+        }
+        for status in [S::New, S::PartiallyFilled] {
+            assert_eq!(
+                state(status).apply(Action::Accepted),
+                Err(TransitionError::AlreadyAcknowledged)
+            );
+        }
     }
 
     #[test]

@@ -22,7 +22,8 @@ fn model(state: OrderState, action: Action) -> Option<OrderState> {
     };
     match action.kind() {
         A::PlacementSent => {
-            if !matches!(state.status, S::PendingNew | S::PendingCancel) {
+            // Recorded once: before the one placement that may be repeated, never again.
+            if !matches!(state.status, S::PendingNew | S::PendingCancel) || state.placement_sent {
                 return None;
             }
             next.placement_sent = true;

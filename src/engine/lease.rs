@@ -3,9 +3,10 @@
 //! the orders of an engine whose lease ran out, and picking up the notes other engines leave.
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::identity::{IdLock, IdentityError};
 use super::messages::{Drive, Reason};
 use super::Engine;
 use crate::db;
@@ -69,7 +70,7 @@ impl Lease {
 
 /// Renews the lease a few times per lease period, takes over the orders of expired engines, and
 /// hands each note left for this engine to the order's actor.
-pub fn spawn_keeper(engine: Engine, shutdown: Shutdown) {
+pub fn spawn_keeper(engine: Engine, id_lock: Arc<IdLock>, shutdown: Shutdown) {
     actix_web::rt::spawn(async move {
         let renew_every = (engine.lease().ttl / 4).max(Duration::from_millis(20));
         let mut last_renewal = tokio::time::Instant::now();
@@ -77,6 +78,7 @@ pub fn spawn_keeper(engine: Engine, shutdown: Shutdown) {
         while shutdown.or(ticker.tick()).await.is_some() {
             if last_renewal.elapsed() >= renew_every {
                 last_renewal = tokio::time::Instant::now();
+                keep_the_id(&id_lock).await;
                 if let Err(e) = keep(&engine).await {
                     tracing::warn!(error = %e, "lease upkeep failed");
                 }
@@ -86,6 +88,22 @@ pub fn spawn_keeper(engine: Engine, shutdown: Shutdown) {
             }
         }
     });
+}
+
+/// Stops the process at once if another process now holds this engine's id: two processes must
+/// never act on one engine's orders, and everything acknowledged is already committed.
+async fn keep_the_id(id_lock: &Arc<IdLock>) {
+    let lock = id_lock.clone();
+    match actix_web::web::block(move || lock.hold()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(held @ IdentityError::Held { .. })) => {
+            tracing::error!(error = %held, "this engine's id is another process's now; stopping");
+            eprintln!("orderkeeper: {held}");
+            std::process::exit(1);
+        }
+        Ok(Err(e)) => tracing::warn!(error = %e, "cannot check this engine's id"),
+        Err(e) => tracing::warn!(error = %e, "cannot check this engine's id"),
+    }
 }
 
 async fn keep(engine: &Engine) -> Result<(), AppError> {

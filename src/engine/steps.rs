@@ -162,6 +162,21 @@ async fn record_end(
     Ok(())
 }
 
+/// Cancels and releases an order never sent, if its own row still says so.
+async fn release_unsent(engine: &Engine, order: OrderId) -> Result<(), AppError> {
+    let fence = engine.fence();
+    let applied = engine
+        .writer()
+        .run(move |conn| lifecycle::release_unsent(conn, order, &fence, now_micros()))
+        .await?;
+    wrote(&applied, Wrote::Action(Action::Canceled));
+    if applied == Applied::Recorded {
+        tracing::info!("cancelled before it was ever sent: released");
+        crash_point("terminal.after_commit");
+    }
+    Ok(())
+}
+
 async fn record_fill(
     engine: &Engine,
     order: OrderId,
@@ -327,11 +342,7 @@ async fn on_state(engine: &Engine, order: OrderId, snap: Snapshot) -> Result<(),
             }
             Err(e) => unresolved(order, "lookup", &e),
         },
-        (OrderStatus::PendingCancel, false) => {
-            let detail = json!({"reason": "never sent to the exchange"});
-            record_status(engine, order, Action::Canceled, detail).await?;
-            Ok(())
-        }
+        (OrderStatus::PendingCancel, false) => release_unsent(engine, order).await,
         // Cancelling on the exchange also tombstones an id it never saw, so a placement still in
         // flight is refused there; its answer is the authority for what happened.
         (OrderStatus::PendingCancel, true) => match engine.exchange().cancel(&cid).await {

@@ -136,6 +136,26 @@ pub fn record_status(
     apply_status(conn, row, action, detail, now)
 }
 
+/// Cancels an order that was never sent and releases what it holds, at once. Whether it was sent
+/// is read here, inside the transaction, from the order's own row: a step that decided on an older
+/// copy (another step has placed the order since) changes nothing, and the order's next step asks
+/// the venue instead.
+pub fn release_unsent(
+    conn: &mut DbConnection,
+    order: OrderId,
+    fence: &Fence,
+    now: i64,
+) -> Result<Applied, AppError> {
+    let row = find(conn, order, fence)?;
+    if row.placement_sent {
+        return Ok(Applied::Refused(
+            "the placement was sent after all: the venue decides".into(),
+        ));
+    }
+    let detail = json!({"reason": "never sent to the exchange"});
+    apply_status(conn, row, Action::Canceled, detail, now)
+}
+
 /// Ends the order as its exchange copy ended, with whatever the engine itself recorded: `filled`
 /// when every share was recorded here, else `canceled` or `rejected`, releasing the rest. The
 /// choice is made inside the transaction, from the order as it stands. When the exchange counts
@@ -181,7 +201,9 @@ fn apply_status(
 ) -> Result<Applied, AppError> {
     let next = match row.state().apply(action) {
         Ok(next) => next,
-        Err(TransitionError::AlreadyAcknowledged) => return Ok(Applied::Duplicate),
+        Err(TransitionError::AlreadyAcknowledged | TransitionError::AlreadySent) => {
+            return Ok(Applied::Duplicate)
+        }
         Err(refused) => {
             let (kind, what) = (action.kind(), refused.to_string());
             return refuse(

@@ -8,7 +8,7 @@ use serde_json::json;
 use super::pricing;
 use super::view::OrderView;
 use crate::db::idempotency::{self as stored_keys, NewKey, StoredResponse};
-use crate::db::leases::Fence;
+use crate::db::leases::{self, Fence};
 use crate::db::ledger::{self, LedgerEntry};
 use crate::db::orders::{self, NewAction, OrderRow};
 use crate::db::outbox;
@@ -97,7 +97,8 @@ fn record_order(
     sub: &Submission,
     owner: &Fence,
 ) -> Result<(StoredResponse, OrderRow), AppError> {
-    let new = prepare(sub, owner)?;
+    let owner = leases::owner_now(conn, owner)?;
+    let new = prepare(sub, &owner)?;
     // Where the reservation would leave the balance, worked out under the balance's lock: enough,
     // or refused.
     let Some(reserved) = ledger::landing(conn, &new.reserve)? else {
@@ -217,6 +218,11 @@ pub fn submit_many(
         .iter()
         .map(|i| (i.submission.account, i.submission.key.as_str()))
         .collect();
+    let Some(first) = items.first() else {
+        return Ok(Vec::new());
+    };
+    // Every submission of a batch was taken by this engine: one read of its epoch serves all.
+    let owner = leases::owner_now(conn, &first.owner)?;
     let stored = stored_keys::stored_among(conn, &wanted)?;
     let mut keys_seen = HashSet::new();
     let mut plain: Vec<Option<NewOrderRows<'_>>> = items
@@ -225,7 +231,8 @@ pub fn submit_many(
             let sub = &item.submission;
             let key = (sub.account, sub.key.as_str());
             let fresh = !stored.contains(&(key.0, key.1.to_owned())) && keys_seen.insert(key);
-            fresh.then(|| prepare(sub, &item.owner).ok()).flatten()
+            let ours = item.owner.engine == owner.engine;
+            (fresh && ours).then(|| prepare(sub, &owner).ok()).flatten()
         })
         .collect();
     let pairs: BTreeSet<(AccountId, String)> = plain

@@ -844,3 +844,70 @@ async fn an_acknowledgement_after_a_fill_is_a_duplicate_and_raises_no_alarm() {
         assert!(raised.is_empty(), "{raised:?}");
     }
 }
+
+#[actix_web::test]
+async fn a_new_order_gets_the_epoch_its_engine_holds_when_it_commits() {
+    let books = books_with_alice();
+    let (mut conn, account) = (books.pool.get().unwrap(), books.alice);
+    // The engine took the requests under epoch 1, then (paused, say) was joined again under 2
+    // before they committed.
+    let taken_under = leases::join(&mut conn, "engine@paused", 60_000_000).unwrap();
+    let now = leases::join(&mut conn, "engine@paused", 60_000_000).unwrap();
+    assert_eq!((taken_under.epoch, now.epoch), (1, 2));
+    let alone = submit::submit(
+        &mut conn,
+        &limit_submission(account, "alone", 1, 100),
+        &taken_under,
+    )
+    .unwrap()
+    .created
+    .unwrap();
+    let items = [Arc::new(submit::SubmitItem {
+        submission: limit_submission(account, "batched", 1, 100),
+        owner: taken_under.clone(),
+    })];
+    let batched = conn
+        .transaction(|conn| submit::submit_many(conn, &items))
+        .unwrap()
+        .remove(0)
+        .and_then(|s| s.created)
+        .unwrap();
+    for order in [alone.id, batched.id] {
+        let row = orders::find(&mut conn, order).unwrap().unwrap();
+        assert_eq!((row.owner.as_str(), row.owner_epoch), ("engine@paused", 2));
+    }
+}
+
+#[actix_web::test]
+async fn a_release_for_an_unsent_order_reads_whether_it_was_sent_in_its_own_transaction() {
+    let books = books_with_alice();
+    let (mut conn, account) = (books.pool.get().unwrap(), books.alice);
+    let owner = unowned();
+    let [sent, unsent]: [OrderId; 2] =
+        std::array::from_fn(|i| new_order(&mut conn, account, &format!("release{i}"), &owner));
+    // One step placed `sent` meanwhile; a step that read the order before that still thinks it
+    // was never sent.
+    mark_placement_sent(&mut conn, sent, db::now_micros());
+    for order in [sent, unsent] {
+        orderkeeper::orders::cancel::request(&mut conn, account, order, db::now_micros()).unwrap();
+    }
+    assert!(matches!(
+        lifecycle_release(&mut conn, sent, &owner),
+        Applied::Refused(_)
+    ));
+    assert_eq!(
+        lifecycle_release(&mut conn, unsent, &owner),
+        Applied::Recorded
+    );
+    let status =
+        |conn: &mut DbConnection, order| orders::find(conn, order).unwrap().unwrap().status;
+    assert_eq!(status(&mut conn, sent), OrderStatus::PendingCancel);
+    assert_eq!(status(&mut conn, unsent), OrderStatus::Canceled);
+    // What `sent` holds stays reserved until the venue answers: 4 shares at 100.00.
+    let cash = orderkeeper::db::ledger::balance(&mut conn, account, "CASH").unwrap();
+    assert_eq!(cash.reserved, 4 * 10_000);
+}
+
+fn lifecycle_release(conn: &mut DbConnection, order: OrderId, owner: &Fence) -> Applied {
+    orderkeeper::orders::lifecycle::release_unsent(conn, order, owner, db::now_micros()).unwrap()
+}

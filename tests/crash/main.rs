@@ -20,3 +20,4 @@ mod restarts;
 mod shared;
 mod sigkill;
 mod simulation;
+mod twins;
