@@ -21,6 +21,8 @@ pub struct AppState {
     pub relay: Relay,
     pub prices: PriceCache,
     pub in_flight: InFlight,
+    /// Whether `/demo.json` gives the demo account's token (a loopback listener, or asked for).
+    pub serve_demo_token: bool,
     /// Checks that the database answers, for `/readyz`.
     pub db_probe: crate::db::Probe,
     /// SHA-256 (hex) of the operator's admin token.

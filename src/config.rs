@@ -245,6 +245,12 @@ pub struct ServeArgs {
     #[arg(long, env = "ORDERKEEPER_AUDIT_INTERVAL", default_value_t = 60)]
     pub audit_interval: u64,
 
+    /// Serve the demo account's token at /demo.json on a listener that is not loopback too. By
+    /// default only a loopback listener serves it: on any other, anyone who can reach the engine
+    /// could take a funded account.
+    #[arg(long, env = "ORDERKEEPER_PUBLIC_DEMO_TOKEN", value_parser = BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
+    pub public_demo_token: bool,
+
     /// Do not create the demo account on an empty database.
     #[arg(long, env = "ORDERKEEPER_NO_DEMO", value_parser = BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
     pub no_demo: bool,

@@ -67,7 +67,8 @@ impl Application {
         let writer = Writer::start(connector.clone(), args.db_writers)
             .map_err(db::pool::DbSetupError::Writer)?;
         let listener = TcpListener::bind(&args.listen)?;
-        let port = listener.local_addr()?.port();
+        let local = listener.local_addr()?;
+        let port = local.port();
         let (sim, exchange_url, exchange_secret) = start_exchange(&args, port)?;
         let metrics = Arc::new(Metrics::default());
         let exchange: Arc<dyn ExchangeClient> = Arc::new(
@@ -92,8 +93,8 @@ impl Application {
                 url: url.clone(),
                 prefix: args.broker_prefix.clone(),
             };
-            let (url, metrics) = (args.database_url.clone(), Arc::clone(&metrics));
-            broker::start(settings, url, metrics, shutdown.clone())?;
+            let metrics = Arc::clone(&metrics);
+            broker::start(settings, connector.clone(), metrics, shutdown.clone())?;
         }
         let hub = Hub::default().start();
         let relay = Relay::start(pool.clone(), hub.clone(), shutdown.clone());
@@ -126,6 +127,7 @@ impl Application {
             in_flight: InFlight::default(),
             admin_token_hash,
             db_probe: db::Probe::default(),
+            serve_demo_token: local.ip().is_loopback() || args.public_demo_token,
             exchange_secret,
             embedded_exchange: sim.as_ref().map(|_| exchange_url.clone()),
             idempotency_ttl_micros: micros(args.idempotency_ttl),
@@ -354,6 +356,28 @@ async fn create_demo_account(writer: &Writer) -> Result<Option<String>, AppError
         .await
 }
 
+/// Rows a reaper deletes in one transaction: small enough that the writer is never held for long,
+/// with other phases taking their turns between chunks.
+const REAP_CHUNK: i64 = 1000;
+
+/// Deletes in chunks of [`REAP_CHUNK`], one transaction each, until a chunk comes back short;
+/// returns how many were deleted.
+async fn reap_in_chunks<F>(writer: &Writer, chunk: F) -> Result<usize, AppError>
+where
+    F: Fn(&mut db::DbConnection, i64) -> Result<usize, AppError> + Clone + Send + 'static,
+{
+    let mut deleted = 0;
+    loop {
+        let one = chunk.clone();
+        let n = writer.run(move |conn| one(conn, REAP_CHUNK)).await?;
+        deleted += n;
+        if n < REAP_CHUNK as usize {
+            return Ok(deleted);
+        }
+        actix_web::rt::task::yield_now().await;
+    }
+}
+
 /// Once a minute (or sooner, for a short retention): deletes expired idempotency keys and outbox
 /// events past their retention, and forgets rate-limit state of idle accounts.
 fn spawn_store_reaper(state: web::Data<AppState>, shutdown: Shutdown) {
@@ -365,22 +389,21 @@ fn spawn_store_reaper(state: web::Data<AppState>, shutdown: Shutdown) {
         let mut ticker = tokio::time::interval(every);
         while shutdown.or(ticker.tick()).await.is_some() {
             state.order_rate.forget_idle();
-            match state
-                .writer
-                .run(|conn| idempotency::delete_expired(conn, now_micros()))
-                .await
-            {
+            let now = now_micros();
+            let expired = move |conn: &mut db::DbConnection, at_most| {
+                idempotency::delete_expired(conn, now, at_most)
+            };
+            match reap_in_chunks(&state.writer, expired).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deleted = n, "expired idempotency keys reaped"),
                 Err(e) => tracing::warn!(error = %e, "idempotency reaper failed"),
             }
             let before = now_micros().saturating_sub(state.outbox_retention_micros);
             let only_published = state.broker;
-            match state
-                .writer
-                .run(move |conn| outbox::prune(conn, before, only_published))
-                .await
-            {
+            let old = move |conn: &mut db::DbConnection, at_most| {
+                outbox::prune(conn, before, only_published, at_most)
+            };
+            match reap_in_chunks(&state.writer, old).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deleted = n, "outbox events past their retention pruned"),
                 Err(e) => tracing::warn!(error = %e, "outbox pruning failed"),

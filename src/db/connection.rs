@@ -186,6 +186,21 @@ impl DbConnection {
     }
 }
 
+/// A `DELETE` of at most a chunk of `table`'s rows that meet `condition`, the rows picked by their
+/// physical id (`ctid`, `rowid`) so that one statement takes a bounded chunk on both backends.
+/// `condition` holds `{}` where its one bound value goes; the chunk size is bound second.
+pub fn bounded_delete(backend: Backend, table: &str, condition: &str) -> String {
+    let (row_id, first, second) = match backend {
+        Backend::Postgres => ("ctid", "$1", "$2"),
+        Backend::Sqlite => ("rowid", "?", "?"),
+    };
+    let condition = condition.replace("{}", first);
+    format!(
+        "DELETE FROM {table} WHERE {row_id} IN \
+         (SELECT {row_id} FROM {table} WHERE {condition} LIMIT {second})"
+    )
+}
+
 /// A text constant written into SQL as a literal: quoted, with any quote doubled.
 pub fn text_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))

@@ -182,17 +182,29 @@ pub fn stored_among(
         .collect())
 }
 
-/// Deletes keys past their expiry. A key is stored only when its request commits, so nothing in
-/// flight is ever here to be deleted.
-pub fn delete_expired(conn: &mut DbConnection, now: i64) -> Result<usize, AppError> {
-    let owners: Vec<AccountId> = with_conn!(conn, |conn| Ok::<_, AppError>(
-        diesel::delete(idempotency_keys::table.filter(idempotency_keys::expires_at.le(now)))
-            .returning(idempotency_keys::account_id)
-            .get_results(conn)?
-    ))?;
+/// Deletes up to `at_most` keys past their expiry, in one statement: the reaper takes them a chunk
+/// per transaction, so a burst of keys expiring together never holds the writer for long. A key is
+/// stored only when its request commits, so nothing in flight is ever here to be deleted.
+pub fn delete_expired(conn: &mut DbConnection, now: i64, at_most: i64) -> Result<usize, AppError> {
+    #[derive(QueryableByName)]
+    struct Owner {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        account_id: String,
+    }
+    let sql = format!(
+        "{} RETURNING account_id",
+        super::connection::bounded_delete(conn.backend(), "idempotency_keys", "expires_at <= {}")
+    );
+    let owners: Vec<Owner> = with_conn!(conn, |c| diesel::sql_query(&sql)
+        .bind::<diesel::sql_types::BigInt, _>(now)
+        .bind::<diesel::sql_types::BigInt, _>(at_most)
+        .load(c))?;
     let mut per_account = std::collections::BTreeMap::<AccountId, i64>::new();
-    for account in &owners {
-        *per_account.entry(*account).or_default() += 1;
+    for owner in &owners {
+        let account: AccountId = owner.account_id.parse().map_err(|_| {
+            AppError::Internal(format!("a stored key of account {:?}", owner.account_id))
+        })?;
+        *per_account.entry(account).or_default() += 1;
     }
     for (account, n) in per_account {
         count_down(conn, account, n)?;

@@ -251,18 +251,22 @@ pub fn kept(conn: &mut DbConnection, account: AccountId) -> Result<(i64, i64), A
     })
 }
 
-/// Deletes events committed before `before`; with a broker, only those it has acknowledged.
+/// Deletes up to `at_most` events committed before `before` (with a broker, only those it has
+/// acknowledged), a chunk per call, as keys are reaped.
 pub fn prune(
     conn: &mut DbConnection,
     before: i64,
     only_published: bool,
+    at_most: i64,
 ) -> Result<usize, AppError> {
-    with_conn!(conn, |conn| {
-        let old = outbox::table.filter(outbox::created_at.lt(before));
-        Ok(if only_published {
-            diesel::delete(old.filter(outbox::published_at.is_not_null())).execute(conn)?
-        } else {
-            diesel::delete(old).execute(conn)?
-        })
-    })
+    let condition = if only_published {
+        "created_at < {} AND published_at IS NOT NULL"
+    } else {
+        "created_at < {}"
+    };
+    let sql = super::connection::bounded_delete(conn.backend(), "outbox", condition);
+    Ok(with_conn!(conn, |c| diesel::sql_query(&sql)
+        .bind::<diesel::sql_types::BigInt, _>(before)
+        .bind::<diesel::sql_types::BigInt, _>(at_most)
+        .execute(c))?)
 }

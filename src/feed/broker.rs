@@ -17,8 +17,9 @@ use std::time::Duration;
 use async_nats::jetstream::{self, message::PublishMessage};
 use diesel::prelude::*;
 
-use crate::db::connection::{self, Inner};
+use crate::db::connection::Inner;
 use crate::db::outbox::{self, OutboxRow};
+use crate::db::pool::Connector;
 use crate::db::schema::outbox as outbox_table;
 use crate::db::{now_micros, DbConnection};
 use crate::domain::AccountId;
@@ -71,7 +72,7 @@ enum PublishError {
 /// Starts the publisher thread; it runs for the life of the process.
 pub fn start(
     settings: BrokerSettings,
-    database_url: String,
+    connector: Connector,
     metrics: std::sync::Arc<Metrics>,
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
@@ -85,11 +86,17 @@ pub fn start(
                 Ok(runtime) => runtime,
                 Err(e) => return tracing::error!(error = %e, "the broker publisher cannot start"),
             };
-            let mut wait = Duration::from_millis(200);
+            const FIRST_WAIT: Duration = Duration::from_millis(200);
+            let mut wait = FIRST_WAIT;
             while !shutdown.is_triggered() {
-                match run(&runtime, &settings, &database_url, &metrics, &shutdown) {
+                let mut published = false;
+                match run(&runtime, &settings, &connector, &metrics, &shutdown, &mut published) {
                     Ok(()) => return,
                     Err(e) => {
+                        // A publisher that got work done before it failed starts its back-off over.
+                        if published {
+                            wait = FIRST_WAIT;
+                        }
                         tracing::warn!(error = %e, ?wait, "broker publisher failed; starting again");
                         std::thread::sleep(wait);
                         wait = (wait * 2).min(Duration::from_secs(10));
@@ -100,12 +107,14 @@ pub fn start(
     Ok(())
 }
 
+/// Publishes until shut down; `published` says whether any pass went through before an error.
 fn run(
     runtime: &tokio::runtime::Runtime,
     settings: &BrokerSettings,
-    database_url: &str,
+    connector: &Connector,
     metrics: &Metrics,
     shutdown: &Shutdown,
+    published: &mut bool,
 ) -> Result<(), PublishError> {
     let js = runtime.block_on(async {
         let client = async_nats::connect(settings.url.as_str())
@@ -123,11 +132,16 @@ fn run(
         Ok::<_, PublishError>(js)
     })?;
     tracing::info!(url = %settings.url, stream = %settings.stream(), "publishing events to the broker");
-    let mut conn = connection::establish(database_url)?;
+    // The engine's own connection settings: SQLite's busy_timeout (the writer holds the lock
+    // often), PostgreSQL's timeouts and keepalives.
+    let mut conn = connector
+        .open()
+        .map_err(|e| PublishError::Store(AppError::Unavailable(e.to_string())))?;
     while !shutdown.is_triggered() {
-        let published = pass(runtime, &js, settings, &mut conn)?;
-        metrics.broker_published(published);
-        if published < BATCH as usize {
+        let count = pass(runtime, &js, settings, &mut conn)?;
+        *published = true;
+        metrics.broker_published(count);
+        if count < BATCH as usize {
             std::thread::sleep(IDLE);
         }
     }

@@ -36,8 +36,12 @@ async fn style() -> HttpResponse {
         .body(STYLE)
 }
 
-/// The demo account's token, so the local dashboard can start with it; 404 without a demo account.
+/// The demo account's token, so the local dashboard can start with it; 404 without a demo account,
+/// and on a listener anyone else may reach (unless `--public-demo-token`).
 async fn demo(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    if !state.serve_demo_token {
+        return Err(AppError::NotFound);
+    }
     let token = db::run(&state.pool, accounts::demo_token)
         .await?
         .ok_or(AppError::NotFound)?;

@@ -54,3 +54,26 @@ async fn a_bad_account_body_is_a_400() {
         assert_eq!(answer.error_code(), "invalid_request");
     }
 }
+
+#[actix_web::test]
+async fn the_demo_token_is_served_on_a_loopback_listener_only_unless_asked_for() {
+    let cases = [
+        ("127.0.0.1:0", false, StatusCode::OK),
+        ("0.0.0.0:0", false, StatusCode::NOT_FOUND),
+        ("0.0.0.0:0", true, StatusCode::OK),
+    ];
+    for (listen, public, expected) in cases {
+        let app = spawn_app_with(|args| {
+            args.no_demo = false;
+            args.listen = listen.into();
+            args.public_demo_token = public;
+        })
+        .await;
+        let answer = app.get("", "/demo.json").await;
+        assert_eq!(answer.status, expected, "{listen}, public {public}");
+        if expected == StatusCode::OK {
+            let token = answer.json()["token"].as_str().expect("a token").to_owned();
+            assert_eq!(app.get(&token, "/v1/balances").await.status, StatusCode::OK);
+        }
+    }
+}

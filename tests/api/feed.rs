@@ -170,6 +170,7 @@ async fn a_resume_from_before_what_is_kept_gets_resync_then_goes_on() {
         &mut app.pool.get().unwrap(),
         orderkeeper::db::now_micros() + 1,
         false,
+        i64::MAX,
     )
     .unwrap();
     assert_eq!(pruned, 4);
@@ -214,12 +215,19 @@ async fn pruning_keeps_what_the_broker_has_not_acknowledged() {
     let mut conn = app.pool.get().unwrap();
     let later = orderkeeper::db::now_micros() + 1;
     assert_eq!(
-        orderkeeper::db::outbox::prune(&mut conn, later, true).unwrap(),
+        orderkeeper::db::outbox::prune(&mut conn, later, true, 100).unwrap(),
         0,
         "nothing was acknowledged by a broker"
     );
+    // A chunk at a time: never more than asked for.
+    for _ in 0..2 {
+        assert_eq!(
+            orderkeeper::db::outbox::prune(&mut conn, later, false, 1).unwrap(),
+            1
+        );
+    }
     assert_eq!(
-        orderkeeper::db::outbox::prune(&mut conn, later, false).unwrap(),
-        2
+        orderkeeper::db::outbox::prune(&mut conn, later, false, 1).unwrap(),
+        0
     );
 }

@@ -127,6 +127,7 @@ pub fn serve_args(database_url: &str) -> ServeArgs {
         push_replay_window: 600,
         outbox_retention: 7 * 86_400,
         audit_interval: 0,
+        public_demo_token: false,
         no_demo: true,
     }
 }

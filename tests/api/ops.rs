@@ -48,7 +48,8 @@ async fn the_reaper_deletes_expired_keys_only() {
         .await;
 
     let deleted =
-        idempotency::delete_expired(&mut app.pool.get().unwrap(), db::now_micros()).unwrap();
+        idempotency::delete_expired(&mut app.pool.get().unwrap(), db::now_micros(), i64::MAX)
+            .unwrap();
 
     assert_eq!(deleted, 1);
     assert_eq!(app.count_idempotency_keys(), 1);
