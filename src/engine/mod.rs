@@ -591,7 +591,9 @@ impl Engine {
                     Applied::Duplicate => engine.metrics().fill_duplicate(FillSource::Push),
                     Applied::Refused(_) => {}
                 }
-                if !matches!(recorded, Applied::Refused(_)) {
+                // Only an order with a live actor here is remembered: the actor's end forgets it,
+                // so the cache never grows with other engines' orders.
+                if !matches!(recorded, Applied::Refused(_)) && engine.registry().contains(order) {
                     let seen = RecordedFill::of(exchange_fill);
                     engine
                         .registry()

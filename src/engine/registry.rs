@@ -64,6 +64,12 @@ impl Registry {
         })
     }
 
+    /// How many orders have fills remembered: never more than those with a live actor, give or
+    /// take one that is ending.
+    pub fn orders_with_remembered_fills(&self) -> usize {
+        self.fills_seen.len()
+    }
+
     pub fn remember_fills<'a>(
         &self,
         order: OrderId,

@@ -31,7 +31,7 @@ impl Handler<Subscribe> for Hub {
     type Result = ();
 
     fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
-        self.cursors.entry(msg.account).or_insert(msg.since);
+        self.cursors.entry(msg.account).or_insert(msg.latest_stored);
         self.sessions
             .entry(msg.account)
             .or_default()

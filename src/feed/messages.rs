@@ -24,7 +24,9 @@ pub enum ToSession {
 pub struct Subscribe {
     pub account: AccountId,
     pub session: u64,
-    pub since: i64,
+    /// The account's latest stored seq as the session found it: the hub relays what comes after
+    /// it. A session's own `since` plays no part, so no client can hold another's events back.
+    pub latest_stored: i64,
     pub recipient: Recipient<ToSession>,
 }
 

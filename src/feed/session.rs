@@ -126,9 +126,10 @@ impl FeedSession {
         );
     }
 
-    /// Replays from `since` if the store still holds every event after it. If some were pruned,
-    /// the client is told to reload its state (`{"type":"resync","latest_seq":N}`) and the
-    /// session goes on from N: never a silent gap.
+    /// Replays from `since` if the store holds every event after it. If some were pruned, or
+    /// `since` is beyond the latest stored seq, the client is told to reload its state
+    /// (`{"type":"resync","latest_seq":N}`) and the session goes on from N: never a silent gap,
+    /// and never a wait for events that will not come.
     fn resume(&mut self, account: AccountId, since: i64, ctx: &mut ws::WebsocketContext<Self>) {
         let pool = self.pool.clone();
         let kept = async move { db::run(&pool, move |conn| outbox::kept(conn, account)).await };
@@ -140,11 +141,13 @@ impl FeedSession {
                     return Self::close(ctx, 1011, "resume failed: try again");
                 }
             };
-            if since + 1 < first_kept {
+            // From before what is kept, or from beyond what is stored (a restored or lagging
+            // database, a client that remembers another): either way the client must reload.
+            if since + 1 < first_kept || since > latest {
                 ctx.text(serde_json::json!({"type": "resync", "latest_seq": latest}).to_string());
-                session.start_replay(account, latest, ctx);
+                session.start_replay(account, latest, latest, ctx);
             } else {
-                session.start_replay(account, since, ctx);
+                session.start_replay(account, since, latest, ctx);
             }
         }));
     }
@@ -156,6 +159,7 @@ impl FeedSession {
         &mut self,
         account: AccountId,
         since: i64,
+        latest_stored: i64,
         ctx: &mut ws::WebsocketContext<Self>,
     ) {
         self.last_seq = since;
@@ -163,7 +167,7 @@ impl FeedSession {
         self.hub.do_send(Subscribe {
             account,
             session: self.id,
-            since,
+            latest_stored,
             recipient: ctx.address().recipient(),
         });
         self.replay_page(account, ctx);

@@ -231,3 +231,26 @@ async fn pruning_keeps_what_the_broker_has_not_acknowledged() {
         0
     );
 }
+
+#[actix_web::test]
+async fn a_since_beyond_the_store_gets_resync_and_holds_no_other_session_back() {
+    let app = spawn_app().await;
+    let alice = app.create_account("100000.00", json!({})).await;
+    let order = app.resting_order(&alice.token, "ahead", 1).await;
+    // created and accepted: seqs 1 and 2 are stored. A client remembers seq 1000 (a restored or
+    // lagging database): it is told to reload, and goes on from 2.
+    let mut ahead = connect(&app.address).await;
+    auth(&mut ahead, &alice.token, Some(1000)).await;
+    match next(&mut ahead, Duration::from_secs(5)).await {
+        Next::Event(frame, _) => assert_eq!(frame, json!({"type": "resync", "latest_seq": 2})),
+        _ => panic!("no resync for a since beyond the store"),
+    }
+    let mut current = connect(&app.address).await;
+    auth(&mut current, &alice.token, Some(2)).await;
+    app.cancel_and_wait(&alice.token, order["id"].as_str().unwrap())
+        .await;
+    for socket in [&mut ahead, &mut current] {
+        let live = events(socket, 2).await;
+        assert_eq!(seqs(&live), vec![3, 4], "cancel requested, canceled");
+    }
+}

@@ -78,3 +78,55 @@ async fn an_engine_whose_lease_was_taken_over_may_not_write_to_the_order() {
     }
     assert!(rejoined, "the engine never noticed its lost lease");
 }
+
+#[actix_web::test]
+async fn fills_pushed_for_another_engines_order_are_recorded_and_not_remembered_here() {
+    let app = spawn_app().await;
+    let alice = app.create_account("100000.00", json!({})).await;
+    let placed = app.resting_order(&alice.token, "foreign", 2).await;
+    let id = placed["id"].as_str().unwrap().to_owned();
+    let order: OrderId = id.parse().unwrap();
+    // Another engine takes the order over; this one's actor stops.
+    let old = app.engine.fence();
+    let mut conn = app.pool.get().unwrap();
+    let expire = format!(
+        "UPDATE engines SET expires_at = 0 WHERE id = '{}'",
+        old.engine
+    );
+    orderkeeper::with_conn!(conn, |c| diesel::sql_query(&expire).execute(c)).unwrap();
+    let other = leases::join(&mut conn, "engine@elsewhere", 60_000_000).unwrap();
+    assert_eq!(
+        leases::take_over(&mut conn, &old.engine, &other).unwrap(),
+        1
+    );
+    drop(conn);
+    for _ in 0..100 {
+        if !app.engine.registry().contains(order) {
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!app.engine.registry().contains(order));
+
+    // The venue pushes a fill of it here, as it may push to any engine.
+    let body = json!({
+        "event_id": "E-foreign", "type": "fill", "client_order_id": placed["client_order_id"], "exchange_order_id": "X-1",
+        "fill": {"fill_id": "F-foreign", "qty": 1, "price": "10.00", "ts": chrono::Utc::now().to_rfc3339()}
+    })
+    .to_string();
+    let signature = orderkeeper::exchange::signature::sign(EXCHANGE_SECRET, body.as_bytes());
+    let pushed = client()
+        .post(app.url("/v1/exchange/events"))
+        .insert_header(("Content-Type", "application/json"))
+        .insert_header(("X-Signature", signature))
+        .send_body(body)
+        .await
+        .unwrap();
+    assert_eq!(pushed.status(), 200);
+    let fills = app
+        .get(&alice.token, &format!("/v1/orders/{id}/fills"))
+        .await
+        .json();
+    assert_eq!(fills.as_array().map(Vec::len), Some(1), "{fills}");
+    assert_eq!(app.engine.registry().orders_with_remembered_fills(), 0);
+}
