@@ -14,7 +14,10 @@ mod engines;
 #[path = "../common/feed_client.rs"]
 mod feed_client;
 mod matrix;
+mod nemesis;
 mod processes;
+#[path = "../common/proxy.rs"]
+mod proxy;
 mod restarts;
 #[path = "../common/shared.rs"]
 mod shared;

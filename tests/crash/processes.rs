@@ -273,6 +273,8 @@ pub struct Engine {
     log_filter: &'static str,
     /// A program the engine runs under (`faketime -f +30s`), empty for none.
     launcher: Vec<String>,
+    /// Whether dropping this engine drops its database too (not for one of several sharing it).
+    drops_database: bool,
 }
 
 impl Engine {
@@ -301,6 +303,7 @@ impl Engine {
             log: dir.join("orderkeeper.log"),
             log_filter: "warn",
             launcher: Vec::new(),
+            drops_database: true,
         };
         engine.spawn();
         engine
@@ -327,6 +330,41 @@ impl Engine {
         engine.launcher = vec!["faketime".into(), "-f".into(), offset.into()];
         engine.spawn();
         engine
+    }
+
+    /// [`Engine::start_sharing`] reaching its database at `database_url` (through a proxy, say).
+    pub fn start_sharing_through(
+        dir: &Path,
+        port: u16,
+        exchange: &str,
+        extra: &[&str],
+        database_url: &str,
+    ) -> Self {
+        let log = dir.join(format!("engine-{port}.log"));
+        let mut engine = Self::configured(dir, port, exchange, extra, log, "info");
+        engine.database_url = database_url.to_owned();
+        engine.spawn();
+        engine
+    }
+
+    /// Leaves the database alone when this engine is dropped: others still use it.
+    pub fn leave_database(&mut self) {
+        self.drops_database = false;
+    }
+
+    /// Runs every later start under `launcher` (`["faketime", "-f", "+30s"]`; empty for none).
+    pub fn launch_under(&mut self, launcher: &[&str]) {
+        self.launcher = launcher.iter().map(|s| (*s).to_owned()).collect();
+    }
+
+    /// Sends `signal` (`-STOP`, `-CONT`) to the running process.
+    pub fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let sent = Command::new("kill")
+                .args([signal, &child.id().to_string()])
+                .status();
+            assert!(sent.map(|s| s.success()).unwrap_or(false), "kill {signal}");
+        }
     }
 
     /// An engine logging JSON lines at `info`, as an operator would run it.
@@ -369,6 +407,7 @@ impl Engine {
             log,
             log_filter,
             launcher: Vec::new(),
+            drops_database: true,
         }
     }
 
@@ -555,6 +594,8 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         self.kill();
-        crate::database::drop_for(&self.dir);
+        if self.drops_database {
+            crate::database::drop_for(&self.dir);
+        }
     }
 }
