@@ -50,19 +50,6 @@ async fn submit_until_taken(app: &TestApp, token: &str, key: &str, body: &str) -
     }
 }
 
-/// Ends every other session on the database `url` names, as a server restart does.
-fn terminate_every_session(url: &str) {
-    use diesel::connection::SimpleConnection;
-    use diesel::Connection;
-    let mut admin = diesel::PgConnection::establish(url).expect("connects");
-    admin
-        .batch_execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = current_database() AND pid <> pg_backend_pid()",
-        )
-        .expect("sessions terminated");
-}
-
 #[actix_web::test]
 async fn a_lost_database_is_told_by_readyz_and_the_engine_carries_on_when_it_is_back() {
     if crate::database::postgres_server().is_none() {
@@ -121,7 +108,7 @@ async fn a_lost_database_is_told_by_readyz_and_the_engine_carries_on_when_it_is_
     app.cancel_and_wait(&alice.token, &after_id).await;
 
     // The server ends every session of the engine (a restart, a failover, an idle killer).
-    terminate_every_session(&direct);
+    crate::database::terminate_every_session(&direct);
     let after_restart = submit_until_taken(&app, &alice.token, "after-terminate", &body).await;
     assert_eq!(after_restart.status, StatusCode::CREATED);
     let restart_id = after_restart.json()["id"].as_str().expect("id").to_owned();

@@ -56,3 +56,14 @@ pub fn drop_for(dir: &Path) {
         let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
     }
 }
+
+/// Ends every other session on the database `url` names, as a server restart or a failover does.
+pub fn terminate_every_session(url: &str) {
+    let mut admin = PgConnection::establish(url).expect("connects");
+    admin
+        .batch_execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .expect("sessions terminated");
+}

@@ -151,19 +151,6 @@ fn order_body(rng: &mut StdRng, prices: &BTreeMap<String, i64>) -> Value {
     }
 }
 
-/// Terminates every other session on the database `url` names.
-fn terminate_every_session(url: &str) {
-    use diesel::connection::SimpleConnection;
-    use diesel::Connection;
-    let mut admin = diesel::PgConnection::establish(url).expect("connects");
-    admin
-        .batch_execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = current_database() AND pid <> pg_backend_pid()",
-        )
-        .expect("sessions terminated");
-}
-
 /// Strikes `struck` with `fault` and heals it; returns what `/readyz` was seen to get wrong, and
 /// how long after the fault was over the engine was ready again.
 async fn strike(
@@ -187,7 +174,7 @@ async fn strike(
             actix_web::rt::time::sleep(Duration::from_millis(500)).await;
             struck.restart_without_waiting();
         }
-        Fault::Database => terminate_every_session(direct_url),
+        Fault::Database => crate::database::terminate_every_session(direct_url),
         Fault::Partition => {
             proxy.stall();
             if let Err(e) = ready_becomes(&url, 503, Duration::from_secs(5)).await {
