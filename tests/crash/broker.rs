@@ -148,3 +148,60 @@ async fn a_consumer_sees_every_event_once_across_a_publisher_crash() {
     assert_eq!(unique, expected, "the stream and the outbox differ");
     assert_eq!(stored as usize, expected.len());
 }
+
+/// On SQLite the publisher shares the file with the engine's writer, which holds its lock for
+/// every commit: under a load of orders the publisher must wait for the lock, never fail on it.
+#[actix_web::test]
+async fn on_sqlite_the_publisher_waits_for_the_writer_instead_of_failing() {
+    let Some(nats) = nats_server() else {
+        eprintln!("skipped: set ORDERKEEPER_TEST_NATS to run against NATS JetStream");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = processes::free_port();
+    let sim = Simulator::start(port, 9, false);
+    let prefix = format!("oktest{}", uuid::Uuid::new_v4().simple());
+    let flags = [
+        "--broker",
+        nats.as_str(),
+        "--broker-prefix",
+        prefix.as_str(),
+        "--order-rate-limit",
+        "0",
+    ];
+    let sqlite = format!("sqlite://{}", dir.path().join("orderkeeper.db").display());
+    let engine = Engine::start_sharing_through(dir.path(), port, &sim.url(), &flags, &sqlite);
+    let body = json!({"name": "loaded", "cash": "10000000.00", "positions": {}});
+    let created = engine.admin_post("/v1/admin/accounts", &body).await;
+    let token = created["token"].as_str().expect("a token").to_owned();
+    let resting =
+        json!({"symbol": "INFY", "side": "buy", "type": "limit", "qty": 1, "limit_price": "1.00"});
+    let streams = (0..8).map(|s| {
+        let (engine, token, resting) = (&engine, &token, &resting);
+        async move {
+            for i in 0..40 {
+                let (status, _) = engine.submit(token, &format!("s{s}-{i}"), resting).await;
+                assert_eq!(status, 201);
+            }
+        }
+    });
+    futures_util::future::join_all(streams).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (ids, pending) = outbox_ids(engine.database_url()).await;
+        if pending == 0 && ids.len() >= 640 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{pending} events never published"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = std::fs::read_to_string(engine.log_path()).unwrap_or_default();
+    assert!(!log.contains("broker publisher failed"), "{log}");
+    let client = async_nats::connect(nats.as_str()).await.expect("NATS");
+    let _ = jetstream::new(client)
+        .delete_stream(prefix.to_uppercase())
+        .await;
+}
