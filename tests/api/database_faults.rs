@@ -122,3 +122,55 @@ async fn a_lost_database_is_told_by_readyz_and_the_engine_carries_on_when_it_is_
     assert_eq!(balances["cash"]["available"], "100000.00", "{balances}");
     assert_eq!(balances["cash"]["reserved"], "0.00", "{balances}");
 }
+
+#[actix_web::test]
+async fn rows_held_by_a_stalled_transaction_cost_their_account_a_bounded_wait_and_no_one_else_anything(
+) {
+    if crate::database::postgres_server().is_none() {
+        eprintln!("skipped: needs ORDERKEEPER_TEST_POSTGRES");
+        return;
+    }
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let app = spawn_app_with(|args| args.db_lock_timeout_ms = 1000).await;
+    let alice = app.create_account("100000.00", json!({})).await;
+    let bob = app.create_account("100000.00", json!({})).await;
+    let body = limit_buy("INFY", 1, "100.00");
+    // Another process (an engine paused in the middle of a phase) holds alice's rows.
+    let url = std::fs::read_to_string(app.dir().join("database_url")).expect("the url");
+    let mut paused = diesel::PgConnection::establish(&url).expect("connects");
+    paused
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM balances WHERE account_id = '{}' FOR UPDATE",
+            alice.id
+        ))
+        .expect("rows held");
+
+    let started = Instant::now();
+    let bobs = within(5, "bob's submit", app.submit(&bob.token, Some("b"), &body)).await;
+    assert_eq!(
+        bobs.status,
+        StatusCode::CREATED,
+        "another account never waits"
+    );
+    let alices = within(
+        10,
+        "alice's submit",
+        app.submit(&alice.token, Some("a"), &body),
+    )
+    .await;
+    assert_eq!(
+        alices.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "a bounded wait, then 503"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+
+    paused.batch_execute("ROLLBACK").expect("released");
+    let again = submit_until_taken(&app, &alice.token, "a", &body).await;
+    assert_eq!(again.status, StatusCode::CREATED);
+}

@@ -218,6 +218,11 @@ where
 }
 
 impl TestApp {
+    /// The test's own directory (its database URL is kept there).
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
