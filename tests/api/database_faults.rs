@@ -50,12 +50,10 @@ async fn submit_until_taken(app: &TestApp, token: &str, key: &str, body: &str) -
     }
 }
 
+#[ignore = "needs ORDERKEEPER_TEST_POSTGRES: run with -- --include-ignored"]
 #[actix_web::test]
 async fn a_lost_database_is_told_by_readyz_and_the_engine_carries_on_when_it_is_back() {
-    if crate::database::postgres_server().is_none() {
-        eprintln!("skipped: needs ORDERKEEPER_TEST_POSTGRES");
-        return;
-    }
+    crate::database::require_postgres();
     let dir = tempfile::tempdir().expect("temp dir");
     let direct = database_url(&dir);
     let (_, upstream) = through(&direct, 0);
@@ -123,13 +121,11 @@ async fn a_lost_database_is_told_by_readyz_and_the_engine_carries_on_when_it_is_
     assert_eq!(balances["cash"]["reserved"], "0.00", "{balances}");
 }
 
+#[ignore = "needs ORDERKEEPER_TEST_POSTGRES: run with -- --include-ignored"]
 #[actix_web::test]
 async fn rows_held_by_a_stalled_transaction_cost_their_account_a_bounded_wait_and_no_one_else_anything(
 ) {
-    if crate::database::postgres_server().is_none() {
-        eprintln!("skipped: needs ORDERKEEPER_TEST_POSTGRES");
-        return;
-    }
+    crate::database::require_postgres();
     use diesel::connection::SimpleConnection;
     use diesel::Connection;
     let app = spawn_app_with(|args| args.db_lock_timeout_ms = 1000).await;

@@ -318,13 +318,10 @@ async fn pushes_taken_in_together_are_stored_once_and_answered_as_if_alone() {
     assert_eq!(kinds(&mut conn, theirs), vec![(1, ActionKind::Created)]);
 }
 
-/// Alice's books on PostgreSQL; None (the test is skipped) when the suite runs on SQLite.
-fn books_on_postgres(to: &str) -> Option<Books> {
-    if crate::database::postgres_server().is_none() {
-        eprintln!("skipped: set ORDERKEEPER_TEST_POSTGRES to {to}");
-        return None;
-    }
-    Some(books_with_alice())
+/// Alice's books on PostgreSQL, for a test of something PostgreSQL's own (its plans, its locks).
+fn books_on_postgres() -> Books {
+    crate::database::require_postgres();
+    books_with_alice()
 }
 
 fn postgres(conn: &mut DbConnection) -> &mut diesel::PgConnection {
@@ -350,11 +347,10 @@ fn prepared_statements(conn: &mut DbConnection) -> Vec<String> {
         .collect()
 }
 
+#[ignore = "needs ORDERKEEPER_TEST_POSTGRES: run with -- --include-ignored"]
 #[actix_web::test]
 async fn batch_statements_stay_prepared_on_postgres() {
-    let Some(books) = books_on_postgres("see what PostgreSQL keeps prepared") else {
-        return;
-    };
+    let books = books_on_postgres();
     let (mut conn, account) = (books.pool.get().unwrap(), books.alice);
     let owner = unowned();
     let orders: Vec<OrderId> = (0..4)
@@ -389,11 +385,10 @@ async fn batch_statements_stay_prepared_on_postgres() {
     }
 }
 
+#[ignore = "needs ORDERKEEPER_TEST_POSTGRES: run with -- --include-ignored"]
 #[actix_web::test]
 async fn an_order_locked_for_a_phase_does_not_hold_up_rows_that_refer_to_it() {
-    let Some(books) = books_on_postgres("see PostgreSQL's row locks") else {
-        return;
-    };
+    let books = books_on_postgres();
     let (mut holder, account) = (books.pool.get().unwrap(), books.alice);
     let owner = unowned();
     let order = new_order(&mut holder, account, "locked", &owner);
@@ -478,11 +473,10 @@ fn more_orders(conn: &mut DbConnection, account: AccountId, count: i64) {
     .unwrap();
 }
 
+#[ignore = "needs ORDERKEEPER_TEST_POSTGRES: run with -- --include-ignored"]
 #[actix_web::test]
 async fn kept_statements_still_read_by_key_once_their_table_has_grown() {
-    let Some(books) = books_on_postgres("see the plans PostgreSQL keeps") else {
-        return;
-    };
+    let books = books_on_postgres();
     let (mut conn, account) = (books.pool.get().unwrap(), books.alice);
     // A few pages of orders: small enough that reading all of them looks cheapest.
     more_orders(&mut conn, account, 200);
@@ -507,11 +501,10 @@ async fn kept_statements_still_read_by_key_once_their_table_has_grown() {
     assert_eq!(read.seq_scan, 0, "the batch statements scanned every order");
 }
 
+#[ignore = "needs ORDERKEEPER_TEST_POSTGRES: run with -- --include-ignored"]
 #[actix_web::test]
 async fn looking_for_dead_engines_reads_no_order_of_a_live_one() {
-    let Some(books) = books_on_postgres("count the rows PostgreSQL reads") else {
-        return;
-    };
+    let books = books_on_postgres();
     let (mut conn, account) = (books.pool.get().unwrap(), books.alice);
     more_orders(&mut conn, account, 2_000);
     // A live engine takes every open order.
@@ -547,11 +540,10 @@ fn explain_analyze(conn: &mut DbConnection, sql: &str) -> String {
         .join("\n")
 }
 
+#[ignore = "needs ORDERKEEPER_TEST_POSTGRES: run with -- --include-ignored"]
 #[actix_web::test]
 async fn a_read_left_with_no_key_to_use_is_not_compiled() {
-    let Some(books) = books_on_postgres("see PostgreSQL's plans") else {
-        return;
-    };
+    let books = books_on_postgres();
     let mut conn = books.pool.get().unwrap();
     leases::join(&mut conn, "engine@here", 60_000_000).unwrap();
     // The lease's look for dead engines has no index to use: with scans turned off it is costed
@@ -662,11 +654,10 @@ fn sessions_waiting_for_a_lock(conn: &mut DbConnection) -> i64 {
     .unwrap_or(0)
 }
 
+#[ignore = "needs ORDERKEEPER_TEST_POSTGRES: run with -- --include-ignored"]
 #[actix_web::test]
 async fn a_fill_batch_waiting_for_one_account_holds_no_other_account() {
-    let Some(books) = books_on_postgres("see PostgreSQL's row locks") else {
-        return;
-    };
+    let books = books_on_postgres();
     let (mut conn, alice) = (books.pool.get().unwrap(), books.alice);
     let bob = accounts::create(&mut conn, "bob", Cents(10_000_000), &BTreeMap::new(), 1)
         .unwrap()

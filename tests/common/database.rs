@@ -16,6 +16,12 @@ pub fn postgres_server() -> Option<String> {
         .filter(|url| !url.is_empty())
 }
 
+/// For a test that only means something on PostgreSQL (it is `#[ignore]`d, and run with
+/// `-- --include-ignored`): fails loudly when no server was named, rather than passing unrun.
+pub fn require_postgres() -> String {
+    postgres_server().expect("this test needs ORDERKEEPER_TEST_POSTGRES (a PostgreSQL server)")
+}
+
 /// The database URL of the test that owns `dir`: made on first use, the same ever after.
 pub fn url_for(dir: &Path) -> String {
     let remembered = dir.join("database_url");

@@ -12,8 +12,9 @@ use crate::books::{self, Opening};
 use crate::processes::{self, Engine, Simulator};
 
 const TTL_MS: u64 = 2000;
-/// A lapsed lease is noticed within a quarter TTL; the rest is room for a loaded machine.
-const TAKEOVER_WITHIN: Duration = Duration::from_secs(10);
+/// A lapsed lease is noticed within a quarter TTL; the rest is room for a loaded machine. Judged by
+/// the clock 30 s behind, it would take more than 30 s.
+const TAKEOVER_WITHIN: Duration = Duration::from_secs(20);
 
 /// How many open orders each engine owns, read from the database.
 fn open_owners(database_url: &str) -> BTreeMap<String, i64> {
@@ -57,12 +58,10 @@ fn engine_id(port: u16) -> String {
     format!("engine@127.0.0.1:{port}")
 }
 
+#[ignore = "needs ORDERKEEPER_TEST_POSTGRES: run with -- --include-ignored"]
 #[actix_web::test]
 async fn leases_are_judged_by_the_database_clock_whatever_an_engine_clock_says() {
-    if crate::database::postgres_server().is_none() {
-        eprintln!("skipped: set ORDERKEEPER_TEST_POSTGRES to run several engines on PostgreSQL");
-        return;
-    }
+    crate::database::require_postgres();
     let dir = tempfile::tempdir().expect("temp dir");
     let ports: Vec<u16> = (0..3).map(|_| processes::free_port()).collect();
     let sim = Simulator::start(ports[0], 11, false);

@@ -133,13 +133,11 @@ async fn open_orders_of(database_url: &str, owner: &str) -> i64 {
     .unwrap_or(-1)
 }
 
+#[ignore = "needs ORDERKEEPER_TEST_POSTGRES: run with -- --include-ignored"]
 #[actix_web::test]
 async fn three_engines_share_the_work_and_finish_a_killed_ones_orders() {
     // Several engines share a PostgreSQL database; a SQLite file belongs to one engine.
-    if crate::database::postgres_server().is_none() {
-        eprintln!("skipped: set ORDERKEEPER_TEST_POSTGRES to run several engines on PostgreSQL");
-        return;
-    }
+    crate::database::require_postgres();
     let dir = tempfile::tempdir().expect("temp dir");
     let ports: Vec<u16> = (0..3).map(|_| processes::free_port()).collect();
     let sim = Simulator::start(ports[0], 7, true);
@@ -296,12 +294,10 @@ async fn three_engines_share_the_work_and_finish_a_killed_ones_orders() {
 
 /// The same key sent to three engines at once: the database decides, so it is one order, and
 /// every engine answers with it (or says the key is in use, never a second order or an error).
+#[ignore = "needs ORDERKEEPER_TEST_POSTGRES: run with -- --include-ignored"]
 #[actix_web::test]
 async fn one_key_sent_to_three_engines_at_once_is_one_order() {
-    if crate::database::postgres_server().is_none() {
-        eprintln!("skipped: set ORDERKEEPER_TEST_POSTGRES to run several engines on PostgreSQL");
-        return;
-    }
+    crate::database::require_postgres();
     const KEYS: usize = 30;
     let dir = tempfile::tempdir().expect("temp dir");
     let ports: Vec<u16> = (0..3).map(|_| processes::free_port()).collect();

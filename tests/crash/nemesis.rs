@@ -366,12 +366,10 @@ async fn run(seed: u64) -> Outcome {
     }
 }
 
+#[ignore = "needs ORDERKEEPER_TEST_POSTGRES: run with -- --include-ignored"]
 #[actix_web::test]
 async fn the_fleet_keeps_every_promise_under_the_nemesis() {
-    if crate::database::postgres_server().is_none() {
-        eprintln!("skipped: set ORDERKEEPER_TEST_POSTGRES to run the nemesis suite on PostgreSQL");
-        return;
-    }
+    crate::database::require_postgres();
     let seeds: Vec<u64> = match std::env::var("ORDERKEEPER_NEMESIS_SEED") {
         Ok(seed) => vec![seed.parse().expect("a seed")],
         Err(_) => {

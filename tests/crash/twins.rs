@@ -7,12 +7,10 @@ use serde_json::json;
 
 use crate::processes::{self, Engine, Simulator};
 
+#[ignore = "needs ORDERKEEPER_TEST_POSTGRES: run with -- --include-ignored"]
 #[actix_web::test]
 async fn a_second_process_under_a_live_engine_id_refuses_to_start() {
-    if crate::database::postgres_server().is_none() {
-        eprintln!("skipped: set ORDERKEEPER_TEST_POSTGRES to run several engines on PostgreSQL");
-        return;
-    }
+    crate::database::require_postgres();
     let dir = tempfile::tempdir().expect("temp dir");
     let (first_port, twin_port) = (processes::free_port(), processes::free_port());
     let sim = Simulator::start(first_port, 3, false);
