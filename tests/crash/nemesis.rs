@@ -5,6 +5,8 @@
 //! - pause: SIGSTOP past its lease, then SIGCONT;
 //! - kill: SIGKILL, then a restart under the same id;
 //! - database: every session of the database terminated (a restart, a failover);
+//! - server restart: PostgreSQL itself restarted, only when `ORDERKEEPER_NEMESIS_RESTART_POSTGRES`
+//!   gives the command (it stops the shared server, so `.ci/run` runs these alone);
 //! - partition: its connections to PostgreSQL (through the tests' own proxy) stall, then are cut,
 //!   then heal;
 //! - clock: it is restarted with its wall clock 30 s ahead or behind (`faketime`);
@@ -15,7 +17,9 @@
 //! telling the truth (503 while its database is cut off, 200 again once the fault is over).
 //!
 //! `ORDERKEEPER_NEMESIS_RUNS` runs (2 by default; `.ci/run` sets more), each from a seed printed on
-//! failure and replayed with `ORDERKEEPER_NEMESIS_SEED`.
+//! failure and replayed with `ORDERKEEPER_NEMESIS_SEED`; `ORDERKEEPER_NEMESIS_FAULT` (`pause`,
+//! `kill`, `database`, `partition`, `clock_ahead`, `clock_behind`, `twins`, `server_restart`) makes
+//! every run strike with that one.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -46,8 +50,10 @@ enum Fault {
     ClockAhead,
     ClockBehind,
     Twins,
+    ServerRestart,
 }
 
+/// The faults a seed chooses from (the server restart only when asked for by name).
 const FAULTS: [Fault; 7] = [
     Fault::Pause,
     Fault::Kill,
@@ -57,6 +63,39 @@ const FAULTS: [Fault; 7] = [
     Fault::ClockBehind,
     Fault::Twins,
 ];
+
+fn fault_named(name: &str) -> Fault {
+    match name {
+        "pause" => Fault::Pause,
+        "kill" => Fault::Kill,
+        "database" => Fault::Database,
+        "partition" => Fault::Partition,
+        "clock_ahead" => Fault::ClockAhead,
+        "clock_behind" => Fault::ClockBehind,
+        "twins" => Fault::Twins,
+        "server_restart" => Fault::ServerRestart,
+        other => panic!("no nemesis fault is called {other:?}"),
+    }
+}
+
+/// Restarts the PostgreSQL server with the command `ORDERKEEPER_NEMESIS_RESTART_POSTGRES` gives.
+async fn restart_postgres() -> Result<(), String> {
+    let command = std::env::var("ORDERKEEPER_NEMESIS_RESTART_POSTGRES")
+        .map_err(|_| "ORDERKEEPER_NEMESIS_RESTART_POSTGRES is not set".to_owned())?;
+    let status = actix_web::rt::task::spawn_blocking(move || {
+        std::process::Command::new("sh")
+            .args(["-c", &command])
+            .status()
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("the restart command failed: {status}"))
+    }
+}
 
 /// A client that gives up on an engine within 3 s (a paused one never answers) and tries the
 /// other one with the same key.
@@ -175,6 +214,11 @@ async fn strike(
             struck.restart_without_waiting();
         }
         Fault::Database => crate::database::terminate_every_session(direct_url),
+        Fault::ServerRestart => {
+            if let Err(e) = restart_postgres().await {
+                wrong.push(e);
+            }
+        }
         Fault::Partition => {
             proxy.stall();
             if let Err(e) = ready_becomes(&url, 503, Duration::from_secs(5)).await {
@@ -231,7 +275,9 @@ struct Outcome {
 /// One run: what went wrong, if anything, and how long recovery took.
 async fn run(seed: u64) -> Outcome {
     let mut rng = StdRng::seed_from_u64(seed);
-    let fault = FAULTS[rng.random_range(0..FAULTS.len())];
+    let chosen = FAULTS[rng.random_range(0..FAULTS.len())];
+    let fault =
+        std::env::var("ORDERKEEPER_NEMESIS_FAULT").map_or(chosen, |name| fault_named(&name));
     let dir = tempfile::tempdir().expect("temp dir");
     let direct = crate::database::url_for(dir.path());
     let (_, upstream) = through(&direct, 0);
