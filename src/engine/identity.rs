@@ -145,7 +145,8 @@ impl IdLock {
             "SELECT l.pid, coalesce(a.application_name, '') AS name \
              FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
              WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1::oid \
-               AND l.objid = hashtext($2)::oid AND l.objsubid = 2",
+               AND l.objid = hashtext($2)::oid AND l.objsubid = 2 \
+               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
         )
         .bind::<Integer, _>(ENGINE_IDS)
         .bind::<Text, _>(&self.engine)

@@ -238,7 +238,7 @@ async fn strike(
                 "-30s"
             };
             struck.kill();
-            struck.launch_under(&["faketime", "-f", offset]);
+            struck.skew_clock(offset);
             struck.restart_without_waiting();
         }
         Fault::Twins => {

@@ -167,6 +167,17 @@ pub async fn submit_until_answered(
     }
 }
 
+/// Debian's multi-threaded libfaketime (package `faketime`), wherever the architecture puts it.
+fn libfaketime() -> PathBuf {
+    std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path().join("faketime/libfaketimeMT.so.1"))
+        .find(|path| path.exists())
+        .expect("libfaketime (apt-get install faketime)")
+}
+
 pub struct Simulator {
     child: Child,
     port: u16,
@@ -271,8 +282,8 @@ pub struct Engine {
     log: PathBuf,
     /// RUST_LOG for every start.
     log_filter: &'static str,
-    /// A program the engine runs under (`faketime -f +30s`), empty for none.
-    launcher: Vec<String>,
+    /// How far the engine's wall clock is shifted (`+30s`), through libfaketime, if at all.
+    clock_offset: Option<String>,
     /// Whether dropping this engine drops its database too (not for one of several sharing it).
     drops_database: bool,
 }
@@ -302,7 +313,7 @@ impl Engine {
             extra: Vec::new(),
             log: dir.join("orderkeeper.log"),
             log_filter: "warn",
-            launcher: Vec::new(),
+            clock_offset: None,
             drops_database: true,
         };
         engine.spawn();
@@ -317,7 +328,7 @@ impl Engine {
     }
 
     /// [`Engine::start_sharing`] with the process's wall clock `offset` from the machine's
-    /// (`+30s`, `-30s`), through Debian's `faketime`; its monotonic clock is left alone.
+    /// (`+30s`, `-30s`), through Debian's libfaketime; its monotonic clock is left alone.
     pub fn start_sharing_skewed(
         dir: &Path,
         port: u16,
@@ -327,7 +338,7 @@ impl Engine {
     ) -> Self {
         let log = dir.join(format!("engine-{port}.log"));
         let mut engine = Self::configured(dir, port, exchange, extra, log, "info");
-        engine.launcher = vec!["faketime".into(), "-f".into(), offset.into()];
+        engine.clock_offset = Some(offset.to_owned());
         engine.spawn();
         engine
     }
@@ -352,9 +363,9 @@ impl Engine {
         self.drops_database = false;
     }
 
-    /// Runs every later start under `launcher` (`["faketime", "-f", "+30s"]`; empty for none).
-    pub fn launch_under(&mut self, launcher: &[&str]) {
-        self.launcher = launcher.iter().map(|s| (*s).to_owned()).collect();
+    /// Shifts the wall clock of every later start by `offset` (`+30s`, `-30s`).
+    pub fn skew_clock(&mut self, offset: &str) {
+        self.clock_offset = Some(offset.to_owned());
     }
 
     /// Sends `signal` (`-STOP`, `-CONT`) to the running process.
@@ -406,7 +417,7 @@ impl Engine {
             extra: extra.iter().map(|s| (*s).to_owned()).collect(),
             log,
             log_filter,
-            launcher: Vec::new(),
+            clock_offset: None,
             drops_database: true,
         }
     }
@@ -459,15 +470,16 @@ impl Engine {
     }
 
     fn spawn(&mut self) {
-        let mut command = match self.launcher.split_first() {
-            Some((program, args)) => {
-                let mut command = Command::new(program);
-                command.args(args).arg(BIN);
-                command.env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
-                command
-            }
-            None => Command::new(BIN),
-        };
+        let mut command = Command::new(BIN);
+        // The library is preloaded into the engine itself rather than run through the `faketime`
+        // program, which would stand between the test and the engine: a kill of it would leave
+        // the engine running.
+        if let Some(offset) = &self.clock_offset {
+            command
+                .env("LD_PRELOAD", libfaketime())
+                .env("FAKETIME", offset)
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+        }
         if let Some(points) = self.fault_points.take() {
             command.env("FAILPOINTS", points);
         }
