@@ -12,6 +12,24 @@ use orderkeeper::error::AppError;
 
 use crate::helpers::*;
 
+/// This engine's lease runs out and another, `engine@elsewhere`, takes its one open order over:
+/// the fence it had, and the other's.
+fn taken_over_by_another_engine(app: &TestApp) -> (leases::Fence, leases::Fence) {
+    let old = app.engine.fence();
+    let mut conn = app.pool.get().unwrap();
+    let expire = format!(
+        "UPDATE engines SET expires_at = 0 WHERE id = '{}'",
+        old.engine
+    );
+    orderkeeper::with_conn!(conn, |c| diesel::sql_query(&expire).execute(c)).unwrap();
+    let other = leases::join(&mut conn, "engine@elsewhere", 60_000_000).unwrap();
+    assert_eq!(
+        leases::take_over(&mut conn, &old.engine, &other).unwrap(),
+        1
+    );
+    (old, other)
+}
+
 #[actix_web::test]
 async fn an_engine_whose_lease_was_taken_over_may_not_write_to_the_order() {
     let app = spawn_app().await;
@@ -25,16 +43,8 @@ async fn an_engine_whose_lease_was_taken_over_may_not_write_to_the_order() {
     let order: OrderId = id.parse().unwrap();
 
     // This engine's lease runs out, and another engine takes its open orders.
-    let old = app.engine.fence();
+    let (old, other) = taken_over_by_another_engine(&app);
     let mut conn = app.pool.get().unwrap();
-    let expire = format!(
-        "UPDATE engines SET expires_at = 0 WHERE id = '{}'",
-        old.engine
-    );
-    orderkeeper::with_conn!(conn, |c| diesel::sql_query(&expire).execute(c)).unwrap();
-    let other = leases::join(&mut conn, "engine@elsewhere", 60_000_000).unwrap();
-    let taken = leases::take_over(&mut conn, &old.engine, &other).unwrap();
-    assert_eq!(taken, 1);
 
     // A phase under the old lease is refused; under the new one it passes.
     assert!(matches!(
@@ -87,19 +97,7 @@ async fn fills_pushed_for_another_engines_order_are_recorded_and_not_remembered_
     let id = placed["id"].as_str().unwrap().to_owned();
     let order: OrderId = id.parse().unwrap();
     // Another engine takes the order over; this one's actor stops.
-    let old = app.engine.fence();
-    let mut conn = app.pool.get().unwrap();
-    let expire = format!(
-        "UPDATE engines SET expires_at = 0 WHERE id = '{}'",
-        old.engine
-    );
-    orderkeeper::with_conn!(conn, |c| diesel::sql_query(&expire).execute(c)).unwrap();
-    let other = leases::join(&mut conn, "engine@elsewhere", 60_000_000).unwrap();
-    assert_eq!(
-        leases::take_over(&mut conn, &old.engine, &other).unwrap(),
-        1
-    );
-    drop(conn);
+    taken_over_by_another_engine(&app);
     for _ in 0..100 {
         if !app.engine.registry().contains(order) {
             break;

@@ -336,9 +336,8 @@ impl Engine {
         extra: &[&str],
         offset: &str,
     ) -> Self {
-        let log = dir.join(format!("engine-{port}.log"));
-        let mut engine = Self::configured(dir, port, exchange, extra, log, "info");
-        engine.clock_offset = Some(offset.to_owned());
+        let mut engine = Self::sharing(dir, port, exchange, extra);
+        engine.skew_clock(offset);
         engine.spawn();
         engine
     }
@@ -351,11 +350,16 @@ impl Engine {
         extra: &[&str],
         database_url: &str,
     ) -> Self {
-        let log = dir.join(format!("engine-{port}.log"));
-        let mut engine = Self::configured(dir, port, exchange, extra, log, "info");
+        let mut engine = Self::sharing(dir, port, exchange, extra);
         engine.database_url = database_url.to_owned();
         engine.spawn();
         engine
+    }
+
+    /// One of several engines on the database of `dir`, logging at `info`: set up, not started.
+    fn sharing(dir: &Path, port: u16, exchange: &str, extra: &[&str]) -> Self {
+        let log = dir.join(format!("engine-{port}.log"));
+        Self::configured(dir, port, exchange, extra, log, "info")
     }
 
     /// Leaves the database alone when this engine is dropped: others still use it.
