@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use super::identity::{IdLock, IdentityError};
 use super::messages::{Drive, Reason};
 use super::Engine;
-use crate::db;
 use crate::db::leases::{self, Fence};
+use crate::db::{self, DbConnection};
 use crate::error::AppError;
 use crate::shutdown::Shutdown;
 
@@ -106,6 +106,17 @@ async fn keep_the_id(id_lock: &Arc<IdLock>) {
     }
 }
 
+/// `phase`, waiting at most `wait` for other transactions' row locks.
+fn waiting_at_most<T>(
+    wait: Duration,
+    phase: impl FnOnce(&mut DbConnection) -> Result<T, AppError>,
+) -> impl FnOnce(&mut DbConnection) -> Result<T, AppError> {
+    move |conn| {
+        conn.limit_lock_wait(wait)?;
+        phase(conn)
+    }
+}
+
 async fn keep(engine: &Engine) -> Result<(), AppError> {
     let lease = engine.lease();
     let (fence, ttl) = (lease.fence(), lease.ttl_micros());
@@ -114,10 +125,9 @@ async fn keep(engine: &Engine) -> Result<(), AppError> {
     let sent = Instant::now();
     let renewed = engine
         .writer()
-        .run(move |conn| {
-            conn.limit_lock_wait(wait)?;
+        .run(waiting_at_most(wait, move |conn| {
             leases::renew(conn, &fence, ttl)
-        })
+        }))
         .await?;
     if renewed {
         lease.renewed_at(sent);
@@ -130,10 +140,9 @@ async fn keep(engine: &Engine) -> Result<(), AppError> {
         let sent = Instant::now();
         let fence = engine
             .writer()
-            .run(move |conn| {
-                conn.limit_lock_wait(wait)?;
+            .run(waiting_at_most(wait, move |conn| {
                 leases::join(conn, &id, ttl)
-            })
+            }))
             .await?;
         tracing::warn!(engine = %fence.engine, epoch = fence.epoch, "lease lost; joined again");
         lease.epoch.store(fence.epoch, Ordering::Release);
@@ -146,10 +155,9 @@ async fn keep(engine: &Engine) -> Result<(), AppError> {
         let from = dead.clone();
         let taken = engine
             .writer()
-            .run(move |conn| {
-                conn.limit_lock_wait(wait)?;
+            .run(waiting_at_most(wait, move |conn| {
                 leases::take_over(conn, &from, &fence)
-            })
+            }))
             .await?;
         if taken > 0 {
             tracing::warn!(from = %dead, orders = taken, "took over the open orders of an expired engine");

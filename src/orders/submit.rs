@@ -231,8 +231,7 @@ pub fn submit_many(
             let sub = &item.submission;
             let key = (sub.account, sub.key.as_str());
             let fresh = !stored.contains(&(key.0, key.1.to_owned())) && keys_seen.insert(key);
-            let ours = item.owner.engine == owner.engine;
-            (fresh && ours).then(|| prepare(sub, &owner).ok()).flatten()
+            fresh.then(|| prepare(sub, &owner).ok()).flatten()
         })
         .collect();
     let pairs: BTreeSet<(AccountId, String)> = plain
