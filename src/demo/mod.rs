@@ -35,6 +35,8 @@ const CLOSE_WITHIN: Duration = Duration::from_secs(90);
 const FILL_INTERVAL_MS: u64 = 100;
 const OPENING_CASH: &str = "10000000.00";
 const OPENING_SHARES: i64 = 1000;
+/// The simulator's book, in the run's directory (`exchange-sim --book-file` reopens it).
+pub const EXCHANGE_BOOK: &str = "exchange.db";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -72,8 +74,9 @@ pub async fn run(args: DemoArgs) -> Result<Report, DemoError> {
             webhook_secret: Some(secret.clone()),
             seed: Some(seed),
             fill_interval_ms: FILL_INTERVAL_MS,
-            // It outlives every engine it serves, and the demo, in one process.
-            book_file: None,
+            // It outlives every engine it serves. Its book is kept with the run's other files,
+            // so the run can be checked against the exchange's record afterwards.
+            book_file: Some(directory.join(EXCHANGE_BOOK)),
             faults: args.faults,
         },
         true,

@@ -142,6 +142,6 @@ async fn leases_are_judged_by_the_database_clock_whatever_an_engine_clock_says()
             shares: BTreeMap::new(),
         },
     )]);
-    let wrong = books::check(&url, &sim.orders().await, &openings, true);
+    let wrong = books::check(&url, &sim.orders().await, &openings);
     assert!(wrong.is_empty(), "{wrong:#?}");
 }

@@ -308,7 +308,7 @@ async fn the_default_serve_carries_every_order_on_after_sigkill() {
         },
     )]);
     let database = format!("sqlite://{}", dir.path().join("orderkeeper.db").display());
-    let wrong = books::check(&database, &exchange, &openings, true);
+    let wrong = books::check(&database, &exchange, &openings);
     assert!(wrong.is_empty(), "{wrong:#?}");
     assert_eq!(
         alarms(&dir.path().join("orderkeeper.db")),

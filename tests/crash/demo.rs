@@ -1,8 +1,14 @@
 //! `orderkeeper demo` as a newcomer runs it: its kills, its report, and a verdict that comes from
 //! the books, not from the script.
 
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use orderkeeper::demo::EXCHANGE_BOOK;
+use orderkeeper::exchange::sim::market::LISTINGS;
 use serde_json::json;
 
+use crate::books::{self, Opening};
 use crate::processes::{self, Engine, Simulator};
 
 /// The line of the report that starts with `label`, after its label.
@@ -52,7 +58,49 @@ fn the_demo_kills_the_engine_three_times_and_passes_the_audit() {
     // Each follower reconnected after each kill.
     let connections = feed.split(" over ").nth(1).map_or(0, first_number);
     assert!(connections >= 4 * 4, "{report}");
+    check_the_books_of_the_run(dir.path(), &url);
     crate::database::drop_for(dir.path());
+}
+
+/// The books checker, not the demo's own audit: the demo's database against the exchange's
+/// record, which the run kept in its directory and a simulator of its own reopens here.
+fn check_the_books_of_the_run(dir: &Path, url: &str) {
+    let book = std::fs::read_dir(dir)
+        .expect("the test's directory")
+        .flatten()
+        .map(|entry| entry.path().join(EXCHANGE_BOOK))
+        .find(|path| path.exists())
+        .expect("the demo kept the exchange's book");
+    let sim = Simulator::start_with(
+        processes::free_port(),
+        1,
+        &[("--book-file".to_owned(), book.display().to_string())],
+        50,
+    );
+    let shares: BTreeMap<String, i64> = LISTINGS
+        .iter()
+        .map(|(symbol, _)| ((*symbol).to_owned(), 1000))
+        .collect();
+    let openings: HashMap<String, Opening> = books::accounts(url)
+        .into_iter()
+        .filter(|(_, name)| name.starts_with("trader-"))
+        .map(|(id, _)| {
+            let opening = Opening {
+                cash: 1_000_000_000,
+                shares: shares.clone(),
+            };
+            (id, opening)
+        })
+        .collect();
+    assert_eq!(openings.len(), 4, "the demo's four traders");
+    let exchange = actix_web::rt::System::new().block_on(sim.orders());
+    assert!(
+        exchange.len() > 50,
+        "{} orders on the exchange",
+        exchange.len()
+    );
+    let wrong = books::check(url, &exchange, &openings);
+    assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
 /// On a database whose books were changed behind the engine's back, the demo's audit fails,

@@ -131,7 +131,6 @@ async fn crash_at(point: &'static str, dir: &Path) -> Vec<String> {
         engine.database_url(),
         &sim.orders().await,
         &openings,
-        true,
     ));
     wrong
 }

@@ -253,11 +253,21 @@ impl Simulator {
             .expect("faults cleared");
     }
 
+    /// Every order the simulator holds. Its REST faults apply to this route too, so a read that
+    /// failed (a 5xx, a lost response) is made again, for up to 30 s.
     pub async fn orders(&self) -> Vec<Value> {
-        let (_, orders) = read_json(client().get(format!("{}/orders", self.url())), None)
-            .await
-            .expect("orders");
-        orders.as_array().cloned().expect("a list")
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let read = read_json(client().get(format!("{}/orders", self.url())), None).await;
+            if let Some((200, Value::Array(orders))) = read {
+                return orders;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no list of orders in 30 s: {read:?}"
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 

@@ -4,12 +4,15 @@
 //! the faults and the kills; a failing seed is printed, and `ORDERKEEPER_SIM_SEED=N` runs it again.
 //! `ORDERKEEPER_SIM_SEEDS=N` sets how many seeds run (CI runs hundreds).
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
+use futures_util::FutureExt;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use serde_json::{json, Value};
@@ -42,6 +45,8 @@ enum Step {
         body: Value,
         client: Client,
         reset_after: Duration,
+        /// Kill the engine this long into the request, and restart it after the second.
+        kill_inside: Option<(Duration, Duration)>,
     },
     /// Cancels the order submitted under this key, if it exists.
     Cancel {
@@ -123,12 +128,27 @@ fn plan(seed: u64) -> Plan {
             _ => Client::Twice,
         };
         let key = format!("s{seed}-o{i}");
+        let reset_after = Duration::from_micros(rng.random_range(0..8_000));
+        // Half the kills land inside a request, the others between answered ones.
+        let kill = kill_at.contains(&i).then(|| {
+            (
+                rng.random_bool(0.5),
+                Duration::from_millis(rng.random_range(0..300)),
+            )
+        });
+        let kill_inside = match kill {
+            Some((true, down_for)) => {
+                Some((Duration::from_micros(rng.random_range(0..4_000)), down_for))
+            }
+            _ => None,
+        };
         steps.push(Step::Submit {
             account,
             key: key.clone(),
             body,
             client,
-            reset_after: Duration::from_micros(rng.random_range(0..8_000)),
+            reset_after,
+            kill_inside,
         });
         if rng.random_bool(0.3) {
             steps.push(Step::Cancel { account, key });
@@ -136,72 +156,95 @@ fn plan(seed: u64) -> Plan {
         if rng.random_bool(0.3) {
             steps.push(Step::Pause(Duration::from_millis(rng.random_range(0..200))));
         }
-        if kill_at.contains(&i) {
-            steps.push(Step::Kill {
-                down_for: Duration::from_millis(rng.random_range(0..300)),
-            });
+        if let Some((false, down_for)) = kill {
+            steps.push(Step::Kill { down_for });
         }
     }
     Plan { faults, steps }
 }
 
-/// `POST /v1/orders` on a raw socket, reset (TCP RST) after `after`.
-fn post_then_reset(port: u16, token: &str, key: &str, body: &str, after: Duration) {
+/// What became of a client's reset.
+enum Reset {
+    /// The request never reached the engine (it was down, or refused the connection).
+    NotSent,
+    /// The connection was reset before any answer arrived.
+    BeforeTheAnswer,
+    /// The answer had already arrived when the connection was reset.
+    AfterTheAnswer,
+}
+
+/// `POST /v1/orders` on a raw socket, reset (TCP RST) after `after`; reports whether the reset
+/// landed before the answer, by looking for answer bytes waiting on the socket.
+fn post_then_reset(port: u16, token: &str, key: &str, body: &str, after: Duration) -> Reset {
     let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return;
+        return Reset::NotSent;
     };
     let request = format!(
         "POST /v1/orders HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
          Idempotency-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    let _ = stream.write_all(request.as_bytes());
+    if stream.write_all(request.as_bytes()).is_err() {
+        return Reset::NotSent;
+    }
     std::thread::sleep(after);
+    let mut peek = [0_u8; 1];
+    let answered =
+        stream.set_nonblocking(true).is_ok() && stream.peek(&mut peek).is_ok_and(|n| n > 0);
     let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+    if answered {
+        Reset::AfterTheAnswer
+    } else {
+        Reset::BeforeTheAnswer
+    }
 }
 
-/// What a run did, summed over the seeds for the report.
+/// What a run really did (not what it planned), summed over the seeds for the report.
 #[derive(Debug, Default, Clone, Copy)]
 struct Tally {
     orders: usize,
-    resets: usize,
+    resets_before_the_answer: usize,
+    resets_after_the_answer: usize,
+    resets_not_sent: usize,
     doubles: usize,
     cancels: usize,
-    kills: usize,
+    kills_between_requests: usize,
+    kills_inside_a_request: usize,
 }
 
 impl Tally {
-    fn of(plan: &Plan) -> Tally {
-        let mut tally = Tally::default();
-        for step in &plan.steps {
-            match step {
-                Step::Submit { client, .. } => {
-                    tally.orders += 1;
-                    match client {
-                        Client::ResetsThenRetries | Client::ResetsAndLeaves => tally.resets += 1,
-                        Client::Twice => tally.doubles += 1,
-                        Client::Patient => {}
-                    }
-                }
-                Step::Cancel { .. } => tally.cancels += 1,
-                Step::Kill { .. } => tally.kills += 1,
-                Step::Pause(_) => {}
-            }
-        }
-        tally
-    }
-
     fn add(&mut self, other: Tally) {
         self.orders += other.orders;
-        self.resets += other.resets;
+        self.resets_before_the_answer += other.resets_before_the_answer;
+        self.resets_after_the_answer += other.resets_after_the_answer;
+        self.resets_not_sent += other.resets_not_sent;
         self.doubles += other.doubles;
         self.cancels += other.cancels;
-        self.kills += other.kills;
+        self.kills_between_requests += other.kills_between_requests;
+        self.kills_inside_a_request += other.kills_inside_a_request;
     }
 }
 
-/// Runs one seed; returns what went wrong.
-async fn run(seed: u64, dir: &Path) -> Vec<String> {
+/// A key's answer as the checks compare it: the order it named, or the refusal's code.
+#[derive(Debug, Clone, PartialEq)]
+enum Answer {
+    Order(String),
+    Refused(String),
+}
+
+/// The refusals a valid order may get: the contract stores them under the key like a success.
+const REFUSALS: &[&str] = &["insufficient_funds", "insufficient_position"];
+
+fn answer_of(status: u16, body: &Value) -> Result<Answer, String> {
+    match (status, body["id"].as_str(), body["error"]["code"].as_str()) {
+        (201, Some(id), _) => Ok(Answer::Order(id.to_owned())),
+        (422, _, Some(code)) if REFUSALS.contains(&code) => Ok(Answer::Refused(code.to_owned())),
+        _ => Err(format!("answered {status} {body}")),
+    }
+}
+
+/// Runs one seed; returns what went wrong and what really happened.
+async fn run(seed: u64, dir: &Path) -> (Vec<String>, Tally) {
     let plan = plan(seed);
     let port = processes::free_port();
     let sim = Simulator::start_with(port, seed, &plan.faults, 20);
@@ -226,9 +269,10 @@ async fn run(seed: u64, dir: &Path) -> Vec<String> {
     }
     let client = processes::client();
     let mut wrong = Vec::new();
-    // Every key a client sent, with its body: asked again at the end, each must name one order.
+    let mut tally = Tally::default();
+    // Every key a client sent, with its body: asked again at the end, each must answer as before.
     let mut sent: Vec<(usize, String, Value)> = Vec::new();
-    let mut answered: HashMap<String, String> = HashMap::new();
+    let mut answered: HashMap<String, Answer> = HashMap::new();
     let url = engine.url();
     let submit = |account: usize, key: String, body: Value| {
         let (client, url, token) = (client.clone(), url.clone(), tokens[account].clone());
@@ -246,106 +290,170 @@ async fn run(seed: u64, dir: &Path) -> Vec<String> {
                 body,
                 client: behaviour,
                 reset_after,
+                kill_inside,
             } => {
+                tally.orders += 1;
                 let text = body.to_string();
-                let outcomes = match behaviour {
-                    Client::Patient => vec![submit(account, key.clone(), body.clone()).await],
-                    Client::Twice => {
-                        join_all([
-                            submit(account, key.clone(), body.clone()),
-                            submit(account, key.clone(), body.clone()),
-                        ])
-                        .await
-                    }
-                    Client::ResetsThenRetries | Client::ResetsAndLeaves => {
-                        let (token, reset_key) = (tokens[account].clone(), key.clone());
-                        let reset = std::thread::spawn(move || {
-                            post_then_reset(port, &token, &reset_key, &text, reset_after)
-                        });
-                        while !reset.is_finished() {
-                            actix_web::rt::time::sleep(Duration::from_millis(2)).await;
+                let in_flight = Cell::new(true);
+                let requests = async {
+                    let outcomes = match behaviour {
+                        Client::Patient => vec![submit(account, key.clone(), body.clone()).await],
+                        Client::Twice => {
+                            tally.doubles += 1;
+                            join_all([
+                                submit(account, key.clone(), body.clone()),
+                                submit(account, key.clone(), body.clone()),
+                            ])
+                            .await
                         }
-                        if matches!(behaviour, Client::ResetsThenRetries) {
-                            vec![submit(account, key.clone(), body.clone()).await]
-                        } else {
-                            Vec::new()
+                        Client::ResetsThenRetries | Client::ResetsAndLeaves => {
+                            let (token, reset_key) = (tokens[account].clone(), key.clone());
+                            let reset = std::thread::spawn(move || {
+                                post_then_reset(port, &token, &reset_key, &text, reset_after)
+                            });
+                            while !reset.is_finished() {
+                                actix_web::rt::time::sleep(Duration::from_millis(2)).await;
+                            }
+                            match reset.join() {
+                                Ok(Reset::BeforeTheAnswer) => tally.resets_before_the_answer += 1,
+                                Ok(Reset::AfterTheAnswer) => tally.resets_after_the_answer += 1,
+                                _ => tally.resets_not_sent += 1,
+                            }
+                            if matches!(behaviour, Client::ResetsThenRetries) {
+                                vec![submit(account, key.clone(), body.clone()).await]
+                            } else {
+                                Vec::new()
+                            }
                         }
-                    }
+                    };
+                    in_flight.set(false);
+                    outcomes
                 };
+                let killer = async {
+                    let Some((after, down_for)) = kill_inside else {
+                        return false;
+                    };
+                    actix_web::rt::time::sleep(after).await;
+                    let inside = in_flight.get();
+                    engine.kill();
+                    actix_web::rt::time::sleep(down_for).await;
+                    engine.restart().await;
+                    inside
+                };
+                let (outcomes, killed_inside) = futures_util::future::join(requests, killer).await;
+                match kill_inside {
+                    Some(_) if killed_inside => tally.kills_inside_a_request += 1,
+                    Some(_) => tally.kills_between_requests += 1,
+                    None => {}
+                }
                 for (key, status, order) in outcomes {
-                    match (status, order["id"].as_str()) {
-                        (201, Some(id)) => {
-                            if let Some(before) = answered.insert(key.clone(), id.to_owned()) {
-                                if before != id {
-                                    wrong.push(format!("key {key} named {before} and {id}"));
+                    match answer_of(status, &order) {
+                        Ok(answer) => {
+                            if let Some(before) = answered.insert(key.clone(), answer.clone()) {
+                                if before != answer {
+                                    wrong.push(format!(
+                                        "key {key} answered {before:?}, then {answer:?}"
+                                    ));
                                 }
                             }
                         }
-                        (422, _) => {}
-                        _ => wrong.push(format!("key {key}: answered {status} {order}")),
+                        Err(what) => wrong.push(format!("key {key}: {what}")),
                     }
                 }
                 sent.push((account, key, body));
             }
             Step::Cancel { account, key } => {
-                if let Some(id) = answered.get(&key) {
+                if let Some(Answer::Order(id)) = answered.get(&key) {
+                    tally.cancels += 1;
                     processes::delete(&url, &tokens[account], &format!("/v1/orders/{id}")).await;
                 }
             }
             Step::Kill { down_for } => {
+                tally.kills_between_requests += 1;
                 engine.kill();
                 actix_web::rt::time::sleep(down_for).await;
                 engine.restart().await;
+                let live =
+                    books::check_live(engine.database_url(), || sim.orders(), &openings).await;
+                wrong.extend(live.into_iter().map(|w| format!("after a kill: {w}")));
             }
             Step::Pause(wait) => actix_web::rt::time::sleep(wait).await,
         }
     }
 
-    // One order per key, whatever the client saw; then end everything still open.
+    // Each key answers as it did the first time, and each account holds one order per key that
+    // named one.
+    let mut orders_of_keys = vec![0_usize; tokens.len()];
     for (account, key, body) in &sent {
         let (_, status, order) = submit(*account, key.clone(), body.clone()).await;
-        match (status, order["id"].as_str(), answered.get(key)) {
-            (201, Some(id), Some(before)) if id != before => {
-                wrong.push(format!("key {key} named {before}, then {id}"))
+        match (answer_of(status, &order), answered.get(key)) {
+            (Ok(answer), Some(before)) if answer != *before => {
+                wrong.push(format!("key {key} answered {before:?}, then {answer:?}"))
             }
-            (201 | 422, _, _) => {}
-            _ => wrong.push(format!("key {key}: asked again, answered {status} {order}")),
-        }
-    }
-    let deadline = Instant::now() + Duration::from_secs(90);
-    'ending: loop {
-        let mut open = 0;
-        for token in &tokens {
-            let Some((200, orders)) =
-                processes::get(&url, token, "/v1/orders?status=open&limit=1000").await
-            else {
-                continue 'ending;
-            };
-            for order in orders.as_array().cloned().unwrap_or_default() {
-                open += 1;
-                if order["status"] != "pending_cancel" {
-                    let path = format!("/v1/orders/{}", order["id"].as_str().unwrap_or_default());
-                    processes::delete(&url, token, &path).await;
+            (Ok(answer), _) => {
+                if matches!(answer, Answer::Order(_)) {
+                    orders_of_keys[*account] += 1;
                 }
+                answered.insert(key.clone(), answer);
             }
+            (Err(what), _) => wrong.push(format!("key {key}, asked again: {what}")),
         }
-        if open == 0 {
-            break;
-        }
-        if Instant::now() > deadline {
-            wrong.push(format!("{open} orders still open after 90 s"));
-            break;
-        }
-        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
     }
+    for (account, token) in tokens.iter().enumerate() {
+        let held = processes::get(&url, token, "/v1/orders?status=all&limit=1000").await;
+        let held = held.and_then(|(_, orders)| orders.as_array().map(Vec::len));
+        if held != Some(orders_of_keys[account]) {
+            wrong.push(format!(
+                "account {account}: {held:?} orders for {} keys that named one",
+                orders_of_keys[account]
+            ));
+        }
+    }
+    wrong.extend(
+        books::check_live(engine.database_url(), || sim.orders(), &openings)
+            .await
+            .into_iter()
+            .map(|w| format!("with orders open: {w}")),
+    );
+    wrong.extend(end_every_order(&url, &tokens).await);
     sim.clear_faults().await;
     wrong.extend(books::check(
         engine.database_url(),
         &sim.orders().await,
         &openings,
-        true,
     ));
-    wrong
+    (wrong, tally)
+}
+
+/// Cancels every open order and waits, for at most 90 s, until none is open.
+async fn end_every_order(url: &str, tokens: &[String]) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let mut open = 0;
+        for token in tokens {
+            match processes::get(url, token, "/v1/orders?status=open&limit=1000").await {
+                Some((200, orders)) => {
+                    for order in orders.as_array().cloned().unwrap_or_default() {
+                        open += 1;
+                        if order["status"] != "pending_cancel" {
+                            let path =
+                                format!("/v1/orders/{}", order["id"].as_str().unwrap_or_default());
+                            processes::delete(url, token, &path).await;
+                        }
+                    }
+                }
+                // Unread: counted as open, so the loop neither ends nor escapes its deadline.
+                _ => open += 1,
+            }
+        }
+        if open == 0 {
+            return Vec::new();
+        }
+        if Instant::now() > deadline {
+            return vec![format!("{open} orders still open (or unread) after 90 s")];
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 fn seeds() -> Vec<u64> {
@@ -369,28 +477,35 @@ async fn seeded_runs_with_faults_resets_and_kills_keep_the_books_exact() {
     let started = Instant::now();
     let mut failed = Vec::new();
     let mut tally = Tally::default();
-    for seed in &seeds {
-        tally.add(Tally::of(&plan(*seed)));
-    }
     for batch in seeds.chunks(3) {
         let runs = batch.iter().map(|seed| async move {
             let dir = tempfile::tempdir().unwrap();
-            let wrong = run(*seed, dir.path()).await;
+            // A panic inside a run (an engine that never became ready) fails its seed, by name.
+            let (wrong, tally) = match AssertUnwindSafe(run(*seed, dir.path())).catch_unwind().await {
+                Ok(outcome) => outcome,
+                Err(panic) => {
+                    let what = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                        .unwrap_or_default();
+                    (vec![format!("panicked: {what}")], Tally::default())
+                }
+            };
             if !wrong.is_empty() {
                 let log = std::fs::read_to_string(dir.path().join("orderkeeper.log")).unwrap_or_default();
                 let tail: Vec<&str> = log.lines().rev().take(20).collect();
                 eprintln!("seed {seed} failed (ORDERKEEPER_SIM_SEED={seed} replays it):\n  {}\n  engine log, last lines:\n  {}",
                     wrong.join("\n  "), tail.into_iter().rev().collect::<Vec<_>>().join("\n  "));
             }
-            (*seed, wrong.is_empty())
+            (*seed, wrong.is_empty(), tally)
         });
-        failed.extend(
-            join_all(runs)
-                .await
-                .into_iter()
-                .filter(|(_, ok)| !ok)
-                .map(|(s, _)| s),
-        );
+        for (seed, ok, run) in join_all(runs).await {
+            tally.add(run);
+            if !ok {
+                failed.push(seed);
+            }
+        }
     }
     eprintln!(
         "simulation: {} seeds from {} in {:.0?}, {} failed; {tally:?}",
