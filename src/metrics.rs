@@ -55,6 +55,8 @@ pub const EXCHANGE_OPS: &[&str] = &["place", "lookup", "cancel", "list", "prices
 pub const EXCHANGE_OUTCOMES: &[&str] = &["ok", "refused", "unknown"];
 /// What recovery did for an order it picked up (see `engine::steps`).
 pub const RECOVERY_KINDS: &[&str] = &["place", "lookup", "release", "cancel", "poll"];
+/// What asks an order actor for a step (`engine::messages::Reason`).
+pub const STEP_REASONS: &[&str] = &["recover", "poll", "push", "cancel"];
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 
@@ -82,6 +84,7 @@ pub struct Metrics {
     pub actor_restarts: Counter,
     order_steps: Family<ReasonLabel, Counter>,
     orders_taken_over: Counter,
+    fenced_steps: Counter,
     broker_published: Counter,
     invariant_violations: Gauge,
 }
@@ -129,6 +132,7 @@ impl Default for Metrics {
             actor_restarts: Counter::default(),
             order_steps: Family::default(),
             orders_taken_over: Counter::default(),
+            fenced_steps: Counter::default(),
             broker_published: Counter::default(),
             invariant_violations: Gauge::default(),
         };
@@ -167,6 +171,9 @@ impl Metrics {
         }
         for kind in RECOVERY_KINDS {
             let _ = self.recovery_actions.get_or_create(&KindLabel { kind });
+        }
+        for reason in STEP_REASONS {
+            let _ = self.order_steps.get_or_create(&ReasonLabel { reason });
         }
         for kind in AlarmKind::ALL {
             let _ = self.alarms.get_or_create(&KindLabel {
@@ -290,6 +297,11 @@ impl Metrics {
             self.orders_taken_over.clone(),
         );
         r.register(
+            "fenced_steps",
+            "Order steps whose write was refused because another engine holds the order now",
+            self.fenced_steps.clone(),
+        );
+        r.register(
             "broker_published",
             "Events published to the broker (each acknowledged by it)",
             self.broker_published.clone(),
@@ -389,6 +401,10 @@ impl Metrics {
         self.orders_taken_over.inc_by(n as u64);
     }
 
+    pub fn step_fenced(&self) {
+        self.fenced_steps.inc();
+    }
+
     pub fn audited(&self, violations: usize) {
         self.invariant_violations
             .set(i64::try_from(violations).unwrap_or(i64::MAX));
@@ -409,6 +425,9 @@ impl Metrics {
         }
         if let Some(pending) = sampled.outbox_pending {
             self.outbox_pending.set(pending);
+        }
+        for reason in STEP_REASONS {
+            let _ = self.order_steps.get_or_create(&ReasonLabel { reason });
         }
         for kind in AlarmKind::ALL {
             let counter = self.alarms.get_or_create(&KindLabel {

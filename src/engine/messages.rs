@@ -44,3 +44,16 @@ pub struct Drive(pub Reason);
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
 pub struct Stir;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_step_reason_has_its_metric_series_from_start_up() {
+        for reason in [Reason::Recover, Reason::Poll, Reason::Cancel] {
+            assert!(crate::metrics::STEP_REASONS.contains(&reason.name()));
+        }
+        assert!(crate::metrics::STEP_REASONS.contains(&"push"));
+    }
+}

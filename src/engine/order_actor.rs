@@ -127,6 +127,7 @@ impl OrderActor {
             Ok(Err(AppError::Fenced(why))) => {
                 // Another engine carries the order on now: this actor must not act on it again.
                 tracing::warn!(order = %self.order, %why, "order taken over; its actor here stops");
+                self.engine.metrics().step_fenced();
                 self.engine.step_completed(self.order);
                 self.finish(ctx);
             }

@@ -62,34 +62,74 @@ async fn the_reaper_deletes_expired_keys_only() {
     );
 }
 
+/// Every series the engine registers, as `/metrics` names it.
+const EVERY_METRIC: &[&str] = &[
+    "orderkeeper_http_requests",
+    "orderkeeper_orders_created",
+    "orderkeeper_submit_batch_orders",
+    "orderkeeper_status_batch_orders",
+    "orderkeeper_fill_batch_pushes",
+    "orderkeeper_idempotent_replays",
+    "orderkeeper_idempotency_conflicts",
+    "orderkeeper_idempotency_keys",
+    "orderkeeper_fills",
+    "orderkeeper_fills_duplicate",
+    "orderkeeper_exchange_requests",
+    "orderkeeper_exchange_retries",
+    "orderkeeper_open_orders",
+    "orderkeeper_outbox_pending",
+    "orderkeeper_outbox_lag_seconds",
+    "orderkeeper_ws_sessions",
+    "orderkeeper_rehydration_seconds",
+    "orderkeeper_recovery_actions",
+    "orderkeeper_alarms",
+    "orderkeeper_actor_restarts",
+    "orderkeeper_order_steps",
+    "orderkeeper_orders_taken_over",
+    "orderkeeper_fenced_steps",
+    "orderkeeper_broker_published",
+    "orderkeeper_invariant_violations",
+];
+
 #[actix_web::test]
 async fn every_metric_is_exported_from_start_up() {
     let app = spawn_app().await;
     let text = app.scrape().await;
-    for name in [
-        "orderkeeper_http_requests",
-        "orderkeeper_idempotent_replays",
-        "orderkeeper_idempotency_conflicts",
-        "orderkeeper_idempotency_keys",
-        "orderkeeper_fills",
-        "orderkeeper_fills_duplicate",
-        "orderkeeper_exchange_requests",
-        "orderkeeper_exchange_retries",
-        "orderkeeper_open_orders",
-        "orderkeeper_outbox_pending",
-        "orderkeeper_outbox_lag_seconds",
-        "orderkeeper_ws_sessions",
-        "orderkeeper_rehydration_seconds",
-        "orderkeeper_recovery_actions",
-        "orderkeeper_alarms",
-    ] {
-        assert!(
-            text.contains(&format!("# TYPE {name} ")),
-            "{name} missing from:\n{text}"
-        );
+    // The names the engine exports are exactly these, and each has a sample before anything
+    // happened (a counter's `_total`, a histogram's `_count`, a gauge's value).
+    let mut exported: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    exported.sort_unstable();
+    let mut expected = EVERY_METRIC.to_vec();
+    expected.sort_unstable();
+    assert_eq!(exported, expected, "{text}");
+    for name in EVERY_METRIC {
+        let sampled = text.lines().any(|line| {
+            !line.starts_with('#')
+                && [
+                    format!("{name}_total"),
+                    format!("{name}_count"),
+                    name.to_string(),
+                ]
+                .iter()
+                .any(|series| {
+                    line.strip_prefix(series.as_str())
+                        .is_some_and(|rest| rest.starts_with([' ', '{']))
+                })
+        });
+        assert!(sampled, "{name} has no sample at start-up:\n{text}");
     }
-    assert!(text.contains("orderkeeper_idempotency_conflicts_total{kind=\"in_use\"} 0"));
-    assert!(text.contains("orderkeeper_fills_duplicate_total{source=\"push\"} 0"));
+    for series in [
+        "orderkeeper_idempotency_conflicts_total{kind=\"in_use\"} 0",
+        "orderkeeper_fills_duplicate_total{source=\"push\"} 0",
+        "orderkeeper_order_steps_total{reason=\"push\"} 0",
+        "orderkeeper_fenced_steps_total 0",
+    ] {
+        assert!(text.contains(series), "{series} missing from:\n{text}");
+    }
 }
 
 #[actix_web::test]

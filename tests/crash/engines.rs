@@ -110,7 +110,7 @@ fn explain_open_orders(database_url: &str, engines: &[Engine]) -> Vec<String> {
     lines
 }
 
-async fn open_orders_of(database_url: &str, owner: &str) -> i64 {
+pub async fn open_orders_of(database_url: &str, owner: &str) -> i64 {
     let url = database_url.to_owned();
     let owner = owner.to_owned();
     actix_web::rt::task::spawn_blocking(move || {
@@ -180,7 +180,7 @@ async fn three_engines_share_the_work_and_finish_a_killed_ones_orders() {
     let streams = tokens.iter().enumerate().map(|(a, token)| {
         let (urls, alive, prices, submitted) = (&urls, &alive, &prices, &submitted);
         async move {
-            let mut wrong = Vec::new();
+            let (mut wrong, mut cancelled) = (Vec::new(), Vec::new());
             for i in 0..ORDERS_PER_ACCOUNT {
                 let key = format!("acct{a}-order{i}");
                 let order = body(i, prices);
@@ -204,14 +204,29 @@ async fn three_engines_share_the_work_and_finish_a_killed_ones_orders() {
                     wrong.push(format!("{key}: {} then {again} {replay}", answer["id"]));
                 }
                 if i % 3 == 2 && i.is_multiple_of(2) {
+                    // Cancelled through a third engine, which may not own the order.
                     let path = format!("/v1/orders/{}", answer["id"].as_str().unwrap_or(""));
                     let canceller = (other + 1) % urls.len();
                     if alive[canceller].get() {
-                        processes::delete(&urls[canceller], token, &path).await;
+                        match processes::delete(&urls[canceller], token, &path).await {
+                            Some((202 | 200, order))
+                                if ["pending_cancel", "canceled"]
+                                    .contains(&order["status"].as_str().unwrap_or("")) =>
+                            {
+                                cancelled.push(path)
+                            }
+                            Some((422, refusal))
+                                if refusal["error"]["code"] == "order_not_cancelable" => {}
+                            // The engine was killed while it answered.
+                            None if !alive[canceller].get() => {}
+                            other => wrong.push(format!(
+                                "{key}: cancel through engine {canceller} answered {other:?}"
+                            )),
+                        }
                     }
                 }
             }
-            wrong
+            (wrong, cancelled)
         }
     });
     let engines_ref = &mut engines;
@@ -225,7 +240,13 @@ async fn three_engines_share_the_work_and_finish_a_killed_ones_orders() {
         Instant::now()
     };
     let (answers, killed_at) = futures_util::future::join(join_all(streams), killer).await;
-    let mut wrong: Vec<String> = answers.into_iter().flatten().collect();
+    let mut wrong: Vec<String> = Vec::new();
+    let mut cancelled: Vec<(usize, String)> = Vec::new();
+    for (a, (found, paths)) in answers.into_iter().enumerate() {
+        wrong.extend(found);
+        cancelled.extend(paths.into_iter().map(|path| (a, path)));
+    }
+    assert!(!cancelled.is_empty(), "no cancel crossed engines");
 
     // The victim's open orders pass to the others within seconds.
     let victim = format!("engine@127.0.0.1:{}", ports[VICTIM]);
@@ -272,6 +293,14 @@ async fn three_engines_share_the_work_and_finish_a_killed_ones_orders() {
             break 'ending;
         }
         actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+    }
+    // A cancel one engine accepted for an order another owned was carried out: the order ended
+    // canceled, or filled if its last fill came first.
+    for (a, path) in &cancelled {
+        let order = engines[0].get(&tokens[*a], path).await;
+        if !["canceled", "filled"].contains(&order["status"].as_str().unwrap_or("")) {
+            wrong.push(format!("{path}: cancel accepted, yet it ended {order}"));
+        }
     }
     sim.clear_faults().await;
     let exchange = sim.orders().await;

@@ -13,6 +13,7 @@ mod demo;
 mod engines;
 #[path = "../common/feed_client.rs"]
 mod feed_client;
+mod fencing;
 mod matrix;
 mod nemesis;
 mod processes;
@@ -24,3 +25,5 @@ mod shared;
 mod sigkill;
 mod simulation;
 mod twins;
+#[path = "../common/venue.rs"]
+mod venue;

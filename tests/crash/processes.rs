@@ -56,7 +56,7 @@ pub fn tamper_with_balance(database_url: &str, account_id: &str, asset: &str, de
     assert_eq!(changed.ok(), Some(1), "one balance row changed");
 }
 
-const SECRET: &str = "crash-test-secret";
+pub const SECRET: &str = "crash-test-secret";
 const ADMIN: &str = "crash-test-admin";
 
 /// A port for a process of ours to listen on. Ports are handed out in turn from below the
