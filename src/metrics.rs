@@ -493,13 +493,12 @@ mod tests {
 
     #[test]
     fn counts_and_samples_move() {
-        let metrics = Metrics::default();
+        let metrics = std::sync::Arc::new(Metrics::default());
         metrics.order_created();
         metrics.fill_recorded(FillSource::Poll);
         metrics.key_conflict(KeyConflict::Reused);
         metrics.http_request("/v1/orders".into(), 201);
-        let _session = WsSessionGauge::new(std::sync::Arc::new(Metrics::default()));
-        metrics.ws_sessions.inc();
+        let session = WsSessionGauge::new(metrics.clone());
         let sampled = Sampled {
             open_orders: 2,
             outbox_lag_ms: 1500,
@@ -519,5 +518,9 @@ mod tests {
         ] {
             assert!(text.contains(series), "{series} missing from:\n{text}");
         }
+        // A feed session counts while it lives.
+        drop(session);
+        let text = metrics.render(sampled).unwrap();
+        assert!(text.contains("orderkeeper_ws_sessions 0"), "{text}");
     }
 }

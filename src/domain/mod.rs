@@ -6,6 +6,8 @@ pub mod new_order;
 pub mod order;
 #[cfg(test)]
 mod properties;
+#[cfg(test)]
+pub(crate) use properties::{bytes_near, parsed_of_256_near};
 pub mod symbol;
 pub mod whole_number;
 

@@ -92,8 +92,6 @@ struct Inner {
     registry: Registry,
     settings: EngineSettings,
     step_permits: tokio::sync::Semaphore,
-    steps_running: AtomicUsize,
-    steps_running_peak: AtomicUsize,
     /// Woken after every step, so new events reach the feed at once.
     relay: Relay,
     metrics: Arc<Metrics>,
@@ -123,17 +121,6 @@ struct Inner {
 /// A cheap handle on the engine, shared by the HTTP handlers and the actors.
 #[derive(Clone)]
 pub struct Engine(Arc<Inner>);
-
-/// A step that has loaded its order, counted until it ends.
-pub struct LoadedStep<'a> {
-    running: &'a AtomicUsize,
-}
-
-impl Drop for LoadedStep<'_> {
-    fn drop(&mut self) {
-        self.running.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 
 /// Runs `work` on a task of its own and waits for it. The work goes on to its end even if the
 /// waiting request is dropped (a client that resets the connection, a proxy that times out), so
@@ -184,8 +171,6 @@ impl Engine {
             registry: Registry::default(),
             settings,
             step_permits: tokio::sync::Semaphore::new(settings.max_concurrent_steps.max(1)),
-            steps_running: AtomicUsize::new(0),
-            steps_running_peak: AtomicUsize::new(0),
             relay,
             metrics,
             awaiting_first_step: DashSet::new(),
@@ -280,22 +265,6 @@ impl Engine {
             .acquire()
             .await
             .map_err(|e| AppError::Internal(e.to_string()))
-    }
-
-    /// Counts a step from the moment it loads its order to its end.
-    pub fn step_loading(&self) -> LoadedStep<'_> {
-        let running = self.0.steps_running.fetch_add(1, Ordering::Relaxed) + 1;
-        self.0
-            .steps_running_peak
-            .fetch_max(running, Ordering::Relaxed);
-        LoadedStep {
-            running: &self.0.steps_running,
-        }
-    }
-
-    /// The most steps that ever had their order loaded at once.
-    pub fn steps_running_peak(&self) -> usize {
-        self.0.steps_running_peak.load(Ordering::Relaxed)
     }
 
     /// Something else wrote the order (a cancel): the row its submit committed is stale.

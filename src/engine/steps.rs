@@ -41,7 +41,6 @@ pub async fn drive(engine: Engine, order: OrderId, reason: Reason) -> Result<Pro
     }
     // The permit comes first: a restart with many open orders must not load them all at once.
     let _permit = engine.step_permit().await?;
-    let _loaded = engine.step_loading();
     // A new order's first step starts from the row its submit committed.
     let snap = match engine.take_unread(order) {
         Some(snap) => snap,

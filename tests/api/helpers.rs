@@ -327,6 +327,16 @@ impl TestApp {
             .expect("count")
     }
 
+    /// The idempotency keys stored for an account.
+    pub fn stored_keys(&self, account: &str) -> Vec<String> {
+        let account: orderkeeper::domain::AccountId = account.parse().expect("an account id");
+        orderkeeper::with_conn!(self.conn(), |c| schema::idempotency_keys::table
+            .filter(schema::idempotency_keys::account_id.eq(account))
+            .select(schema::idempotency_keys::idem_key)
+            .load::<String>(c))
+        .expect("keys")
+    }
+
     pub fn count_ledger_entries(&self, account: &str) -> i64 {
         orderkeeper::with_conn!(self.conn(), |c| schema::ledger_entries::table
             .filter(schema::ledger_entries::account_id.eq(account))

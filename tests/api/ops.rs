@@ -37,6 +37,35 @@ async fn health_and_readiness_answer_json() {
     );
 }
 
+/// The reaper as it runs, not its delete function: an expired key disappears on its own, and the
+/// key then starts a new request.
+#[actix_web::test]
+async fn the_running_reaper_deletes_an_expired_key() {
+    // Keys live 1 s; a 2 s outbox retention makes the reaper pass every second.
+    let app = spawn_app_with(|args| {
+        args.idempotency_ttl = 1;
+        args.outbox_retention = 2;
+    })
+    .await;
+    let alice = app.create_account("100000.00", json!({})).await;
+    let body = limit_buy("INFY", 1, "10.00");
+    let first = app.submit(&alice.token, Some("k"), &body).await.json();
+    assert_eq!(app.count_idempotency_keys(), 1);
+    let mut reaped = false;
+    for _ in 0..300 {
+        if app.count_idempotency_keys() == 0 {
+            reaped = true;
+            break;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(reaped, "the expired key is still stored after 15 s");
+    let again = app.submit(&alice.token, Some("k"), &body).await;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.header("idempotent-replayed"), None);
+    assert_ne!(again.json()["id"], first["id"]);
+}
+
 #[actix_web::test]
 async fn the_reaper_deletes_expired_keys_only() {
     let app = spawn_app_with(|args| args.idempotency_ttl = 1).await;

@@ -21,6 +21,33 @@ pub struct VenueState {
     /// While set, placements (lookups) are held unanswered.
     pub hold_placements: bool,
     pub hold_lookups: bool,
+    /// How long each placement and lookup takes to answer.
+    pub latency: Duration,
+    /// Placements and lookups being answered now, and the most there ever were at once.
+    pub in_flight: usize,
+    pub most_in_flight: usize,
+}
+
+/// Counts a call in flight from its arrival to its answer, after the venue's latency.
+struct InFlight(Arc<Mutex<VenueState>>);
+
+impl InFlight {
+    async fn arrive(state: &Arc<Mutex<VenueState>>) -> InFlight {
+        let latency = {
+            let mut s = state.lock().unwrap();
+            s.in_flight += 1;
+            s.most_in_flight = s.most_in_flight.max(s.in_flight);
+            s.latency
+        };
+        actix_web::rt::time::sleep(latency).await;
+        InFlight(state.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().in_flight -= 1;
+    }
 }
 
 #[derive(Clone)]
@@ -39,6 +66,7 @@ async fn held(state: &Arc<Mutex<VenueState>>, hold: fn(&VenueState) -> bool) {
 
 async fn place(state: web::Data<Arc<Mutex<VenueState>>>, body: web::Json<Value>) -> HttpResponse {
     state.lock().unwrap().placements += 1;
+    let _in_flight = InFlight::arrive(&state).await;
     held(&state, |s| s.hold_placements).await;
     let mut s = state.lock().unwrap();
     let cid = body["client_order_id"]
@@ -62,8 +90,11 @@ async fn place(state: web::Data<Arc<Mutex<VenueState>>>, body: web::Json<Value>)
 
 async fn lookup(state: web::Data<Arc<Mutex<VenueState>>>, cid: web::Path<String>) -> HttpResponse {
     state.lock().unwrap().lookups += 1;
+    let _in_flight = InFlight::arrive(&state).await;
     held(&state, |s| s.hold_lookups).await;
-    match state.lock().unwrap().orders.get(cid.as_str()) {
+    // Read first, so the lock is let go before the call's count is (dropping it takes the lock).
+    let found = state.lock().unwrap().orders.get(cid.as_str()).cloned();
+    match found {
         Some(order) => HttpResponse::Ok().json(order),
         None => HttpResponse::NotFound()
             .json(json!({"error": {"code": "not_found", "message": "unknown"}})),
