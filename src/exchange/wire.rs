@@ -45,6 +45,7 @@ pub struct PlaceAck {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExchangeFill {
     pub fill_id: String,
+    #[serde(deserialize_with = "crate::domain::whole_number::one")]
     pub qty: i64,
     pub price: Cents,
     pub ts: String,
@@ -83,6 +84,18 @@ mod tests {
 
     /// A well-formed push, the seed of the bytes the twin tries.
     const VALID: &[u8] = br#"{"event_id":"E1","type":"fill","client_order_id":"ok-1","exchange_order_id":"X1","fill":{"fill_id":"F1","qty":3,"price":"1520.50","ts":"2026-12-06T00:00:00Z"}}"#;
+
+    #[test]
+    fn a_fill_quantity_is_a_whole_number_however_it_is_written() {
+        let with = |qty: &str| {
+            let text =
+                String::from_utf8_lossy(VALID).replace(r#""qty":3"#, &format!(r#""qty":{qty}"#));
+            parse_push(text.as_bytes()).map(|e| e.fill.map(|f| f.qty))
+        };
+        assert_eq!(with("3").unwrap(), Some(3));
+        assert_eq!(with("3.0").unwrap(), Some(3));
+        assert!(with("3.5").is_err());
+    }
 
     /// The twin's bytes are near enough to a valid one that many parse, so its checks run.
     #[test]
