@@ -1,5 +1,5 @@
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
 use orderkeeper::db::{self, accounts};
@@ -257,6 +257,21 @@ async fn a_fill_after_the_end_raises_an_alarm_and_changes_nothing() {
     assert_eq!(app.balances(&alice.token).await, before);
 }
 
+/// Waits (up to 60 s) until the venue has seen `count` lookups; the gaps between the last five.
+async fn until_lookups(venue: &crate::venue::Venue, count: usize) -> Vec<Duration> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while venue.state().lookups < count {
+        assert!(
+            Instant::now() < deadline,
+            "fewer than {count} lookups in 60 s"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    let times = venue.state().lookup_times.clone();
+    let recent = &times[count.saturating_sub(5)..count];
+    recent.windows(2).map(|w| w[1] - w[0]).collect()
+}
+
 #[actix_web::test]
 async fn a_quiet_order_is_polled_less_and_less_and_a_push_wakes_it_up() {
     let venue = crate::venue::Venue::start();
@@ -265,20 +280,28 @@ async fn a_quiet_order_is_polled_less_and_less_and_a_push_wakes_it_up() {
     let order = app.resting_order(&alice.token, "k", 5).await;
     let cid = order["client_order_id"].as_str().unwrap().to_owned();
 
-    // Polled every 100–300 ms at first, each quiet poll doubles the wait: in 4 s a fixed timer
-    // would ask about 20 times, the backing-off one about 5.
+    // Polled every 100–300 ms at first, and each quiet poll doubles the mean wait: the fourth gap
+    // between lookups is at least 1.6 s, twice the most the first can be (a fixed timer's would
+    // be that long one time in sixteen).
     let before = venue.state().lookups;
-    actix_web::rt::time::sleep(Duration::from_secs(4)).await;
-    let quiet = venue.state().lookups - before;
-    assert!((2..=9).contains(&quiet), "{quiet} lookups in 4 s");
+    let gaps = until_lookups(&venue, before + 5).await;
+    let (first, last) = (gaps[0], gaps[3]);
+    assert!(last >= first * 2, "quiet gaps {gaps:?} did not grow");
 
-    // Activity brings the close watch back: a fill pushed, and the next lookups come soon.
+    // Activity brings the close watch back: after a pushed fill, two lookups come sooner than
+    // the last quiet gap alone would have allowed one.
     venue.fill(&cid, "F1", 1, "99.00");
+    let pushed = Instant::now();
     assert_eq!(
         app.push(&fill_event("E1", &cid, "F1", 1, "99.00")).await,
         StatusCode::OK
     );
     let woke = venue.state().lookups;
-    actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
-    assert!(venue.state().lookups - woke >= 2, "polling picked up again");
+    until_lookups(&venue, woke + 2).await;
+    let second = venue.state().lookup_times[woke + 1];
+    assert!(
+        second.duration_since(pushed) < last,
+        "two lookups took {:?} after the push; the last quiet gap was {last:?}",
+        second.duration_since(pushed)
+    );
 }

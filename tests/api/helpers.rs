@@ -176,15 +176,28 @@ pub async fn spawn_app_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut Serve
 /// An exchange stand-in whose `/prices` answers only after `delay`, and which answers every other
 /// call 503: orders sent to it stay `pending_new`.
 pub fn spawn_slow_exchange(delay: Duration) -> String {
+    spawn_slow_exchange_counting(delay).0
+}
+
+/// [`spawn_slow_exchange`], with a count of the price requests it has received.
+pub fn spawn_slow_exchange_counting(
+    delay: Duration,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = asked.clone();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let server = HttpServer::new(move || {
+        let counter = counter.clone();
         App::new()
             .route(
                 "/prices",
-                web::get().to(move || async move {
-                    actix_web::rt::time::sleep(delay).await;
-                    HttpResponse::Ok().json(json!({"INFY": "1520.50"}))
+                web::get().to(move || {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    async move {
+                        actix_web::rt::time::sleep(delay).await;
+                        HttpResponse::Ok().json(json!({"INFY": "1520.50"}))
+                    }
                 }),
             )
             .default_service(web::to(|| async {
@@ -197,7 +210,7 @@ pub fn spawn_slow_exchange(delay: Duration) -> String {
     .expect("listen")
     .run();
     actix_web::rt::spawn(server);
-    format!("http://127.0.0.1:{port}")
+    (format!("http://127.0.0.1:{port}"), asked)
 }
 
 async fn finish<S>(response: Result<awc::ClientResponse<S>, awc::error::SendRequestError>) -> Answer

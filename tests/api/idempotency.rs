@@ -174,14 +174,18 @@ async fn forty_concurrent_requests_with_one_key_make_exactly_one_order() {
 
 #[actix_web::test]
 async fn a_key_still_being_processed_answers_409_with_retry_after() {
-    let exchange = spawn_slow_exchange(Duration::from_millis(1500));
+    let (exchange, asked) = spawn_slow_exchange_counting(Duration::from_millis(1500));
     let app = spawn_app_with(|args| args.exchange = exchange).await;
     let alice = app.create_account("100000.00", json!({})).await;
     let body = market("buy", "INFY", 1);
 
+    // The second request goes once the first is waiting on the exchange's price.
+    let before = asked.load(std::sync::atomic::Ordering::SeqCst);
     let slow = app.submit(&alice.token, Some("slow"), &body);
     let eager = async {
-        actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+        while asked.load(std::sync::atomic::Ordering::SeqCst) == before {
+            actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+        }
         app.submit(&alice.token, Some("slow"), &body).await
     };
     let (first, second) = futures_util::future::join(slow, eager).await;

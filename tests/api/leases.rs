@@ -65,12 +65,21 @@ async fn an_engine_whose_lease_was_taken_over_may_not_write_to_the_order() {
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(gone, "the fenced engine kept an actor for the order");
+    let cancels_sent = || async {
+        sum_of(
+            &app.scrape().await,
+            "orderkeeper_exchange_requests_total",
+            r#"op="cancel""#,
+        )
+    };
     let cancel = app.delete(&alice.token, &format!("/v1/orders/{id}")).await;
     assert_eq!(cancel.status, 202, "{}", cancel.json());
-    actix_web::rt::time::sleep(Duration::from_millis(1500)).await;
+    // The cancel was answered after its note for the owner was written: no actor here took it
+    // (none exists) and no cancel went to the exchange.
     let after = app.get(&alice.token, &format!("/v1/orders/{id}")).await;
     assert_eq!(after.json()["status"], "pending_cancel");
     assert!(!app.engine.registry().contains(order));
+    assert_eq!(cancels_sent().await, 0.0);
     // The note for the owner is waiting for it.
     let mut conn = app.pool.get().unwrap();
     assert_eq!(
@@ -87,6 +96,8 @@ async fn an_engine_whose_lease_was_taken_over_may_not_write_to_the_order() {
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(rejoined, "the engine never noticed its lost lease");
+    // And through all that, it never acted on the order it lost.
+    assert_eq!(cancels_sent().await, 0.0);
 }
 
 #[actix_web::test]

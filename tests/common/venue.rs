@@ -18,6 +18,8 @@ pub struct VenueState {
     pub orders: BTreeMap<String, Value>,
     pub placements: usize,
     pub lookups: usize,
+    /// When each lookup arrived.
+    pub lookup_times: Vec<std::time::Instant>,
     /// While set, placements (lookups) are held unanswered.
     pub hold_placements: bool,
     pub hold_lookups: bool,
@@ -89,7 +91,11 @@ async fn place(state: web::Data<Arc<Mutex<VenueState>>>, body: web::Json<Value>)
 }
 
 async fn lookup(state: web::Data<Arc<Mutex<VenueState>>>, cid: web::Path<String>) -> HttpResponse {
-    state.lock().unwrap().lookups += 1;
+    {
+        let mut s = state.lock().unwrap();
+        s.lookups += 1;
+        s.lookup_times.push(std::time::Instant::now());
+    }
     let _in_flight = InFlight::arrive(&state).await;
     held(&state, |s| s.hold_lookups).await;
     // Read first, so the lock is let go before the call's count is (dropping it takes the lock).

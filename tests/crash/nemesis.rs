@@ -204,8 +204,27 @@ async fn strike(
     let url = struck.url();
     match fault {
         Fault::Pause => {
+            // Paused past its lease, and until the other engine has taken its open orders.
+            let id = format!(
+                "engine@127.0.0.1:{}",
+                struck.url().rsplit(':').next().unwrap_or("")
+            );
             struck.signal("-STOP");
-            actix_web::rt::time::sleep(Duration::from_millis(2 * TTL_MS + 1000)).await;
+            actix_web::rt::time::sleep(Duration::from_millis(2 * TTL_MS)).await;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let held = crate::engines::open_orders_of(direct_url, &id).await;
+                if held == 0 {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    wrong.push(format!(
+                        "{held} open orders of the paused engine not taken over in 30 s"
+                    ));
+                    break;
+                }
+                actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+            }
             struck.signal("-CONT");
         }
         Fault::Kill => {

@@ -158,8 +158,10 @@ async fn a_signal_in_the_middle_of_a_load_loses_nothing(signal: &str) {
     let body =
         json!({"symbol": "INFY", "side": "buy", "type": "limit", "qty": 1, "limit_price": "10.00"});
     // Four clients submit as fast as they are answered until the engine stops answering.
+    let answered = std::rc::Rc::new(std::cell::Cell::new(0_usize));
     let clients = (0..4).map(|c| {
-        let (url, token, body) = (url.clone(), token.clone(), body.clone());
+        let (url, token, body, answered) =
+            (url.clone(), token.clone(), body.clone(), answered.clone());
         async move {
             let mut acknowledged = Vec::new();
             for i in 0.. {
@@ -169,7 +171,10 @@ async fn a_signal_in_the_middle_of_a_load_loses_nothing(signal: &str) {
                     .insert_header(("Authorization", format!("Bearer {token}")))
                     .insert_header(("Idempotency-Key", key.as_str()));
                 match processes::read_json(request, Some(&body)).await {
-                    Some((201, order)) => acknowledged.push((key, order)),
+                    Some((201, order)) => {
+                        answered.set(answered.get() + 1);
+                        acknowledged.push((key, order))
+                    }
                     Some((429, _)) => {}
                     Some((status, answer)) => panic!("{key}: {status} {answer}"),
                     None => break,
@@ -179,8 +184,17 @@ async fn a_signal_in_the_middle_of_a_load_loses_nothing(signal: &str) {
         }
     });
     let load = futures_util::future::join_all(clients);
+    // The signal comes once the load is under way (ten orders acknowledged), however slow the
+    // machine.
     let stop = async {
-        actix_web::rt::time::sleep(Duration::from_millis(700)).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while answered.get() < 10 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the load never got going"
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        }
         let started = std::time::Instant::now();
         let clean = engine.stop_with(signal).await;
         (clean, started.elapsed())
@@ -248,9 +262,18 @@ async fn json_logs_name_the_order_the_account_and_the_key_never_the_token() {
     let id = order["id"].as_str().unwrap().to_owned();
     let cid = order["client_order_id"].as_str().unwrap().to_owned();
     engine.wait_for_status(&token, &id, "filled").await;
-    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
-
-    let log = std::fs::read_to_string(engine.log_path()).unwrap();
+    // The step's line is written after its commit: wait for it rather than for a while.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let log = loop {
+        let log = std::fs::read_to_string(engine.log_path()).unwrap_or_default();
+        let written = log
+            .lines()
+            .any(|l| l.contains(r#""message":"recorded""#) && l.ends_with('}'));
+        if written || std::time::Instant::now() > deadline {
+            break log;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    };
     let lines: Vec<serde_json::Value> = log
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
