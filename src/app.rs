@@ -41,7 +41,7 @@ pub struct AppState {
     /// How long the outbox keeps an event, in microseconds.
     pub outbox_retention_micros: i64,
     /// The last money audit's verdict, for `/healthz` and the dashboard.
-    pub last_audit: std::sync::Mutex<Option<crate::audit::Verdict>>,
+    pub last_audit: std::sync::Arc<crate::audit::LastVerdict>,
     /// When this process started (RFC 3339), so a dashboard can tell a restart.
     pub started_at: String,
     /// Whether the outbox is also published to a broker.

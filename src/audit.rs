@@ -14,7 +14,8 @@
 //!   fills, an open one no fill the exchange lacks; and `no_unknown_exchange_orders`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text};
@@ -22,8 +23,10 @@ use serde::Serialize;
 
 use crate::db::DbConnection;
 use crate::domain::{OrderStatus, CASH};
+use crate::engine::Engine;
 use crate::error::AppError;
 use crate::exchange::wire::ExchangeOrder;
+use crate::shutdown::Shutdown;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Violation {
@@ -483,43 +486,78 @@ pub struct Verdict {
     pub violations: usize,
 }
 
+/// The last verdict of the running engine's audit, for `/healthz` and the dashboard.
+#[derive(Debug, Default)]
+pub struct LastVerdict(std::sync::Mutex<Option<Verdict>>);
+
+impl LastVerdict {
+    pub fn get(&self) -> Option<Verdict> {
+        self.0.lock().ok().and_then(|last| last.clone())
+    }
+
+    fn set(&self, verdict: Verdict) {
+        if let Ok(mut last) = self.0.lock() {
+            *last = Some(verdict);
+        }
+    }
+}
+
 /// The audit of a running engine: the exchange's record is asked for first (its absence only
 /// skips the checks that need it); the verdict is kept, counted in the metrics, and every
 /// failing check raises an alarm.
-pub async fn live(state: &crate::app::AppState) -> Result<Report, AppError> {
-    let book = state
-        .engine
+pub async fn live(engine: &Engine, last: &LastVerdict) -> Result<Report, AppError> {
+    let book = engine
         .exchange()
         .all_orders()
         .await
         .map_err(|e| format!("the exchange did not answer: {e}"));
-    let report = crate::db::run(&state.pool, move |conn| {
+    let report = crate::db::run(engine.pool(), move |conn| {
         run(conn, book.as_deref().map_err(Clone::clone))
     })
     .await?;
     // The alarms go in before the verdict is shown, so whoever sees a failing verdict also
     // finds its alarms.
-    let raised = raise_alarms(state, &report).await;
-    state.engine.metrics().audited(report.violations());
-    if let Ok(mut last) = state.last_audit.lock() {
-        *last = Some(Verdict {
-            ok: report.ok,
-            at: crate::db::rfc3339(crate::db::now_micros()),
-            failing: report.failing(),
-            violations: report.violations(),
-        });
-    }
+    let raised = raise_alarms(engine, &report).await;
+    engine.metrics().audited(report.violations());
+    last.set(Verdict {
+        ok: report.ok,
+        at: crate::db::rfc3339(crate::db::now_micros()),
+        failing: report.failing(),
+        violations: report.violations(),
+    });
     raised?;
     Ok(report)
 }
 
+/// Runs the money audit every `every` until the shutdown signal; what it finds is counted, kept
+/// in `last` and alarmed.
+pub fn spawn_auditor(engine: Engine, last: Arc<LastVerdict>, every: Duration, shutdown: &Shutdown) {
+    let stop = shutdown.clone();
+    shutdown.spawn("money auditor", async move {
+        let mut ticker = tokio::time::interval(every);
+        while stop.or(ticker.tick()).await.is_some() {
+            match live(&engine, &last).await {
+                Ok(report) if report.ok => {
+                    tracing::debug!(ms = report.duration_ms, "money audit passed")
+                }
+                Ok(report) => tracing::error!(
+                    failing = ?report.failing(),
+                    violations = report.violations(),
+                    "money audit failed"
+                ),
+                Err(e) => tracing::warn!(error = %e, "money audit could not run"),
+            }
+        }
+    });
+}
+
 /// One alarm per failing check, naming its first violation.
-async fn raise_alarms(state: &crate::app::AppState, report: &Report) -> Result<(), AppError> {
+async fn raise_alarms(engine: &Engine, report: &Report) -> Result<(), AppError> {
     for failing in report.checks.iter().filter(|c| !c.violations.is_empty()) {
         let (name, first) = (failing.name, failing.violations[0].clone());
         let count = failing.violations.len();
-        state
-            .writer
+        engine
+            .writer()
             .run(move |conn| {
                 let detail = format!("{count} violation(s); the first: {}", first.detail);
                 let alarm = crate::db::alarms::Alarm {

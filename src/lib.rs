@@ -201,6 +201,7 @@ pub mod idempotency;
 pub mod limits;
 pub mod metrics;
 pub mod orders;
+pub mod reaper;
 pub mod shutdown;
 pub mod startup;
 pub mod telemetry;

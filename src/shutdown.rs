@@ -1,19 +1,26 @@
 //! One shutdown signal for the whole process. SIGTERM or SIGINT (or the server stopping for any
 //! other reason) sets it; the HTTP server drains, and every piece of background work (the feed
-//! relay, the broker publisher, the key reaper, the orphan sweep, the lease keeper) watches it
-//! and stops at its next turn.
+//! relay, the broker publisher, the key reaper, the orphan sweep, the auditor, the lease keeper)
+//! watches it and stops at its next turn. Background work is started through [`Shutdown::spawn`],
+//! so that [`Shutdown::tasks_finished`] can wait for all of it to have stopped: the lease is given
+//! up only once its keeper can no longer renew it.
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures_util::future::{select, Either};
 use tokio::sync::watch;
+
+/// A background task started through [`Shutdown::spawn`]: its name, for the log, and its end.
+type Task = (&'static str, actix_web::rt::task::JoinHandle<()>);
 
 #[derive(Clone)]
 pub struct Shutdown {
     sender: Arc<watch::Sender<bool>>,
     receiver: watch::Receiver<bool>,
+    tasks: Arc<Mutex<Vec<Task>>>,
 }
 
 impl Default for Shutdown {
@@ -22,6 +29,7 @@ impl Default for Shutdown {
         Shutdown {
             sender: Arc::new(sender),
             receiver,
+            tasks: Arc::default(),
         }
     }
 }
@@ -52,6 +60,34 @@ impl Shutdown {
             Either::Left((output, _)) => Some(output),
             Either::Right(_) => None,
         }
+    }
+
+    /// Starts background work that stops by itself once the signal is set (it watches it through
+    /// [`Shutdown::or`]), and keeps its handle so that [`Shutdown::tasks_finished`] can wait for it.
+    pub fn spawn(&self, name: &'static str, work: impl Future<Output = ()> + 'static) {
+        let handle = actix_web::rt::spawn(work);
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.retain(|(_, task)| !task.is_finished());
+            tasks.push((name, handle));
+        }
+    }
+
+    /// After the signal: waits until every task started through [`Shutdown::spawn`] has ended, for
+    /// at most `most`. Returns the names of those still running then (they are left to the end of
+    /// the process).
+    pub async fn tasks_finished(&self, most: Duration) -> Vec<&'static str> {
+        let tasks: Vec<Task> = match self.tasks.lock() {
+            Ok(mut tasks) => std::mem::take(&mut *tasks),
+            Err(_) => Vec::new(),
+        };
+        let deadline = tokio::time::Instant::now() + most;
+        let mut running = Vec::new();
+        for (name, task) in tasks {
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                running.push(name);
+            }
+        }
+        running
     }
 
     /// Sets the signal on the first SIGTERM or SIGINT.
@@ -92,5 +128,26 @@ mod tests {
         assert_eq!(waiting.await.unwrap(), None, "the sleep was cut short");
         assert_eq!(shutdown.or(async { 7 }).await, None);
         assert!(shutdown.is_triggered());
+    }
+
+    #[actix_web::test]
+    async fn tasks_finished_waits_for_work_that_ends_after_the_signal() {
+        let shutdown = Shutdown::default();
+        let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (watcher, flag) = (shutdown.clone(), ended.clone());
+        // A task that, like the lease keeper inside a renewal, takes a while to notice the signal.
+        shutdown.spawn("slow to stop", async move {
+            watcher.triggered().await;
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        shutdown.spawn("never stops", std::future::pending());
+        shutdown.trigger();
+        let running = shutdown.tasks_finished(Duration::from_millis(500)).await;
+        assert!(
+            ended.load(std::sync::atomic::Ordering::SeqCst),
+            "returned before the task ended"
+        );
+        assert_eq!(running, vec!["never stops"]);
     }
 }

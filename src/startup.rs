@@ -12,7 +12,7 @@ use crate::app::AppState;
 use crate::auth::Authenticator;
 use crate::config::{FaultArgs, ServeArgs, SimArgs};
 use crate::db::pool::Connector;
-use crate::db::{self, accounts, admin_token, idempotency, now_micros, outbox, Writer};
+use crate::db::{self, accounts, admin_token, now_micros, Writer};
 use crate::domain::Cents;
 use crate::engine::identity::IdLock;
 use crate::engine::lease::{self, Lease};
@@ -60,66 +60,53 @@ fn random_token() -> String {
 }
 
 impl Application {
+    /// Opens the database, joins the fleet, starts the exchange, the engine and the listener, then
+    /// the background work, all watching one shutdown signal.
     pub async fn build(args: ServeArgs) -> Result<Self, StartupError> {
         let shutdown = Shutdown::default();
-        let connector = Connector::new(&args.database_url)?.with_limits(args.db_limits());
-        let pool = db::pool::pool_of(connector.clone(), 8)?;
-        let writer = Writer::start(connector.clone(), args.db_writers)
-            .map_err(db::pool::DbSetupError::Writer)?;
+        let store = Store::open(&args)?;
         let listener = TcpListener::bind(&args.listen)?;
         let local = listener.local_addr()?;
         let port = local.port();
-        let (sim, exchange_url, exchange_secret) = start_exchange(&args, port)?;
+        let venue = start_exchange(&args, port)?;
         let metrics = Arc::new(Metrics::default());
-        let exchange: Arc<dyn ExchangeClient> = Arc::new(
-            HttpExchange::new(&exchange_url, Duration::from_secs(3))
-                .with_metrics(Arc::clone(&metrics)),
-        );
-        let engine_settings = EngineSettings {
-            poll_interval: Duration::from_millis(args.poll_interval_ms.max(10)),
-            max_concurrent_steps: args.max_concurrent_steps.max(1),
-            orphan_sweep_interval: Duration::from_millis(args.orphan_sweep_ms.max(10)),
-        };
-        let lease_ttl = Duration::from_millis(args.lease_ttl_ms.max(100));
-        let (engine_id, ttl_micros) = (args.engine_id(), lease_ttl.as_micros() as i64);
-        let id_lock = IdLock::take(&connector, &args.engine_id())?;
-        let joined = std::time::Instant::now();
-        let fence = writer
-            .run(move |conn| db::leases::join(conn, &engine_id, ttl_micros))
-            .await?;
-        tracing::info!(engine = %fence.engine, epoch = fence.epoch, "joined the database");
+        let (id_lock, lease) = join_the_fleet(&args, &store).await?;
         if let Some(url) = &args.broker {
             let settings = BrokerSettings {
                 url: url.clone(),
                 prefix: args.broker_prefix.clone(),
             };
             let metrics = Arc::clone(&metrics);
-            broker::start(settings, connector.clone(), metrics, shutdown.clone())?;
+            broker::start(settings, store.connector.clone(), metrics, shutdown.clone())?;
         }
         let hub = Hub::default().start();
-        let relay = Relay::start(pool.clone(), hub.clone(), shutdown.clone());
+        let relay = Relay::start(store.pool.clone(), hub.clone(), shutdown.clone());
+        let exchange: Arc<dyn ExchangeClient> = Arc::new(
+            HttpExchange::new(&venue.url, Duration::from_secs(3))
+                .with_metrics(Arc::clone(&metrics)),
+        );
         let engine = Engine::new(
-            pool.clone(),
-            writer.clone(),
+            store.pool.clone(),
+            store.writer.clone(),
             Arc::clone(&exchange),
-            engine_settings,
+            engine_settings(&args),
             relay.clone(),
             metrics,
-            Lease::new(fence, lease_ttl, joined),
+            lease,
         );
-        let admin_token_hash = settle_admin_token(&writer, args.admin_token.clone()).await?;
+        let admin_token_hash = settle_admin_token(&store.writer, args.admin_token.clone()).await?;
         let demo_token = if args.no_demo {
             None
         } else {
-            create_demo_account(&writer).await?
+            create_demo_account(&store.writer).await?
         };
         if let Some(token) = &demo_token {
             println!("demo account token: {token}");
         }
         let state = web::Data::new(AppState {
-            pool: pool.clone(),
-            auth: Authenticator::new(pool.clone()),
-            writer: writer.clone(),
+            pool: store.pool.clone(),
+            auth: Authenticator::new(store.pool.clone()),
+            writer: store.writer.clone(),
             engine: engine.clone(),
             hub,
             relay,
@@ -128,8 +115,8 @@ impl Application {
             admin_token_hash,
             db_probe: db::Probe::default(),
             serve_demo_token: local.ip().is_loopback() || args.public_demo_token,
-            exchange_secret,
-            embedded_exchange: sim.as_ref().map(|_| exchange_url.clone()),
+            exchange_secret: venue.secret.clone(),
+            embedded_exchange: venue.sim.as_ref().map(|_| venue.url.clone()),
             idempotency_ttl_micros: micros(args.idempotency_ttl),
             broker: args.broker.is_some(),
             max_stored_keys: i64::try_from(args.max_stored_keys).unwrap_or(i64::MAX),
@@ -137,41 +124,19 @@ impl Application {
             stream_sessions: StreamSessions::new(args.max_stream_sessions),
             push_replay_window_micros: micros(args.push_replay_window),
             outbox_retention_micros: micros(args.outbox_retention),
-            last_audit: std::sync::Mutex::new(None),
+            last_audit: Arc::default(),
             started_at: db::rfc3339(now_micros()),
         });
-        if args.audit_interval > 0 {
-            let every = Duration::from_secs(args.audit_interval);
-            spawn_auditor(state.clone(), every, shutdown.clone());
-        }
-        spawn_store_reaper(state.clone(), shutdown.clone());
-
-        let server_state = state.clone();
-        let server = HttpServer::new(move || {
-            App::new()
-                .wrap(http::json_errors())
-                .wrap(actix_web::middleware::from_fn(http::count_requests))
-                .app_data(server_state.clone())
-                .configure(http::configure)
-                .default_service(web::to(http::not_found))
-        })
-        .on_connect(bound_send_buffer)
-        // One shutdown signal for everything (see `shutdown`), not actix's own handlers; requests
-        // in flight get 5 s to finish, so the process is gone well within 10 s.
-        .disable_signals()
-        .shutdown_timeout(5)
-        .listen(listener)?
-        .run();
-        tracing::info!(port, exchange = %exchange_url, "orderkeeper listening");
-        spawn_recovery(state.clone(), shutdown.clone());
-        lease::spawn_keeper(engine.clone(), Arc::new(id_lock), shutdown.clone());
+        let server = serve(listener, state.clone())?;
+        tracing::info!(port, exchange = %venue.url, "orderkeeper listening");
+        start_background_work(&args, &state, id_lock, &shutdown);
         Ok(Self {
             port,
             server,
-            sim,
+            sim: venue.sim,
             engine,
             shutdown,
-            exchange_url,
+            exchange_url: venue.url,
             demo_token,
         })
     }
@@ -207,6 +172,11 @@ impl Application {
         let result = self.server.await;
         self.shutdown.trigger();
         self.engine.stop();
+        // The lease keeper may be inside a renewal: the lease is given up only after it stopped.
+        let running = self.shutdown.tasks_finished(Duration::from_secs(10)).await;
+        if !running.is_empty() {
+            tracing::warn!(?running, "background work still running at the stop");
+        }
         if let Err(e) = lease::give_up(&self.engine).await {
             tracing::warn!(error = %e, "could not give the lease up; it will run out");
         }
@@ -218,18 +188,110 @@ impl Application {
     }
 }
 
-/// The embedded simulator (pushing to this engine's port) or the external exchange's URL, with
-/// the push secret.
-fn start_exchange(
+/// The engine's database: the connector (for connections of their own), the pool for reads and
+/// the writer for every atomic phase.
+struct Store {
+    connector: Connector,
+    pool: db::DbPool,
+    writer: Writer,
+}
+
+impl Store {
+    fn open(args: &ServeArgs) -> Result<Store, StartupError> {
+        let connector = Connector::new(&args.database_url)?.with_limits(args.db_limits());
+        let pool = db::pool::pool_of(connector.clone(), 8)?;
+        let writer = Writer::start(connector.clone(), args.db_writers)
+            .map_err(db::pool::DbSetupError::Writer)?;
+        Ok(Store {
+            connector,
+            pool,
+            writer,
+        })
+    }
+}
+
+/// Takes this engine's id (refused while another live process holds it) and joins the engines
+/// on the database under a new epoch.
+async fn join_the_fleet(args: &ServeArgs, store: &Store) -> Result<(IdLock, Lease), StartupError> {
+    let lease_ttl = Duration::from_millis(args.lease_ttl_ms.max(100));
+    let (engine_id, ttl_micros) = (args.engine_id(), lease_ttl.as_micros() as i64);
+    let id_lock = IdLock::take(&store.connector, &engine_id)?;
+    let joined = std::time::Instant::now();
+    let fence = store
+        .writer
+        .run(move |conn| db::leases::join(conn, &engine_id, ttl_micros))
+        .await?;
+    tracing::info!(engine = %fence.engine, epoch = fence.epoch, "joined the database");
+    Ok((id_lock, Lease::new(fence, lease_ttl, joined)))
+}
+
+fn engine_settings(args: &ServeArgs) -> EngineSettings {
+    EngineSettings {
+        poll_interval: Duration::from_millis(args.poll_interval_ms.max(10)),
+        max_concurrent_steps: args.max_concurrent_steps.max(1),
+        orphan_sweep_interval: Duration::from_millis(args.orphan_sweep_ms.max(10)),
+    }
+}
+
+/// The HTTP server on `listener`, not yet running.
+fn serve(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<Server> {
+    Ok(HttpServer::new(move || {
+        App::new()
+            .wrap(http::json_errors())
+            .wrap(actix_web::middleware::from_fn(http::count_requests))
+            .app_data(state.clone())
+            .configure(http::configure)
+            .default_service(web::to(http::not_found))
+    })
+    .on_connect(bound_send_buffer)
+    // One shutdown signal for everything (see `shutdown`), not actix's own handlers; requests
+    // in flight get 5 s to finish, so the process is gone well within 10 s.
+    .disable_signals()
+    .shutdown_timeout(5)
+    .listen(listener)?
+    .run())
+}
+
+/// Recovery, the lease keeper, the auditor and the store reaper, each registered with the
+/// shutdown so that stopping waits for them.
+fn start_background_work(
     args: &ServeArgs,
-    port: u16,
-) -> Result<(Option<SimHandle>, String, String), StartupError> {
+    state: &web::Data<AppState>,
+    id_lock: IdLock,
+    shutdown: &Shutdown,
+) {
+    let engine = &state.engine;
+    crate::engine::recovery::spawn(engine.clone(), shutdown);
+    lease::spawn_keeper(engine.clone(), Arc::new(id_lock), shutdown);
+    if args.audit_interval > 0 {
+        let every = Duration::from_secs(args.audit_interval);
+        let last = Arc::clone(&state.last_audit);
+        crate::audit::spawn_auditor(engine.clone(), last, every, shutdown);
+    }
+    crate::reaper::spawn(state.clone(), shutdown);
+}
+
+/// Where the engine's exchange is: the embedded simulator's handle (when it runs here), its base
+/// URL and the secret its pushes are signed with.
+struct ExchangeEndpoint {
+    sim: Option<SimHandle>,
+    url: String,
+    secret: String,
+}
+
+/// The embedded simulator (pushing to this engine's port), or the external exchange.
+fn start_exchange(args: &ServeArgs, port: u16) -> Result<ExchangeEndpoint, StartupError> {
     if args.exchange != "embedded" {
         let secret = args
             .exchange_secret
             .clone()
             .ok_or(StartupError::MissingExchangeSecret)?;
-        return Ok((None, args.exchange.clone(), secret));
+        let url = args.exchange.clone();
+        return Ok(ExchangeEndpoint {
+            sim: None,
+            url,
+            secret,
+        });
     }
     let secret = args.exchange_secret.clone().unwrap_or_else(random_token);
     let sim_args = SimArgs {
@@ -243,7 +305,11 @@ fn start_exchange(
     };
     let sim = sim::start(&sim_args, true)?;
     let url = format!("http://127.0.0.1:{}", sim.port);
-    Ok((Some(sim), url, secret))
+    Ok(ExchangeEndpoint {
+        sim: Some(sim),
+        url,
+        secret,
+    })
 }
 
 /// Per-connection kernel send buffer. A fixed size (rather than the kernel's autotuning up to
@@ -262,55 +328,6 @@ fn bound_send_buffer(connection: &dyn std::any::Any, _: &mut actix_web::dev::Ext
 /// Seconds from a flag as microseconds, the store's unit (a huge value is taken as forever).
 fn micros(seconds: u64) -> i64 {
     i64::try_from(seconds.saturating_mul(1_000_000)).unwrap_or(i64::MAX)
-}
-
-/// Gives every open order its actor again (retried until it succeeds), then keeps looking for open
-/// orders that lost theirs.
-fn spawn_recovery(state: web::Data<AppState>, shutdown: Shutdown) {
-    actix_web::rt::spawn(async move {
-        let engine = &state.engine;
-        let mut wait = Duration::from_millis(100);
-        while !shutdown.is_triggered() {
-            match engine.recover().await {
-                Ok(count) => {
-                    tracing::info!(open_orders = count, "open orders picked up again");
-                    break;
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, ?wait, "recovery failed; trying again");
-                    shutdown.or(actix_web::rt::time::sleep(wait)).await;
-                    wait = (wait * 2).min(Duration::from_secs(10));
-                }
-            }
-        }
-        let mut sweep = actix_web::rt::time::interval(engine.settings().orphan_sweep_interval);
-        sweep.tick().await;
-        while shutdown.or(sweep.tick()).await.is_some() {
-            if let Err(e) = engine.adopt_orphans().await {
-                tracing::warn!(error = %e, "orphan sweep failed");
-            }
-        }
-    });
-}
-
-/// Runs the money audit on a timer; what it finds is counted, kept for `/healthz` and alarmed.
-fn spawn_auditor(state: web::Data<AppState>, every: Duration, shutdown: Shutdown) {
-    actix_web::rt::spawn(async move {
-        let mut ticker = tokio::time::interval(every);
-        while shutdown.or(ticker.tick()).await.is_some() {
-            match crate::audit::live(&state).await {
-                Ok(report) if report.ok => {
-                    tracing::debug!(ms = report.duration_ms, "money audit passed")
-                }
-                Ok(report) => tracing::error!(
-                    failing = ?report.failing(),
-                    violations = report.violations(),
-                    "money audit failed"
-                ),
-                Err(e) => tracing::warn!(error = %e, "money audit could not run"),
-            }
-        }
-    });
 }
 
 /// The admin token's hash: `--admin-token` replaces the stored one; without it the stored one
@@ -354,60 +371,4 @@ async fn create_demo_account(writer: &Writer) -> Result<Option<String>, AppError
             Ok(Some(created.token))
         })
         .await
-}
-
-/// Rows a reaper deletes in one transaction: small enough that the writer is never held for long,
-/// with other phases taking their turns between chunks.
-const REAP_CHUNK: i64 = 1000;
-
-/// Deletes in chunks of [`REAP_CHUNK`], one transaction each, until a chunk comes back short;
-/// returns how many were deleted.
-async fn reap_in_chunks<F>(writer: &Writer, chunk: F) -> Result<usize, AppError>
-where
-    F: Fn(&mut db::DbConnection, i64) -> Result<usize, AppError> + Clone + Send + 'static,
-{
-    let mut deleted = 0;
-    loop {
-        let one = chunk.clone();
-        let n = writer.run(move |conn| one(conn, REAP_CHUNK)).await?;
-        deleted += n;
-        if n < REAP_CHUNK as usize {
-            return Ok(deleted);
-        }
-        actix_web::rt::task::yield_now().await;
-    }
-}
-
-/// Once a minute (or sooner, for a short retention): deletes expired idempotency keys and outbox
-/// events past their retention, and forgets rate-limit state of idle accounts.
-fn spawn_store_reaper(state: web::Data<AppState>, shutdown: Shutdown) {
-    actix_web::rt::spawn(async move {
-        // A short retention (a demonstration, a test) is kept to within about half of itself.
-        let half_retention = u64::try_from(state.outbox_retention_micros / 2).unwrap_or(0);
-        let every = Duration::from_micros(half_retention)
-            .clamp(Duration::from_secs(1), Duration::from_secs(60));
-        let mut ticker = tokio::time::interval(every);
-        while shutdown.or(ticker.tick()).await.is_some() {
-            state.order_rate.forget_idle();
-            let now = now_micros();
-            let expired = move |conn: &mut db::DbConnection, at_most| {
-                idempotency::delete_expired(conn, now, at_most)
-            };
-            match reap_in_chunks(&state.writer, expired).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(deleted = n, "expired idempotency keys reaped"),
-                Err(e) => tracing::warn!(error = %e, "idempotency reaper failed"),
-            }
-            let before = now_micros().saturating_sub(state.outbox_retention_micros);
-            let only_published = state.broker;
-            let old = move |conn: &mut db::DbConnection, at_most| {
-                outbox::prune(conn, before, only_published, at_most)
-            };
-            match reap_in_chunks(&state.writer, old).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(deleted = n, "outbox events past their retention pruned"),
-                Err(e) => tracing::warn!(error = %e, "outbox pruning failed"),
-            }
-        }
-    });
 }

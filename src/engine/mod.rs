@@ -5,6 +5,7 @@ pub mod identity;
 pub mod lease;
 pub mod messages;
 pub mod order_actor;
+pub mod recovery;
 pub mod registry;
 pub mod steps;
 

@@ -76,9 +76,15 @@ pub fn start(
     metrics: std::sync::Arc<Metrics>,
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
+    // The thread's end, as a task the shutdown can wait for.
+    let (ended, thread_ended) = tokio::sync::oneshot::channel::<()>();
+    shutdown.spawn("broker publisher", async move {
+        let _ = thread_ended.await;
+    });
     std::thread::Builder::new()
         .name("broker-publisher".into())
         .spawn(move || {
+            let _ended = ended;
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

@@ -34,7 +34,9 @@ impl Relay {
             lag_ms: Arc::new(AtomicI64::new(0)),
         };
         let task = relay.clone();
-        actix_web::rt::spawn(async move {
+        let stop = shutdown.clone();
+        shutdown.spawn("feed relay", async move {
+            let shutdown = stop;
             loop {
                 if let Err(e) = task.pass(&pool, &hub).await {
                     tracing::warn!(error = %e, "feed relay pass failed");

@@ -70,7 +70,7 @@ pub(crate) async fn audit(
     state: web::Data<AppState>,
     _admin: Admin,
 ) -> Result<HttpResponse, AppError> {
-    let report = crate::audit::live(&state).await?;
+    let report = crate::audit::live(&state.engine, &state.last_audit).await?;
     Ok(HttpResponse::Ok().json(report))
 }
 

@@ -22,7 +22,7 @@ pub(crate) async fn healthz(state: web::Data<AppState>) -> HttpResponse {
         "live_order_actors": state.engine.live_actors(),
         "outbox_lag_ms": state.relay.lag_ms(),
         "alarms_raised": alarms::raised_in_all(),
-        "audit": state.last_audit.lock().ok().and_then(|last| last.clone()),
+        "audit": state.last_audit.get(),
         "started_at": state.started_at,
         "recovery": state.engine.recovery_summary(),
     }))

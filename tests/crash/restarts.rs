@@ -203,6 +203,9 @@ async fn a_signal_in_the_middle_of_a_load_loses_nothing(signal: &str) {
     let acknowledged: Vec<_> = acknowledged.into_iter().flatten().collect();
     assert!(clean, "exit status 0 after {signal}");
     assert!(took < Duration::from_secs(10), "stopped in {took:?}");
+    // Every background task stopped before the lease was given up (the stop warns otherwise).
+    let log = std::fs::read_to_string(engine.log_path()).unwrap_or_default();
+    assert!(!log.contains("background work still running"), "{log}");
     assert!(
         acknowledged.len() >= 10,
         "only {} orders went in",
