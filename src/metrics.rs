@@ -426,9 +426,6 @@ impl Metrics {
         if let Some(pending) = sampled.outbox_pending {
             self.outbox_pending.set(pending);
         }
-        for reason in STEP_REASONS {
-            let _ = self.order_steps.get_or_create(&ReasonLabel { reason });
-        }
         for kind in AlarmKind::ALL {
             let counter = self.alarms.get_or_create(&KindLabel {
                 kind: kind.as_str(),

@@ -56,6 +56,17 @@ pub struct Alarm<'a> {
 
 /// Records the alarm, or counts it again when the same condition was recorded before.
 pub fn raise(conn: &mut DbConnection, alarm: &Alarm<'_>, now: i64) -> Result<(), AppError> {
+    record(conn, alarm, now)?;
+    // Counted once the alarm is kept: a phase that rolls back raised nothing.
+    if let Some(raised) = slot(alarm.kind) {
+        conn.on_commit(move || {
+            raised.fetch_add(1, Ordering::Relaxed);
+        });
+    }
+    Ok(())
+}
+
+fn record(conn: &mut DbConnection, alarm: &Alarm<'_>, now: i64) -> Result<(), AppError> {
     with_conn!(conn, |conn| {
         let order = alarm.order.map(|o| o.to_string());
         let key = format!(
@@ -87,9 +98,6 @@ pub fn raise(conn: &mut DbConnection, alarm: &Alarm<'_>, now: i64) -> Result<(),
             tracing::warn!(kind = %alarm.kind, order_id = ?order, detail = alarm.detail, "alarm");
         } else {
             tracing::debug!(kind = %alarm.kind, order_id = ?order, count, "alarm seen again");
-        }
-        if let Some(raised) = slot(alarm.kind) {
-            raised.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     })

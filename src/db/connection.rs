@@ -40,6 +40,9 @@ pub struct DbConnection {
     /// The server is gone (found by [`DbConnection::check_alive`]): the pool drops this connection
     /// and the writer makes a new one.
     broken: bool,
+    /// Effects outside the database (a counter, a log line) of work in the open transaction, run
+    /// once it commits and dropped with whatever part of it rolls back.
+    on_commit: Vec<Box<dyn FnOnce() + Send>>,
 }
 
 /// Runs `$body` with `$c` bound to the backend's own connection. The body is compiled once per
@@ -82,6 +85,17 @@ impl DbConnection {
             inner,
             depth: 0,
             broken: false,
+            on_commit: Vec::new(),
+        }
+    }
+
+    /// Runs `effect` once the open transaction commits, and never if the part of it that asked
+    /// rolls back; outside a transaction, at once (the work is already committed).
+    pub fn on_commit(&mut self, effect: impl FnOnce() + Send + 'static) {
+        if self.depth == 0 {
+            effect();
+        } else {
+            self.on_commit.push(Box::new(effect));
         }
     }
 
@@ -112,6 +126,7 @@ impl DbConnection {
         };
         self.batch_execute(&begin)?;
         self.depth += 1;
+        let effects_before = self.on_commit.len();
         let outcome = work(self);
         self.depth = depth;
         let end = match (&outcome, depth) {
@@ -120,7 +135,15 @@ impl DbConnection {
             (Ok(_), n) => format!("RELEASE SAVEPOINT phase_{n}"),
             (Err(_), n) => format!("ROLLBACK TO SAVEPOINT phase_{n}; RELEASE SAVEPOINT phase_{n}"),
         };
-        match self.batch_execute(&end) {
+        let ended = self.batch_execute(&end);
+        if outcome.is_err() || ended.is_err() {
+            self.on_commit.truncate(effects_before);
+        } else if depth == 0 {
+            for effect in std::mem::take(&mut self.on_commit) {
+                effect();
+            }
+        }
+        match ended {
             Ok(()) => outcome,
             Err(e) => {
                 if depth == 0 {
@@ -183,6 +206,7 @@ impl DbConnection {
             let _ = self.batch_execute("ROLLBACK");
             self.depth = 0;
         }
+        self.on_commit.clear();
     }
 }
 
@@ -244,4 +268,61 @@ pub fn establish(database_url: &str) -> Result<DbConnection, AppError> {
         }
     };
     Ok(DbConnection::new(inner))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn counting(conn: &mut DbConnection, ran: &Arc<AtomicUsize>) {
+        let ran = ran.clone();
+        conn.on_commit(move || {
+            ran.fetch_add(1, Ordering::SeqCst);
+        });
+    }
+
+    #[test]
+    fn effects_run_once_their_work_commits_and_never_when_it_rolls_back() {
+        let mut conn = establish(":memory:").expect("an in-memory database");
+        let ran = Arc::new(AtomicUsize::new(0));
+        let seen = || ran.load(Ordering::SeqCst);
+
+        // Outside a transaction the work is already committed.
+        counting(&mut conn, &ran);
+        assert_eq!(seen(), 1);
+
+        // Held until the commit, then run.
+        conn.transaction::<_, AppError, _>(|conn| {
+            counting(conn, &ran);
+            assert_eq!(seen(), 1, "run before the commit");
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen(), 2);
+
+        // Rolled back: dropped.
+        let _ = conn.transaction::<(), AppError, _>(|conn| {
+            counting(conn, &ran);
+            Err(AppError::Internal("roll back".into()))
+        });
+        assert_eq!(seen(), 2);
+
+        // A savepoint that rolls back drops its own effects; the rest commit.
+        conn.transaction::<_, AppError, _>(|conn| {
+            counting(conn, &ran);
+            let _ = conn.transaction::<(), AppError, _>(|conn| {
+                counting(conn, &ran);
+                Err(AppError::Internal("roll back the savepoint".into()))
+            });
+            conn.transaction::<_, AppError, _>(|conn| {
+                counting(conn, &ran);
+                Ok(())
+            })
+        })
+        .unwrap();
+        assert_eq!(seen(), 4);
+    }
 }
