@@ -22,7 +22,7 @@
 //! # Flows
 //! | flow | path |
 //! |---|---|
-//! | submit | `http::orders` → `orders::request` (parsed once into a [`domain::NewOrder`]) → [`idempotency`] → `orders::pricing` → `Engine::submit` → `db::batcher` (submissions that arrive together) → `orders::submit::submit_many` (one transaction for the batch; anything but a plain new order alone through `orders::submit::submit`) → the order's actor |
+//! | submit | `http::orders` → `orders::request` (parsed once into a [`domain::NewOrder`]) → [`idempotency`] → `orders::pricing` → `Engine::submit` → `db::batcher` (submissions that arrive together) → `orders::submit::submit` (one phase answers each submission of the batch; a batch that rolls back runs again one by one) → the order's actor |
 //! | place | `engine::order_actor` → `engine::steps::on_state` → `Engine::record_status` (`placement_sent`, batched with other orders' by `db::batcher` into `orders::status_batch::record_many`) → `ExchangeClient::place` → `Engine::record_status(accepted)` / `lifecycle::record_end` |
 //! | push | `http::exchange_events` → `Engine::take_push` → a fill: `orders::intake::take_in` → `lifecycle::record_fill_on` → `orders::phase::write_action`; no fill: batched, `intake::take_in_many` → `db::exchange_events::store_new` → the actor only for what may end the order (`steps::on_push`) |
 //! | fill by poll | the actor's poll timer → `steps::check_with_exchange` → `steps::reconcile` → `record_fill`, `record_end` |
@@ -142,20 +142,20 @@
 //! locked as they are written, so the phases of one account wait for each other, not for the whole engine.
 //! Commits are `synchronous_commit = on`: a 201 is on disk.
 //!
-//! **Batched submits** (`src/db/batcher.rs`, `orders::submit::submit_many`). On PostgreSQL every statement
+//! **Batched submits** (`src/db/batcher.rs`, `orders::submit::submit`). On PostgreSQL every statement
 //! is a round trip, and a submission alone is about ten of them. So new orders are gathered across
 //! requests: while two batches are in the database, the submissions that arrive wait together and
-//! go in as the next batch (at most 128), written in one phase with one statement per table. The phase
-//! reads which keys are already stored, locks the balances it needs in the order every phase takes them
-//! (by account; cash before shares), works out every reservation in turn under those locks, takes each
-//! account's event seqs and key places in one statement, and inserts the orders, their first actions,
-//! the ledger entries, the events and the keys, each table in one statement. It takes only plain new
-//! orders. A replay, a repeated key, or a
-//! reservation that does not land is left out, and so is every submission of a batch that rolls back (a
-//! key stored meanwhile by another engine, or the stored-key cap). A submission left out runs alone
-//! through the ordinary submit phase, which answers it exactly as before. SQLite uses the same path (its
-//! writer already commits many phases at once; the batch saves statements). The
-//! `orderkeeper_submit_batch_orders` histogram shows the batch sizes.
+//! go in as the next batch (at most 128), written in one phase with one statement per table. There is
+//! one submit path, and a lone submission is a batch of one. The phase reads the stored keys among the
+//! batch's, locks the balances it needs in the order every phase takes them (by account; cash before
+//! shares), then the accounts, and decides each submission in turn under those locks: a replay (of a key
+//! stored before, or answered earlier in the same batch), a reused key, the stored-key cap, a refusal kept
+//! under its key, or a new order whose reservation lands. Then it takes each account's event seqs and key
+//! places in one statement and inserts the orders, their first actions, the ledger entries, the events and
+//! the keys, each table in one statement. A batch that rolls back (a key stored meanwhile by another
+//! engine) runs again one submission at a time. SQLite uses the same path (its writer already commits
+//! many phases at once; the batch saves statements). The `orderkeeper_submit_batch_orders` histogram shows
+//! the batch sizes.
 //!
 //! **Batched actor phases** (`orders::status_batch`, `orders::intake::take_in_many`). Every order's actor
 //! records `placement_sent` before it places the order and `accepted` after, and the venue's

@@ -159,24 +159,44 @@ pub fn lock_in_order(
     Ok(())
 }
 
-/// What [`take_for_new_orders`] took of one account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Taken {
-    /// The first of the event seqs taken; the others follow it.
-    pub first_seq: i64,
-    /// The account's stored keys, counting the places just taken.
-    pub stored_keys: i64,
+/// The stored-key counts of the accounts, read under the rows' lock (PostgreSQL, in id order,
+/// `FOR NO KEY UPDATE` as [`take_for_new_orders`] takes them; SQLite has one writer).
+pub fn stored_keys_locked(
+    conn: &mut DbConnection,
+    ids: &std::collections::BTreeSet<AccountId>,
+) -> Result<BTreeMap<AccountId, i64>, AppError> {
+    if ids.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let ids: Vec<AccountId> = ids.iter().copied().collect();
+    let query = accounts::table
+        .filter(accounts::id.eq_any(ids))
+        .order(accounts::id.asc())
+        .select((accounts::id, accounts::stored_keys));
+    let rows: Vec<(AccountId, i64)> = match &mut conn.inner {
+        Inner::Postgres(c) => prepared(query.for_no_key_update(), 0).load(c)?,
+        Inner::Sqlite(c) => query.load(c)?,
+    };
+    Ok(rows.into_iter().collect())
 }
 
-/// Takes, for each account, `n` event seqs and `n` places for stored keys, in one statement
-/// inside the caller's transaction. On PostgreSQL the account rows are locked in one order, and
-/// `FOR NO KEY UPDATE`, so that inserts of rows referring to an account (orders, events) do not
-/// wait for the phase that holds it.
+/// What a phase of new orders takes of one account: event seqs for the orders it creates, and
+/// places for the keys it stores (less the expired keys it deletes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Taking {
+    pub events: i64,
+    pub keys: i64,
+}
+
+/// Takes, for each account, its event seqs and moves its stored-key count on, in one statement
+/// inside the caller's transaction; returns the first of each account's seqs. On PostgreSQL the
+/// account rows are locked in one order, and `FOR NO KEY UPDATE`, so that inserts of rows
+/// referring to an account (orders, events) do not wait for the phase that holds it.
 pub fn take_for_new_orders(
     conn: &mut DbConnection,
-    counts: &BTreeMap<AccountId, i64>,
-) -> Result<BTreeMap<AccountId, Taken>, AppError> {
-    take(conn, counts, true)
+    counts: &BTreeMap<AccountId, Taking>,
+) -> Result<BTreeMap<AccountId, i64>, AppError> {
+    take(conn, counts)
 }
 
 /// Takes, for each account, `n` event seqs in one statement inside the caller's transaction;
@@ -185,26 +205,32 @@ pub fn take_event_seqs(
     conn: &mut DbConnection,
     counts: &BTreeMap<AccountId, i64>,
 ) -> Result<BTreeMap<AccountId, i64>, AppError> {
-    Ok(take(conn, counts, false)?
-        .into_iter()
-        .map(|(account, taken)| (account, taken.first_seq))
-        .collect())
+    let counts = counts
+        .iter()
+        .map(|(account, n)| {
+            (
+                *account,
+                Taking {
+                    events: *n,
+                    keys: 0,
+                },
+            )
+        })
+        .collect();
+    take(conn, &counts)
 }
 
-/// Moves each account's event seq on by its count, and its stored keys too if `keys`.
+/// Moves each account's event seq and stored-key count on by what it takes; the first seq of each.
 fn take(
     conn: &mut DbConnection,
-    counts: &BTreeMap<AccountId, i64>,
-    keys: bool,
-) -> Result<BTreeMap<AccountId, Taken>, AppError> {
+    counts: &BTreeMap<AccountId, Taking>,
+) -> Result<BTreeMap<AccountId, i64>, AppError> {
     #[derive(QueryableByName)]
     struct Row {
         #[diesel(sql_type = diesel::sql_types::Text)]
         id: AccountId,
         #[diesel(sql_type = diesel::sql_types::BigInt)]
         next_event_seq: i64,
-        #[diesel(sql_type = diesel::sql_types::BigInt)]
-        stored_keys: i64,
     }
     if counts.is_empty() {
         return Ok(BTreeMap::new());
@@ -216,34 +242,28 @@ fn take(
         }
         Backend::Sqlite => "",
     };
-    let keys_taken = if keys { " + taking.n" } else { "" };
     let query = format!(
-        "WITH taking (account, n) AS (VALUES {values}) \
-         UPDATE accounts SET next_event_seq = accounts.next_event_seq + taking.n, \
-         stored_keys = accounts.stored_keys{keys_taken} \
+        "WITH taking (account, events, keys) AS (VALUES {values}) \
+         UPDATE accounts SET next_event_seq = accounts.next_event_seq + taking.events, \
+         stored_keys = accounts.stored_keys + taking.keys \
          FROM taking WHERE accounts.id = taking.account{in_order} \
-         RETURNING id, next_event_seq, stored_keys",
-        values = value_rows(conn.backend(), counts.len(), 2),
+         RETURNING id, next_event_seq",
+        values = value_rows(conn.backend(), counts.len(), 3),
     );
     let rows: Vec<Row> = with_conn!(conn, |c| {
         let mut bound = diesel::sql_query(&query).into_boxed();
-        for (account, n) in counts {
+        for (account, taking) in counts {
             bound = bound
                 .bind::<diesel::sql_types::Text, _>(account.to_string())
-                .bind::<diesel::sql_types::BigInt, _>(*n);
+                .bind::<diesel::sql_types::BigInt, _>(taking.events)
+                .bind::<diesel::sql_types::BigInt, _>(taking.keys);
         }
         prepared(bound, counts.len()).load(c)
     })?;
     let mut taken = BTreeMap::new();
     for row in rows {
-        let n = counts.get(&row.id).copied().unwrap_or_default();
-        taken.insert(
-            row.id,
-            Taken {
-                first_seq: row.next_event_seq - n,
-                stored_keys: row.stored_keys,
-            },
-        );
+        let n = counts.get(&row.id).map_or(0, |t| t.events);
+        taken.insert(row.id, row.next_event_seq - n);
     }
     if taken.len() != counts.len() {
         return Err(AppError::Internal(

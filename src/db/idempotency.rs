@@ -55,28 +55,6 @@ pub fn find(
     })
 }
 
-pub fn delete(conn: &mut DbConnection, account: AccountId, key: &str) -> Result<(), AppError> {
-    let deleted = with_conn!(conn, |conn| Ok::<_, AppError>(
-        diesel::delete(idempotency_keys::table.find((account, key))).execute(conn)?
-    ))?;
-    count_down(conn, account, deleted as i64)
-}
-
-/// Takes one of the account's places for a stored key, refused past `max` (0 = no cap); undone
-/// with the phase's transaction if the phase fails.
-pub fn take_place(conn: &mut DbConnection, account: AccountId, max: i64) -> Result<(), AppError> {
-    let held: i64 = with_conn!(conn, |conn| Ok::<_, AppError>(
-        diesel::update(accounts::table.find(account))
-            .set(accounts::stored_keys.eq(accounts::stored_keys + 1))
-            .returning(accounts::stored_keys)
-            .get_result(conn)?
-    ))?;
-    if max > 0 && held > max {
-        return Err(AppError::TooManyStoredKeys(max));
-    }
-    Ok(())
-}
-
 fn count_down(conn: &mut DbConnection, account: AccountId, n: i64) -> Result<(), AppError> {
     if n == 0 {
         return Ok(());
@@ -144,18 +122,28 @@ impl<'a> KeyRow<'a> {
     }
 }
 
-/// Which of these (account, key) pairs have a stored key, expired or not: one index probe per
-/// pair. (Two `= ANY` lists would probe every account with every key.)
-pub fn stored_among(
+/// The stored keys among these (account, key) pairs, expired or not: one index probe per pair.
+/// (Two `= ANY` lists would probe every account with every key.)
+pub fn find_among(
     conn: &mut DbConnection,
     wanted: &[(AccountId, &str)],
-) -> Result<std::collections::HashSet<(AccountId, String)>, AppError> {
+) -> Result<std::collections::HashMap<(AccountId, String), StoredKey>, AppError> {
     #[derive(QueryableByName)]
     struct Found {
         #[diesel(sql_type = diesel::sql_types::Text)]
         account_id: AccountId,
         #[diesel(sql_type = diesel::sql_types::Text)]
         idem_key: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        fingerprint: String,
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        status_code: i32,
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        location: Option<String>,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        response_body: String,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        expires_at: i64,
     }
     if wanted.is_empty() {
         return Ok(Default::default());
@@ -164,7 +152,8 @@ pub fn stored_among(
     let pairs = super::connection::value_rows(conn.backend(), wanted.len(), 2);
     let query = format!(
         "WITH wanted (account_id, idem_key) AS (VALUES {pairs}) \
-         SELECT k.account_id, k.idem_key FROM idempotency_keys k \
+         SELECT k.account_id, k.idem_key, k.fingerprint, k.status_code, k.location, \
+                k.response_body, k.expires_at FROM idempotency_keys k \
          JOIN wanted w ON k.account_id = w.account_id AND k.idem_key = w.idem_key"
     );
     let found: Vec<Found> = with_conn!(conn, |c| {
@@ -178,8 +167,31 @@ pub fn stored_among(
     })?;
     Ok(found
         .into_iter()
-        .map(|f| (f.account_id, f.idem_key))
+        .map(|f| {
+            let stored = StoredKey {
+                fingerprint: f.fingerprint,
+                status_code: f.status_code,
+                location: f.location,
+                response_body: f.response_body,
+                expires_at: f.expires_at,
+            };
+            ((f.account_id, f.idem_key), stored)
+        })
         .collect())
+}
+
+/// Deletes these keys; the caller moves the accounts' stored-key counts down with them.
+pub fn delete_uncounted(
+    conn: &mut DbConnection,
+    keys: &[(AccountId, &str)],
+) -> Result<(), AppError> {
+    for (account, key) in keys {
+        with_conn!(conn, |c| diesel::delete(
+            idempotency_keys::table.find((*account, *key))
+        )
+        .execute(c))?;
+    }
+    Ok(())
 }
 
 /// Deletes up to `at_most` keys past their expiry, in one statement: the reaper takes them a chunk

@@ -82,7 +82,7 @@ struct Inner {
     pool: DbPool,
     writer: Writer,
     /// New orders, gathered into one phase per batch.
-    submits: Batcher<SubmitItem, Submitted>,
+    submits: Batcher<SubmitItem, Result<Submitted, AppError>>,
     /// Actors' `placement_sent` and `accepted`, gathered into one phase per batch.
     statuses: Batcher<StatusItem, Applied>,
     /// Pushes without a fill, gathered into one phase per batch.
@@ -146,10 +146,16 @@ impl Engine {
         lease: Lease,
     ) -> Self {
         let observed = Arc::clone(&metrics);
-        let submits = Batcher::start(writer.clone(), SUBMIT_BATCHES, move |conn, items| {
-            observed.submit_batch(items.len());
-            submit::submit_many(conn, items)
-        });
+        let submits = Batcher::start(
+            writer.clone(),
+            SUBMIT_BATCHES,
+            move |conn, items: &[Arc<SubmitItem>]| {
+                observed.submit_batch(items.len());
+                let refs: Vec<_> = items.iter().map(|i| (&i.submission, &i.owner)).collect();
+                let answers = submit::submit(conn, &refs)?;
+                Ok(answers.into_iter().map(Some).collect())
+            },
+        );
         let observed = Arc::clone(&metrics);
         let statuses = Batcher::start(writer.clone(), ACTOR_BATCHES, move |conn, items| {
             observed.status_batch(items.len());
@@ -441,12 +447,12 @@ impl Engine {
                 owner: engine.fence(),
             });
             let submitted = match engine.0.submits.run(item.clone()).await {
-                Some(submitted) => submitted,
-                // Not a plain new order, or its batch failed: it runs alone, which answers it.
+                Some(answer) => answer?,
+                // Its batch rolled back: it runs again as a batch of one.
                 None => {
                     engine
                         .writer()
-                        .run(move |conn| submit::submit(conn, &item.submission, &item.owner))
+                        .run(move |conn| submit::submit_one(conn, &item.submission, &item.owner))
                         .await?
                 }
             };

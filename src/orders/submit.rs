@@ -1,15 +1,16 @@
 //! Order submission: one transaction stores the idempotency key with its answer, the order, its
 //! first action, its reservation and its first event. Nothing is answered before it commits.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::json;
 
 use super::pricing;
 use super::view::OrderView;
-use crate::db::idempotency::{self as stored_keys, NewKey, StoredResponse};
+use crate::db::accounts::Taking;
+use crate::db::idempotency::{self as stored_keys, NewKey, StoredKey, StoredResponse};
 use crate::db::leases::{self, Fence};
-use crate::db::ledger::{self, LedgerEntry};
+use crate::db::ledger::{self, Balance, LedgerEntry};
 use crate::db::orders::{self, NewAction, OrderRow};
 use crate::db::outbox;
 use crate::domain::{
@@ -38,85 +39,210 @@ pub struct Submitted {
     pub created: Option<OrderRow>,
 }
 
-/// Runs the whole submission in one immediate (write-locked) transaction.
-/// Records the order under `owner`: the engine that took the request carries it on.
-pub fn submit(
-    conn: &mut crate::db::DbConnection,
-    sub: &Submission,
-    owner: &Fence,
-) -> Result<Submitted, AppError> {
-    let stored = stored_keys::find(conn, sub.account, sub.key.as_str())?;
-    let expired = stored.is_some();
-    if let Verdict::Replay(response) = idempotency::check(stored, &sub.fingerprint, sub.now)? {
-        return Ok(Submitted {
-            response,
-            replayed: true,
-            created: None,
-        });
-    }
-    if expired {
-        stored_keys::delete(conn, sub.account, sub.key.as_str())?;
-    }
-    let (response, created) = match record_order(conn, sub, owner) {
-        Ok((response, row)) => (response, Some(row)),
-        // A business refusal is an answer: it is kept under the key like a success.
-        Err(refusal @ (AppError::InsufficientFunds(_) | AppError::InsufficientPosition(_))) => {
-            let response = StoredResponse {
-                status: 422,
-                location: None,
-                body: refusal.body(),
-            };
-            (response, None)
-        }
-        Err(other) => return Err(other),
-    };
-    // After the order, so that rows are locked in the order every phase locks them (balances,
-    // then the account); refused here, the phase rolls back and leaves nothing behind.
-    stored_keys::take_place(conn, sub.account, sub.max_stored_keys)?;
-    stored_keys::insert(
-        conn,
-        &NewKey {
-            account: sub.account,
-            key: sub.key.as_str(),
-            fingerprint: &sub.fingerprint,
-            response: &response,
-            now: sub.now,
-            expires_at: sub.now.saturating_add(sub.ttl_micros),
-        },
-    )?;
-    Ok(Submitted {
-        response,
-        replayed: false,
-        created,
-    })
+/// A submission, with the engine that records it.
+pub struct SubmitItem {
+    pub submission: Submission,
+    pub owner: Fence,
 }
 
-/// The order, its `created` action, its reservation and its `order.created` event.
-fn record_order(
+/// One submission alone: a batch of one.
+pub fn submit_one(
     conn: &mut crate::db::DbConnection,
-    sub: &Submission,
+    submission: &Submission,
     owner: &Fence,
-) -> Result<(StoredResponse, OrderRow), AppError> {
-    let owner = leases::owner_now(conn, owner)?;
-    let new = prepare(sub, &owner)?;
-    // Where the reservation would leave the balance, worked out under the balance's lock: enough,
-    // or refused.
-    let Some(reserved) = ledger::landing(conn, &new.reserve)? else {
-        let available = ledger::balance(conn, sub.account, new.reserve.asset)?.available;
-        return Err(refusal(sub, &new.reserve, available));
-    };
-    orders::insert(conn, std::slice::from_ref(&new.row))?;
-    orders::append_action(
-        conn,
-        new.row.id,
-        1,
-        ActionKind::Created,
-        &new.detail,
-        sub.now,
-    )?;
-    ledger::book(conn, &new.reserve, reserved, sub.now)?;
-    outbox::append::<_, ()>(conn, sub.account, "order.created", &new.view, None, sub.now)?;
-    Ok((new.response, new.row))
+) -> Result<Submitted, AppError> {
+    submit(conn, &[(submission, owner)])?
+        .pop()
+        .unwrap_or_else(|| Err(AppError::Internal("a submission went unanswered".into())))
+}
+
+/// Records any number of submissions in one phase and answers each, in order: a replay of its
+/// stored answer, a new order, a refusal kept under its key (not enough cash or shares), or an
+/// error that wrote nothing for it (a key reused for another request, too many stored keys).
+/// Every row is written with the others', one statement per table. An `Err` of the whole phase
+/// (a database error) rolls it back; the caller may then run each submission alone.
+///
+/// Rows are locked in the order every phase locks them: balances, then accounts.
+pub fn submit(
+    conn: &mut crate::db::DbConnection,
+    items: &[(&Submission, &Fence)],
+) -> Result<Vec<Result<Submitted, AppError>>, AppError> {
+    let wanted: Vec<(AccountId, &str)> = items
+        .iter()
+        .map(|(sub, _)| (sub.account, sub.key.as_str()))
+        .collect();
+    let stored = stored_keys::find_among(conn, &wanted)?;
+    // Each engine's epoch is read once (every submission of a batch is this engine's).
+    let mut owners: BTreeMap<&str, Fence> = BTreeMap::new();
+    for (_, fence) in items {
+        if !owners.contains_key(fence.engine.as_str()) {
+            owners.insert(&fence.engine, leases::owner_now(conn, fence)?);
+        }
+    }
+    let prepared: Vec<Option<Result<NewOrderRows<'_>, AppError>>> = items
+        .iter()
+        .map(|(sub, fence)| {
+            let key = (sub.account, sub.key.as_str().to_owned());
+            let live = stored.get(&key).is_some_and(|k| k.expires_at > sub.now);
+            let owner = &owners[fence.engine.as_str()];
+            (!live).then(|| prepare(sub, owner))
+        })
+        .collect();
+    let pairs: BTreeSet<(AccountId, String)> = prepared
+        .iter()
+        .flatten()
+        .flatten()
+        .map(|new| (new.sub.account, new.reserve.asset.to_owned()))
+        .collect();
+    let mut balances = ledger::lock_balances(conn, &pairs)?;
+    let accounts: BTreeSet<AccountId> = items.iter().map(|(sub, _)| sub.account).collect();
+    let mut held = crate::db::accounts::stored_keys_locked(conn, &accounts)?;
+
+    let mut decided = Decided::default();
+    for ((sub, _), new) in items.iter().zip(prepared) {
+        let answer = decided.answer(sub, new, &stored, &mut balances, &mut held);
+        decided.answers.push(answer);
+    }
+    decided.write(conn)?;
+    Ok(decided.answers)
+}
+
+/// What a phase of submissions decided, item by item, before anything is written.
+#[derive(Default)]
+struct Decided<'a> {
+    answers: Vec<Result<Submitted, AppError>>,
+    /// Keys answered in this phase, with the request's fingerprint and the answer.
+    answered: HashMap<(AccountId, &'a str), (&'a str, StoredResponse)>,
+    created: Vec<NewOrderRows<'a>>,
+    keys: Vec<(&'a Submission, StoredResponse)>,
+    expired: Vec<(AccountId, &'a str)>,
+    taking: BTreeMap<AccountId, Taking>,
+    landings: BTreeMap<(AccountId, String), Balance>,
+}
+
+impl<'a> Decided<'a> {
+    fn answer(
+        &mut self,
+        sub: &'a Submission,
+        new: Option<Result<NewOrderRows<'a>, AppError>>,
+        stored: &HashMap<(AccountId, String), StoredKey>,
+        balances: &mut BTreeMap<(AccountId, String), Balance>,
+        held: &mut BTreeMap<AccountId, i64>,
+    ) -> Result<Submitted, AppError> {
+        let key = (sub.account, sub.key.as_str());
+        // The same key earlier in this phase, or stored before it.
+        let earlier = match self.answered.get(&key) {
+            Some((fingerprint, response)) => Some(StoredKey {
+                fingerprint: (*fingerprint).to_owned(),
+                status_code: i32::from(response.status),
+                location: response.location.clone(),
+                response_body: response.body.clone(),
+                expires_at: i64::MAX,
+            }),
+            None => stored.get(&(key.0, key.1.to_owned())).cloned(),
+        };
+        let expired = earlier.is_some();
+        if let Verdict::Replay(response) = idempotency::check(earlier, &sub.fingerprint, sub.now)? {
+            return Ok(Submitted {
+                response,
+                replayed: true,
+                created: None,
+            });
+        }
+        let new =
+            new.ok_or_else(|| AppError::Internal("a new request was not prepared".into()))??;
+        // One more stored key for the account: refused past its cap (an expired one gives its
+        // place back).
+        let count = held.entry(sub.account).or_default();
+        let after = *count + if expired { 0 } else { 1 };
+        if sub.max_stored_keys > 0 && after > sub.max_stored_keys {
+            return Err(AppError::TooManyStoredKeys(sub.max_stored_keys));
+        }
+        *count = after;
+        let taking = self.taking.entry(sub.account).or_default();
+        if expired {
+            self.expired.push(key);
+        } else {
+            taking.keys += 1;
+        }
+        let pair = (sub.account, new.reserve.asset.to_owned());
+        let before = balances.get(&pair).copied().unwrap_or_default();
+        let (response, created) = match before.after(&new.reserve) {
+            Some(landed) => {
+                balances.insert(pair.clone(), landed);
+                self.landings.insert(pair, landed);
+                taking.events += 1;
+                let row = new.row.clone();
+                let response = new.response.clone();
+                self.created.push(new);
+                (response, Some(row))
+            }
+            // A business refusal is an answer: it is kept under the key like a success.
+            None => {
+                let response = StoredResponse {
+                    status: 422,
+                    location: None,
+                    body: refusal(sub, &new.reserve, before.available).body(),
+                };
+                (response, None)
+            }
+        };
+        self.answered
+            .insert(key, (&sub.fingerprint, response.clone()));
+        self.keys.push((sub, response.clone()));
+        Ok(Submitted {
+            response,
+            replayed: false,
+            created,
+        })
+    }
+
+    /// Writes what was decided: a statement per table.
+    fn write(&self, conn: &mut crate::db::DbConnection) -> Result<(), AppError> {
+        stored_keys::delete_uncounted(conn, &self.expired)?;
+        let mut next_seq = crate::db::accounts::take_for_new_orders(conn, &self.taking)?;
+        let mut rows = Vec::with_capacity(self.created.len());
+        let mut actions = Vec::with_capacity(self.created.len());
+        let mut entries = Vec::with_capacity(self.created.len());
+        let mut events = Vec::with_capacity(self.created.len());
+        for new in &self.created {
+            let sub = new.sub;
+            events.push(outbox::next_event(
+                &mut next_seq,
+                sub.account,
+                "order.created",
+                &new.view,
+                sub.now,
+            )?);
+            rows.push(new.row.clone());
+            actions.push(NewAction {
+                order_id: new.row.id,
+                seq: 1,
+                kind: ActionKind::Created,
+                detail: &new.detail,
+                at: sub.now,
+            });
+            entries.push((new.reserve.clone(), sub.now));
+        }
+        let keys: Vec<NewKey<'_>> = self
+            .keys
+            .iter()
+            .map(|(sub, response)| NewKey {
+                account: sub.account,
+                key: sub.key.as_str(),
+                fingerprint: &sub.fingerprint,
+                response,
+                now: sub.now,
+                expires_at: sub.now.saturating_add(sub.ttl_micros),
+            })
+            .collect();
+        orders::insert(conn, &rows)?;
+        orders::append_actions(conn, &actions)?;
+        ledger::book_new(conn, &entries, &self.landings)?;
+        outbox::append_events(conn, &events)?;
+        stored_keys::insert_many(conn, &keys)?;
+        Ok(())
+    }
 }
 
 fn refusal(sub: &Submission, reserve: &LedgerEntry<'_>, available: i64) -> AppError {
@@ -197,124 +323,4 @@ fn prepare<'a>(sub: &'a Submission, owner: &Fence) -> Result<NewOrderRows<'a>, A
         view,
         response,
     })
-}
-
-/// A submission, with the engine that records it.
-pub struct SubmitItem {
-    pub submission: Submission,
-    pub owner: Fence,
-}
-
-/// Many submissions in one phase: every new order's rows are written with the others', one
-/// statement per table. Only plain new orders are taken: a submission whose key was stored
-/// before (or comes twice here), or whose reservation does not land, is left out as None, for the
-/// caller to run alone through [`submit`], which answers each such case. An error rolls the whole
-/// phase back; then every submission runs alone.
-pub fn submit_many(
-    conn: &mut crate::db::DbConnection,
-    items: &[std::sync::Arc<SubmitItem>],
-) -> Result<Vec<Option<Submitted>>, AppError> {
-    let wanted: Vec<(AccountId, &str)> = items
-        .iter()
-        .map(|i| (i.submission.account, i.submission.key.as_str()))
-        .collect();
-    let Some(first) = items.first() else {
-        return Ok(Vec::new());
-    };
-    // Every submission of a batch was taken by this engine: one read of its epoch serves all.
-    let owner = leases::owner_now(conn, &first.owner)?;
-    let stored = stored_keys::stored_among(conn, &wanted)?;
-    let mut keys_seen = HashSet::new();
-    let mut plain: Vec<Option<NewOrderRows<'_>>> = items
-        .iter()
-        .map(|item| {
-            let sub = &item.submission;
-            let key = (sub.account, sub.key.as_str());
-            let fresh = !stored.contains(&(key.0, key.1.to_owned())) && keys_seen.insert(key);
-            fresh.then(|| prepare(sub, &owner).ok()).flatten()
-        })
-        .collect();
-    let pairs: BTreeSet<(AccountId, String)> = plain
-        .iter()
-        .flatten()
-        .map(|new| (new.sub.account, new.reserve.asset.to_owned()))
-        .collect();
-    let mut balances = ledger::lock_balances(conn, &pairs)?;
-    let mut landings = BTreeMap::new();
-    for slot in plain.iter_mut() {
-        let Some(new) = slot else { continue };
-        let pair = (new.sub.account, new.reserve.asset.to_owned());
-        match balances.get(&pair).and_then(|b| b.after(&new.reserve)) {
-            Some(landed) => {
-                balances.insert(pair.clone(), landed);
-                landings.insert(pair, landed);
-            }
-            // Refused (or no balance yet): its answer is written alone.
-            None => *slot = None,
-        }
-    }
-    let mut counts = BTreeMap::<AccountId, i64>::new();
-    for new in plain.iter().flatten() {
-        *counts.entry(new.sub.account).or_default() += 1;
-    }
-    if counts.is_empty() {
-        // Nothing to write here: every submission runs alone.
-        return Ok(plain.iter().map(|_| None).collect());
-    }
-    let taken = crate::db::accounts::take_for_new_orders(conn, &counts)?;
-    let mut next_seq = BTreeMap::new();
-    for (account, took) in &taken {
-        next_seq.insert(*account, took.first_seq);
-    }
-    let (mut rows, mut actions, mut entries, mut events, mut keys) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for new in plain.iter().flatten() {
-        let sub = new.sub;
-        let took = taken
-            .get(&sub.account)
-            .ok_or_else(|| AppError::Internal("no seqs taken for an account".into()))?;
-        // Past the cap, the whole phase rolls back: each submission alone is then refused or not.
-        if sub.max_stored_keys > 0 && took.stored_keys > sub.max_stored_keys {
-            return Err(AppError::TooManyStoredKeys(sub.max_stored_keys));
-        }
-        events.push(outbox::next_event(
-            &mut next_seq,
-            sub.account,
-            "order.created",
-            &new.view,
-            sub.now,
-        )?);
-        rows.push(new.row.clone());
-        actions.push(NewAction {
-            order_id: new.row.id,
-            seq: 1,
-            kind: ActionKind::Created,
-            detail: &new.detail,
-            at: sub.now,
-        });
-        entries.push((new.reserve.clone(), sub.now));
-        keys.push(NewKey {
-            account: sub.account,
-            key: sub.key.as_str(),
-            fingerprint: &sub.fingerprint,
-            response: &new.response,
-            now: sub.now,
-            expires_at: sub.now.saturating_add(sub.ttl_micros),
-        });
-    }
-    orders::insert(conn, &rows)?;
-    orders::append_actions(conn, &actions)?;
-    ledger::book_new(conn, &entries, &landings)?;
-    outbox::append_events(conn, &events)?;
-    stored_keys::insert_many(conn, &keys)?;
-    Ok(plain
-        .into_iter()
-        .map(|slot| {
-            slot.map(|new| Submitted {
-                response: new.response,
-                replayed: false,
-                created: Some(new.row),
-            })
-        })
-        .collect())
 }

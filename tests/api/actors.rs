@@ -75,7 +75,7 @@ fn crashed_database(dir: &tempfile::TempDir) -> (String, String, BTreeMap<&'stat
             10_000
         };
         let submission = limit_submission(account.id, &format!("k{i}"), 4, limit);
-        let order = submit::submit(&mut conn, &submission, &unowned())
+        let order = submit::submit_one(&mut conn, &submission, &unowned())
             .unwrap()
             .created
             .unwrap()

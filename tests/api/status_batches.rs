@@ -64,7 +64,7 @@ fn books_with_alice() -> Books {
 
 /// A resting buy of alice's, recorded under `owner`.
 fn new_order(conn: &mut DbConnection, account: AccountId, key: &str, owner: &Fence) -> OrderId {
-    submit::submit(conn, &limit_submission(account, key, 4, 10_000), owner)
+    submit::submit_one(conn, &limit_submission(account, key, 4, 10_000), owner)
         .unwrap()
         .created
         .unwrap()
@@ -373,7 +373,7 @@ async fn batch_statements_stay_prepared_on_postgres() {
     assert_eq!(&kept_after[0], kept, "the second batch reuses the first's");
     for start in [
         "SELECT \"orders\".\"id\"",      // the orders, locked
-        "WITH taking (account, n)",      // the accounts' event seqs
+        "WITH taking (account, events",  // the accounts' event seqs
         "INSERT INTO \"order_actions\"", // the actions
         "WITH saved (id, status",        // the projections
         "INSERT INTO \"outbox\"",        // the events
@@ -845,25 +845,20 @@ async fn a_new_order_gets_the_epoch_its_engine_holds_when_it_commits() {
     let taken_under = leases::join(&mut conn, "engine@paused", 60_000_000).unwrap();
     let now = leases::join(&mut conn, "engine@paused", 60_000_000).unwrap();
     assert_eq!((taken_under.epoch, now.epoch), (1, 2));
-    let alone = submit::submit(
-        &mut conn,
-        &limit_submission(account, "alone", 1, 100),
-        &taken_under,
-    )
-    .unwrap()
-    .created
-    .unwrap();
-    let items = [Arc::new(submit::SubmitItem {
-        submission: limit_submission(account, "batched", 1, 100),
-        owner: taken_under.clone(),
-    })];
-    let batched = conn
-        .transaction(|conn| submit::submit_many(conn, &items))
+    let (first, second) = (
+        limit_submission(account, "first", 1, 100),
+        limit_submission(account, "second", 1, 100),
+    );
+    let created: Vec<OrderId> = conn
+        .transaction(|conn| {
+            submit::submit(conn, &[(&first, &taken_under), (&second, &taken_under)])
+        })
         .unwrap()
-        .remove(0)
-        .and_then(|s| s.created)
-        .unwrap();
-    for order in [alone.id, batched.id] {
+        .into_iter()
+        .map(|answer| answer.unwrap().created.unwrap().id)
+        .collect();
+    let [alone, batched] = [created[0], created[1]];
+    for order in [alone, batched] {
         let row = orders::find(&mut conn, order).unwrap().unwrap();
         assert_eq!((row.owner.as_str(), row.owner_epoch), ("engine@paused", 2));
     }
@@ -901,4 +896,74 @@ async fn a_release_for_an_unsent_order_reads_whether_it_was_sent_in_its_own_tran
 
 fn lifecycle_release(conn: &mut DbConnection, order: OrderId, owner: &Fence) -> Applied {
     orderkeeper::orders::lifecycle::release_unsent(conn, order, owner, db::now_micros()).unwrap()
+}
+
+#[actix_web::test]
+async fn one_phase_answers_each_submission_as_it_would_be_answered_alone() {
+    let books = books_with_alice();
+    let (mut conn, account) = (books.pool.get().unwrap(), books.alice);
+    let owner = unowned();
+    let first = limit_submission(account, "k1", 1, 10_000);
+    let again = limit_submission(account, "k1", 1, 10_000);
+    let mut reused = limit_submission(account, "k1", 2, 10_000);
+    reused.fingerprint = "another request".into();
+    // 2,000 shares at 100.00 is more than alice's 100,000.00: refused, and kept under its key.
+    let too_big = limit_submission(account, "k2", 2_000, 10_000);
+    // A third stored key is one past this submission's cap of two.
+    let mut capped = limit_submission(account, "k3", 1, 10_000);
+    capped.max_stored_keys = 2;
+    let items = [&first, &again, &reused, &too_big, &capped].map(|s| (s, &owner));
+    let answers = conn
+        .transaction(|conn| submit::submit(conn, &items))
+        .unwrap();
+
+    let created = answers[0].as_ref().unwrap();
+    assert_eq!((created.response.status, created.replayed), (201, false));
+    let replay = answers[1].as_ref().unwrap();
+    assert!(replay.replayed && replay.created.is_none());
+    assert_eq!(replay.response, created.response);
+    assert!(matches!(
+        answers[2],
+        Err(orderkeeper::error::AppError::IdempotencyKeyReused)
+    ));
+    let refused = answers[3].as_ref().unwrap();
+    assert_eq!(refused.response.status, 422);
+    assert!(refused.response.body.contains("insufficient_funds"));
+    assert!(matches!(
+        answers[4],
+        Err(orderkeeper::error::AppError::TooManyStoredKeys(2))
+    ));
+
+    let orders: i64 = {
+        use diesel::prelude::*;
+        orderkeeper::with_conn!(conn, |c| orderkeeper::db::schema::orders::table
+            .count()
+            .get_result(c))
+        .unwrap()
+    };
+    assert_eq!(orders, 1);
+    assert_eq!(stored_key_count(&mut conn, account), 2);
+    let stored = orderkeeper::db::idempotency::find(&mut conn, account, "k2").unwrap();
+    assert_eq!(stored.map(|k| k.status_code), Some(422));
+
+    // Expired, a key starts a new request, and its place is taken over, not added.
+    let mut expired = limit_submission(account, "k9", 1, 10_000);
+    expired.ttl_micros = 0;
+    submit::submit_one(&mut conn, &expired, &owner).unwrap();
+    assert_eq!(stored_key_count(&mut conn, account), 3);
+    let mut later = limit_submission(account, "k9", 1, 10_000);
+    later.now = expired.now + 1;
+    let renewed = submit::submit_one(&mut conn, &later, &owner).unwrap();
+    assert!(!renewed.replayed && renewed.created.is_some());
+    assert_eq!(stored_key_count(&mut conn, account), 3);
+}
+
+fn stored_key_count(conn: &mut DbConnection, account: AccountId) -> i64 {
+    use diesel::prelude::*;
+    use orderkeeper::db::schema::accounts;
+    orderkeeper::with_conn!(conn, |c| accounts::table
+        .find(account)
+        .select(accounts::stored_keys)
+        .first(c))
+    .unwrap()
 }
