@@ -128,14 +128,11 @@ pub fn count(conn: &mut DbConnection) -> Result<i64, AppError> {
 }
 
 /// Takes the next event seq of an account, inside the caller's transaction: 1, 2, 3… with no gaps.
+/// The one seq allocator ([`take_event_seqs`]) with one account and one seq.
 pub fn take_event_seq(conn: &mut DbConnection, account: AccountId) -> Result<i64, AppError> {
-    with_conn!(conn, |conn| {
-        let next: i64 = diesel::update(accounts::table.find(account))
-            .set(accounts::next_event_seq.eq(accounts::next_event_seq + 1))
-            .returning(accounts::next_event_seq)
-            .get_result(conn)?;
-        Ok(next - 1)
-    })
+    take_event_seqs(conn, &BTreeMap::from([(account, 1)]))?
+        .remove(&account)
+        .ok_or_else(|| AppError::Internal("no seq taken for the account".into()))
 }
 
 /// Locks the accounts' rows in id order, `FOR NO KEY UPDATE` as [`take_for_new_orders`] does,
