@@ -24,11 +24,11 @@
 //! |---|---|
 //! | submit | `http::orders` → `orders::request` (parsed once into a [`domain::NewOrder`]) → [`idempotency`] → `orders::pricing` → `Engine::submit` → `db::batcher` (submissions that arrive together) → `orders::submit::submit` (one phase answers each submission of the batch; a batch that rolls back runs again one by one) → the order's actor |
 //! | place | `engine::order_actor` → `engine::steps::on_state` → `Engine::record_status` (`placement_sent`, batched with other orders' by `db::batcher` into `orders::status_batch::record_many`) → `ExchangeClient::place` → `Engine::record_status(accepted)` / `lifecycle::record_end` |
-//! | push | `http::exchange_events` → `Engine::take_push` → a fill: `orders::intake::take_in` → `lifecycle::record_fill_on` → `orders::phase::write_action`; no fill: batched, `intake::take_in_many` → `db::exchange_events::store_new` → the actor only for what may end the order (`steps::on_push`) |
+//! | push | `http::exchange_events` → `Engine::take_push` → a fill: `orders::intake::take_in` → `lifecycle::record_fill_on` → `orders::phase::write_moves`; no fill: batched, `intake::take_in_many` → `db::exchange_events::store_new` → the actor only for what may end the order (`steps::on_push`) |
 //! | fill by poll | the actor's poll timer → `steps::check_with_exchange` → `steps::reconcile` → `record_fill`, `record_end` |
 //! | cancel | `http::orders` → `Engine::cancel` → `orders::cancel::request` (202) → `steps::on_state` → `ExchangeClient::cancel` → `record_end` (release) |
 //! | recover | `startup` → `Engine::recover`, `Engine::adopt_orphans` → each actor's first step |
-//! | outbox | `phase::write_action` → `db::outbox::append` (same transaction) → `feed::relay` → `feed::hub` |
+//! | outbox | `phase::write_moves` (every action's event, in the transaction of the action) → `db::outbox::append_events` → `feed::relay` → `feed::hub` |
 //! | feed | `http::stream` → `feed::session`: replay from `db::outbox::since`, then live |
 
 //!

@@ -318,23 +318,6 @@ pub fn append_actions(conn: &mut DbConnection, actions: &[NewAction<'_>]) -> Res
     Ok(insert_rows!(conn, order_actions::table, actions)?)
 }
 
-/// Writes the projection row from the order's state.
-pub fn save_projection(conn: &mut DbConnection, row: &OrderRow) -> Result<(), AppError> {
-    with_conn!(conn, |conn| {
-        diesel::update(orders::table.find(row.id))
-            .set((
-                orders::status.eq(row.status),
-                orders::filled_qty.eq(row.filled_qty),
-                orders::filled_notional.eq(row.filled_notional),
-                orders::updated_at.eq(row.updated_at),
-                orders::placement_sent.eq(row.placement_sent),
-                orders::last_action_seq.eq(row.last_action_seq),
-            ))
-            .execute(conn)?;
-        Ok(())
-    })
-}
-
 /// Writes the projection rows of several orders, in one statement.
 pub fn save_projections(conn: &mut DbConnection, rows: &[OrderRow]) -> Result<(), AppError> {
     if rows.is_empty() {

@@ -35,18 +35,6 @@ pub struct OutboxRow {
     pub published_at: Option<i64>,
 }
 
-/// Adds an event inside the caller's transaction; returns its seq.
-pub fn append<O: Serialize, F: Serialize>(
-    conn: &mut DbConnection,
-    account: AccountId,
-    kind: &str,
-    order: &O,
-    fill: Option<&F>,
-    now: i64,
-) -> Result<i64, AppError> {
-    append_frame(conn, account, kind, order, fill, None, now)
-}
-
 /// Adds an `order.recovered` event, with what recovery found and did.
 pub fn append_recovered<O: Serialize>(
     conn: &mut DbConnection,
@@ -117,11 +105,12 @@ impl<'a> NewEvent<'a> {
 
 /// The next event of `account`, numbered from `next_seq` (the seqs the caller took for each
 /// account in this transaction), which moves on by one.
-pub fn next_event<'a, O: Serialize>(
+pub fn next_event<'a, O: Serialize, F: Serialize>(
     next_seq: &mut std::collections::BTreeMap<AccountId, i64>,
     account: AccountId,
     kind: &'a str,
     order: &'a O,
+    fill: Option<&'a F>,
     now: i64,
 ) -> Result<NewEvent<'a>, AppError> {
     let seq = next_seq
@@ -132,7 +121,7 @@ pub fn next_event<'a, O: Serialize>(
         seq: *seq,
         kind,
         order,
-        fill: None::<&()>,
+        fill,
         recovery: None,
     };
     *seq += 1;

@@ -2,18 +2,15 @@
 //! money, are what every order's actor records on its way to the exchange. Written together, they
 //! cost a statement per table instead of a transaction per order.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::lifecycle::Applied;
 use super::phase;
-use super::view::OrderView;
-use crate::db::accounts;
 use crate::db::leases::{self, Fence};
-use crate::db::orders::{self, NewAction, OrderRow};
-use crate::db::outbox;
+use crate::db::orders::{self, OrderRow};
 use crate::db::DbConnection;
-use crate::domain::{AccountId, Action, ActionKind, OrderId};
+use crate::domain::{Action, OrderId};
 use crate::error::AppError;
 
 /// One order's status action, as its actor asks for it.
@@ -32,13 +29,6 @@ impl StatusItem {
     }
 }
 
-/// An order moved by its item, not yet written.
-struct Moved {
-    row: OrderRow,
-    kind: ActionKind,
-    detail: String,
-}
-
 /// Records every item the transition table allows, with its action, projection and event, a
 /// statement per table. An item is left out (None), for its caller to run alone through
 /// `lifecycle::record_status`, which answers it, when its order is missing, owned by another
@@ -55,56 +45,24 @@ pub fn record_many(
         .map(|row| (row.id, row))
         .collect();
     // An order named twice keeps only its first item here: `remove` finds it once.
-    let moved: Vec<Option<Moved>> = items
-        .iter()
-        .map(|item| rows.remove(&item.order).and_then(|row| advance(row, item)))
-        .collect();
-    let mut counts = BTreeMap::<AccountId, i64>::new();
-    for m in moved.iter().flatten() {
-        if m.kind.event_kind().is_some() {
-            *counts.entry(m.row.account_id).or_default() += 1;
+    let mut answers = Vec::with_capacity(items.len());
+    let mut written = Vec::new();
+    for item in items {
+        match rows.remove(&item.order).and_then(|row| advance(row, item)) {
+            Some(moved) => {
+                written.push(moved);
+                answers.push(Some(Applied::Recorded));
+            }
+            None => answers.push(None),
         }
     }
-    let mut next_seq = accounts::take_event_seqs(conn, &counts)?;
-    // The events' order views, made before the events that borrow them.
-    let views: Vec<OrderView> = moved
-        .iter()
-        .flatten()
-        .map(|m| OrderView::from(&m.row))
-        .collect();
-    let (mut actions, mut saved, mut events) = (Vec::new(), Vec::new(), Vec::new());
-    for (m, view) in moved.iter().flatten().zip(&views) {
-        actions.push(NewAction {
-            order_id: m.row.id,
-            seq: m.row.last_action_seq,
-            kind: m.kind,
-            detail: &m.detail,
-            at: m.row.updated_at,
-        });
-        saved.push(m.row.clone());
-        if let Some(kind) = m.kind.event_kind() {
-            let account = m.row.account_id;
-            events.push(outbox::next_event(
-                &mut next_seq,
-                account,
-                kind,
-                view,
-                m.row.updated_at,
-            )?);
-        }
-    }
-    orders::append_actions(conn, &actions)?;
-    orders::save_projections(conn, &saved)?;
-    outbox::append_events(conn, &events)?;
-    Ok(moved
-        .iter()
-        .map(|m| m.as_ref().map(|_| Applied::Recorded))
-        .collect())
+    phase::write_moves(conn, &written)?;
+    Ok(answers)
 }
 
 /// The order as the item's action leaves it, if the batch may write that: the fence holds, and the
 /// transition table allows a move that ends nothing.
-fn advance(mut row: OrderRow, item: &StatusItem) -> Option<Moved> {
+fn advance(row: OrderRow, item: &StatusItem) -> Option<phase::Move> {
     leases::ensure_owner(row.id, &row.owner, row.owner_epoch, &item.fence).ok()?;
     if !StatusItem::batchable(item.action) {
         return None;
@@ -113,10 +71,6 @@ fn advance(mut row: OrderRow, item: &StatusItem) -> Option<Moved> {
     if next.status.is_terminal() {
         return None;
     }
-    phase::advance(&mut row, next, item.now);
-    Some(Moved {
-        row,
-        kind: item.action.kind(),
-        detail: item.detail.to_string(),
-    })
+    let detail = item.detail.to_string();
+    Some(phase::Move::of(row, next, item.action, detail, item.now))
 }

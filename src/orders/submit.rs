@@ -212,6 +212,7 @@ impl<'a> Decided<'a> {
                 sub.account,
                 "order.created",
                 &new.view,
+                None::<&()>,
                 sub.now,
             )?);
             rows.push(new.row.clone());
