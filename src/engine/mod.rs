@@ -1,6 +1,7 @@
 //! The engine: one supervised actor per open order, which carries its order on from its log.
 //! Actors live on their own arbiter thread; database work runs on the blocking pool.
 
+pub mod decide;
 pub mod identity;
 pub mod lease;
 pub mod messages;

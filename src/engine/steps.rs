@@ -6,6 +6,7 @@ use std::cell::RefCell;
 
 use serde_json::json;
 
+use super::decide::{self, AfterPlacement, FirstCall};
 use super::messages::Reason;
 use super::Engine;
 use crate::db::alarms::{self, Alarm, AlarmKind};
@@ -13,12 +14,10 @@ use crate::db::leases;
 use crate::db::{self, now_micros, orders, outbox};
 use crate::domain::{Action, FillSource, OrderId, OrderState, OrderStatus, VenueEnd};
 use crate::error::AppError;
-use crate::exchange::wire::{
-    ExchangeFill, ExchangeOrder, ExchangeStatus, PlaceOrder, PushEvent, PushType,
-};
+use crate::exchange::wire::{ExchangeFill, ExchangeOrder, PlaceOrder, PushEvent, PushType};
 use crate::exchange::ExchangeError;
 use crate::fault_points::{armed_for, crash_point};
-use crate::orders::lifecycle::{self, Applied, RecordedFill, Snapshot};
+use crate::orders::lifecycle::{self, Applied, Snapshot};
 use crate::orders::status_batch::StatusItem;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +66,7 @@ pub async fn drive(engine: Engine, order: OrderId, reason: Reason) -> Result<Pro
         "placement_sent": snap.state.placement_sent,
         "filled_qty": snap.state.filled_qty,
     });
-    let kind = recovery_kind(snap.state.status, snap.state.placement_sent);
+    let kind = FirstCall::of(&snap.state).recovery_kind();
     let start = snap.state;
     let (stepped, notes) = NOTES
         .scope(RefCell::new(StepNotes::from(start)), async {
@@ -308,23 +307,11 @@ async fn record_recovered(
     Ok(())
 }
 
-/// What recovery does for an order in this state (one of `metrics::RECOVERY_KINDS`), as
-/// `on_state` below does it.
-pub fn recovery_kind(status: OrderStatus, placement_sent: bool) -> &'static str {
-    match (status, placement_sent) {
-        (OrderStatus::PendingNew, false) => "place",
-        (OrderStatus::PendingNew, true) => "lookup",
-        (OrderStatus::PendingCancel, false) => "release",
-        (OrderStatus::PendingCancel, true) => "cancel",
-        _ => "poll",
-    }
-}
-
 /// Carries the order on from whatever its log says it is.
 async fn on_state(engine: &Engine, order: OrderId, snap: Snapshot) -> Result<(), AppError> {
     let cid = snap.row.client_order_id.to_string();
-    match (snap.state.status, snap.state.placement_sent) {
-        (OrderStatus::PendingNew, false) => {
+    match FirstCall::of(&snap.state) {
+        FirstCall::Place => {
             let detail = json!({"client_order_id": cid});
             let sent = record_status(engine, order, Action::PlacementSent, detail).await?;
             if sent != Applied::Recorded {
@@ -332,8 +319,7 @@ async fn on_state(engine: &Engine, order: OrderId, snap: Snapshot) -> Result<(),
             }
             place(engine, order, &snap, false).await
         }
-        // Sent before, answer unknown (or a crash came between): ask before placing again.
-        (OrderStatus::PendingNew, true) => match engine.exchange().order(&cid).await {
+        FirstCall::LookUp => match engine.exchange().order(&cid).await {
             Ok(Some(found)) => reconcile(engine, order, snap, found).await,
             Ok(None) => {
                 saw(json!("no such order: placed again"));
@@ -341,10 +327,9 @@ async fn on_state(engine: &Engine, order: OrderId, snap: Snapshot) -> Result<(),
             }
             Err(e) => unresolved(order, "lookup", &e),
         },
-        (OrderStatus::PendingCancel, false) => release_unsent(engine, order).await,
-        // Cancelling on the exchange also tombstones an id it never saw, so a placement still in
-        // flight is refused there; its answer is the authority for what happened.
-        (OrderStatus::PendingCancel, true) => match engine.exchange().cancel(&cid).await {
+        FirstCall::Release => release_unsent(engine, order).await,
+        // The venue's answer to the cancel is the authority for what happened.
+        FirstCall::Cancel => match engine.exchange().cancel(&cid).await {
             Ok(after) => reconcile(engine, order, snap, after).await,
             // A venue that refuses the cancel ("already canceled", "unknown order"): follow what it
             // holds instead.
@@ -353,7 +338,7 @@ async fn on_state(engine: &Engine, order: OrderId, snap: Snapshot) -> Result<(),
             }
             Err(e) => unresolved(order, "cancel", &e),
         },
-        _ => check_with_exchange(engine, order, snap).await,
+        FirstCall::Compare => check_with_exchange(engine, order, snap).await,
     }
 }
 
@@ -410,31 +395,21 @@ async fn place(
         qty: row.qty,
         limit_price: row.protection_price,
     };
-    match engine.exchange().place(&request).await {
-        Ok(ack) if ack.status == ExchangeStatus::Rejected => {
-            let detail = json!({"reason": "rejected by the exchange"});
-            record_end(engine, order, VenueEnd::Rejected, 0, detail).await
-        }
-        Ok(ack) => {
+    let answer = engine.exchange().place(&request).await;
+    match (decide::after_placement(&answer, sent_before), answer) {
+        (AfterPlacement::Accepted, Ok(ack)) => {
             saw(json!({"placed": ack.status, "exchange_order_id": ack.exchange_order_id}));
             let detail = json!({"exchange_order_id": ack.exchange_order_id, "source": "placement"});
             record_status(engine, order, Action::Accepted, detail).await?;
             Ok(())
         }
-        Err(ExchangeError::Refused(reason)) if !sent_before => {
-            record_end(
-                engine,
-                order,
-                VenueEnd::Rejected,
-                0,
-                json!({"reason": reason}),
-            )
-            .await
+        (AfterPlacement::Rejected(reason), _) => {
+            let detail = json!({"reason": reason});
+            record_end(engine, order, VenueEnd::Rejected, 0, detail).await
         }
-        Err(ExchangeError::Refused(_) | ExchangeError::AmbiguousRefusal(_)) => {
-            follow_after_refusal(engine, order, snap).await
-        }
-        Err(e) => unresolved(order, "place", &e),
+        (AfterPlacement::FollowVenue, _) => follow_after_refusal(engine, order, snap).await,
+        (_, Err(e)) => unresolved(order, "place", &e),
+        (AfterPlacement::Unresolved, Ok(_)) => Ok(()),
     }
 }
 
@@ -473,35 +448,20 @@ async fn reconcile(
         "fills": exchange.fills.len(),
     }));
     let mut recorded_any = false;
-    for fill in exchange.fills.iter() {
-        if snap.fills.get(&fill.fill_id) == Some(&RecordedFill::of(fill)) {
-            continue;
-        }
-        // New, or known under this id with another quantity or price: the phase decides, and
-        // alarms what it refuses.
+    for fill in decide::fills_to_record(&snap.fills, &exchange) {
         recorded_any |=
             record_fill(engine, order, fill.clone(), FillSource::Poll).await? == Applied::Recorded;
     }
     if recorded_any {
         snap = load(engine, order).await?;
     }
-    if snap.state.status.is_terminal() {
-        return Ok(());
-    }
-    let placed = exchange.exchange_order_id.is_some();
-    if snap.state.status == OrderStatus::PendingNew
-        && placed
-        && exchange.status != ExchangeStatus::Rejected
-    {
+    let moves = decide::status_moves(snap.state.status, &exchange);
+    if moves.accept {
         let detail = json!({"exchange_order_id": exchange.exchange_order_id, "source": "poll"});
         record_status(engine, order, Action::Accepted, detail).await?;
     }
-    let end = match exchange.status {
-        ExchangeStatus::New | ExchangeStatus::PartiallyFilled => return Ok(()),
-        ExchangeStatus::Filled => VenueEnd::Filled,
-        ExchangeStatus::Canceled if !placed => VenueEnd::NeverPlaced,
-        ExchangeStatus::Canceled => VenueEnd::Canceled,
-        ExchangeStatus::Rejected => VenueEnd::Rejected,
+    let Some(end) = moves.end else {
+        return Ok(());
     };
     let detail =
         json!({"exchange_status": exchange.status, "exchange_filled_qty": exchange.filled_qty});
