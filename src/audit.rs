@@ -479,7 +479,7 @@ fn against_exchange(orders: &[OrderRow], fills: &[FillRow], book: &[ExchangeOrde
 
 /// What the dashboard and `/healthz` show of the last audit (no account's figures).
 #[derive(Debug, Clone, Serialize)]
-pub struct Verdict {
+pub struct AuditVerdict {
     pub ok: bool,
     pub at: String,
     pub failing: Vec<&'static str>,
@@ -488,14 +488,14 @@ pub struct Verdict {
 
 /// The last verdict of the running engine's audit, for `/healthz` and the dashboard.
 #[derive(Debug, Default)]
-pub struct LastVerdict(std::sync::Mutex<Option<Verdict>>);
+pub struct LastVerdict(std::sync::Mutex<Option<AuditVerdict>>);
 
 impl LastVerdict {
-    pub fn get(&self) -> Option<Verdict> {
+    pub fn get(&self) -> Option<AuditVerdict> {
         self.0.lock().ok().and_then(|last| last.clone())
     }
 
-    fn set(&self, verdict: Verdict) {
+    fn set(&self, verdict: AuditVerdict) {
         if let Ok(mut last) = self.0.lock() {
             *last = Some(verdict);
         }
@@ -519,7 +519,7 @@ pub async fn live(engine: &Engine, last: &LastVerdict) -> Result<Report, AppErro
     // finds its alarms.
     let raised = raise_alarms(engine, &report).await;
     engine.metrics().audited(report.violations());
-    last.set(Verdict {
+    last.set(AuditVerdict {
         ok: report.ok,
         at: crate::db::rfc3339(crate::db::now_micros()),
         failing: report.failing(),

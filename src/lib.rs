@@ -18,6 +18,25 @@
 //! - [`demo`]: `orderkeeper demo`, the crash-and-restart demonstration with its report.
 //! - [`config`], [`telemetry`], [`startup`]: the command line, logging, and wiring it all up;
 //!   [`shutdown`]: the one signal that stops it all.
+//! - [`reaper`]: keeps the bounded stores (keys, outbox, rate windows) bounded while it runs.
+//!
+//! # Glossary
+//! - **phase**: one atomic change, one transaction (or a savepoint of a group commit): it writes an
+//!   action with every effect it has, or nothing.
+//! - **step**: what an order's actor does to carry the order on: a venue call between two phases.
+//!   [`engine::decide`] holds what a step decides; `engine::steps` does it.
+//! - **move** (`orders::phase::Move`): an order's action as the transition table allowed it, with
+//!   the order's row as it leaves it; `phase::write_moves` writes any number of them.
+//! - **fence**: an engine's id and lease epoch; a phase that changes an order checks that its fence
+//!   still owns it. **Lease**: an engine's claim on its open orders, renewed by its keeper.
+//! - **note** (table `order_notes`): left by one engine for the engine that owns an order (a cancel
+//!   or a fill it took in), picked up by the owner's keeper.
+//! - **fresh snapshot**: a new order's row as its submit committed it, handed to the order's first
+//!   step so that the step need not read it back; dropped once anything else writes the order.
+//! - **protection price**: what a market order reserves at and is sent with (last price + 5%).
+//! - **balance after**: where an entry would leave its balance, worked out under the balance's lock
+//!   before anything is written.
+//! - **recovery**: the first step of an order picked up after a start or a takeover.
 //!
 //! # Flows
 //! | flow | path |

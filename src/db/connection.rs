@@ -1,6 +1,6 @@
 //! One connection type over both backends: SQLite (the embedded default) and PostgreSQL (for
 //! production, and for several engines on one database). Queries are written once, against
-//! diesel's DSL, and [`with_conn!`] compiles each for both backends.
+//! diesel's DSL, and [`with_conn!`](crate::with_conn) compiles each for both backends.
 
 use diesel::connection::SimpleConnection;
 use diesel::pg::PgConnection;

@@ -9,7 +9,7 @@
 use diesel::prelude::*;
 
 use super::connection::Inner;
-use super::schema::{engines, order_stirs, orders};
+use super::schema::{engines, order_notes, orders};
 use super::DbConnection;
 use crate::domain::{OrderId, OrderStatus};
 use crate::error::AppError;
@@ -165,7 +165,7 @@ pub fn take_over(conn: &mut DbConnection, dead: &str, fence: &Fence) -> Result<u
     ))
     .execute(c))?;
     with_conn!(conn, |c| diesel::delete(
-        order_stirs::table.filter(order_stirs::owner.eq(dead))
+        order_notes::table.filter(order_notes::owner.eq(dead))
     )
     .execute(c))?;
     Ok(taken)
@@ -238,11 +238,11 @@ pub fn owner_of(conn: &mut DbConnection, order: OrderId) -> Result<Option<String
 }
 
 /// Leaves a note for an order's owner to look at the order now.
-pub fn stir(conn: &mut DbConnection, owner: &str, order: OrderId) -> Result<(), AppError> {
-    with_conn!(conn, |c| diesel::insert_into(order_stirs::table)
+pub fn leave_note(conn: &mut DbConnection, owner: &str, order: OrderId) -> Result<(), AppError> {
+    with_conn!(conn, |c| diesel::insert_into(order_notes::table)
         .values((
-            order_stirs::owner.eq(owner),
-            order_stirs::order_id.eq(order.to_string()),
+            order_notes::owner.eq(owner),
+            order_notes::order_id.eq(order.to_string()),
         ))
         .on_conflict_do_nothing()
         .execute(c))?;
@@ -250,19 +250,19 @@ pub fn stir(conn: &mut DbConnection, owner: &str, order: OrderId) -> Result<(), 
 }
 
 /// The notes left for this engine, taken (each is handed out once).
-pub fn take_stirs(conn: &mut DbConnection, engine: &str) -> Result<Vec<OrderId>, AppError> {
+pub fn take_notes(conn: &mut DbConnection, engine: &str) -> Result<Vec<OrderId>, AppError> {
     let ids: Vec<String> = with_conn!(conn, |c| diesel::delete(
-        order_stirs::table.filter(order_stirs::owner.eq(engine))
+        order_notes::table.filter(order_notes::owner.eq(engine))
     )
-    .returning(order_stirs::order_id)
+    .returning(order_notes::order_id)
     .get_results(c))?;
     Ok(ids.iter().filter_map(|id| id.parse().ok()).collect())
 }
 
 /// Whether any note waits for this engine (a read, so that an idle engine writes nothing).
-pub fn has_stirs(conn: &mut DbConnection, engine: &str) -> Result<bool, AppError> {
+pub fn has_notes(conn: &mut DbConnection, engine: &str) -> Result<bool, AppError> {
     with_conn!(conn, |c| Ok(diesel::select(diesel::dsl::exists(
-        order_stirs::table.filter(order_stirs::owner.eq(engine))
+        order_notes::table.filter(order_notes::owner.eq(engine))
     ))
     .get_result(c)?))
 }

@@ -35,7 +35,7 @@ pub struct Balance {
 /// Where an entry would leave its balance, worked out before anything is written: None when the
 /// sum would overflow or fall below zero. The sums are taken here, with checked arithmetic:
 /// SQLite would turn an overflowing integer sum into a float.
-pub fn landing(
+pub fn balance_after(
     conn: &mut DbConnection,
     entry: &LedgerEntry<'_>,
 ) -> Result<Option<Balance>, AppError> {
@@ -225,7 +225,7 @@ pub fn lock_balances(
 /// Books an entry the caller has already checked the balance for: a landing below zero or past
 /// the largest amount is an error here. Returns false when the entry was booked before.
 pub fn apply(conn: &mut DbConnection, entry: &LedgerEntry<'_>, now: i64) -> Result<bool, AppError> {
-    let landing = landing(conn, entry)?.ok_or_else(|| {
+    let landing = balance_after(conn, entry)?.ok_or_else(|| {
         AppError::Internal(format!(
             "ledger entry {} would overdraw or overflow",
             entry.key

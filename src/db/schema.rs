@@ -149,7 +149,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    order_stirs (owner, order_id) {
+    order_notes (owner, order_id) {
         owner -> Text,
         order_id -> Text,
     }
@@ -171,7 +171,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     ledger_entries,
     order_actions,
-    order_stirs,
+    order_notes,
     orders,
     outbox,
 );

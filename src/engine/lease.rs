@@ -15,7 +15,7 @@ use crate::error::AppError;
 use crate::shutdown::Shutdown;
 
 /// How often the notes other engines leave are looked for.
-const STIR_CHECK: Duration = Duration::from_millis(200);
+const NOTE_CHECK: Duration = Duration::from_millis(200);
 
 pub struct Lease {
     engine: String,
@@ -76,16 +76,16 @@ pub fn spawn_keeper(engine: Engine, id_lock: Arc<IdLock>, shutdown: &Shutdown) {
         let shutdown = shutdown_seen;
         let renew_every = (engine.lease().ttl / 4).max(Duration::from_millis(20));
         let mut last_renewal = tokio::time::Instant::now();
-        let mut ticker = tokio::time::interval(STIR_CHECK.min(renew_every));
+        let mut ticker = tokio::time::interval(NOTE_CHECK.min(renew_every));
         while shutdown.or(ticker.tick()).await.is_some() {
             if last_renewal.elapsed() >= renew_every {
                 last_renewal = tokio::time::Instant::now();
                 keep_the_id(&id_lock).await;
-                if let Err(e) = keep(&engine).await {
+                if let Err(e) = renew_and_take_over(&engine).await {
                     tracing::warn!(error = %e, "lease upkeep failed");
                 }
             }
-            if let Err(e) = pick_up_stirs(&engine).await {
+            if let Err(e) = pick_up_notes(&engine).await {
                 tracing::warn!(error = %e, "picking up notes from other engines failed");
             }
         }
@@ -119,7 +119,7 @@ fn waiting_at_most<T>(
     }
 }
 
-async fn keep(engine: &Engine) -> Result<(), AppError> {
+async fn renew_and_take_over(engine: &Engine) -> Result<(), AppError> {
     let lease = engine.lease();
     let (fence, ttl) = (lease.fence(), lease.ttl_micros());
     // The keeper never waits on another engine's locks for longer than its lease can spare.
@@ -170,21 +170,21 @@ async fn keep(engine: &Engine) -> Result<(), AppError> {
     Ok(())
 }
 
-async fn pick_up_stirs(engine: &Engine) -> Result<(), AppError> {
+async fn pick_up_notes(engine: &Engine) -> Result<(), AppError> {
     let id = engine.lease().engine_id().to_owned();
     let waiting = {
         let id = id.clone();
-        db::run(engine.pool(), move |conn| leases::has_stirs(conn, &id)).await?
+        db::run(engine.pool(), move |conn| leases::has_notes(conn, &id)).await?
     };
     if !waiting {
         return Ok(());
     }
     let orders = engine
         .writer()
-        .run(move |conn| leases::take_stirs(conn, &id))
+        .run(move |conn| leases::take_notes(conn, &id))
         .await?;
     for order in orders {
-        engine.touched(order);
+        engine.mark_snapshot_stale(order);
         engine.spawn(order).do_send(Drive(Reason::Recover));
     }
     Ok(())

@@ -43,7 +43,7 @@ pub struct Drive(pub Reason);
 /// watch it closely again.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
-pub struct Stir;
+pub struct WatchClosely;
 
 #[cfg(test)]
 mod tests {

@@ -20,7 +20,7 @@ use actix::{Addr, Arbiter, Supervisor};
 use dashmap::{DashMap, DashSet};
 
 use self::lease::Lease;
-use self::messages::{Drive, Reason, Stir};
+use self::messages::{Drive, Reason, WatchClosely};
 use self::order_actor::OrderActor;
 use self::registry::Registry;
 use crate::db::batcher::{BatchLimits, Batcher};
@@ -103,7 +103,7 @@ struct Inner {
     /// reading the order. A cancel taken meanwhile (here, or noted by another engine) takes the
     /// order out, so that the first step reads the order and sees the cancel before anything is
     /// sent.
-    unread: DashMap<OrderId, Snapshot>,
+    fresh_snapshots: DashMap<OrderId, Snapshot>,
     /// Orders picked up by recovery (after a crash, a takeover, a lost actor) whose recovery
     /// step has not finished yet.
     recovering: DashSet<OrderId>,
@@ -127,7 +127,7 @@ pub struct Engine(Arc<Inner>);
 /// Runs `work` on a task of its own and waits for it. The work goes on to its end even if the
 /// waiting request is dropped (a client that resets the connection, a proxy that times out), so
 /// whatever must follow a commit never depends on the request that asked for it.
-pub async fn detached<T: 'static>(
+pub async fn run_to_completion<T: 'static>(
     work: impl Future<Output = Result<T, AppError>> + 'static,
 ) -> Result<T, AppError> {
     // The task carries the caller's span, so its logs still name the order and the account.
@@ -182,7 +182,7 @@ impl Engine {
             relay,
             metrics,
             awaiting_first_step: DashSet::new(),
-            unread: DashMap::new(),
+            fresh_snapshots: DashMap::new(),
             recovering: DashSet::new(),
             recovery_listed: AtomicBool::new(false),
             started: std::time::Instant::now(),
@@ -276,14 +276,14 @@ impl Engine {
     }
 
     /// Something else wrote the order (a cancel): the row its submit committed is stale.
-    pub fn touched(&self, order: OrderId) {
-        self.0.unread.remove(&order);
+    pub fn mark_snapshot_stale(&self, order: OrderId) {
+        self.0.fresh_snapshots.remove(&order);
     }
 
     /// A new order as its submit committed it, if nothing else wrote it since, as far as this
     /// engine was told; taken once, by the first step.
-    fn take_unread(&self, order: OrderId) -> Option<Snapshot> {
-        self.0.unread.remove(&order).map(|(_, snap)| snap)
+    fn take_fresh_snapshot(&self, order: OrderId) -> Option<Snapshot> {
+        self.0.fresh_snapshots.remove(&order).map(|(_, snap)| snap)
     }
 
     /// Makes sure the order has a running actor, which starts by carrying the order on from its
@@ -392,7 +392,7 @@ impl Engine {
     }
 
     /// The order's recovery step is done; false if it was not recovering.
-    pub fn recovered(&self, order: OrderId) -> bool {
+    pub fn finish_recovering(&self, order: OrderId) -> bool {
         self.0.recovering.remove(&order).is_some()
     }
 
@@ -441,7 +441,7 @@ impl Engine {
     /// and never be sent.
     pub async fn submit(&self, submission: Submission) -> Result<Submitted, AppError> {
         let engine = self.clone();
-        detached(async move {
+        run_to_completion(async move {
             let account = submission.account;
             let item = Arc::new(SubmitItem {
                 submission,
@@ -467,7 +467,10 @@ impl Engine {
                 tracing::info!(%account, "order created");
                 engine.metrics().order_created();
                 engine.relay().wake();
-                engine.0.unread.insert(order, Snapshot::of_new(row.clone()));
+                engine
+                    .0
+                    .fresh_snapshots
+                    .insert(order, Snapshot::of_new(row.clone()));
                 engine.spawn(order);
             }
             Ok(submitted)
@@ -484,7 +487,7 @@ impl Engine {
         order: OrderId,
     ) -> Result<(CancelAnswer, OrderRow), AppError> {
         let engine = self.clone();
-        detached(async move {
+        run_to_completion(async move {
             let me = engine.lease().engine_id().to_owned();
             let answer = engine
                 .writer()
@@ -492,13 +495,13 @@ impl Engine {
                     let answer = cancel::request(conn, account, order, now_micros())?;
                     // Another engine's order: its owner is told in the same commit.
                     if answer.0 == CancelAnswer::Requested && answer.1.owner != me {
-                        leases::stir(conn, &answer.1.owner, order)?;
+                        leases::leave_note(conn, &answer.1.owner, order)?;
                     }
                     Ok(answer)
                 })
                 .await?;
             engine.relay().wake();
-            engine.touched(order);
+            engine.mark_snapshot_stale(order);
             if answer.0 == CancelAnswer::Requested && engine.owns(&answer.1.owner) {
                 engine.spawn(order).do_send(Drive(Reason::Cancel));
             }
@@ -522,7 +525,7 @@ impl Engine {
             }
         }
         let engine = self.clone();
-        detached(async move {
+        run_to_completion(async move {
             let item = Arc::new(PushItem {
                 event: event.clone(),
                 raw,
@@ -589,7 +592,7 @@ impl Engine {
             } else if needs_actor && status.is_open() {
                 engine.spawn(order).do_send(Drive(Reason::Push(event)));
             } else if let Some(actor) = engine.registry().get(order) {
-                actor.do_send(Stir);
+                actor.do_send(WatchClosely);
             }
             Ok("recorded")
         })

@@ -10,7 +10,7 @@ use actix::prelude::*;
 use futures_util::FutureExt;
 use rand::RngExt;
 
-use super::messages::{Drive, Reason, Stir};
+use super::messages::{Drive, Reason, WatchClosely};
 use super::steps::{self, Progress};
 use super::Engine;
 use crate::domain::{ClientOrderId, OrderId};
@@ -208,10 +208,10 @@ impl Handler<Drive> for OrderActor {
     }
 }
 
-impl Handler<Stir> for OrderActor {
+impl Handler<WatchClosely> for OrderActor {
     type Result = ();
 
-    fn handle(&mut self, _: Stir, ctx: &mut Context<Self>) {
+    fn handle(&mut self, _: WatchClosely, ctx: &mut Context<Self>) {
         self.watch_closely(ctx);
     }
 }

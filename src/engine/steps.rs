@@ -41,7 +41,7 @@ pub async fn drive(engine: Engine, order: OrderId, reason: Reason) -> Result<Pro
     // The permit comes first: a restart with many open orders must not load them all at once.
     let _permit = engine.step_permit().await?;
     // A new order's first step starts from the row its submit committed.
-    let snap = match engine.take_unread(order) {
+    let snap = match engine.take_fresh_snapshot(order) {
         Some(snap) => snap,
         None => load(&engine, order).await?,
     };
@@ -58,7 +58,7 @@ pub async fn drive(engine: Engine, order: OrderId, reason: Reason) -> Result<Pro
     // new order): it is told to the customer as `order.recovered`.
     let recovering = matches!(reason, Reason::Recover) && engine.is_recovering(order);
     if snap.state.status.is_terminal() {
-        engine.recovered(order);
+        engine.finish_recovering(order);
         return Ok(Progress::Terminal);
     }
     let log = json!({
@@ -68,7 +68,7 @@ pub async fn drive(engine: Engine, order: OrderId, reason: Reason) -> Result<Pro
     });
     let kind = FirstCall::of(&snap.state).recovery_kind();
     let start = snap.state;
-    let (stepped, notes) = NOTES
+    let (stepped, notes) = STEP_NOTES
         .scope(RefCell::new(StepNotes::from(start)), async {
             let stepped = match reason {
                 Reason::Push(event) => on_push(&engine, order, snap, event).await,
@@ -78,13 +78,13 @@ pub async fn drive(engine: Engine, order: OrderId, reason: Reason) -> Result<Pro
             };
             (
                 stepped,
-                NOTES.with(|notes| notes.replace(StepNotes::from(start))),
+                STEP_NOTES.with(|notes| notes.replace(StepNotes::from(start))),
             )
         })
         .await;
     stepped?;
     let after = (notes.state.status, notes.state.filled_qty);
-    if recovering && engine.recovered(order) {
+    if recovering && engine.finish_recovering(order) {
         engine.metrics().recovery_action(kind);
         engine.count_recovered(after.1 - before.1);
         let recovery = json!({
@@ -127,7 +127,7 @@ async fn record_status(
         now: now_micros(),
     };
     let applied = engine.record_status(item).await?;
-    wrote(&applied, Wrote::Action(action));
+    note_recorded(&applied, Wrote::Action(action));
     if applied == Applied::Recorded {
         tracing::info!(action = ?action, "recorded");
         if action.kind().is_terminal() {
@@ -152,7 +152,7 @@ async fn record_end(
             lifecycle::record_end(conn, order, &fence, end, venue_filled, detail, now_micros())
         })
         .await?;
-    wrote(&applied, Wrote::End);
+    note_recorded(&applied, Wrote::End);
     if applied == Applied::Recorded {
         tracing::info!(end = ?end, "recorded the end the exchange reported");
         crash_point("terminal.after_commit");
@@ -167,7 +167,7 @@ async fn release_unsent(engine: &Engine, order: OrderId) -> Result<(), AppError>
         .writer()
         .run(move |conn| lifecycle::release_unsent(conn, order, &fence, now_micros()))
         .await?;
-    wrote(&applied, Wrote::Action(Action::Canceled));
+    note_recorded(&applied, Wrote::Action(Action::Canceled));
     if applied == Applied::Recorded {
         tracing::info!("cancelled before it was ever sent: released");
         crash_point("terminal.after_commit");
@@ -187,7 +187,7 @@ async fn record_fill(
         .writer()
         .run(move |conn| lifecycle::record_fill(conn, order, &fence, &fill, source, now_micros()))
         .await?;
-    wrote(&applied, Wrote::Action(Action::Fill { qty }));
+    note_recorded(&applied, Wrote::Action(Action::Fill { qty }));
     if applied == Applied::Recorded {
         tracing::info!(%fill_id, source = source.as_str(), "fill recorded");
         engine.metrics().fill_recorded(source);
@@ -247,22 +247,22 @@ enum Wrote {
 }
 
 tokio::task_local! {
-    static NOTES: RefCell<StepNotes>;
+    static STEP_NOTES: RefCell<StepNotes>;
 }
 
 /// Notes what the exchange said (the last word counts).
-fn saw(what: serde_json::Value) {
-    let _ = NOTES.try_with(|notes| notes.borrow_mut().exchange = Some(what));
+fn note_venue_answer(what: serde_json::Value) {
+    let _ = STEP_NOTES.try_with(|notes| notes.borrow_mut().exchange = Some(what));
 }
 
 /// Notes what a write the step recorded did. The phase applied it to the order as it stood then;
 /// where the step's copy is behind (a cancel came in meanwhile) the move may not apply to the
 /// copy, and is left out: the actor then only looks at the order once more than it needs to.
-fn wrote(applied: &Applied, what: Wrote) {
+fn note_recorded(applied: &Applied, what: Wrote) {
     if *applied != Applied::Recorded {
         return;
     }
-    let _ = NOTES.try_with(|notes| {
+    let _ = STEP_NOTES.try_with(|notes| {
         let mut notes = notes.borrow_mut();
         match what {
             Wrote::End => notes.ended = true,
@@ -322,7 +322,7 @@ async fn on_state(engine: &Engine, order: OrderId, snap: Snapshot) -> Result<(),
         FirstCall::LookUp => match engine.exchange().order(&cid).await {
             Ok(Some(found)) => reconcile(engine, order, snap, found).await,
             Ok(None) => {
-                saw(json!("no such order: placed again"));
+                note_venue_answer(json!("no such order: placed again"));
                 place(engine, order, &snap, true).await
             }
             Err(e) => unresolved(order, "lookup", &e),
@@ -373,7 +373,7 @@ async fn check_with_exchange(
 }
 
 fn unresolved(order: OrderId, call: &str, error: &ExchangeError) -> Result<(), AppError> {
-    saw(json!(format!("no answer to the {call}: {error}")));
+    note_venue_answer(json!(format!("no answer to the {call}: {error}")));
     tracing::info!(%order, call, %error, "exchange call unresolved; the next poll asks again");
     Ok(())
 }
@@ -398,7 +398,9 @@ async fn place(
     let answer = engine.exchange().place(&request).await;
     match (decide::after_placement(&answer, sent_before), answer) {
         (AfterPlacement::Accepted, Ok(ack)) => {
-            saw(json!({"placed": ack.status, "exchange_order_id": ack.exchange_order_id}));
+            note_venue_answer(
+                json!({"placed": ack.status, "exchange_order_id": ack.exchange_order_id}),
+            );
             let detail = json!({"exchange_order_id": ack.exchange_order_id, "source": "placement"});
             record_status(engine, order, Action::Accepted, detail).await?;
             Ok(())
@@ -426,7 +428,7 @@ async fn follow_after_refusal(
         Ok(Some(found)) => reconcile(engine, order, snap.clone(), found).await,
         Ok(None) => match engine.exchange().cancel(cid).await {
             Ok(after) => {
-                saw(json!("no such order: tombstoned, then rejected here"));
+                note_venue_answer(json!("no such order: tombstoned, then rejected here"));
                 reconcile(engine, order, snap.clone(), after).await
             }
             Err(e) => unresolved(order, "tombstone", &e),
@@ -442,7 +444,7 @@ async fn reconcile(
     mut snap: Snapshot,
     exchange: ExchangeOrder,
 ) -> Result<(), AppError> {
-    saw(json!({
+    note_venue_answer(json!({
         "status": exchange.status,
         "filled_qty": exchange.filled_qty,
         "fills": exchange.fills.len(),

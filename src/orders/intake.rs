@@ -116,7 +116,7 @@ fn tell_owner(
     status: OrderStatus,
 ) -> Result<(), AppError> {
     if owner != item.engine && status.is_open() {
-        leases::stir(conn, owner, order)?;
+        leases::leave_note(conn, owner, order)?;
     }
     Ok(())
 }

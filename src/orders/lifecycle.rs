@@ -378,8 +378,8 @@ fn settlement<'a>(
         ),
     };
     let (Some(cash_at), Some(shares_at)) = (
-        ledger::landing(conn, &cash)?,
-        ledger::landing(conn, &shares)?,
+        ledger::balance_after(conn, &cash)?,
+        ledger::balance_after(conn, &shares)?,
     ) else {
         return Ok(None);
     };

@@ -83,7 +83,7 @@ async fn an_engine_whose_lease_was_taken_over_may_not_write_to_the_order() {
     // The note for the owner is waiting for it.
     let mut conn = app.pool.get().unwrap();
     assert_eq!(
-        leases::take_stirs(&mut conn, "engine@elsewhere").unwrap(),
+        leases::take_notes(&mut conn, "engine@elsewhere").unwrap(),
         vec![order]
     );
     // And the engine, finding its lease lost at its next renewal, joins again under a newer epoch.

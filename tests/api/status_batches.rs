@@ -310,7 +310,7 @@ async fn pushes_taken_in_together_are_stored_once_and_answered_as_if_alone() {
     .unwrap();
     assert_eq!(stored, 3, "e0, e1 and e2, once each");
     assert_eq!(
-        orderkeeper::db::leases::take_stirs(&mut conn, "engine@elsewhere").unwrap(),
+        orderkeeper::db::leases::take_notes(&mut conn, "engine@elsewhere").unwrap(),
         vec![theirs]
     );
     // Nothing about either order moved: no fill, no action.

@@ -1,0 +1,1 @@
+ALTER TABLE order_notes RENAME TO order_stirs;
