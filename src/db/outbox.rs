@@ -6,7 +6,7 @@ use super::DbConnection;
 use serde::Serialize;
 
 use super::schema::outbox;
-use crate::domain::AccountId;
+use crate::domain::{AccountId, EventKind};
 use crate::error::AppError;
 
 /// The frame a feed client receives. It is serialised once, stored, and always sent as stored.
@@ -15,7 +15,7 @@ pub struct EventFrame<'a, O: Serialize, F: Serialize> {
     #[serde(rename = "type")]
     pub frame_type: &'static str,
     pub seq: i64,
-    pub kind: &'a str,
+    pub kind: EventKind,
     pub order: &'a O,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fill: Option<&'a F>,
@@ -46,7 +46,7 @@ pub fn append_recovered<O: Serialize>(
     append_frame::<O, ()>(
         conn,
         account,
-        "order.recovered",
+        EventKind::Recovered,
         order,
         None,
         Some(recovery),
@@ -57,7 +57,7 @@ pub fn append_recovered<O: Serialize>(
 fn append_frame<O: Serialize, F: Serialize>(
     conn: &mut DbConnection,
     account: AccountId,
-    kind: &str,
+    kind: EventKind,
     order: &O,
     fill: Option<&F>,
     recovery: Option<&serde_json::Value>,
@@ -96,7 +96,7 @@ impl<'a> NewEvent<'a> {
         Ok(NewEvent {
             account_id: account,
             seq: frame.seq,
-            kind: frame.kind,
+            kind: frame.kind.as_str(),
             payload: serde_json::to_string(frame).map_err(|e| AppError::Internal(e.to_string()))?,
             created_at: now,
         })
@@ -108,7 +108,7 @@ impl<'a> NewEvent<'a> {
 pub fn next_event<'a, O: Serialize, F: Serialize>(
     next_seq: &mut std::collections::BTreeMap<AccountId, i64>,
     account: AccountId,
-    kind: &'a str,
+    kind: EventKind,
     order: &'a O,
     fill: Option<&'a F>,
     now: i64,

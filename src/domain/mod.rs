@@ -19,6 +19,6 @@ pub use symbol::Symbol;
 /// The asset name of cash (in cents) in every account. Every other asset is a symbol (in shares).
 pub const CASH: &str = "CASH";
 pub use order::{
-    fill_within_limit, terminal_action, Action, ActionKind, FillSource, OrderState, OrderStatus,
-    OrderType, Side, TransitionError, VenueEnd,
+    fill_within_limit, terminal_action, Action, ActionKind, EventKind, FillSource, OrderState,
+    OrderStatus, OrderType, Side, TransitionError, VenueEnd,
 };

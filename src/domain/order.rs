@@ -37,6 +37,20 @@ text_enum!(
     }
 );
 
+text_enum!(
+    /// Every kind of event the feed and the broker carry, as they spell it.
+    EventKind {
+        Created => "order.created",
+        Accepted => "order.accepted",
+        Rejected => "order.rejected",
+        Fill => "order.fill",
+        CancelRequested => "order.cancel_requested",
+        Canceled => "order.canceled",
+        Filled => "order.filled",
+        Recovered => "order.recovered",
+    }
+);
+
 impl ActionKind {
     /// Whether the action ends the order.
     pub fn is_terminal(self) -> bool {
@@ -47,16 +61,16 @@ impl ActionKind {
     }
 
     /// The feed event an action publishes; `placement_sent` is internal and publishes none.
-    pub fn event_kind(self) -> Option<&'static str> {
+    pub fn event_kind(self) -> Option<EventKind> {
         match self {
-            ActionKind::Created => Some("order.created"),
+            ActionKind::Created => Some(EventKind::Created),
             ActionKind::PlacementSent => None,
-            ActionKind::Accepted => Some("order.accepted"),
-            ActionKind::Rejected => Some("order.rejected"),
-            ActionKind::Fill => Some("order.fill"),
-            ActionKind::CancelRequested => Some("order.cancel_requested"),
-            ActionKind::Canceled => Some("order.canceled"),
-            ActionKind::Filled => Some("order.filled"),
+            ActionKind::Accepted => Some(EventKind::Accepted),
+            ActionKind::Rejected => Some(EventKind::Rejected),
+            ActionKind::Fill => Some(EventKind::Fill),
+            ActionKind::CancelRequested => Some(EventKind::CancelRequested),
+            ActionKind::Canceled => Some(EventKind::Canceled),
+            ActionKind::Filled => Some(EventKind::Filled),
         }
     }
 }

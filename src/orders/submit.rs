@@ -14,7 +14,7 @@ use crate::db::ledger::{self, Balance, LedgerEntry};
 use crate::db::orders::{self, NewAction, OrderRow};
 use crate::db::outbox;
 use crate::domain::{
-    AccountId, ActionKind, Cents, ClientOrderId, NewOrder, OrderId, OrderStatus, Side,
+    AccountId, ActionKind, Cents, ClientOrderId, EventKind, NewOrder, OrderId, OrderStatus, Side,
 };
 use crate::error::AppError;
 use crate::idempotency::{self, IdempotencyKey, Verdict};
@@ -210,7 +210,7 @@ impl<'a> Decided<'a> {
             events.push(outbox::next_event(
                 &mut next_seq,
                 sub.account,
-                "order.created",
+                EventKind::Created,
                 &new.view,
                 None::<&()>,
                 sub.now,
