@@ -169,12 +169,17 @@ pub fn find_many(conn: &mut DbConnection, ids: &[OrderId]) -> Result<Vec<OrderRo
     })
 }
 
-/// Several orders about to be changed, locked in id order (the order every batch locks them in)
-/// for the rest of the transaction on PostgreSQL.
+/// Several orders about to be changed (named in any order, any number of times), locked in id
+/// order (the order every batch locks them in) for the rest of the transaction on PostgreSQL.
 pub fn find_many_for_update(
     conn: &mut DbConnection,
-    ids: &[OrderId],
+    ids: impl IntoIterator<Item = OrderId>,
 ) -> Result<Vec<OrderRow>, AppError> {
+    let ids: Vec<OrderId> = ids
+        .into_iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
     Ok(match &mut conn.inner {
         Inner::Sqlite(c) => orders::table
             .filter(orders::id.eq_any(ids))

@@ -137,6 +137,22 @@ async fn record_status(
     Ok(applied)
 }
 
+/// Runs one of the order's phases under this engine's fence, and notes what it recorded.
+async fn run_phase<F>(engine: &Engine, wrote: Wrote, phase: F) -> Result<Applied, AppError>
+where
+    F: FnOnce(&mut db::DbConnection, &leases::Fence, i64) -> Result<Applied, AppError>
+        + Send
+        + 'static,
+{
+    let fence = engine.fence();
+    let applied = engine
+        .writer()
+        .run(move |conn| phase(conn, &fence, now_micros()))
+        .await?;
+    note_recorded(&applied, wrote);
+    Ok(applied)
+}
+
 /// Ends the order as the exchange's copy ended.
 async fn record_end(
     engine: &Engine,
@@ -145,14 +161,10 @@ async fn record_end(
     venue_filled: i64,
     detail: serde_json::Value,
 ) -> Result<(), AppError> {
-    let fence = engine.fence();
-    let applied = engine
-        .writer()
-        .run(move |conn| {
-            lifecycle::record_end(conn, order, &fence, end, venue_filled, detail, now_micros())
-        })
-        .await?;
-    note_recorded(&applied, Wrote::End);
+    let applied = run_phase(engine, Wrote::End, move |conn, fence, now| {
+        lifecycle::record_end(conn, order, fence, end, venue_filled, detail, now)
+    })
+    .await?;
     if applied == Applied::Recorded {
         tracing::info!(end = ?end, "recorded the end the exchange reported");
         crash_point("terminal.after_commit");
@@ -162,12 +174,12 @@ async fn record_end(
 
 /// Cancels and releases an order never sent, if its own row still says so.
 async fn release_unsent(engine: &Engine, order: OrderId) -> Result<(), AppError> {
-    let fence = engine.fence();
-    let applied = engine
-        .writer()
-        .run(move |conn| lifecycle::release_unsent(conn, order, &fence, now_micros()))
-        .await?;
-    note_recorded(&applied, Wrote::Action(Action::Canceled));
+    let applied = run_phase(
+        engine,
+        Wrote::Action(Action::Canceled),
+        move |conn, fence, now| lifecycle::release_unsent(conn, order, fence, now),
+    )
+    .await?;
     if applied == Applied::Recorded {
         tracing::info!("cancelled before it was ever sent: released");
         crash_point("terminal.after_commit");
@@ -181,13 +193,13 @@ async fn record_fill(
     fill: ExchangeFill,
     source: FillSource,
 ) -> Result<Applied, AppError> {
-    let fence = engine.fence();
     let (fill_id, qty) = (fill.fill_id.clone(), fill.qty);
-    let applied = engine
-        .writer()
-        .run(move |conn| lifecycle::record_fill(conn, order, &fence, &fill, source, now_micros()))
-        .await?;
-    note_recorded(&applied, Wrote::Action(Action::Fill { qty }));
+    let applied = run_phase(
+        engine,
+        Wrote::Action(Action::Fill { qty }),
+        move |conn, fence, now| lifecycle::record_fill(conn, order, fence, &fill, source, now),
+    )
+    .await?;
     if applied == Applied::Recorded {
         tracing::info!(%fill_id, source = source.as_str(), "fill recorded");
         engine.metrics().fill_recorded(source);

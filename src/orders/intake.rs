@@ -132,13 +132,10 @@ pub fn take_in_fills(
     items: &[std::sync::Arc<PushItem>],
 ) -> Result<Vec<Option<Intake>>, AppError> {
     if conn.backend() == Backend::Postgres {
-        let mut ids: Vec<OrderId> = items
+        let named = items
             .iter()
-            .filter_map(|i| ClientOrderId(i.event.client_order_id.clone()).order_id())
-            .collect();
-        ids.sort();
-        ids.dedup();
-        let rows = orders::find_many_for_update(conn, &ids)?;
+            .filter_map(|i| ClientOrderId(i.event.client_order_id.clone()).order_id());
+        let rows = orders::find_many_for_update(conn, named)?;
         let balances: BTreeSet<(AccountId, String)> = rows
             .iter()
             .flat_map(|r| [CASH, r.symbol.as_str()].map(|asset| (r.account_id, asset.to_owned())))

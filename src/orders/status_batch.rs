@@ -37,10 +37,8 @@ pub fn record_many(
     conn: &mut DbConnection,
     items: &[Arc<StatusItem>],
 ) -> Result<Vec<Option<Applied>>, AppError> {
-    let mut ids: Vec<OrderId> = items.iter().map(|i| i.order).collect();
-    ids.sort();
-    ids.dedup();
-    let mut rows: HashMap<OrderId, OrderRow> = orders::find_many_for_update(conn, &ids)?
+    let named = items.iter().map(|i| i.order);
+    let mut rows: HashMap<OrderId, OrderRow> = orders::find_many_for_update(conn, named)?
         .into_iter()
         .map(|row| (row.id, row))
         .collect();

@@ -484,7 +484,7 @@ async fn kept_statements_still_read_by_key_once_their_table_has_grown() {
     assert_eq!(ids.len(), 4);
     let batch_reads = |conn: &mut DbConnection| {
         reading(conn, "orders", |conn| {
-            let rows = orders::find_many_for_update(conn, &ids)?;
+            let rows = orders::find_many_for_update(conn, ids.iter().copied())?;
             orders::find_many(conn, &ids)?;
             orders::save_projections(conn, &rows)?;
             Ok(rows.len())
