@@ -121,6 +121,18 @@ struct Inner {
 }
 
 /// A cheap handle on the engine, shared by the HTTP handlers and the actors.
+/// What became of a push, as the exchange is told (`{"status": …}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PushOutcome {
+    /// Taken in: its fill recorded, or its event stored, and the order's actor told if need be.
+    Recorded,
+    /// This very event (or its fill) was taken in before.
+    Duplicate,
+    /// It names no order of ours: kept and alarmed.
+    Unmatched,
+}
+
 #[derive(Clone)]
 pub struct Engine(Arc<Inner>);
 
@@ -516,12 +528,12 @@ impl Engine {
     ///
     /// Runs on a task of its own: once the event is stored, a later delivery is a duplicate, so
     /// what follows must not depend on the request surviving.
-    pub async fn take_push(&self, event: PushEvent, raw: String) -> Result<&'static str, AppError> {
+    pub async fn take_push(&self, event: PushEvent, raw: String) -> Result<PushOutcome, AppError> {
         let order = ClientOrderId(event.client_order_id.clone()).order_id();
         if let (Some(order), Some(fill)) = (order, &event.fill) {
             if self.registry().has_recorded(order, fill) {
                 self.metrics().fill_duplicate(FillSource::Push);
-                return Ok("duplicate");
+                return Ok(PushOutcome::Duplicate);
             }
         }
         let engine = self.clone();
@@ -557,9 +569,9 @@ impl Engine {
             else {
                 if intake == Intake::Duplicate {
                     engine.metrics().fill_duplicate(FillSource::Push);
-                    return Ok("duplicate");
+                    return Ok(PushOutcome::Duplicate);
                 }
-                return Ok("unmatched");
+                return Ok(PushOutcome::Unmatched);
             };
             if let (Some(recorded), Some(exchange_fill)) = (&fill, &event.fill) {
                 match recorded {
@@ -594,7 +606,7 @@ impl Engine {
             } else if let Some(actor) = engine.registry().get(order) {
                 actor.do_send(WatchClosely);
             }
-            Ok("recorded")
+            Ok(PushOutcome::Recorded)
         })
         .await
     }
