@@ -12,12 +12,11 @@ pub mod steps;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{Addr, Arbiter, Supervisor};
-use dashmap::{DashMap, DashSet};
+use dashmap::DashMap;
 
 use self::lease::Lease;
 use self::messages::{Drive, Reason, WatchClosely};
@@ -97,24 +96,13 @@ struct Inner {
     /// Woken after every step, so new events reach the feed at once.
     relay: Relay,
     metrics: Arc<Metrics>,
-    /// Orders picked up at start-up whose first step has not finished yet.
-    awaiting_first_step: DashSet<OrderId>,
     /// New orders as their submit committed them, until their first step takes them instead of
     /// reading the order. A cancel taken meanwhile (here, or noted by another engine) takes the
     /// order out, so that the first step reads the order and sees the cancel before anything is
     /// sent.
     fresh_snapshots: DashMap<OrderId, Snapshot>,
-    /// Orders picked up by recovery (after a crash, a takeover, a lost actor) whose recovery
-    /// step has not finished yet.
-    recovering: DashSet<OrderId>,
-    recovery_listed: AtomicBool,
-    started: std::time::Instant,
-    /// What the last start's recovery did, for `/healthz` and the dashboard's banner.
-    picked_up: AtomicUsize,
-    orders_recovered: AtomicUsize,
-    fills_recovered: std::sync::atomic::AtomicI64,
-    /// Set once, the first time every recovered order has finished its first step.
-    ready_after: std::sync::OnceLock<std::time::Duration>,
+    /// What this start's recovery has done, and whether the engine is ready.
+    recovery: recovery::RecoveryProgress,
     /// This engine's claim on its open orders, against the others on the database.
     lease: Lease,
     arbiter: Arbiter,
@@ -193,15 +181,8 @@ impl Engine {
             step_permits: tokio::sync::Semaphore::new(settings.max_concurrent_steps.max(1)),
             relay,
             metrics,
-            awaiting_first_step: DashSet::new(),
             fresh_snapshots: DashMap::new(),
-            recovering: DashSet::new(),
-            recovery_listed: AtomicBool::new(false),
-            started: std::time::Instant::now(),
-            picked_up: AtomicUsize::new(0),
-            orders_recovered: AtomicUsize::new(0),
-            fills_recovered: std::sync::atomic::AtomicI64::new(0),
-            ready_after: std::sync::OnceLock::new(),
+            recovery: recovery::RecoveryProgress::new(std::time::Instant::now()),
             lease,
             arbiter: Arbiter::new(),
         }))
@@ -361,8 +342,7 @@ impl Engine {
         let quiet: Vec<bool> = open.iter().map(in_sync).collect();
         drop(book);
         for (order, _) in open.iter().zip(&quiet).filter(|(_, quiet)| !**quiet) {
-            self.0.awaiting_first_step.insert(order.id);
-            self.0.recovering.insert(order.id);
+            self.0.recovery.awaits_first_step(order.id);
         }
         for (i, (order, quiet)) in open.iter().zip(&quiet).enumerate() {
             self.start_actor(order.id, !quiet);
@@ -370,9 +350,8 @@ impl Engine {
                 crash_point("recovery.during");
             }
         }
-        self.0.picked_up.store(open.len(), Ordering::Relaxed);
-        self.0.recovery_listed.store(true, Ordering::Release);
-        self.note_if_ready();
+        let ready = self.0.recovery.listed(open.len());
+        self.note_ready(ready);
         let quiet = quiet.iter().filter(|q| **q).count();
         tracing::info!(open = open.len(), quiet, "open orders given their actors");
         Ok(open.len())
@@ -393,51 +372,40 @@ impl Engine {
             .collect();
         for order in &orphans {
             tracing::warn!(%order, "open order without an actor; starting one");
-            self.0.recovering.insert(*order);
+            self.0.recovery.picks_up(*order);
             self.spawn(*order);
         }
         Ok(orphans.len())
     }
 
     pub fn is_recovering(&self, order: OrderId) -> bool {
-        self.0.recovering.contains(&order)
+        self.0.recovery.is_recovering(order)
     }
 
     /// The order's recovery step is done; false if it was not recovering.
     pub fn finish_recovering(&self, order: OrderId) -> bool {
-        self.0.recovering.remove(&order).is_some()
+        self.0.recovery.finish_recovering(order)
     }
 
     /// Counts an order recovery carried on, with the fills it recorded on the way.
     pub fn count_recovered(&self, fills: i64) {
-        self.0.orders_recovered.fetch_add(1, Ordering::Relaxed);
-        self.0.fills_recovered.fetch_add(fills, Ordering::Relaxed);
+        self.0.recovery.count_recovered(fills);
     }
 
     /// What this start's recovery has done so far.
     pub fn recovery_summary(&self) -> serde_json::Value {
-        serde_json::json!({
-            "picked_up": self.0.picked_up.load(Ordering::Relaxed),
-            "recovered": self.0.orders_recovered.load(Ordering::Relaxed),
-            "fills_recovered": self.0.fills_recovered.load(Ordering::Relaxed),
-            "ready_after_ms": self.0.ready_after.get().map(|d| d.as_millis() as u64),
-        })
+        self.0.recovery.summary()
     }
 
     /// Called after each step that ended without an error.
     pub fn step_completed(&self, order: OrderId) {
-        if self.0.awaiting_first_step.remove(&order).is_some() {
-            self.note_if_ready();
-        }
+        let ready = self.0.recovery.step_completed(order);
+        self.note_ready(ready);
     }
 
     /// Records, once, how long the start took to be ready (`orderkeeper_rehydration_seconds`).
-    fn note_if_ready(&self) {
-        if !self.is_ready() {
-            return;
-        }
-        let elapsed = self.0.started.elapsed();
-        if self.0.ready_after.set(elapsed).is_ok() {
+    fn note_ready(&self, took: Option<std::time::Duration>) {
+        if let Some(elapsed) = took {
             self.metrics().rehydrated_in(elapsed);
             tracing::info!(?elapsed, "ready: every open order has its actor back");
         }
@@ -445,7 +413,7 @@ impl Engine {
 
     /// Whether every order picked up at start-up has finished its first step.
     pub fn is_ready(&self) -> bool {
-        self.0.recovery_listed.load(Ordering::Acquire) && self.0.awaiting_first_step.is_empty()
+        self.0.recovery.is_ready()
     }
 
     /// Records a new order and starts its actor, which places it. Both run to their end even if
