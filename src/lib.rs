@@ -43,7 +43,7 @@
 //! |---|---|
 //! | submit | `http::orders` → `orders::request` (parsed once into a [`domain::NewOrder`]) → [`idempotency`] → `orders::pricing` → `Engine::submit` → `db::batcher` (submissions that arrive together) → `orders::submit::submit` (one phase answers each submission of the batch; a batch that rolls back runs again one by one) → the order's actor |
 //! | place | `engine::order_actor` → `engine::steps::on_state` → `Engine::record_status` (`placement_sent`, batched with other orders' by `db::batcher` into `orders::status_batch::record_many`) → `ExchangeClient::place` → `Engine::record_status(accepted)` / `lifecycle::record_end` |
-//! | push | `http::exchange_events` → `Engine::take_push` → a fill: `orders::intake::take_in` → `lifecycle::record_fill_on` → `orders::phase::write_moves`; no fill: batched, `intake::take_in_many` → `db::exchange_events::store_new` → the actor only for what may end the order (`steps::on_push`) |
+//! | push | `http::exchange_events` → `Engine::take_push` → a fill: batched, `orders::intake::take_in_pushes` → `lifecycle::record_fill_on` → `orders::phase::write_moves`; no fill: batched, `intake::store_bare_pushes` → `db::exchange_events::store_new` → the actor only for what may end the order (`steps::on_push`) |
 //! | fill by poll | the actor's poll timer → `steps::check_with_exchange` → `steps::reconcile` → `record_fill`, `record_end` |
 //! | cancel | `http::orders` → `Engine::cancel` → `orders::cancel::request` (202) → `steps::on_state` → `ExchangeClient::cancel` → `record_end` (release) |
 //! | recover | `startup` → `Engine::recover`, `Engine::adopt_orphans` → each actor's first step |
@@ -176,7 +176,7 @@
 //! many phases at once; the batch saves statements). The `orderkeeper_submit_batch_orders` histogram shows
 //! the batch sizes.
 //!
-//! **Batched actor phases** (`orders::status_batch`, `orders::intake::take_in_many`). Every order's actor
+//! **Batched actor phases** (`orders::status_batch`, `orders::intake::store_bare_pushes`). Every order's actor
 //! records `placement_sent` before it places the order and `accepted` after, and the venue's
 //! acknowledgement push is stored once. None of these moves money, so they are gathered across actors
 //! the same way (`Engine::record_status`; pushes without a fill in `Engine::take_push`), one batch of
@@ -187,7 +187,7 @@
 //! move the table refuses (alone, it raises its alarm), an order not this engine's (alone, it is
 //! refused), an order named twice, and every item of a batch that rolls back. A push without a fill does
 //! not lock its order, so it never waits for the actor's phase to commit. Pushes that bring a fill
-//! are batched too (`orders::intake::take_in_fills`), but only for their commit: each fill is recorded
+//! are batched too (`orders::intake::take_in_pushes`), but only for their commit: each fill is recorded
 //! exactly as alone, in arrival order, so a fill that comes twice in one batch is recorded once. On
 //! PostgreSQL the batch first locks the rows its fills will write, orders by id, then balances, then
 //! accounts by id, the order every phase takes them in; taken a fill at a time, two fills of different

@@ -162,11 +162,11 @@ impl Engine {
             observed.status_batch(items.len());
             status_batch::record_many(conn, items)
         });
-        let intakes = Batcher::start(writer.clone(), ACTOR_BATCHES, intake::take_in_many);
+        let intakes = Batcher::start(writer.clone(), ACTOR_BATCHES, intake::store_bare_pushes);
         let observed = Arc::clone(&metrics);
         let fills = Batcher::start(writer.clone(), ACTOR_BATCHES, move |conn, items| {
             observed.fill_batch(items.len());
-            intake::take_in_fills(conn, items)
+            intake::take_in_pushes(conn, items)
         });
         Engine(Arc::new(Inner {
             pool,
@@ -523,7 +523,14 @@ impl Engine {
                 None => {
                     engine
                         .writer()
-                        .run(move |conn| intake::take_in_item(conn, &item))
+                        .run(move |conn| {
+                            let taken = intake::take_in_pushes(conn, std::slice::from_ref(&item))?;
+                            taken
+                                .into_iter()
+                                .flatten()
+                                .next()
+                                .ok_or_else(|| AppError::Internal("a push went unanswered".into()))
+                        })
                         .await?
                 }
             };

@@ -91,9 +91,8 @@ pub struct PushItem {
     pub engine: String,
 }
 
-/// Takes in one push in a phase of its own, as [`take_in`] does, telling the owner of another
-/// engine's order.
-pub fn take_in_item(conn: &mut DbConnection, item: &PushItem) -> Result<Intake, AppError> {
+/// Takes in one push as [`take_in`] does, telling the owner of another engine's order.
+fn take_in_item(conn: &mut DbConnection, item: &PushItem) -> Result<Intake, AppError> {
     let intake = take_in(conn, &item.event, &item.raw, item.now)?;
     if let Intake::New {
         order,
@@ -121,13 +120,13 @@ fn tell_owner(
     Ok(())
 }
 
-/// Takes in many pushes that bring a fill in one phase, one commit for them all. Each is taken in
-/// as [`take_in_item`] takes it, in arrival order, so a fill that comes twice in one batch is
-/// recorded once. On PostgreSQL the rows the fills will write are locked first, each kind in the
+/// Takes in any number of pushes in one phase, one commit for them all (one push alone is a batch
+/// of one). Each is taken in as it would be alone, in arrival order, so a fill that comes twice in
+/// one batch is recorded once. On PostgreSQL the rows the fills will write are locked first, each kind in the
 /// order every phase locks it (orders by id, then balances, then accounts by id): taken one fill
 /// at a time instead, two fills of different accounts could lock them crosswise against another
-/// batch. A failure rolls the batch back and each push is then taken in alone.
-pub fn take_in_fills(
+/// batch. A failure rolls the batch back and each push is then taken in as a batch of one.
+pub fn take_in_pushes(
     conn: &mut DbConnection,
     items: &[std::sync::Arc<PushItem>],
 ) -> Result<Vec<Option<Intake>>, AppError> {
@@ -151,10 +150,10 @@ pub fn take_in_fills(
 }
 
 /// Takes in many pushes without a fill in one phase: the orders they name are read, the events
-/// stored in one statement, and each answered as [`take_in_item`] would answer it. A push with a
+/// stored in one statement, and each answered as [`take_in_pushes`] would answer it. A push with a
 /// fill, for no order of ours, or whose event comes twice here is left out (None), to be taken in
-/// alone.
-pub fn take_in_many(
+/// by [`take_in_pushes`].
+pub fn store_bare_pushes(
     conn: &mut DbConnection,
     items: &[std::sync::Arc<PushItem>],
 ) -> Result<Vec<Option<Intake>>, AppError> {

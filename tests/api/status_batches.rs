@@ -256,7 +256,7 @@ async fn pushes_taken_in_together_are_stored_once_and_answered_as_if_alone() {
     let mine = new_order(&mut conn, account, "k1", &here);
     let theirs = new_order(&mut conn, account, "k2", &elsewhere);
     let take = |conn: &mut DbConnection, items: &[Arc<PushItem>]| {
-        conn.transaction(|conn| intake::take_in_many(conn, items))
+        conn.transaction(|conn| intake::store_bare_pushes(conn, items))
             .expect("the batch commits")
     };
     let earlier = push("e0", mine, None);
@@ -569,7 +569,7 @@ async fn fills_taken_in_together_are_each_recorded_once_as_if_alone() {
     let second = new_order(&mut conn, alice, "k2", &here);
     let answers = conn
         .transaction(|conn| {
-            intake::take_in_fills(
+            intake::take_in_pushes(
                 conn,
                 &[
                     push("e1", first, Some(("f1", 1))),
@@ -680,7 +680,7 @@ async fn a_fill_batch_waiting_for_one_account_holds_no_other_account() {
         let mut conn = db::connection::establish(&url).unwrap();
         conn.batch_execute("SET lock_timeout = '10s'").unwrap();
         conn.transaction(|conn| {
-            intake::take_in_fills(
+            intake::take_in_pushes(
                 conn,
                 &[
                     push("e1", high_order, Some(("f1", 1))),
