@@ -10,7 +10,7 @@ use super::phase;
 use crate::db::leases::{self, Fence};
 use crate::db::orders::{self, OrderRow};
 use crate::db::DbConnection;
-use crate::domain::{Action, OrderId};
+use crate::domain::{Action, OrderId, TransitionError};
 use crate::error::AppError;
 
 /// One order's status action, as its actor asks for it.
@@ -30,9 +30,10 @@ impl StatusItem {
 }
 
 /// Records every item the transition table allows, with its action, projection and event, a
-/// statement per table. An item is left out (None), for its caller to run alone through
-/// `lifecycle::record_status`, which answers it, when its order is missing, owned by another
-/// engine or epoch, already in this batch, or the move is refused or not batchable.
+/// statement per table, and answers a repeat of a step already recorded as a duplicate, as alone.
+/// An item is left out (None), for its caller to run alone through `lifecycle::record_status`,
+/// which answers it, when its order is missing, owned by another engine or epoch, already in this
+/// batch, or the move is refused or not batchable.
 pub fn record_many(
     conn: &mut DbConnection,
     items: &[Arc<StatusItem>],
@@ -47,10 +48,11 @@ pub fn record_many(
     let mut written = Vec::new();
     for item in items {
         match rows.remove(&item.order).and_then(|row| advance(row, item)) {
-            Some(moved) => {
-                written.push(moved);
+            Some(Planned::Move(moved)) => {
+                written.push(*moved);
                 answers.push(Some(Applied::Recorded));
             }
+            Some(Planned::Duplicate) => answers.push(Some(Applied::Duplicate)),
             None => answers.push(None),
         }
     }
@@ -58,17 +60,36 @@ pub fn record_many(
     Ok(answers)
 }
 
+/// What the batch does with an item.
+enum Planned {
+    Move(Box<phase::Move>),
+    /// The step was recorded before (a late acknowledgement, a placement already marked sent).
+    Duplicate,
+}
+
 /// The order as the item's action leaves it, if the batch may write that: the fence holds, and the
 /// transition table allows a move that ends nothing.
-fn advance(row: OrderRow, item: &StatusItem) -> Option<phase::Move> {
+fn advance(row: OrderRow, item: &StatusItem) -> Option<Planned> {
     leases::ensure_owner(row.id, &row.owner, row.owner_epoch, &item.fence).ok()?;
     if !StatusItem::batchable(item.action) {
         return None;
     }
-    let next = row.state().apply(item.action).ok()?;
+    let next = match row.state().apply(item.action) {
+        Ok(next) => next,
+        Err(TransitionError::AlreadyAcknowledged | TransitionError::AlreadySent) => {
+            return Some(Planned::Duplicate)
+        }
+        Err(_) => return None,
+    };
     if next.status.is_terminal() {
         return None;
     }
     let detail = item.detail.to_string();
-    Some(phase::Move::of(row, next, item.action, detail, item.now))
+    Some(Planned::Move(Box::new(phase::Move::of(
+        row,
+        next,
+        item.action,
+        detail,
+        item.now,
+    ))))
 }

@@ -134,9 +134,9 @@ async fn a_batch_writes_what_the_table_allows_and_leaves_every_other_item_to_run
         OrderStatus::New
     );
 
-    // A move the table refuses (accepted twice) is left out and writes nothing.
+    // A step recorded before (accepted twice) is answered as a duplicate and writes nothing.
     let again = in_one_phase(&mut conn, &[item(c, &owner, Action::Accepted)]);
-    assert_eq!(again, vec![None]);
+    assert_eq!(again, vec![Some(Applied::Duplicate)]);
     assert_eq!(kinds(&mut conn, c).len(), 2);
 
     // Four `order.created` and one `order.accepted`, numbered with no gap; placement_sent has no
@@ -817,9 +817,9 @@ async fn an_acknowledgement_after_a_fill_is_a_duplicate_and_raises_no_alarm() {
     )
     .unwrap();
     assert_eq!(answer, Applied::Duplicate);
-    // In a batch it is left to run alone, where it is the same duplicate.
+    // In a batch it is the same duplicate.
     let answers = in_one_phase(&mut conn, &[item(batched, &owner, Action::Accepted)]);
-    assert_eq!(answers, vec![None]);
+    assert_eq!(answers, vec![Some(Applied::Duplicate)]);
     for order in [alone, batched] {
         assert_eq!(
             kinds(&mut conn, order),
