@@ -3,7 +3,7 @@
 //! relay, the broker publisher, the key reaper, the orphan sweep, the auditor, the lease keeper)
 //! watches it and stops at its next turn. Background work is started through [`Shutdown::spawn`],
 //! so that [`Shutdown::tasks_finished`] can wait for all of it to have stopped: the lease is given
-//! up only once its keeper can no longer renew it.
+//! up only after its keeper has stopped, so nothing renews it afterwards.
 
 use std::future::Future;
 use std::pin::pin;
