@@ -532,8 +532,7 @@ pub async fn live(engine: &Engine, last: &LastVerdict) -> Result<Report, AppErro
 /// Runs the money audit every `every` until the shutdown signal; what it finds is counted, kept
 /// in `last` and alarmed.
 pub fn spawn_auditor(engine: Engine, last: Arc<LastVerdict>, every: Duration, shutdown: &Shutdown) {
-    let stop = shutdown.clone();
-    shutdown.spawn("money auditor", async move {
+    shutdown.spawn("money auditor", |stop| async move {
         let mut ticker = tokio::time::interval(every);
         while stop.or(ticker.tick()).await.is_some() {
             match live(&engine, &last).await {

@@ -36,8 +36,7 @@ where
 /// Once a minute (or sooner, for a short retention): deletes expired idempotency keys and outbox
 /// events past their retention, and forgets rate-limit state of idle accounts.
 pub fn spawn(state: web::Data<AppState>, shutdown: &Shutdown) {
-    let stop = shutdown.clone();
-    shutdown.spawn("store reaper", async move {
+    shutdown.spawn("store reaper", |stop| async move {
         // A short retention (a demonstration, a test) is kept to within about half of itself.
         let half_retention = u64::try_from(state.outbox_retention_micros / 2).unwrap_or(0);
         let every = Duration::from_micros(half_retention)

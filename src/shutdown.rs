@@ -62,10 +62,14 @@ impl Shutdown {
         }
     }
 
-    /// Starts background work that stops by itself once the signal is set (it watches it through
-    /// [`Shutdown::or`]), and keeps its handle so that [`Shutdown::tasks_finished`] can wait for it.
-    pub fn spawn(&self, name: &'static str, work: impl Future<Output = ()> + 'static) {
-        let handle = actix_web::rt::spawn(work);
+    /// Starts background work, handed the signal to watch (through [`Shutdown::or`]) so that it
+    /// stops by itself, and keeps its handle so that [`Shutdown::tasks_finished`] can wait for it.
+    pub fn spawn<W, F>(&self, name: &'static str, work: W)
+    where
+        W: FnOnce(Shutdown) -> F,
+        F: Future<Output = ()> + 'static,
+    {
+        let handle = actix_web::rt::spawn(work(self.clone()));
         if let Ok(mut tasks) = self.tasks.lock() {
             tasks.retain(|(_, task)| !task.is_finished());
             tasks.push((name, handle));
@@ -134,14 +138,14 @@ mod tests {
     async fn tasks_finished_waits_for_work_that_ends_after_the_signal() {
         let shutdown = Shutdown::default();
         let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (watcher, flag) = (shutdown.clone(), ended.clone());
+        let flag = ended.clone();
         // A task that, like the lease keeper inside a renewal, takes a while to notice the signal.
-        shutdown.spawn("slow to stop", async move {
+        shutdown.spawn("slow to stop", |watcher| async move {
             watcher.triggered().await;
             actix_web::rt::time::sleep(Duration::from_millis(100)).await;
             flag.store(true, std::sync::atomic::Ordering::SeqCst);
         });
-        shutdown.spawn("never stops", std::future::pending());
+        shutdown.spawn("never stops", |_| std::future::pending());
         shutdown.trigger();
         let running = shutdown.tasks_finished(Duration::from_millis(500)).await;
         assert!(

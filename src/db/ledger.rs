@@ -54,13 +54,13 @@ impl Balance {
     }
 }
 
-/// Books an entry and sets its balance to `landing`, inside the caller's transaction. Returns
+/// Books an entry and sets its balance to `after`, inside the caller's transaction. Returns
 /// false, changing nothing, when an entry with the same key was booked before. A CHECK (>= 0) on
 /// both balance columns is the last line of defence.
 pub fn book(
     conn: &mut DbConnection,
     entry: &LedgerEntry<'_>,
-    landing: Balance,
+    after: Balance,
     now: i64,
 ) -> Result<bool, AppError> {
     let inserted = with_conn!(conn, |conn| Ok::<_, AppError>(
@@ -72,23 +72,23 @@ pub fn book(
     if inserted == 0 {
         return Ok(false);
     }
-    set_balances(conn, &[BalanceRow::of(entry.account, entry.asset, landing)])?;
+    set_balances(conn, &[BalanceRow::of(entry.account, entry.asset, after)])?;
     Ok(true)
 }
 
 /// Books entries whose keys are new to the ledger (a new order's), and sets every balance they
-/// touch to `landings`, worked out by the caller under [`lock_balances`]; each entry with its
+/// touch to `balances_after`, worked out by the caller under [`lock_balances`]; each entry with its
 /// time. An entry booked before is an error: the caller's transaction rolls back whole.
 pub fn book_new(
     conn: &mut DbConnection,
     entries: &[(LedgerEntry<'_>, i64)],
-    landings: &BTreeMap<(AccountId, String), Balance>,
+    balances_after: &BTreeMap<(AccountId, String), Balance>,
 ) -> Result<(), AppError> {
     let rows: Vec<NewEntry<'_>> = entries.iter().map(|(e, at)| NewEntry::of(e, *at)).collect();
     insert_rows!(conn, ledger_entries::table, &rows)?;
-    let balances: Vec<BalanceRow<'_>> = landings
+    let balances: Vec<BalanceRow<'_>> = balances_after
         .iter()
-        .map(|((account, asset), landing)| BalanceRow::of(*account, asset, *landing))
+        .map(|((account, asset), after)| BalanceRow::of(*account, asset, *after))
         .collect();
     set_balances(conn, &balances)
 }
@@ -222,16 +222,17 @@ pub fn lock_balances(
         .collect())
 }
 
-/// Books an entry the caller has already checked the balance for: a landing below zero or past
-/// the largest amount is an error here. Returns false when the entry was booked before.
+/// Books an entry the caller has already checked the balance for: a balance it would leave below
+/// zero or past the largest amount is an error here. Returns false when the entry was booked
+/// before.
 pub fn apply(conn: &mut DbConnection, entry: &LedgerEntry<'_>, now: i64) -> Result<bool, AppError> {
-    let landing = balance_after(conn, entry)?.ok_or_else(|| {
+    let after = balance_after(conn, entry)?.ok_or_else(|| {
         AppError::Internal(format!(
             "ledger entry {} would overdraw or overflow",
             entry.key
         ))
     })?;
-    book(conn, entry, landing, now)
+    book(conn, entry, after, now)
 }
 
 /// A balance about to be changed. On PostgreSQL, where phases run side by side, its row is made

@@ -95,7 +95,7 @@ pub fn status_moves(status: OrderStatus, venue: &ExchangeOrder) -> StatusMoves {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AfterPlacement {
     /// The venue holds it: record `accepted`.
-    Accepted,
+    Accepted(PlaceAck),
     /// The venue said no to the first placement of this order: end it `rejected`, releasing
     /// what it holds.
     Rejected(String),
@@ -103,26 +103,24 @@ pub enum AfterPlacement {
     /// repeat of an order it holds: its copy decides.
     FollowVenue,
     /// No trustworthy answer: the next poll asks again.
-    Unresolved,
+    Unresolved(ExchangeError),
 }
 
 /// `sent_before`: an earlier placement of the order went unanswered.
 pub fn after_placement(
-    answer: &Result<PlaceAck, ExchangeError>,
+    answer: Result<PlaceAck, ExchangeError>,
     sent_before: bool,
 ) -> AfterPlacement {
     match answer {
         Ok(ack) if ack.status == ExchangeStatus::Rejected => {
             AfterPlacement::Rejected("rejected by the exchange".into())
         }
-        Ok(_) => AfterPlacement::Accepted,
-        Err(ExchangeError::Refused(reason)) if !sent_before => {
-            AfterPlacement::Rejected(reason.clone())
-        }
+        Ok(ack) => AfterPlacement::Accepted(ack),
+        Err(ExchangeError::Refused(reason)) if !sent_before => AfterPlacement::Rejected(reason),
         Err(ExchangeError::Refused(_) | ExchangeError::AmbiguousRefusal(_)) => {
             AfterPlacement::FollowVenue
         }
-        Err(ExchangeError::Unknown(_)) => AfterPlacement::Unresolved,
+        Err(unknown @ ExchangeError::Unknown(_)) => AfterPlacement::Unresolved(unknown),
     }
 }
 
@@ -216,36 +214,36 @@ mod tests {
     #[test]
     fn a_refusal_rejects_only_a_first_placement() {
         use AfterPlacement::*;
-        let ack = |status| {
-            Ok(PlaceAck {
-                client_order_id: "c".into(),
-                exchange_order_id: Some("X1".into()),
-                status,
-            })
+        let ack = |status| PlaceAck {
+            client_order_id: "c".into(),
+            exchange_order_id: Some("X1".into()),
+            status,
         };
-        let refused = || Err(ExchangeError::Refused("no".into()));
-        let ambiguous = || Err(ExchangeError::AmbiguousRefusal("409".into()));
-        let unknown = || Err(ExchangeError::Unknown("timeout".into()));
+        let refused = || ExchangeError::Refused("no".into());
+        let ambiguous = || ExchangeError::AmbiguousRefusal("409".into());
+        let unknown = || ExchangeError::Unknown("timeout".into());
+        let (new, partly) = (
+            ack(ExchangeStatus::New),
+            ack(ExchangeStatus::PartiallyFilled),
+        );
+        let rejected = ack(ExchangeStatus::Rejected);
         for (answer, sent_before, expected) in [
-            (ack(ExchangeStatus::New), false, Accepted),
-            (ack(ExchangeStatus::PartiallyFilled), true, Accepted),
+            (Ok(new.clone()), false, Accepted(new)),
+            (Ok(partly.clone()), true, Accepted(partly)),
             (
-                ack(ExchangeStatus::Rejected),
+                Ok(rejected),
                 false,
                 Rejected("rejected by the exchange".into()),
             ),
-            (refused(), false, Rejected("no".into())),
-            (refused(), true, FollowVenue),
-            (ambiguous(), false, FollowVenue),
-            (ambiguous(), true, FollowVenue),
-            (unknown(), false, Unresolved),
-            (unknown(), true, Unresolved),
+            (Err(refused()), false, Rejected("no".into())),
+            (Err(refused()), true, FollowVenue),
+            (Err(ambiguous()), false, FollowVenue),
+            (Err(ambiguous()), true, FollowVenue),
+            (Err(unknown()), false, Unresolved(unknown())),
+            (Err(unknown()), true, Unresolved(unknown())),
         ] {
-            assert_eq!(
-                after_placement(&answer, sent_before),
-                expected,
-                "{answer:?}, {sent_before}"
-            );
+            let said = format!("{answer:?}, sent before {sent_before}");
+            assert_eq!(after_placement(answer, sent_before), expected, "{said}");
         }
     }
 

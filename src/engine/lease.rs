@@ -71,9 +71,7 @@ impl Lease {
 /// Renews the lease a few times per lease period, takes over the orders of expired engines, and
 /// hands each note left for this engine to the order's actor.
 pub fn spawn_keeper(engine: Engine, id_lock: Arc<IdLock>, shutdown: &Shutdown) {
-    let shutdown_seen = shutdown.clone();
-    shutdown.spawn("lease keeper", async move {
-        let shutdown = shutdown_seen;
+    shutdown.spawn("lease keeper", |shutdown| async move {
         let renew_every = (engine.lease().ttl / 4).max(Duration::from_millis(20));
         let mut last_renewal = tokio::time::Instant::now();
         let mut ticker = tokio::time::interval(NOTE_CHECK.min(renew_every));

@@ -51,9 +51,20 @@ mod tests {
 
     #[test]
     fn every_step_reason_has_its_metric_series_from_start_up() {
-        for reason in [Reason::Recover, Reason::Poll, Reason::Cancel] {
-            assert!(crate::metrics::STEP_REASONS.contains(&reason.name()));
-        }
-        assert!(crate::metrics::STEP_REASONS.contains(&"push"));
+        let push = PushEvent {
+            event_id: "E1".into(),
+            event_type: crate::exchange::wire::PushType::Accepted,
+            client_order_id: "c".into(),
+            exchange_order_id: None,
+            fill: None,
+        };
+        let reasons = [
+            Reason::Recover,
+            Reason::Poll,
+            Reason::Push(push),
+            Reason::Cancel,
+        ];
+        let names: Vec<&str> = reasons.iter().map(Reason::name).collect();
+        assert_eq!(names, crate::metrics::STEP_REASONS);
     }
 }

@@ -114,8 +114,7 @@ impl RecoveryProgress {
 /// Gives every open order its actor again (retried until it succeeds), then keeps looking for open
 /// orders that lost theirs.
 pub fn spawn(engine: Engine, shutdown: &Shutdown) {
-    let stop = shutdown.clone();
-    shutdown.spawn("recovery and orphan sweep", async move {
+    shutdown.spawn("recovery and orphan sweep", |stop| async move {
         let mut wait = Duration::from_millis(100);
         while !stop.is_triggered() {
             match engine.recover().await {

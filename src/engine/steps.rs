@@ -408,8 +408,8 @@ async fn place(
         limit_price: row.protection_price,
     };
     let answer = engine.exchange().place(&request).await;
-    match (decide::after_placement(&answer, sent_before), answer) {
-        (AfterPlacement::Accepted, Ok(ack)) => {
+    match decide::after_placement(answer, sent_before) {
+        AfterPlacement::Accepted(ack) => {
             note_venue_answer(
                 json!({"placed": ack.status, "exchange_order_id": ack.exchange_order_id}),
             );
@@ -417,13 +417,12 @@ async fn place(
             record_status(engine, order, Action::Accepted, detail).await?;
             Ok(())
         }
-        (AfterPlacement::Rejected(reason), _) => {
+        AfterPlacement::Rejected(reason) => {
             let detail = json!({"reason": reason});
             record_end(engine, order, VenueEnd::Rejected, 0, detail).await
         }
-        (AfterPlacement::FollowVenue, _) => follow_after_refusal(engine, order, snap).await,
-        (_, Err(e)) => unresolved(order, "place", &e),
-        (AfterPlacement::Unresolved, Ok(_)) => Ok(()),
+        AfterPlacement::FollowVenue => follow_after_refusal(engine, order, snap).await,
+        AfterPlacement::Unresolved(e) => unresolved(order, "place", &e),
     }
 }
 

@@ -78,7 +78,7 @@ pub fn start(
 ) -> std::io::Result<()> {
     // The thread's end, as a task the shutdown can wait for.
     let (ended, thread_ended) = tokio::sync::oneshot::channel::<()>();
-    shutdown.spawn("broker publisher", async move {
+    shutdown.spawn("broker publisher", |_| async move {
         let _ = thread_ended.await;
     });
     std::thread::Builder::new()

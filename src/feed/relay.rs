@@ -34,9 +34,7 @@ impl Relay {
             lag_ms: Arc::new(AtomicI64::new(0)),
         };
         let task = relay.clone();
-        let stop = shutdown.clone();
-        shutdown.spawn("feed relay", async move {
-            let shutdown = stop;
+        shutdown.spawn("feed relay", |shutdown| async move {
             loop {
                 if let Err(e) = task.pass(&pool, &hub).await {
                     tracing::warn!(error = %e, "feed relay pass failed");

@@ -329,8 +329,8 @@ struct Settlement<'a> {
 impl Settlement<'_> {
     /// Books the entries; returns the fill's value.
     fn book(self, conn: &mut DbConnection, now: i64) -> Result<Cents, AppError> {
-        for (entry, landing) in &self.entries {
-            ledger::book(conn, entry, *landing, now)?;
+        for (entry, after) in &self.entries {
+            ledger::book(conn, entry, *after, now)?;
         }
         Ok(self.value)
     }

@@ -111,13 +111,13 @@ pub fn submit(
 #[derive(Default)]
 struct Decided<'a> {
     answers: Vec<Result<Submitted, AppError>>,
-    /// Keys answered in this phase, with the request's fingerprint and the answer.
-    answered: HashMap<(AccountId, &'a str), (&'a str, StoredResponse)>,
+    /// Keys answered in this phase, as they will be stored.
+    answered: HashMap<(AccountId, &'a str), StoredKey>,
     created: Vec<NewOrderRows<'a>>,
     keys: Vec<(&'a Submission, StoredResponse)>,
     expired: Vec<(AccountId, &'a str)>,
     taking: BTreeMap<AccountId, Taking>,
-    landings: BTreeMap<(AccountId, String), Balance>,
+    balances_after: BTreeMap<(AccountId, String), Balance>,
 }
 
 impl<'a> Decided<'a> {
@@ -131,16 +131,11 @@ impl<'a> Decided<'a> {
     ) -> Result<Submitted, AppError> {
         let key = (sub.account, sub.key.as_str());
         // The same key earlier in this phase, or stored before it.
-        let earlier = match self.answered.get(&key) {
-            Some((fingerprint, response)) => Some(StoredKey {
-                fingerprint: (*fingerprint).to_owned(),
-                status_code: i32::from(response.status),
-                location: response.location.clone(),
-                response_body: response.body.clone(),
-                expires_at: i64::MAX,
-            }),
-            None => stored.get(&(key.0, key.1.to_owned())).cloned(),
-        };
+        let earlier = self
+            .answered
+            .get(&key)
+            .or_else(|| stored.get(&(key.0, key.1.to_owned())))
+            .cloned();
         let expired = earlier.is_some();
         if let Verdict::Replay(response) = idempotency::check(earlier, &sub.fingerprint, sub.now)? {
             return Ok(Submitted {
@@ -170,7 +165,7 @@ impl<'a> Decided<'a> {
         let (response, created) = match before.after(&new.reserve) {
             Some(landed) => {
                 balances.insert(pair.clone(), landed);
-                self.landings.insert(pair, landed);
+                self.balances_after.insert(pair, landed);
                 taking.events += 1;
                 let row = new.row.clone();
                 let response = new.response.clone();
@@ -187,8 +182,15 @@ impl<'a> Decided<'a> {
                 (response, None)
             }
         };
-        self.answered
-            .insert(key, (&sub.fingerprint, response.clone()));
+        // Answered here, the key replays within this phase as it will once stored.
+        let answer = StoredKey {
+            fingerprint: sub.fingerprint.clone(),
+            status_code: i32::from(response.status),
+            location: response.location.clone(),
+            response_body: response.body.clone(),
+            expires_at: i64::MAX,
+        };
+        self.answered.insert(key, answer);
         self.keys.push((sub, response.clone()));
         Ok(Submitted {
             response,
@@ -239,7 +241,7 @@ impl<'a> Decided<'a> {
             .collect();
         orders::insert(conn, &rows)?;
         orders::append_actions(conn, &actions)?;
-        ledger::book_new(conn, &entries, &self.landings)?;
+        ledger::book_new(conn, &entries, &self.balances_after)?;
         outbox::append_events(conn, &events)?;
         stored_keys::insert_many(conn, &keys)?;
         Ok(())
