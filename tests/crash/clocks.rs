@@ -75,13 +75,7 @@ async fn leases_are_judged_by_the_database_clock_whatever_an_engine_clock_says()
     let mut on_time = Engine::start_sharing(dir.path(), ports[0], &sim.url(), &flags);
     let mut ahead = Engine::start_sharing_skewed(dir.path(), ports[1], &sim.url(), &flags, "+30s");
     let behind = Engine::start_sharing_skewed(dir.path(), ports[2], &sim.url(), &flags, "-30s");
-    let created = on_time
-        .admin_post(
-            "/v1/admin/accounts",
-            &json!({"name": "t", "cash": "100000.00"}),
-        )
-        .await;
-    let token = created["token"].as_str().expect("token").to_owned();
+    let (account, token) = on_time.open_account("t", "100000.00").await;
     for engine in [&ahead, &behind] {
         engine.get(&token, "/v1/balances").await;
     }
@@ -136,7 +130,7 @@ async fn leases_are_judged_by_the_database_clock_whatever_an_engine_clock_says()
         behind.wait_for_status(&token, id, "canceled").await;
     }
     let openings = HashMap::from([(
-        created["account_id"].as_str().expect("id").to_owned(),
+        account.clone(),
         Opening {
             cash: 10_000_000,
             shares: BTreeMap::new(),

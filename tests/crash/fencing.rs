@@ -48,15 +48,9 @@ async fn a_paused_engine_that_lost_its_order_has_its_write_refused() {
     let paused = Engine::start_sharing(dir.path(), a_port, &venue.url, &flags);
     let mut owner = Engine::start_sharing(dir.path(), b_port, &venue.url, &flags);
     owner.leave_database();
-    let created = paused
-        .admin_post(
-            "/v1/admin/accounts",
-            &json!({"name": "f", "cash": "10000.00"}),
-        )
-        .await;
-    let token = created["token"].as_str().expect("token").to_owned();
+    let (account, token) = paused.open_account("f", "10000.00").await;
     let openings = HashMap::from([(
-        created["account_id"].as_str().expect("id").to_owned(),
+        account,
         Opening {
             cash: 1_000_000,
             shares: BTreeMap::new(),

@@ -326,13 +326,7 @@ async fn run(seed: u64) -> Outcome {
         Engine::start_sharing_through(dir.path(), ports[0], &sim.url(), &engine_flags, &proxied);
     let other = Engine::start_sharing(dir.path(), ports[1], &sim.url(), &engine_flags);
     let urls = [struck.url(), other.url()];
-    let created = other
-        .admin_post(
-            "/v1/admin/accounts",
-            &json!({"name": "n", "cash": "1000000.00"}),
-        )
-        .await;
-    let token = created["token"].as_str().expect("token").to_owned();
+    let (account, token) = other.open_account("n", "1000000.00").await;
     let prices: BTreeMap<String, i64> = sim
         .prices()
         .await
@@ -405,7 +399,7 @@ async fn run(seed: u64) -> Outcome {
     let ended_after = over.elapsed();
     sim.clear_faults().await;
     let openings = HashMap::from([(
-        created["account_id"].as_str().expect("id").to_owned(),
+        account.clone(),
         Opening {
             cash: OPENING_CASH,
             shares: BTreeMap::new(),

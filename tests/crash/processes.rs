@@ -594,6 +594,14 @@ impl Engine {
         answer
     }
 
+    /// Opens an account with `cash` and no shares: (its id, its token).
+    pub async fn open_account(&self, name: &str, cash: &str) -> (String, String) {
+        let body = json!({"name": name, "cash": cash});
+        let created = self.admin_post("/v1/admin/accounts", &body).await;
+        let field = |name: &str| created[name].as_str().expect(name).to_owned();
+        (field("account_id"), field("token"))
+    }
+
     pub async fn get(&self, token: &str, path: &str) -> Value {
         for _ in 0..100 {
             let request = client()

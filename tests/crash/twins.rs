@@ -16,13 +16,7 @@ async fn a_second_process_under_a_live_engine_id_refuses_to_start() {
     let sim = Simulator::start(first_port, 3, false);
     let id = ["--engine-id", "the-same-id"];
     let mut first = Engine::start_sharing(dir.path(), first_port, &sim.url(), &id);
-    let created = first
-        .admin_post(
-            "/v1/admin/accounts",
-            &json!({"name": "t", "cash": "1000.00"}),
-        )
-        .await;
-    let token = created["token"].as_str().expect("token").to_owned();
+    let (_, token) = first.open_account("t", "1000.00").await;
 
     let mut twin = Engine::start_sharing(dir.path(), twin_port, &sim.url(), &id);
     assert!(
