@@ -1,7 +1,14 @@
 //! One error type for the whole API, mapped to HTTP in one place: `{"error":{"code","message"}}`.
+//! Below the edge, each layer has errors of its own ([`DbError`], [`Fenced`]); they become an
+//! `AppError` here, and an internal one keeps its cause for the log.
+
+use std::error::Error as StdError;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
+
+use crate::db::leases::Fenced;
+use crate::db::DbError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -46,10 +53,18 @@ pub enum AppError {
     #[error("the service is temporarily unavailable: {0}")]
     Unavailable(String),
     /// This engine no longer owns the order (its lease was taken over): it must not act on it.
-    #[error("fenced: {0}")]
-    Fenced(String),
+    #[error(transparent)]
+    Fenced(#[from] Fenced),
+    /// What nobody expected. The cause is logged, never answered.
     #[error("internal error")]
-    Internal(String),
+    Internal(#[source] Box<dyn StdError + Send + Sync>),
+}
+
+impl AppError {
+    /// An internal error, from its cause or from a sentence saying what went wrong.
+    pub fn internal(cause: impl Into<Box<dyn StdError + Send + Sync>>) -> Self {
+        AppError::Internal(cause.into())
+    }
 }
 
 /// The shape of every error answer (for the API description).
@@ -121,7 +136,7 @@ impl AppError {
             StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => AppError::UnsupportedMediaType,
             StatusCode::SERVICE_UNAVAILABLE => AppError::Unavailable(reason),
-            s if s.is_server_error() => AppError::Internal(reason),
+            s if s.is_server_error() => AppError::internal(reason),
             _ => return None,
         };
         Some(error)
@@ -157,7 +172,14 @@ impl ResponseError for AppError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let AppError::Internal(detail) = self {
+        if let AppError::Internal(cause) = self {
+            let mut detail = cause.to_string();
+            let mut source = cause.source();
+            while let Some(next) = source {
+                detail.push_str(": ");
+                detail.push_str(&next.to_string());
+                source = next.source();
+            }
             tracing::error!(%detail, "internal error");
         }
         let mut response = HttpResponse::build(self.status_code());
@@ -185,39 +207,20 @@ impl ResponseError for AppError {
     }
 }
 
+impl From<DbError> for AppError {
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::Unavailable(why) => AppError::Unavailable(format!("the database: {why}")),
+            DbError::NotFound => AppError::NotFound,
+            DbError::KeyInUse => AppError::IdempotencyKeyInUse,
+            other => AppError::internal(other),
+        }
+    }
+}
+
 impl From<diesel::result::Error> for AppError {
     fn from(error: diesel::result::Error) -> Self {
-        use diesel::result::{DatabaseErrorKind, Error};
-        match error {
-            Error::NotFound => AppError::NotFound,
-            Error::DatabaseError(DatabaseErrorKind::Unknown, info)
-                if info.message().contains("locked") || info.message().contains("busy") =>
-            {
-                AppError::Unavailable("the database is busy".into())
-            }
-            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, info) => {
-                AppError::Unavailable(format!(
-                    "the database connection is lost: {}",
-                    info.message()
-                ))
-            }
-            // A statement, a lock wait or an idle transaction ran past its limit (PostgreSQL's
-            // statement_timeout, lock_timeout, idle_in_transaction_session_timeout).
-            Error::DatabaseError(_, info)
-                if [
-                    "due to statement timeout",
-                    "due to lock timeout",
-                    "lock timeout",
-                    "idle-in-transaction timeout",
-                    "terminating connection",
-                ]
-                .iter()
-                .any(|m| info.message().contains(m)) =>
-            {
-                AppError::Unavailable(format!("the database gave up: {}", info.message()))
-            }
-            other => AppError::Internal(other.to_string()),
-        }
+        DbError::from(error).into()
     }
 }
 

@@ -42,10 +42,10 @@
 //! | flow | path |
 //! |---|---|
 //! | submit | `http::orders` → `orders::request` (parsed once into a [`domain::NewOrder`]) → [`idempotency`] → `orders::pricing` → `Engine::submit` → `db::batcher` (submissions that arrive together) → `orders::submit::submit` (one phase answers each submission of the batch; a batch that rolls back runs again one by one) → the order's actor |
-//! | place | `engine::order_actor` → `engine::steps::on_state` → `Engine::record_status` (`placement_sent`, batched with other orders' by `db::batcher` into `orders::status_batch::record_many`) → `ExchangeClient::place` → `Engine::record_status(accepted)` / `lifecycle::record_end` |
-//! | push | `http::exchange_events` → `Engine::take_push` → a fill: batched, `orders::intake::take_in_pushes` → `lifecycle::record_fill_on` → `orders::phase::write_moves`; no fill: batched, `intake::store_bare_pushes` → `db::exchange_events::store_new` → the actor only for what may end the order (`steps::on_push`) |
-//! | fill by poll | the actor's poll timer → `steps::check_with_exchange` → `steps::reconcile` → `record_fill`, `record_end` |
-//! | cancel | `http::orders` → `Engine::cancel` → `orders::cancel::request` (202) → `steps::on_state` → `ExchangeClient::cancel` → `record_end` (release) |
+//! | place | `engine::order_actor` → `engine::steps::Step::on_state` → `Step::record_status` (`placement_sent`) → `engine::writers::Writers` (batched with other orders' steps by `db::batcher`) → `orders::status::record` → `ExchangeClient::place` → `Step::record_status` (`accepted`, or the end it reported) |
+//! | push | `http::exchange_events` → `Engine::take_push` → `Writers::take_in_push` (batched) → `orders::intake::take_in_pushes`: a fill through `lifecycle::record_fill_on` → `orders::phase::write_moves`; no fill, `db::exchange_events::store_new` → the actor only for what may end the order (`Step::on_push`) |
+//! | fill by poll | the actor's poll timer → `Step::check_with_exchange` → `Step::reconcile` → `Step::record_fill`, then the end through `orders::status::record` |
+//! | cancel | `http::orders` → `Engine::cancel` → `orders::cancel::request` (202) → `Step::on_state` → `ExchangeClient::cancel` → `orders::status::record` (the end, and the release) |
 //! | recover | `startup` → `Engine::recover`, `Engine::adopt_orphans` → each actor's first step |
 //! | outbox | `phase::write_moves` (every action's event, in the transaction of the action) → `db::outbox::append_events` → `feed::relay` → `feed::hub` |
 //! | feed | `http::stream` → `feed::session`: replay from `db::outbox::since`, then live |
@@ -176,19 +176,20 @@
 //! many phases at once; the batch saves statements). The `orderkeeper_submit_batch_orders` histogram shows
 //! the batch sizes.
 //!
-//! **Batched actor phases** (`orders::status_batch`, `orders::intake::store_bare_pushes`). Every order's actor
-//! records `placement_sent` before it places the order and `accepted` after, and the venue's
-//! acknowledgement push is stored once. None of these moves money, so they are gathered across actors
-//! the same way (`Engine::record_status`; pushes without a fill in `Engine::take_push`), one batch of
-//! each kind in the database at a time: one phase locks
-//! the orders it moves in id order, checks each one's fence and its move in the transition table, takes
-//! the accounts' event seqs in one statement, and writes the actions, the projection rows and the events
-//! a statement per table. Anything else runs alone as before: a terminal action (it releases money), a
-//! move the table refuses (alone, it raises its alarm), an order not this engine's (alone, it is
-//! refused), an order named twice, and every item of a batch that rolls back. A push without a fill does
-//! not lock its order, so it never waits for the actor's phase to commit. Pushes that bring a fill
-//! are batched too (`orders::intake::take_in_pushes`), but only for their commit: each fill is recorded
-//! exactly as alone, in arrival order, so a fill that comes twice in one batch is recorded once. On
+//! **Batched actor phases** (`orders::status`, `orders::intake`). Every status step of an order's actor
+//! (`placement_sent`, `accepted`, the end the venue reported, the release of an order never sent) goes
+//! through one entry point, `engine::writers::Writers`, which gathers steps across actors, one batch in
+//! the database at a time. A batch is answered item by item, as TigerBeetle answers events: one phase
+//! locks the orders it moves in id order (and, on PostgreSQL, the balances a terminal step releases),
+//! checks each one's fence and its move in the transition table, raises an alarm for a refused move,
+//! releases what an ended order holds, takes the accounts' event seqs in one statement, and writes the
+//! actions, the projection rows and the events a statement per table. An order named twice starts its
+//! second step from the first one's row. A step alone is a batch of one, and a batch that rolls back
+//! runs again one item at a time, so one bad item never costs its neighbours their answer. A push
+//! without a fill does not lock its order, so it never waits for the actor's phase to commit. Pushes
+//! that bring a fill are batched too (`orders::intake::take_in_pushes`), but only for their commit: each
+//! fill is recorded exactly as alone, in arrival order, so a fill that comes twice in one batch is
+//! recorded once. On
 //! PostgreSQL the batch first locks the rows its fills will write, orders by id, then balances, then
 //! accounts by id, the order every phase takes them in; taken a fill at a time, two fills of different
 //! accounts could lock them crosswise against another batch. The actor remembers

@@ -19,7 +19,7 @@ const REAP_CHUNK: i64 = 1000;
 /// returns how many were deleted.
 async fn reap_in_chunks<F>(writer: &Writer, chunk: F) -> Result<usize, AppError>
 where
-    F: Fn(&mut db::DbConnection, i64) -> Result<usize, AppError> + Clone + Send + 'static,
+    F: Fn(&mut db::DbConnection, i64) -> Result<usize, db::DbError> + Clone + Send + 'static,
 {
     let mut deleted = 0;
     loop {

@@ -16,6 +16,7 @@ use crate::db::{self, accounts, admin_token, now_micros, Writer};
 use crate::domain::Cents;
 use crate::engine::identity::IdLock;
 use crate::engine::lease::{self, Lease};
+use crate::engine::writers::Writers;
 use crate::engine::{Engine, EngineSettings};
 use crate::error::AppError;
 use crate::exchange::sim::{self, SimHandle};
@@ -85,9 +86,10 @@ impl Application {
             HttpExchange::new(&venue.url, Duration::from_secs(3))
                 .with_metrics(Arc::clone(&metrics)),
         );
+        let writers = Writers::start(store.writer.clone(), Arc::clone(&metrics), &shutdown);
         let engine = Engine::new(
             store.pool.clone(),
-            store.writer.clone(),
+            writers,
             Arc::clone(&exchange),
             engine_settings(&args),
             relay.clone(),
@@ -360,7 +362,7 @@ async fn create_demo_account(writer: &Writer) -> Result<Option<String>, AppError
     writer
         .run(|conn| {
             if accounts::count(conn)? > 0 {
-                return Ok(None);
+                return Ok::<_, crate::db::DbError>(None);
             }
             let positions = sim::market::LISTINGS
                 .iter()

@@ -13,9 +13,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::schema::accounts;
+use super::DbError;
 use crate::db::ledger::{self, LedgerEntry, CASH};
 use crate::domain::{AccountId, Cents};
-use crate::error::AppError;
 
 #[derive(Debug, Clone)]
 pub struct CreatedAccount {
@@ -44,7 +44,7 @@ pub fn create(
     cash: Cents,
     positions: &BTreeMap<String, i64>,
     now: i64,
-) -> Result<CreatedAccount, AppError> {
+) -> Result<CreatedAccount, DbError> {
     let id = AccountId::new();
     let secret: [u8; 32] = rand::rng().random();
     let secret = hex::encode(secret);
@@ -82,7 +82,7 @@ pub fn create(
 }
 
 /// The stored hash of an account's token secret.
-pub fn token_hash(conn: &mut DbConnection, account: AccountId) -> Result<Option<String>, AppError> {
+pub fn token_hash(conn: &mut DbConnection, account: AccountId) -> Result<Option<String>, DbError> {
     with_conn!(conn, |conn| {
         Ok(accounts::table
             .find(account)
@@ -98,7 +98,7 @@ pub fn create_demo(
     cash: Cents,
     positions: &BTreeMap<String, i64>,
     now: i64,
-) -> Result<CreatedAccount, AppError> {
+) -> Result<CreatedAccount, DbError> {
     use super::schema::demo_account;
     let created = create(conn, "demo", cash, positions, now)?;
     with_conn!(conn, |c| diesel::insert_into(demo_account::table)
@@ -111,7 +111,7 @@ pub fn create_demo(
 }
 
 /// The demo account's token, when there is one.
-pub fn demo_token(conn: &mut DbConnection) -> Result<Option<String>, AppError> {
+pub fn demo_token(conn: &mut DbConnection) -> Result<Option<String>, DbError> {
     with_conn!(conn, |conn| {
         use super::schema::demo_account;
         Ok(demo_account::table
@@ -121,7 +121,7 @@ pub fn demo_token(conn: &mut DbConnection) -> Result<Option<String>, AppError> {
     })
 }
 
-pub fn count(conn: &mut DbConnection) -> Result<i64, AppError> {
+pub fn count(conn: &mut DbConnection) -> Result<i64, DbError> {
     with_conn!(conn, |conn| {
         Ok(accounts::table.count().get_result(conn)?)
     })
@@ -129,10 +129,10 @@ pub fn count(conn: &mut DbConnection) -> Result<i64, AppError> {
 
 /// Takes the next event seq of an account, inside the caller's transaction: 1, 2, 3… with no gaps.
 /// The one seq allocator ([`take_event_seqs`]) with one account and one seq.
-pub fn take_event_seq(conn: &mut DbConnection, account: AccountId) -> Result<i64, AppError> {
+pub fn take_event_seq(conn: &mut DbConnection, account: AccountId) -> Result<i64, DbError> {
     take_event_seqs(conn, &BTreeMap::from([(account, 1)]))?
         .remove(&account)
-        .ok_or_else(|| AppError::Internal("no seq taken for the account".into()))
+        .ok_or_else(|| DbError::Inconsistent("no seq taken for the account".into()))
 }
 
 /// Locks the accounts' rows in id order, `FOR NO KEY UPDATE` as [`take_for_new_orders`] does,
@@ -140,7 +140,7 @@ pub fn take_event_seq(conn: &mut DbConnection, account: AccountId) -> Result<i64
 pub fn lock_in_order(
     conn: &mut DbConnection,
     ids: &std::collections::BTreeSet<AccountId>,
-) -> Result<(), AppError> {
+) -> Result<(), DbError> {
     if let (Inner::Postgres(c), false) = (&mut conn.inner, ids.is_empty()) {
         let ids: Vec<AccountId> = ids.iter().copied().collect();
         prepared(
@@ -161,7 +161,7 @@ pub fn lock_in_order(
 pub fn stored_keys_locked(
     conn: &mut DbConnection,
     ids: &std::collections::BTreeSet<AccountId>,
-) -> Result<BTreeMap<AccountId, i64>, AppError> {
+) -> Result<BTreeMap<AccountId, i64>, DbError> {
     if ids.is_empty() {
         return Ok(BTreeMap::new());
     }
@@ -192,7 +192,7 @@ pub struct Taking {
 pub fn take_for_new_orders(
     conn: &mut DbConnection,
     counts: &BTreeMap<AccountId, Taking>,
-) -> Result<BTreeMap<AccountId, i64>, AppError> {
+) -> Result<BTreeMap<AccountId, i64>, DbError> {
     take(conn, counts)
 }
 
@@ -201,7 +201,7 @@ pub fn take_for_new_orders(
 pub fn take_event_seqs(
     conn: &mut DbConnection,
     counts: &BTreeMap<AccountId, i64>,
-) -> Result<BTreeMap<AccountId, i64>, AppError> {
+) -> Result<BTreeMap<AccountId, i64>, DbError> {
     let counts = counts
         .iter()
         .map(|(account, n)| {
@@ -221,7 +221,7 @@ pub fn take_event_seqs(
 fn take(
     conn: &mut DbConnection,
     counts: &BTreeMap<AccountId, Taking>,
-) -> Result<BTreeMap<AccountId, i64>, AppError> {
+) -> Result<BTreeMap<AccountId, i64>, DbError> {
     #[derive(QueryableByName)]
     struct Row {
         #[diesel(sql_type = diesel::sql_types::Text)]
@@ -263,7 +263,7 @@ fn take(
         taken.insert(row.id, row.next_event_seq - n);
     }
     if taken.len() != counts.len() {
-        return Err(AppError::Internal(
+        return Err(DbError::Inconsistent(
             "an account to take seqs of is missing".into(),
         ));
     }

@@ -5,12 +5,12 @@ use diesel::prelude::*;
 
 use super::schema::admin_token;
 use super::DbConnection;
-use crate::error::AppError;
+use super::DbError;
 
 const ROW: i32 = 1;
 
 /// Stores `hash` in place of whatever was stored (an operator's `--admin-token`).
-pub fn replace(conn: &mut DbConnection, hash: &str, now: i64) -> Result<(), AppError> {
+pub fn replace(conn: &mut DbConnection, hash: &str, now: i64) -> Result<(), DbError> {
     with_conn!(conn, |c| diesel::insert_into(admin_token::table)
         .values((
             admin_token::id.eq(ROW),
@@ -29,7 +29,7 @@ pub fn replace(conn: &mut DbConnection, hash: &str, now: i64) -> Result<(), AppE
 
 /// Stores `hash` unless a hash is stored already; returns the one stored now. When two engines
 /// start on an empty database together, both end with the first one's.
-pub fn keep_first(conn: &mut DbConnection, hash: &str, now: i64) -> Result<String, AppError> {
+pub fn keep_first(conn: &mut DbConnection, hash: &str, now: i64) -> Result<String, DbError> {
     with_conn!(conn, |c| {
         diesel::insert_into(admin_token::table)
             .values((

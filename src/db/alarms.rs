@@ -8,8 +8,8 @@ use diesel::prelude::*;
 use super::DbConnection;
 
 use super::schema::alarms;
+use super::DbError;
 use crate::domain::OrderId;
-use crate::error::AppError;
 
 text_enum!(
     /// What went wrong.
@@ -55,7 +55,7 @@ pub struct Alarm<'a> {
 }
 
 /// Records the alarm, or counts it again when the same condition was recorded before.
-pub fn raise(conn: &mut DbConnection, alarm: &Alarm<'_>, now: i64) -> Result<(), AppError> {
+pub fn raise(conn: &mut DbConnection, alarm: &Alarm<'_>, now: i64) -> Result<(), DbError> {
     record(conn, alarm, now)?;
     // Counted once the alarm is kept: a phase that rolls back raised nothing.
     if let Some(raised) = slot(alarm.kind) {
@@ -66,7 +66,7 @@ pub fn raise(conn: &mut DbConnection, alarm: &Alarm<'_>, now: i64) -> Result<(),
     Ok(())
 }
 
-fn record(conn: &mut DbConnection, alarm: &Alarm<'_>, now: i64) -> Result<(), AppError> {
+fn record(conn: &mut DbConnection, alarm: &Alarm<'_>, now: i64) -> Result<(), DbError> {
     with_conn!(conn, |conn| {
         let order = alarm.order.map(|o| o.to_string());
         let key = format!(
@@ -104,7 +104,7 @@ fn record(conn: &mut DbConnection, alarm: &Alarm<'_>, now: i64) -> Result<(), Ap
 }
 
 /// How many distinct conditions of `kind` are recorded.
-pub fn count(conn: &mut DbConnection, kind: AlarmKind) -> Result<i64, AppError> {
+pub fn count(conn: &mut DbConnection, kind: AlarmKind) -> Result<i64, DbError> {
     with_conn!(conn, |conn| {
         Ok(alarms::table
             .filter(alarms::kind.eq(kind.as_str()))
@@ -117,7 +117,7 @@ pub fn count(conn: &mut DbConnection, kind: AlarmKind) -> Result<i64, AppError> 
 pub fn of_order(
     conn: &mut DbConnection,
     order: OrderId,
-) -> Result<Vec<(String, String, i64)>, AppError> {
+) -> Result<Vec<(String, String, i64)>, DbError> {
     with_conn!(conn, |conn| {
         Ok(alarms::table
             .filter(alarms::order_id.eq(order))

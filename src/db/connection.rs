@@ -7,7 +7,7 @@ use diesel::pg::PgConnection;
 use diesel::sqlite::SqliteConnection;
 use diesel::Connection;
 
-use crate::error::AppError;
+use super::DbError;
 
 /// Which database a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,7 +192,7 @@ impl DbConnection {
 
     /// Bounds how long the rest of this transaction waits for another's row locks (PostgreSQL;
     /// SQLite has one writer and `busy_timeout`).
-    pub fn limit_lock_wait(&mut self, wait: std::time::Duration) -> Result<(), AppError> {
+    pub fn limit_lock_wait(&mut self, wait: std::time::Duration) -> Result<(), DbError> {
         if self.backend() == Backend::Postgres {
             let ms = wait.as_millis().max(1);
             self.batch_execute(&format!("SET LOCAL lock_timeout = '{ms}ms'"))?;
@@ -251,11 +251,11 @@ pub fn value_rows(backend: Backend, rows: usize, columns: usize) -> String {
 
 /// Opens a connection of the backend `database_url` names: `postgres://…`, or SQLite as
 /// `sqlite://PATH` or a bare path.
-pub fn establish(database_url: &str) -> Result<DbConnection, AppError> {
+pub fn establish(database_url: &str) -> Result<DbConnection, DbError> {
     let inner = match Backend::of(database_url) {
         Backend::Postgres => Inner::Postgres(
             PgConnection::establish(database_url)
-                .map_err(|e| AppError::Unavailable(format!("cannot connect: {e}")))?,
+                .map_err(|e| DbError::Unavailable(format!("cannot connect: {e}")))?,
         ),
         Backend::Sqlite => {
             let path = database_url
@@ -263,7 +263,7 @@ pub fn establish(database_url: &str) -> Result<DbConnection, AppError> {
                 .unwrap_or(database_url);
             Inner::Sqlite(
                 SqliteConnection::establish(path)
-                    .map_err(|e| AppError::Unavailable(format!("cannot open: {e}")))?,
+                    .map_err(|e| DbError::Unavailable(format!("cannot open: {e}")))?,
             )
         }
     };
@@ -295,7 +295,7 @@ mod tests {
         assert_eq!(seen(), 1);
 
         // Held until the commit, then run.
-        conn.transaction::<_, AppError, _>(|conn| {
+        conn.transaction::<_, DbError, _>(|conn| {
             counting(conn, &ran);
             assert_eq!(seen(), 1, "run before the commit");
             Ok(())
@@ -304,20 +304,20 @@ mod tests {
         assert_eq!(seen(), 2);
 
         // Rolled back: dropped.
-        let _ = conn.transaction::<(), AppError, _>(|conn| {
+        let _ = conn.transaction::<(), DbError, _>(|conn| {
             counting(conn, &ran);
-            Err(AppError::Internal("roll back".into()))
+            Err(DbError::Inconsistent("roll back".into()))
         });
         assert_eq!(seen(), 2);
 
         // A savepoint that rolls back drops its own effects; the rest commit.
-        conn.transaction::<_, AppError, _>(|conn| {
+        conn.transaction::<_, DbError, _>(|conn| {
             counting(conn, &ran);
-            let _ = conn.transaction::<(), AppError, _>(|conn| {
+            let _ = conn.transaction::<(), DbError, _>(|conn| {
                 counting(conn, &ran);
-                Err(AppError::Internal("roll back the savepoint".into()))
+                Err(DbError::Inconsistent("roll back the savepoint".into()))
             });
-            conn.transaction::<_, AppError, _>(|conn| {
+            conn.transaction::<_, DbError, _>(|conn| {
                 counting(conn, &ran);
                 Ok(())
             })

@@ -10,8 +10,8 @@ use super::DbConnection;
 
 use super::alarms::{Alarm, AlarmKind};
 use super::schema::exchange_events;
+use super::DbError;
 use crate::domain::OrderId;
-use crate::error::AppError;
 use crate::exchange::wire::PushEvent;
 
 /// What became of a received event.
@@ -69,7 +69,7 @@ impl<'a> NewExchangeEvent<'a> {
 pub fn store_new(
     conn: &mut DbConnection,
     events: &[NewExchangeEvent<'_>],
-) -> Result<HashSet<String>, AppError> {
+) -> Result<HashSet<String>, DbError> {
     let stored = match &mut conn.inner {
         Inner::Postgres(c) => prepared(
             diesel::insert_into(exchange_events::table)
@@ -105,7 +105,7 @@ pub fn store(
     raw: &str,
     order_id: Option<OrderId>,
     now: i64,
-) -> Result<Received, AppError> {
+) -> Result<Received, DbError> {
     let inserted = store_new(conn, &[NewExchangeEvent::of(event, raw, order_id, now)])?.len();
     Ok(match (inserted, order_id) {
         (0, _) => Received::Duplicate,

@@ -5,8 +5,8 @@ use diesel::prelude::*;
 use super::DbConnection;
 
 use super::schema::{accounts, idempotency_keys};
+use super::DbError;
 use crate::domain::AccountId;
-use crate::error::AppError;
 
 /// An answer exactly as it was first sent: replayed byte for byte.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +39,7 @@ pub fn find(
     conn: &mut DbConnection,
     account: AccountId,
     key: &str,
-) -> Result<Option<StoredKey>, AppError> {
+) -> Result<Option<StoredKey>, DbError> {
     with_conn!(conn, |conn| {
         Ok(idempotency_keys::table
             .find((account, key))
@@ -55,7 +55,7 @@ pub fn find(
     })
 }
 
-fn count_down(conn: &mut DbConnection, account: AccountId, n: i64) -> Result<(), AppError> {
+fn count_down(conn: &mut DbConnection, account: AccountId, n: i64) -> Result<(), DbError> {
     if n == 0 {
         return Ok(());
     }
@@ -76,12 +76,12 @@ pub struct NewKey<'a> {
     pub expires_at: i64,
 }
 
-pub fn insert(conn: &mut DbConnection, new: &NewKey<'_>) -> Result<(), AppError> {
+pub fn insert(conn: &mut DbConnection, new: &NewKey<'_>) -> Result<(), DbError> {
     insert_many(conn, std::slice::from_ref(new))
 }
 
 /// Stores keys with their answers, in one statement.
-pub fn insert_many(conn: &mut DbConnection, keys: &[NewKey<'_>]) -> Result<(), AppError> {
+pub fn insert_many(conn: &mut DbConnection, keys: &[NewKey<'_>]) -> Result<(), DbError> {
     let rows: Vec<KeyRow<'_>> = keys.iter().map(KeyRow::of).collect();
     insert_rows!(conn, idempotency_keys::table, &rows).map_err(|e| match e {
         // Another engine stored this key first (PostgreSQL waited for its commit): the database
@@ -89,7 +89,7 @@ pub fn insert_many(conn: &mut DbConnection, keys: &[NewKey<'_>]) -> Result<(), A
         diesel::result::Error::DatabaseError(
             diesel::result::DatabaseErrorKind::UniqueViolation,
             _,
-        ) => AppError::IdempotencyKeyInUse,
+        ) => DbError::KeyInUse,
         other => other.into(),
     })
 }
@@ -127,7 +127,7 @@ impl<'a> KeyRow<'a> {
 pub fn find_among(
     conn: &mut DbConnection,
     wanted: &[(AccountId, &str)],
-) -> Result<std::collections::HashMap<(AccountId, String), StoredKey>, AppError> {
+) -> Result<std::collections::HashMap<(AccountId, String), StoredKey>, DbError> {
     #[derive(QueryableByName)]
     struct Found {
         #[diesel(sql_type = diesel::sql_types::Text)]
@@ -184,7 +184,7 @@ pub fn find_among(
 pub fn delete_uncounted(
     conn: &mut DbConnection,
     keys: &[(AccountId, &str)],
-) -> Result<(), AppError> {
+) -> Result<(), DbError> {
     for (account, key) in keys {
         with_conn!(conn, |c| diesel::delete(
             idempotency_keys::table.find((*account, *key))
@@ -197,7 +197,7 @@ pub fn delete_uncounted(
 /// Deletes up to `at_most` keys past their expiry, in one statement: the reaper takes them a chunk
 /// per transaction, so a burst of keys expiring together never holds the writer for long. A key is
 /// stored only when its request commits, so nothing in flight is ever here to be deleted.
-pub fn delete_expired(conn: &mut DbConnection, now: i64, at_most: i64) -> Result<usize, AppError> {
+pub fn delete_expired(conn: &mut DbConnection, now: i64, at_most: i64) -> Result<usize, DbError> {
     #[derive(QueryableByName)]
     struct Owner {
         #[diesel(sql_type = diesel::sql_types::Text)]
@@ -214,7 +214,7 @@ pub fn delete_expired(conn: &mut DbConnection, now: i64, at_most: i64) -> Result
     let mut per_account = std::collections::BTreeMap::<AccountId, i64>::new();
     for owner in &owners {
         let account: AccountId = owner.account_id.parse().map_err(|_| {
-            AppError::Internal(format!("a stored key of account {:?}", owner.account_id))
+            DbError::Inconsistent(format!("a stored key of account {:?}", owner.account_id))
         })?;
         *per_account.entry(account).or_default() += 1;
     }
@@ -225,7 +225,7 @@ pub fn delete_expired(conn: &mut DbConnection, now: i64, at_most: i64) -> Result
 }
 
 /// Keys stored, every account's (a scrape-time figure; an index-only count).
-pub fn count(conn: &mut DbConnection) -> Result<i64, AppError> {
+pub fn count(conn: &mut DbConnection) -> Result<i64, DbError> {
     with_conn!(conn, |conn| Ok(idempotency_keys::table
         .count()
         .get_result(conn)?))

@@ -11,8 +11,8 @@ use diesel::prelude::*;
 use super::connection::Inner;
 use super::schema::{engines, order_notes, orders};
 use super::DbConnection;
+use super::DbError;
 use crate::domain::{OrderId, OrderStatus};
-use crate::error::AppError;
 
 /// Who may write an order's phases: an engine, under the epoch it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +32,7 @@ fn open_statuses() -> Vec<OrderStatus> {
 /// The database's clock, in microseconds. Leases are judged by it, never by an engine's own clock,
 /// so an engine whose clock runs ahead neither sees live engines as dead, and one whose clock runs
 /// behind does not wait on dead ones. (SQLite has one engine, on the machine whose clock it reads.)
-pub fn database_now(conn: &mut DbConnection) -> Result<i64, AppError> {
+pub fn database_now(conn: &mut DbConnection) -> Result<i64, DbError> {
     match &mut conn.inner {
         Inner::Postgres(c) => Ok(
             diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
@@ -46,7 +46,7 @@ pub fn database_now(conn: &mut DbConnection) -> Result<i64, AppError> {
 
 /// Joins (or joins again after a restart) under a new epoch, and takes back the open orders this
 /// engine owned, and any owned by no one. Returns the fence to write under.
-pub fn join(conn: &mut DbConnection, engine: &str, ttl_micros: i64) -> Result<Fence, AppError> {
+pub fn join(conn: &mut DbConnection, engine: &str, ttl_micros: i64) -> Result<Fence, DbError> {
     let now = database_now(conn)?;
     let epoch: i64 = with_conn!(conn, |c| diesel::insert_into(engines::table)
         .values((
@@ -79,7 +79,7 @@ pub fn join(conn: &mut DbConnection, engine: &str, ttl_micros: i64) -> Result<Fe
 
 /// Extends the lease; false when it was lost (taken over, or joined again by another process
 /// under the same id).
-pub fn renew(conn: &mut DbConnection, fence: &Fence, ttl_micros: i64) -> Result<bool, AppError> {
+pub fn renew(conn: &mut DbConnection, fence: &Fence, ttl_micros: i64) -> Result<bool, DbError> {
     let now = database_now(conn)?;
     let renewed = with_conn!(conn, |c| diesel::update(
         engines::table
@@ -95,7 +95,7 @@ pub fn renew(conn: &mut DbConnection, fence: &Fence, ttl_micros: i64) -> Result<
 }
 
 /// Ends the lease now (a clean shutdown), if it is still this one.
-pub fn expire(conn: &mut DbConnection, fence: &Fence) -> Result<(), AppError> {
+pub fn expire(conn: &mut DbConnection, fence: &Fence) -> Result<(), DbError> {
     with_conn!(conn, |c| diesel::update(
         engines::table
             .filter(engines::id.eq(&fence.engine))
@@ -119,7 +119,7 @@ pub fn lapsed(now: i64) -> _ {
 /// Engines whose lease has run out while they still own open orders. The engines come first, and
 /// few of them: each dead one is then looked up among the open orders through the owner index, so
 /// no order of a live engine is read.
-pub fn expired(conn: &mut DbConnection) -> Result<Vec<String>, AppError> {
+pub fn expired(conn: &mut DbConnection) -> Result<Vec<String>, DbError> {
     let now = database_now(conn)?;
     let dead: Vec<String> = with_conn!(conn, |c| lapsed(now).load(c))?;
     let mut owning = Vec::new();
@@ -139,7 +139,7 @@ pub fn expired(conn: &mut DbConnection) -> Result<Vec<String>, AppError> {
 /// Takes over a dead engine's open orders, if its lease is still expired (it may have come back);
 /// returns how many. The dead engine's epoch is raised, so that if it comes back its renewal
 /// fails and it joins again, never reusing an epoch.
-pub fn take_over(conn: &mut DbConnection, dead: &str, fence: &Fence) -> Result<usize, AppError> {
+pub fn take_over(conn: &mut DbConnection, dead: &str, fence: &Fence) -> Result<usize, DbError> {
     if dead == fence.engine {
         return Ok(0);
     }
@@ -177,7 +177,7 @@ pub fn take_over(conn: &mut DbConnection, dead: &str, fence: &Fence) -> Result<u
 /// row is share-locked to the end of the transaction, so a join or takeover that raises the epoch
 /// waits for the order to commit and then counts it among the engine's orders. An engine with no
 /// row (an order recorded before any engine joined) keeps `given`.
-pub fn owner_now(conn: &mut DbConnection, given: &Fence) -> Result<Fence, AppError> {
+pub fn owner_now(conn: &mut DbConnection, given: &Fence) -> Result<Fence, DbError> {
     let row = engines::table.find(&given.engine).select(engines::epoch);
     let epoch: Option<i64> = match &mut conn.inner {
         Inner::Postgres(c) => row.for_share().first(c).optional()?,
@@ -189,9 +189,10 @@ pub fn owner_now(conn: &mut DbConnection, given: &Fence) -> Result<Fence, AppErr
     })
 }
 
-/// Refuses the phase unless `fence` still owns the order. On PostgreSQL the order's row stays
-/// locked to the end of the phase, so a takeover waits for it or the phase waits for the takeover.
-pub fn check(conn: &mut DbConnection, order: OrderId, fence: &Fence) -> Result<(), AppError> {
+/// The order's owner and epoch, for a phase to check against its fence. On PostgreSQL the order's
+/// row stays locked to the end of the phase, so a takeover waits for it or the phase waits for the
+/// takeover.
+pub fn lock_owner(conn: &mut DbConnection, order: OrderId) -> Result<(String, i64), DbError> {
     let owner: Option<(String, i64)> = match &mut conn.inner {
         Inner::Postgres(c) => orders::table
             .find(order)
@@ -205,30 +206,39 @@ pub fn check(conn: &mut DbConnection, order: OrderId, fence: &Fence) -> Result<(
             .first(c)
             .optional()?,
     };
-    match owner {
-        Some((engine, epoch)) => ensure_owner(order, &engine, epoch, fence),
-        None => Err(AppError::NotFound),
-    }
+    owner.ok_or(DbError::NotFound)
 }
 
 /// Refuses unless `fence` is the order's owner (`engine`, `epoch`), as read from its row.
-pub fn ensure_owner(
-    order: OrderId,
-    engine: &str,
-    epoch: i64,
-    fence: &Fence,
-) -> Result<(), AppError> {
+pub fn ensure_owner(order: OrderId, engine: &str, epoch: i64, fence: &Fence) -> Result<(), Fenced> {
     if engine == fence.engine && epoch == fence.epoch {
         return Ok(());
     }
-    Err(AppError::Fenced(format!(
-        "order {order} belongs to {engine} (epoch {epoch}), not {} (epoch {})",
-        fence.engine, fence.epoch
-    )))
+    Err(Fenced {
+        order,
+        owner: Fence {
+            engine: engine.to_owned(),
+            epoch,
+        },
+        fence: fence.clone(),
+    })
+}
+
+/// A phase refused because its engine no longer owns the order (its lease was taken over, or
+/// renewed under a newer epoch): it must not act on the order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "fenced: order {order} belongs to {} (epoch {}), not {} (epoch {})",
+    owner.engine, owner.epoch, fence.engine, fence.epoch
+)]
+pub struct Fenced {
+    pub order: OrderId,
+    pub owner: Fence,
+    pub fence: Fence,
 }
 
 /// The engine that owns an order, if any.
-pub fn owner_of(conn: &mut DbConnection, order: OrderId) -> Result<Option<String>, AppError> {
+pub fn owner_of(conn: &mut DbConnection, order: OrderId) -> Result<Option<String>, DbError> {
     with_conn!(conn, |c| Ok(orders::table
         .find(order)
         .select(orders::owner)
@@ -238,7 +248,7 @@ pub fn owner_of(conn: &mut DbConnection, order: OrderId) -> Result<Option<String
 }
 
 /// Leaves a note for an order's owner to look at the order now.
-pub fn leave_note(conn: &mut DbConnection, owner: &str, order: OrderId) -> Result<(), AppError> {
+pub fn leave_note(conn: &mut DbConnection, owner: &str, order: OrderId) -> Result<(), DbError> {
     with_conn!(conn, |c| diesel::insert_into(order_notes::table)
         .values((
             order_notes::owner.eq(owner),
@@ -250,7 +260,7 @@ pub fn leave_note(conn: &mut DbConnection, owner: &str, order: OrderId) -> Resul
 }
 
 /// The notes left for this engine, taken (each is handed out once).
-pub fn take_notes(conn: &mut DbConnection, engine: &str) -> Result<Vec<OrderId>, AppError> {
+pub fn take_notes(conn: &mut DbConnection, engine: &str) -> Result<Vec<OrderId>, DbError> {
     let ids: Vec<String> = with_conn!(conn, |c| diesel::delete(
         order_notes::table.filter(order_notes::owner.eq(engine))
     )
@@ -260,7 +270,7 @@ pub fn take_notes(conn: &mut DbConnection, engine: &str) -> Result<Vec<OrderId>,
 }
 
 /// Whether any note waits for this engine (a read, so that an idle engine writes nothing).
-pub fn has_notes(conn: &mut DbConnection, engine: &str) -> Result<bool, AppError> {
+pub fn has_notes(conn: &mut DbConnection, engine: &str) -> Result<bool, DbError> {
     with_conn!(conn, |c| Ok(diesel::select(diesel::dsl::exists(
         order_notes::table.filter(order_notes::owner.eq(engine))
     ))

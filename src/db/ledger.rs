@@ -11,8 +11,8 @@ use super::prepared::{prepared, run_kept};
 use super::DbConnection;
 
 use super::schema::{balances, ledger_entries};
+use super::DbError;
 use crate::domain::{AccountId, OrderId};
-use crate::error::AppError;
 
 pub use crate::domain::CASH;
 
@@ -38,7 +38,7 @@ pub struct Balance {
 pub fn balance_after(
     conn: &mut DbConnection,
     entry: &LedgerEntry<'_>,
-) -> Result<Option<Balance>, AppError> {
+) -> Result<Option<Balance>, DbError> {
     Ok(balance_for_update(conn, entry.account, entry.asset)?.after(entry))
 }
 
@@ -62,8 +62,8 @@ pub fn book(
     entry: &LedgerEntry<'_>,
     after: Balance,
     now: i64,
-) -> Result<bool, AppError> {
-    let inserted = with_conn!(conn, |conn| Ok::<_, AppError>(
+) -> Result<bool, DbError> {
+    let inserted = with_conn!(conn, |conn| Ok::<_, DbError>(
         diesel::insert_into(ledger_entries::table)
             .values(NewEntry::of(entry, now))
             .on_conflict_do_nothing()
@@ -83,7 +83,7 @@ pub fn book_new(
     conn: &mut DbConnection,
     entries: &[(LedgerEntry<'_>, i64)],
     balances_after: &BTreeMap<(AccountId, String), Balance>,
-) -> Result<(), AppError> {
+) -> Result<(), DbError> {
     let rows: Vec<NewEntry<'_>> = entries.iter().map(|(e, at)| NewEntry::of(e, *at)).collect();
     insert_rows!(conn, ledger_entries::table, &rows)?;
     let balances: Vec<BalanceRow<'_>> = balances_after
@@ -140,7 +140,7 @@ impl<'a> BalanceRow<'a> {
 }
 
 /// Sets each balance to its row's amounts, making the rows that are missing.
-fn set_balances(conn: &mut DbConnection, rows: &[BalanceRow<'_>]) -> Result<(), AppError> {
+fn set_balances(conn: &mut DbConnection, rows: &[BalanceRow<'_>]) -> Result<(), DbError> {
     use diesel::upsert::excluded;
     macro_rules! upsert {
         ($values:expr) => {
@@ -174,7 +174,7 @@ fn set_balances(conn: &mut DbConnection, rows: &[BalanceRow<'_>]) -> Result<(), 
 pub fn lock_balances(
     conn: &mut DbConnection,
     pairs: &BTreeSet<(AccountId, String)>,
-) -> Result<BTreeMap<(AccountId, String), Balance>, AppError> {
+) -> Result<BTreeMap<(AccountId, String), Balance>, DbError> {
     #[derive(QueryableByName)]
     struct Locked {
         #[diesel(sql_type = diesel::sql_types::Text)]
@@ -225,9 +225,9 @@ pub fn lock_balances(
 /// Books an entry the caller has already checked the balance for: a balance it would leave below
 /// zero or past the largest amount is an error here. Returns false when the entry was booked
 /// before.
-pub fn apply(conn: &mut DbConnection, entry: &LedgerEntry<'_>, now: i64) -> Result<bool, AppError> {
+pub fn apply(conn: &mut DbConnection, entry: &LedgerEntry<'_>, now: i64) -> Result<bool, DbError> {
     let after = balance_after(conn, entry)?.ok_or_else(|| {
-        AppError::Internal(format!(
+        DbError::Inconsistent(format!(
             "ledger entry {} would overdraw or overflow",
             entry.key
         ))
@@ -242,7 +242,7 @@ fn balance_for_update(
     conn: &mut DbConnection,
     account: AccountId,
     asset: &str,
-) -> Result<Balance, AppError> {
+) -> Result<Balance, DbError> {
     let Inner::Postgres(c) = &mut conn.inner else {
         return balance(conn, account, asset);
     };
@@ -266,7 +266,7 @@ pub fn balance(
     conn: &mut DbConnection,
     account: AccountId,
     asset: &str,
-) -> Result<Balance, AppError> {
+) -> Result<Balance, DbError> {
     with_conn!(conn, |conn| {
         Ok(balances::table
             .find((account, asset))
@@ -281,7 +281,7 @@ pub fn balance(
 pub fn balances(
     conn: &mut DbConnection,
     account: AccountId,
-) -> Result<Vec<(String, Balance)>, AppError> {
+) -> Result<Vec<(String, Balance)>, DbError> {
     with_conn!(conn, |conn| {
         let rows: Vec<(String, i64, i64)> = balances::table
             .filter(balances::account_id.eq(account))
@@ -308,7 +308,7 @@ pub fn reserved_for_order(
     conn: &mut DbConnection,
     order: OrderId,
     asset: &str,
-) -> Result<i64, AppError> {
+) -> Result<i64, DbError> {
     with_conn!(conn, |conn| {
         let deltas: Vec<i64> = ledger_entries::table
             .filter(ledger_entries::order_id.eq(order))
@@ -318,6 +318,6 @@ pub fn reserved_for_order(
         deltas
             .iter()
             .try_fold(0_i64, |sum, d| sum.checked_add(*d))
-            .ok_or_else(|| AppError::Internal(format!("order {order}'s reservation overflows")))
+            .ok_or_else(|| DbError::Inconsistent(format!("order {order}'s reservation overflows")))
     })
 }

@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod admin_token;
 pub mod alarms;
 pub mod batcher;
+mod error;
 pub mod exchange_events;
 pub mod idempotency;
 pub mod leases;
@@ -19,6 +20,7 @@ mod sql_types;
 pub mod writer;
 
 pub use connection::{Backend, DbConnection};
+pub use error::DbError;
 pub use pool::{connect, open_writer, DbConn, DbPool};
 pub use writer::Writer;
 
@@ -38,15 +40,16 @@ pub fn rfc3339(micros: i64) -> String {
 
 /// Runs blocking reads on the blocking pool, with a pooled connection. Writes go through the
 /// [`Writer`].
-pub async fn run<T, F>(pool: &DbPool, work: F) -> Result<T, AppError>
+pub async fn run<T, E, F>(pool: &DbPool, work: F) -> Result<T, AppError>
 where
     T: Send + 'static,
-    F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
+    E: Into<AppError>,
+    F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
 {
     let pool = pool.clone();
     actix_web::web::block(move || {
-        let mut conn = pool.get()?;
-        let outcome = work(&mut conn);
+        let mut conn = pool.get().map_err(DbError::from)?;
+        let outcome = work(&mut conn).map_err(Into::into);
         if outcome
             .as_ref()
             .is_err_and(AppError::may_mean_a_lost_connection)
@@ -74,7 +77,10 @@ impl Probe {
         }
         let (pool, in_flight) = (pool.clone(), self.in_flight.clone());
         let check = actix_web::rt::spawn(async move {
-            let answered = run(&pool, |conn| Ok(conn.batch_execute("SELECT 1")?)).await;
+            let answered = run(&pool, |conn| {
+                conn.batch_execute("SELECT 1").map_err(DbError::from)
+            })
+            .await;
             in_flight.store(false, Ordering::Release);
             answered
         });

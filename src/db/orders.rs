@@ -7,11 +7,11 @@ use super::prepared::{prepared, NoColumns};
 use super::DbConnection;
 
 use super::schema::{fills, order_actions, orders};
+use super::DbError;
 use crate::domain::{
     AccountId, Action, ActionKind, Cents, ClientOrderId, FillSource, OrderId, OrderState,
     OrderStatus, OrderType, Side, Symbol, CASH,
 };
-use crate::error::AppError;
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = orders, check_for_backend(diesel::sqlite::Sqlite, diesel::pg::Pg))]
@@ -71,7 +71,7 @@ pub struct ActionRow {
 
 impl ActionRow {
     /// The action as the transition table sees it (a fill's quantity is in its detail).
-    pub fn action(&self) -> Result<Action, AppError> {
+    pub fn action(&self) -> Result<Action, DbError> {
         let fill_qty = match self.kind {
             ActionKind::Fill => serde_json::from_str::<serde_json::Value>(&self.detail)
                 .ok()
@@ -79,7 +79,7 @@ impl ActionRow {
             _ => None,
         };
         Action::from_kind(self.kind, fill_qty).ok_or_else(|| {
-            AppError::Internal(format!("a fill action without its qty: {}", self.detail))
+            DbError::Inconsistent(format!("a fill action without its qty: {}", self.detail))
         })
     }
 }
@@ -118,11 +118,11 @@ impl StatusFilter {
 }
 
 /// Inserts new orders, in one statement.
-pub fn insert(conn: &mut DbConnection, rows: &[OrderRow]) -> Result<(), AppError> {
+pub fn insert(conn: &mut DbConnection, rows: &[OrderRow]) -> Result<(), DbError> {
     Ok(insert_rows!(conn, orders::table, rows)?)
 }
 
-pub fn find(conn: &mut DbConnection, order: OrderId) -> Result<Option<OrderRow>, AppError> {
+pub fn find(conn: &mut DbConnection, order: OrderId) -> Result<Option<OrderRow>, DbError> {
     with_conn!(conn, |conn| {
         Ok(orders::table
             .find(order)
@@ -140,7 +140,7 @@ pub fn find(conn: &mut DbConnection, order: OrderId) -> Result<Option<OrderRow>,
 pub fn find_for_update(
     conn: &mut DbConnection,
     order: OrderId,
-) -> Result<Option<OrderRow>, AppError> {
+) -> Result<Option<OrderRow>, DbError> {
     Ok(match &mut conn.inner {
         Inner::Sqlite(c) => orders::table
             .find(order)
@@ -157,7 +157,7 @@ pub fn find_for_update(
 }
 
 /// Several orders, as they stand (no lock).
-pub fn find_many(conn: &mut DbConnection, ids: &[OrderId]) -> Result<Vec<OrderRow>, AppError> {
+pub fn find_many(conn: &mut DbConnection, ids: &[OrderId]) -> Result<Vec<OrderRow>, DbError> {
     with_conn!(conn, |c| {
         Ok(prepared(
             orders::table
@@ -174,7 +174,7 @@ pub fn find_many(conn: &mut DbConnection, ids: &[OrderId]) -> Result<Vec<OrderRo
 pub fn find_many_for_update(
     conn: &mut DbConnection,
     ids: impl IntoIterator<Item = OrderId>,
-) -> Result<Vec<OrderRow>, AppError> {
+) -> Result<Vec<OrderRow>, DbError> {
     let ids: Vec<OrderId> = ids
         .into_iter()
         .collect::<std::collections::BTreeSet<_>>()
@@ -204,10 +204,10 @@ pub fn find_owned(
     conn: &mut DbConnection,
     account: AccountId,
     order: OrderId,
-) -> Result<OrderRow, AppError> {
+) -> Result<OrderRow, DbError> {
     match find(conn, order)? {
         Some(row) if row.account_id == account => Ok(row),
-        _ => Err(AppError::NotFound),
+        _ => Err(DbError::NotFound),
     }
 }
 
@@ -217,7 +217,7 @@ pub fn list(
     account: AccountId,
     filter: StatusFilter,
     limit: i64,
-) -> Result<Vec<OrderRow>, AppError> {
+) -> Result<Vec<OrderRow>, DbError> {
     with_conn!(conn, |conn| {
         Ok(orders::table
             .filter(orders::account_id.eq(account))
@@ -239,7 +239,7 @@ pub struct OpenOrder {
 }
 
 /// Every open order `owner` carries on, oldest first, in brief.
-pub fn open_orders_brief(conn: &mut DbConnection, owner: &str) -> Result<Vec<OpenOrder>, AppError> {
+pub fn open_orders_brief(conn: &mut DbConnection, owner: &str) -> Result<Vec<OpenOrder>, DbError> {
     with_conn!(conn, |conn| {
         Ok(orders::table
             .filter(orders::owner.eq(owner))
@@ -256,7 +256,7 @@ pub fn open_orders_brief(conn: &mut DbConnection, owner: &str) -> Result<Vec<Ope
 }
 
 /// Every open order `owner` carries on, oldest first: what a restart must carry on.
-pub fn open_order_ids(conn: &mut DbConnection, owner: &str) -> Result<Vec<OrderId>, AppError> {
+pub fn open_order_ids(conn: &mut DbConnection, owner: &str) -> Result<Vec<OrderId>, DbError> {
     with_conn!(conn, |conn| {
         Ok(orders::table
             .filter(orders::owner.eq(owner))
@@ -267,7 +267,7 @@ pub fn open_order_ids(conn: &mut DbConnection, owner: &str) -> Result<Vec<OrderI
     })
 }
 
-pub fn actions(conn: &mut DbConnection, order: OrderId) -> Result<Vec<ActionRow>, AppError> {
+pub fn actions(conn: &mut DbConnection, order: OrderId) -> Result<Vec<ActionRow>, DbError> {
     with_conn!(conn, |conn| {
         Ok(order_actions::table
             .filter(order_actions::order_id.eq(order))
@@ -278,13 +278,13 @@ pub fn actions(conn: &mut DbConnection, order: OrderId) -> Result<Vec<ActionRow>
 }
 
 /// The order's state, folded from its whole log: what the projection must always equal.
-pub fn fold_log(conn: &mut DbConnection, order: &OrderRow) -> Result<OrderState, AppError> {
+pub fn fold_log(conn: &mut DbConnection, order: &OrderRow) -> Result<OrderState, DbError> {
     let log = actions(conn, order.id)?
         .iter()
         .map(ActionRow::action)
         .collect::<Result<Vec<_>, _>>()?;
     OrderState::fold(order.qty, &log)
-        .map_err(|e| AppError::Internal(format!("order {} has an invalid log: {e}", order.id)))
+        .map_err(|e| DbError::Inconsistent(format!("order {} has an invalid log: {e}", order.id)))
 }
 
 /// Appends an action to the order's log at `seq` (the row's `last_action_seq` plus one).
@@ -295,7 +295,7 @@ pub fn append_action(
     kind: ActionKind,
     detail: &str,
     at: i64,
-) -> Result<(), AppError> {
+) -> Result<(), DbError> {
     append_actions(
         conn,
         &[NewAction {
@@ -319,12 +319,12 @@ pub struct NewAction<'a> {
     pub at: i64,
 }
 
-pub fn append_actions(conn: &mut DbConnection, actions: &[NewAction<'_>]) -> Result<(), AppError> {
+pub fn append_actions(conn: &mut DbConnection, actions: &[NewAction<'_>]) -> Result<(), DbError> {
     Ok(insert_rows!(conn, order_actions::table, actions)?)
 }
 
 /// Writes the projection rows of several orders, in one statement.
-pub fn save_projections(conn: &mut DbConnection, rows: &[OrderRow]) -> Result<(), AppError> {
+pub fn save_projections(conn: &mut DbConnection, rows: &[OrderRow]) -> Result<(), DbError> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -356,7 +356,7 @@ pub fn save_projections(conn: &mut DbConnection, rows: &[OrderRow]) -> Result<()
     })?;
     let saved = saved.len();
     if saved != rows.len() {
-        return Err(AppError::Internal(format!(
+        return Err(DbError::Inconsistent(format!(
             "{saved} of {} order rows saved",
             rows.len()
         )));
@@ -369,7 +369,7 @@ pub fn find_fill(
     conn: &mut DbConnection,
     order: OrderId,
     fill_id: &str,
-) -> Result<Option<FillRow>, AppError> {
+) -> Result<Option<FillRow>, DbError> {
     with_conn!(conn, |conn| {
         Ok(fills::table
             .find((order, fill_id))
@@ -379,7 +379,7 @@ pub fn find_fill(
     })
 }
 
-pub fn fills(conn: &mut DbConnection, order: OrderId) -> Result<Vec<FillRow>, AppError> {
+pub fn fills(conn: &mut DbConnection, order: OrderId) -> Result<Vec<FillRow>, DbError> {
     with_conn!(conn, |conn| {
         Ok(fills::table
             .filter(fills::order_id.eq(order))
@@ -390,7 +390,7 @@ pub fn fills(conn: &mut DbConnection, order: OrderId) -> Result<Vec<FillRow>, Ap
 }
 
 /// Inserts a fill unless the order already has one with its id; returns whether it did.
-pub fn insert_fill(conn: &mut DbConnection, fill: &FillRow) -> Result<bool, AppError> {
+pub fn insert_fill(conn: &mut DbConnection, fill: &FillRow) -> Result<bool, DbError> {
     with_conn!(conn, |conn| {
         let inserted = diesel::insert_into(fills::table)
             .values(fill)

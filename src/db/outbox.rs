@@ -6,8 +6,8 @@ use super::DbConnection;
 use serde::Serialize;
 
 use super::schema::outbox;
+use super::DbError;
 use crate::domain::{AccountId, EventKind};
-use crate::error::AppError;
 
 /// The frame a feed client receives. It is serialised once, stored, and always sent as stored.
 #[derive(Debug, Serialize)]
@@ -42,7 +42,7 @@ pub fn append_recovered<O: Serialize>(
     order: &O,
     recovery: &serde_json::Value,
     now: i64,
-) -> Result<i64, AppError> {
+) -> Result<i64, DbError> {
     append_frame::<O, ()>(
         conn,
         account,
@@ -62,7 +62,7 @@ fn append_frame<O: Serialize, F: Serialize>(
     fill: Option<&F>,
     recovery: Option<&serde_json::Value>,
     now: i64,
-) -> Result<i64, AppError> {
+) -> Result<i64, DbError> {
     let seq = crate::db::accounts::take_event_seq(conn, account)?;
     let frame = EventFrame {
         frame_type: "event",
@@ -92,12 +92,12 @@ impl<'a> NewEvent<'a> {
         account: AccountId,
         frame: &EventFrame<'a, O, F>,
         now: i64,
-    ) -> Result<Self, AppError> {
+    ) -> Result<Self, DbError> {
         Ok(NewEvent {
             account_id: account,
             seq: frame.seq,
             kind: frame.kind.as_str(),
-            payload: serde_json::to_string(frame).map_err(|e| AppError::Internal(e.to_string()))?,
+            payload: serde_json::to_string(frame)?,
             created_at: now,
         })
     }
@@ -112,10 +112,10 @@ pub fn next_event<'a, O: Serialize, F: Serialize>(
     order: &'a O,
     fill: Option<&'a F>,
     now: i64,
-) -> Result<NewEvent<'a>, AppError> {
+) -> Result<NewEvent<'a>, DbError> {
     let seq = next_seq
         .get_mut(&account)
-        .ok_or_else(|| AppError::Internal("no seqs taken for an account".into()))?;
+        .ok_or_else(|| DbError::Inconsistent("no seqs taken for an account".into()))?;
     let frame = EventFrame {
         frame_type: "event",
         seq: *seq,
@@ -129,7 +129,7 @@ pub fn next_event<'a, O: Serialize, F: Serialize>(
 }
 
 /// Adds events whose seqs the caller took, inside its transaction, in one statement.
-pub fn append_events(conn: &mut DbConnection, events: &[NewEvent<'_>]) -> Result<(), AppError> {
+pub fn append_events(conn: &mut DbConnection, events: &[NewEvent<'_>]) -> Result<(), DbError> {
     Ok(insert_rows!(conn, outbox::table, events)?)
 }
 
@@ -139,7 +139,7 @@ pub fn since(
     account: AccountId,
     since: i64,
     limit: i64,
-) -> Result<Vec<OutboxRow>, AppError> {
+) -> Result<Vec<OutboxRow>, DbError> {
     with_conn!(conn, |conn| {
         Ok(outbox::table
             .filter(outbox::account_id.eq(account))
@@ -158,7 +158,7 @@ pub fn after_cursors(
     conn: &mut DbConnection,
     cursors: &[(AccountId, i64)],
     limit: i64,
-) -> Result<Vec<OutboxRow>, AppError> {
+) -> Result<Vec<OutboxRow>, DbError> {
     if cursors.is_empty() {
         return Ok(Vec::new());
     }
@@ -178,7 +178,7 @@ pub fn after_cursors(
 }
 
 /// Events not yet published to the broker, per account in seq order.
-pub fn unpublished(conn: &mut DbConnection, limit: i64) -> Result<Vec<OutboxRow>, AppError> {
+pub fn unpublished(conn: &mut DbConnection, limit: i64) -> Result<Vec<OutboxRow>, DbError> {
     with_conn!(conn, |conn| {
         Ok(outbox::table
             .filter(outbox::published_at.is_null())
@@ -195,7 +195,7 @@ pub fn mark_published(
     conn: &mut DbConnection,
     keys: &[(AccountId, i64)],
     now: i64,
-) -> Result<(), AppError> {
+) -> Result<(), DbError> {
     let mut by_account: std::collections::BTreeMap<AccountId, Vec<i64>> =
         std::collections::BTreeMap::new();
     for (account, seq) in keys {
@@ -216,7 +216,7 @@ pub fn mark_published(
 }
 
 /// Events the broker has not acknowledged yet.
-pub fn unpublished_count(conn: &mut DbConnection) -> Result<i64, AppError> {
+pub fn unpublished_count(conn: &mut DbConnection) -> Result<i64, DbError> {
     with_conn!(conn, |conn| Ok(outbox::table
         .filter(outbox::published_at.is_null())
         .count()
@@ -225,7 +225,7 @@ pub fn unpublished_count(conn: &mut DbConnection) -> Result<i64, AppError> {
 
 /// What the store still holds of an account's events: the first seq kept (its next seq when
 /// none is) and the latest seq taken.
-pub fn kept(conn: &mut DbConnection, account: AccountId) -> Result<(i64, i64), AppError> {
+pub fn kept(conn: &mut DbConnection, account: AccountId) -> Result<(i64, i64), DbError> {
     use super::schema::accounts;
     with_conn!(conn, |conn| {
         let next: i64 = accounts::table
@@ -247,7 +247,7 @@ pub fn prune(
     before: i64,
     only_published: bool,
     at_most: i64,
-) -> Result<usize, AppError> {
+) -> Result<usize, DbError> {
     let condition = if only_published {
         "created_at < {} AND published_at IS NOT NULL"
     } else {

@@ -78,7 +78,7 @@ where
                 }
             }
             Err(_) => {
-                self.outcome = Some(Err(AppError::Internal("a phase panicked".into())));
+                self.outcome = Some(Err(AppError::internal("a phase panicked")));
                 Ran::Panicked
             }
         }
@@ -93,7 +93,7 @@ where
             (Some(Ok(value)), Ok(())) => Ok(value),
             (Some(Ok(_)), Err(why)) => Err(AppError::Unavailable(format!("not committed: {why}"))),
             (Some(Err(e)), _) => Err(e),
-            (None, _) => Err(AppError::Internal("a phase never ran".into())),
+            (None, _) => Err(AppError::internal("a phase never ran")),
         };
         // A caller that went away (its request was dropped) needs no answer.
         let _ = self.reply.send(answer);
@@ -168,14 +168,15 @@ impl Writer {
     }
 
     /// Runs `phase` in the next transaction and answers once that transaction has committed.
-    pub async fn run<T, F>(&self, phase: F) -> Result<T, AppError>
+    pub async fn run<T, E, F>(&self, phase: F) -> Result<T, AppError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
+        E: Into<AppError>,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let waiting = Waiting {
-            phase: Some(phase),
+            phase: Some(move |conn: &mut DbConnection| phase(conn).map_err(Into::into)),
             outcome: None,
             reply,
         };

@@ -10,7 +10,7 @@ use super::identity::{IdLock, IdentityError};
 use super::messages::{Drive, Reason};
 use super::Engine;
 use crate::db::leases::{self, Fence};
-use crate::db::{self, DbConnection};
+use crate::db::{self, DbConnection, DbError};
 use crate::error::AppError;
 use crate::shutdown::Shutdown;
 
@@ -109,8 +109,8 @@ async fn keep_the_id(id_lock: &Arc<IdLock>) {
 /// `phase`, waiting at most `wait` for other transactions' row locks.
 fn waiting_at_most<T>(
     wait: Duration,
-    phase: impl FnOnce(&mut DbConnection) -> Result<T, AppError>,
-) -> impl FnOnce(&mut DbConnection) -> Result<T, AppError> {
+    phase: impl FnOnce(&mut DbConnection) -> Result<T, DbError>,
+) -> impl FnOnce(&mut DbConnection) -> Result<T, DbError> {
     move |conn| {
         conn.limit_lock_wait(wait)?;
         phase(conn)

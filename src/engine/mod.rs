@@ -9,6 +9,7 @@ pub mod order_actor;
 pub mod recovery;
 pub mod registry;
 pub mod steps;
+pub mod writers;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -22,7 +23,7 @@ use self::lease::Lease;
 use self::messages::{Drive, Reason, WatchClosely};
 use self::order_actor::OrderActor;
 use self::registry::Registry;
-use crate::db::batcher::{BatchLimits, Batcher};
+use self::writers::Writers;
 use crate::db::leases::{self, Fence};
 use crate::db::orders::{self as order_rows, OrderRow};
 use crate::db::{self, now_micros, DbPool, Writer};
@@ -34,10 +35,10 @@ use crate::fault_points::crash_point;
 use crate::feed::Relay;
 use crate::metrics::Metrics;
 use crate::orders::cancel::{self, CancelAnswer};
-use crate::orders::intake::{self, Intake, PushItem};
-use crate::orders::lifecycle::{self, Applied, RecordedFill, Snapshot};
-use crate::orders::status_batch::{self, StatusItem};
-use crate::orders::submit::{self, Submission, SubmitItem, Submitted};
+use crate::orders::intake::{Intake, PushItem};
+use crate::orders::lifecycle::{Applied, RecordedFill, Snapshot};
+use crate::orders::status::StatusItem;
+use crate::orders::submit::{Submission, SubmitItem, Submitted};
 use tracing::Instrument;
 
 #[derive(Debug, Clone, Copy)]
@@ -61,34 +62,9 @@ impl Default for EngineSettings {
     }
 }
 
-/// New orders gathered per phase. Batches of new orders lock their accounts' balances and event
-/// seqs, so batches in the database at once mostly wait for each other: two let one be gathered
-/// and read while the other holds its locks; more only make each batch smaller.
-const SUBMIT_BATCHES: BatchLimits = BatchLimits {
-    max_items: 128,
-    in_flight: 2,
-};
-
-/// Actors' status actions, and pushes with a fill or without, gathered per phase: one batch of
-/// each kind in the database at a time, and whatever arrives meanwhile goes in the next. Four at a
-/// time made batches of about four items that queued on the same account rows as the new orders'
-/// batches; one at a time cut the CPU per order by about a quarter (see the README).
-const ACTOR_BATCHES: BatchLimits = BatchLimits {
-    max_items: 128,
-    in_flight: 1,
-};
-
 struct Inner {
     pool: DbPool,
-    writer: Writer,
-    /// New orders, gathered into one phase per batch.
-    submits: Batcher<SubmitItem, Result<Submitted, AppError>>,
-    /// Actors' `placement_sent` and `accepted`, gathered into one phase per batch.
-    statuses: Batcher<StatusItem, Applied>,
-    /// Pushes without a fill, gathered into one phase per batch.
-    intakes: Batcher<PushItem, Intake>,
-    /// Pushes that bring a fill, gathered into one phase (one commit) per batch.
-    fills: Batcher<PushItem, Intake>,
+    writers: Writers,
     exchange: Arc<dyn ExchangeClient>,
     registry: Registry,
     settings: EngineSettings,
@@ -133,48 +109,22 @@ pub async fn run_to_completion<T: 'static>(
     // The task carries the caller's span, so its logs still name the order and the account.
     actix_web::rt::spawn(work.instrument(tracing::Span::current()))
         .await
-        .map_err(|e| AppError::Internal(format!("a detached task failed: {e}")))?
+        .map_err(|e| AppError::internal(format!("a detached task failed: {e}")))?
 }
 
 impl Engine {
     pub fn new(
         pool: DbPool,
-        writer: Writer,
+        writers: Writers,
         exchange: Arc<dyn ExchangeClient>,
         settings: EngineSettings,
         relay: Relay,
         metrics: Arc<Metrics>,
         lease: Lease,
     ) -> Self {
-        let observed = Arc::clone(&metrics);
-        let submits = Batcher::start(
-            writer.clone(),
-            SUBMIT_BATCHES,
-            move |conn, items: &[Arc<SubmitItem>]| {
-                observed.submit_batch(items.len());
-                let refs: Vec<_> = items.iter().map(|i| (&i.submission, &i.owner)).collect();
-                let answers = submit::submit(conn, &refs)?;
-                Ok(answers.into_iter().map(Some).collect())
-            },
-        );
-        let observed = Arc::clone(&metrics);
-        let statuses = Batcher::start(writer.clone(), ACTOR_BATCHES, move |conn, items| {
-            observed.status_batch(items.len());
-            status_batch::record_many(conn, items)
-        });
-        let intakes = Batcher::start(writer.clone(), ACTOR_BATCHES, intake::store_bare_pushes);
-        let observed = Arc::clone(&metrics);
-        let fills = Batcher::start(writer.clone(), ACTOR_BATCHES, move |conn, items| {
-            observed.fill_batch(items.len());
-            intake::take_in_pushes(conn, items)
-        });
         Engine(Arc::new(Inner {
             pool,
-            writer,
-            submits,
-            statuses,
-            intakes,
-            fills,
+            writers,
             exchange,
             registry: Registry::default(),
             settings,
@@ -193,32 +143,14 @@ impl Engine {
         &self.0.pool
     }
 
-    /// Records an actor's status action: in a batch with others' when it can go in one, else
-    /// alone.
+    /// Records an actor's status step, in a batch with others'.
     pub async fn record_status(&self, item: StatusItem) -> Result<Applied, AppError> {
-        let item = Arc::new(item);
-        if StatusItem::batchable(item.action) {
-            if let Some(applied) = self.0.statuses.run(item.clone()).await {
-                return Ok(applied);
-            }
-        }
-        self.writer()
-            .run(move |conn| {
-                let StatusItem {
-                    order,
-                    fence,
-                    action,
-                    detail,
-                    now,
-                } = &*item;
-                lifecycle::record_status(conn, *order, fence, *action, detail.clone(), *now)
-            })
-            .await
+        self.0.writers.record_status(item).await
     }
 
     /// For every atomic phase.
     pub fn writer(&self) -> &Writer {
-        &self.0.writer
+        self.0.writers.writer()
     }
 
     pub fn exchange(&self) -> &dyn ExchangeClient {
@@ -265,7 +197,7 @@ impl Engine {
             .step_permits
             .acquire()
             .await
-            .map_err(|e| AppError::Internal(e.to_string()))
+            .map_err(AppError::internal)
     }
 
     /// Something else wrote the order (a cancel): the row its submit committed is stale.
@@ -423,20 +355,11 @@ impl Engine {
         let engine = self.clone();
         run_to_completion(async move {
             let account = submission.account;
-            let item = Arc::new(SubmitItem {
+            let item = SubmitItem {
                 submission,
                 owner: engine.fence(),
-            });
-            let submitted = match engine.0.submits.run(item.clone()).await {
-                Some(answer) => answer?,
-                // Its batch rolled back: it runs again as a batch of one.
-                None => {
-                    engine
-                        .writer()
-                        .run(move |conn| submit::submit_one(conn, &item.submission, &item.owner))
-                        .await?
-                }
             };
+            let submitted = engine.0.writers.submit(item).await?;
             if let Some(row) = &submitted.created {
                 let order = row.id;
                 crash_point("submit.after_commit");
@@ -477,7 +400,7 @@ impl Engine {
                     if answer.0 == CancelAnswer::Requested && answer.1.owner != me {
                         leases::leave_note(conn, &answer.1.owner, order)?;
                     }
-                    Ok(answer)
+                    Ok::<_, AppError>(answer)
                 })
                 .await?;
             engine.relay().wake();
@@ -506,34 +429,13 @@ impl Engine {
         }
         let engine = self.clone();
         run_to_completion(async move {
-            let item = Arc::new(PushItem {
+            let item = PushItem {
                 event: event.clone(),
                 raw,
                 now: now_micros(),
                 engine: engine.lease().engine_id().to_owned(),
-            });
-            // Without a fill, a push only needs storing, which one statement does for a whole
-            // batch; a fill's writes are its own, but it shares its batch's commit.
-            let batched = match item.event.fill {
-                None => engine.0.intakes.run(item.clone()).await,
-                Some(_) => engine.0.fills.run(item.clone()).await,
             };
-            let intake = match batched {
-                Some(intake) => intake,
-                None => {
-                    engine
-                        .writer()
-                        .run(move |conn| {
-                            let taken = intake::take_in_pushes(conn, std::slice::from_ref(&item))?;
-                            taken
-                                .into_iter()
-                                .flatten()
-                                .next()
-                                .ok_or_else(|| AppError::Internal("a push went unanswered".into()))
-                        })
-                        .await?
-                }
-            };
+            let intake = engine.0.writers.take_in_push(item).await?;
             let Intake::New {
                 order,
                 fill,

@@ -23,7 +23,6 @@ use crate::db::pool::Connector;
 use crate::db::schema::outbox as outbox_table;
 use crate::db::{now_micros, DbConnection};
 use crate::domain::AccountId;
-use crate::error::AppError;
 use crate::fault_points::crash_point;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
@@ -64,9 +63,13 @@ enum PublishError {
     #[error("broker: {0}")]
     Broker(String),
     #[error(transparent)]
-    Store(#[from] AppError),
-    #[error(transparent)]
-    Database(#[from] diesel::result::Error),
+    Store(#[from] crate::db::DbError),
+}
+
+impl From<diesel::result::Error> for PublishError {
+    fn from(error: diesel::result::Error) -> Self {
+        PublishError::Store(error.into())
+    }
 }
 
 /// Starts the publisher thread; it runs for the life of the process.
@@ -142,7 +145,7 @@ fn run(
     // often), PostgreSQL's timeouts and keepalives.
     let mut conn = connector
         .open()
-        .map_err(|e| PublishError::Store(AppError::Unavailable(e.to_string())))?;
+        .map_err(|e| PublishError::Store(crate::db::DbError::Unavailable(e.to_string())))?;
     while !shutdown.is_triggered() {
         let count = pass(runtime, &js, settings, &mut conn)?;
         *published = true;
@@ -175,7 +178,7 @@ fn pass(
     }
 }
 
-fn claim(conn: &mut DbConnection) -> Result<Vec<OutboxRow>, AppError> {
+fn claim(conn: &mut DbConnection) -> Result<Vec<OutboxRow>, crate::db::DbError> {
     match &mut conn.inner {
         Inner::Postgres(c) => Ok(outbox_table::table
             .filter(outbox_table::published_at.is_null())

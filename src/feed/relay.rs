@@ -62,7 +62,7 @@ impl Relay {
             let cursors = hub
                 .send(Cursors)
                 .await
-                .map_err(|e| AppError::Internal(format!("the feed hub is gone: {e}")))?;
+                .map_err(|e| AppError::internal(format!("the feed hub is gone: {e}")))?;
             let rows = db::run(pool, move |conn| {
                 outbox::after_cursors(conn, &cursors, BATCH)
             })

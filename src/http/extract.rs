@@ -25,7 +25,7 @@ fn bearer(req: &HttpRequest) -> Option<String> {
 fn app_state(req: &HttpRequest) -> Result<web::Data<AppState>, AppError> {
     req.app_data::<web::Data<AppState>>()
         .cloned()
-        .ok_or_else(|| AppError::Internal("application state is missing".into()))
+        .ok_or_else(|| AppError::internal("application state is missing"))
 }
 
 /// The account whose bearer token the request carries.

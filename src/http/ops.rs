@@ -40,7 +40,7 @@ pub(crate) async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, 
         } else {
             0
         };
-        Ok((keys, pending))
+        Ok::<_, crate::db::DbError>((keys, pending))
     })
     .await
     .ok();
@@ -54,7 +54,7 @@ pub(crate) async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, 
         .engine
         .metrics()
         .render(sampled)
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+        .map_err(AppError::internal)?;
     Ok(HttpResponse::Ok()
         .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
         .body(text))

@@ -266,7 +266,9 @@ async fn read_owned<T, R>(
 ) -> Result<T, AppError>
 where
     T: Send + 'static,
-    R: FnOnce(&mut crate::db::DbConnection, OrderId) -> Result<T, AppError> + Send + 'static,
+    R: FnOnce(&mut crate::db::DbConnection, OrderId) -> Result<T, crate::db::DbError>
+        + Send
+        + 'static,
 {
     let order = order_id(path)?;
     db::run(&state.pool, move |conn| {

@@ -41,7 +41,7 @@ pub fn request(
             let next = row
                 .state()
                 .apply(action)
-                .map_err(|e| AppError::Internal(format!("a cancel of an open order: {e}")))?;
+                .map_err(|e| AppError::internal(format!("a cancel of an open order: {e}")))?;
             let detail = json!({"by": "customer"});
             phase::write_action(conn, &mut row, next, action, &detail, None, now)?;
             Ok((CancelAnswer::Requested, row))

@@ -121,18 +121,20 @@ fn tell_owner(
 }
 
 /// Takes in any number of pushes in one phase, one commit for them all (one push alone is a batch
-/// of one). Each is taken in as it would be alone, in arrival order, so a fill that comes twice in
-/// one batch is recorded once. On PostgreSQL the rows the fills will write are locked first, each kind in the
-/// order every phase locks it (orders by id, then balances, then accounts by id): taken one fill
-/// at a time instead, two fills of different accounts could lock them crosswise against another
-/// batch. A failure rolls the batch back and each push is then taken in as a batch of one.
+/// of one), and answers each as it would be answered alone. Pushes without a fill for orders of
+/// ours are stored in one statement; the rest are taken in one by one, in arrival order, so a fill
+/// that comes twice in one batch is recorded once. On PostgreSQL the rows the fills will write are
+/// locked first, each kind in the order every phase locks it (orders by id, then balances, then
+/// accounts by id): taken one fill at a time instead, two fills of different accounts could lock
+/// them crosswise against another batch.
 pub fn take_in_pushes(
     conn: &mut DbConnection,
     items: &[std::sync::Arc<PushItem>],
-) -> Result<Vec<Option<Intake>>, AppError> {
+) -> Result<Vec<Result<Intake, AppError>>, AppError> {
     if conn.backend() == Backend::Postgres {
         let named = items
             .iter()
+            .filter(|i| i.event.fill.is_some())
             .filter_map(|i| ClientOrderId(i.event.client_order_id.clone()).order_id());
         let rows = orders::find_many_for_update(conn, named)?;
         let balances: BTreeSet<(AccountId, String)> = rows
@@ -143,17 +145,22 @@ pub fn take_in_pushes(
         let accounts_of: BTreeSet<AccountId> = rows.iter().map(|r| r.account_id).collect();
         accounts::lock_in_order(conn, &accounts_of)?;
     }
-    items
-        .iter()
-        .map(|item| take_in_item(conn, item).map(Some))
-        .collect()
+    let mut answers = store_bare_pushes(conn, items)?;
+    for (item, answer) in items.iter().zip(answers.iter_mut()) {
+        if answer.is_none() {
+            *answer = Some(take_in_item(conn, item)?);
+        }
+    }
+    Ok(answers
+        .into_iter()
+        .map(|answer| answer.ok_or_else(|| AppError::internal("a push went unanswered")))
+        .collect())
 }
 
-/// Takes in many pushes without a fill in one phase: the orders they name are read, the events
-/// stored in one statement, and each answered as [`take_in_pushes`] would answer it. A push with a
-/// fill, for no order of ours, or whose event comes twice here is left out (None), to be taken in
-/// by [`take_in_pushes`].
-pub fn store_bare_pushes(
+/// Stores the pushes without a fill that name orders of ours, in one statement, and answers each
+/// (a push whose event comes twice here is a duplicate the second time). The rest are left
+/// unanswered (None) for [`take_in_pushes`] to take in one by one.
+fn store_bare_pushes(
     conn: &mut DbConnection,
     items: &[std::sync::Arc<PushItem>],
 ) -> Result<Vec<Option<Intake>>, AppError> {
@@ -165,21 +172,27 @@ pub fn store_bare_pushes(
         })
         .collect();
     let ids: Vec<OrderId> = named.iter().flatten().copied().collect();
+    if ids.is_empty() {
+        return Ok(items.iter().map(|_| None).collect());
+    }
     let rows: HashMap<OrderId, orders::OrderRow> = orders::find_many(conn, &ids)?
         .into_iter()
         .map(|row| (row.id, row))
         .collect();
-    // Each item taken here: its order, and its event's place in `events`.
+    // Each item taken here: its order, and its event's place in `events` (None: a repeat).
     let (mut events, mut keys) = (Vec::new(), HashSet::new());
-    let mut taken: Vec<Option<(&orders::OrderRow, usize)>> = Vec::with_capacity(items.len());
+    let mut taken: Vec<Option<(&orders::OrderRow, Option<usize>)>> =
+        Vec::with_capacity(items.len());
     for (item, order) in items.iter().zip(&named) {
         let row = order.and_then(|id| rows.get(&id));
-        taken.push(row.and_then(|row| {
+        taken.push(row.map(|row| {
             let event = NewExchangeEvent::of(&item.event, &item.raw, Some(row.id), item.now);
-            keys.insert(event.event_key.clone()).then(|| {
+            if keys.insert(event.event_key.clone()) {
                 events.push(event);
-                (row, events.len() - 1)
-            })
+                (row, Some(events.len() - 1))
+            } else {
+                (row, None)
+            }
         }));
     }
     let stored = exchange_events::store_new(conn, &events)?;
@@ -187,8 +200,11 @@ pub fn store_bare_pushes(
     for (item, slot) in items.iter().zip(&taken) {
         answers.push(match slot {
             None => None,
-            Some((_, i)) if !stored.contains(&events[*i].event_key) => Some(Intake::Duplicate),
-            Some((row, _)) => {
+            Some((_, None)) => Some(Intake::Duplicate),
+            Some((_, Some(i))) if !stored.contains(&events[*i].event_key) => {
+                Some(Intake::Duplicate)
+            }
+            Some((row, Some(_))) => {
                 tell_owner(conn, item, row.id, &row.owner, row.status)?;
                 Some(Intake::New {
                     order: row.id,

@@ -1,12 +1,11 @@
-//! The order actor's atomic phases: each records one action with all its effects in one
-//! transaction, after the transition table allowed it. A move that must not happen writes nothing
-//! but an alarm.
+//! An order as its actor reads it, and the fill phase: a fill is recorded once with all its
+//! effects in one transaction, after the transition table allowed it. A fill that must not happen
+//! writes nothing but an alarm. Status steps are in [`super::status`].
 
 use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use super::cancel::release_remaining;
 use super::phase;
 use super::view::FillView;
 use crate::db::alarms::{self, Alarm, AlarmKind};
@@ -14,10 +13,7 @@ use crate::db::leases::{self, Fence};
 use crate::db::ledger::{self, Balance, LedgerEntry, CASH};
 use crate::db::orders::{self, FillRow, OrderRow};
 use crate::db::DbConnection;
-use crate::domain::{
-    fill_within_limit, terminal_action, Action, Cents, FillSource, OrderId, OrderState, Side,
-    TransitionError, VenueEnd,
-};
+use crate::domain::{fill_within_limit, Action, Cents, FillSource, OrderId, OrderState, Side};
 use crate::error::AppError;
 use crate::exchange::wire::ExchangeFill;
 
@@ -116,115 +112,6 @@ fn refuse(
     Ok(Applied::Refused(what))
 }
 
-/// Records an action that moves no shares: `placement_sent`, `accepted`, or a terminal one
-/// (`filled`, `canceled`, `rejected`), which also releases what is still reserved: the
-/// compensating step.
-pub fn record_status(
-    conn: &mut DbConnection,
-    order: OrderId,
-    fence: &Fence,
-    action: Action,
-    detail: serde_json::Value,
-    now: i64,
-) -> Result<Applied, AppError> {
-    if matches!(action, Action::Fill { .. } | Action::Created) {
-        return Err(AppError::Internal(format!(
-            "{action:?} is not a status action"
-        )));
-    }
-    let row = find(conn, order, fence)?;
-    apply_status(conn, row, action, detail, now)
-}
-
-/// Cancels an order that was never sent and releases what it holds, at once. Whether it was sent
-/// is read here, inside the transaction, from the order's own row: a step that decided on an older
-/// copy (another step has placed the order since) changes nothing, and the order's next step asks
-/// the venue instead.
-pub fn release_unsent(
-    conn: &mut DbConnection,
-    order: OrderId,
-    fence: &Fence,
-    now: i64,
-) -> Result<Applied, AppError> {
-    let row = find(conn, order, fence)?;
-    if row.placement_sent {
-        return Ok(Applied::Refused(
-            "the placement was sent after all: the venue decides".into(),
-        ));
-    }
-    let detail = json!({"reason": "never sent to the exchange"});
-    apply_status(conn, row, Action::Canceled, detail, now)
-}
-
-/// Ends the order as its exchange copy ended, with whatever the engine itself recorded: `filled`
-/// when every share was recorded here, else `canceled` or `rejected`, releasing the rest. The
-/// choice is made inside the transaction, from the order as it stands. When the exchange counts
-/// another quantity filled, the order still ends, and the difference is alarmed for an operator.
-pub fn record_end(
-    conn: &mut DbConnection,
-    order: OrderId,
-    fence: &Fence,
-    end: VenueEnd,
-    venue_filled: i64,
-    detail: serde_json::Value,
-    now: i64,
-) -> Result<Applied, AppError> {
-    let row = find(conn, order, fence)?;
-    let state = row.state();
-    if state.status.is_terminal() {
-        return Ok(Applied::Duplicate);
-    }
-    let (action, mismatch) = terminal_action(state, end, venue_filled);
-    if mismatch {
-        let what = format!(
-            "the exchange ended the order {end:?} with {venue_filled} filled; the engine recorded {} of {}",
-            state.filled_qty, state.qty
-        );
-        let alarm = Alarm {
-            kind: AlarmKind::FillQuantityMismatch,
-            order: Some(order),
-            subject: "end",
-            detail: &what,
-        };
-        alarms::raise(conn, &alarm, now)?;
-    }
-    apply_status(conn, row, action, detail, now)
-}
-
-/// Checks the move once, then writes it; a terminal action also releases what is left reserved.
-fn apply_status(
-    conn: &mut DbConnection,
-    mut row: OrderRow,
-    action: Action,
-    detail: serde_json::Value,
-    now: i64,
-) -> Result<Applied, AppError> {
-    let next = match row.state().apply(action) {
-        Ok(next) => next,
-        Err(TransitionError::AlreadyAcknowledged | TransitionError::AlreadySent) => {
-            return Ok(Applied::Duplicate)
-        }
-        Err(refused) => {
-            let (kind, what) = (action.kind(), refused.to_string());
-            return refuse(
-                conn,
-                row.id,
-                AlarmKind::RefusedAction,
-                kind.as_str(),
-                what,
-                now,
-            );
-        }
-    };
-    let detail = if next.status.is_terminal() {
-        json!({"released": release_remaining(conn, &row, now)?, "detail": detail})
-    } else {
-        detail
-    };
-    phase::write_action(conn, &mut row, next, action, &detail, None, now)?;
-    Ok(Applied::Recorded)
-}
-
 /// Records one exchange fill, once: the fill row (unique per order and fill id), its ledger
 /// effects, the `fill` action and its event. A fill seen before changes nothing; one seen before
 /// with another quantity or price, one for an order that has ended, one outside the order's
@@ -311,7 +198,7 @@ pub fn record_fill_on(
     let notional = row.filled_notional.0.checked_add(notional.0);
     row.filled_notional = Cents(
         notional
-            .ok_or_else(|| AppError::Internal(format!("order {order}'s notional overflows")))?,
+            .ok_or_else(|| AppError::internal(format!("order {order}'s notional overflows")))?,
     );
     let detail =
         json!({"fill_id": fill.fill_id, "qty": fill.qty, "price": fill.price, "source": source});

@@ -6,7 +6,7 @@ pub mod lifecycle;
 pub mod phase;
 pub mod pricing;
 pub mod request;
-pub mod status_batch;
+pub mod status;
 pub mod submit;
 pub mod view;
 

@@ -39,7 +39,7 @@ pub async fn protection_price(
 pub fn reservation(order: &NewOrder, price: Option<Cents>) -> Result<(&str, i64), AppError> {
     match order.side {
         Side::Buy => {
-            let price = price.ok_or_else(|| AppError::Internal("a buy without a price".into()))?;
+            let price = price.ok_or_else(|| AppError::internal("a buy without a price"))?;
             let cash = price
                 .times(order.qty)
                 .ok_or_else(|| AppError::InvalidRequest("the order's value is too large".into()))?;

@@ -53,7 +53,7 @@ pub fn submit_one(
 ) -> Result<Submitted, AppError> {
     submit(conn, &[(submission, owner)])?
         .pop()
-        .unwrap_or_else(|| Err(AppError::Internal("a submission went unanswered".into())))
+        .unwrap_or_else(|| Err(AppError::internal("a submission went unanswered")))
 }
 
 /// Records any number of submissions in one phase and answers each, in order: a replay of its
@@ -144,8 +144,7 @@ impl<'a> Decided<'a> {
                 created: None,
             });
         }
-        let new =
-            new.ok_or_else(|| AppError::Internal("a new request was not prepared".into()))??;
+        let new = new.ok_or_else(|| AppError::internal("a new request was not prepared"))??;
         // One more stored key for the account: refused past its cap (an expired one gives its
         // place back).
         let count = held.entry(sub.account).or_default();
@@ -312,7 +311,7 @@ fn prepare<'a>(sub: &'a Submission, owner: &Fence) -> Result<NewOrderRows<'a>, A
     })
     .to_string();
     let view = OrderView::from(&row);
-    let body = serde_json::to_string(&view).map_err(|e| AppError::Internal(e.to_string()))?;
+    let body = serde_json::to_string(&view).map_err(AppError::internal)?;
     let response = StoredResponse {
         status: 201,
         location: Some(format!("/v1/orders/{order_id}")),

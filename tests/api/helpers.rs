@@ -88,15 +88,15 @@ pub fn mark_placement_sent(
     order: orderkeeper::domain::OrderId,
     at: i64,
 ) {
-    orderkeeper::orders::lifecycle::record_status(
-        conn,
+    use orderkeeper::orders::status::{self, StatusItem, StatusStep};
+    let item = StatusItem {
         order,
-        &unowned(),
-        orderkeeper::domain::Action::PlacementSent,
-        json!({}),
-        at,
-    )
-    .expect("placement_sent recorded");
+        fence: unowned(),
+        step: StatusStep::Action(orderkeeper::domain::Action::PlacementSent, json!({})),
+        now: at,
+    };
+    let answers = status::record(conn, &[std::sync::Arc::new(item)]).expect("the phase commits");
+    assert!(matches!(answers[..], [Ok(_)]), "placement_sent recorded");
 }
 
 pub fn serve_args(database_url: &str) -> ServeArgs {

@@ -8,7 +8,6 @@ use serde_json::json;
 
 use orderkeeper::db::leases;
 use orderkeeper::domain::OrderId;
-use orderkeeper::error::AppError;
 
 use crate::helpers::*;
 
@@ -47,11 +46,10 @@ async fn an_engine_whose_lease_was_taken_over_may_not_write_to_the_order() {
     let mut conn = app.pool.get().unwrap();
 
     // A phase under the old lease is refused; under the new one it passes.
-    assert!(matches!(
-        leases::check(&mut conn, order, &old),
-        Err(AppError::Fenced(_))
-    ));
-    assert!(leases::check(&mut conn, order, &other).is_ok());
+    let (owner, epoch) = leases::lock_owner(&mut conn, order).unwrap();
+    let fenced = leases::ensure_owner(order, &owner, epoch, &old).unwrap_err();
+    assert_eq!((fenced.owner, fenced.fence), (other.clone(), old.clone()));
+    assert!(leases::ensure_owner(order, &owner, epoch, &other).is_ok());
     drop(conn);
 
     // The engine's actor for the order stops at its next step, and a cancel through this engine

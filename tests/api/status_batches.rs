@@ -1,6 +1,6 @@
-//! Actors' `placement_sent` and `accepted` are written many orders to a phase, and each order's
-//! log, projection and feed come out exactly as one phase per action would leave them. Pushes
-//! without a fill are taken in many to a phase too.
+//! Actors' status steps are written many orders to a phase, and each order's log, projection,
+//! ledger and feed come out exactly as one phase per step would leave them. Pushes are taken in
+//! many to a phase too.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,27 +11,50 @@ use orderkeeper::db::{self, accounts, leases, orders, DbConnection};
 use orderkeeper::domain::{
     AccountId, Action, ActionKind, Cents, ClientOrderId, OrderId, OrderStatus,
 };
+use orderkeeper::error::AppError;
 use orderkeeper::orders::intake::{self, Intake, PushItem};
 use orderkeeper::orders::lifecycle::Applied;
-use orderkeeper::orders::status_batch::{self, StatusItem};
+use orderkeeper::orders::status::{self, StatusItem, StatusStep};
 use orderkeeper::orders::submit;
 use serde_json::json;
 
 use crate::helpers::*;
 
 fn item(order: OrderId, fence: &Fence, action: Action) -> Arc<StatusItem> {
+    step(
+        order,
+        fence,
+        StatusStep::Action(action, json!({"source": "test"})),
+    )
+}
+
+fn step(order: OrderId, fence: &Fence, step: StatusStep) -> Arc<StatusItem> {
     Arc::new(StatusItem {
         order,
         fence: fence.clone(),
-        action,
-        detail: json!({"source": "test"}),
+        step,
         now: db::now_micros(),
     })
 }
 
-fn in_one_phase(conn: &mut DbConnection, items: &[Arc<StatusItem>]) -> Vec<Option<Applied>> {
-    conn.transaction(|conn| status_batch::record_many(conn, items))
-        .expect("the batch commits")
+/// Each answer of a phase, with an error named by its kind.
+fn in_one_phase(
+    conn: &mut DbConnection,
+    items: &[Arc<StatusItem>],
+) -> Vec<Result<Applied, &'static str>> {
+    let answers = conn
+        .transaction(|conn| status::record(conn, items))
+        .expect("the batch commits");
+    answers
+        .into_iter()
+        .map(|answer| {
+            answer.map_err(|e| match e {
+                AppError::Fenced(_) => "fenced",
+                AppError::NotFound => "not found",
+                _ => "other",
+            })
+        })
+        .collect()
 }
 
 /// A fresh database with one account, alice, and cash for many orders; on PostgreSQL the database
@@ -80,7 +103,7 @@ fn kinds(conn: &mut DbConnection, order: OrderId) -> Vec<(i64, ActionKind)> {
 }
 
 #[actix_web::test]
-async fn a_batch_writes_what_the_table_allows_and_leaves_every_other_item_to_run_alone() {
+async fn a_batch_answers_every_item_as_alone_and_writes_what_the_table_allows() {
     let books = books_with_alice();
     let (mut conn, account) = (books.pool.get().unwrap(), books.alice);
     let owner = unowned();
@@ -90,36 +113,75 @@ async fn a_batch_writes_what_the_table_allows_and_leaves_every_other_item_to_run
         engine: "another-engine".into(),
         epoch: 7,
     };
+    // Four resting buys of 4 at 100.00.
+    let reserved = |conn: &mut DbConnection| {
+        orderkeeper::db::ledger::balance(conn, account, "CASH")
+            .unwrap()
+            .reserved
+    };
+    assert_eq!(reserved(&mut conn), 4 * 4 * 10_000);
     let answers = in_one_phase(
         &mut conn,
         &[
             item(a, &owner, Action::PlacementSent),
-            // The same order again in one batch: it waits for the next phase.
+            // The same order again in one batch: it starts from the first step, written.
             item(a, &owner, Action::Accepted),
-            // Fenced: the order is not this engine's.
+            // Fenced: the order is not this engine's, and nothing is written for it.
             item(b, &stranger, Action::Accepted),
             item(c, &owner, Action::Accepted),
-            // Ends the order and releases money: never in a batch.
+            // Ends the order, and releases what it holds in the same phase.
             item(d, &owner, Action::Canceled),
             item(OrderId::new(), &owner, Action::Accepted),
+            // A move the table refuses: alarmed, nothing moves.
+            item(d, &owner, Action::Accepted),
         ],
     );
-    let recorded = Some(Applied::Recorded);
+    let recorded = Ok(Applied::Recorded);
     assert_eq!(
-        answers,
-        vec![recorded.clone(), None, None, recorded, None, None]
+        answers[..6],
+        [
+            recorded.clone(),
+            recorded.clone(),
+            Err("fenced"),
+            recorded.clone(),
+            recorded,
+            Err("not found"),
+        ]
+    );
+    assert!(
+        matches!(answers[6], Ok(Applied::Refused(_))),
+        "{:?}",
+        answers[6]
+    );
+    assert_eq!(
+        orderkeeper::db::alarms::of_order(&mut conn, d)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        reserved(&mut conn),
+        3 * 4 * 10_000,
+        "d's reservation was released"
     );
 
     assert_eq!(
         kinds(&mut conn, a),
-        vec![(1, ActionKind::Created), (2, ActionKind::PlacementSent)]
+        vec![
+            (1, ActionKind::Created),
+            (2, ActionKind::PlacementSent),
+            (3, ActionKind::Accepted)
+        ]
     );
     assert_eq!(kinds(&mut conn, b), vec![(1, ActionKind::Created)]);
     assert_eq!(
         kinds(&mut conn, c),
         vec![(1, ActionKind::Created), (2, ActionKind::Accepted)]
     );
-    assert_eq!(kinds(&mut conn, d), vec![(1, ActionKind::Created)]);
+    assert_eq!(
+        kinds(&mut conn, d),
+        vec![(1, ActionKind::Created), (2, ActionKind::Canceled)]
+    );
     // Each projection is its log folded, seq included.
     for order in [a, b, c, d] {
         let row = orders::find(&mut conn, order).unwrap().unwrap();
@@ -128,7 +190,7 @@ async fn a_batch_writes_what_the_table_allows_and_leaves_every_other_item_to_run
     }
     let row = orders::find(&mut conn, a).unwrap().unwrap();
     assert!(row.placement_sent);
-    assert_eq!(row.status, OrderStatus::PendingNew);
+    assert_eq!(row.status, OrderStatus::New);
     assert_eq!(
         orders::find(&mut conn, c).unwrap().unwrap().status,
         OrderStatus::New
@@ -136,24 +198,38 @@ async fn a_batch_writes_what_the_table_allows_and_leaves_every_other_item_to_run
 
     // A step recorded before (accepted twice) is answered as a duplicate and writes nothing.
     let again = in_one_phase(&mut conn, &[item(c, &owner, Action::Accepted)]);
-    assert_eq!(again, vec![Some(Applied::Duplicate)]);
+    assert_eq!(again, vec![Ok(Applied::Duplicate)]);
     assert_eq!(kinds(&mut conn, c).len(), 2);
 
-    // Four `order.created` and one `order.accepted`, numbered with no gap; placement_sent has no
-    // event.
+    // Four `order.created`, two `order.accepted` and one `order.canceled`, numbered with no gap
+    // in the order of the batch; placement_sent has no event.
     let events = orderkeeper::db::outbox::since(&mut conn, account, 0, 100).unwrap();
     let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
-    assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
-    let accepted: Vec<&str> = events
+    assert_eq!(seqs, (1..=7).collect::<Vec<i64>>());
+    let frames: Vec<(String, serde_json::Value)> = events
         .iter()
-        .filter(|e| e.kind == "order.accepted")
-        .map(|e| e.payload.as_str())
+        .skip(4)
+        .map(|e| (e.kind.clone(), serde_json::from_str(&e.payload).unwrap()))
         .collect();
-    assert_eq!(accepted.len(), 1);
-    let frame: serde_json::Value = serde_json::from_str(accepted[0]).unwrap();
-    assert_eq!(frame["seq"], 5);
-    assert_eq!(frame["order"]["id"], c.to_string());
-    assert_eq!(frame["order"]["status"], "new");
+    let shown: Vec<(&str, String, &str)> = frames
+        .iter()
+        .map(|(kind, frame)| {
+            let id = frame["order"]["id"].as_str().unwrap().to_owned();
+            (
+                kind.as_str(),
+                id,
+                frame["order"]["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        vec![
+            ("order.accepted", a.to_string(), "new"),
+            ("order.accepted", c.to_string(), "new"),
+            ("order.canceled", d.to_string(), "canceled"),
+        ]
+    );
 }
 
 /// Submits `n` orders of `body` at once; their ids, once the exchange has acknowledged each.
@@ -256,49 +332,58 @@ async fn pushes_taken_in_together_are_stored_once_and_answered_as_if_alone() {
     let mine = new_order(&mut conn, account, "k1", &here);
     let theirs = new_order(&mut conn, account, "k2", &elsewhere);
     let take = |conn: &mut DbConnection, items: &[Arc<PushItem>]| {
-        conn.transaction(|conn| intake::store_bare_pushes(conn, items))
-            .expect("the batch commits")
+        let answers = conn
+            .transaction(|conn| intake::take_in_pushes(conn, items))
+            .expect("the batch commits");
+        answers
+            .into_iter()
+            .map(|answer| answer.expect("no push fails alone"))
+            .collect::<Vec<Intake>>()
     };
     let earlier = push("e0", mine, None);
     assert!(matches!(
         take(&mut conn, std::slice::from_ref(&earlier))[..],
-        [Some(Intake::New { .. })]
+        [Intake::New { .. }]
     ));
 
     let answers = take(
         &mut conn,
         &[
             push("e1", mine, None),
-            // The same event twice in one batch: the second is taken in alone, after.
+            // The same event twice in one batch: the second is a duplicate.
             push("e1", mine, None),
             // Delivered before: a duplicate.
             earlier,
             // Another engine's order: taken in here, and noted for its owner.
             push("e2", theirs, None),
-            // A fill changes the order: never in this batch.
+            // A fill changes the order: recorded after the bare pushes' one statement.
             push("e3", mine, Some(("f1", 1))),
-            // No order of ours: alarmed, alone.
+            // No order of ours: stored and alarmed.
             push("e4", OrderId::new(), None),
         ],
     );
-    let new_for = |order: OrderId, owner: &str| {
-        Some(Intake::New {
-            order,
-            fill: None,
-            status: OrderStatus::PendingNew,
-            fully_filled: false,
-            owner: owner.into(),
-        })
+    let new_for = |order: OrderId, owner: &str| Intake::New {
+        order,
+        fill: None,
+        status: OrderStatus::PendingNew,
+        fully_filled: false,
+        owner: owner.into(),
     };
     assert_eq!(
         answers,
         vec![
             new_for(mine, "engine@here"),
-            None,
-            Some(Intake::Duplicate),
+            Intake::Duplicate,
+            Intake::Duplicate,
             new_for(theirs, "engine@elsewhere"),
-            None,
-            None,
+            Intake::New {
+                order: mine,
+                fill: Some(Applied::Recorded),
+                status: OrderStatus::PendingNew,
+                fully_filled: false,
+                owner: "engine@here".into(),
+            },
+            Intake::Unmatched,
         ]
     );
     let stored: i64 = orderkeeper::with_conn!(conn, |c| {
@@ -308,13 +393,17 @@ async fn pushes_taken_in_together_are_stored_once_and_answered_as_if_alone() {
             .get_result(c)
     })
     .unwrap();
-    assert_eq!(stored, 3, "e0, e1 and e2, once each");
+    // The fill's own row is its record; the unmatched push is kept for the alarm.
+    assert_eq!(stored, 4, "e0, e1, e2 and e4, once each");
     assert_eq!(
         orderkeeper::db::leases::take_notes(&mut conn, "engine@elsewhere").unwrap(),
         vec![theirs]
     );
-    // Nothing about either order moved: no fill, no action.
-    assert_eq!(kinds(&mut conn, mine), vec![(1, ActionKind::Created)]);
+    // Only the fill moved an order.
+    assert_eq!(
+        kinds(&mut conn, mine),
+        vec![(1, ActionKind::Created), (2, ActionKind::Fill)]
+    );
     assert_eq!(kinds(&mut conn, theirs), vec![(1, ActionKind::Created)]);
 }
 
@@ -364,7 +453,7 @@ async fn batch_statements_stay_prepared_on_postgres() {
             .map(|o| item(*o, &owner, Action::Accepted))
             .collect();
         let answers = in_one_phase(&mut conn, &items);
-        assert_eq!(answers, vec![Some(Applied::Recorded); 2]);
+        assert_eq!(answers, vec![Ok(Applied::Recorded); 2]);
         let mut kept = prepared_statements(&mut conn);
         kept.sort();
         kept_after.push(kept);
@@ -434,7 +523,7 @@ fn reads_in_this_transaction(conn: &mut DbConnection, table: &str) -> TableReads
 fn reading<T>(
     conn: &mut DbConnection,
     table: &str,
-    work: impl FnOnce(&mut DbConnection) -> Result<T, orderkeeper::error::AppError>,
+    work: impl FnOnce(&mut DbConnection) -> Result<T, orderkeeper::db::DbError>,
 ) -> (T, TableReads) {
     conn.transaction(|conn| {
         let before = reads_in_this_transaction(conn, table);
@@ -444,7 +533,7 @@ fn reading<T>(
             seq_scan: after.seq_scan - before.seq_scan,
             rows: after.rows - before.rows,
         };
-        Ok::<_, orderkeeper::error::AppError>((answer, read))
+        Ok::<_, orderkeeper::db::DbError>((answer, read))
     })
     .unwrap()
 }
@@ -584,6 +673,7 @@ async fn fills_taken_in_together_are_each_recorded_once_as_if_alone() {
             )
         })
         .expect("the batch commits");
+    let answers: Vec<Intake> = answers.into_iter().map(|a| a.unwrap()).collect();
     let recorded = |order: OrderId, fully_filled: bool| Intake::New {
         order,
         fill: Some(Applied::Recorded),
@@ -592,18 +682,18 @@ async fn fills_taken_in_together_are_each_recorded_once_as_if_alone() {
         owner: "engine@here".into(),
     };
     assert_eq!(answers.len(), 5);
-    assert_eq!(answers[0], Some(recorded(first, false)));
-    assert_eq!(answers[1], Some(Intake::Duplicate));
-    assert_eq!(answers[2], Some(recorded(second, true)));
+    assert_eq!(answers[0], recorded(first, false));
+    assert_eq!(answers[1], Intake::Duplicate);
+    assert_eq!(answers[2], recorded(second, true));
     assert!(
         matches!(
             &answers[3],
-            Some(Intake::New { order, fill: Some(Applied::Refused(_)), .. }) if *order == first
+            Intake::New { order, fill: Some(Applied::Refused(_)), .. } if *order == first
         ),
         "{:?}",
         answers[3]
     );
-    assert_eq!(answers[4], Some(Intake::Unmatched));
+    assert_eq!(answers[4], Intake::Unmatched);
 
     let fill_ids = |conn: &mut DbConnection, order| -> Vec<String> {
         orders::fills(conn, order)
@@ -713,7 +803,7 @@ async fn a_fill_batch_waiting_for_one_account_holds_no_other_account() {
     assert!(
         answers.iter().all(|a| matches!(
             a,
-            Some(Intake::New {
+            Ok(Intake::New {
                 fill: Some(Applied::Recorded),
                 ..
             })
@@ -807,19 +897,17 @@ async fn an_acknowledgement_after_a_fill_is_a_duplicate_and_raises_no_alarm() {
         .unwrap();
         assert_eq!(recorded, Applied::Recorded);
     }
-    let answer = orderkeeper::orders::lifecycle::record_status(
+    let answer = in_one_phase(&mut conn, &[item(alone, &owner, Action::Accepted)]);
+    assert_eq!(answer, vec![Ok(Applied::Duplicate)]);
+    // In a batch with another step it is the same duplicate.
+    let answers = in_one_phase(
         &mut conn,
-        alone,
-        &owner,
-        Action::Accepted,
-        json!({}),
-        db::now_micros(),
-    )
-    .unwrap();
-    assert_eq!(answer, Applied::Duplicate);
-    // In a batch it is the same duplicate.
-    let answers = in_one_phase(&mut conn, &[item(batched, &owner, Action::Accepted)]);
-    assert_eq!(answers, vec![Some(Applied::Duplicate)]);
+        &[
+            item(batched, &owner, Action::Accepted),
+            item(alone, &owner, Action::Accepted),
+        ],
+    );
+    assert_eq!(answers, vec![Ok(Applied::Duplicate); 2]);
     for order in [alone, batched] {
         assert_eq!(
             kinds(&mut conn, order),
@@ -895,7 +983,8 @@ async fn a_release_for_an_unsent_order_reads_whether_it_was_sent_in_its_own_tran
 }
 
 fn lifecycle_release(conn: &mut DbConnection, order: OrderId, owner: &Fence) -> Applied {
-    orderkeeper::orders::lifecycle::release_unsent(conn, order, owner, db::now_micros()).unwrap()
+    let answers = in_one_phase(conn, &[step(order, owner, StatusStep::ReleaseUnsent)]);
+    answers[0].clone().expect("answered")
 }
 
 #[actix_web::test]

@@ -1,0 +1,110 @@
+//! The engine's writers: every phase an order goes through (a new order, a status step, a push
+//! taken in) is gathered with others of its kind into one batch, one commit. Each kind has one
+//! entry point; a phase alone is a batch of one.
+
+use std::sync::Arc;
+
+use crate::db::batcher::{BatchLimits, Batcher};
+use crate::db::Writer;
+use crate::error::AppError;
+use crate::metrics::Metrics;
+use crate::orders::intake::{self, Intake, PushItem};
+use crate::orders::lifecycle::Applied;
+use crate::orders::status::{self, StatusItem};
+use crate::orders::submit::{self, SubmitItem, Submitted};
+use crate::shutdown::Shutdown;
+
+/// New orders gathered per phase. Batches of new orders lock their accounts' balances and event
+/// seqs, so batches in the database at once mostly wait for each other: two let one be gathered
+/// and read while the other holds its locks; more only make each batch smaller.
+const SUBMIT_BATCHES: BatchLimits = BatchLimits {
+    name: "submit batches",
+    max_items: 128,
+    in_flight: 2,
+};
+
+/// Actors' status steps, and pushes with a fill or without, gathered per phase: one batch of each
+/// kind in the database at a time, and whatever arrives meanwhile goes in the next. More at a
+/// time make batches of a few items that queue on the same account rows as the new orders'
+/// batches, and cost more CPU per order.
+const STATUS_BATCHES: BatchLimits = BatchLimits {
+    name: "status batches",
+    max_items: 128,
+    in_flight: 1,
+};
+
+const BARE_PUSH_BATCHES: BatchLimits = BatchLimits {
+    name: "push batches",
+    ..STATUS_BATCHES
+};
+
+const FILL_PUSH_BATCHES: BatchLimits = BatchLimits {
+    name: "fill batches",
+    ..STATUS_BATCHES
+};
+
+pub struct Writers {
+    writer: Writer,
+    submits: Batcher<SubmitItem, Submitted>,
+    statuses: Batcher<StatusItem, Applied>,
+    /// Pushes without a fill: they lock nothing, so they never wait behind a fill's phase.
+    bare_pushes: Batcher<PushItem, Intake>,
+    /// Pushes that bring a fill.
+    fill_pushes: Batcher<PushItem, Intake>,
+}
+
+impl Writers {
+    /// Starts the gatherers as tasks of `shutdown`'s.
+    pub fn start(writer: Writer, metrics: Arc<Metrics>, shutdown: &Shutdown) -> Self {
+        let observed = Arc::clone(&metrics);
+        let submits = Batcher::start(
+            shutdown,
+            &writer,
+            SUBMIT_BATCHES,
+            move |conn, items: &[Arc<SubmitItem>]| {
+                observed.submit_batch(items.len());
+                let refs: Vec<_> = items.iter().map(|i| (&i.submission, &i.owner)).collect();
+                submit::submit(conn, &refs)
+            },
+        );
+        let observed = Arc::clone(&metrics);
+        let statuses = Batcher::start(shutdown, &writer, STATUS_BATCHES, move |conn, items| {
+            observed.status_batch(items.len());
+            status::record(conn, items)
+        });
+        let bare_pushes =
+            Batcher::start(shutdown, &writer, BARE_PUSH_BATCHES, intake::take_in_pushes);
+        let fill_pushes =
+            Batcher::start(shutdown, &writer, FILL_PUSH_BATCHES, move |conn, items| {
+                metrics.fill_batch(items.len());
+                intake::take_in_pushes(conn, items)
+            });
+        Writers {
+            writer,
+            submits,
+            statuses,
+            bare_pushes,
+            fill_pushes,
+        }
+    }
+
+    /// For a phase of its own (a cancel request, a fill found by polling, an admin change).
+    pub fn writer(&self) -> &Writer {
+        &self.writer
+    }
+
+    pub async fn submit(&self, item: SubmitItem) -> Result<Submitted, AppError> {
+        self.submits.run(item).await
+    }
+
+    pub async fn record_status(&self, item: StatusItem) -> Result<Applied, AppError> {
+        self.statuses.run(item).await
+    }
+
+    pub async fn take_in_push(&self, item: PushItem) -> Result<Intake, AppError> {
+        match item.event.fill {
+            None => self.bare_pushes.run(item).await,
+            Some(_) => self.fill_pushes.run(item).await,
+        }
+    }
+}
