@@ -22,10 +22,10 @@ use diesel::sql_types::{BigInt, Nullable, Text};
 use serde::Serialize;
 
 use crate::db::DbConnection;
+use crate::domain::VenueOrder;
 use crate::domain::{OrderStatus, CASH};
 use crate::engine::Engine;
 use crate::error::AppError;
-use crate::exchange::wire::ExchangeOrder;
 use crate::shutdown::Shutdown;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -173,7 +173,7 @@ fn violation(account: &str, order: Option<&str>, detail: String) -> Violation {
 /// and against `exchange` when the exchange's record is given.
 pub fn run(
     conn: &mut DbConnection,
-    exchange: Result<&[ExchangeOrder], String>,
+    exchange: Result<&[VenueOrder], String>,
 ) -> Result<Report, AppError> {
     let started = Instant::now();
     // Every query of one snapshot, and no lock that would hold up the engine's writers.
@@ -416,14 +416,14 @@ fn against_balances<'a>(
     wrong
 }
 
-fn against_exchange(orders: &[OrderRow], fills: &[FillRow], book: &[ExchangeOrder]) -> Vec<Check> {
+fn against_exchange(orders: &[OrderRow], fills: &[FillRow], book: &[VenueOrder]) -> Vec<Check> {
     let mut ours: HashMap<&str, BTreeMap<&str, (i64, i64)>> = HashMap::new();
     for f in fills {
         ours.entry(f.order_id.as_str())
             .or_default()
             .insert(f.fill_id.as_str(), (f.qty, f.price));
     }
-    let theirs: HashMap<&str, &ExchangeOrder> = book
+    let theirs: HashMap<&str, &VenueOrder> = book
         .iter()
         .map(|o| (o.client_order_id.as_str(), o))
         .collect();

@@ -1,13 +1,16 @@
 //! orderkeeper: an equity order engine that never charges twice and never loses an order.
 //!
 //! # Layout
-//! - [`domain`]: money, ids, symbols, a new order, and the order's life (one transition table). No I/O.
+//! - [`domain`]: money, ids, symbols, a new order, the order's life (one transition table), and
+//!   what a venue says (`domain::venue`). No I/O.
 //! - [`db`]: the SQLite pool, the schema, how domain types are stored, and queries per table group.
 //! - [`idempotency`]: the key, the in-flight claim, and the one replay check.
 //! - [`orders`]: atomic phases that change an order (submit, cancel, the actor's phases), parsing
 //!   and pricing a new order, and its JSON views.
 //! - [`engine`]: one supervised actor per open order, its steps, and recovery after a restart.
 //! - [`exchange`]: the client for the venue, its price cache, and the fault-injecting simulator.
+//!   Its wire format stays inside it: the client and the push handler translate to the domain's
+//!   venue types.
 //! - [`feed`]: the outbox relay, the event hub, and the WebSocket sessions of the live feed.
 //! - [`http`]: the API handlers; [`error`] maps every failure to one JSON shape; [`app`] is what
 //!   they share.
@@ -27,6 +30,10 @@
 //!   [`engine::decide`] holds what a step decides; `engine::steps` does it.
 //! - **move** (`orders::phase::Move`): an order's action as the transition table allowed it, with
 //!   the order's row as it leaves it; `phase::write_moves` writes any number of them.
+//! - **venue report** (`domain::VenueReport`): something the venue sent by itself (a push), keyed by
+//!   what it says; **venue order**: the venue's own copy of an order, the authority on its fills.
+//! - **writers** (`engine::writers`): the one entry point per kind of phase (new orders, status
+//!   steps, pushes), each gathered into batches that answer every item.
 //! - **fence**: an engine's id and lease epoch; a phase that changes an order checks that its fence
 //!   still owns it. **Lease**: an engine's claim on its open orders, renewed by its keeper.
 //! - **note** (table `order_notes`): left by one engine for the engine that owns an order (a cancel

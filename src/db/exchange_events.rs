@@ -12,7 +12,7 @@ use super::alarms::{Alarm, AlarmKind};
 use super::schema::exchange_events;
 use super::DbError;
 use crate::domain::OrderId;
-use crate::exchange::wire::PushEvent;
+use crate::domain::VenueReport;
 
 /// What became of a received event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,14 +23,6 @@ pub enum Received {
     Unmatched,
     /// A delivery of an event already received.
     Duplicate,
-}
-
-/// What identifies an event: its id together with what it says. A venue that restarts and numbers
-/// its events from the start again sends new events under old ids; only a delivery of the same event
-/// (the same id saying the same thing) is a duplicate.
-pub fn event_key(event: &PushEvent) -> String {
-    let canonical = serde_json::to_vec(event).unwrap_or_default();
-    crate::db::accounts::sha256_hex(&canonical)
 }
 
 /// A push event as the inbox keeps it.
@@ -47,16 +39,12 @@ pub struct NewExchangeEvent<'a> {
 }
 
 impl<'a> NewExchangeEvent<'a> {
-    pub fn of(event: &'a PushEvent, raw: &'a str, order_id: Option<OrderId>, now: i64) -> Self {
-        let event_type = serde_json::to_value(event.event_type)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_default();
+    pub fn of(event: &'a VenueReport, raw: &'a str, order_id: Option<OrderId>, now: i64) -> Self {
         NewExchangeEvent {
-            event_key: event_key(event),
-            event_id: &event.event_id,
+            event_key: event.key.clone(),
+            event_id: &event.report_id,
             client_order_id: &event.client_order_id,
-            event_type,
+            event_type: event.kind.as_str().to_owned(),
             payload: raw,
             order_id,
             received_at: now,
@@ -101,7 +89,7 @@ pub fn store_new(
 /// Stores `event` once per [`event_key`], for the order it names (None: no order of ours).
 pub fn store(
     conn: &mut DbConnection,
-    event: &PushEvent,
+    event: &VenueReport,
     raw: &str,
     order_id: Option<OrderId>,
     now: i64,
@@ -113,7 +101,7 @@ pub fn store(
         (_, None) => {
             let detail = format!(
                 "push event {} for unknown client order id {}",
-                event.event_id, event.client_order_id
+                event.report_id, event.client_order_id
             );
             let alarm = Alarm {
                 kind: AlarmKind::UnmatchedPushEvent,

@@ -9,12 +9,16 @@ mod properties;
 #[cfg(test)]
 pub(crate) use properties::{bytes_near, parsed_of_256_near};
 pub mod symbol;
+pub mod venue;
 pub mod whole_number;
 
 pub use ids::{AccountId, ClientOrderId, OrderId};
 pub use money::Cents;
 pub use new_order::{NewOrder, MAX_QTY};
 pub use symbol::Symbol;
+pub use venue::{
+    OrderToPlace, PlacedAck, ReportKind, VenueFill, VenueOrder, VenueReport, VenueStatus,
+};
 
 /// The asset name of cash (in cents) in every account. Every other asset is a symbol (in shares).
 pub const CASH: &str = "CASH";

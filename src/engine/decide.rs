@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::domain::{OrderState, OrderStatus, VenueEnd};
-use crate::exchange::wire::{ExchangeFill, ExchangeOrder, ExchangeStatus, PlaceAck};
+use crate::domain::{PlacedAck, VenueFill, VenueOrder, VenueStatus};
 use crate::exchange::ExchangeError;
 use crate::orders::lifecycle::RecordedFill;
 
@@ -53,8 +53,8 @@ impl FirstCall {
 /// price (the recording phase decides those, and alarms what it refuses).
 pub fn fills_to_record<'a>(
     recorded: &BTreeMap<String, RecordedFill>,
-    venue: &'a ExchangeOrder,
-) -> Vec<&'a ExchangeFill> {
+    venue: &'a VenueOrder,
+) -> Vec<&'a VenueFill> {
     venue
         .fills
         .iter()
@@ -71,22 +71,22 @@ pub struct StatusMoves {
     pub end: Option<VenueEnd>,
 }
 
-pub fn status_moves(status: OrderStatus, venue: &ExchangeOrder) -> StatusMoves {
+pub fn status_moves(status: OrderStatus, venue: &VenueOrder) -> StatusMoves {
     if status.is_terminal() {
         return StatusMoves {
             accept: false,
             end: None,
         };
     }
-    let placed = venue.exchange_order_id.is_some();
+    let placed = venue.venue_order_id.is_some();
     let accept =
-        status == OrderStatus::PendingNew && placed && venue.status != ExchangeStatus::Rejected;
+        status == OrderStatus::PendingNew && placed && venue.status != VenueStatus::Rejected;
     let end = match venue.status {
-        ExchangeStatus::New | ExchangeStatus::PartiallyFilled => None,
-        ExchangeStatus::Filled => Some(VenueEnd::Filled),
-        ExchangeStatus::Canceled if !placed => Some(VenueEnd::NeverPlaced),
-        ExchangeStatus::Canceled => Some(VenueEnd::Canceled),
-        ExchangeStatus::Rejected => Some(VenueEnd::Rejected),
+        VenueStatus::New | VenueStatus::PartiallyFilled => None,
+        VenueStatus::Filled => Some(VenueEnd::Filled),
+        VenueStatus::Canceled if !placed => Some(VenueEnd::NeverPlaced),
+        VenueStatus::Canceled => Some(VenueEnd::Canceled),
+        VenueStatus::Rejected => Some(VenueEnd::Rejected),
     };
     StatusMoves { accept, end }
 }
@@ -95,7 +95,7 @@ pub fn status_moves(status: OrderStatus, venue: &ExchangeOrder) -> StatusMoves {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AfterPlacement {
     /// The venue holds it: record `accepted`.
-    Accepted(PlaceAck),
+    Accepted(PlacedAck),
     /// The venue said no to the first placement of this order: end it `rejected`, releasing
     /// what it holds.
     Rejected(String),
@@ -108,11 +108,11 @@ pub enum AfterPlacement {
 
 /// `sent_before`: an earlier placement of the order went unanswered.
 pub fn after_placement(
-    answer: Result<PlaceAck, ExchangeError>,
+    answer: Result<PlacedAck, ExchangeError>,
     sent_before: bool,
 ) -> AfterPlacement {
     match answer {
-        Ok(ack) if ack.status == ExchangeStatus::Rejected => {
+        Ok(ack) if ack.status == VenueStatus::Rejected => {
             AfterPlacement::Rejected("rejected by the exchange".into())
         }
         Ok(ack) => AfterPlacement::Accepted(ack),
@@ -162,20 +162,19 @@ mod tests {
         assert_eq!(kinds, crate::metrics::RECOVERY_KINDS.to_vec());
     }
 
-    fn venue(status: ExchangeStatus, placed: bool, fills: &[(&str, i64, i64)]) -> ExchangeOrder {
-        ExchangeOrder {
+    fn venue(status: VenueStatus, placed: bool, fills: &[(&str, i64, i64)]) -> VenueOrder {
+        VenueOrder {
             client_order_id: "c".into(),
-            exchange_order_id: placed.then(|| "X1".to_owned()),
+            venue_order_id: placed.then(|| "X1".to_owned()),
             status,
             qty: 10,
             filled_qty: fills.iter().map(|f| f.1).sum(),
             fills: fills
                 .iter()
-                .map(|(id, qty, price)| ExchangeFill {
+                .map(|(id, qty, price)| VenueFill {
                     fill_id: (*id).to_owned(),
                     qty: *qty,
                     price: Cents(*price),
-                    ts: "t".into(),
                 })
                 .collect(),
         }
@@ -200,7 +199,7 @@ mod tests {
             ),
         ]);
         let copy = venue(
-            ExchangeStatus::PartiallyFilled,
+            VenueStatus::PartiallyFilled,
             true,
             &[("F1", 2, 100), ("F2", 4, 100), ("F3", 1, 99)],
         );
@@ -214,19 +213,16 @@ mod tests {
     #[test]
     fn a_refusal_rejects_only_a_first_placement() {
         use AfterPlacement::*;
-        let ack = |status| PlaceAck {
+        let ack = |status| PlacedAck {
             client_order_id: "c".into(),
-            exchange_order_id: Some("X1".into()),
+            venue_order_id: Some("X1".into()),
             status,
         };
         let refused = || ExchangeError::Refused("no".into());
         let ambiguous = || ExchangeError::AmbiguousRefusal("409".into());
         let unknown = || ExchangeError::Unknown("timeout".into());
-        let (new, partly) = (
-            ack(ExchangeStatus::New),
-            ack(ExchangeStatus::PartiallyFilled),
-        );
-        let rejected = ack(ExchangeStatus::Rejected);
+        let (new, partly) = (ack(VenueStatus::New), ack(VenueStatus::PartiallyFilled));
+        let rejected = ack(VenueStatus::Rejected);
         for (answer, sent_before, expected) in [
             (Ok(new.clone()), false, Accepted(new)),
             (Ok(partly.clone()), true, Accepted(partly)),
@@ -249,8 +245,8 @@ mod tests {
 
     #[test]
     fn the_status_follows_the_venue_once_the_fills_are_in() {
-        use ExchangeStatus as V;
         use OrderStatus as S;
+        use VenueStatus as V;
         let moves = |accept, end| StatusMoves { accept, end };
         for (ours, theirs, placed, expected) in [
             (S::PendingNew, V::New, true, moves(true, None)),

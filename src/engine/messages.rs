@@ -2,7 +2,7 @@
 
 use actix::Message;
 
-use crate::exchange::wire::PushEvent;
+use crate::domain::VenueReport;
 
 /// Why the actor is asked to make progress.
 #[derive(Debug, Clone)]
@@ -12,7 +12,7 @@ pub enum Reason {
     /// The poll timer: compare with the exchange's copy.
     Poll,
     /// A push from the exchange.
-    Push(PushEvent),
+    Push(VenueReport),
     /// The customer's cancel was just recorded.
     Cancel,
 }
@@ -28,7 +28,7 @@ impl Reason {
         }
     }
 
-    /// A push that can only move an order still pending new ([`PushEvent::is_bare_ack`]).
+    /// A push that can only move an order still pending new ([`VenueReport::is_bare_ack`]).
     pub fn is_bare_ack(&self) -> bool {
         matches!(self, Reason::Push(e) if e.is_bare_ack())
     }
@@ -51,11 +51,12 @@ mod tests {
 
     #[test]
     fn every_step_reason_has_its_metric_series_from_start_up() {
-        let push = PushEvent {
-            event_id: "E1".into(),
-            event_type: crate::exchange::wire::PushType::Accepted,
+        let push = VenueReport {
+            key: "k".into(),
+            report_id: "E1".into(),
+            kind: crate::domain::ReportKind::Accepted,
             client_order_id: "c".into(),
-            exchange_order_id: None,
+            venue_order_id: None,
             fill: None,
         };
         let reasons = [

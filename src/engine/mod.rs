@@ -27,9 +27,10 @@ use self::writers::Writers;
 use crate::db::leases::{self, Fence};
 use crate::db::orders::{self as order_rows, OrderRow};
 use crate::db::{self, now_micros, DbPool, Writer};
-use crate::domain::{AccountId, ClientOrderId, FillSource, OrderId, OrderStatus};
+use crate::domain::{
+    AccountId, ClientOrderId, FillSource, OrderId, OrderStatus, VenueReport, VenueStatus,
+};
 use crate::error::AppError;
-use crate::exchange::wire::{ExchangeStatus, PushEvent};
 use crate::exchange::ExchangeClient;
 use crate::fault_points::crash_point;
 use crate::feed::Relay;
@@ -250,7 +251,7 @@ impl Engine {
         } else {
             self.exchange().all_orders().await
         };
-        let book: HashMap<String, (ExchangeStatus, i64)> = match book {
+        let book: HashMap<String, (VenueStatus, i64)> = match book {
             Ok(orders) => orders
                 .into_iter()
                 .map(|o| (o.client_order_id, (o.status, o.filled_qty)))
@@ -265,10 +266,8 @@ impl Engine {
                 && book
                     .get(o.client_order_id.as_str())
                     .is_some_and(|(status, filled)| {
-                        matches!(
-                            status,
-                            ExchangeStatus::New | ExchangeStatus::PartiallyFilled
-                        ) && *filled == o.filled_qty
+                        matches!(status, VenueStatus::New | VenueStatus::PartiallyFilled)
+                            && *filled == o.filled_qty
                     })
         };
         let quiet: Vec<bool> = open.iter().map(in_sync).collect();
@@ -419,7 +418,11 @@ impl Engine {
     ///
     /// Runs on a task of its own: once the event is stored, a later delivery is a duplicate, so
     /// what follows must not depend on the request surviving.
-    pub async fn take_push(&self, event: PushEvent, raw: String) -> Result<PushOutcome, AppError> {
+    pub async fn take_push(
+        &self,
+        event: VenueReport,
+        raw: String,
+    ) -> Result<PushOutcome, AppError> {
         let order = ClientOrderId(event.client_order_id.clone()).order_id();
         if let (Some(order), Some(fill)) = (order, &event.fill) {
             if self.registry().has_recorded(order, fill) {

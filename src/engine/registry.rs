@@ -8,7 +8,7 @@ use dashmap::DashMap;
 
 use super::order_actor::OrderActor;
 use crate::domain::OrderId;
-use crate::exchange::wire::ExchangeFill;
+use crate::domain::VenueFill;
 use crate::orders::lifecycle::RecordedFill;
 
 #[derive(Default)]
@@ -57,7 +57,7 @@ impl Registry {
 
     /// Whether exactly this fill (same id, quantity and price) is recorded. A known id that says
     /// something else is not: it goes on to be compared and alarmed.
-    pub fn has_recorded(&self, order: OrderId, fill: &ExchangeFill) -> bool {
+    pub fn has_recorded(&self, order: OrderId, fill: &VenueFill) -> bool {
         self.fills_seen.get(&order).is_some_and(|seen| {
             seen.get(&fill.fill_id)
                 .is_some_and(|r| *r == RecordedFill::of(fill))

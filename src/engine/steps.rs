@@ -10,9 +10,11 @@ use super::Engine;
 use crate::db::alarms::{self, Alarm, AlarmKind};
 use crate::db::leases;
 use crate::db::{self, now_micros, orders, outbox};
-use crate::domain::{Action, FillSource, OrderId, OrderState, OrderStatus, VenueEnd};
+use crate::domain::{
+    Action, FillSource, OrderId, OrderState, OrderStatus, OrderToPlace, ReportKind, VenueEnd,
+    VenueFill, VenueOrder, VenueReport,
+};
 use crate::error::AppError;
-use crate::exchange::wire::{ExchangeFill, ExchangeOrder, PlaceOrder, PushEvent, PushType};
 use crate::exchange::ExchangeError;
 use crate::fault_points::{armed_for, crash_point};
 use crate::orders::lifecycle::{self, Applied, Snapshot};
@@ -184,7 +186,7 @@ impl Step<'_> {
 
     async fn record_fill(
         &mut self,
-        fill: ExchangeFill,
+        fill: VenueFill,
         source: FillSource,
     ) -> Result<Applied, AppError> {
         let (order, fence) = (self.order, self.engine.fence());
@@ -228,16 +230,15 @@ impl Step<'_> {
 
     /// A push, already taken in (its fill recorded) by `Engine::take_push`: what may end the
     /// order is checked with the exchange.
-    async fn on_push(&mut self, snap: Snapshot, event: PushEvent) -> Result<(), AppError> {
+    async fn on_push(&mut self, snap: Snapshot, event: VenueReport) -> Result<(), AppError> {
         let fully_filled = snap.state.filled_qty == snap.state.qty;
-        match event.event_type {
-            PushType::Accepted if snap.state.status == OrderStatus::PendingNew => {
-                let detail =
-                    json!({"exchange_order_id": event.exchange_order_id, "source": "push"});
+        match event.kind {
+            ReportKind::Accepted if snap.state.status == OrderStatus::PendingNew => {
+                let detail = json!({"exchange_order_id": event.venue_order_id, "source": "push"});
                 self.record_action(Action::Accepted, detail).await?;
             }
-            PushType::Canceled | PushType::Rejected => self.check_with_exchange(snap).await?,
-            PushType::Fill if fully_filled => self.check_with_exchange(snap).await?,
+            ReportKind::Canceled | ReportKind::Rejected => self.check_with_exchange(snap).await?,
+            ReportKind::Fill if fully_filled => self.check_with_exchange(snap).await?,
             _ => {}
         }
         Ok(())
@@ -305,7 +306,7 @@ impl Step<'_> {
     /// only be the venue refusing a repeat of an order it holds.
     async fn place(&mut self, snap: &Snapshot, sent_before: bool) -> Result<(), AppError> {
         let row = &snap.row;
-        let request = PlaceOrder {
+        let request = OrderToPlace {
             client_order_id: row.client_order_id.to_string(),
             symbol: row.symbol.to_string(),
             side: row.side,
@@ -317,10 +318,10 @@ impl Step<'_> {
         match decide::after_placement(answer, sent_before) {
             AfterPlacement::Accepted(ack) => {
                 self.note_venue_answer(
-                    json!({"placed": ack.status, "exchange_order_id": ack.exchange_order_id}),
+                    json!({"placed": ack.status, "exchange_order_id": ack.venue_order_id}),
                 );
                 let detail =
-                    json!({"exchange_order_id": ack.exchange_order_id, "source": "placement"});
+                    json!({"exchange_order_id": ack.venue_order_id, "source": "placement"});
                 self.record_action(Action::Accepted, detail).await?;
                 Ok(())
             }
@@ -357,7 +358,7 @@ impl Step<'_> {
     async fn reconcile(
         &mut self,
         mut snap: Snapshot,
-        exchange: ExchangeOrder,
+        exchange: VenueOrder,
     ) -> Result<(), AppError> {
         self.note_venue_answer(json!({
             "status": exchange.status,
@@ -374,7 +375,7 @@ impl Step<'_> {
         }
         let moves = decide::status_moves(snap.state.status, &exchange);
         if moves.accept {
-            let detail = json!({"exchange_order_id": exchange.exchange_order_id, "source": "poll"});
+            let detail = json!({"exchange_order_id": exchange.venue_order_id, "source": "poll"});
             self.record_action(Action::Accepted, detail).await?;
         }
         let Some(end) = moves.end else {

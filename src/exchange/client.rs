@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 
 use super::retry::{backoff, full_jitter};
 use super::wire::{ExchangeOrder, PlaceAck, PlaceOrder};
-use crate::domain::Cents;
+use crate::domain::{Cents, OrderToPlace, PlacedAck, VenueOrder};
 use crate::fault_points::crash_point;
 use crate::metrics::Metrics;
 
@@ -56,20 +56,20 @@ pub trait ExchangeClient: Send + Sync {
     /// Places an order; the same client order id again returns the same order.
     fn place<'a>(
         &'a self,
-        order: &'a PlaceOrder,
-    ) -> LocalBoxFuture<'a, Result<PlaceAck, ExchangeError>>;
+        order: &'a OrderToPlace,
+    ) -> LocalBoxFuture<'a, Result<PlacedAck, ExchangeError>>;
     /// The exchange's copy of an order, or None when it has never heard of it.
     fn order<'a>(
         &'a self,
         client_order_id: &'a str,
-    ) -> LocalBoxFuture<'a, Result<Option<ExchangeOrder>, ExchangeError>>;
+    ) -> LocalBoxFuture<'a, Result<Option<VenueOrder>, ExchangeError>>;
     /// Cancels what is left of an order (tombstoning an id never placed); returns the order after.
     fn cancel<'a>(
         &'a self,
         client_order_id: &'a str,
-    ) -> LocalBoxFuture<'a, Result<ExchangeOrder, ExchangeError>>;
+    ) -> LocalBoxFuture<'a, Result<VenueOrder, ExchangeError>>;
     /// Every order the exchange holds, in one answer (for recovery and audits).
-    fn all_orders(&self) -> LocalBoxFuture<'_, Result<Vec<ExchangeOrder>, ExchangeError>>;
+    fn all_orders(&self) -> LocalBoxFuture<'_, Result<Vec<VenueOrder>, ExchangeError>>;
 }
 
 /// The largest answer read from the exchange.
@@ -242,13 +242,14 @@ fn refusal(path: &str, status: StatusCode, bytes: &[u8]) -> ExchangeError {
 }
 
 impl ExchangeClient for HttpExchange {
-    fn all_orders(&self) -> LocalBoxFuture<'_, Result<Vec<ExchangeOrder>, ExchangeError>> {
+    fn all_orders(&self) -> LocalBoxFuture<'_, Result<Vec<VenueOrder>, ExchangeError>> {
         Box::pin(async move {
             let (status, bytes) = self
                 .call_retrying("list", awc::http::Method::GET, "/orders", None)
                 .await?;
             if status.is_success() {
-                decode("/orders", &bytes)
+                let orders: Vec<ExchangeOrder> = decode("/orders", &bytes)?;
+                Ok(orders.into_iter().map(Into::into).collect())
             } else {
                 Err(refusal("/orders", status, &bytes))
             }
@@ -271,11 +272,11 @@ impl ExchangeClient for HttpExchange {
 
     fn place<'a>(
         &'a self,
-        order: &'a PlaceOrder,
-    ) -> LocalBoxFuture<'a, Result<PlaceAck, ExchangeError>> {
+        order: &'a OrderToPlace,
+    ) -> LocalBoxFuture<'a, Result<PlacedAck, ExchangeError>> {
         Box::pin(async move {
-            let body =
-                serde_json::to_vec(order).map_err(|e| ExchangeError::Refused(e.to_string()))?;
+            let body = serde_json::to_vec(&PlaceOrder::from(order))
+                .map_err(|e| ExchangeError::Refused(e.to_string()))?;
             crash_point("exchange.before_place");
             let answer = self
                 .call_retrying("place", awc::http::Method::POST, "/orders", Some(&body))
@@ -283,7 +284,7 @@ impl ExchangeClient for HttpExchange {
             crash_point("exchange.after_place");
             let (status, bytes) = answer?;
             if status.is_success() {
-                decode("/orders", &bytes)
+                decode::<PlaceAck>("/orders", &bytes).map(Into::into)
             } else {
                 Err(refusal("/orders", status, &bytes))
             }
@@ -293,7 +294,7 @@ impl ExchangeClient for HttpExchange {
     fn order<'a>(
         &'a self,
         client_order_id: &'a str,
-    ) -> LocalBoxFuture<'a, Result<Option<ExchangeOrder>, ExchangeError>> {
+    ) -> LocalBoxFuture<'a, Result<Option<VenueOrder>, ExchangeError>> {
         Box::pin(async move {
             let path = format!("/orders/{client_order_id}");
             crash_point("exchange.before_lookup");
@@ -304,7 +305,9 @@ impl ExchangeClient for HttpExchange {
             let (status, bytes) = answer?;
             match status {
                 StatusCode::NOT_FOUND => Ok(None),
-                s if s.is_success() => decode(&path, &bytes).map(Some),
+                s if s.is_success() => {
+                    decode::<ExchangeOrder>(&path, &bytes).map(|o| Some(o.into()))
+                }
                 s => Err(refusal(&path, s, &bytes)),
             }
         })
@@ -313,7 +316,7 @@ impl ExchangeClient for HttpExchange {
     fn cancel<'a>(
         &'a self,
         client_order_id: &'a str,
-    ) -> LocalBoxFuture<'a, Result<ExchangeOrder, ExchangeError>> {
+    ) -> LocalBoxFuture<'a, Result<VenueOrder, ExchangeError>> {
         Box::pin(async move {
             let path = format!("/orders/{client_order_id}");
             crash_point("exchange.before_cancel");
@@ -323,7 +326,7 @@ impl ExchangeClient for HttpExchange {
             crash_point("exchange.after_cancel");
             let (status, bytes) = answer?;
             if status.is_success() {
-                decode(&path, &bytes)
+                decode::<ExchangeOrder>(&path, &bytes).map(Into::into)
             } else {
                 Err(refusal(&path, status, &bytes))
             }

@@ -1,8 +1,12 @@
-//! The exchange's wire format (contract section 3), shared by the simulator and the engine's client.
+//! The exchange's wire format (contract section 3), shared by the simulator and the engine's client,
+//! and its translation into the engine's venue types.
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{Cents, OrderType, Side};
+use crate::domain::{
+    Cents, OrderToPlace, OrderType, PlacedAck, ReportKind, Side, VenueFill, VenueOrder,
+    VenueReport, VenueStatus,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -69,6 +73,75 @@ pub enum PushType {
     Fill,
     Canceled,
     Rejected,
+}
+
+impl From<ExchangeStatus> for VenueStatus {
+    fn from(status: ExchangeStatus) -> Self {
+        match status {
+            ExchangeStatus::New => VenueStatus::New,
+            ExchangeStatus::PartiallyFilled => VenueStatus::PartiallyFilled,
+            ExchangeStatus::Filled => VenueStatus::Filled,
+            ExchangeStatus::Canceled => VenueStatus::Canceled,
+            ExchangeStatus::Rejected => VenueStatus::Rejected,
+        }
+    }
+}
+
+impl From<ExchangeFill> for VenueFill {
+    fn from(fill: ExchangeFill) -> Self {
+        VenueFill {
+            fill_id: fill.fill_id,
+            qty: fill.qty,
+            price: fill.price,
+        }
+    }
+}
+
+impl From<ExchangeOrder> for VenueOrder {
+    fn from(order: ExchangeOrder) -> Self {
+        VenueOrder {
+            client_order_id: order.client_order_id,
+            venue_order_id: order.exchange_order_id,
+            status: order.status.into(),
+            qty: order.qty,
+            filled_qty: order.filled_qty,
+            fills: order.fills.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<PlaceAck> for PlacedAck {
+    fn from(ack: PlaceAck) -> Self {
+        PlacedAck {
+            client_order_id: ack.client_order_id,
+            venue_order_id: ack.exchange_order_id,
+            status: ack.status.into(),
+        }
+    }
+}
+
+impl From<&OrderToPlace> for PlaceOrder {
+    fn from(order: &OrderToPlace) -> Self {
+        PlaceOrder {
+            client_order_id: order.client_order_id.clone(),
+            symbol: order.symbol.clone(),
+            side: order.side,
+            order_type: order.order_type,
+            qty: order.qty,
+            limit_price: order.limit_price,
+        }
+    }
+}
+
+impl From<PushType> for ReportKind {
+    fn from(kind: PushType) -> Self {
+        match kind {
+            PushType::Accepted => ReportKind::Accepted,
+            PushType::Fill => ReportKind::Fill,
+            PushType::Canceled => ReportKind::Canceled,
+            PushType::Rejected => ReportKind::Rejected,
+        }
+    }
 }
 
 /// Parses a push body: an error for anything that is not one well-formed event, never a panic (the
@@ -146,8 +219,22 @@ pub struct PushEvent {
 }
 
 impl PushEvent {
-    /// An acknowledgement with no fill: it can only move an order still pending new.
-    pub fn is_bare_ack(&self) -> bool {
-        self.event_type == PushType::Accepted && self.fill.is_none()
+    /// What identifies the event: a digest of its canonical JSON, its id together with what it
+    /// says.
+    pub fn key(&self) -> String {
+        let canonical = serde_json::to_vec(self).unwrap_or_default();
+        crate::db::accounts::sha256_hex(&canonical)
+    }
+
+    /// The event as the engine takes it in.
+    pub fn into_report(self) -> VenueReport {
+        VenueReport {
+            key: self.key(),
+            report_id: self.event_id,
+            kind: self.event_type.into(),
+            client_order_id: self.client_order_id,
+            venue_order_id: self.exchange_order_id,
+            fill: self.fill.map(Into::into),
+        }
     }
 }

@@ -45,7 +45,8 @@ pub(crate) async fn receive(
         event_id = %event.event_id,
         client_order_id = %event.client_order_id,
     );
-    let outcome = state.engine.take_push(event, raw).instrument(span).await?;
+    let report = event.into_report();
+    let outcome = state.engine.take_push(report, raw).instrument(span).await?;
     Ok(HttpResponse::Ok().json(json!({"status": outcome})))
 }
 

@@ -11,9 +11,9 @@ use crate::db::connection::Backend;
 use crate::db::exchange_events::{self, NewExchangeEvent, Received};
 use crate::db::ledger::{self, CASH};
 use crate::db::{accounts, leases, orders};
+use crate::domain::VenueReport;
 use crate::domain::{AccountId, ClientOrderId, FillSource, OrderId, OrderStatus};
 use crate::error::AppError;
-use crate::exchange::wire::PushEvent;
 
 /// What became of a push.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +35,7 @@ pub enum Intake {
 
 pub fn take_in(
     conn: &mut DbConnection,
-    event: &PushEvent,
+    event: &VenueReport,
     raw: &str,
     now: i64,
 ) -> Result<Intake, AppError> {
@@ -84,7 +84,7 @@ pub fn take_in(
 
 /// A push without a fill, with what arrived and the engine that took it.
 pub struct PushItem {
-    pub event: PushEvent,
+    pub event: VenueReport,
     pub raw: String,
     pub now: i64,
     /// The engine taking the push: an order another engine carries on is noted for its owner.

@@ -13,9 +13,10 @@ use crate::db::leases::{self, Fence};
 use crate::db::ledger::{self, Balance, LedgerEntry, CASH};
 use crate::db::orders::{self, FillRow, OrderRow};
 use crate::db::DbConnection;
-use crate::domain::{fill_within_limit, Action, Cents, FillSource, OrderId, OrderState, Side};
+use crate::domain::{
+    fill_within_limit, Action, Cents, FillSource, OrderId, OrderState, Side, VenueFill,
+};
 use crate::error::AppError;
-use crate::exchange::wire::ExchangeFill;
 
 /// A fill as the engine recorded it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +26,7 @@ pub struct RecordedFill {
 }
 
 impl RecordedFill {
-    pub fn of(fill: &ExchangeFill) -> Self {
+    pub fn of(fill: &VenueFill) -> Self {
         Self {
             qty: fill.qty,
             price: fill.price,
@@ -120,7 +121,7 @@ pub fn record_fill(
     conn: &mut DbConnection,
     order: OrderId,
     fence: &Fence,
-    fill: &ExchangeFill,
+    fill: &VenueFill,
     source: FillSource,
     now: i64,
 ) -> Result<Applied, AppError> {
@@ -132,7 +133,7 @@ pub fn record_fill(
 pub fn record_fill_on(
     conn: &mut DbConnection,
     mut row: OrderRow,
-    fill: &ExchangeFill,
+    fill: &VenueFill,
     source: FillSource,
     now: i64,
 ) -> Result<Applied, AppError> {
@@ -231,7 +232,7 @@ impl Settlement<'_> {
 fn settlement<'a>(
     conn: &mut DbConnection,
     row: &'a OrderRow,
-    fill: &ExchangeFill,
+    fill: &VenueFill,
 ) -> Result<Option<Settlement<'a>>, AppError> {
     let (order, account) = (row.id, row.account_id);
     let Some(value) = fill.price.times(fill.qty) else {

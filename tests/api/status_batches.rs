@@ -317,7 +317,9 @@ fn push(event_id: &str, order: OrderId, fill: Option<(&str, i64)>) -> Arc<PushIt
             json!({"fill_id": fill_id, "qty": qty, "price": "99.00", "ts": "2026-01-01T00:00:00Z"});
     }
     Arc::new(PushItem {
-        event: serde_json::from_value(event.clone()).unwrap(),
+        event: orderkeeper::exchange::wire::parse_push(event.to_string().as_bytes())
+            .unwrap()
+            .into_report(),
         raw: event.to_string(),
         now: db::now_micros(),
         engine: "engine@here".into(),
@@ -880,11 +882,10 @@ async fn an_acknowledgement_after_a_fill_is_a_duplicate_and_raises_no_alarm() {
     for order in [alone, batched] {
         mark_placement_sent(&mut conn, order, db::now_micros());
         // The venue's fill push overtakes the placing step's answer, as real venues allow.
-        let fill = orderkeeper::exchange::wire::ExchangeFill {
+        let fill = orderkeeper::domain::VenueFill {
             fill_id: format!("F-{order}"),
             qty: 1,
             price: Cents(10_000),
-            ts: chrono::Utc::now().to_rfc3339(),
         };
         let recorded = orderkeeper::orders::lifecycle::record_fill(
             &mut conn,

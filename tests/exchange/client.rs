@@ -3,9 +3,8 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use orderkeeper::config::{DuplicatePlacement, FaultArgs};
-use orderkeeper::domain::{Cents, OrderType, Side};
+use orderkeeper::domain::{Cents, OrderToPlace, OrderType, Side, VenueStatus};
 use orderkeeper::exchange::client::RetryPolicy;
-use orderkeeper::exchange::wire::{ExchangeStatus, PlaceOrder};
 use orderkeeper::exchange::{ExchangeClient, ExchangeError, HttpExchange};
 use serde_json::json;
 
@@ -21,8 +20,8 @@ fn fast_client(url: &str) -> HttpExchange {
     })
 }
 
-fn place_order(cid: &str) -> PlaceOrder {
-    PlaceOrder {
+fn place_order(cid: &str) -> OrderToPlace {
+    OrderToPlace {
         client_order_id: cid.to_owned(),
         symbol: "TCS".to_owned(),
         side: Side::Buy,
@@ -55,7 +54,7 @@ async fn two_hundred_placements_through_lost_responses_and_503s_make_exactly_two
             .as_ref()
             .unwrap_or_else(|e| panic!("seed {seed}: {cid}: {e}"));
         assert_eq!(&ack.client_order_id, cid);
-        assert_eq!(ack.status, ExchangeStatus::New);
+        assert_eq!(ack.status, VenueStatus::New);
     }
     send_json(
         "PUT",
@@ -90,17 +89,14 @@ async fn lookups_and_cancels_survive_faults_and_tell_unknown_from_refused() {
         .await
         .expect("looked up")
         .expect("known");
-    assert_eq!(seen.exchange_order_id, ack.exchange_order_id);
+    assert_eq!(seen.venue_order_id, ack.venue_order_id);
     let canceled = exchange.cancel("ok-a").await.expect("canceled");
-    assert_eq!(canceled.status, ExchangeStatus::Canceled);
+    assert_eq!(canceled.status, VenueStatus::Canceled);
     let tomb = exchange
         .cancel("ok-never-placed")
         .await
         .expect("tombstoned");
-    assert_eq!(
-        (tomb.status, tomb.filled_qty),
-        (ExchangeStatus::Canceled, 0)
-    );
+    assert_eq!((tomb.status, tomb.filled_qty), (VenueStatus::Canceled, 0));
 
     // Nothing listening: the outcome is unknown, never a refusal.
     let closed = {
@@ -134,12 +130,12 @@ async fn a_malformed_placement_is_a_definitive_refusal() {
     .await;
     assert_eq!(status, 400);
     let exchange = fast_client(&sim);
-    let unknown_symbol = PlaceOrder {
+    let unknown_symbol = OrderToPlace {
         symbol: "NOPE".into(),
         ..place_order("ok-c")
     };
     let ack = exchange.place(&unknown_symbol).await.expect("answered");
-    assert_eq!(ack.status, ExchangeStatus::Rejected);
+    assert_eq!(ack.status, VenueStatus::Rejected);
 }
 
 #[actix_web::test]
@@ -151,7 +147,7 @@ async fn a_409_after_a_lost_placement_is_never_taken_for_a_refusal() {
     };
     let sim = spawn_sim(faults, None, 9);
     let exchange = fast_client(&sim);
-    let orders: Vec<PlaceOrder> = (0..60)
+    let orders: Vec<OrderToPlace> = (0..60)
         .map(|i| place_order(&format!("ok-dup-{i}")))
         .collect();
 
