@@ -4,6 +4,7 @@ pub mod ids;
 pub mod money;
 pub mod new_order;
 pub mod order;
+pub mod order_event;
 #[cfg(test)]
 mod properties;
 #[cfg(test)]
@@ -15,6 +16,7 @@ pub mod whole_number;
 pub use ids::{AccountId, ClientOrderId, OrderId};
 pub use money::Cents;
 pub use new_order::{NewOrder, MAX_QTY};
+pub use order_event::{AckSource, EndCause, OrderEvent};
 pub use symbol::Symbol;
 pub use venue::{
     OrderToPlace, PlacedAck, ReportKind, VenueFill, VenueOrder, VenueReport, VenueStatus,

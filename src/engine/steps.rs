@@ -11,8 +11,8 @@ use crate::db::alarms::{self, Alarm, AlarmKind};
 use crate::db::leases;
 use crate::db::{self, now_micros, orders, outbox};
 use crate::domain::{
-    Action, FillSource, OrderId, OrderState, OrderStatus, OrderToPlace, ReportKind, VenueEnd,
-    VenueFill, VenueOrder, VenueReport,
+    AckSource, Action, EndCause, FillSource, OrderId, OrderState, OrderStatus, OrderToPlace,
+    ReportKind, VenueEnd, VenueFill, VenueOrder, VenueReport,
 };
 use crate::error::AppError;
 use crate::exchange::ExchangeError;
@@ -135,7 +135,8 @@ impl Step<'_> {
     /// Records a status step in the engine's batch, and notes what it did.
     async fn record_status(&mut self, step: StatusStep) -> Result<Applied, AppError> {
         let action = match &step {
-            StatusStep::Action(action, _) => Some(*action),
+            StatusStep::PlacementSent { .. } => Some(Action::PlacementSent),
+            StatusStep::Accepted { .. } => Some(Action::Accepted),
             StatusStep::ReleaseUnsent => Some(Action::Canceled),
             StatusStep::End { .. } => None,
         };
@@ -160,12 +161,17 @@ impl Step<'_> {
         Ok(applied)
     }
 
-    async fn record_action(
+    async fn record_accepted(
         &mut self,
-        action: Action,
-        detail: serde_json::Value,
-    ) -> Result<Applied, AppError> {
-        self.record_status(StatusStep::Action(action, detail)).await
+        venue_order_id: Option<String>,
+        source: AckSource,
+    ) -> Result<(), AppError> {
+        let step = StatusStep::Accepted {
+            venue_order_id,
+            source,
+        };
+        self.record_status(step).await?;
+        Ok(())
     }
 
     /// Ends the order as the exchange's copy ended.
@@ -173,12 +179,12 @@ impl Step<'_> {
         &mut self,
         end: VenueEnd,
         venue_filled: i64,
-        detail: serde_json::Value,
+        cause: EndCause,
     ) -> Result<(), AppError> {
         let step = StatusStep::End {
             end,
             venue_filled,
-            detail,
+            cause,
         };
         self.record_status(step).await?;
         Ok(())
@@ -234,8 +240,8 @@ impl Step<'_> {
         let fully_filled = snap.state.filled_qty == snap.state.qty;
         match event.kind {
             ReportKind::Accepted if snap.state.status == OrderStatus::PendingNew => {
-                let detail = json!({"exchange_order_id": event.venue_order_id, "source": "push"});
-                self.record_action(Action::Accepted, detail).await?;
+                self.record_accepted(event.venue_order_id, AckSource::Push)
+                    .await?;
             }
             ReportKind::Canceled | ReportKind::Rejected => self.check_with_exchange(snap).await?,
             ReportKind::Fill if fully_filled => self.check_with_exchange(snap).await?,
@@ -250,8 +256,10 @@ impl Step<'_> {
         let exchange = self.engine.exchange();
         match FirstCall::of(&snap.state) {
             FirstCall::Place => {
-                let detail = json!({"client_order_id": cid});
-                let sent = self.record_action(Action::PlacementSent, detail).await?;
+                let step = StatusStep::PlacementSent {
+                    client_order_id: cid,
+                };
+                let sent = self.record_status(step).await?;
                 if sent != Applied::Recorded {
                     return Ok(());
                 }
@@ -320,14 +328,12 @@ impl Step<'_> {
                 self.note_venue_answer(
                     json!({"placed": ack.status, "exchange_order_id": ack.venue_order_id}),
                 );
-                let detail =
-                    json!({"exchange_order_id": ack.venue_order_id, "source": "placement"});
-                self.record_action(Action::Accepted, detail).await?;
-                Ok(())
+                self.record_accepted(ack.venue_order_id, AckSource::Placement)
+                    .await
             }
             AfterPlacement::Rejected(reason) => {
-                let detail = json!({"reason": reason});
-                self.record_end(VenueEnd::Rejected, 0, detail).await
+                let cause = EndCause::PlacementRejected { reason };
+                self.record_end(VenueEnd::Rejected, 0, cause).await
             }
             AfterPlacement::FollowVenue => self.follow_after_refusal(snap).await,
             AfterPlacement::Unresolved(e) => self.unresolved("place", &e),
@@ -375,15 +381,18 @@ impl Step<'_> {
         }
         let moves = decide::status_moves(snap.state.status, &exchange);
         if moves.accept {
-            let detail = json!({"exchange_order_id": exchange.venue_order_id, "source": "poll"});
-            self.record_action(Action::Accepted, detail).await?;
+            let venue_order_id = exchange.venue_order_id.clone();
+            self.record_accepted(venue_order_id, AckSource::Poll)
+                .await?;
         }
         let Some(end) = moves.end else {
             return Ok(());
         };
-        let detail =
-            json!({"exchange_status": exchange.status, "exchange_filled_qty": exchange.filled_qty});
-        self.record_end(end, exchange.filled_qty, detail).await
+        let cause = EndCause::VenueEnded {
+            status: exchange.status,
+            filled_qty: exchange.filled_qty,
+        };
+        self.record_end(end, exchange.filled_qty, cause).await
     }
 }
 

@@ -2,12 +2,11 @@
 //! release are the order actor's work.
 
 use crate::db::DbConnection;
-use serde_json::json;
 
 use super::phase;
 use crate::db::ledger::{self, LedgerEntry};
 use crate::db::orders::{self, OrderRow};
-use crate::domain::{AccountId, Action, OrderId, OrderStatus};
+use crate::domain::{AccountId, Action, OrderEvent, OrderId, OrderStatus};
 use crate::error::AppError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,8 +41,8 @@ pub fn request(
                 .state()
                 .apply(action)
                 .map_err(|e| AppError::internal(format!("a cancel of an open order: {e}")))?;
-            let detail = json!({"by": "customer"});
-            phase::write_action(conn, &mut row, next, action, &detail, None, now)?;
+            let event = OrderEvent::CancelRequested;
+            phase::write_action(conn, &mut row, next, &event, None, now)?;
             Ok((CancelAnswer::Requested, row))
         }
     }

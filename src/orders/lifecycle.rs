@@ -4,8 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::json;
-
 use super::phase;
 use super::view::FillView;
 use crate::db::alarms::{self, Alarm, AlarmKind};
@@ -14,7 +12,7 @@ use crate::db::ledger::{self, Balance, LedgerEntry, CASH};
 use crate::db::orders::{self, FillRow, OrderRow};
 use crate::db::DbConnection;
 use crate::domain::{
-    fill_within_limit, Action, Cents, FillSource, OrderId, OrderState, Side, VenueFill,
+    fill_within_limit, Action, Cents, FillSource, OrderEvent, OrderId, OrderState, Side, VenueFill,
 };
 use crate::error::AppError;
 
@@ -201,10 +199,12 @@ pub fn record_fill_on(
         notional
             .ok_or_else(|| AppError::internal(format!("order {order}'s notional overflows")))?,
     );
-    let detail =
-        json!({"fill_id": fill.fill_id, "qty": fill.qty, "price": fill.price, "source": source});
+    let event = OrderEvent::Fill {
+        fill: fill.clone(),
+        source,
+    };
     let view = FillView::from(&fill_row);
-    phase::write_action(conn, &mut row, next, action, &detail, Some(&view), now)?;
+    phase::write_action(conn, &mut row, next, &event, Some(&view), now)?;
     Ok(Applied::Recorded)
 }
 

@@ -9,7 +9,7 @@ use crate::db::DbConnection;
 use super::view::{FillView, OrderView};
 use crate::db::orders::{self, NewAction, OrderRow};
 use crate::db::{accounts, outbox};
-use crate::domain::{AccountId, Action, ActionKind, OrderState};
+use crate::domain::{AccountId, ActionKind, OrderEvent, OrderState};
 use crate::error::AppError;
 
 /// An order's action as the table allowed it, with the order's row as the action leaves it.
@@ -22,37 +22,30 @@ pub struct Move {
 }
 
 impl Move {
-    /// `action`, leading to `next`: `row` is brought to match, with its next action seq.
-    pub fn of(
-        mut row: OrderRow,
-        next: OrderState,
-        action: Action,
-        detail: String,
-        now: i64,
-    ) -> Move {
+    /// `event`, leading to `next`: `row` is brought to match, with its next action seq.
+    pub fn of(mut row: OrderRow, next: OrderState, event: &OrderEvent, now: i64) -> Move {
         advance(&mut row, next, now);
         Move {
             row,
-            kind: action.kind(),
-            detail,
+            kind: event.action().kind(),
+            detail: event.detail().to_string(),
             fill: None,
         }
     }
 }
 
-/// Writes `action`, which the table allowed and which leads to `next`, and brings `order` to match.
-/// The caller has already written the action's own effects (ledger entries, fill rows) in the same
-/// transaction.
+/// Writes `event`, whose action the table allowed and which leads to `next`, and brings `order` to
+/// match. The caller has already written the action's own effects (ledger entries, fill rows) in
+/// the same transaction.
 pub fn write_action(
     conn: &mut DbConnection,
     order: &mut OrderRow,
     next: OrderState,
-    action: Action,
-    detail: &serde_json::Value,
+    event: &OrderEvent,
     fill: Option<&FillView>,
     now: i64,
 ) -> Result<(), AppError> {
-    let mut moved = Move::of(order.clone(), next, action, detail.to_string(), now);
+    let mut moved = Move::of(order.clone(), next, event, now);
     moved.fill = fill.cloned();
     write_moves(conn, std::slice::from_ref(&moved))?;
     *order = moved.row;

@@ -1,13 +1,11 @@
 //! Status steps of any number of orders in one phase: the actions that move no shares
-//! (`placement_sent`, `accepted`, and the terminal ones, which also release what is still
-//! reserved), the end the exchange reported, and the cancel of an order never sent. Each item is
+//! (`placement_sent`, `accepted`), the end the exchange reported, and the cancel of an order never
+//! sent (both terminal: they also release what is still reserved). Each item is
 //! planned against its order's locked row through the transition table, then every move is
 //! written a statement per table. A lone step is a batch of one.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
-
-use serde_json::json;
 
 use super::cancel::release_remaining;
 use super::lifecycle::Applied;
@@ -17,14 +15,21 @@ use crate::db::connection::Backend;
 use crate::db::leases::{self, Fence};
 use crate::db::orders::{self, OrderRow};
 use crate::db::{ledger, DbConnection};
-use crate::domain::{terminal_action, Action, OrderId, TransitionError, VenueEnd};
+use crate::domain::{
+    terminal_action, AckSource, Action, EndCause, OrderEvent, OrderId, TransitionError, VenueEnd,
+};
 use crate::error::AppError;
 
 /// What an order's actor asks to record.
 #[derive(Debug, Clone)]
 pub enum StatusStep {
-    /// A status action the actor decided on.
-    Action(Action, serde_json::Value),
+    /// The placement is about to be sent.
+    PlacementSent { client_order_id: String },
+    /// The venue showed the order acknowledged.
+    Accepted {
+        venue_order_id: Option<String>,
+        source: AckSource,
+    },
     /// Ends the order as its exchange copy ended, with whatever the engine itself recorded:
     /// `filled` when every share was recorded here, else `canceled` or `rejected`. When the
     /// exchange counts another quantity filled, the order still ends, and the difference is
@@ -32,7 +37,7 @@ pub enum StatusStep {
     End {
         end: VenueEnd,
         venue_filled: i64,
-        detail: serde_json::Value,
+        cause: EndCause,
     },
     /// Cancels and releases the order if its own row says it was never sent. A step that decided
     /// on an older copy (another step has placed the order since) changes nothing, and the
@@ -43,10 +48,7 @@ pub enum StatusStep {
 impl StatusStep {
     /// Whether the step may end its order (and so touch its balances).
     fn may_end(&self) -> bool {
-        match self {
-            StatusStep::Action(action, _) => action.kind().is_terminal(),
-            StatusStep::End { .. } | StatusStep::ReleaseUnsent => true,
-        }
+        matches!(self, StatusStep::End { .. } | StatusStep::ReleaseUnsent)
     }
 }
 
@@ -151,23 +153,36 @@ fn plan(
     item: &StatusItem,
 ) -> Result<(Planned, OrderRow), AppError> {
     let state = row.state();
-    let (action, detail) = match &item.step {
-        StatusStep::Action(action, detail) => (*action, detail.clone()),
+    // The event a non-terminal step records, or the cause of the end a terminal one records.
+    let (action, planned) = match &item.step {
+        StatusStep::PlacementSent { client_order_id } => {
+            let event = OrderEvent::PlacementSent {
+                client_order_id: client_order_id.clone(),
+            };
+            (event.action(), Ok(event))
+        }
+        StatusStep::Accepted {
+            venue_order_id,
+            source,
+        } => {
+            let event = OrderEvent::Accepted {
+                venue_order_id: venue_order_id.clone(),
+                source: *source,
+            };
+            (event.action(), Ok(event))
+        }
         StatusStep::ReleaseUnsent if row.placement_sent => {
             let refused = "the placement was sent after all: the venue decides";
             return Ok((Planned::unmoved(Applied::Refused(refused.into())), row));
         }
-        StatusStep::ReleaseUnsent => (
-            Action::Canceled,
-            json!({"reason": "never sent to the exchange"}),
-        ),
+        StatusStep::ReleaseUnsent => (Action::Canceled, Err(EndCause::NeverSent)),
         StatusStep::End { .. } if state.status.is_terminal() => {
             return Ok((Planned::unmoved(Applied::Duplicate), row));
         }
         StatusStep::End {
             end,
             venue_filled,
-            detail,
+            cause,
         } => {
             let (action, mismatch) = terminal_action(state, *end, *venue_filled);
             if mismatch {
@@ -183,14 +198,9 @@ fn plan(
                 };
                 alarms::raise(conn, &alarm, item.now)?;
             }
-            (action, detail.clone())
+            (action, Err(cause.clone()))
         }
     };
-    if matches!(action, Action::Fill { .. } | Action::Created) {
-        return Err(AppError::internal(format!(
-            "{action:?} is not a status action"
-        )));
-    }
     let next = match state.apply(action) {
         Ok(next) => next,
         Err(TransitionError::AlreadyAcknowledged | TransitionError::AlreadySent) => {
@@ -208,12 +218,15 @@ fn plan(
             return Ok((Planned::unmoved(Applied::Refused(what)), row));
         }
     };
-    let detail = if next.status.is_terminal() {
-        json!({"released": release_remaining(conn, &row, item.now)?, "detail": detail})
-    } else {
-        detail
+    let event = match planned {
+        Ok(event) => event,
+        Err(cause) => OrderEvent::Ended {
+            action,
+            released: release_remaining(conn, &row, item.now)?,
+            cause,
+        },
     };
-    let moved = Move::of(row.clone(), next, action, detail.to_string(), item.now);
+    let moved = Move::of(row.clone(), next, &event, item.now);
     let planned = Planned {
         applied: Applied::Recorded,
         moved: Some(moved),

@@ -3,8 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use serde_json::json;
-
 use super::pricing;
 use super::view::OrderView;
 use crate::db::accounts::Taking;
@@ -14,7 +12,8 @@ use crate::db::ledger::{self, Balance, LedgerEntry};
 use crate::db::orders::{self, NewAction, OrderRow};
 use crate::db::outbox;
 use crate::domain::{
-    AccountId, ActionKind, Cents, ClientOrderId, EventKind, NewOrder, OrderId, OrderStatus, Side,
+    AccountId, ActionKind, Cents, ClientOrderId, EventKind, NewOrder, OrderEvent, OrderId,
+    OrderStatus, Side,
 };
 use crate::error::AppError;
 use crate::idempotency::{self, IdempotencyKey, Verdict};
@@ -304,12 +303,13 @@ fn prepare<'a>(sub: &'a Submission, owner: &Fence) -> Result<NewOrderRows<'a>, A
         owner: owner.engine.clone(),
         owner_epoch: owner.epoch,
     };
-    let detail = json!({
-        "idempotency_key": sub.key.as_str(),
-        "reserved": {"asset": asset, "amount": amount},
-        "protection_price": sub.price,
-    })
-    .to_string();
+    let created = OrderEvent::Created {
+        idempotency_key: sub.key.as_str().to_owned(),
+        reserved_asset: asset.to_owned(),
+        reserved_amount: amount,
+        protection_price: sub.price,
+    };
+    let detail = created.detail().to_string();
     let view = OrderView::from(&row);
     let body = serde_json::to_string(&view).map_err(AppError::internal)?;
     let response = StoredResponse {

@@ -92,7 +92,9 @@ pub fn mark_placement_sent(
     let item = StatusItem {
         order,
         fence: unowned(),
-        step: StatusStep::Action(orderkeeper::domain::Action::PlacementSent, json!({})),
+        step: StatusStep::PlacementSent {
+            client_order_id: orderkeeper::domain::ClientOrderId::for_order(order).to_string(),
+        },
         now: at,
     };
     let answers = status::record(conn, &[std::sync::Arc::new(item)]).expect("the phase commits");

@@ -9,7 +9,7 @@ use futures_util::future::join_all;
 use orderkeeper::db::leases::Fence;
 use orderkeeper::db::{self, accounts, leases, orders, DbConnection};
 use orderkeeper::domain::{
-    AccountId, Action, ActionKind, Cents, ClientOrderId, OrderId, OrderStatus,
+    AccountId, AckSource, Action, ActionKind, Cents, ClientOrderId, OrderId, OrderStatus,
 };
 use orderkeeper::error::AppError;
 use orderkeeper::orders::intake::{self, Intake, PushItem};
@@ -20,12 +20,21 @@ use serde_json::json;
 
 use crate::helpers::*;
 
+/// The status step an actor records for `action`: `placement_sent`, `accepted` (as a poll saw
+/// it), or `canceled` for an order never sent.
 fn item(order: OrderId, fence: &Fence, action: Action) -> Arc<StatusItem> {
-    step(
-        order,
-        fence,
-        StatusStep::Action(action, json!({"source": "test"})),
-    )
+    let status_step = match action {
+        Action::PlacementSent => StatusStep::PlacementSent {
+            client_order_id: ClientOrderId::for_order(order).to_string(),
+        },
+        Action::Accepted => StatusStep::Accepted {
+            venue_order_id: Some("X-1".into()),
+            source: AckSource::Poll,
+        },
+        Action::Canceled => StatusStep::ReleaseUnsent,
+        other => panic!("{other:?} is no status step"),
+    };
+    step(order, fence, status_step)
 }
 
 fn step(order: OrderId, fence: &Fence, step: StatusStep) -> Arc<StatusItem> {
@@ -129,7 +138,7 @@ async fn a_batch_answers_every_item_as_alone_and_writes_what_the_table_allows() 
             // Fenced: the order is not this engine's, and nothing is written for it.
             item(b, &stranger, Action::Accepted),
             item(c, &owner, Action::Accepted),
-            // Ends the order, and releases what it holds in the same phase.
+            // Ends the order (never sent), and releases what it holds in the same phase.
             item(d, &owner, Action::Canceled),
             item(OrderId::new(), &owner, Action::Accepted),
             // A move the table refuses: alarmed, nothing moves.

@@ -1,0 +1,189 @@
+//! An order's recorded action with what it says: one typed value per entry of the action log.
+//! It is turned into text only at the edges: [`OrderEvent::detail`] is the log's `detail` column
+//! (and what `GET /v1/orders/{id}/actions` shows), and its kind names the feed's `order.*` event.
+
+use serde_json::{json, Value};
+
+use super::{Action, Cents, FillSource, VenueFill, VenueStatus};
+
+text_enum!(
+    /// Which answer of the venue showed an order acknowledged.
+    AckSource { Push => "push", Placement => "placement", Poll => "poll" }
+);
+
+/// Why an order ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EndCause {
+    /// Cancelled before it was ever sent: released at once, with no venue call.
+    NeverSent,
+    /// The venue refused the placement.
+    PlacementRejected { reason: String },
+    /// The venue's copy ended so.
+    VenueEnded {
+        status: VenueStatus,
+        filled_qty: i64,
+    },
+}
+
+/// What a recorded action says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderEvent {
+    Created {
+        idempotency_key: String,
+        reserved_asset: String,
+        reserved_amount: i64,
+        protection_price: Option<Cents>,
+    },
+    PlacementSent {
+        client_order_id: String,
+    },
+    Accepted {
+        venue_order_id: Option<String>,
+        source: AckSource,
+    },
+    Fill {
+        fill: VenueFill,
+        source: FillSource,
+    },
+    CancelRequested,
+    /// A terminal action (`filled`, `canceled` or `rejected`) with what it released.
+    Ended {
+        action: Action,
+        released: i64,
+        cause: EndCause,
+    },
+}
+
+impl OrderEvent {
+    /// The action the transition table sees.
+    pub fn action(&self) -> Action {
+        match self {
+            OrderEvent::Created { .. } => Action::Created,
+            OrderEvent::PlacementSent { .. } => Action::PlacementSent,
+            OrderEvent::Accepted { .. } => Action::Accepted,
+            OrderEvent::Fill { fill, .. } => Action::Fill { qty: fill.qty },
+            OrderEvent::CancelRequested => Action::CancelRequested,
+            OrderEvent::Ended { action, .. } => *action,
+        }
+    }
+
+    /// The action log's `detail`: the same JSON for the same event, always.
+    pub fn detail(&self) -> Value {
+        match self {
+            OrderEvent::Created {
+                idempotency_key,
+                reserved_asset,
+                reserved_amount,
+                protection_price,
+            } => json!({
+                "idempotency_key": idempotency_key,
+                "reserved": {"asset": reserved_asset, "amount": reserved_amount},
+                "protection_price": protection_price,
+            }),
+            OrderEvent::PlacementSent { client_order_id } => {
+                json!({"client_order_id": client_order_id})
+            }
+            OrderEvent::Accepted {
+                venue_order_id,
+                source,
+            } => json!({"exchange_order_id": venue_order_id, "source": source}),
+            OrderEvent::Fill { fill, source } => json!({
+                "fill_id": fill.fill_id, "qty": fill.qty, "price": fill.price, "source": source,
+            }),
+            OrderEvent::CancelRequested => json!({"by": "customer"}),
+            OrderEvent::Ended {
+                released, cause, ..
+            } => {
+                let cause = match cause {
+                    EndCause::NeverSent => json!({"reason": "never sent to the exchange"}),
+                    EndCause::PlacementRejected { reason } => json!({"reason": reason}),
+                    EndCause::VenueEnded { status, filled_qty } => {
+                        json!({"exchange_status": status, "exchange_filled_qty": filled_qty})
+                    }
+                };
+                json!({"released": released, "detail": cause})
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_event_writes_the_detail_the_log_has_always_held() {
+        let fill = VenueFill {
+            fill_id: "F1".into(),
+            qty: 3,
+            price: Cents(152_050),
+        };
+        let cases = [
+            (
+                OrderEvent::Created {
+                    idempotency_key: "k1".into(),
+                    reserved_asset: "CASH".into(),
+                    reserved_amount: 456_150,
+                    protection_price: Some(Cents(152_050)),
+                },
+                r#"{"idempotency_key":"k1","protection_price":"1520.50","reserved":{"amount":456150,"asset":"CASH"}}"#,
+            ),
+            (
+                OrderEvent::PlacementSent {
+                    client_order_id: "ok-1".into(),
+                },
+                r#"{"client_order_id":"ok-1"}"#,
+            ),
+            (
+                OrderEvent::Accepted {
+                    venue_order_id: Some("X1".into()),
+                    source: AckSource::Placement,
+                },
+                r#"{"exchange_order_id":"X1","source":"placement"}"#,
+            ),
+            (
+                OrderEvent::Fill {
+                    fill,
+                    source: FillSource::Poll,
+                },
+                r#"{"fill_id":"F1","price":"1520.50","qty":3,"source":"poll"}"#,
+            ),
+            (OrderEvent::CancelRequested, r#"{"by":"customer"}"#),
+            (
+                OrderEvent::Ended {
+                    action: Action::Canceled,
+                    released: 500,
+                    cause: EndCause::NeverSent,
+                },
+                r#"{"detail":{"reason":"never sent to the exchange"},"released":500}"#,
+            ),
+            (
+                OrderEvent::Ended {
+                    action: Action::Filled,
+                    released: 0,
+                    cause: EndCause::VenueEnded {
+                        status: VenueStatus::Filled,
+                        filled_qty: 3,
+                    },
+                },
+                r#"{"detail":{"exchange_filled_qty":3,"exchange_status":"filled"},"released":0}"#,
+            ),
+        ];
+        for (event, detail) in cases {
+            assert_eq!(event.detail().to_string(), detail, "{event:?}");
+        }
+    }
+
+    #[test]
+    fn a_fill_event_carries_its_quantity_to_the_table() {
+        let event = OrderEvent::Fill {
+            fill: VenueFill {
+                fill_id: "F".into(),
+                qty: 7,
+                price: Cents(1),
+            },
+            source: FillSource::Push,
+        };
+        assert_eq!(event.action(), Action::Fill { qty: 7 });
+    }
+}
