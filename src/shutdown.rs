@@ -3,7 +3,9 @@
 //! relay, the broker publisher, the key reaper, the orphan sweep, the auditor, the lease keeper)
 //! watches it and stops at its next turn. Background work is started through [`Shutdown::spawn`],
 //! so that [`Shutdown::tasks_finished`] can wait for all of it to have stopped: the lease is given
-//! up only after its keeper has stopped, so nothing renews it afterwards.
+//! up only after its keeper has stopped, so nothing renews it afterwards. The engine's writers (the
+//! batch gatherers, and the work that follows a request) watch a second signal, given once the
+//! server has drained, so that every request in flight still gets its phase written.
 
 use std::future::Future;
 use std::pin::pin;
@@ -74,6 +76,21 @@ impl Shutdown {
             tasks.retain(|(_, task)| !task.is_finished());
             tasks.push((name, handle));
         }
+    }
+
+    /// Runs `work` on a task of its own, registered as [`Shutdown::spawn`] registers background
+    /// work, and waits for it. The work goes on to its end even if the caller is dropped, and
+    /// [`Shutdown::tasks_finished`] waits for it. None if the work panicked.
+    pub async fn run_to_completion<T: 'static>(
+        &self,
+        name: &'static str,
+        work: impl Future<Output = T> + 'static,
+    ) -> Option<T> {
+        let (sender, answer) = tokio::sync::oneshot::channel();
+        self.spawn(name, |_| async move {
+            let _ = sender.send(work.await);
+        });
+        answer.await.ok()
     }
 
     /// After the signal: waits until every task started through [`Shutdown::spawn`] has ended, for
@@ -153,5 +170,31 @@ mod tests {
             "returned before the task ended"
         );
         assert_eq!(running, vec!["never stops"]);
+    }
+
+    #[actix_web::test]
+    async fn work_run_to_completion_ends_even_when_its_caller_is_dropped() {
+        let shutdown = Shutdown::default();
+        let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = ended.clone();
+        let caller = shutdown.run_to_completion("request work", async move {
+            actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            7
+        });
+        // The caller waits a moment, then goes away (a client that hangs up).
+        let waited = tokio::time::timeout(Duration::from_millis(10), caller).await;
+        assert!(waited.is_err(), "the work cannot have ended yet");
+        shutdown.trigger();
+        let running = shutdown.tasks_finished(Duration::from_secs(5)).await;
+        assert!(running.is_empty(), "{running:?}");
+        assert!(
+            ended.load(std::sync::atomic::Ordering::SeqCst),
+            "the work ran to its end"
+        );
+        assert_eq!(
+            shutdown.run_to_completion("more", async { 8 }).await,
+            Some(8)
+        );
     }
 }

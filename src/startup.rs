@@ -51,6 +51,9 @@ pub struct Application {
     sim: Option<SimHandle>,
     engine: Engine,
     shutdown: Shutdown,
+    /// Stops the writers once the server has drained and the rest has stopped: requests in
+    /// flight and order steps still get their phases written until then.
+    writers_stop: Shutdown,
     pub exchange_url: String,
     pub demo_token: Option<String>,
 }
@@ -86,7 +89,8 @@ impl Application {
             HttpExchange::new(&venue.url, Duration::from_secs(3))
                 .with_metrics(Arc::clone(&metrics)),
         );
-        let writers = Writers::start(store.writer.clone(), Arc::clone(&metrics), &shutdown);
+        let writers_stop = Shutdown::default();
+        let writers = Writers::start(store.writer.clone(), Arc::clone(&metrics), &writers_stop);
         let engine = Engine::new(
             store.pool.clone(),
             writers,
@@ -138,6 +142,7 @@ impl Application {
             sim: venue.sim,
             engine,
             shutdown,
+            writers_stop,
             exchange_url: venue.url,
             demo_token,
         })
@@ -175,7 +180,13 @@ impl Application {
         self.shutdown.trigger();
         self.engine.stop();
         // The lease keeper may be inside a renewal: the lease is given up only after it stopped.
-        let running = self.shutdown.tasks_finished(Duration::from_secs(10)).await;
+        let mut running = self.shutdown.tasks_finished(Duration::from_secs(10)).await;
+        self.writers_stop.trigger();
+        running.extend(
+            self.writers_stop
+                .tasks_finished(Duration::from_secs(10))
+                .await,
+        );
         if !running.is_empty() {
             tracing::warn!(?running, "background work still running at the stop");
         }

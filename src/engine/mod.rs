@@ -12,7 +12,6 @@ pub mod steps;
 pub mod writers;
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,7 +39,6 @@ use crate::orders::intake::{Intake, PushItem};
 use crate::orders::lifecycle::{Applied, RecordedFill, Snapshot};
 use crate::orders::status::StatusItem;
 use crate::orders::submit::{Submission, SubmitItem, Submitted};
-use tracing::Instrument;
 
 #[derive(Debug, Clone, Copy)]
 pub struct EngineSettings {
@@ -100,18 +98,6 @@ pub enum PushOutcome {
 
 #[derive(Clone)]
 pub struct Engine(Arc<Inner>);
-
-/// Runs `work` on a task of its own and waits for it. The work goes on to its end even if the
-/// waiting request is dropped (a client that resets the connection, a proxy that times out), so
-/// whatever must follow a commit never depends on the request that asked for it.
-pub async fn run_to_completion<T: 'static>(
-    work: impl Future<Output = Result<T, AppError>> + 'static,
-) -> Result<T, AppError> {
-    // The task carries the caller's span, so its logs still name the order and the account.
-    actix_web::rt::spawn(work.instrument(tracing::Span::current()))
-        .await
-        .map_err(|e| AppError::internal(format!("a detached task failed: {e}")))?
-}
 
 impl Engine {
     pub fn new(
@@ -352,32 +338,34 @@ impl Engine {
     /// and never be sent.
     pub async fn submit(&self, submission: Submission) -> Result<Submitted, AppError> {
         let engine = self.clone();
-        run_to_completion(async move {
-            let account = submission.account;
-            let item = SubmitItem {
-                submission,
-                owner: engine.fence(),
-            };
-            let submitted = engine.0.writers.submit(item).await?;
-            if let Some(row) = &submitted.created {
-                let order = row.id;
-                crash_point("submit.after_commit");
-                let span = tracing::Span::current();
-                span.record("order_id", tracing::field::display(order));
-                let cid = ClientOrderId::for_order(order);
-                span.record("client_order_id", tracing::field::display(&cid));
-                tracing::info!(%account, "order created");
-                engine.metrics().order_created();
-                engine.relay().wake();
-                engine
-                    .0
-                    .fresh_snapshots
-                    .insert(order, Snapshot::of_new(row.clone()));
-                engine.spawn(order);
-            }
-            Ok(submitted)
-        })
-        .await
+        self.0
+            .writers
+            .run_to_completion(async move {
+                let account = submission.account;
+                let item = SubmitItem {
+                    submission,
+                    owner: engine.fence(),
+                };
+                let submitted = engine.0.writers.submit(item).await?;
+                if let Some(row) = &submitted.created {
+                    let order = row.id;
+                    crash_point("submit.after_commit");
+                    let span = tracing::Span::current();
+                    span.record("order_id", tracing::field::display(order));
+                    let cid = ClientOrderId::for_order(order);
+                    span.record("client_order_id", tracing::field::display(&cid));
+                    tracing::info!(%account, "order created");
+                    engine.metrics().order_created();
+                    engine.relay().wake();
+                    engine
+                        .0
+                        .fresh_snapshots
+                        .insert(order, Snapshot::of_new(row.clone()));
+                    engine.spawn(order);
+                }
+                Ok(submitted)
+            })
+            .await
     }
 
     /// Records the customer's cancel and answers at once; the order's actor does the rest, after
@@ -389,27 +377,29 @@ impl Engine {
         order: OrderId,
     ) -> Result<(CancelAnswer, OrderRow), AppError> {
         let engine = self.clone();
-        run_to_completion(async move {
-            let me = engine.lease().engine_id().to_owned();
-            let answer = engine
-                .writer()
-                .run(move |conn| {
-                    let answer = cancel::request(conn, account, order, now_micros())?;
-                    // Another engine's order: its owner is told in the same commit.
-                    if answer.0 == CancelAnswer::Requested && answer.1.owner != me {
-                        leases::leave_note(conn, &answer.1.owner, order)?;
-                    }
-                    Ok::<_, AppError>(answer)
-                })
-                .await?;
-            engine.relay().wake();
-            engine.mark_snapshot_stale(order);
-            if answer.0 == CancelAnswer::Requested && engine.owns(&answer.1.owner) {
-                engine.spawn(order).do_send(Drive(Reason::Cancel));
-            }
-            Ok(answer)
-        })
-        .await
+        self.0
+            .writers
+            .run_to_completion(async move {
+                let me = engine.lease().engine_id().to_owned();
+                let answer = engine
+                    .writer()
+                    .run(move |conn| {
+                        let answer = cancel::request(conn, account, order, now_micros())?;
+                        // Another engine's order: its owner is told in the same commit.
+                        if answer.0 == CancelAnswer::Requested && answer.1.owner != me {
+                            leases::leave_note(conn, &answer.1.owner, order)?;
+                        }
+                        Ok::<_, AppError>(answer)
+                    })
+                    .await?;
+                engine.relay().wake();
+                engine.mark_snapshot_stale(order);
+                if answer.0 == CancelAnswer::Requested && engine.owns(&answer.1.owner) {
+                    engine.spawn(order).do_send(Drive(Reason::Cancel));
+                }
+                Ok(answer)
+            })
+            .await
     }
 
     /// Takes in a push from the exchange: stores it and records its fill in one phase, then hands
@@ -431,64 +421,67 @@ impl Engine {
             }
         }
         let engine = self.clone();
-        run_to_completion(async move {
-            let item = PushItem {
-                event: event.clone(),
-                raw,
-                now: now_micros(),
-                engine: engine.lease().engine_id().to_owned(),
-            };
-            let intake = engine.0.writers.take_in_push(item).await?;
-            let Intake::New {
-                order,
-                fill,
-                status,
-                fully_filled,
-                owner,
-            } = intake
-            else {
-                if intake == Intake::Duplicate {
-                    engine.metrics().fill_duplicate(FillSource::Push);
-                    return Ok(PushOutcome::Duplicate);
-                }
-                return Ok(PushOutcome::Unmatched);
-            };
-            if let (Some(recorded), Some(exchange_fill)) = (&fill, &event.fill) {
-                match recorded {
-                    Applied::Recorded => {
-                        engine.metrics().fill_recorded(FillSource::Push);
-                        crash_point("fill.after_commit");
-                        engine.relay().wake();
+        self.0
+            .writers
+            .run_to_completion(async move {
+                let item = PushItem {
+                    event: event.clone(),
+                    raw,
+                    now: now_micros(),
+                    engine: engine.lease().engine_id().to_owned(),
+                };
+                let intake = engine.0.writers.take_in_push(item).await?;
+                let Intake::New {
+                    order,
+                    fill,
+                    status,
+                    fully_filled,
+                    owner,
+                } = intake
+                else {
+                    if intake == Intake::Duplicate {
+                        engine.metrics().fill_duplicate(FillSource::Push);
+                        return Ok(PushOutcome::Duplicate);
                     }
-                    Applied::Duplicate => engine.metrics().fill_duplicate(FillSource::Push),
-                    Applied::Refused(_) => {}
+                    return Ok(PushOutcome::Unmatched);
+                };
+                if let (Some(recorded), Some(exchange_fill)) = (&fill, &event.fill) {
+                    match recorded {
+                        Applied::Recorded => {
+                            engine.metrics().fill_recorded(FillSource::Push);
+                            crash_point("fill.after_commit");
+                            engine.relay().wake();
+                        }
+                        Applied::Duplicate => engine.metrics().fill_duplicate(FillSource::Push),
+                        Applied::Refused(_) => {}
+                    }
+                    // Only an order with a live actor here is remembered: the actor's end forgets it,
+                    // so the cache never grows with other engines' orders.
+                    if !matches!(recorded, Applied::Refused(_)) && engine.registry().contains(order)
+                    {
+                        let seen = RecordedFill::of(exchange_fill);
+                        engine
+                            .registry()
+                            .remember_fills(order, [(&exchange_fill.fill_id, &seen)]);
+                    }
                 }
-                // Only an order with a live actor here is remembered: the actor's end forgets it,
-                // so the cache never grows with other engines' orders.
-                if !matches!(recorded, Applied::Refused(_)) && engine.registry().contains(order) {
-                    let seen = RecordedFill::of(exchange_fill);
-                    engine
-                        .registry()
-                        .remember_fills(order, [(&exchange_fill.fill_id, &seen)]);
+                // A fill that leaves the order open needs nothing more, nor does an acknowledgement of
+                // an order already acknowledged; the rest goes to the actor.
+                let needs_actor = if event.is_bare_ack() {
+                    status == OrderStatus::PendingNew
+                } else {
+                    event.fill.is_none() || fully_filled
+                };
+                if !engine.owns(&owner) {
+                    // Told to its owner above.
+                } else if needs_actor && status.is_open() {
+                    engine.spawn(order).do_send(Drive(Reason::Push(event)));
+                } else if let Some(actor) = engine.registry().get(order) {
+                    actor.do_send(WatchClosely);
                 }
-            }
-            // A fill that leaves the order open needs nothing more, nor does an acknowledgement of
-            // an order already acknowledged; the rest goes to the actor.
-            let needs_actor = if event.is_bare_ack() {
-                status == OrderStatus::PendingNew
-            } else {
-                event.fill.is_none() || fully_filled
-            };
-            if !engine.owns(&owner) {
-                // Told to its owner above.
-            } else if needs_actor && status.is_open() {
-                engine.spawn(order).do_send(Drive(Reason::Push(event)));
-            } else if let Some(actor) = engine.registry().get(order) {
-                actor.do_send(WatchClosely);
-            }
-            Ok(PushOutcome::Recorded)
-        })
-        .await
+                Ok(PushOutcome::Recorded)
+            })
+            .await
     }
 
     pub fn live_actors(&self) -> usize {

@@ -45,6 +45,8 @@ const FILL_PUSH_BATCHES: BatchLimits = BatchLimits {
 
 pub struct Writers {
     writer: Writer,
+    /// What stops the gatherers, and waits for them and for work run to completion.
+    stop: Shutdown,
     submits: Batcher<SubmitItem, Submitted>,
     statuses: Batcher<StatusItem, Applied>,
     /// Pushes without a fill: they lock nothing, so they never wait behind a fill's phase.
@@ -81,11 +83,28 @@ impl Writers {
             });
         Writers {
             writer,
+            stop: shutdown.clone(),
             submits,
             statuses,
             bare_pushes,
             fill_pushes,
         }
+    }
+
+    /// Runs `work` on a task of its own and waits for it. The work goes on to its end even if the
+    /// waiting request is dropped (a client that resets the connection, a proxy that times out),
+    /// so whatever must follow a commit never depends on the request that asked for it; the stop
+    /// waits for it before the writers stop.
+    pub async fn run_to_completion<T: 'static>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, AppError>> + 'static,
+    ) -> Result<T, AppError> {
+        // The task carries the caller's span, so its logs still name the order and the account.
+        let work = tracing::Instrument::instrument(work, tracing::Span::current());
+        self.stop
+            .run_to_completion("work that follows a request", work)
+            .await
+            .ok_or_else(|| AppError::internal("a detached task failed"))?
     }
 
     /// For a phase of its own (a cancel request, a fill found by polling, an admin change).
