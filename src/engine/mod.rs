@@ -1,17 +1,25 @@
 //! The engine: one supervised actor per open order, which carries its order on from its log.
 //! Actors live on their own arbiter thread; database work runs on the blocking pool.
+//!
+//! Its parts, each with one job:
+//! - [`writers`]: every phase, gathered into batches (one entry point per kind of phase);
+//! - [`registry`]: the live actors, and the fills each order is known to hold;
+//! - [`recovery`]: what a start or a takeover picks up, and when the engine is ready;
+//! - [`lease`]: this engine's claim on its orders, and the notes other engines leave it;
+//! - [`pushes`]: the venue's pushes, taken in and handed to the actors that need them;
+//! - [`steps`], with [`decide`]: what an actor does, and the pure decisions behind it.
 
 pub mod decide;
 pub mod identity;
 pub mod lease;
 pub mod messages;
 pub mod order_actor;
+pub mod pushes;
 pub mod recovery;
 pub mod registry;
 pub mod steps;
 pub mod writers;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,24 +27,21 @@ use actix::{Addr, Arbiter, Supervisor};
 use dashmap::DashMap;
 
 use self::lease::Lease;
-use self::messages::{Drive, Reason, WatchClosely};
+use self::messages::{Drive, Reason};
 use self::order_actor::OrderActor;
 use self::registry::Registry;
 use self::writers::Writers;
 use crate::db::leases::{self, Fence};
-use crate::db::orders::{self as order_rows, OrderRow};
-use crate::db::{self, now_micros, DbPool, Writer};
-use crate::domain::{
-    AccountId, ClientOrderId, FillSource, OrderId, OrderStatus, VenueReport, VenueStatus,
-};
+use crate::db::orders::OrderRow;
+use crate::db::{now_micros, DbPool, Writer};
+use crate::domain::{AccountId, ClientOrderId, OrderId};
 use crate::error::AppError;
 use crate::exchange::ExchangeClient;
 use crate::fault_points::crash_point;
 use crate::feed::Relay;
 use crate::metrics::Metrics;
 use crate::orders::cancel::{self, CancelAnswer};
-use crate::orders::intake::{Intake, PushItem};
-use crate::orders::lifecycle::{Applied, RecordedFill, Snapshot};
+use crate::orders::lifecycle::{Applied, Snapshot};
 use crate::orders::status::StatusItem;
 use crate::orders::submit::{Submission, SubmitItem, Submitted};
 
@@ -84,18 +89,6 @@ struct Inner {
 }
 
 /// A cheap handle on the engine, shared by the HTTP handlers and the actors.
-/// What became of a push, as the exchange is told (`{"status": …}`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PushOutcome {
-    /// Taken in: its fill recorded, or its event stored, and the order's actor told if need be.
-    Recorded,
-    /// This very event (or its fill) was taken in before.
-    Duplicate,
-    /// It names no order of ours: kept and alarmed.
-    Unmatched,
-}
-
 #[derive(Clone)]
 pub struct Engine(Arc<Inner>);
 
@@ -174,7 +167,7 @@ impl Engine {
     }
 
     /// Whether this engine owns the order now (else the note goes to its owner).
-    fn owns(&self, owner: &str) -> bool {
+    pub(super) fn owns(&self, owner: &str) -> bool {
         owner == self.0.lease.engine_id()
     }
 
@@ -194,7 +187,7 @@ impl Engine {
 
     /// A new order as its submit committed it, if nothing else wrote it since, as far as this
     /// engine was told; taken once, by the first step.
-    fn take_fresh_snapshot(&self, order: OrderId) -> Option<Snapshot> {
+    pub(super) fn take_fresh_snapshot(&self, order: OrderId) -> Option<Snapshot> {
         self.0.fresh_snapshots.remove(&order).map(|(_, snap)| snap)
     }
 
@@ -204,7 +197,7 @@ impl Engine {
         self.start_actor(order, true)
     }
 
-    fn start_actor(&self, order: OrderId, recover_first: bool) -> Addr<OrderActor> {
+    pub(super) fn start_actor(&self, order: OrderId, recover_first: bool) -> Addr<OrderActor> {
         // An actor that died outside any step (it should not) is replaced, not trusted.
         if let Some(dead) = self.registry().get(order).filter(|a| !a.connected()) {
             tracing::error!(%order, "order actor found dead; starting a new one");
@@ -216,121 +209,6 @@ impl Engine {
                 OrderActor::new(engine, order, recover_first)
             })
         })
-    }
-
-    /// Gives every open order its actor back after a start; returns how many. The engine is ready
-    /// once each of them has finished its first step.
-    ///
-    /// The exchange's whole book is asked for once: an order it holds exactly as the engine last
-    /// recorded it (open on both sides, the same quantity filled) needs no first step, and its
-    /// actor simply goes on polling. Only the others look themselves up, so a restart with many
-    /// quiet open orders makes one call to the exchange, not one per order. Without that list
-    /// (the exchange is down), every order recovers on its own.
-    pub async fn recover(&self) -> Result<usize, AppError> {
-        let me = self.lease().engine_id().to_owned();
-        let open = db::run(self.pool(), move |conn| {
-            order_rows::open_orders_brief(conn, &me)
-        })
-        .await?;
-        let book = if open.is_empty() {
-            Ok(Vec::new())
-        } else {
-            self.exchange().all_orders().await
-        };
-        let book: HashMap<String, (VenueStatus, i64)> = match book {
-            Ok(orders) => orders
-                .into_iter()
-                .map(|o| (o.client_order_id, (o.status, o.filled_qty)))
-                .collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "the exchange's book is unavailable; each order recovers on its own");
-                HashMap::new()
-            }
-        };
-        let in_sync = |o: &order_rows::OpenOrder| {
-            matches!(o.status, OrderStatus::New | OrderStatus::PartiallyFilled)
-                && book
-                    .get(o.client_order_id.as_str())
-                    .is_some_and(|(status, filled)| {
-                        matches!(status, VenueStatus::New | VenueStatus::PartiallyFilled)
-                            && *filled == o.filled_qty
-                    })
-        };
-        let quiet: Vec<bool> = open.iter().map(in_sync).collect();
-        drop(book);
-        for (order, _) in open.iter().zip(&quiet).filter(|(_, quiet)| !**quiet) {
-            self.0.recovery.awaits_first_step(order.id);
-        }
-        for (i, (order, quiet)) in open.iter().zip(&quiet).enumerate() {
-            self.start_actor(order.id, !quiet);
-            if i == open.len() / 2 {
-                crash_point("recovery.during");
-            }
-        }
-        let ready = self.0.recovery.listed(open.len());
-        self.note_ready(ready);
-        let quiet = quiet.iter().filter(|q| **q).count();
-        tracing::info!(open = open.len(), quiet, "open orders given their actors");
-        Ok(open.len())
-    }
-
-    /// Gives an actor to every open order that has none: an order whose actor was never started
-    /// (its request vanished between the commit and the spawn) or was lost. The same path as
-    /// recovery; returns how many were found.
-    pub async fn adopt_orphans(&self) -> Result<usize, AppError> {
-        let me = self.lease().engine_id().to_owned();
-        let open = db::run(self.pool(), move |conn| {
-            order_rows::open_order_ids(conn, &me)
-        })
-        .await?;
-        let orphans: Vec<OrderId> = open
-            .into_iter()
-            .filter(|o| !self.registry().contains(*o))
-            .collect();
-        for order in &orphans {
-            tracing::warn!(%order, "open order without an actor; starting one");
-            self.0.recovery.picks_up(*order);
-            self.spawn(*order);
-        }
-        Ok(orphans.len())
-    }
-
-    pub fn is_recovering(&self, order: OrderId) -> bool {
-        self.0.recovery.is_recovering(order)
-    }
-
-    /// The order's recovery step is done; false if it was not recovering.
-    pub fn finish_recovering(&self, order: OrderId) -> bool {
-        self.0.recovery.finish_recovering(order)
-    }
-
-    /// Counts an order recovery carried on, with the fills it recorded on the way.
-    pub fn count_recovered(&self, fills: i64) {
-        self.0.recovery.count_recovered(fills);
-    }
-
-    /// What this start's recovery has done so far.
-    pub fn recovery_summary(&self) -> serde_json::Value {
-        self.0.recovery.summary()
-    }
-
-    /// Called after each step that ended without an error.
-    pub fn step_completed(&self, order: OrderId) {
-        let ready = self.0.recovery.step_completed(order);
-        self.note_ready(ready);
-    }
-
-    /// Records, once, how long the start took to be ready (`orderkeeper_rehydration_seconds`).
-    fn note_ready(&self, took: Option<std::time::Duration>) {
-        if let Some(elapsed) = took {
-            self.metrics().rehydrated_in(elapsed);
-            tracing::info!(?elapsed, "ready: every open order has its actor back");
-        }
-    }
-
-    /// Whether every order picked up at start-up has finished its first step.
-    pub fn is_ready(&self) -> bool {
-        self.0.recovery.is_ready()
     }
 
     /// Records a new order and starts its actor, which places it. Both run to their end even if
@@ -398,88 +276,6 @@ impl Engine {
                     engine.spawn(order).do_send(Drive(Reason::Cancel));
                 }
                 Ok(answer)
-            })
-            .await
-    }
-
-    /// Takes in a push from the exchange: stores it and records its fill in one phase, then hands
-    /// the order's actor only what may end the order or change its status. A fill already
-    /// recorded exactly so is answered at once, without a write. Returns what became of it.
-    ///
-    /// Runs on a task of its own: once the event is stored, a later delivery is a duplicate, so
-    /// what follows must not depend on the request surviving.
-    pub async fn take_push(
-        &self,
-        event: VenueReport,
-        raw: String,
-    ) -> Result<PushOutcome, AppError> {
-        let order = ClientOrderId(event.client_order_id.clone()).order_id();
-        if let (Some(order), Some(fill)) = (order, &event.fill) {
-            if self.registry().has_recorded(order, fill) {
-                self.metrics().fill_duplicate(FillSource::Push);
-                return Ok(PushOutcome::Duplicate);
-            }
-        }
-        let engine = self.clone();
-        self.0
-            .writers
-            .run_to_completion(async move {
-                let item = PushItem {
-                    event: event.clone(),
-                    raw,
-                    now: now_micros(),
-                    engine: engine.lease().engine_id().to_owned(),
-                };
-                let intake = engine.0.writers.take_in_push(item).await?;
-                let Intake::New {
-                    order,
-                    fill,
-                    status,
-                    fully_filled,
-                    owner,
-                } = intake
-                else {
-                    if intake == Intake::Duplicate {
-                        engine.metrics().fill_duplicate(FillSource::Push);
-                        return Ok(PushOutcome::Duplicate);
-                    }
-                    return Ok(PushOutcome::Unmatched);
-                };
-                if let (Some(recorded), Some(exchange_fill)) = (&fill, &event.fill) {
-                    match recorded {
-                        Applied::Recorded => {
-                            engine.metrics().fill_recorded(FillSource::Push);
-                            crash_point("fill.after_commit");
-                            engine.relay().wake();
-                        }
-                        Applied::Duplicate => engine.metrics().fill_duplicate(FillSource::Push),
-                        Applied::Refused(_) => {}
-                    }
-                    // Only an order with a live actor here is remembered: the actor's end forgets it,
-                    // so the cache never grows with other engines' orders.
-                    if !matches!(recorded, Applied::Refused(_)) && engine.registry().contains(order)
-                    {
-                        let seen = RecordedFill::of(exchange_fill);
-                        engine
-                            .registry()
-                            .remember_fills(order, [(&exchange_fill.fill_id, &seen)]);
-                    }
-                }
-                // A fill that leaves the order open needs nothing more, nor does an acknowledgement of
-                // an order already acknowledged; the rest goes to the actor.
-                let needs_actor = if event.is_bare_ack() {
-                    status == OrderStatus::PendingNew
-                } else {
-                    event.fill.is_none() || fully_filled
-                };
-                if !engine.owns(&owner) {
-                    // Told to its owner above.
-                } else if needs_actor && status.is_open() {
-                    engine.spawn(order).do_send(Drive(Reason::Push(event)));
-                } else if let Some(actor) = engine.registry().get(order) {
-                    actor.do_send(WatchClosely);
-                }
-                Ok(PushOutcome::Recorded)
             })
             .await
     }

@@ -8,8 +8,13 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashSet;
 
+use std::collections::HashMap;
+
 use super::Engine;
-use crate::domain::OrderId;
+use crate::db::{self, orders as order_rows};
+use crate::domain::{OrderId, OrderStatus, VenueStatus};
+use crate::error::AppError;
+use crate::fault_points::crash_point;
 use crate::shutdown::Shutdown;
 
 /// What this start's recovery has done, and whether the engine is ready: every order picked up
@@ -137,6 +142,124 @@ pub fn spawn(engine: Engine, shutdown: &Shutdown) {
             }
         }
     });
+}
+
+/// Recovery, as the engine runs it.
+impl Engine {
+    /// Gives every open order its actor back after a start; returns how many. The engine is ready
+    /// once each of them has finished its first step.
+    ///
+    /// The exchange's whole book is asked for once: an order it holds exactly as the engine last
+    /// recorded it (open on both sides, the same quantity filled) needs no first step, and its
+    /// actor simply goes on polling. Only the others look themselves up, so a restart with many
+    /// quiet open orders makes one call to the exchange, not one per order. Without that list
+    /// (the exchange is down), every order recovers on its own.
+    pub async fn recover(&self) -> Result<usize, AppError> {
+        let me = self.lease().engine_id().to_owned();
+        let open = db::run(self.pool(), move |conn| {
+            order_rows::open_orders_brief(conn, &me)
+        })
+        .await?;
+        let book = if open.is_empty() {
+            Ok(Vec::new())
+        } else {
+            self.exchange().all_orders().await
+        };
+        let book: HashMap<String, (VenueStatus, i64)> = match book {
+            Ok(orders) => orders
+                .into_iter()
+                .map(|o| (o.client_order_id, (o.status, o.filled_qty)))
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "the exchange's book is unavailable; each order recovers on its own");
+                HashMap::new()
+            }
+        };
+        let in_sync = |o: &order_rows::OpenOrder| {
+            matches!(o.status, OrderStatus::New | OrderStatus::PartiallyFilled)
+                && book
+                    .get(o.client_order_id.as_str())
+                    .is_some_and(|(status, filled)| {
+                        matches!(status, VenueStatus::New | VenueStatus::PartiallyFilled)
+                            && *filled == o.filled_qty
+                    })
+        };
+        let quiet: Vec<bool> = open.iter().map(in_sync).collect();
+        drop(book);
+        for (order, _) in open.iter().zip(&quiet).filter(|(_, quiet)| !**quiet) {
+            self.0.recovery.awaits_first_step(order.id);
+        }
+        for (i, (order, quiet)) in open.iter().zip(&quiet).enumerate() {
+            self.start_actor(order.id, !quiet);
+            if i == open.len() / 2 {
+                crash_point("recovery.during");
+            }
+        }
+        let ready = self.0.recovery.listed(open.len());
+        self.note_ready(ready);
+        let quiet = quiet.iter().filter(|q| **q).count();
+        tracing::info!(open = open.len(), quiet, "open orders given their actors");
+        Ok(open.len())
+    }
+
+    /// Gives an actor to every open order that has none: an order whose actor was never started
+    /// (its request vanished between the commit and the spawn) or was lost. The same path as
+    /// recovery; returns how many were found.
+    pub async fn adopt_orphans(&self) -> Result<usize, AppError> {
+        let me = self.lease().engine_id().to_owned();
+        let open = db::run(self.pool(), move |conn| {
+            order_rows::open_order_ids(conn, &me)
+        })
+        .await?;
+        let orphans: Vec<OrderId> = open
+            .into_iter()
+            .filter(|o| !self.registry().contains(*o))
+            .collect();
+        for order in &orphans {
+            tracing::warn!(%order, "open order without an actor; starting one");
+            self.0.recovery.picks_up(*order);
+            self.spawn(*order);
+        }
+        Ok(orphans.len())
+    }
+
+    pub fn is_recovering(&self, order: OrderId) -> bool {
+        self.0.recovery.is_recovering(order)
+    }
+
+    /// The order's recovery step is done; false if it was not recovering.
+    pub fn finish_recovering(&self, order: OrderId) -> bool {
+        self.0.recovery.finish_recovering(order)
+    }
+
+    /// Counts an order recovery carried on, with the fills it recorded on the way.
+    pub fn count_recovered(&self, fills: i64) {
+        self.0.recovery.count_recovered(fills);
+    }
+
+    /// What this start's recovery has done so far.
+    pub fn recovery_summary(&self) -> serde_json::Value {
+        self.0.recovery.summary()
+    }
+
+    /// Called after each step that ended without an error.
+    pub fn step_completed(&self, order: OrderId) {
+        let ready = self.0.recovery.step_completed(order);
+        self.note_ready(ready);
+    }
+
+    /// Records, once, how long the start took to be ready (`orderkeeper_rehydration_seconds`).
+    pub(super) fn note_ready(&self, took: Option<std::time::Duration>) {
+        if let Some(elapsed) = took {
+            self.metrics().rehydrated_in(elapsed);
+            tracing::info!(?elapsed, "ready: every open order has its actor back");
+        }
+    }
+
+    /// Whether every order picked up at start-up has finished its first step.
+    pub fn is_ready(&self) -> bool {
+        self.0.recovery.is_ready()
+    }
 }
 
 #[cfg(test)]
