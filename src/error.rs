@@ -1,14 +1,13 @@
 //! One error type for the whole API, mapped to HTTP in one place: `{"error":{"code","message"}}`.
-//! Below the edge, each layer has errors of its own ([`DbError`], [`Fenced`]); they become an
-//! `AppError` here, and an internal one keeps its cause for the log.
+//! Below the edge, each layer has errors of its own (`db::DbError`, [`Fenced`]); they become an
+//! `AppError` at the edge, and an internal one keeps its cause for the log.
 
 use std::error::Error as StdError;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 
-use crate::db::leases::Fenced;
-use crate::db::DbError;
+use crate::domain::fence::Fenced;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -204,23 +203,6 @@ impl ResponseError for AppError {
             _ => {}
         }
         response.body(self.body())
-    }
-}
-
-impl From<DbError> for AppError {
-    fn from(error: DbError) -> Self {
-        match error {
-            DbError::Unavailable(why) => AppError::Unavailable(format!("the database: {why}")),
-            DbError::NotFound => AppError::NotFound,
-            DbError::KeyInUse => AppError::IdempotencyKeyInUse,
-            other => AppError::internal(other),
-        }
-    }
-}
-
-impl From<diesel::result::Error> for AppError {
-    fn from(error: diesel::result::Error) -> Self {
-        DbError::from(error).into()
     }
 }
 

@@ -211,6 +211,9 @@
 #[macro_use]
 mod macros;
 
+#[cfg(test)]
+mod layering;
+
 pub mod app;
 pub mod audit;
 pub mod auth;

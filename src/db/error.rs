@@ -3,6 +3,8 @@
 
 use diesel::result::{DatabaseErrorKind, Error as Diesel};
 
+use crate::error::AppError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     /// Busy, unreachable, or it gave up on a statement or a lock wait: worth trying again.
@@ -67,5 +69,22 @@ impl From<serde_json::Error> for DbError {
 impl From<diesel::r2d2::PoolError> for DbError {
     fn from(error: diesel::r2d2::PoolError) -> Self {
         DbError::Unavailable(format!("no connection: {error}"))
+    }
+}
+
+impl From<DbError> for AppError {
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::Unavailable(why) => AppError::Unavailable(format!("the database: {why}")),
+            DbError::NotFound => AppError::NotFound,
+            DbError::KeyInUse => AppError::IdempotencyKeyInUse,
+            other => AppError::internal(other),
+        }
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(error: diesel::result::Error) -> Self {
+        DbError::from(error).into()
     }
 }

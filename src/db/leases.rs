@@ -12,14 +12,8 @@ use super::connection::Inner;
 use super::schema::{engines, order_notes, orders};
 use super::DbConnection;
 use super::DbError;
+pub use crate::domain::fence::{ensure_owner, Fence, Fenced};
 use crate::domain::{OrderId, OrderStatus};
-
-/// Who may write an order's phases: an engine, under the epoch it holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fence {
-    pub engine: String,
-    pub epoch: i64,
-}
 
 fn open_statuses() -> Vec<OrderStatus> {
     OrderStatus::ALL
@@ -207,34 +201,6 @@ pub fn lock_owner(conn: &mut DbConnection, order: OrderId) -> Result<(String, i6
             .optional()?,
     };
     owner.ok_or(DbError::NotFound)
-}
-
-/// Refuses unless `fence` is the order's owner (`engine`, `epoch`), as read from its row.
-pub fn ensure_owner(order: OrderId, engine: &str, epoch: i64, fence: &Fence) -> Result<(), Fenced> {
-    if engine == fence.engine && epoch == fence.epoch {
-        return Ok(());
-    }
-    Err(Fenced {
-        order,
-        owner: Fence {
-            engine: engine.to_owned(),
-            epoch,
-        },
-        fence: fence.clone(),
-    })
-}
-
-/// A phase refused because its engine no longer owns the order (its lease was taken over, or
-/// renewed under a newer epoch): it must not act on the order.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "fenced: order {order} belongs to {} (epoch {}), not {} (epoch {})",
-    owner.engine, owner.epoch, fence.engine, fence.epoch
-)]
-pub struct Fenced {
-    pub order: OrderId,
-    pub owner: Fence,
-    pub fence: Fence,
 }
 
 /// The engine that owns an order, if any.

@@ -1,5 +1,6 @@
 //! Pure domain types: no I/O here.
 
+pub mod fence;
 pub mod ids;
 pub mod money;
 pub mod new_order;

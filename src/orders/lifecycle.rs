@@ -1,6 +1,6 @@
 //! An order as its actor reads it, and the fill phase: a fill is recorded once with all its
 //! effects in one transaction, after the transition table allowed it. A fill that must not happen
-//! writes nothing but an alarm. Status steps are in [`super::status`].
+//! writes nothing but an alarm. Status steps have a module of their own (`orders::status`).
 
 use std::collections::BTreeMap;
 
