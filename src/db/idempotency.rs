@@ -76,10 +76,6 @@ pub struct NewKey<'a> {
     pub expires_at: i64,
 }
 
-pub fn insert(conn: &mut DbConnection, new: &NewKey<'_>) -> Result<(), DbError> {
-    insert_many(conn, std::slice::from_ref(new))
-}
-
 /// Stores keys with their answers, in one statement.
 pub fn insert_many(conn: &mut DbConnection, keys: &[NewKey<'_>]) -> Result<(), DbError> {
     let rows: Vec<KeyRow<'_>> = keys.iter().map(KeyRow::of).collect();

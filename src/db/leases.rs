@@ -203,16 +203,6 @@ pub fn lock_owner(conn: &mut DbConnection, order: OrderId) -> Result<(String, i6
     owner.ok_or(DbError::NotFound)
 }
 
-/// The engine that owns an order, if any.
-pub fn owner_of(conn: &mut DbConnection, order: OrderId) -> Result<Option<String>, DbError> {
-    with_conn!(conn, |c| Ok(orders::table
-        .find(order)
-        .select(orders::owner)
-        .first::<String>(c)
-        .optional()?
-        .filter(|owner| !owner.is_empty())))
-}
-
 /// Leaves a note for an order's owner to look at the order now.
 pub fn leave_note(conn: &mut DbConnection, owner: &str, order: OrderId) -> Result<(), DbError> {
     with_conn!(conn, |c| diesel::insert_into(order_notes::table)

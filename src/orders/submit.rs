@@ -44,17 +44,6 @@ pub struct SubmitItem {
     pub owner: Fence,
 }
 
-/// One submission alone: a batch of one.
-pub fn submit_one(
-    conn: &mut crate::db::DbConnection,
-    submission: &Submission,
-    owner: &Fence,
-) -> Result<Submitted, AppError> {
-    submit(conn, &[(submission, owner)])?
-        .pop()
-        .unwrap_or_else(|| Err(AppError::internal("a submission went unanswered")))
-}
-
 /// Records any number of submissions in one phase and answers each, in order: a replay of its
 /// stored answer, a new order, a refusal kept under its key (not enough cash or shares), or an
 /// error that wrote nothing for it (a key reused for another request, too many stored keys).

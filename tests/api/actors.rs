@@ -4,7 +4,6 @@ use std::time::{Duration, Instant};
 use actix_web::http::StatusCode;
 use orderkeeper::db::{self, accounts};
 use orderkeeper::domain::{Cents, OrderId};
-use orderkeeper::orders::submit;
 use serde_json::json;
 
 use crate::helpers::*;
@@ -75,7 +74,7 @@ fn crashed_database(dir: &tempfile::TempDir) -> (String, String, BTreeMap<&'stat
             10_000
         };
         let submission = limit_submission(account.id, &format!("k{i}"), 4, limit);
-        let order = submit::submit_one(&mut conn, &submission, &unowned())
+        let order = crate::helpers::submit_one(&mut conn, &submission, &unowned())
             .unwrap()
             .created
             .unwrap()

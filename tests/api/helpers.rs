@@ -576,3 +576,13 @@ pub fn action_kinds(actions: &Value) -> Vec<String> {
         .map(|a| a["kind"].as_str().expect("a kind").to_owned())
         .collect()
 }
+
+/// One submission recorded alone, as a batch of one.
+pub fn submit_one(
+    conn: &mut orderkeeper::db::DbConnection,
+    submission: &orderkeeper::orders::submit::Submission,
+    owner: &orderkeeper::db::leases::Fence,
+) -> Result<orderkeeper::orders::submit::Submitted, orderkeeper::error::AppError> {
+    let mut answers = orderkeeper::orders::submit::submit(conn, &[(submission, owner)])?;
+    answers.pop().expect("one answer for one submission")
+}

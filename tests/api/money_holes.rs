@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use actix_web::http::StatusCode;
 use orderkeeper::db::{self, accounts};
 use orderkeeper::domain::Cents;
-use orderkeeper::orders::submit;
 use rand::RngExt;
 use serde_json::json;
 
@@ -109,7 +108,7 @@ async fn an_open_order_without_an_actor_is_found_by_the_sweep() {
     let account = alice.id.parse().unwrap();
     let mut conn = app.pool.get().unwrap();
     let submission = limit_submission(account, "orphan", 3, 10_000);
-    let order = submit::submit_one(&mut conn, &submission, &app.engine.fence())
+    let order = crate::helpers::submit_one(&mut conn, &submission, &app.engine.fence())
         .unwrap()
         .created
         .unwrap()
@@ -298,7 +297,7 @@ fn crashed_with_unanswered_placements(dir: &tempfile::TempDir, n: usize) -> (Str
     let ids = (0..n)
         .map(|i| {
             let submission = limit_submission(account.id, &format!("k{i}"), 1, 10_000);
-            let order = submit::submit_one(&mut conn, &submission, &unowned())
+            let order = crate::helpers::submit_one(&mut conn, &submission, &unowned())
                 .unwrap()
                 .created
                 .unwrap()

@@ -96,7 +96,7 @@ fn books_with_alice() -> Books {
 
 /// A resting buy of alice's, recorded under `owner`.
 fn new_order(conn: &mut DbConnection, account: AccountId, key: &str, owner: &Fence) -> OrderId {
-    submit::submit_one(conn, &limit_submission(account, key, 4, 10_000), owner)
+    crate::helpers::submit_one(conn, &limit_submission(account, key, 4, 10_000), owner)
         .unwrap()
         .created
         .unwrap()
@@ -1048,11 +1048,11 @@ async fn one_phase_answers_each_submission_as_it_would_be_answered_alone() {
     // Expired, a key starts a new request, and its place is taken over, not added.
     let mut expired = limit_submission(account, "k9", 1, 10_000);
     expired.ttl_micros = 0;
-    submit::submit_one(&mut conn, &expired, &owner).unwrap();
+    crate::helpers::submit_one(&mut conn, &expired, &owner).unwrap();
     assert_eq!(stored_key_count(&mut conn, account), 3);
     let mut later = limit_submission(account, "k9", 1, 10_000);
     later.now = expired.now + 1;
-    let renewed = submit::submit_one(&mut conn, &later, &owner).unwrap();
+    let renewed = crate::helpers::submit_one(&mut conn, &later, &owner).unwrap();
     assert!(!renewed.replayed && renewed.created.is_some());
     assert_eq!(stored_key_count(&mut conn, account), 3);
 }
