@@ -1,12 +1,234 @@
-//! What an order's step decides, apart from doing it: pure functions of the order as recorded and
-//! the venue's copy, with no database, actor or venue behind them. `steps` carries the decisions out.
+//! What an order's step decides, apart from doing it. [`decide`] is a pure function of the order
+//! as the step's own records have left it and of what the step heard last (its start, a push, or
+//! the answer to its last command); it returns the commands to carry out next. `steps` carries
+//! them out and feeds each answer back, until a list ends with no command to answer.
 
 use std::collections::BTreeMap;
 
-use crate::domain::{OrderState, OrderStatus, VenueEnd};
-use crate::domain::{PlacedAck, VenueFill, VenueOrder, VenueStatus};
+use crate::domain::{AckSource, EndCause, OrderState, OrderStatus, ReportKind, VenueEnd};
+use crate::domain::{PlacedAck, VenueFill, VenueOrder, VenueReport, VenueStatus};
 use crate::exchange::ExchangeError;
-use crate::orders::lifecycle::RecordedFill;
+use crate::orders::lifecycle::{Applied, RecordedFill};
+use crate::orders::status::StatusStep;
+
+/// What the step heard last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Heard {
+    /// Nothing yet: the step carries the order on from its log.
+    Start,
+    /// A push, already taken in (its fill recorded) before the step began.
+    Push(VenueReport),
+    /// The answer to recording that the placement is about to be sent.
+    MarkedSent(Applied),
+    /// The venue's answer to a lookup.
+    LookedUp(LookUpFor, Result<Option<VenueOrder>, ExchangeError>),
+    /// The venue's answer to a placement; `sent_before`: an earlier one went unanswered.
+    Placed {
+        sent_before: bool,
+        answer: Result<PlacedAck, ExchangeError>,
+    },
+    /// The venue's answer to a cancel.
+    CancelAnswered(CancelFor, Result<VenueOrder, ExchangeError>),
+    /// The fills the venue's copy had and the engine lacked are recorded: its status is next.
+    FillsIn(VenueOrder),
+}
+
+/// Why a lookup is made, which says what its answer leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LookUpFor {
+    /// A placement went unanswered: an order the venue never saw is placed again.
+    LostPlacement,
+    /// To compare with the venue's copy: an open order it does not know is alarmed.
+    Check,
+    /// A placement was refused after an unanswered one: an order it does not hold is tombstoned.
+    Refusal,
+}
+
+/// Why a cancel is sent to the venue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelFor {
+    /// The customer asked for it.
+    Customer,
+    /// So that a late copy of a lost placement is refused there.
+    Tombstone,
+}
+
+/// A venue call, as the log names one left to the next poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    LookUp,
+    Place,
+    Cancel,
+    Tombstone,
+}
+
+impl Call {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Call::LookUp => "lookup",
+            Call::Place => "place",
+            Call::Cancel => "cancel",
+            Call::Tombstone => "tombstone",
+        }
+    }
+}
+
+/// What the step does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Record a status step (only `placement_sent` is answered, with [`Heard::MarkedSent`]).
+    Record(StatusStep),
+    /// Record the fills the venue's copy has and the engine lacks (answered with
+    /// [`Heard::FillsIn`]).
+    RecordFills {
+        fills: Vec<VenueFill>,
+        copy: VenueOrder,
+    },
+    /// Ask the venue for its copy (answered).
+    LookUp(LookUpFor),
+    /// Place the order (answered).
+    Place { sent_before: bool },
+    /// Cancel it at the venue, which also tombstones an id it never saw (answered).
+    CancelAtVenue(CancelFor),
+    /// Alarm: the order is open here and unknown to the venue.
+    RaiseMissing,
+    /// No trustworthy answer: the next poll asks again.
+    LeaveToNextPoll { call: Call, error: ExchangeError },
+}
+
+impl Command {
+    /// Whether carrying it out gives the step something new to decide on.
+    pub fn is_answered(&self) -> bool {
+        match self {
+            Command::Record(step) => *step == StatusStep::PlacementSent,
+            Command::RecordFills { .. }
+            | Command::LookUp(_)
+            | Command::Place { .. }
+            | Command::CancelAtVenue(_) => true,
+            Command::RaiseMissing | Command::LeaveToNextPoll { .. } => false,
+        }
+    }
+}
+
+/// The commands that follow `heard`, for an order in `state` holding `fills`. Only the last
+/// command of a list may be answered.
+pub fn decide(
+    state: OrderState,
+    fills: &BTreeMap<String, RecordedFill>,
+    heard: Heard,
+) -> Vec<Command> {
+    use Command::*;
+    match heard {
+        Heard::Start => vec![match FirstCall::of(&state) {
+            FirstCall::Place => Record(StatusStep::PlacementSent),
+            FirstCall::LookUp => LookUp(LookUpFor::LostPlacement),
+            FirstCall::Release => Record(StatusStep::ReleaseUnsent),
+            FirstCall::Cancel => CancelAtVenue(CancelFor::Customer),
+            FirstCall::Compare => LookUp(LookUpFor::Check),
+        }],
+        Heard::Push(report) => match report.kind {
+            ReportKind::Accepted if state.status == OrderStatus::PendingNew => {
+                vec![Record(StatusStep::Accepted {
+                    venue_order_id: report.venue_order_id,
+                    source: AckSource::Push,
+                })]
+            }
+            // What may end the order is checked with the venue.
+            ReportKind::Canceled | ReportKind::Rejected => vec![LookUp(LookUpFor::Check)],
+            ReportKind::Fill if state.filled_qty == state.qty => vec![LookUp(LookUpFor::Check)],
+            _ => vec![],
+        },
+        Heard::MarkedSent(Applied::Recorded) => vec![Place { sent_before: false }],
+        Heard::MarkedSent(_) => vec![],
+        Heard::LookedUp(_, Ok(Some(copy))) | Heard::CancelAnswered(_, Ok(copy)) => {
+            follow(state, fills, copy)
+        }
+        Heard::LookedUp(LookUpFor::LostPlacement, Ok(None)) => vec![Place { sent_before: true }],
+        Heard::LookedUp(LookUpFor::Check, Ok(None)) if state.status == OrderStatus::PendingNew => {
+            vec![]
+        }
+        Heard::LookedUp(LookUpFor::Check, Ok(None)) => vec![RaiseMissing],
+        Heard::LookedUp(LookUpFor::Refusal, Ok(None)) => vec![CancelAtVenue(CancelFor::Tombstone)],
+        Heard::LookedUp(_, Err(error)) => vec![LeaveToNextPoll {
+            call: Call::LookUp,
+            error,
+        }],
+        Heard::Placed {
+            sent_before,
+            answer,
+        } => match after_placement(answer, sent_before) {
+            AfterPlacement::Accepted(ack) => vec![Record(StatusStep::Accepted {
+                venue_order_id: ack.venue_order_id,
+                source: AckSource::Placement,
+            })],
+            AfterPlacement::Rejected(reason) => vec![Record(StatusStep::End {
+                end: VenueEnd::Rejected,
+                venue_filled: 0,
+                cause: EndCause::PlacementRejected { reason },
+            })],
+            AfterPlacement::FollowVenue => vec![LookUp(LookUpFor::Refusal)],
+            AfterPlacement::Unresolved(error) => vec![LeaveToNextPoll {
+                call: Call::Place,
+                error,
+            }],
+        },
+        // A venue that refuses the cancel ("already canceled", "unknown order"): follow what it
+        // holds instead.
+        Heard::CancelAnswered(
+            CancelFor::Customer,
+            Err(ExchangeError::Refused(_) | ExchangeError::AmbiguousRefusal(_)),
+        ) => vec![LookUp(LookUpFor::Check)],
+        Heard::CancelAnswered(why, Err(error)) => vec![LeaveToNextPoll {
+            call: match why {
+                CancelFor::Customer => Call::Cancel,
+                CancelFor::Tombstone => Call::Tombstone,
+            },
+            error,
+        }],
+        Heard::FillsIn(copy) => follow_status(state, &copy),
+    }
+}
+
+/// Brings the order in line with the venue's copy: every fill it lacks first, then its status.
+fn follow(
+    state: OrderState,
+    fills: &BTreeMap<String, RecordedFill>,
+    copy: VenueOrder,
+) -> Vec<Command> {
+    let missing: Vec<VenueFill> = fills_to_record(fills, &copy).into_iter().cloned().collect();
+    if missing.is_empty() {
+        follow_status(state, &copy)
+    } else {
+        vec![Command::RecordFills {
+            fills: missing,
+            copy,
+        }]
+    }
+}
+
+fn follow_status(state: OrderState, copy: &VenueOrder) -> Vec<Command> {
+    let moves = status_moves(state.status, copy);
+    let accept = moves.accept.then(|| {
+        Command::Record(StatusStep::Accepted {
+            venue_order_id: copy.venue_order_id.clone(),
+            source: AckSource::Poll,
+        })
+    });
+    let end = moves.end.map(|end| ended_as(end, copy));
+    accept.into_iter().chain(end).collect()
+}
+
+/// Ends the order as the venue's copy ended.
+fn ended_as(end: VenueEnd, copy: &VenueOrder) -> Command {
+    Command::Record(StatusStep::End {
+        end,
+        venue_filled: copy.filled_qty,
+        cause: EndCause::VenueEnded {
+            status: copy.status,
+            filled_qty: copy.filled_qty,
+        },
+    })
+}
 
 /// The venue call a step starts with, from the order's recorded state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +273,7 @@ impl FirstCall {
 
 /// The venue's fills the engine lacks, or holds under the same id with another quantity or
 /// price (the recording phase decides those, and alarms what it refuses).
-pub fn fills_to_record<'a>(
+fn fills_to_record<'a>(
     recorded: &BTreeMap<String, RecordedFill>,
     venue: &'a VenueOrder,
 ) -> Vec<&'a VenueFill> {
@@ -64,14 +286,14 @@ pub fn fills_to_record<'a>(
 
 /// What the order's status must do to follow the venue's copy, once its fills are recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StatusMoves {
+struct StatusMoves {
     /// Record `accepted`: the venue placed an order still pending new here.
-    pub accept: bool,
+    accept: bool,
     /// End the order as the venue ended it.
-    pub end: Option<VenueEnd>,
+    end: Option<VenueEnd>,
 }
 
-pub fn status_moves(status: OrderStatus, venue: &VenueOrder) -> StatusMoves {
+fn status_moves(status: OrderStatus, venue: &VenueOrder) -> StatusMoves {
     if status.is_terminal() {
         return StatusMoves {
             accept: false,
@@ -93,7 +315,7 @@ pub fn status_moves(status: OrderStatus, venue: &VenueOrder) -> StatusMoves {
 
 /// What follows the venue's answer to a placement.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AfterPlacement {
+enum AfterPlacement {
     /// The venue holds it: record `accepted`.
     Accepted(PlacedAck),
     /// The venue said no to the first placement of this order: end it `rejected`, releasing
@@ -107,10 +329,7 @@ pub enum AfterPlacement {
 }
 
 /// `sent_before`: an earlier placement of the order went unanswered.
-pub fn after_placement(
-    answer: Result<PlacedAck, ExchangeError>,
-    sent_before: bool,
-) -> AfterPlacement {
+fn after_placement(answer: Result<PlacedAck, ExchangeError>, sent_before: bool) -> AfterPlacement {
     match answer {
         Ok(ack) if ack.status == VenueStatus::Rejected => {
             AfterPlacement::Rejected("rejected by the exchange".into())
@@ -294,5 +513,136 @@ mod tests {
                 "{ours:?} here, {theirs:?} there, placed {placed}"
             );
         }
+    }
+
+    fn at(status: OrderStatus, sent: bool, filled_qty: i64) -> OrderState {
+        OrderState {
+            filled_qty,
+            ..state(status, sent)
+        }
+    }
+
+    fn push(kind: ReportKind) -> Heard {
+        Heard::Push(VenueReport {
+            key: "k".into(),
+            report_id: "r".into(),
+            kind,
+            client_order_id: "c".into(),
+            venue_order_id: Some("X1".into()),
+            fill: None,
+        })
+    }
+
+    fn accepted(source: AckSource) -> Command {
+        Command::Record(StatusStep::Accepted {
+            venue_order_id: Some("X1".into()),
+            source,
+        })
+    }
+
+    /// Each row: the order as the step's records left it, what the step heard, and what it does
+    /// next.
+    #[rustfmt::skip]
+    fn table() -> Vec<(OrderState, Heard, Vec<Command>)> {
+        use Command::*;
+        use OrderStatus as S;
+        let unknown = || ExchangeError::Unknown("timeout".into());
+        let open = venue(VenueStatus::New, true, &[]);
+        let filled = venue(VenueStatus::Filled, true, &[("F1", 10, 100)]);
+        let tombstone = venue(VenueStatus::Canceled, false, &[]);
+        let fills_in = |copy: &VenueOrder| RecordFills {
+            fills: copy.fills.clone(),
+            copy: copy.clone(),
+        };
+        let ack = PlacedAck {
+            client_order_id: "c".into(),
+            venue_order_id: Some("X1".into()),
+            status: VenueStatus::New,
+        };
+        let refused = || ExchangeError::Refused("no".into());
+        let placed = |sent_before, answer| Heard::Placed { sent_before, answer };
+        let looked_up = |why, answer| Heard::LookedUp(why, answer);
+        let rejected = Record(StatusStep::End {
+            end: VenueEnd::Rejected,
+            venue_filled: 0,
+            cause: EndCause::PlacementRejected { reason: "no".into() },
+        });
+        let (pending, new) = (state(S::PendingNew, true), state(S::New, true));
+        let (canceling, all_filled) = (state(S::PendingCancel, true), at(S::PartiallyFilled, true, 10));
+        vec![
+            // The step's start follows the log.
+            (state(S::PendingNew, false), Heard::Start, vec![Record(StatusStep::PlacementSent)]),
+            (pending, Heard::Start, vec![LookUp(LookUpFor::LostPlacement)]),
+            (state(S::PendingCancel, false), Heard::Start, vec![Record(StatusStep::ReleaseUnsent)]),
+            (canceling, Heard::Start, vec![CancelAtVenue(CancelFor::Customer)]),
+            (new, Heard::Start, vec![LookUp(LookUpFor::Check)]),
+            // A push: an acknowledgement moves only an order pending new; an end, or the last
+            // fill, is checked with the venue.
+            (pending, push(ReportKind::Accepted), vec![accepted(AckSource::Push)]),
+            (new, push(ReportKind::Accepted), vec![]),
+            (new, push(ReportKind::Canceled), vec![LookUp(LookUpFor::Check)]),
+            (new, push(ReportKind::Rejected), vec![LookUp(LookUpFor::Check)]),
+            (at(S::PartiallyFilled, true, 4), push(ReportKind::Fill), vec![]),
+            (all_filled, push(ReportKind::Fill), vec![LookUp(LookUpFor::Check)]),
+            // Placing follows only a recorded mark; the answer decides what follows.
+            (pending, Heard::MarkedSent(Applied::Recorded), vec![Place { sent_before: false }]),
+            (pending, Heard::MarkedSent(Applied::Duplicate), vec![]),
+            (pending, placed(false, Ok(ack)), vec![accepted(AckSource::Placement)]),
+            (pending, placed(false, Err(refused())), vec![rejected]),
+            (pending, placed(true, Err(refused())), vec![LookUp(LookUpFor::Refusal)]),
+            (pending, placed(false, Err(unknown())), vec![LeaveToNextPoll { call: Call::Place, error: unknown() }]),
+            // A lookup that finds nothing: what follows depends on why it was made.
+            (pending, looked_up(LookUpFor::LostPlacement, Ok(None)), vec![Place { sent_before: true }]),
+            (pending, looked_up(LookUpFor::Check, Ok(None)), vec![]),
+            (new, looked_up(LookUpFor::Check, Ok(None)), vec![RaiseMissing]),
+            (pending, looked_up(LookUpFor::Refusal, Ok(None)), vec![CancelAtVenue(CancelFor::Tombstone)]),
+            (new, looked_up(LookUpFor::Check, Err(unknown())), vec![LeaveToNextPoll { call: Call::LookUp, error: unknown() }]),
+            // A copy: its fills first, then its status.
+            (new, looked_up(LookUpFor::Check, Ok(Some(open.clone()))), vec![]),
+            (pending, looked_up(LookUpFor::Check, Ok(Some(open.clone()))), vec![accepted(AckSource::Poll)]),
+            (pending, looked_up(LookUpFor::Refusal, Ok(Some(open))), vec![accepted(AckSource::Poll)]),
+            (new, looked_up(LookUpFor::Check, Ok(Some(filled.clone()))), vec![fills_in(&filled)]),
+            (all_filled, Heard::FillsIn(filled.clone()), vec![ended_as(VenueEnd::Filled, &filled)]),
+            // The venue's answer to a cancel.
+            (canceling, Heard::CancelAnswered(CancelFor::Tombstone, Ok(tombstone.clone())), vec![ended_as(VenueEnd::NeverPlaced, &tombstone)]),
+            (canceling, Heard::CancelAnswered(CancelFor::Customer, Err(refused())), vec![LookUp(LookUpFor::Check)]),
+            (canceling, Heard::CancelAnswered(CancelFor::Customer, Err(unknown())), vec![LeaveToNextPoll { call: Call::Cancel, error: unknown() }]),
+            (pending, Heard::CancelAnswered(CancelFor::Tombstone, Err(refused())), vec![LeaveToNextPoll { call: Call::Tombstone, error: refused() }]),
+        ]
+    }
+
+    #[test]
+    fn each_thing_heard_leads_to_its_commands() {
+        let recorded = BTreeMap::new();
+        for (order, heard, expected) in table() {
+            let said = format!("{:?} heard {heard:?}", order.status);
+            assert_eq!(decide(order, &recorded, heard), expected, "{said}");
+        }
+    }
+
+    #[test]
+    fn only_the_last_command_of_a_list_is_answered() {
+        let recorded = BTreeMap::new();
+        for (order, heard, _) in table() {
+            let commands = decide(order, &recorded, heard);
+            if let Some((_, before_last)) = commands.split_last() {
+                assert!(before_last.iter().all(|c| !c.is_answered()), "{commands:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn fills_already_recorded_are_not_recorded_again_and_the_status_follows_at_once() {
+        let copy = venue(VenueStatus::Filled, true, &[("F1", 10, 100)]);
+        let recorded = BTreeMap::from([(
+            "F1".to_owned(),
+            RecordedFill {
+                qty: 10,
+                price: Cents(100),
+            },
+        )]);
+        let heard = Heard::LookedUp(LookUpFor::Check, Ok(Some(copy.clone())));
+        let commands = decide(at(OrderStatus::PartiallyFilled, true, 10), &recorded, heard);
+        assert_eq!(commands, [ended_as(VenueEnd::Filled, &copy)]);
     }
 }

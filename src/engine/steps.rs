@@ -4,20 +4,18 @@
 
 use serde_json::json;
 
-use super::decide::{self, AfterPlacement, FirstCall};
+use super::decide::{self, Command, FirstCall, Heard, LookUpFor};
 use super::messages::Reason;
 use super::Engine;
 use crate::db::alarms::{self, Alarm, AlarmKind};
 use crate::db::leases;
 use crate::db::{self, now_micros, orders, outbox};
 use crate::domain::{
-    AckSource, Action, EndCause, FillSource, OrderId, OrderState, OrderStatus, OrderToPlace,
-    ReportKind, VenueEnd, VenueFill, VenueOrder, VenueReport,
+    Action, FillSource, OrderId, OrderState, OrderStatus, OrderToPlace, VenueFill,
 };
 use crate::error::AppError;
-use crate::exchange::ExchangeError;
 use crate::fault_points::{armed_for, crash_point};
-use crate::orders::lifecycle::{self, Applied, Snapshot};
+use crate::orders::lifecycle::{self, Applied, RecordedFill, Snapshot};
 use crate::orders::status::{StatusItem, StatusStep};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,8 +67,8 @@ pub async fn drive(engine: Engine, order: OrderId, reason: Reason) -> Result<Pro
         notes: StepNotes::from(start),
     };
     let stepped = match reason {
-        Reason::Push(event) => step.on_push(snap, event).await,
-        Reason::Recover | Reason::Poll | Reason::Cancel => step.on_state(snap).await,
+        Reason::Push(event) => step.run(&snap, Heard::Push(event)).await,
+        Reason::Recover | Reason::Poll | Reason::Cancel => step.run(&snap, Heard::Start).await,
     };
     let notes = step.notes;
     stepped?;
@@ -135,7 +133,7 @@ impl Step<'_> {
     /// Records a status step in the engine's batch, and notes what it did.
     async fn record_status(&mut self, step: StatusStep) -> Result<Applied, AppError> {
         let action = match &step {
-            StatusStep::PlacementSent { .. } => Some(Action::PlacementSent),
+            StatusStep::PlacementSent => Some(Action::PlacementSent),
             StatusStep::Accepted { .. } => Some(Action::Accepted),
             StatusStep::ReleaseUnsent => Some(Action::Canceled),
             StatusStep::End { .. } => None,
@@ -161,42 +159,13 @@ impl Step<'_> {
         Ok(applied)
     }
 
-    async fn record_accepted(
-        &mut self,
-        venue_order_id: Option<String>,
-        source: AckSource,
-    ) -> Result<(), AppError> {
-        let step = StatusStep::Accepted {
-            venue_order_id,
-            source,
-        };
-        self.record_status(step).await?;
-        Ok(())
-    }
-
-    /// Ends the order as the exchange's copy ended.
-    async fn record_end(
-        &mut self,
-        end: VenueEnd,
-        venue_filled: i64,
-        cause: EndCause,
-    ) -> Result<(), AppError> {
-        let step = StatusStep::End {
-            end,
-            venue_filled,
-            cause,
-        };
-        self.record_status(step).await?;
-        Ok(())
-    }
-
     async fn record_fill(
         &mut self,
         fill: VenueFill,
         source: FillSource,
     ) -> Result<Applied, AppError> {
         let (order, fence) = (self.order, self.engine.fence());
-        let (fill_id, qty) = (fill.fill_id.clone(), fill.qty);
+        let (fill_id, recorded) = (fill.fill_id.clone(), RecordedFill::of(&fill));
         let applied = self
             .engine
             .writer()
@@ -205,17 +174,116 @@ impl Step<'_> {
             })
             .await?;
         if applied == Applied::Recorded {
-            self.note_recorded(Action::Fill { qty });
+            self.note_recorded(Action::Fill { qty: recorded.qty });
             tracing::info!(%fill_id, source = source.as_str(), "fill recorded");
+            (self.engine.registry()).remember_fills(order, [(&fill_id, &recorded)]);
             self.engine.metrics().fill_recorded(source);
             crash_point("fill.after_commit");
         }
         Ok(applied)
     }
 
-    /// Notes what the exchange said (the last word counts).
-    fn note_venue_answer(&mut self, what: serde_json::Value) {
-        self.notes.exchange = Some(what);
+    /// Decides on what the step heard, carries the commands out, and decides again on each
+    /// answer, until a list of commands leaves nothing to answer.
+    async fn run(&mut self, snap: &Snapshot, first: Heard) -> Result<(), AppError> {
+        let mut heard = Some(first);
+        while let Some(news) = heard.take() {
+            self.note_heard(&news);
+            for command in decide::decide(self.notes.state, &snap.fills, news) {
+                let answered = command.is_answered();
+                heard = self.carry_out(snap, command).await?;
+                debug_assert_eq!(
+                    answered,
+                    heard.is_some(),
+                    "an answer as the command promised"
+                );
+                if heard.is_some() {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Carries one command out; returns its answer, if it has one.
+    async fn carry_out(
+        &mut self,
+        snap: &Snapshot,
+        command: Command,
+    ) -> Result<Option<Heard>, AppError> {
+        let cid = snap.row.client_order_id.as_str();
+        let exchange = self.engine.exchange();
+        Ok(match command {
+            Command::Record(step) => {
+                let marking = step == StatusStep::PlacementSent;
+                let applied = self.record_status(step).await?;
+                marking.then_some(Heard::MarkedSent(applied))
+            }
+            Command::RecordFills { fills, copy } => {
+                for fill in fills {
+                    self.record_fill(fill, FillSource::Poll).await?;
+                }
+                Some(Heard::FillsIn(copy))
+            }
+            Command::LookUp(why) => Some(Heard::LookedUp(why, exchange.order(cid).await)),
+            Command::Place { sent_before } => {
+                let row = &snap.row;
+                let request = OrderToPlace {
+                    client_order_id: row.client_order_id.to_string(),
+                    symbol: row.symbol.to_string(),
+                    side: row.side,
+                    order_type: row.order_type,
+                    qty: row.qty,
+                    limit_price: row.protection_price,
+                };
+                let answer = exchange.place(&request).await;
+                Some(Heard::Placed {
+                    sent_before,
+                    answer,
+                })
+            }
+            Command::CancelAtVenue(why) => {
+                Some(Heard::CancelAnswered(why, exchange.cancel(cid).await))
+            }
+            Command::RaiseMissing => {
+                let detail = format!(
+                    "{} is {} here but unknown to the exchange",
+                    snap.row.client_order_id, snap.row.status
+                );
+                let kind = AlarmKind::OrderMissingOnExchange;
+                raise_alarm(self.engine, kind, self.order, "lookup", detail).await?;
+                None
+            }
+            Command::LeaveToNextPoll { call, error } => {
+                let (order, call) = (self.order, call.as_str());
+                self.notes.exchange = Some(json!(format!("no answer to the {call}: {error}")));
+                tracing::info!(%order, call, %error, "exchange call unresolved; the next poll asks again");
+                None
+            }
+        })
+    }
+
+    /// Notes what the exchange said (the last word counts), for `order.recovered`.
+    fn note_heard(&mut self, heard: &Heard) {
+        let said = match heard {
+            Heard::LookedUp(_, Ok(Some(copy)))
+            | Heard::CancelAnswered(_, Ok(copy))
+            | Heard::FillsIn(copy) => json!({
+                "status": copy.status,
+                "filled_qty": copy.filled_qty,
+                "fills": copy.fills.len(),
+            }),
+            Heard::LookedUp(LookUpFor::LostPlacement, Ok(None)) => {
+                json!("no such order: placed again")
+            }
+            Heard::Placed {
+                answer: Ok(ack), ..
+            } => {
+                json!({"placed": ack.status, "exchange_order_id": ack.venue_order_id})
+            }
+            _ => return,
+        };
+        self.notes.exchange = Some(said);
     }
 
     /// Notes an action the step recorded. The phase applied it to the order as it stood then;
@@ -225,174 +293,6 @@ impl Step<'_> {
         if let Ok(next) = self.notes.state.apply(action) {
             self.notes.state = next;
         }
-    }
-
-    fn unresolved(&mut self, call: &str, error: &ExchangeError) -> Result<(), AppError> {
-        self.note_venue_answer(json!(format!("no answer to the {call}: {error}")));
-        let order = self.order;
-        tracing::info!(%order, call, %error, "exchange call unresolved; the next poll asks again");
-        Ok(())
-    }
-
-    /// A push, already taken in (its fill recorded) by `Engine::take_push`: what may end the
-    /// order is checked with the exchange.
-    async fn on_push(&mut self, snap: Snapshot, event: VenueReport) -> Result<(), AppError> {
-        let fully_filled = snap.state.filled_qty == snap.state.qty;
-        match event.kind {
-            ReportKind::Accepted if snap.state.status == OrderStatus::PendingNew => {
-                self.record_accepted(event.venue_order_id, AckSource::Push)
-                    .await?;
-            }
-            ReportKind::Canceled | ReportKind::Rejected => self.check_with_exchange(snap).await?,
-            ReportKind::Fill if fully_filled => self.check_with_exchange(snap).await?,
-            _ => {}
-        }
-        Ok(())
-    }
-
-    /// Carries the order on from whatever its log says it is.
-    async fn on_state(&mut self, snap: Snapshot) -> Result<(), AppError> {
-        let cid = snap.row.client_order_id.to_string();
-        let exchange = self.engine.exchange();
-        match FirstCall::of(&snap.state) {
-            FirstCall::Place => {
-                let step = StatusStep::PlacementSent {
-                    client_order_id: cid,
-                };
-                let sent = self.record_status(step).await?;
-                if sent != Applied::Recorded {
-                    return Ok(());
-                }
-                self.place(&snap, false).await
-            }
-            FirstCall::LookUp => match exchange.order(&cid).await {
-                Ok(Some(found)) => self.reconcile(snap, found).await,
-                Ok(None) => {
-                    self.note_venue_answer(json!("no such order: placed again"));
-                    self.place(&snap, true).await
-                }
-                Err(e) => self.unresolved("lookup", &e),
-            },
-            FirstCall::Release => {
-                if self.record_status(StatusStep::ReleaseUnsent).await? == Applied::Recorded {
-                    tracing::info!("cancelled before it was ever sent: released");
-                }
-                Ok(())
-            }
-            // The venue's answer to the cancel is the authority for what happened.
-            FirstCall::Cancel => match exchange.cancel(&cid).await {
-                Ok(after) => self.reconcile(snap, after).await,
-                // A venue that refuses the cancel ("already canceled", "unknown order"): follow
-                // what it holds instead.
-                Err(ExchangeError::Refused(_) | ExchangeError::AmbiguousRefusal(_)) => {
-                    self.check_with_exchange(snap).await
-                }
-                Err(e) => self.unresolved("cancel", &e),
-            },
-            FirstCall::Compare => self.check_with_exchange(snap).await,
-        }
-    }
-
-    async fn check_with_exchange(&mut self, snap: Snapshot) -> Result<(), AppError> {
-        let cid = snap.row.client_order_id.as_str();
-        match self.engine.exchange().order(cid).await {
-            Ok(Some(found)) => self.reconcile(snap, found).await,
-            Ok(None) if snap.state.status == OrderStatus::PendingNew => Ok(()),
-            Ok(None) => {
-                let detail = format!(
-                    "{} is {} here but unknown to the exchange",
-                    snap.row.client_order_id, snap.row.status
-                );
-                let kind = AlarmKind::OrderMissingOnExchange;
-                raise_alarm(self.engine, kind, self.order, "lookup", detail).await
-            }
-            Err(e) => self.unresolved("lookup", &e),
-        }
-    }
-
-    /// Places the order. `sent_before`: an earlier placement went unanswered, so a refusal now may
-    /// only be the venue refusing a repeat of an order it holds.
-    async fn place(&mut self, snap: &Snapshot, sent_before: bool) -> Result<(), AppError> {
-        let row = &snap.row;
-        let request = OrderToPlace {
-            client_order_id: row.client_order_id.to_string(),
-            symbol: row.symbol.to_string(),
-            side: row.side,
-            order_type: row.order_type,
-            qty: row.qty,
-            limit_price: row.protection_price,
-        };
-        let answer = self.engine.exchange().place(&request).await;
-        match decide::after_placement(answer, sent_before) {
-            AfterPlacement::Accepted(ack) => {
-                self.note_venue_answer(
-                    json!({"placed": ack.status, "exchange_order_id": ack.venue_order_id}),
-                );
-                self.record_accepted(ack.venue_order_id, AckSource::Placement)
-                    .await
-            }
-            AfterPlacement::Rejected(reason) => {
-                let cause = EndCause::PlacementRejected { reason };
-                self.record_end(VenueEnd::Rejected, 0, cause).await
-            }
-            AfterPlacement::FollowVenue => self.follow_after_refusal(snap).await,
-            AfterPlacement::Unresolved(e) => self.unresolved("place", &e),
-        }
-    }
-
-    /// A placement refused after an unanswered one: the exchange's copy decides. If it holds the
-    /// order, the engine follows it; if not, the id is tombstoned (a late copy of the lost
-    /// placement is then refused there) before the order is rejected and its funds released.
-    async fn follow_after_refusal(&mut self, snap: &Snapshot) -> Result<(), AppError> {
-        let cid = snap.row.client_order_id.as_str();
-        let exchange = self.engine.exchange();
-        match exchange.order(cid).await {
-            Ok(Some(found)) => self.reconcile(snap.clone(), found).await,
-            Ok(None) => match exchange.cancel(cid).await {
-                Ok(after) => {
-                    self.note_venue_answer(json!("no such order: tombstoned, then rejected here"));
-                    self.reconcile(snap.clone(), after).await
-                }
-                Err(e) => self.unresolved("tombstone", &e),
-            },
-            Err(e) => self.unresolved("lookup", &e),
-        }
-    }
-
-    /// Brings the order in line with the exchange's own copy: every fill it lacks, then its
-    /// status.
-    async fn reconcile(
-        &mut self,
-        mut snap: Snapshot,
-        exchange: VenueOrder,
-    ) -> Result<(), AppError> {
-        self.note_venue_answer(json!({
-            "status": exchange.status,
-            "filled_qty": exchange.filled_qty,
-            "fills": exchange.fills.len(),
-        }));
-        let mut recorded_any = false;
-        for fill in decide::fills_to_record(&snap.fills, &exchange) {
-            recorded_any |=
-                self.record_fill(fill.clone(), FillSource::Poll).await? == Applied::Recorded;
-        }
-        if recorded_any {
-            snap = load(self.engine, self.order).await?;
-        }
-        let moves = decide::status_moves(snap.state.status, &exchange);
-        if moves.accept {
-            let venue_order_id = exchange.venue_order_id.clone();
-            self.record_accepted(venue_order_id, AckSource::Poll)
-                .await?;
-        }
-        let Some(end) = moves.end else {
-            return Ok(());
-        };
-        let cause = EndCause::VenueEnded {
-            status: exchange.status,
-            filled_qty: exchange.filled_qty,
-        };
-        self.record_end(end, exchange.filled_qty, cause).await
     }
 }
 

@@ -21,10 +21,10 @@ use crate::domain::{
 use crate::error::AppError;
 
 /// What an order's actor asks to record.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatusStep {
-    /// The placement is about to be sent.
-    PlacementSent { client_order_id: String },
+    /// The placement is about to be sent, under the order's client order id.
+    PlacementSent,
     /// The venue showed the order acknowledged.
     Accepted {
         venue_order_id: Option<String>,
@@ -155,9 +155,9 @@ fn plan(
     let state = row.state();
     // The event a non-terminal step records, or the cause of the end a terminal one records.
     let (action, planned) = match &item.step {
-        StatusStep::PlacementSent { client_order_id } => {
+        StatusStep::PlacementSent => {
             let event = OrderEvent::PlacementSent {
-                client_order_id: client_order_id.clone(),
+                client_order_id: row.client_order_id.to_string(),
             };
             (event.action(), Ok(event))
         }

@@ -92,9 +92,7 @@ pub fn mark_placement_sent(
     let item = StatusItem {
         order,
         fence: unowned(),
-        step: StatusStep::PlacementSent {
-            client_order_id: orderkeeper::domain::ClientOrderId::for_order(order).to_string(),
-        },
+        step: StatusStep::PlacementSent,
         now: at,
     };
     let answers = status::record(conn, &[std::sync::Arc::new(item)]).expect("the phase commits");

@@ -24,9 +24,7 @@ use crate::helpers::*;
 /// it), or `canceled` for an order never sent.
 fn item(order: OrderId, fence: &Fence, action: Action) -> Arc<StatusItem> {
     let status_step = match action {
-        Action::PlacementSent => StatusStep::PlacementSent {
-            client_order_id: ClientOrderId::for_order(order).to_string(),
-        },
+        Action::PlacementSent => StatusStep::PlacementSent,
         Action::Accepted => StatusStep::Accepted {
             venue_order_id: Some("X-1".into()),
             source: AckSource::Poll,
