@@ -222,6 +222,32 @@ pub fn lock_balances(
         .collect())
 }
 
+/// The balances of `pairs`, about to be changed, by (account, asset); a missing one reads as
+/// zero. On PostgreSQL each row is made if missing and locked, as [`lock_balances`] orders them,
+/// so that no other phase reads one before this one has written it (on SQLite the one writer
+/// already runs phases in turn).
+pub fn balances_for_update(
+    conn: &mut DbConnection,
+    pairs: &BTreeSet<(AccountId, String)>,
+) -> Result<BTreeMap<(AccountId, String), Balance>, DbError> {
+    if let Inner::Postgres(c) = &mut conn.inner {
+        let missing: Vec<BalanceRow<'_>> = pairs
+            .iter()
+            .map(|(account, asset)| BalanceRow::of(*account, asset, Balance::default()))
+            .collect();
+        if !missing.is_empty() {
+            run_kept(
+                c,
+                diesel::insert_into(balances::table)
+                    .values(&missing)
+                    .on_conflict_do_nothing(),
+                missing.len(),
+            )?;
+        }
+    }
+    lock_balances(conn, pairs)
+}
+
 /// Books an entry the caller has already checked the balance for: a balance it would leave below
 /// zero or past the largest amount is an error here. Returns false when the entry was booked
 /// before.

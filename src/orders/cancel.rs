@@ -1,10 +1,9 @@
 //! Cancelling: the customer's request is recorded at once; the exchange side and the final
-//! release are the order actor's work.
+//! release are the order actor's work (`orders::status`).
 
 use crate::db::DbConnection;
 
-use super::phase;
-use crate::db::ledger::{self, LedgerEntry};
+use super::phase::{self, Move, Planned};
 use crate::db::orders::{self, OrderRow};
 use crate::domain::{AccountId, Action, OrderEvent, OrderId, OrderStatus};
 use crate::error::AppError;
@@ -24,7 +23,7 @@ pub fn request(
     order: OrderId,
     now: i64,
 ) -> Result<(CancelAnswer, OrderRow), AppError> {
-    let mut row = match orders::find_for_update(conn, order)? {
+    let row = match orders::find_for_update(conn, order)? {
         Some(row) if row.account_id == account => row,
         _ => return Err(AppError::NotFound),
     };
@@ -41,34 +40,10 @@ pub fn request(
                 .state()
                 .apply(action)
                 .map_err(|e| AppError::internal(format!("a cancel of an open order: {e}")))?;
-            let event = OrderEvent::CancelRequested;
-            phase::write_action(conn, &mut row, next, &event, None, now)?;
+            let moved = Move::of(row, next, &OrderEvent::CancelRequested, now);
+            let row = moved.row.clone();
+            phase::write(conn, &[Planned::moves(moved)], &[], now)?;
             Ok((CancelAnswer::Requested, row))
         }
     }
-}
-
-/// Releases whatever the order still holds reserved: the compensating step of a terminal order.
-pub fn release_remaining(
-    conn: &mut DbConnection,
-    row: &OrderRow,
-    now: i64,
-) -> Result<i64, AppError> {
-    let asset = row.reserved_asset();
-    let remaining = ledger::reserved_for_order(conn, row.id, asset)?;
-    if remaining > 0 {
-        ledger::apply(
-            conn,
-            &LedgerEntry {
-                key: format!("order:{}:release", row.id),
-                account: row.account_id,
-                asset,
-                order: Some(row.id),
-                available_delta: remaining,
-                reserved_delta: -remaining,
-            },
-            now,
-        )?;
-    }
-    Ok(remaining)
 }

@@ -56,7 +56,7 @@ pub fn take_in(
         // A fill's own row is its record, and its key its dedup; the push itself is kept only
         // when the fill was refused, for whoever looks into the alarm.
         Some(fill) => {
-            let applied = lifecycle::record_fill_on(conn, row, fill, FillSource::Push, now)?;
+            let applied = lifecycle::record_fill_on(conn, &row, fill, FillSource::Push, now)?;
             match applied {
                 Applied::Recorded => filled += fill.qty,
                 Applied::Duplicate => return Ok(Intake::Duplicate),

@@ -4,11 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use super::phase;
+use super::phase::{self, Booking, Books, Move, Planned, Refusal};
 use super::view::FillView;
-use crate::db::alarms::{self, Alarm, AlarmKind};
+use crate::db::alarms::AlarmKind;
 use crate::db::leases::{self, Fence};
-use crate::db::ledger::{self, Balance, LedgerEntry, CASH};
+use crate::db::ledger::{self, LedgerEntry, CASH};
 use crate::db::orders::{self, FillRow, OrderRow};
 use crate::db::DbConnection;
 use crate::domain::{
@@ -51,16 +51,7 @@ impl Snapshot {
     }
 }
 
-/// What became of a phase.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Applied {
-    Recorded,
-    /// Already recorded before, exactly so (a fill seen twice).
-    Duplicate,
-    /// It must not happen (the transition table refused it, or a fill contradicts the order or
-    /// what was recorded): nothing moved, and an alarm was raised.
-    Refused(String),
-}
+pub use super::phase::Applied;
 
 /// The order with its fills, as a step starts from.
 pub fn load(conn: &mut DbConnection, order: OrderId) -> Result<Snapshot, AppError> {
@@ -93,24 +84,6 @@ fn find(conn: &mut DbConnection, order: OrderId, fence: &Fence) -> Result<OrderR
     Ok(row)
 }
 
-fn refuse(
-    conn: &mut DbConnection,
-    order: OrderId,
-    kind: AlarmKind,
-    subject: &str,
-    what: String,
-    now: i64,
-) -> Result<Applied, AppError> {
-    let alarm = Alarm {
-        kind,
-        order: Some(order),
-        subject,
-        detail: &what,
-    };
-    alarms::raise(conn, &alarm, now)?;
-    Ok(Applied::Refused(what))
-}
-
 /// Records one exchange fill, once: the fill row (unique per order and fill id), its ledger
 /// effects, the `fill` action and its event. A fill seen before changes nothing; one seen before
 /// with another quantity or price, one for an order that has ended, one outside the order's
@@ -124,35 +97,109 @@ pub fn record_fill(
     now: i64,
 ) -> Result<Applied, AppError> {
     let row = find(conn, order, fence)?;
-    record_fill_on(conn, row, fill, source, now)
+    record_fill_on(conn, &row, fill, source, now)
 }
 
 /// [`record_fill`] for an order whose row the caller has just read in this transaction.
 pub fn record_fill_on(
     conn: &mut DbConnection,
-    mut row: OrderRow,
+    row: &OrderRow,
     fill: &VenueFill,
     source: FillSource,
     now: i64,
 ) -> Result<Applied, AppError> {
+    let recorded = orders::find_fill(conn, row.id, &fill.fill_id)?.map(|f| RecordedFill {
+        qty: f.qty,
+        price: f.price,
+    });
+    // Only a fill the order can take reads (and on PostgreSQL makes and locks) its balances.
+    let mut books = match check_fill(row, fill, recorded) {
+        Ok(Some(_)) => {
+            let assets = [CASH, row.symbol.as_str()];
+            let pairs = assets.map(|a| (row.account_id, a.to_owned())).into();
+            ledger::balances_for_update(conn, &pairs)?
+        }
+        Ok(None) | Err(_) => Books::new(),
+    };
+    let planned = plan_fill(row, fill, source, recorded, &mut books, now);
+    phase::write_one(conn, planned, now)
+}
+
+/// Plans one fill of `row` through the transition table; `recorded` is the fill of the same id
+/// recorded before, if any. Every balance the fill moves is worked out here: a fill the ledger
+/// cannot take (a balance would overflow or go below zero) is refused and alarmed, instead of
+/// failing the whole phase on every retry.
+pub fn plan_fill(
+    row: &OrderRow,
+    fill: &VenueFill,
+    source: FillSource,
+    recorded: Option<RecordedFill>,
+    books: &mut Books,
+    now: i64,
+) -> Result<Planned, Refusal> {
+    let Some(next) = check_fill(row, fill, recorded)? else {
+        return Ok(Planned::default());
+    };
+    let id = fill.fill_id.as_str();
+    let unsettleable = || {
+        let what = format!(
+            "fill {id} of {} at {} would overflow or overdraw a balance",
+            fill.qty, fill.price
+        );
+        Refusal::alarmed(AlarmKind::FillUnsettleable, row.id, id, what)
+    };
+    let (bookings, value) = settlement(row, fill, books).ok_or_else(unsettleable)?;
+    let notional = row.filled_notional.0.checked_add(value.0);
+    let notional = notional.ok_or_else(unsettleable)?;
+    let fill_row = FillRow {
+        order_id: row.id,
+        fill_id: fill.fill_id.clone(),
+        qty: fill.qty,
+        price: fill.price,
+        source,
+        received_at: now,
+    };
+    let event = OrderEvent::Fill {
+        fill: fill.clone(),
+        source,
+    };
+    let mut moved = Move::of(row.clone(), next, &event, now);
+    moved.row.filled_notional = Cents(notional);
+    moved.fill = Some(FillView::from(&fill_row));
+    Ok(Planned {
+        moved: Some(moved),
+        fill: Some(fill_row),
+        bookings,
+        alarms: Vec::new(),
+    })
+}
+
+/// Whether the order can take the fill, by the transition table: the order's state after it, or
+/// None for a fill recorded before exactly so.
+fn check_fill(
+    row: &OrderRow,
+    fill: &VenueFill,
+    recorded: Option<RecordedFill>,
+) -> Result<Option<OrderState>, Refusal> {
     let (order, state) = (row.id, row.state());
     let id = fill.fill_id.as_str();
-    if let Some(recorded) = orders::find_fill(conn, order, id)? {
-        if recorded.qty == fill.qty && recorded.price == fill.price {
-            return Ok(Applied::Duplicate);
+    let refuse = |kind, what| Refusal::alarmed(kind, order, id, what);
+    if let Some(recorded) = recorded {
+        if recorded == RecordedFill::of(fill) {
+            return Ok(None);
         }
         let what = format!(
             "fill {id} was recorded as {} at {} and is now reported as {} at {}",
             recorded.qty, recorded.price, fill.qty, fill.price
         );
-        return refuse(conn, order, AlarmKind::FillMismatch, id, what, now);
+        return Err(refuse(AlarmKind::FillMismatch, what));
     }
     if state.status.is_terminal() {
         let what = format!(
             "fill {id} of {} arrived after the order was {}",
             fill.qty, state.status
         );
-        return refuse(conn, order, AlarmKind::FillAfterTerminal, id, what, now);
+        return Err(refuse(AlarmKind::FillAfterTerminal, what));
     }
     let limit = row.protection_price;
     if !fill_within_limit(row.side, limit, fill.price) {
@@ -162,82 +209,30 @@ pub fn record_fill_on(
             fill.price,
             limit.unwrap_or_default()
         );
-        return refuse(conn, order, AlarmKind::FillOutsideLimit, id, what, now);
+        return Err(refuse(AlarmKind::FillOutsideLimit, what));
     }
-    let action = Action::Fill { qty: fill.qty };
-    let next = match state.apply(action) {
-        Ok(next) => next,
-        Err(refused) => {
+    let next = state
+        .apply(Action::Fill { qty: fill.qty })
+        .map_err(|refused| {
             let what = format!("fill {id} of {} at {}: {refused}", fill.qty, fill.price);
-            return refuse(conn, order, AlarmKind::RefusedAction, id, what, now);
-        }
-    };
-    let fill_row = FillRow {
-        order_id: row.id,
-        fill_id: fill.fill_id.clone(),
-        qty: fill.qty,
-        price: fill.price,
-        source,
-        received_at: now,
-    };
-    // Every balance the fill moves is worked out before anything is written: a fill the ledger
-    // cannot take (a balance would overflow or go below zero) is refused and alarmed, instead of
-    // failing the whole phase on every retry.
-    let Some(settlement) = settlement(conn, &row, fill)? else {
-        let what = format!(
-            "fill {id} of {} at {} would overflow or overdraw a balance",
-            fill.qty, fill.price
-        );
-        return refuse(conn, order, AlarmKind::FillUnsettleable, id, what, now);
-    };
-    if !orders::insert_fill(conn, &fill_row)? {
-        return Ok(Applied::Duplicate);
-    }
-    let notional = settlement.book(conn, now)?;
-    let notional = row.filled_notional.0.checked_add(notional.0);
-    row.filled_notional = Cents(
-        notional
-            .ok_or_else(|| AppError::internal(format!("order {order}'s notional overflows")))?,
-    );
-    let event = OrderEvent::Fill {
-        fill: fill.clone(),
-        source,
-    };
-    let view = FillView::from(&fill_row);
-    phase::write_action(conn, &mut row, next, &event, Some(&view), now)?;
-    Ok(Applied::Recorded)
+            refuse(AlarmKind::RefusedAction, what)
+        })?;
+    Ok(Some(next))
 }
 
-/// The ledger side of a fill, worked out: its entries and where each leaves its balance.
-struct Settlement<'a> {
-    entries: [(LedgerEntry<'a>, Balance); 2],
-    value: Cents,
-}
-
-impl Settlement<'_> {
-    /// Books the entries; returns the fill's value.
-    fn book(self, conn: &mut DbConnection, now: i64) -> Result<Cents, AppError> {
-        for (entry, after) in &self.entries {
-            ledger::book(conn, entry, *after, now)?;
-        }
-        Ok(self.value)
-    }
-}
-
-/// A buy spends the reservation for the filled shares at the order's protection price and returns
-/// any price improvement to available cash; a sell gives up the reserved shares and is credited the
-/// proceeds. None when a balance would overflow or go below zero. The fill id comes last in each
-/// key, after a fixed part that says which effect it is, so no fill id can collide with another
-/// fill's key.
-fn settlement<'a>(
-    conn: &mut DbConnection,
-    row: &'a OrderRow,
+/// The ledger side of a fill, booked against `books` (left as they were when it cannot be),
+/// with the fill's value. A buy spends the reservation for the filled shares at the order's
+/// protection price and returns any price improvement to available cash; a sell gives up the
+/// reserved shares and is credited the proceeds. None when a balance would overflow or go below
+/// zero. The fill id comes last in each key, after a fixed part that says which effect it is, so
+/// no fill id can collide with another fill's key.
+fn settlement(
+    row: &OrderRow,
     fill: &VenueFill,
-) -> Result<Option<Settlement<'a>>, AppError> {
+    books: &mut Books,
+) -> Option<(Vec<Booking>, Cents)> {
     let (order, account) = (row.id, row.account_id);
-    let Some(value) = fill.price.times(fill.qty) else {
-        return Ok(None);
-    };
+    let value = fill.price.times(fill.qty)?;
     let entry = |effect: &str, asset, available_delta, reserved_delta| LedgerEntry {
         key: format!("order:{order}:{effect}:{}", fill.fill_id),
         account,
@@ -249,12 +244,8 @@ fn settlement<'a>(
     let (cash, shares) = match row.side {
         Side::Buy => {
             let protection = row.protection_price.unwrap_or(fill.price);
-            let Some(held) = protection.times(fill.qty) else {
-                return Ok(None);
-            };
-            let Some(refund) = held.0.checked_sub(value.0) else {
-                return Ok(None);
-            };
+            let held = protection.times(fill.qty)?;
+            let refund = held.0.checked_sub(value.0)?;
             (
                 entry("fill-cash", CASH, refund, -held.0),
                 entry("fill-shares", row.symbol.as_str(), fill.qty, 0),
@@ -265,14 +256,152 @@ fn settlement<'a>(
             entry("fill-shares", row.symbol.as_str(), 0, -fill.qty),
         ),
     };
-    let (Some(cash_at), Some(shares_at)) = (
-        ledger::balance_after(conn, &cash)?,
-        ledger::balance_after(conn, &shares)?,
-    ) else {
-        return Ok(None);
-    };
-    Ok(Some(Settlement {
-        entries: [(cash, cash_at), (shares, shares_at)],
-        value,
-    }))
+    let mut trial = books.clone();
+    let bookings = vec![
+        phase::book(&mut trial, &cash)?,
+        phase::book(&mut trial, &shares)?,
+    ];
+    *books = trial;
+    Some((bookings, value))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::domain::{AccountId, ClientOrderId, OrderStatus, OrderType, Symbol};
+
+    /// A buy of 10 at a limit of 100 cents, 4 filled; the account holds 2,000 cents, 600 of it
+    /// reserved for the 6 shares left.
+    pub(crate) fn resting_buy() -> (OrderRow, Books) {
+        let id = OrderId::new();
+        let account = AccountId::new();
+        let row = OrderRow {
+            id,
+            account_id: account,
+            client_order_id: ClientOrderId::for_order(id),
+            symbol: Symbol::parse("ACME").expect("a symbol"),
+            side: Side::Buy,
+            order_type: OrderType::Limit,
+            qty: 10,
+            limit_price: Some(Cents(100)),
+            protection_price: Some(Cents(100)),
+            status: OrderStatus::PartiallyFilled,
+            filled_qty: 4,
+            filled_notional: Cents(400),
+            created_at: 1,
+            updated_at: 1,
+            placement_sent: true,
+            last_action_seq: 4,
+            owner: "e".into(),
+            owner_epoch: 1,
+        };
+        let cash = ledger::Balance {
+            available: 1_400,
+            reserved: 600,
+        };
+        let books = Books::from([((account, CASH.to_owned()), cash)]);
+        (row, books)
+    }
+
+    fn fill(id: &str, qty: i64, price: i64) -> VenueFill {
+        VenueFill {
+            fill_id: id.into(),
+            qty,
+            price: Cents(price),
+        }
+    }
+
+    #[test]
+    fn a_fill_books_its_cash_and_shares_and_moves_the_order() {
+        let (row, mut books) = resting_buy();
+        let planned = plan_fill(
+            &row,
+            &fill("F5", 5, 98),
+            FillSource::Push,
+            None,
+            &mut books,
+            9,
+        )
+        .expect("the fill is taken");
+        let moved = planned.moved.expect("the order moves");
+        assert_eq!(
+            (moved.row.filled_qty, moved.row.filled_notional),
+            (9, Cents(890))
+        );
+        assert_eq!(moved.row.last_action_seq, 5);
+        let deltas: Vec<(&str, i64, i64)> = planned
+            .bookings
+            .iter()
+            .map(|b| {
+                let e = b.entry();
+                (e.asset, e.available_delta, e.reserved_delta)
+            })
+            .collect();
+        // 500 reserved at the limit is spent; 10 of price improvement comes back.
+        assert_eq!(deltas, [(CASH, 10, -500), ("ACME", 5, 0)]);
+        let cash = books[&(row.account_id, CASH.to_owned())];
+        assert_eq!((cash.available, cash.reserved), (1_410, 100));
+        assert_eq!(planned.fill.map(|f| f.qty), Some(5));
+    }
+
+    #[test]
+    fn a_fill_seen_before_plans_nothing_and_one_that_says_otherwise_is_refused() {
+        let (row, mut books) = resting_buy();
+        let same = Some(RecordedFill {
+            qty: 2,
+            price: Cents(100),
+        });
+        let again = plan_fill(
+            &row,
+            &fill("F1", 2, 100),
+            FillSource::Poll,
+            same,
+            &mut books,
+            9,
+        );
+        assert_eq!(again.map(|p| p.applied()).ok(), Some(Applied::Duplicate));
+        let other = plan_fill(
+            &row,
+            &fill("F1", 3, 100),
+            FillSource::Poll,
+            same,
+            &mut books,
+            9,
+        );
+        let refused = other.err().and_then(|r| r.alarm).map(|a| a.kind);
+        assert_eq!(refused, Some(AlarmKind::FillMismatch));
+    }
+
+    #[test]
+    fn a_fill_that_must_not_happen_is_refused_and_moves_no_balance() {
+        let (row, books) = resting_buy();
+        let ended = OrderRow {
+            status: OrderStatus::Canceled,
+            ..row.clone()
+        };
+        for (order, fill, kind) in [
+            (&row, fill("F5", 7, 100), AlarmKind::RefusedAction),
+            (&row, fill("F5", 1, 101), AlarmKind::FillOutsideLimit),
+            (&ended, fill("F5", 1, 100), AlarmKind::FillAfterTerminal),
+        ] {
+            let mut after = books.clone();
+            let planned = plan_fill(order, &fill, FillSource::Push, None, &mut after, 9);
+            let refused = planned.err().and_then(|r| r.alarm).map(|a| a.kind);
+            assert_eq!(refused, Some(kind), "{fill:?}");
+            assert_eq!(after, books, "{fill:?}");
+        }
+        // Cash reserved for the order that is not in the books: the ledger cannot take it.
+        let mut short = Books::new();
+        let planned = plan_fill(
+            &row,
+            &fill("F5", 1, 100),
+            FillSource::Push,
+            None,
+            &mut short,
+            9,
+        );
+        let refused = planned.err().and_then(|r| r.alarm).map(|a| a.kind);
+        assert_eq!(refused, Some(AlarmKind::FillUnsettleable));
+        assert!(short.is_empty());
+    }
 }

@@ -1,16 +1,172 @@
-//! Writing actions: each action itself, its order's projection row and its feed event, inside the
-//! caller's transaction, a statement per table however many orders moved. The transition table has
-//! already checked each move, once, in the caller; a lone action is a batch of one.
+//! A phase in two halves. Planning is pure: each item is checked against its order's row (and
+//! the balances it moves) through the transition table, and comes out as a [`Planned`] write or a
+//! [`Refusal`]. Writing takes every plan of a phase at once: alarms, fills, ledger entries, then
+//! the actions, projections and feed events, a statement per table however many orders moved. A
+//! lone item is a batch of one.
 
 use std::collections::BTreeMap;
 
 use crate::db::DbConnection;
 
 use super::view::{FillView, OrderView};
-use crate::db::orders::{self, NewAction, OrderRow};
-use crate::db::{accounts, outbox};
-use crate::domain::{AccountId, ActionKind, OrderEvent, OrderState};
+use crate::db::alarms::{self, Alarm, AlarmKind};
+use crate::db::ledger::{self, Balance, LedgerEntry};
+use crate::db::orders::{self, FillRow, NewAction, OrderRow};
+use crate::db::{accounts, outbox, DbError};
+use crate::domain::{AccountId, ActionKind, OrderEvent, OrderId, OrderState};
 use crate::error::AppError;
+
+/// What became of an item of a phase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    Recorded,
+    /// Already recorded before, exactly so (a fill seen twice).
+    Duplicate,
+    /// It must not happen (the transition table refused it, or a fill contradicts the order or
+    /// what was recorded): nothing moved, and an alarm was raised.
+    Refused(String),
+}
+
+/// Balances as a phase has read (and on PostgreSQL locked) them, moved by each plan in turn.
+pub type Books = BTreeMap<(AccountId, String), Balance>;
+
+/// An alarm a phase raises along with what it writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Alarmed {
+    pub kind: AlarmKind,
+    pub order: OrderId,
+    pub subject: String,
+    pub detail: String,
+}
+
+/// Why an item must not happen: nothing of it is written but its alarm, if it raises one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: String,
+    pub alarm: Option<Alarmed>,
+}
+
+impl Refusal {
+    /// A refusal an operator must look into.
+    pub fn alarmed(kind: AlarmKind, order: OrderId, subject: &str, reason: String) -> Self {
+        let alarm = Alarmed {
+            kind,
+            order,
+            subject: subject.to_owned(),
+            detail: reason.clone(),
+        };
+        Refusal {
+            reason,
+            alarm: Some(alarm),
+        }
+    }
+
+    /// A refusal that is an ordinary answer (a step decided on an older copy of its order).
+    pub fn quiet(reason: &str) -> Self {
+        Refusal {
+            reason: reason.to_owned(),
+            alarm: None,
+        }
+    }
+}
+
+/// A ledger entry a plan books (its asset held here), with where it leaves its balance.
+#[derive(Debug, Clone)]
+pub struct Booking {
+    entry: LedgerEntry<'static>,
+    asset: String,
+    after: Balance,
+}
+
+impl Booking {
+    pub fn entry(&self) -> LedgerEntry<'_> {
+        LedgerEntry {
+            asset: &self.asset,
+            ..self.entry.clone()
+        }
+    }
+}
+
+/// What a plan writes; nothing at all for an item recorded before.
+#[derive(Default)]
+pub struct Planned {
+    pub moved: Option<Move>,
+    pub fill: Option<FillRow>,
+    pub bookings: Vec<Booking>,
+    pub alarms: Vec<Alarmed>,
+}
+
+impl Planned {
+    pub fn moves(moved: Move) -> Self {
+        Planned {
+            moved: Some(moved),
+            ..Planned::default()
+        }
+    }
+
+    /// A plan that moves nothing is of an item recorded before.
+    pub fn applied(&self) -> Applied {
+        match self.moved {
+            Some(_) => Applied::Recorded,
+            None => Applied::Duplicate,
+        }
+    }
+}
+
+/// Books `entry` against the phase's copy of its balance: None when it would overflow or go
+/// below zero.
+pub fn book(books: &mut Books, entry: &LedgerEntry<'_>) -> Option<Booking> {
+    let pair = (entry.account, entry.asset.to_owned());
+    let after = books.get(&pair).copied().unwrap_or_default().after(entry)?;
+    books.insert(pair, after);
+    let held = LedgerEntry {
+        key: entry.key.clone(),
+        account: entry.account,
+        asset: "",
+        order: entry.order,
+        available_delta: entry.available_delta,
+        reserved_delta: entry.reserved_delta,
+    };
+    Some(Booking {
+        entry: held,
+        asset: entry.asset.to_owned(),
+        after,
+    })
+}
+
+/// Writes every plan of a phase and the alarms of its refusals, a statement per table where the
+/// tables allow it. Balances come before the accounts the events take their seqs from: the order
+/// every phase locks them in.
+pub fn write(
+    conn: &mut DbConnection,
+    plans: &[Planned],
+    refused: &[Alarmed],
+    now: i64,
+) -> Result<(), AppError> {
+    for alarm in plans.iter().flat_map(|p| &p.alarms).chain(refused) {
+        let raised = Alarm {
+            kind: alarm.kind,
+            order: Some(alarm.order),
+            subject: &alarm.subject,
+            detail: &alarm.detail,
+        };
+        alarms::raise(conn, &raised, now)?;
+    }
+    for fill in plans.iter().filter_map(|p| p.fill.as_ref()) {
+        if !orders::insert_fill(conn, fill)? {
+            let what = format!(
+                "fill {} of order {} was recorded meanwhile",
+                fill.fill_id, fill.order_id
+            );
+            return Err(DbError::Inconsistent(what).into());
+        }
+    }
+    for booking in plans.iter().flat_map(|p| &p.bookings) {
+        ledger::book(conn, &booking.entry(), booking.after, now)?;
+    }
+    let moves: Vec<&Move> = plans.iter().filter_map(|p| p.moved.as_ref()).collect();
+    write_moves(conn, &moves)
+}
 
 /// An order's action as the table allowed it, with the order's row as the action leaves it.
 pub struct Move {
@@ -34,27 +190,27 @@ impl Move {
     }
 }
 
-/// Writes `event`, whose action the table allowed and which leads to `next`, and brings `order` to
-/// match. The caller has already written the action's own effects (ledger entries, fill rows) in
-/// the same transaction.
-pub fn write_action(
+/// Writes one item's plan, or its refusal's alarm, and answers for it.
+pub fn write_one(
     conn: &mut DbConnection,
-    order: &mut OrderRow,
-    next: OrderState,
-    event: &OrderEvent,
-    fill: Option<&FillView>,
+    planned: Result<Planned, Refusal>,
     now: i64,
-) -> Result<(), AppError> {
-    let mut moved = Move::of(order.clone(), next, event, now);
-    moved.fill = fill.cloned();
-    write_moves(conn, std::slice::from_ref(&moved))?;
-    *order = moved.row;
-    Ok(())
+) -> Result<Applied, AppError> {
+    match planned {
+        Ok(planned) => {
+            write(conn, std::slice::from_ref(&planned), &[], now)?;
+            Ok(planned.applied())
+        }
+        Err(refusal) => {
+            write(conn, &[], refusal.alarm.as_slice(), now)?;
+            Ok(Applied::Refused(refusal.reason))
+        }
+    }
 }
 
 /// Writes every move: the actions, the projection rows and the events (their seqs taken per
 /// account in one statement), a statement per table.
-pub fn write_moves(conn: &mut DbConnection, moves: &[Move]) -> Result<(), AppError> {
+fn write_moves(conn: &mut DbConnection, moves: &[&Move]) -> Result<(), AppError> {
     let mut counts = BTreeMap::<AccountId, i64>::new();
     for m in moves {
         if m.kind.event_kind().is_some() {

@@ -4,17 +4,15 @@
 //! planned against its order's locked row through the transition table, then every move is
 //! written a statement per table. A lone step is a batch of one.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use super::cancel::release_remaining;
-use super::lifecycle::Applied;
-use super::phase::{self, Move};
-use crate::db::alarms::{self, Alarm, AlarmKind};
-use crate::db::connection::Backend;
+use super::phase::{self, Alarmed, Applied, Booking, Books, Move, Planned, Refusal};
+use crate::db::alarms::AlarmKind;
 use crate::db::leases::{self, Fence};
+use crate::db::ledger::{self, LedgerEntry};
 use crate::db::orders::{self, OrderRow};
-use crate::db::{ledger, DbConnection};
+use crate::db::DbConnection;
 use crate::domain::{
     terminal_action, AckSource, Action, EndCause, OrderEvent, OrderId, TransitionError, VenueEnd,
 };
@@ -73,26 +71,16 @@ pub fn record(
             .into_iter()
             .map(|row| (row.id, row))
             .collect();
-    if conn.backend() == Backend::Postgres {
-        // Balances in the order every phase locks them, before any release takes one.
-        let ending: BTreeSet<_> = items
-            .iter()
-            .filter(|i| i.step.may_end())
-            .filter_map(|i| rows.get(&i.order))
-            .map(|row| (row.account_id, row.reserved_asset().to_owned()))
-            .collect();
-        ledger::lock_balances(conn, &ending)?;
-    }
+    let mut held = Held::read(conn, items, &rows)?;
     let mut pending = Pending::default();
     let mut answers = Vec::with_capacity(items.len());
     for item in items {
-        let Some(row) = rows.remove(&item.order) else {
+        let Some(row) = rows.get(&item.order) else {
             answers.push(Err(AppError::NotFound));
             continue;
         };
         if let Err(fenced) = leases::ensure_owner(row.id, &row.owner, row.owner_epoch, &item.fence)
         {
-            rows.insert(row.id, row);
             answers.push(Err(fenced.into()));
             continue;
         }
@@ -100,59 +88,112 @@ pub fn record(
         if pending.orders.contains(&row.id) {
             pending.write(conn)?;
         }
-        let (answer, row) = plan(conn, row, item)?;
-        if let Some(moved) = answer.moved {
-            pending.orders.insert(moved.row.id);
-            rows.insert(moved.row.id, moved.row.clone());
-            pending.moves.push(moved);
-        } else {
-            rows.insert(row.id, row);
-        }
-        answers.push(Ok(answer.applied));
+        pending.now = pending.now.max(item.now);
+        answers.push(Ok(match plan(row, item, &mut held) {
+            Ok(planned) => {
+                let applied = planned.applied();
+                if let Some(moved) = &planned.moved {
+                    pending.orders.insert(moved.row.id);
+                    rows.insert(moved.row.id, moved.row.clone());
+                }
+                pending.plans.push(planned);
+                applied
+            }
+            Err(refusal) => {
+                pending.refused.extend(refusal.alarm);
+                Applied::Refused(refusal.reason)
+            }
+        }));
     }
     pending.write(conn)?;
     Ok(answers)
 }
 
-/// Moves planned and not yet written, and the orders they move.
+/// What the orders a batch may end still hold reserved, and the balances it is held in.
+struct Held {
+    reserved: HashMap<OrderId, i64>,
+    books: Books,
+}
+
+impl Held {
+    /// Read (and on PostgreSQL locked, before any release takes them) for every open order that
+    /// an item may end.
+    fn read(
+        conn: &mut DbConnection,
+        items: &[Arc<StatusItem>],
+        rows: &HashMap<OrderId, OrderRow>,
+    ) -> Result<Held, AppError> {
+        let ending: BTreeMap<OrderId, &OrderRow> = items
+            .iter()
+            .filter(|i| i.step.may_end())
+            .filter_map(|i| rows.get(&i.order))
+            .filter(|row| !row.status.is_terminal())
+            .map(|row| (row.id, row))
+            .collect();
+        let pairs: BTreeSet<_> = ending
+            .values()
+            .map(|row| (row.account_id, row.reserved_asset().to_owned()))
+            .collect();
+        let books = ledger::balances_for_update(conn, &pairs)?;
+        let mut reserved = HashMap::with_capacity(ending.len());
+        for (id, row) in ending {
+            reserved.insert(
+                id,
+                ledger::reserved_for_order(conn, id, row.reserved_asset())?,
+            );
+        }
+        Ok(Held { reserved, books })
+    }
+
+    /// Releases whatever `row` still holds reserved: the compensating step of a terminal order.
+    /// Returns the amount, with its booking.
+    fn release(&mut self, row: &OrderRow) -> Result<(i64, Option<Booking>), Refusal> {
+        let remaining = self.reserved.insert(row.id, 0).unwrap_or_default();
+        if remaining <= 0 {
+            return Ok((0, None));
+        }
+        let entry = LedgerEntry {
+            key: format!("order:{}:release", row.id),
+            account: row.account_id,
+            asset: row.reserved_asset(),
+            order: Some(row.id),
+            available_delta: remaining,
+            reserved_delta: -remaining,
+        };
+        let booked = phase::book(&mut self.books, &entry).ok_or_else(|| {
+            let what = format!(
+                "releasing {remaining} of {} would overflow or overdraw its balance",
+                entry.asset
+            );
+            Refusal::alarmed(AlarmKind::InvariantViolation, row.id, "release", what)
+        })?;
+        Ok((remaining, Some(booked)))
+    }
+}
+
+/// Plans and refusals not yet written, the orders they move, and the latest time among them.
 #[derive(Default)]
 struct Pending {
-    moves: Vec<Move>,
+    plans: Vec<Planned>,
+    refused: Vec<Alarmed>,
     orders: HashSet<OrderId>,
+    now: i64,
 }
 
 impl Pending {
     fn write(&mut self, conn: &mut DbConnection) -> Result<(), AppError> {
-        phase::write_moves(conn, &self.moves)?;
-        self.moves.clear();
+        phase::write(conn, &self.plans, &self.refused, self.now)?;
+        self.plans.clear();
+        self.refused.clear();
         self.orders.clear();
         Ok(())
     }
 }
 
-/// What an item comes to: its answer, and the move to write if it records one.
-struct Planned {
-    applied: Applied,
-    moved: Option<Move>,
-}
-
-impl Planned {
-    fn unmoved(applied: Applied) -> Self {
-        Planned {
-            applied,
-            moved: None,
-        }
-    }
-}
-
-/// Plans one item against its order's row; writes only an alarm for a refusal, or the release of a
-/// move that ends the order. Hands the row back when nothing moved.
-fn plan(
-    conn: &mut DbConnection,
-    row: OrderRow,
-    item: &StatusItem,
-) -> Result<(Planned, OrderRow), AppError> {
+/// Plans one item against its order's row, through the transition table.
+fn plan(row: &OrderRow, item: &StatusItem, held: &mut Held) -> Result<Planned, Refusal> {
     let state = row.state();
+    let mut alarms = Vec::new();
     // The event a non-terminal step records, or the cause of the end a terminal one records.
     let (action, planned) = match &item.step {
         StatusStep::PlacementSent => {
@@ -172,13 +213,12 @@ fn plan(
             (event.action(), Ok(event))
         }
         StatusStep::ReleaseUnsent if row.placement_sent => {
-            let refused = "the placement was sent after all: the venue decides";
-            return Ok((Planned::unmoved(Applied::Refused(refused.into())), row));
+            return Err(Refusal::quiet(
+                "the placement was sent after all: the venue decides",
+            ));
         }
         StatusStep::ReleaseUnsent => (Action::Canceled, Err(EndCause::NeverSent)),
-        StatusStep::End { .. } if state.status.is_terminal() => {
-            return Ok((Planned::unmoved(Applied::Duplicate), row));
-        }
+        StatusStep::End { .. } if state.status.is_terminal() => return Ok(Planned::default()),
         StatusStep::End {
             end,
             venue_filled,
@@ -186,17 +226,15 @@ fn plan(
         } => {
             let (action, mismatch) = terminal_action(state, *end, *venue_filled);
             if mismatch {
-                let what = format!(
-                    "the exchange ended the order {end:?} with {venue_filled} filled; the engine recorded {} of {}",
-                    state.filled_qty, state.qty
-                );
-                let alarm = Alarm {
+                alarms.push(Alarmed {
                     kind: AlarmKind::FillQuantityMismatch,
-                    order: Some(row.id),
-                    subject: "end",
-                    detail: &what,
-                };
-                alarms::raise(conn, &alarm, item.now)?;
+                    order: row.id,
+                    subject: "end".into(),
+                    detail: format!(
+                        "the exchange ended the order {end:?} with {venue_filled} filled; the engine recorded {} of {}",
+                        state.filled_qty, state.qty
+                    ),
+                });
             }
             (action, Err(cause.clone()))
         }
@@ -204,32 +242,110 @@ fn plan(
     let next = match state.apply(action) {
         Ok(next) => next,
         Err(TransitionError::AlreadyAcknowledged | TransitionError::AlreadySent) => {
-            return Ok((Planned::unmoved(Applied::Duplicate), row));
+            return Ok(Planned::default());
         }
         Err(refused) => {
-            let what = refused.to_string();
-            let alarm = Alarm {
-                kind: AlarmKind::RefusedAction,
-                order: Some(row.id),
-                subject: action.kind().as_str(),
-                detail: &what,
-            };
-            alarms::raise(conn, &alarm, item.now)?;
-            return Ok((Planned::unmoved(Applied::Refused(what)), row));
+            let (subject, what) = (action.kind().as_str(), refused.to_string());
+            return Err(Refusal::alarmed(
+                AlarmKind::RefusedAction,
+                row.id,
+                subject,
+                what,
+            ));
         }
     };
+    let mut bookings = Vec::new();
     let event = match planned {
         Ok(event) => event,
-        Err(cause) => OrderEvent::Ended {
-            action,
-            released: release_remaining(conn, &row, item.now)?,
-            cause,
-        },
+        Err(cause) => {
+            let (released, booking) = held.release(row)?;
+            bookings.extend(booking);
+            OrderEvent::Ended {
+                action,
+                released,
+                cause,
+            }
+        }
     };
-    let moved = Move::of(row.clone(), next, &event, item.now);
-    let planned = Planned {
-        applied: Applied::Recorded,
-        moved: Some(moved),
-    };
-    Ok((planned, row))
+    Ok(Planned {
+        moved: Some(Move::of(row.clone(), next, &event, item.now)),
+        bookings,
+        alarms,
+        fill: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{OrderStatus, VenueStatus};
+    use crate::orders::lifecycle::tests::resting_buy;
+
+    fn item(order: OrderId, step: StatusStep) -> StatusItem {
+        let fence = Fence {
+            engine: "e".into(),
+            epoch: 1,
+        };
+        StatusItem {
+            order,
+            fence,
+            step,
+            now: 9,
+        }
+    }
+
+    fn canceled_by_venue() -> StatusStep {
+        StatusStep::End {
+            end: VenueEnd::Canceled,
+            venue_filled: 4,
+            cause: EndCause::VenueEnded {
+                status: VenueStatus::Canceled,
+                filled_qty: 4,
+            },
+        }
+    }
+
+    #[test]
+    fn an_end_releases_what_the_order_still_holds_once() {
+        let (row, books) = resting_buy();
+        let reserved = HashMap::from([(row.id, 600)]);
+        let mut held = Held { reserved, books };
+        let planned = plan(&row, &item(row.id, canceled_by_venue()), &mut held).expect("planned");
+        let moved = planned.moved.expect("the order ends");
+        assert_eq!(moved.row.status, OrderStatus::Canceled);
+        assert!(
+            moved.detail.contains("\"released\":600"),
+            "{}",
+            moved.detail
+        );
+        let release = planned.bookings.first().map(|b| b.entry().available_delta);
+        assert_eq!(release, Some(600));
+        let cash = held.books[&(row.account_id, ledger::CASH.to_owned())];
+        assert_eq!((cash.available, cash.reserved), (2_000, 0));
+        // Nothing is left to release a second time.
+        assert_eq!(held.release(&row).map(|(amount, _)| amount), Ok(0));
+    }
+
+    #[test]
+    fn a_step_on_an_older_copy_or_a_repeat_plans_nothing() {
+        let (row, books) = resting_buy();
+        let mut held = Held {
+            reserved: HashMap::new(),
+            books,
+        };
+        let sent = plan(&row, &item(row.id, StatusStep::ReleaseUnsent), &mut held);
+        assert_eq!(sent.err().map(|r| r.alarm.is_none()), Some(true));
+        let late_ack = StatusStep::Accepted {
+            venue_order_id: None,
+            source: AckSource::Push,
+        };
+        let again = plan(&row, &item(row.id, late_ack), &mut held);
+        assert_eq!(again.map(|p| p.applied()).ok(), Some(Applied::Duplicate));
+        let ended = OrderRow {
+            status: OrderStatus::Filled,
+            ..row
+        };
+        let late = plan(&ended, &item(ended.id, canceled_by_venue()), &mut held);
+        assert_eq!(late.map(|p| p.applied()).ok(), Some(Applied::Duplicate));
+    }
 }
