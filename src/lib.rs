@@ -29,7 +29,7 @@
 //! - **step**: what an order's actor does to carry the order on: a venue call between two phases.
 //!   [`engine::decide`] holds what a step decides; `engine::steps` does it.
 //! - **move** (`orders::phase::Move`): an order's action as the transition table allowed it, with
-//!   the order's row as it leaves it; `phase::write_moves` writes any number of them.
+//!   the order's row as it leaves it; `phase::write` writes any number of plans.
 //! - **venue report** (`domain::VenueReport`): something the venue sent by itself (a push), keyed by
 //!   what it says; **venue order**: the venue's own copy of an order, the authority on its fills.
 //! - **writers** (`engine::writers`): the one entry point per kind of phase (new orders, status
@@ -50,11 +50,11 @@
 //! |---|---|
 //! | submit | `http::orders` → `orders::request` (parsed once into a [`domain::NewOrder`]) → [`idempotency`] → `orders::pricing` → `Engine::submit` → `db::batcher` (submissions that arrive together) → `orders::submit::submit` (one phase answers each submission of the batch; a batch that rolls back runs again one by one) → the order's actor |
 //! | place | `engine::order_actor` → `engine::steps::Step::on_state` → `Step::record_status` (`placement_sent`) → `engine::writers::Writers` (batched with other orders' steps by `db::batcher`) → `orders::status::record` → `ExchangeClient::place` → `Step::record_status` (`accepted`, or the end it reported) |
-//! | push | `http::exchange_events` → `Engine::take_push` → `Writers::take_in_push` (batched) → `orders::intake::take_in_pushes`: a fill through `lifecycle::record_fill_on` → `orders::phase::write_moves`; no fill, `db::exchange_events::store_new` → the actor only for what may end the order (`Step::on_push`) |
+//! | push | `http::exchange_events` → `Engine::take_push` → `Writers::take_in_push` (batched) → `orders::intake::take_in_pushes`: a fill through `lifecycle::plan_fill` → `orders::phase::write`; no fill, `db::exchange_events::store_new` → the actor only for what may end the order (`engine::decide`, from `Heard::Push`) |
 //! | fill by poll | the actor's poll timer → `Step::check_with_exchange` → `Step::reconcile` → `Step::record_fill`, then the end through `orders::status::record` |
 //! | cancel | `http::orders` → `Engine::cancel` → `orders::cancel::request` (202) → `Step::on_state` → `ExchangeClient::cancel` → `orders::status::record` (the end, and the release) |
 //! | recover | `startup` → `Engine::recover`, `Engine::adopt_orphans` → each actor's first step |
-//! | outbox | `phase::write_moves` (every action's event, in the transaction of the action) → `db::outbox::append_events` → `feed::relay` → `feed::hub` |
+//! | outbox | `phase::write` (every action's event, in the transaction of the action) → `db::outbox::append_events` → `feed::relay` → `feed::hub` |
 //! | feed | `http::stream` → `feed::session`: replay from `db::outbox::since`, then live |
 
 //!
