@@ -66,7 +66,7 @@ pub fn create(
             &LedgerEntry {
                 key: format!("account:{id}:open:{asset}"),
                 account: id,
-                asset,
+                asset: asset.into(),
                 order: None,
                 available_delta: amount,
                 reserved_delta: 0,

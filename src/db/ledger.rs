@@ -4,6 +4,7 @@
 
 use diesel::prelude::*;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::connection::{text_literal, value_rows, Backend, Inner};
@@ -20,10 +21,21 @@ pub use crate::domain::CASH;
 pub struct LedgerEntry<'a> {
     pub key: String,
     pub account: AccountId,
-    pub asset: &'a str,
+    /// Borrowed where the entry is written at once; owned where a plan keeps it for later.
+    pub asset: Cow<'a, str>,
     pub order: Option<OrderId>,
     pub available_delta: i64,
     pub reserved_delta: i64,
+}
+
+impl LedgerEntry<'_> {
+    /// The entry holding its own asset, to be kept past what it borrowed from.
+    pub fn into_owned(self) -> LedgerEntry<'static> {
+        LedgerEntry {
+            asset: Cow::Owned(self.asset.into_owned()),
+            ..self
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Queryable)]
@@ -39,7 +51,7 @@ pub fn balance_after(
     conn: &mut DbConnection,
     entry: &LedgerEntry<'_>,
 ) -> Result<Option<Balance>, DbError> {
-    Ok(balance_for_update(conn, entry.account, entry.asset)?.after(entry))
+    Ok(balance_for_update(conn, entry.account, &entry.asset)?.after(entry))
 }
 
 impl Balance {
@@ -72,7 +84,7 @@ pub fn book(
     if inserted == 0 {
         return Ok(false);
     }
-    set_balances(conn, &[BalanceRow::of(entry.account, entry.asset, after)])?;
+    set_balances(conn, &[BalanceRow::of(entry.account, &entry.asset, after)])?;
     Ok(true)
 }
 
@@ -110,7 +122,7 @@ impl<'a> NewEntry<'a> {
         NewEntry {
             entry_key: &entry.key,
             account_id: entry.account,
-            asset: entry.asset,
+            asset: &entry.asset,
             order_id: entry.order,
             available_delta: entry.available_delta,
             reserved_delta: entry.reserved_delta,
@@ -261,31 +273,18 @@ pub fn apply(conn: &mut DbConnection, entry: &LedgerEntry<'_>, now: i64) -> Resu
     book(conn, entry, after, now)
 }
 
-/// A balance about to be changed. On PostgreSQL, where phases run side by side, its row is made
-/// if missing and locked for the rest of the transaction, so that no other phase reads it before
-/// this one has written it (on SQLite the one writer already runs phases in turn).
+/// A balance about to be changed, as [`balances_for_update`] reads one.
 fn balance_for_update(
     conn: &mut DbConnection,
     account: AccountId,
     asset: &str,
 ) -> Result<Balance, DbError> {
-    let Inner::Postgres(c) = &mut conn.inner else {
-        return balance(conn, account, asset);
-    };
-    diesel::insert_into(balances::table)
-        .values((
-            balances::account_id.eq(account),
-            balances::asset.eq(asset),
-            balances::available.eq(0_i64),
-            balances::reserved.eq(0_i64),
-        ))
-        .on_conflict_do_nothing()
-        .execute(c)?;
-    Ok(balances::table
-        .find((account, asset))
-        .select((balances::available, balances::reserved))
-        .for_update()
-        .first(c)?)
+    let pair = (account, asset.to_owned());
+    let mut read = balances_for_update(conn, &BTreeSet::from([pair]))?;
+    Ok(read
+        .pop_first()
+        .map(|(_, balance)| balance)
+        .unwrap_or_default())
 }
 
 pub fn balance(

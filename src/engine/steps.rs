@@ -176,7 +176,9 @@ impl Step<'_> {
         if applied == Applied::Recorded {
             self.note_recorded(Action::Fill { qty: recorded.qty });
             tracing::info!(%fill_id, source = source.as_str(), "fill recorded");
-            (self.engine.registry()).remember_fills(order, [(&fill_id, &recorded)]);
+            self.engine
+                .registry()
+                .remember_fills(order, [(&fill_id, &recorded)]);
             self.engine.metrics().fill_recorded(source);
             crash_point("fill.after_commit");
         }
@@ -266,9 +268,7 @@ impl Step<'_> {
     /// Notes what the exchange said (the last word counts), for `order.recovered`.
     fn note_heard(&mut self, heard: &Heard) {
         let said = match heard {
-            Heard::LookedUp(_, Ok(Some(copy)))
-            | Heard::CancelAnswered(_, Ok(copy))
-            | Heard::FillsIn(copy) => json!({
+            Heard::LookedUp(_, Ok(Some(copy))) | Heard::CancelAnswered(_, Ok(copy)) => json!({
                 "status": copy.status,
                 "filled_qty": copy.filled_qty,
                 "fills": copy.fills.len(),

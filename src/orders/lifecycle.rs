@@ -112,34 +112,31 @@ pub fn record_fill_on(
         qty: f.qty,
         price: f.price,
     });
-    // Only a fill the order can take reads (and on PostgreSQL makes and locks) its balances.
-    let mut books = match check_fill(row, fill, recorded) {
-        Ok(Some(_)) => {
+    let planned = match check_fill(row, fill, recorded) {
+        // Only a fill the order can take reads (and on PostgreSQL makes and locks) its balances.
+        Ok(Some(next)) => {
             let assets = [CASH, row.symbol.as_str()];
             let pairs = assets.map(|a| (row.account_id, a.to_owned())).into();
-            ledger::balances_for_update(conn, &pairs)?
+            let mut books = ledger::balances_for_update(conn, &pairs)?;
+            settle_fill(row, fill, source, next, &mut books, now)
         }
-        Ok(None) | Err(_) => Books::new(),
+        Ok(None) => Ok(Planned::default()),
+        Err(refusal) => Err(refusal),
     };
-    let planned = plan_fill(row, fill, source, recorded, &mut books, now);
     phase::write_one(conn, planned, now)
 }
 
-/// Plans one fill of `row` through the transition table; `recorded` is the fill of the same id
-/// recorded before, if any. Every balance the fill moves is worked out here: a fill the ledger
-/// cannot take (a balance would overflow or go below zero) is refused and alarmed, instead of
-/// failing the whole phase on every retry.
-pub fn plan_fill(
+/// Plans a fill [`check_fill`] let through, leading the order to `next`. Every balance the fill
+/// moves is worked out here: a fill the ledger cannot take (a balance would overflow or go below
+/// zero) is refused and alarmed, instead of failing the whole phase on every retry.
+fn settle_fill(
     row: &OrderRow,
     fill: &VenueFill,
     source: FillSource,
-    recorded: Option<RecordedFill>,
+    next: OrderState,
     books: &mut Books,
     now: i64,
 ) -> Result<Planned, Refusal> {
-    let Some(next) = check_fill(row, fill, recorded)? else {
-        return Ok(Planned::default());
-    };
     let id = fill.fill_id.as_str();
     let unsettleable = || {
         let what = format!(
@@ -174,8 +171,9 @@ pub fn plan_fill(
     })
 }
 
-/// Whether the order can take the fill, by the transition table: the order's state after it, or
-/// None for a fill recorded before exactly so.
+/// Whether the order can take the fill, by the transition table; `recorded` is the fill of the
+/// same id recorded before, if any. The order's state after the fill, or None for a fill recorded
+/// before exactly so.
 fn check_fill(
     row: &OrderRow,
     fill: &VenueFill,
@@ -233,10 +231,10 @@ fn settlement(
 ) -> Option<(Vec<Booking>, Cents)> {
     let (order, account) = (row.id, row.account_id);
     let value = fill.price.times(fill.qty)?;
-    let entry = |effect: &str, asset, available_delta, reserved_delta| LedgerEntry {
+    let entry = |effect: &str, asset: &str, available_delta, reserved_delta| LedgerEntry {
         key: format!("order:{order}:{effect}:{}", fill.fill_id),
         account,
-        asset,
+        asset: asset.to_owned().into(),
         order: Some(order),
         available_delta,
         reserved_delta,
@@ -258,8 +256,8 @@ fn settlement(
     };
     let mut trial = books.clone();
     let bookings = vec![
-        phase::book(&mut trial, &cash)?,
-        phase::book(&mut trial, &shares)?,
+        phase::book(&mut trial, cash)?,
+        phase::book(&mut trial, shares)?,
     ];
     *books = trial;
     Some((bookings, value))
@@ -303,6 +301,21 @@ pub(crate) mod tests {
         (row, books)
     }
 
+    /// A fill planned as `record_fill_on` plans it, against `books` instead of the database.
+    fn plan_fill(
+        row: &OrderRow,
+        fill: &VenueFill,
+        source: FillSource,
+        recorded: Option<RecordedFill>,
+        books: &mut Books,
+        now: i64,
+    ) -> Result<Planned, Refusal> {
+        match check_fill(row, fill, recorded)? {
+            Some(next) => settle_fill(row, fill, source, next, books, now),
+            None => Ok(Planned::default()),
+        }
+    }
+
     fn fill(id: &str, qty: i64, price: i64) -> VenueFill {
         VenueFill {
             fill_id: id.into(),
@@ -333,8 +346,8 @@ pub(crate) mod tests {
             .bookings
             .iter()
             .map(|b| {
-                let e = b.entry();
-                (e.asset, e.available_delta, e.reserved_delta)
+                let e = &b.entry;
+                (e.asset.as_ref(), e.available_delta, e.reserved_delta)
             })
             .collect();
         // 500 reserved at the limit is spent; 10 of price improvement comes back.

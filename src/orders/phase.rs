@@ -70,21 +70,11 @@ impl Refusal {
     }
 }
 
-/// A ledger entry a plan books (its asset held here), with where it leaves its balance.
+/// A ledger entry a plan books, with where it leaves its balance.
 #[derive(Debug, Clone)]
 pub struct Booking {
-    entry: LedgerEntry<'static>,
-    asset: String,
-    after: Balance,
-}
-
-impl Booking {
-    pub fn entry(&self) -> LedgerEntry<'_> {
-        LedgerEntry {
-            asset: &self.asset,
-            ..self.entry.clone()
-        }
-    }
+    pub entry: LedgerEntry<'static>,
+    pub after: Balance,
 }
 
 /// What a plan writes; nothing at all for an item recorded before.
@@ -115,21 +105,16 @@ impl Planned {
 
 /// Books `entry` against the phase's copy of its balance: None when it would overflow or go
 /// below zero.
-pub fn book(books: &mut Books, entry: &LedgerEntry<'_>) -> Option<Booking> {
-    let pair = (entry.account, entry.asset.to_owned());
-    let after = books.get(&pair).copied().unwrap_or_default().after(entry)?;
+pub fn book(books: &mut Books, entry: LedgerEntry<'_>) -> Option<Booking> {
+    let pair = (entry.account, entry.asset.to_string());
+    let after = books
+        .get(&pair)
+        .copied()
+        .unwrap_or_default()
+        .after(&entry)?;
     books.insert(pair, after);
-    let held = LedgerEntry {
-        key: entry.key.clone(),
-        account: entry.account,
-        asset: "",
-        order: entry.order,
-        available_delta: entry.available_delta,
-        reserved_delta: entry.reserved_delta,
-    };
     Some(Booking {
-        entry: held,
-        asset: entry.asset.to_owned(),
+        entry: entry.into_owned(),
         after,
     })
 }
@@ -162,7 +147,7 @@ pub fn write(
         }
     }
     for booking in plans.iter().flat_map(|p| &p.bookings) {
-        ledger::book(conn, &booking.entry(), booking.after, now)?;
+        ledger::book(conn, &booking.entry, booking.after, now)?;
     }
     let moves: Vec<&Move> = plans.iter().filter_map(|p| p.moved.as_ref()).collect();
     write_moves(conn, &moves)

@@ -152,19 +152,18 @@ impl Held {
         if remaining <= 0 {
             return Ok((0, None));
         }
+        let asset = row.reserved_asset();
         let entry = LedgerEntry {
             key: format!("order:{}:release", row.id),
             account: row.account_id,
-            asset: row.reserved_asset(),
+            asset: asset.into(),
             order: Some(row.id),
             available_delta: remaining,
             reserved_delta: -remaining,
         };
-        let booked = phase::book(&mut self.books, &entry).ok_or_else(|| {
-            let what = format!(
-                "releasing {remaining} of {} would overflow or overdraw its balance",
-                entry.asset
-            );
+        let booked = phase::book(&mut self.books, entry).ok_or_else(|| {
+            let what =
+                format!("releasing {remaining} of {asset} would overflow or overdraw its balance");
             Refusal::alarmed(AlarmKind::InvariantViolation, row.id, "release", what)
         })?;
         Ok((remaining, Some(booked)))
@@ -318,7 +317,7 @@ mod tests {
             "{}",
             moved.detail
         );
-        let release = planned.bookings.first().map(|b| b.entry().available_delta);
+        let release = planned.bookings.first().map(|b| b.entry.available_delta);
         assert_eq!(release, Some(600));
         let cash = held.books[&(row.account_id, ledger::CASH.to_owned())];
         assert_eq!((cash.available, cash.reserved), (2_000, 0));

@@ -80,7 +80,7 @@ pub fn submit(
         .iter()
         .flatten()
         .flatten()
-        .map(|new| (new.sub.account, new.reserve.asset.to_owned()))
+        .map(|new| (new.sub.account, new.reserve.asset.to_string()))
         .collect();
     let mut balances = ledger::lock_balances(conn, &pairs)?;
     let accounts: BTreeSet<AccountId> = items.iter().map(|(sub, _)| sub.account).collect();
@@ -147,7 +147,7 @@ impl<'a> Decided<'a> {
         } else {
             taking.keys += 1;
         }
-        let pair = (sub.account, new.reserve.asset.to_owned());
+        let pair = (sub.account, new.reserve.asset.to_string());
         let before = balances.get(&pair).copied().unwrap_or_default();
         let (response, created) = match before.after(&new.reserve) {
             Some(landed) => {
@@ -236,7 +236,7 @@ impl<'a> Decided<'a> {
 }
 
 fn refusal(sub: &Submission, reserve: &LedgerEntry<'_>, available: i64) -> AppError {
-    let (asset, amount) = (reserve.asset, reserve.reserved_delta);
+    let (asset, amount) = (&reserve.asset, reserve.reserved_delta);
     match sub.order.side {
         Side::Buy => AppError::InsufficientFunds(format!(
             "the order needs {} and {} is available",
@@ -267,7 +267,7 @@ fn prepare<'a>(sub: &'a Submission, owner: &Fence) -> Result<NewOrderRows<'a>, A
     let reserve = LedgerEntry {
         key: format!("order:{order_id}:reserve"),
         account: sub.account,
-        asset,
+        asset: asset.into(),
         order: Some(order_id),
         available_delta: -amount,
         reserved_delta: amount,
