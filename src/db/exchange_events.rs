@@ -86,7 +86,7 @@ pub fn store_new(
     Ok(stored)
 }
 
-/// Stores `event` once per [`event_key`], for the order it names (None: no order of ours).
+/// Stores `event` once per `event_key`, for the order it names (None: no order of ours).
 pub fn store(
     conn: &mut DbConnection,
     event: &VenueReport,
