@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use feed_client::Next;
 use futures_util::future::join_all;
-use orderkeeper::feed::session::CLOSE_TOO_SLOW;
+use orderkeeper::testing::CLOSE_TOO_SLOW;
 use serde_json::{json, Value};
 
 /// The binary under test: this build's, or another one's (`ORDERKEEPER_BENCH_BIN`) to compare.
@@ -89,8 +89,8 @@ fn postgres_server() -> Option<String> {
         .map(|s| s.trim_end_matches('/').to_owned())
 }
 
-fn postgres_admin(server: &str) -> orderkeeper::db::DbConnection {
-    orderkeeper::db::connection::establish(&format!("{server}/postgres"))
+fn postgres_admin(server: &str) -> orderkeeper::testing::db::DbConnection {
+    orderkeeper::testing::db::establish(&format!("{server}/postgres"))
         .expect("the PostgreSQL server of ORDERKEEPER_BENCH_POSTGRES answers")
 }
 
@@ -130,7 +130,7 @@ fn drop_database(dir: &Path) {
     }
 }
 
-fn execute(conn: &mut orderkeeper::db::DbConnection, sql: &str) {
+fn execute(conn: &mut orderkeeper::testing::db::DbConnection, sql: &str) {
     use diesel::RunQueryDsl;
     orderkeeper::with_conn!(conn, |c| diesel::sql_query(sql).execute(c))
         .expect("the statement runs");
@@ -435,7 +435,7 @@ impl Drop for Bench {
 /// connection of its own: the PostgreSQL process serving it is the bench's, and the CPU figures
 /// leave it out (counting five times a second took about 7 s of PostgreSQL's CPU in a run).
 struct PendingCount {
-    conn: orderkeeper::db::DbConnection,
+    conn: orderkeeper::testing::db::DbConnection,
     /// The PostgreSQL server process of this connection.
     server_pid: Option<u32>,
 }
@@ -448,10 +448,10 @@ impl PendingCount {
             #[diesel(sql_type = diesel::sql_types::Integer)]
             pid: i32,
         }
-        let mut conn = orderkeeper::db::connection::establish(&database_url(dir))
+        let mut conn = orderkeeper::testing::db::establish(&database_url(dir))
             .expect("the engine's database answers");
         let mut server_pid = None;
-        if let orderkeeper::db::connection::Inner::Postgres(c) = &mut conn.inner {
+        if let orderkeeper::testing::db::Inner::Postgres(c) = &mut conn.inner {
             // The index on status reads only the orders still pending.
             diesel::sql_query("SET enable_seqscan = off")
                 .execute(c)

@@ -3,31 +3,33 @@
 //! # Layout
 //! - [`domain`]: money, ids, symbols, a new order, the order's life (one transition table), and
 //!   what a venue says (`domain::venue`). No I/O.
-//! - [`db`]: the SQLite pool, the schema, how domain types are stored, and queries per table group.
-//! - [`idempotency`]: the key, the in-flight claim, and the one replay check.
-//! - [`orders`]: atomic phases that change an order (submit, cancel, the actor's phases), parsing
+//! - `db`: the SQLite pool, the schema, how domain types are stored, and queries per table group.
+//! - `idempotency`: the key, the in-flight claim, and the one replay check.
+//! - `orders`: atomic phases that change an order (submit, cancel, the actor's phases), parsing
 //!   and pricing a new order, and its JSON views.
-//! - [`engine`]: one supervised actor per open order, its steps, and recovery after a restart.
+//! - `engine`: one supervised actor per open order, its steps, and recovery after a restart.
 //! - [`exchange`]: the client for the venue, its price cache, and the fault-injecting simulator.
 //!   Its wire format stays inside it: the client and the push handler translate to the domain's
 //!   venue types.
-//! - [`feed`]: the outbox relay, the event hub, and the WebSocket sessions of the live feed.
-//! - [`http`]: the API handlers; [`error`] maps every failure to one JSON shape; [`app`] is what
+//! - `feed`: the outbox relay, the event hub, and the WebSocket sessions of the live feed.
+//! - `http`: the API handlers; `error` maps every failure to one JSON shape; `app` is what
 //!   they share.
 //! - [`audit`]: the money audit, from the store and the exchange's own record.
-//! - [`limits`]: the per-account order rate and feed session cap.
-//! - [`metrics`]: the Prometheus figures behind `GET /metrics`; [`fault_points`]: the crash
+//! - `limits`: the per-account order rate and feed session cap.
+//! - `metrics`: the Prometheus figures behind `GET /metrics`; [`fault_points`]: the crash
 //!   matrix's named points.
 //! - [`demo`]: `orderkeeper demo`, the crash-and-restart demonstration with its report.
 //! - [`config`], [`telemetry`], [`startup`]: the command line, logging, and wiring it all up;
-//!   [`shutdown`]: the one signal that stops it all.
-//! - [`reaper`]: keeps the bounded stores (keys, outbox, rate windows) bounded while it runs.
+//!   `shutdown`: the one signal that stops it all.
+//! - `reaper`: keeps the bounded stores (keys, outbox, rate windows) bounded while it runs.
+//! - [`testing`]: the one door below the HTTP API for the integration tests, the benchmarks and
+//!   the fuzz targets. The modules linked above are the public surface; the rest are private.
 //!
 //! # Glossary
 //! - **phase**: one atomic change, one transaction (or a savepoint of a group commit): it writes an
 //!   action with every effect it has, or nothing.
 //! - **step**: what an order's actor does to carry the order on: a venue call between two phases.
-//!   [`engine::decide`] holds what a step decides; `engine::steps` does it.
+//!   `engine::decide` holds what a step decides; `engine::steps` does it.
 //! - **move** (`orders::phase::Move`): an order's action as the transition table allowed it, with
 //!   the order's row as it leaves it; `phase::write` writes any number of plans.
 //! - **venue report** (`domain::VenueReport`): something the venue sent by itself (a push), keyed by
@@ -48,7 +50,7 @@
 //! # Flows
 //! | flow | path |
 //! |---|---|
-//! | submit | `http::orders` → `orders::request` (parsed once into a [`domain::NewOrder`]) → [`idempotency`] → `orders::pricing` → `Engine::submit` → `db::batcher` (submissions that arrive together) → `orders::submit::submit` (one phase answers each submission of the batch; a batch that rolls back runs again one by one) → the order's actor |
+//! | submit | `http::orders` → `orders::request` (parsed once into a [`domain::NewOrder`]) → `idempotency` → `orders::pricing` → `Engine::submit` → `db::batcher` (submissions that arrive together) → `orders::submit::submit` (one phase answers each submission of the batch; a batch that rolls back runs again one by one) → the order's actor |
 //! | place | `engine::order_actor` → `engine::steps::Step::run` (the commands of `engine::decide::decide`) → `Step::record_status` (`placement_sent`) → `engine::writers::Writers` (batched with other orders' steps by `db::batcher`) → `orders::status::record` → `ExchangeClient::place` → `Step::record_status` (`accepted`, or the end it reported) |
 //! | push | `http::exchange_events` → `Engine::take_push` → `Writers::take_in_push` (batched) → `orders::intake::take_in_pushes`: a fill through `lifecycle::record_fill_on` (`check_fill`, then `settle_fill`) → `orders::phase::write`; no fill, `db::exchange_events::store_new` → the actor only for what may end the order (`engine::decide`, from `Heard::Push`) |
 //! | fill by poll | the actor's poll timer → `Step::check_with_exchange` → `Step::reconcile` → `Step::record_fill`, then the end through `orders::status::record` |
@@ -214,24 +216,29 @@ mod macros;
 #[cfg(test)]
 mod layering;
 
-pub mod app;
+pub(crate) mod app;
 pub mod audit;
-pub mod auth;
+pub(crate) mod auth;
 pub mod config;
-pub mod db;
+pub(crate) mod db;
 pub mod demo;
 pub mod domain;
-pub mod engine;
-pub mod error;
+pub(crate) mod engine;
+pub(crate) mod error;
 pub mod exchange;
 pub mod fault_points;
-pub mod feed;
-pub mod http;
-pub mod idempotency;
-pub mod limits;
-pub mod metrics;
-pub mod orders;
-pub mod reaper;
-pub mod shutdown;
+pub(crate) mod feed;
+pub(crate) mod http;
+pub(crate) mod idempotency;
+pub(crate) mod limits;
+pub(crate) mod metrics;
+pub(crate) mod orders;
+pub(crate) mod reaper;
+pub(crate) mod shutdown;
 pub mod startup;
 pub mod telemetry;
+pub mod testing;
+
+/// Each backend's own connection, named for `with_conn!` wherever it expands.
+#[doc(hidden)]
+pub use db::connection::Inner as __BackendConnection;

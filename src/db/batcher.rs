@@ -181,7 +181,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("batch.db").display());
         crate::db::connect(&url, 1).unwrap();
-        let writer = crate::db::open_writer(&url, 1).unwrap();
+        let connector = crate::db::pool::Connector::new(&url).unwrap();
+        let writer = Writer::start(connector, 1).unwrap();
         (dir, writer)
     }
 

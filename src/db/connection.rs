@@ -51,8 +51,8 @@ pub struct DbConnection {
 macro_rules! with_conn {
     ($conn:expr, |$c:ident| $body:expr) => {
         match &mut ($conn).inner {
-            $crate::db::connection::Inner::Sqlite($c) => $body,
-            $crate::db::connection::Inner::Postgres($c) => $body,
+            $crate::__BackendConnection::Sqlite($c) => $body,
+            $crate::__BackendConnection::Postgres($c) => $body,
         }
     };
 }
@@ -60,7 +60,6 @@ macro_rules! with_conn {
 /// Inserts `$rows` (a slice of insertable rows) into `$table`: one statement on PostgreSQL, where
 /// every statement is a round trip; a row at a time on SQLite, in process, where diesel would wrap
 /// a many-row insert in a transaction of its own inside ours.
-#[macro_export]
 macro_rules! insert_rows {
     ($conn:expr, $table:expr, $rows:expr) => {
         match &mut ($conn).inner {

@@ -21,7 +21,7 @@ pub mod writer;
 
 pub use connection::{Backend, DbConnection};
 pub use error::DbError;
-pub use pool::{connect, open_writer, DbConn, DbPool};
+pub use pool::{connect, DbConn, DbPool};
 pub use writer::Writer;
 
 use crate::error::AppError;

@@ -11,7 +11,6 @@ use diesel::r2d2::{ManageConnection, Pool, PooledConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use super::connection::{self, Backend, DbConnection, Inner};
-use super::Writer;
 
 pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -218,12 +217,6 @@ pub fn migrate(connector: &Connector) -> Result<(), DbSetupError> {
             migrated
         }
     }
-}
-
-/// The writer's own connections (see [`Writer`]).
-pub fn open_writer(database_url: &str, postgres_writers: usize) -> Result<Writer, DbSetupError> {
-    let connector = Connector::new(database_url)?;
-    Writer::start(connector, postgres_writers).map_err(DbSetupError::Writer)
 }
 
 /// Opens the pool of reading connections and brings the schema up to date.

@@ -67,10 +67,6 @@ impl IdLock {
         Ok(lock)
     }
 
-    pub fn incarnation(&self) -> &str {
-        &self.incarnation
-    }
-
     /// Whether the id is still this process's. A lost lock session is replaced and the lock taken
     /// again; `Err(Held)` only when another process holds it now. While the database cannot be
     /// reached nothing can be told: that is `Err(Unknown)`, and the lease says the rest.

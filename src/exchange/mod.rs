@@ -1,11 +1,11 @@
 //! The exchange: the engine's client for it, its price cache, and the simulator that stands in for it.
 
 pub mod client;
-pub mod prices;
-pub mod retry;
+pub(crate) mod prices;
+pub(crate) mod retry;
 pub mod signature;
 pub mod sim;
-pub mod wire;
+pub(crate) mod wire;
 
 pub use client::{ExchangeClient, ExchangeError, HttpExchange};
 

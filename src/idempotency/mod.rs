@@ -5,7 +5,7 @@ mod in_flight;
 
 use sha2::{Digest, Sha256};
 
-pub use in_flight::{InFlight, InFlightGuard};
+pub use in_flight::InFlight;
 
 use crate::db::idempotency::{StoredKey, StoredResponse};
 use crate::error::AppError;

@@ -2,8 +2,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
-use orderkeeper::db::{self, accounts};
 use orderkeeper::domain::{Cents, OrderId};
+use orderkeeper::testing::db::{self, accounts};
 use serde_json::json;
 
 use crate::helpers::*;
@@ -84,7 +84,8 @@ fn crashed_database(dir: &tempfile::TempDir) -> (String, String, BTreeMap<&'stat
             mark_placement_sent(&mut conn, order, now);
         }
         if situation.starts_with("cancel") {
-            orderkeeper::orders::cancel::request(&mut conn, account.id, order, now).unwrap();
+            orderkeeper::testing::orders::cancel::request(&mut conn, account.id, order, now)
+                .unwrap();
         }
         orders.insert(situation, order);
     }
@@ -173,8 +174,8 @@ async fn push_fill(app: &TestApp, cid: &str, event_id: &str, qty: i64) -> Status
 }
 
 fn alarms(app: &TestApp, kind: &str) -> i64 {
-    let kind = orderkeeper::db::alarms::AlarmKind::parse(kind).unwrap();
-    orderkeeper::db::alarms::count(&mut app.pool.get().unwrap(), kind).unwrap()
+    let kind = orderkeeper::testing::db::alarms::AlarmKind::parse(kind).unwrap();
+    orderkeeper::testing::db::alarms::count(&mut app.pool.get().unwrap(), kind).unwrap()
 }
 
 async fn wait_for_alarm(app: &TestApp, kind: &str) {

@@ -136,9 +136,9 @@ async fn the_engine_audits_itself_on_a_timer_and_alarms() {
         text.contains("orderkeeper_alarms_total{kind=\"invariant_violation\"} "),
         "{text}"
     );
-    let raised = orderkeeper::db::alarms::count(
+    let raised = orderkeeper::testing::db::alarms::count(
         &mut app.conn(),
-        orderkeeper::db::alarms::AlarmKind::InvariantViolation,
+        orderkeeper::testing::db::alarms::AlarmKind::InvariantViolation,
     )
     .unwrap();
     assert_eq!(

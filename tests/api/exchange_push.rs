@@ -1,7 +1,7 @@
 use actix_web::http::StatusCode;
 use diesel::prelude::*;
-use orderkeeper::db::schema::{alarms, exchange_events};
 use orderkeeper::exchange::signature;
+use orderkeeper::testing::db::schema::{alarms, exchange_events};
 use serde_json::json;
 
 use crate::helpers::*;

@@ -166,9 +166,9 @@ async fn a_resume_from_before_what_is_kept_gets_resync_then_goes_on() {
     let mut watcher = connect(&app.address).await;
     auth(&mut watcher, &alice.token, None).await;
     assert_eq!(seqs(&events(&mut watcher, 4).await), vec![1, 2, 3, 4]);
-    let pruned = orderkeeper::db::outbox::prune(
+    let pruned = orderkeeper::testing::db::outbox::prune(
         &mut app.pool.get().unwrap(),
-        orderkeeper::db::now_micros() + 1,
+        orderkeeper::testing::db::now_micros() + 1,
         false,
         i64::MAX,
     )
@@ -213,21 +213,21 @@ async fn pruning_keeps_what_the_broker_has_not_acknowledged() {
     let alice = app.create_account("100000.00", json!({})).await;
     app.resting_order(&alice.token, "b1", 1).await;
     let mut conn = app.pool.get().unwrap();
-    let later = orderkeeper::db::now_micros() + 1;
+    let later = orderkeeper::testing::db::now_micros() + 1;
     assert_eq!(
-        orderkeeper::db::outbox::prune(&mut conn, later, true, 100).unwrap(),
+        orderkeeper::testing::db::outbox::prune(&mut conn, later, true, 100).unwrap(),
         0,
         "nothing was acknowledged by a broker"
     );
     // A chunk at a time: never more than asked for.
     for _ in 0..2 {
         assert_eq!(
-            orderkeeper::db::outbox::prune(&mut conn, later, false, 1).unwrap(),
+            orderkeeper::testing::db::outbox::prune(&mut conn, later, false, 1).unwrap(),
             1
         );
     }
     assert_eq!(
-        orderkeeper::db::outbox::prune(&mut conn, later, false, 1).unwrap(),
+        orderkeeper::testing::db::outbox::prune(&mut conn, later, false, 1).unwrap(),
         0
     );
 }

@@ -6,8 +6,8 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use awc::http::header::HeaderMap;
 use diesel::prelude::*;
 use orderkeeper::config::ServeArgs;
-use orderkeeper::db::{self, schema, DbPool};
 use orderkeeper::startup::Application;
+use orderkeeper::testing::db::{self, schema, DbPool};
 use serde_json::{json, Value};
 
 pub use crate::shared::{cents, client};
@@ -17,7 +17,7 @@ pub const EXCHANGE_SECRET: &str = "test-exchange-secret";
 
 pub struct TestApp {
     pub address: String,
-    pub engine: orderkeeper::engine::Engine,
+    pub engine: orderkeeper::testing::Engine,
     pub pool: DbPool,
     _dir: tempfile::TempDir,
 }
@@ -63,8 +63,8 @@ impl Answer {
 
 /// The owner of an order written straight into a database before any engine ran: the first
 /// engine to join takes it.
-pub fn unowned() -> orderkeeper::db::leases::Fence {
-    orderkeeper::db::leases::Fence {
+pub fn unowned() -> orderkeeper::testing::db::leases::Fence {
+    orderkeeper::testing::db::leases::Fence {
         engine: String::new(),
         epoch: 0,
     }
@@ -84,11 +84,11 @@ pub fn sum_of(text: &str, name: &str, labels: &str) -> f64 {
 
 /// Records that the order was sent to the exchange, as its actor would before the first send.
 pub fn mark_placement_sent(
-    conn: &mut orderkeeper::db::DbConnection,
+    conn: &mut orderkeeper::testing::db::DbConnection,
     order: orderkeeper::domain::OrderId,
     at: i64,
 ) {
-    use orderkeeper::orders::status::{self, StatusItem, StatusStep};
+    use orderkeeper::testing::orders::status::{self, StatusItem, StatusStep};
     let item = StatusItem {
         order,
         fence: unowned(),
@@ -520,8 +520,11 @@ impl TestApp {
 
     /// The order's alarms: (kind, detail, how often seen).
     pub fn alarms_of(&self, order: &str) -> Vec<(String, String, i64)> {
-        orderkeeper::db::alarms::of_order(&mut self.conn(), order.parse().expect("an order id"))
-            .expect("alarms")
+        orderkeeper::testing::db::alarms::of_order(
+            &mut self.conn(),
+            order.parse().expect("an order id"),
+        )
+        .expect("alarms")
     }
 
     pub async fn readyz(&self) -> StatusCode {
@@ -548,10 +551,10 @@ pub fn limit_submission(
     key: &str,
     qty: i64,
     price: i64,
-) -> orderkeeper::orders::submit::Submission {
+) -> orderkeeper::testing::orders::submit::Submission {
     use orderkeeper::domain::{Cents, NewOrder, OrderType, Side};
-    use orderkeeper::idempotency::IdempotencyKey;
-    use orderkeeper::orders::submit::Submission;
+    use orderkeeper::testing::orders::submit::Submission;
+    use orderkeeper::testing::IdempotencyKey;
     Submission {
         account,
         key: IdempotencyKey::parse(key.as_bytes()).expect("a valid key"),
@@ -577,10 +580,10 @@ pub fn action_kinds(actions: &Value) -> Vec<String> {
 
 /// One submission recorded alone, as a batch of one.
 pub fn submit_one(
-    conn: &mut orderkeeper::db::DbConnection,
-    submission: &orderkeeper::orders::submit::Submission,
-    owner: &orderkeeper::db::leases::Fence,
-) -> Result<orderkeeper::orders::submit::Submitted, orderkeeper::error::AppError> {
-    let mut answers = orderkeeper::orders::submit::submit(conn, &[(submission, owner)])?;
+    conn: &mut orderkeeper::testing::db::DbConnection,
+    submission: &orderkeeper::testing::orders::submit::Submission,
+    owner: &orderkeeper::testing::db::leases::Fence,
+) -> Result<orderkeeper::testing::orders::submit::Submitted, orderkeeper::testing::AppError> {
+    let mut answers = orderkeeper::testing::orders::submit::submit(conn, &[(submission, owner)])?;
     answers.pop().expect("one answer for one submission")
 }

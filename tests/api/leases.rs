@@ -6,8 +6,8 @@ use std::time::Duration;
 use diesel::RunQueryDsl;
 use serde_json::json;
 
-use orderkeeper::db::leases;
 use orderkeeper::domain::OrderId;
+use orderkeeper::testing::db::leases;
 
 use crate::helpers::*;
 

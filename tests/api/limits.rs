@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use orderkeeper::db::{self, idempotency};
+use orderkeeper::testing::db::{self, idempotency};
 use serde_json::json;
 
 use crate::feed_client::*;

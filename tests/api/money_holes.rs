@@ -6,8 +6,8 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
-use orderkeeper::db::{self, accounts};
 use orderkeeper::domain::Cents;
+use orderkeeper::testing::db::{self, accounts};
 use rand::RngExt;
 use serde_json::json;
 

@@ -1,7 +1,7 @@
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
-use orderkeeper::db::{self, idempotency};
+use orderkeeper::testing::db::{self, idempotency};
 use serde_json::json;
 
 use crate::helpers::*;

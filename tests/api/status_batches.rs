@@ -6,16 +6,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures_util::future::join_all;
-use orderkeeper::db::leases::Fence;
-use orderkeeper::db::{self, accounts, leases, orders, DbConnection};
 use orderkeeper::domain::{
     AccountId, AckSource, Action, ActionKind, Cents, ClientOrderId, OrderId, OrderStatus,
 };
-use orderkeeper::error::AppError;
-use orderkeeper::orders::intake::{self, Intake, PushItem};
-use orderkeeper::orders::lifecycle::Applied;
-use orderkeeper::orders::status::{self, StatusItem, StatusStep};
-use orderkeeper::orders::submit;
+use orderkeeper::testing::db::leases::Fence;
+use orderkeeper::testing::db::{self, accounts, leases, orders, DbConnection};
+use orderkeeper::testing::orders::intake::{self, Intake, PushItem};
+use orderkeeper::testing::orders::lifecycle::Applied;
+use orderkeeper::testing::orders::status::{self, StatusItem, StatusStep};
+use orderkeeper::testing::orders::submit;
+use orderkeeper::testing::AppError;
 use serde_json::json;
 
 use crate::helpers::*;
@@ -122,7 +122,7 @@ async fn a_batch_answers_every_item_as_alone_and_writes_what_the_table_allows() 
     };
     // Four resting buys of 4 at 100.00.
     let reserved = |conn: &mut DbConnection| {
-        orderkeeper::db::ledger::balance(conn, account, "CASH")
+        orderkeeper::testing::db::ledger::balance(conn, account, "CASH")
             .unwrap()
             .reserved
     };
@@ -161,7 +161,7 @@ async fn a_batch_answers_every_item_as_alone_and_writes_what_the_table_allows() 
         answers[6]
     );
     assert_eq!(
-        orderkeeper::db::alarms::of_order(&mut conn, d)
+        orderkeeper::testing::db::alarms::of_order(&mut conn, d)
             .unwrap()
             .len(),
         1
@@ -210,7 +210,7 @@ async fn a_batch_answers_every_item_as_alone_and_writes_what_the_table_allows() 
 
     // Four `order.created`, two `order.accepted` and one `order.canceled`, numbered with no gap
     // in the order of the batch; placement_sent has no event.
-    let events = orderkeeper::db::outbox::since(&mut conn, account, 0, 100).unwrap();
+    let events = orderkeeper::testing::db::outbox::since(&mut conn, account, 0, 100).unwrap();
     let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
     assert_eq!(seqs, (1..=7).collect::<Vec<i64>>());
     let frames: Vec<(String, serde_json::Value)> = events
@@ -324,7 +324,7 @@ fn push(event_id: &str, order: OrderId, fill: Option<(&str, i64)>) -> Arc<PushIt
             json!({"fill_id": fill_id, "qty": qty, "price": "99.00", "ts": "2026-01-01T00:00:00Z"});
     }
     Arc::new(PushItem {
-        event: orderkeeper::exchange::wire::parse_push(event.to_string().as_bytes())
+        event: orderkeeper::testing::parse_push(event.to_string().as_bytes())
             .unwrap()
             .into_report(),
         raw: event.to_string(),
@@ -397,7 +397,7 @@ async fn pushes_taken_in_together_are_stored_once_and_answered_as_if_alone() {
     );
     let stored: i64 = orderkeeper::with_conn!(conn, |c| {
         use diesel::prelude::*;
-        orderkeeper::db::schema::exchange_events::table
+        orderkeeper::testing::db::schema::exchange_events::table
             .count()
             .get_result(c)
     })
@@ -405,7 +405,7 @@ async fn pushes_taken_in_together_are_stored_once_and_answered_as_if_alone() {
     // The fill's own row is its record; the unmatched push is kept for the alarm.
     assert_eq!(stored, 4, "e0, e1, e2 and e4, once each");
     assert_eq!(
-        orderkeeper::db::leases::take_notes(&mut conn, "engine@elsewhere").unwrap(),
+        orderkeeper::testing::db::leases::take_notes(&mut conn, "engine@elsewhere").unwrap(),
         vec![theirs]
     );
     // Only the fill moved an order.
@@ -424,8 +424,8 @@ fn books_on_postgres() -> Books {
 
 fn postgres(conn: &mut DbConnection) -> &mut diesel::PgConnection {
     match &mut conn.inner {
-        orderkeeper::db::connection::Inner::Postgres(c) => c,
-        orderkeeper::db::connection::Inner::Sqlite(_) => panic!("a PostgreSQL connection"),
+        orderkeeper::testing::db::Inner::Postgres(c) => c,
+        orderkeeper::testing::db::Inner::Sqlite(_) => panic!("a PostgreSQL connection"),
     }
 }
 
@@ -490,7 +490,7 @@ async fn an_order_locked_for_a_phase_does_not_hold_up_rows_that_refer_to_it() {
     let (mut holder, account) = (books.pool.get().unwrap(), books.alice);
     let owner = unowned();
     let order = new_order(&mut holder, account, "locked", &owner);
-    let mut other = db::connection::establish(&database_url(&books.dir)).unwrap();
+    let mut other = db::establish(&database_url(&books.dir)).unwrap();
     other.batch_execute("SET lock_timeout = '2s'").unwrap();
     holder
         .transaction(|conn| {
@@ -500,7 +500,7 @@ async fn an_order_locked_for_a_phase_does_not_hold_up_rows_that_refer_to_it() {
             other.transaction(|other| {
                 orders::append_action(other, order, 2, ActionKind::PlacementSent, "{}", 2)
             })?;
-            Ok::<_, orderkeeper::error::AppError>(())
+            Ok::<_, orderkeeper::testing::AppError>(())
         })
         .expect("neither waits for the other");
     assert_eq!(kinds(&mut holder, order).len(), 2);
@@ -532,7 +532,7 @@ fn reads_in_this_transaction(conn: &mut DbConnection, table: &str) -> TableReads
 fn reading<T>(
     conn: &mut DbConnection,
     table: &str,
-    work: impl FnOnce(&mut DbConnection) -> Result<T, orderkeeper::db::DbError>,
+    work: impl FnOnce(&mut DbConnection) -> Result<T, orderkeeper::testing::db::DbError>,
 ) -> (T, TableReads) {
     conn.transaction(|conn| {
         let before = reads_in_this_transaction(conn, table);
@@ -542,7 +542,7 @@ fn reading<T>(
             seq_scan: after.seq_scan - before.seq_scan,
             rows: after.rows - before.rows,
         };
-        Ok::<_, orderkeeper::db::DbError>((answer, read))
+        Ok::<_, orderkeeper::testing::db::DbError>((answer, read))
     })
     .unwrap()
 }
@@ -550,7 +550,7 @@ fn reading<T>(
 /// The ids of `count` orders.
 fn some_orders(conn: &mut DbConnection, count: i64) -> Vec<OrderId> {
     use diesel::prelude::*;
-    use orderkeeper::db::schema::orders::dsl::{id, orders};
+    use orderkeeper::testing::db::schema::orders::dsl::{id, orders};
     orders
         .select(id)
         .order(id)
@@ -713,11 +713,11 @@ async fn fills_taken_in_together_are_each_recorded_once_as_if_alone() {
     };
     assert_eq!(fill_ids(&mut conn, first), vec!["f1"]);
     assert_eq!(fill_ids(&mut conn, second), vec!["f2"]);
-    let alarms = orderkeeper::db::alarms::of_order(&mut conn, first).unwrap();
+    let alarms = orderkeeper::testing::db::alarms::of_order(&mut conn, first).unwrap();
     assert_eq!(alarms.len(), 1, "{alarms:?}");
     // Five shares bought at 99.00 against 100.00 held for each: 50,000 cents of the reservation
     // spent or given back, 500 of them back to cash.
-    use orderkeeper::db::ledger;
+    use orderkeeper::testing::db::ledger;
     let cash = ledger::balance(&mut conn, alice, ledger::CASH).unwrap();
     assert_eq!(
         (cash.available, cash.reserved),
@@ -726,11 +726,12 @@ async fn fills_taken_in_together_are_each_recorded_once_as_if_alone() {
     let shares = ledger::balance(&mut conn, alice, "INFY").unwrap();
     assert_eq!((shares.available, shares.reserved), (5, 0));
     // Two created events, then one fill event for each fill recorded, numbered with no gap.
-    let events: Vec<(i64, String)> = orderkeeper::db::outbox::since(&mut conn, alice, 0, 100)
-        .unwrap()
-        .into_iter()
-        .map(|e| (e.seq, e.kind))
-        .collect();
+    let events: Vec<(i64, String)> =
+        orderkeeper::testing::db::outbox::since(&mut conn, alice, 0, 100)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.seq, e.kind))
+            .collect();
     let kinds = ["order.created", "order.created", "order.fill", "order.fill"];
     let expected: Vec<(i64, String)> = (1..).zip(kinds.map(String::from)).collect();
     assert_eq!(events, expected);
@@ -768,7 +769,7 @@ async fn a_fill_batch_waiting_for_one_account_holds_no_other_account() {
     drop(conn);
     let url = database_url(&books.dir);
     // Another phase holds the lower account's row.
-    let mut holder = db::connection::establish(&url).unwrap();
+    let mut holder = db::establish(&url).unwrap();
     holder
         .batch_execute(&format!(
             "BEGIN; SELECT id FROM accounts WHERE id = '{low}' FOR NO KEY UPDATE"
@@ -776,7 +777,7 @@ async fn a_fill_batch_waiting_for_one_account_holds_no_other_account() {
         .unwrap();
     // The higher account's fill arrives first in the batch.
     let batch = std::thread::spawn(move || {
-        let mut conn = db::connection::establish(&url).unwrap();
+        let mut conn = db::establish(&url).unwrap();
         conn.batch_execute("SET lock_timeout = '10s'").unwrap();
         conn.transaction(|conn| {
             intake::take_in_pushes(
@@ -788,7 +789,7 @@ async fn a_fill_batch_waiting_for_one_account_holds_no_other_account() {
             )
         })
     });
-    let mut probe = db::connection::establish(&database_url(&books.dir)).unwrap();
+    let mut probe = db::establish(&database_url(&books.dir)).unwrap();
     let started = std::time::Instant::now();
     while sessions_waiting_for_a_lock(&mut probe) == 0 {
         assert!(
@@ -863,7 +864,7 @@ async fn fills_pushed_together_share_commits_and_each_is_settled_once() {
         assert_eq!(row.filled_qty, 1);
         assert_eq!(orders::fold_log(&mut conn, &row).unwrap(), row.state());
     }
-    use orderkeeper::db::ledger;
+    use orderkeeper::testing::db::ledger;
     let alice_id: AccountId = alice.id.parse().unwrap();
     let cash = ledger::balance(&mut conn, alice_id, ledger::CASH).unwrap();
     // 20 × 4 × 100.00 reserved; 20 × 100.00 of it spent or given back, 20 × 1.00 back to cash.
@@ -894,7 +895,7 @@ async fn an_acknowledgement_after_a_fill_is_a_duplicate_and_raises_no_alarm() {
             qty: 1,
             price: Cents(10_000),
         };
-        let recorded = orderkeeper::orders::lifecycle::record_fill(
+        let recorded = orderkeeper::testing::orders::lifecycle::record_fill(
             &mut conn,
             order,
             &owner,
@@ -927,7 +928,7 @@ async fn an_acknowledgement_after_a_fill_is_a_duplicate_and_raises_no_alarm() {
         );
         let state = orders::find(&mut conn, order).unwrap().unwrap().state();
         assert_eq!(state.status, OrderStatus::PartiallyFilled);
-        let raised = orderkeeper::db::alarms::of_order(&mut conn, order).unwrap();
+        let raised = orderkeeper::testing::db::alarms::of_order(&mut conn, order).unwrap();
         assert!(raised.is_empty(), "{raised:?}");
     }
 }
@@ -971,7 +972,8 @@ async fn a_release_for_an_unsent_order_reads_whether_it_was_sent_in_its_own_tran
     // was never sent.
     mark_placement_sent(&mut conn, sent, db::now_micros());
     for order in [sent, unsent] {
-        orderkeeper::orders::cancel::request(&mut conn, account, order, db::now_micros()).unwrap();
+        orderkeeper::testing::orders::cancel::request(&mut conn, account, order, db::now_micros())
+            .unwrap();
     }
     assert!(matches!(
         lifecycle_release(&mut conn, sent, &owner),
@@ -986,7 +988,7 @@ async fn a_release_for_an_unsent_order_reads_whether_it_was_sent_in_its_own_tran
     assert_eq!(status(&mut conn, sent), OrderStatus::PendingCancel);
     assert_eq!(status(&mut conn, unsent), OrderStatus::Canceled);
     // What `sent` holds stays reserved until the venue answers: 4 shares at 100.00.
-    let cash = orderkeeper::db::ledger::balance(&mut conn, account, "CASH").unwrap();
+    let cash = orderkeeper::testing::db::ledger::balance(&mut conn, account, "CASH").unwrap();
     assert_eq!(cash.reserved, 4 * 10_000);
 }
 
@@ -1021,26 +1023,26 @@ async fn one_phase_answers_each_submission_as_it_would_be_answered_alone() {
     assert_eq!(replay.response, created.response);
     assert!(matches!(
         answers[2],
-        Err(orderkeeper::error::AppError::IdempotencyKeyReused)
+        Err(orderkeeper::testing::AppError::IdempotencyKeyReused)
     ));
     let refused = answers[3].as_ref().unwrap();
     assert_eq!(refused.response.status, 422);
     assert!(refused.response.body.contains("insufficient_funds"));
     assert!(matches!(
         answers[4],
-        Err(orderkeeper::error::AppError::TooManyStoredKeys(2))
+        Err(orderkeeper::testing::AppError::TooManyStoredKeys(2))
     ));
 
     let orders: i64 = {
         use diesel::prelude::*;
-        orderkeeper::with_conn!(conn, |c| orderkeeper::db::schema::orders::table
+        orderkeeper::with_conn!(conn, |c| orderkeeper::testing::db::schema::orders::table
             .count()
             .get_result(c))
         .unwrap()
     };
     assert_eq!(orders, 1);
     assert_eq!(stored_key_count(&mut conn, account), 2);
-    let stored = orderkeeper::db::idempotency::find(&mut conn, account, "k2").unwrap();
+    let stored = orderkeeper::testing::db::idempotency::find(&mut conn, account, "k2").unwrap();
     assert_eq!(stored.map(|k| k.status_code), Some(422));
 
     // Expired, a key starts a new request, and its place is taken over, not added.
@@ -1057,7 +1059,7 @@ async fn one_phase_answers_each_submission_as_it_would_be_answered_alone() {
 
 fn stored_key_count(conn: &mut DbConnection, account: AccountId) -> i64 {
     use diesel::prelude::*;
-    use orderkeeper::db::schema::accounts;
+    use orderkeeper::testing::db::schema::accounts;
     orderkeeper::with_conn!(conn, |c| accounts::table
         .find(account)
         .select(accounts::stored_keys)

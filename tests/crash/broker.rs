@@ -34,7 +34,7 @@ async fn outbox_ids(database_url: &str) -> (BTreeSet<String>, i64) {
             #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::BigInt>)]
             published_at: Option<i64>,
         }
-        let mut conn = orderkeeper::db::connection::establish(&url).expect("the database opens");
+        let mut conn = orderkeeper::testing::db::establish(&url).expect("the database opens");
         let rows: Vec<Row> = orderkeeper::with_conn!(conn, |c| diesel::sql_query(
             "SELECT account_id, seq, published_at FROM outbox"
         )

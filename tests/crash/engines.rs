@@ -88,8 +88,7 @@ fn explain_open_orders(database_url: &str, engines: &[Engine]) -> Vec<String> {
         #[diesel(sql_type = diesel::sql_types::Text)]
         line: String,
     }
-    let mut conn =
-        orderkeeper::db::connection::establish(database_url).expect("the database opens");
+    let mut conn = orderkeeper::testing::db::establish(database_url).expect("the database opens");
     let query = "SELECT id || ' ' || status || ' owner ' || owner || ' epoch ' || owner_epoch AS line                  FROM orders WHERE status IN ('pending_new', 'new', 'partially_filled', 'pending_cancel')                  UNION ALL SELECT 'engine ' || id || ' epoch ' || epoch || ' expires ' || expires_at AS line                  FROM engines";
     let rows: Vec<Row> = orderkeeper::with_conn!(conn, |c| diesel::sql_query(query).load::<Row>(c))
         .unwrap_or_default();
@@ -120,7 +119,7 @@ pub async fn open_orders_of(database_url: &str, owner: &str) -> i64 {
             #[diesel(sql_type = diesel::sql_types::BigInt)]
             n: i64,
         }
-        let mut conn = orderkeeper::db::connection::establish(&url).expect("the database opens");
+        let mut conn = orderkeeper::testing::db::establish(&url).expect("the database opens");
         let query = format!(
             "SELECT COUNT(*) AS n FROM orders WHERE owner = '{owner}' \
              AND status IN ('pending_new', 'new', 'partially_filled', 'pending_cancel')"

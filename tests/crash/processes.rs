@@ -45,7 +45,7 @@ pub fn run_demo(dir: &Path, database_url: &str, flags: &[&str]) -> (bool, String
 
 /// Adds `delta` to an account's available balance of `asset`, behind the engine's back.
 pub fn tamper_with_balance(database_url: &str, account_id: &str, asset: &str, delta: i64) {
-    let mut conn = orderkeeper::db::connection::establish(database_url).unwrap();
+    let mut conn = orderkeeper::testing::db::establish(database_url).unwrap();
     let sql = format!(
         "UPDATE balances SET available = available + {delta} WHERE account_id = '{account_id}' AND asset = '{asset}'"
     );

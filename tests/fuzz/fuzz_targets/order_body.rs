@@ -3,7 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use orderkeeper::domain::{OrderType, MAX_QTY};
-use orderkeeper::orders::request::parse_order_body;
+use orderkeeper::testing::orders::request::parse_order_body;
 
 fuzz_target!(|bytes: &[u8]| {
     if let Ok(parsed) = parse_order_body(bytes) {

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use orderkeeper::exchange::wire::parse_push;
+use orderkeeper::testing::parse_push;
 
 fuzz_target!(|bytes: &[u8]| {
     if let Ok(event) = parse_push(bytes) {
