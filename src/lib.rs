@@ -50,10 +50,10 @@
 //! # Flows
 //! | flow | path |
 //! |---|---|
-//! | submit | `http::orders` → `orders::request` (parsed once into a [`domain::NewOrder`]) → `idempotency` → `orders::pricing` → `Engine::submit` → `db::batcher` (submissions that arrive together) → `orders::submit::submit` (one phase answers each submission of the batch; a batch that rolls back runs again one by one) → the order's actor |
+//! | submit | `http::orders` → `orders::request` (parsed once into a [`domain::NewOrder`]) → `idempotency` → `orders::pricing` → `Engine::submit` → `db::batcher` (submissions that arrive together) → `orders::submit::submit` (plans each submission of the batch, then one `orders::phase::write`; a batch that rolls back runs again one by one) → the order's actor |
 //! | place | `engine::order_actor` → `engine::steps::Step::run` (the commands of `engine::decide::decide`) → `Step::record_status` (`placement_sent`) → `engine::writers::Writers` (batched with other orders' steps by `db::batcher`) → `orders::status::record` → `ExchangeClient::place` → `Step::record_status` (`accepted`, or the end it reported) |
-//! | push | `http::exchange_events` → `Engine::take_push` → `Writers::take_in_push` (batched) → `orders::intake::take_in_pushes`: a fill through `lifecycle::record_fill_on` (`check_fill`, then `settle_fill`) → `orders::phase::write`; no fill, `db::exchange_events::store_new` → the actor only for what may end the order (`engine::decide`, from `Heard::Push`) |
-//! | fill by poll | the actor's poll timer → `Step::check_with_exchange` → `Step::reconcile` → `Step::record_fill`, then the end through `orders::status::record` |
+//! | push | `http::exchange_events` → `Engine::take_push` → `Writers::take_in_push` (batched) → `orders::intake::take_in_pushes`: each fill through `lifecycle::check_fill`, then `settle_fill`, into a `phase::Batch` → `orders::phase::write`; no fill, `db::exchange_events::store_new` → the actor only for what may end the order (`engine::decide`, from `Heard::Push`) |
+//! | fill by poll | the actor's poll timer → `Step::run` (`Heard::FillsIn` with the venue's copy) → `Command::RecordFills` → `lifecycle::record_fill` each, then the end through `orders::status::record` |
 //! | cancel | `http::orders` → `Engine::cancel` → `orders::cancel::request` (202) → `Step::run` → `ExchangeClient::cancel` → `orders::status::record` (the end, and the release) |
 //! | recover | `startup` → `Engine::recover`, `Engine::adopt_orphans` → each actor's first step |
 //! | outbox | `phase::write` (every action's event, in the transaction of the action) → `db::outbox::append_events` → `feed::relay` → `feed::hub` |

@@ -128,14 +128,15 @@ pub fn count(conn: &mut DbConnection) -> Result<i64, DbError> {
 }
 
 /// Takes the next event seq of an account, inside the caller's transaction: 1, 2, 3… with no gaps.
-/// The one seq allocator ([`take_event_seqs`]) with one account and one seq.
+/// The one seq allocator ([`take`]) with one account and one seq.
 pub fn take_event_seq(conn: &mut DbConnection, account: AccountId) -> Result<i64, DbError> {
-    take_event_seqs(conn, &BTreeMap::from([(account, 1)]))?
+    let one = Taking { events: 1, keys: 0 };
+    take(conn, &BTreeMap::from([(account, one)]))?
         .remove(&account)
         .ok_or_else(|| DbError::Inconsistent("no seq taken for the account".into()))
 }
 
-/// Locks the accounts' rows in id order, `FOR NO KEY UPDATE` as [`take_for_new_orders`] does,
+/// Locks the accounts' rows in id order, `FOR NO KEY UPDATE` as [`take`] does,
 /// for a phase that will take their event seqs one at a time (PostgreSQL; SQLite has one writer).
 pub fn lock_in_order(
     conn: &mut DbConnection,
@@ -157,7 +158,7 @@ pub fn lock_in_order(
 }
 
 /// The stored-key counts of the accounts, read under the rows' lock (PostgreSQL, in id order,
-/// `FOR NO KEY UPDATE` as [`take_for_new_orders`] takes them; SQLite has one writer).
+/// `FOR NO KEY UPDATE` as [`take`] takes them; SQLite has one writer).
 pub fn stored_keys_locked(
     conn: &mut DbConnection,
     ids: &std::collections::BTreeSet<AccountId>,
@@ -177,48 +178,19 @@ pub fn stored_keys_locked(
     Ok(rows.into_iter().collect())
 }
 
-/// What a phase of new orders takes of one account: event seqs for the orders it creates, and
-/// places for the keys it stores (less the expired keys it deletes).
+/// What a phase takes of one account: event seqs for the events it writes, and places for the
+/// keys it stores (less the expired keys it deletes).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Taking {
     pub events: i64,
     pub keys: i64,
 }
 
-/// Takes, for each account, its event seqs and moves its stored-key count on, in one statement
+/// Moves each account's event seq and stored-key count on by what it takes, in one statement
 /// inside the caller's transaction; returns the first of each account's seqs. On PostgreSQL the
 /// account rows are locked in one order, and `FOR NO KEY UPDATE`, so that inserts of rows
 /// referring to an account (orders, events) do not wait for the phase that holds it.
-pub fn take_for_new_orders(
-    conn: &mut DbConnection,
-    counts: &BTreeMap<AccountId, Taking>,
-) -> Result<BTreeMap<AccountId, i64>, DbError> {
-    take(conn, counts)
-}
-
-/// Takes, for each account, `n` event seqs in one statement inside the caller's transaction;
-/// returns the first of each account's seqs.
-pub fn take_event_seqs(
-    conn: &mut DbConnection,
-    counts: &BTreeMap<AccountId, i64>,
-) -> Result<BTreeMap<AccountId, i64>, DbError> {
-    let counts = counts
-        .iter()
-        .map(|(account, n)| {
-            (
-                *account,
-                Taking {
-                    events: *n,
-                    keys: 0,
-                },
-            )
-        })
-        .collect();
-    take(conn, &counts)
-}
-
-/// Moves each account's event seq and stored-key count on by what it takes; the first seq of each.
-fn take(
+pub fn take(
     conn: &mut DbConnection,
     counts: &BTreeMap<AccountId, Taking>,
 ) -> Result<BTreeMap<AccountId, i64>, DbError> {

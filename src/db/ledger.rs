@@ -88,15 +88,16 @@ pub fn book(
     Ok(true)
 }
 
-/// Books entries whose keys are new to the ledger (a new order's), and sets every balance they
-/// touch to `balances_after`, worked out by the caller under [`lock_balances`]; each entry with its
-/// time. An entry booked before is an error: the caller's transaction rolls back whole.
+/// Books entries whose keys are new to the ledger, and sets every balance they touch to
+/// `balances_after`, worked out by the caller under [`lock_balances`]. An entry booked before is
+/// an error: the caller's transaction rolls back whole.
 pub fn book_new(
     conn: &mut DbConnection,
-    entries: &[(LedgerEntry<'_>, i64)],
+    entries: &[&LedgerEntry<'_>],
     balances_after: &BTreeMap<(AccountId, String), Balance>,
+    now: i64,
 ) -> Result<(), DbError> {
-    let rows: Vec<NewEntry<'_>> = entries.iter().map(|(e, at)| NewEntry::of(e, *at)).collect();
+    let rows: Vec<NewEntry<'_>> = entries.iter().map(|e| NewEntry::of(e, now)).collect();
     insert_rows!(conn, ledger_entries::table, &rows)?;
     let balances: Vec<BalanceRow<'_>> = balances_after
         .iter()

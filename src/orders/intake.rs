@@ -2,15 +2,14 @@
 //! with all its effects, and any other event is stored once (by what it says). The order's actor
 //! is needed only for what may end the order.
 
-use crate::db::DbConnection;
-
-use super::lifecycle::{self, Applied};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use crate::db::connection::Backend;
-use crate::db::exchange_events::{self, NewExchangeEvent, Received};
+use super::lifecycle::{self, RecordedFill};
+use super::phase::{Applied, Batch, Books, Planned};
+use crate::db::exchange_events::{self, NewExchangeEvent};
 use crate::db::ledger::{self, CASH};
-use crate::db::{accounts, leases, orders};
+use crate::db::orders::OrderRow;
+use crate::db::{accounts, leases, orders, DbConnection};
 use crate::domain::VenueReport;
 use crate::domain::{AccountId, ClientOrderId, FillSource, OrderId, OrderStatus};
 use crate::error::AppError;
@@ -33,55 +32,6 @@ pub enum Intake {
     },
 }
 
-pub fn take_in(
-    conn: &mut DbConnection,
-    event: &VenueReport,
-    raw: &str,
-    now: i64,
-) -> Result<Intake, AppError> {
-    // Only a fill changes the order here, so only a fill locks it: any other push is stored and
-    // handed on, and must not wait for a phase of the order's actor to commit.
-    let row = match ClientOrderId(event.client_order_id.clone()).order_id() {
-        Some(id) if event.fill.is_some() => orders::find_for_update(conn, id)?,
-        Some(id) => orders::find(conn, id)?,
-        None => None,
-    };
-    let Some(row) = row else {
-        exchange_events::store(conn, event, raw, None, now)?;
-        return Ok(Intake::Unmatched);
-    };
-    let (order, status, qty, owner) = (row.id, row.status, row.qty, row.owner.clone());
-    let mut filled = row.filled_qty;
-    let fill = match &event.fill {
-        // A fill's own row is its record, and its key its dedup; the push itself is kept only
-        // when the fill was refused, for whoever looks into the alarm.
-        Some(fill) => {
-            let applied = lifecycle::record_fill_on(conn, &row, fill, FillSource::Push, now)?;
-            match applied {
-                Applied::Recorded => filled += fill.qty,
-                Applied::Duplicate => return Ok(Intake::Duplicate),
-                Applied::Refused(_) => {
-                    exchange_events::store(conn, event, raw, Some(order), now)?;
-                }
-            }
-            Some(applied)
-        }
-        None => {
-            if exchange_events::store(conn, event, raw, Some(order), now)? == Received::Duplicate {
-                return Ok(Intake::Duplicate);
-            }
-            None
-        }
-    };
-    Ok(Intake::New {
-        order,
-        fill,
-        status,
-        fully_filled: filled == qty,
-        owner,
-    })
-}
-
 /// A push without a fill, with what arrived and the engine that took it.
 pub struct PushItem {
     pub event: VenueReport,
@@ -89,21 +39,6 @@ pub struct PushItem {
     pub now: i64,
     /// The engine taking the push: an order another engine carries on is noted for its owner.
     pub engine: String,
-}
-
-/// Takes in one push as [`take_in`] does, telling the owner of another engine's order.
-fn take_in_item(conn: &mut DbConnection, item: &PushItem) -> Result<Intake, AppError> {
-    let intake = take_in(conn, &item.event, &item.raw, item.now)?;
-    if let Intake::New {
-        order,
-        owner,
-        status,
-        ..
-    } = &intake
-    {
-        tell_owner(conn, item, *order, owner, *status)?;
-    }
-    Ok(intake)
 }
 
 /// Another engine's open order: its owner looks at it next, told in this commit.
@@ -122,39 +57,111 @@ fn tell_owner(
 
 /// Takes in any number of pushes in one phase, one commit for them all (one push alone is a batch
 /// of one), and answers each as it would be answered alone. Pushes without a fill for orders of
-/// ours are stored in one statement; the rest are taken in one by one, in arrival order, so a fill
-/// that comes twice in one batch is recorded once. On PostgreSQL the rows the fills will write are
-/// locked first, each kind in the order every phase locks it (orders by id, then balances, then
-/// accounts by id): taken one fill at a time instead, two fills of different accounts could lock
-/// them crosswise against another batch.
+/// ours are stored in one statement. Fills are planned in arrival order against the orders' rows
+/// and balances as the fills before them leave them, so a fill that comes twice is recorded once,
+/// and written together (`phase::Batch`). The rows the fills will write are locked first, each
+/// kind in the order every phase locks it (orders by id, then balances, then accounts by id).
 pub fn take_in_pushes(
     conn: &mut DbConnection,
     items: &[std::sync::Arc<PushItem>],
 ) -> Result<Vec<Result<Intake, AppError>>, AppError> {
-    if conn.backend() == Backend::Postgres {
-        let named = items
-            .iter()
-            .filter(|i| i.event.fill.is_some())
-            .filter_map(|i| ClientOrderId(i.event.client_order_id.clone()).order_id());
-        let rows = orders::find_many_for_update(conn, named)?;
-        let balances: BTreeSet<(AccountId, String)> = rows
-            .iter()
-            .flat_map(|r| [CASH, r.symbol.as_str()].map(|asset| (r.account_id, asset.to_owned())))
-            .collect();
-        ledger::lock_balances(conn, &balances)?;
-        let accounts_of: BTreeSet<AccountId> = rows.iter().map(|r| r.account_id).collect();
-        accounts::lock_in_order(conn, &accounts_of)?;
-    }
+    let named = items
+        .iter()
+        .filter(|i| i.event.fill.is_some())
+        .filter_map(|i| ClientOrderId(i.event.client_order_id.clone()).order_id());
+    let rows: HashMap<OrderId, OrderRow> = orders::find_many_for_update(conn, named)?
+        .into_iter()
+        .map(|row| (row.id, row))
+        .collect();
+    let pairs: BTreeSet<(AccountId, String)> = rows
+        .values()
+        .flat_map(|r| [CASH, r.symbol.as_str()].map(|asset| (r.account_id, asset.to_owned())))
+        .collect();
+    let books = ledger::lock_balances(conn, &pairs)?;
+    let accounts_of: BTreeSet<AccountId> = rows.values().map(|r| r.account_id).collect();
+    accounts::lock_in_order(conn, &accounts_of)?;
     let mut answers = store_bare_pushes(conn, items)?;
+    let mut fills = Fills {
+        rows,
+        books,
+        planned: HashMap::new(),
+        batch: Batch::default(),
+    };
     for (item, answer) in items.iter().zip(answers.iter_mut()) {
         if answer.is_none() {
-            *answer = Some(take_in_item(conn, item)?);
+            *answer = Some(fills.take_in(conn, item)?);
         }
     }
+    fills.batch.write(conn)?;
     Ok(answers
         .into_iter()
         .map(|answer| answer.ok_or_else(|| AppError::internal("a push went unanswered")))
         .collect())
+}
+
+/// The fills of a batch of pushes as they are planned: the orders' rows and balances as the fills
+/// planned so far leave them, and those fills, by order and fill id.
+struct Fills {
+    rows: HashMap<OrderId, OrderRow>,
+    books: Books,
+    planned: HashMap<(OrderId, String), RecordedFill>,
+    batch: Batch,
+}
+
+impl Fills {
+    /// Takes in a push [`store_bare_pushes`] left: a fill, or a push for no order of ours. A
+    /// fill's own row is its record, and its key its dedup; the push itself is kept only when the
+    /// fill was refused, for whoever looks into the alarm.
+    fn take_in(&mut self, conn: &mut DbConnection, item: &PushItem) -> Result<Intake, AppError> {
+        let order = ClientOrderId(item.event.client_order_id.clone()).order_id();
+        let (Some(fill), Some(row)) = (&item.event.fill, order.and_then(|id| self.rows.get(&id)))
+        else {
+            exchange_events::store(conn, &item.event, &item.raw, None, item.now)?;
+            return Ok(Intake::Unmatched);
+        };
+        let row = row.clone();
+        let key = (row.id, fill.fill_id.clone());
+        let recorded = match self.planned.get(&key) {
+            Some(planned) => Some(*planned),
+            None => orders::find_fill(conn, row.id, &fill.fill_id)?.map(|f| RecordedFill {
+                qty: f.qty,
+                price: f.price,
+            }),
+        };
+        let planned = match lifecycle::check_fill(&row, fill, recorded) {
+            Ok(Some(next)) => lifecycle::settle_fill(
+                &row,
+                fill,
+                FillSource::Push,
+                next,
+                &mut self.books,
+                item.now,
+            ),
+            Ok(None) => return Ok(Intake::Duplicate),
+            Err(refusal) => Err(refusal),
+        };
+        let mut after = row.filled_qty;
+        if let Ok(Planned {
+            moved: Some(moved), ..
+        }) = &planned
+        {
+            after = moved.row.filled_qty;
+            self.rows.insert(row.id, moved.row.clone());
+            self.planned.insert(key, RecordedFill::of(fill));
+        }
+        let applied = self.batch.add(conn, planned, item.now)?;
+        if let Applied::Refused(_) = applied {
+            exchange_events::store(conn, &item.event, &item.raw, Some(row.id), item.now)?;
+        }
+        tell_owner(conn, item, row.id, &row.owner, row.status)?;
+        Ok(Intake::New {
+            order: row.id,
+            fill: Some(applied),
+            status: row.status,
+            fully_filled: after == row.qty,
+            owner: row.owner,
+        })
+    }
 }
 
 /// Stores the pushes without a fill that name orders of ours, in one statement, and answers each

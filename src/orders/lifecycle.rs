@@ -96,18 +96,7 @@ pub fn record_fill(
     source: FillSource,
     now: i64,
 ) -> Result<Applied, AppError> {
-    let row = find(conn, order, fence)?;
-    record_fill_on(conn, &row, fill, source, now)
-}
-
-/// [`record_fill`] for an order whose row the caller has just read in this transaction.
-pub fn record_fill_on(
-    conn: &mut DbConnection,
-    row: &OrderRow,
-    fill: &VenueFill,
-    source: FillSource,
-    now: i64,
-) -> Result<Applied, AppError> {
+    let row = &find(conn, order, fence)?;
     let recorded = orders::find_fill(conn, row.id, &fill.fill_id)?.map(|f| RecordedFill {
         qty: f.qty,
         price: f.price,
@@ -129,7 +118,7 @@ pub fn record_fill_on(
 /// Plans a fill [`check_fill`] let through, leading the order to `next`. Every balance the fill
 /// moves is worked out here: a fill the ledger cannot take (a balance would overflow or go below
 /// zero) is refused and alarmed, instead of failing the whole phase on every retry.
-fn settle_fill(
+pub fn settle_fill(
     row: &OrderRow,
     fill: &VenueFill,
     source: FillSource,
@@ -167,14 +156,14 @@ fn settle_fill(
         moved: Some(moved),
         fill: Some(fill_row),
         bookings,
-        alarms: Vec::new(),
+        ..Planned::default()
     })
 }
 
 /// Whether the order can take the fill, by the transition table; `recorded` is the fill of the
 /// same id recorded before, if any. The order's state after the fill, or None for a fill recorded
 /// before exactly so.
-fn check_fill(
+pub fn check_fill(
     row: &OrderRow,
     fill: &VenueFill,
     recorded: Option<RecordedFill>,
@@ -301,7 +290,7 @@ pub(crate) mod tests {
         (row, books)
     }
 
-    /// A fill planned as `record_fill_on` plans it, against `books` instead of the database.
+    /// A fill planned as `record_fill` plans it, against `books` instead of the database.
     fn plan_fill(
         row: &OrderRow,
         fill: &VenueFill,

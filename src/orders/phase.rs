@@ -1,18 +1,20 @@
 //! A phase in two halves. Planning is pure: each item is checked against its order's row (and
 //! the balances it moves) through the transition table, and comes out as a [`Planned`] write or a
-//! [`Refusal`]. Writing takes every plan of a phase at once: alarms, fills, ledger entries, then
-//! the actions, projections and feed events, a statement per table however many orders moved. A
-//! lone item is a batch of one.
+//! [`Refusal`]. Writing takes every plan of a phase at once, new orders and stored answers among
+//! them: alarms, new orders, fills, ledger entries, then the actions, projections, feed events and
+//! keys, a statement per table however many orders moved. A lone item is a batch of one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use crate::db::DbConnection;
 
 use super::view::{FillView, OrderView};
+use crate::db::accounts::{self, Taking};
 use crate::db::alarms::{self, Alarm, AlarmKind};
+use crate::db::idempotency::{self as stored_keys, NewKey, StoredResponse};
 use crate::db::ledger::{self, Balance, LedgerEntry};
 use crate::db::orders::{self, FillRow, NewAction, OrderRow};
-use crate::db::{accounts, outbox, DbError};
+use crate::db::{outbox, DbError};
 use crate::domain::{AccountId, ActionKind, OrderEvent, OrderId, OrderState};
 use crate::error::AppError;
 
@@ -77,6 +79,20 @@ pub struct Booking {
     pub after: Balance,
 }
 
+/// An answer stored under its idempotency key, in the phase that gave it.
+#[derive(Debug, Clone)]
+pub struct KeyAnswer {
+    pub account: AccountId,
+    pub key: String,
+    pub fingerprint: String,
+    pub response: StoredResponse,
+    pub now: i64,
+    pub expires_at: i64,
+    /// The account's expired key of this name goes first, and this one takes its place in the
+    /// account's count.
+    pub replaces_expired: bool,
+}
+
 /// What a plan writes; nothing at all for an item recorded before.
 #[derive(Default)]
 pub struct Planned {
@@ -84,6 +100,7 @@ pub struct Planned {
     pub fill: Option<FillRow>,
     pub bookings: Vec<Booking>,
     pub alarms: Vec<Alarmed>,
+    pub key: Option<KeyAnswer>,
 }
 
 impl Planned {
@@ -121,13 +138,24 @@ pub fn book(books: &mut Books, entry: LedgerEntry<'_>) -> Option<Booking> {
 
 /// Writes every plan of a phase and the alarms of its refusals, a statement per table where the
 /// tables allow it. Balances come before the accounts the events take their seqs from: the order
-/// every phase locks them in.
+/// every phase locks them in. An entry booked before, or a fill recorded meanwhile, is an error:
+/// the plans assumed otherwise, and the phase rolls back whole.
 pub fn write(
     conn: &mut DbConnection,
     plans: &[Planned],
     refused: &[Alarmed],
     now: i64,
 ) -> Result<(), AppError> {
+    if plans.is_empty() && refused.is_empty() {
+        return Ok(());
+    }
+    let replaced: Vec<(AccountId, &str)> = plans
+        .iter()
+        .filter_map(|p| p.key.as_ref())
+        .filter(|k| k.replaces_expired)
+        .map(|k| (k.account, k.key.as_str()))
+        .collect();
+    stored_keys::delete_uncounted(conn, &replaced)?;
     for alarm in plans.iter().flat_map(|p| &p.alarms).chain(refused) {
         let raised = Alarm {
             kind: alarm.kind,
@@ -137,6 +165,13 @@ pub fn write(
         };
         alarms::raise(conn, &raised, now)?;
     }
+    let created: Vec<OrderRow> = plans
+        .iter()
+        .filter_map(|p| p.moved.as_ref())
+        .filter(|m| m.kind == ActionKind::Created)
+        .map(|m| m.row.clone())
+        .collect();
+    orders::insert(conn, &created)?;
     for fill in plans.iter().filter_map(|p| p.fill.as_ref()) {
         if !orders::insert_fill(conn, fill)? {
             let what = format!(
@@ -146,11 +181,30 @@ pub fn write(
             return Err(DbError::Inconsistent(what).into());
         }
     }
-    for booking in plans.iter().flat_map(|p| &p.bookings) {
-        ledger::book(conn, &booking.entry, booking.after, now)?;
+    let bookings: Vec<&Booking> = plans.iter().flat_map(|p| &p.bookings).collect();
+    if !bookings.is_empty() {
+        // Each balance ends where the phase's last booking of it leaves it.
+        let after: Books = bookings
+            .iter()
+            .map(|b| ((b.entry.account, b.entry.asset.to_string()), b.after))
+            .collect();
+        let entries: Vec<&LedgerEntry<'_>> = bookings.iter().map(|b| &b.entry).collect();
+        ledger::book_new(conn, &entries, &after, now)?;
     }
-    let moves: Vec<&Move> = plans.iter().filter_map(|p| p.moved.as_ref()).collect();
-    write_moves(conn, &moves)
+    write_moves(conn, plans)?;
+    let keys: Vec<NewKey<'_>> = plans
+        .iter()
+        .filter_map(|p| p.key.as_ref())
+        .map(|k| NewKey {
+            account: k.account,
+            key: &k.key,
+            fingerprint: &k.fingerprint,
+            response: &k.response,
+            now: k.now,
+            expires_at: k.expires_at,
+        })
+        .collect();
+    Ok(stored_keys::insert_many(conn, &keys)?)
 }
 
 /// An order's action as the table allowed it, with the order's row as the action leaves it.
@@ -163,6 +217,17 @@ pub struct Move {
 }
 
 impl Move {
+    /// A new order's first action: its row is inserted, not updated.
+    pub fn created(row: OrderRow, event: &OrderEvent) -> Move {
+        debug_assert_eq!(row.last_action_seq, 1, "a new order's first action");
+        Move {
+            row,
+            kind: ActionKind::Created,
+            detail: event.detail().to_string(),
+            fill: None,
+        }
+    }
+
     /// `event`, leading to `next`: `row` is brought to match, with its next action seq.
     pub fn of(mut row: OrderRow, next: OrderState, event: &OrderEvent, now: i64) -> Move {
         advance(&mut row, next, now);
@@ -175,34 +240,82 @@ impl Move {
     }
 }
 
-/// Writes one item's plan, or its refusal's alarm, and answers for it.
+/// The plans of a batch not yet written, and its refusals' alarms. A statement updates each
+/// order's row once, so a plan that moves an order already moved here has what came before it
+/// written first.
+#[derive(Default)]
+pub struct Batch {
+    plans: Vec<Planned>,
+    refused: Vec<Alarmed>,
+    orders: HashSet<OrderId>,
+    now: i64,
+}
+
+impl Batch {
+    /// Takes an item's plan, or its refusal's alarm, and answers for it.
+    pub fn add(
+        &mut self,
+        conn: &mut DbConnection,
+        planned: Result<Planned, Refusal>,
+        now: i64,
+    ) -> Result<Applied, AppError> {
+        self.now = self.now.max(now);
+        let planned = match planned {
+            Ok(planned) => planned,
+            Err(refusal) => {
+                self.refused.extend(refusal.alarm);
+                return Ok(Applied::Refused(refusal.reason));
+            }
+        };
+        if let Some(moved) = &planned.moved {
+            if self.orders.contains(&moved.row.id) {
+                self.write(conn)?;
+            }
+            self.orders.insert(moved.row.id);
+        }
+        let applied = planned.applied();
+        self.plans.push(planned);
+        Ok(applied)
+    }
+
+    /// Writes what the batch holds.
+    pub fn write(&mut self, conn: &mut DbConnection) -> Result<(), AppError> {
+        write(conn, &self.plans, &self.refused, self.now)?;
+        self.plans.clear();
+        self.refused.clear();
+        self.orders.clear();
+        Ok(())
+    }
+}
+
+/// Writes one item's plan, or its refusal's alarm, and answers for it: a batch of one.
 pub fn write_one(
     conn: &mut DbConnection,
     planned: Result<Planned, Refusal>,
     now: i64,
 ) -> Result<Applied, AppError> {
-    match planned {
-        Ok(planned) => {
-            write(conn, std::slice::from_ref(&planned), &[], now)?;
-            Ok(planned.applied())
-        }
-        Err(refusal) => {
-            write(conn, &[], refusal.alarm.as_slice(), now)?;
-            Ok(Applied::Refused(refusal.reason))
-        }
-    }
+    let mut batch = Batch::default();
+    let applied = batch.add(conn, planned, now)?;
+    batch.write(conn)?;
+    Ok(applied)
 }
 
-/// Writes every move: the actions, the projection rows and the events (their seqs taken per
-/// account in one statement), a statement per table.
-fn write_moves(conn: &mut DbConnection, moves: &[&Move]) -> Result<(), AppError> {
-    let mut counts = BTreeMap::<AccountId, i64>::new();
-    for m in moves {
-        if m.kind.event_kind().is_some() {
-            *counts.entry(m.row.account_id).or_default() += 1;
+/// Writes every plan's move: the actions, the projection rows of orders that were there before,
+/// and the events; the accounts' event seqs and stored-key counts are taken in one statement.
+fn write_moves(conn: &mut DbConnection, plans: &[Planned]) -> Result<(), AppError> {
+    let mut taking = BTreeMap::<AccountId, Taking>::new();
+    for key in plans.iter().filter_map(|p| p.key.as_ref()) {
+        if !key.replaces_expired {
+            taking.entry(key.account).or_default().keys += 1;
         }
     }
-    let mut next_seq = accounts::take_event_seqs(conn, &counts)?;
+    let moves: Vec<&Move> = plans.iter().filter_map(|p| p.moved.as_ref()).collect();
+    for m in &moves {
+        if m.kind.event_kind().is_some() {
+            taking.entry(m.row.account_id).or_default().events += 1;
+        }
+    }
+    let mut next_seq = accounts::take(conn, &taking)?;
     // The events' order views, made before the events that borrow them.
     let views: Vec<OrderView> = moves.iter().map(|m| OrderView::from(&m.row)).collect();
     let (mut actions, mut saved, mut events) = (Vec::new(), Vec::new(), Vec::new());
@@ -214,7 +327,9 @@ fn write_moves(conn: &mut DbConnection, moves: &[&Move]) -> Result<(), AppError>
             detail: &m.detail,
             at: m.row.updated_at,
         });
-        saved.push(m.row.clone());
+        if m.kind != ActionKind::Created {
+            saved.push(m.row.clone());
+        }
         if let Some(kind) = m.kind.event_kind() {
             events.push(outbox::next_event(
                 &mut next_seq,

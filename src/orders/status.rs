@@ -4,10 +4,10 @@
 //! planned against its order's locked row through the transition table, then every move is
 //! written a statement per table. A lone step is a batch of one.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use super::phase::{self, Alarmed, Applied, Booking, Books, Move, Planned, Refusal};
+use super::phase::{self, Alarmed, Applied, Batch, Booking, Books, Move, Planned, Refusal};
 use crate::db::alarms::AlarmKind;
 use crate::db::leases::{self, Fence};
 use crate::db::ledger::{self, LedgerEntry};
@@ -72,7 +72,7 @@ pub fn record(
             .map(|row| (row.id, row))
             .collect();
     let mut held = Held::read(conn, items, &rows)?;
-    let mut pending = Pending::default();
+    let mut batch = Batch::default();
     let mut answers = Vec::with_capacity(items.len());
     for item in items {
         let Some(row) = rows.get(&item.order) else {
@@ -84,28 +84,17 @@ pub fn record(
             answers.push(Err(fenced.into()));
             continue;
         }
-        // A second step of an order in this batch starts from the first one's row, written.
-        if pending.orders.contains(&row.id) {
-            pending.write(conn)?;
+        // A second step of an order in this batch starts from the first one's row.
+        let planned = plan(row, item, &mut held);
+        if let Ok(Planned {
+            moved: Some(moved), ..
+        }) = &planned
+        {
+            rows.insert(moved.row.id, moved.row.clone());
         }
-        pending.now = pending.now.max(item.now);
-        answers.push(Ok(match plan(row, item, &mut held) {
-            Ok(planned) => {
-                let applied = planned.applied();
-                if let Some(moved) = &planned.moved {
-                    pending.orders.insert(moved.row.id);
-                    rows.insert(moved.row.id, moved.row.clone());
-                }
-                pending.plans.push(planned);
-                applied
-            }
-            Err(refusal) => {
-                pending.refused.extend(refusal.alarm);
-                Applied::Refused(refusal.reason)
-            }
-        }));
+        answers.push(Ok(batch.add(conn, planned, item.now)?));
     }
-    pending.write(conn)?;
+    batch.write(conn)?;
     Ok(answers)
 }
 
@@ -167,25 +156,6 @@ impl Held {
             Refusal::alarmed(AlarmKind::InvariantViolation, row.id, "release", what)
         })?;
         Ok((remaining, Some(booked)))
-    }
-}
-
-/// Plans and refusals not yet written, the orders they move, and the latest time among them.
-#[derive(Default)]
-struct Pending {
-    plans: Vec<Planned>,
-    refused: Vec<Alarmed>,
-    orders: HashSet<OrderId>,
-    now: i64,
-}
-
-impl Pending {
-    fn write(&mut self, conn: &mut DbConnection) -> Result<(), AppError> {
-        phase::write(conn, &self.plans, &self.refused, self.now)?;
-        self.plans.clear();
-        self.refused.clear();
-        self.orders.clear();
-        Ok(())
     }
 }
 
@@ -270,7 +240,7 @@ fn plan(row: &OrderRow, item: &StatusItem, held: &mut Held) -> Result<Planned, R
         moved: Some(Move::of(row.clone(), next, &event, item.now)),
         bookings,
         alarms,
-        fill: None,
+        ..Planned::default()
     })
 }
 

@@ -3,17 +3,15 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use super::phase::{self, Books, KeyAnswer, Move, Planned};
 use super::pricing;
 use super::view::OrderView;
-use crate::db::accounts::Taking;
-use crate::db::idempotency::{self as stored_keys, NewKey, StoredKey, StoredResponse};
+use crate::db::idempotency::{self as stored_keys, StoredKey, StoredResponse};
 use crate::db::leases::{self, Fence};
-use crate::db::ledger::{self, Balance, LedgerEntry};
-use crate::db::orders::{self, NewAction, OrderRow};
-use crate::db::outbox;
+use crate::db::ledger::{self, LedgerEntry};
+use crate::db::orders::OrderRow;
 use crate::domain::{
-    AccountId, ActionKind, Cents, ClientOrderId, EventKind, NewOrder, OrderEvent, OrderId,
-    OrderStatus, Side,
+    AccountId, Cents, ClientOrderId, NewOrder, OrderEvent, OrderId, OrderStatus, Side,
 };
 use crate::error::AppError;
 use crate::idempotency::{self, IdempotencyKey, Verdict};
@@ -23,7 +21,7 @@ pub struct Submission {
     pub key: IdempotencyKey,
     pub fingerprint: String,
     pub order: NewOrder,
-    /// What the order reserves at and is sent with: see [`pricing::protection_price`].
+    /// What the order reserves at and is sent with: see `pricing::protection_price`.
     pub price: Option<Cents>,
     pub now: i64,
     pub ttl_micros: i64,
@@ -82,30 +80,34 @@ pub fn submit(
         .flatten()
         .map(|new| (new.sub.account, new.reserve.asset.to_string()))
         .collect();
-    let mut balances = ledger::lock_balances(conn, &pairs)?;
+    let books = ledger::lock_balances(conn, &pairs)?;
     let accounts: BTreeSet<AccountId> = items.iter().map(|(sub, _)| sub.account).collect();
-    let mut held = crate::db::accounts::stored_keys_locked(conn, &accounts)?;
+    let held = crate::db::accounts::stored_keys_locked(conn, &accounts)?;
 
-    let mut decided = Decided::default();
+    let mut decided = Decided {
+        books,
+        held,
+        ..Decided::default()
+    };
+    let mut answers = Vec::with_capacity(items.len());
+    let mut now = 0;
     for ((sub, _), new) in items.iter().zip(prepared) {
-        let answer = decided.answer(sub, new, &stored, &mut balances, &mut held);
-        decided.answers.push(answer);
+        answers.push(decided.answer(sub, new, &stored));
+        now = now.max(sub.now);
     }
-    decided.write(conn)?;
-    Ok(decided.answers)
+    phase::write(conn, &decided.plans, &[], now)?;
+    Ok(answers)
 }
 
 /// What a phase of submissions decided, item by item, before anything is written.
 #[derive(Default)]
 struct Decided<'a> {
-    answers: Vec<Result<Submitted, AppError>>,
+    plans: Vec<Planned>,
     /// Keys answered in this phase, as they will be stored.
     answered: HashMap<(AccountId, &'a str), StoredKey>,
-    created: Vec<NewOrderRows<'a>>,
-    keys: Vec<(&'a Submission, StoredResponse)>,
-    expired: Vec<(AccountId, &'a str)>,
-    taking: BTreeMap<AccountId, Taking>,
-    balances_after: BTreeMap<(AccountId, String), Balance>,
+    books: Books,
+    /// Each account's stored keys, counting those this phase stores.
+    held: BTreeMap<AccountId, i64>,
 }
 
 impl<'a> Decided<'a> {
@@ -114,8 +116,6 @@ impl<'a> Decided<'a> {
         sub: &'a Submission,
         new: Option<Result<NewOrderRows<'a>, AppError>>,
         stored: &HashMap<(AccountId, String), StoredKey>,
-        balances: &mut BTreeMap<(AccountId, String), Balance>,
-        held: &mut BTreeMap<AccountId, i64>,
     ) -> Result<Submitted, AppError> {
         let key = (sub.account, sub.key.as_str());
         // The same key earlier in this phase, or stored before it.
@@ -135,36 +135,33 @@ impl<'a> Decided<'a> {
         let new = new.ok_or_else(|| AppError::internal("a new request was not prepared"))??;
         // One more stored key for the account: refused past its cap (an expired one gives its
         // place back).
-        let count = held.entry(sub.account).or_default();
+        let count = self.held.entry(sub.account).or_default();
         let after = *count + if expired { 0 } else { 1 };
         if sub.max_stored_keys > 0 && after > sub.max_stored_keys {
             return Err(AppError::TooManyStoredKeys(sub.max_stored_keys));
         }
         *count = after;
-        let taking = self.taking.entry(sub.account).or_default();
-        if expired {
-            self.expired.push(key);
-        } else {
-            taking.keys += 1;
-        }
-        let pair = (sub.account, new.reserve.asset.to_string());
-        let before = balances.get(&pair).copied().unwrap_or_default();
-        let (response, created) = match before.after(&new.reserve) {
-            Some(landed) => {
-                balances.insert(pair.clone(), landed);
-                self.balances_after.insert(pair, landed);
-                taking.events += 1;
+        let available = self
+            .books
+            .get(&(sub.account, new.reserve.asset.to_string()))
+            .map_or(0, |b| b.available);
+        let reserve = new.reserve.clone();
+        let mut planned = Planned::default();
+        let (response, created) = match phase::book(&mut self.books, reserve) {
+            Some(booking) => {
                 let row = new.row.clone();
-                let response = new.response.clone();
-                self.created.push(new);
-                (response, Some(row))
+                planned = Planned {
+                    bookings: vec![booking],
+                    ..Planned::moves(Move::created(new.row, &new.event))
+                };
+                (new.response, Some(row))
             }
             // A business refusal is an answer: it is kept under the key like a success.
             None => {
                 let response = StoredResponse {
                     status: 422,
                     location: None,
-                    body: refusal(sub, &new.reserve, before.available).body(),
+                    body: refusal(sub, &new.reserve, available).body(),
                 };
                 (response, None)
             }
@@ -178,60 +175,21 @@ impl<'a> Decided<'a> {
             expires_at: i64::MAX,
         };
         self.answered.insert(key, answer);
-        self.keys.push((sub, response.clone()));
+        planned.key = Some(KeyAnswer {
+            account: sub.account,
+            key: sub.key.as_str().to_owned(),
+            fingerprint: sub.fingerprint.clone(),
+            response: response.clone(),
+            now: sub.now,
+            expires_at: sub.now.saturating_add(sub.ttl_micros),
+            replaces_expired: expired,
+        });
+        self.plans.push(planned);
         Ok(Submitted {
             response,
             replayed: false,
             created,
         })
-    }
-
-    /// Writes what was decided: a statement per table.
-    fn write(&self, conn: &mut crate::db::DbConnection) -> Result<(), AppError> {
-        stored_keys::delete_uncounted(conn, &self.expired)?;
-        let mut next_seq = crate::db::accounts::take_for_new_orders(conn, &self.taking)?;
-        let mut rows = Vec::with_capacity(self.created.len());
-        let mut actions = Vec::with_capacity(self.created.len());
-        let mut entries = Vec::with_capacity(self.created.len());
-        let mut events = Vec::with_capacity(self.created.len());
-        for new in &self.created {
-            let sub = new.sub;
-            events.push(outbox::next_event(
-                &mut next_seq,
-                sub.account,
-                EventKind::Created,
-                &new.view,
-                None::<&()>,
-                sub.now,
-            )?);
-            rows.push(new.row.clone());
-            actions.push(NewAction {
-                order_id: new.row.id,
-                seq: 1,
-                kind: ActionKind::Created,
-                detail: &new.detail,
-                at: sub.now,
-            });
-            entries.push((new.reserve.clone(), sub.now));
-        }
-        let keys: Vec<NewKey<'_>> = self
-            .keys
-            .iter()
-            .map(|(sub, response)| NewKey {
-                account: sub.account,
-                key: sub.key.as_str(),
-                fingerprint: &sub.fingerprint,
-                response,
-                now: sub.now,
-                expires_at: sub.now.saturating_add(sub.ttl_micros),
-            })
-            .collect();
-        orders::insert(conn, &rows)?;
-        orders::append_actions(conn, &actions)?;
-        ledger::book_new(conn, &entries, &self.balances_after)?;
-        outbox::append_events(conn, &events)?;
-        stored_keys::insert_many(conn, &keys)?;
-        Ok(())
     }
 }
 
@@ -250,13 +208,12 @@ fn refusal(sub: &Submission, reserve: &LedgerEntry<'_>, available: i64) -> AppEr
 }
 
 /// A new order worked out before anything is written: its row, its reservation, its first
-/// action, its view, and the answer the customer gets once it commits.
+/// event, and the answer the customer gets once it commits.
 struct NewOrderRows<'a> {
     sub: &'a Submission,
     row: OrderRow,
     reserve: LedgerEntry<'a>,
-    detail: String,
-    view: OrderView,
+    event: OrderEvent,
     response: StoredResponse,
 }
 
@@ -298,9 +255,7 @@ fn prepare<'a>(sub: &'a Submission, owner: &Fence) -> Result<NewOrderRows<'a>, A
         reserved_amount: amount,
         protection_price: sub.price,
     };
-    let detail = created.detail().to_string();
-    let view = OrderView::from(&row);
-    let body = serde_json::to_string(&view).map_err(AppError::internal)?;
+    let body = serde_json::to_string(&OrderView::from(&row)).map_err(AppError::internal)?;
     let response = StoredResponse {
         status: 201,
         location: Some(format!("/v1/orders/{order_id}")),
@@ -310,8 +265,7 @@ fn prepare<'a>(sub: &'a Submission, owner: &Fence) -> Result<NewOrderRows<'a>, A
         sub,
         row,
         reserve,
-        detail,
-        view,
+        event: created,
         response,
     })
 }

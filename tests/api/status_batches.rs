@@ -678,6 +678,8 @@ async fn fills_taken_in_together_are_each_recorded_once_as_if_alone() {
                     push("e4", first, Some(("f3", 4))),
                     // No order of ours.
                     push("e5", OrderId::new(), Some(("f4", 1))),
+                    // A second fill of the first order: planned on the row the first left.
+                    push("e6", first, Some(("f5", 2))),
                 ],
             )
         })
@@ -690,7 +692,7 @@ async fn fills_taken_in_together_are_each_recorded_once_as_if_alone() {
         fully_filled,
         owner: "engine@here".into(),
     };
-    assert_eq!(answers.len(), 5);
+    assert_eq!(answers.len(), 6);
     assert_eq!(answers[0], recorded(first, false));
     assert_eq!(answers[1], Intake::Duplicate);
     assert_eq!(answers[2], recorded(second, true));
@@ -703,6 +705,16 @@ async fn fills_taken_in_together_are_each_recorded_once_as_if_alone() {
         answers[3]
     );
     assert_eq!(answers[4], Intake::Unmatched);
+    assert_eq!(
+        answers[5],
+        Intake::New {
+            order: first,
+            fill: Some(Applied::Recorded),
+            status: OrderStatus::PartiallyFilled,
+            fully_filled: false,
+            owner: "engine@here".into(),
+        }
+    );
 
     let fill_ids = |conn: &mut DbConnection, order| -> Vec<String> {
         orders::fills(conn, order)
@@ -711,20 +723,33 @@ async fn fills_taken_in_together_are_each_recorded_once_as_if_alone() {
             .map(|f| f.fill_id)
             .collect()
     };
-    assert_eq!(fill_ids(&mut conn, first), vec!["f1"]);
+    assert_eq!(fill_ids(&mut conn, first), vec!["f1", "f5"]);
+    let row = orders::find(&mut conn, first).unwrap().unwrap();
+    assert_eq!(
+        (row.status, row.filled_qty),
+        (OrderStatus::PartiallyFilled, 3)
+    );
+    assert_eq!(
+        kinds(&mut conn, first),
+        vec![
+            (1, ActionKind::Created),
+            (2, ActionKind::Fill),
+            (3, ActionKind::Fill)
+        ]
+    );
     assert_eq!(fill_ids(&mut conn, second), vec!["f2"]);
     let alarms = orderkeeper::testing::db::alarms::of_order(&mut conn, first).unwrap();
     assert_eq!(alarms.len(), 1, "{alarms:?}");
-    // Five shares bought at 99.00 against 100.00 held for each: 50,000 cents of the reservation
-    // spent or given back, 500 of them back to cash.
+    // Seven shares bought at 99.00 against 100.00 held for each: 70,000 cents of the reservation
+    // spent or given back, 700 of them back to cash.
     use orderkeeper::testing::db::ledger;
     let cash = ledger::balance(&mut conn, alice, ledger::CASH).unwrap();
     assert_eq!(
         (cash.available, cash.reserved),
-        (10_000_000 - 80_000 + 500, 30_000)
+        (10_000_000 - 80_000 + 700, 10_000)
     );
     let shares = ledger::balance(&mut conn, alice, "INFY").unwrap();
-    assert_eq!((shares.available, shares.reserved), (5, 0));
+    assert_eq!((shares.available, shares.reserved), (7, 0));
     // Two created events, then one fill event for each fill recorded, numbered with no gap.
     let events: Vec<(i64, String)> =
         orderkeeper::testing::db::outbox::since(&mut conn, alice, 0, 100)
@@ -732,7 +757,13 @@ async fn fills_taken_in_together_are_each_recorded_once_as_if_alone() {
             .into_iter()
             .map(|e| (e.seq, e.kind))
             .collect();
-    let kinds = ["order.created", "order.created", "order.fill", "order.fill"];
+    let kinds = [
+        "order.created",
+        "order.created",
+        "order.fill",
+        "order.fill",
+        "order.fill",
+    ];
     let expected: Vec<(i64, String)> = (1..).zip(kinds.map(String::from)).collect();
     assert_eq!(events, expected);
 }
