@@ -1,5 +1,6 @@
 //! One error type for the whole API, mapped to HTTP in one place: `{"error":{"code","message"}}`.
-//! Below the edge, each layer has errors of its own (`db::DbError`, [`Fenced`]); they become an
+//! Below the edge, each layer has errors of its own (`db::DbError`, `orders::OrderError`,
+//! [`Fenced`]); the writer and the batches are generic over them (`db::PhaseError`). They become an
 //! `AppError` at the edge, and an internal one keeps its cause for the log.
 
 use std::error::Error as StdError;
@@ -203,14 +204,6 @@ impl ResponseError for AppError {
             _ => {}
         }
         response.body(self.body())
-    }
-}
-
-impl AppError {
-    /// Whether the connection it came from may have lost its server (worth a check before it is
-    /// used again): unavailability and errors nobody expected, never a refusal.
-    pub fn may_mean_a_lost_connection(&self) -> bool {
-        matches!(self, AppError::Unavailable(_) | AppError::Internal(_))
     }
 }
 

@@ -40,6 +40,8 @@ pub enum StartupError {
     MissingExchangeSecret,
     #[error("start-up failed: {0}")]
     App(#[from] AppError),
+    #[error("start-up failed: {0}")]
+    Db(#[from] db::DbError),
     #[error(transparent)]
     Identity(#[from] crate::engine::identity::IdentityError),
 }
@@ -370,7 +372,7 @@ async fn settle_admin_token(writer: &Writer, given: Option<String>) -> Result<St
 
 /// On an empty database, a demo account with cash and some of every listed share.
 async fn create_demo_account(writer: &Writer) -> Result<Option<String>, AppError> {
-    writer
+    let created = writer
         .run(|conn| {
             if accounts::count(conn)? > 0 {
                 return Ok::<_, crate::db::DbError>(None);
@@ -383,5 +385,6 @@ async fn create_demo_account(writer: &Writer) -> Result<Option<String>, AppError
                 accounts::create_demo(conn, Cents(100_000_000), &positions, now_micros())?;
             Ok(Some(created.token))
         })
-        .await
+        .await;
+    Ok(created?)
 }

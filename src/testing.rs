@@ -27,3 +27,4 @@ pub use crate::error::AppError;
 pub use crate::exchange::wire::parse_push;
 pub use crate::feed::session::CLOSE_TOO_SLOW;
 pub use crate::idempotency::IdempotencyKey;
+pub use crate::orders::OrderError;

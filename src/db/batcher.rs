@@ -11,8 +11,7 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::{DbConnection, Writer};
-use crate::error::AppError;
+use super::{DbConnection, DbError, PhaseError, Writer};
 use crate::shutdown::Shutdown;
 
 /// A kind of batch: its name (for the log at shut-down), how big a batch may grow, and how many
@@ -24,34 +23,32 @@ pub struct BatchLimits {
     pub in_flight: usize,
 }
 
-type Answer<O> = Result<O, AppError>;
-type Reply<O> = oneshot::Sender<Answer<O>>;
+type Answer<O, E> = Result<O, E>;
+type Reply<O, E> = oneshot::Sender<Answer<O, E>>;
 
 /// A phase over a batch: the outer error rolls the whole batch back, an inner one answers its item
 /// alone and must have written nothing for it.
-pub type Phase<I, O> =
-    dyn Fn(&mut DbConnection, &[Arc<I>]) -> Result<Vec<Answer<O>>, AppError> + Send + Sync;
+pub type Phase<I, O, E> =
+    dyn Fn(&mut DbConnection, &[Arc<I>]) -> Result<Vec<Answer<O, E>>, E> + Send + Sync;
 
 /// A handle on the gatherer; it stops once every handle is gone.
-pub struct Batcher<I, O> {
-    queue: mpsc::UnboundedSender<(Arc<I>, Reply<O>)>,
+pub struct Batcher<I, O, E> {
+    queue: mpsc::UnboundedSender<(Arc<I>, Reply<O, E>)>,
 }
 
-impl<I, O> Batcher<I, O>
+impl<I, O, E> Batcher<I, O, E>
 where
     I: Send + Sync + 'static,
     O: Send + 'static,
+    E: PhaseError,
 {
     /// Starts the gatherer as a task of `shutdown`'s, which waits for every batch in the database.
     pub fn start<F>(shutdown: &Shutdown, writer: &Writer, limits: BatchLimits, phase: F) -> Self
     where
-        F: Fn(&mut DbConnection, &[Arc<I>]) -> Result<Vec<Answer<O>>, AppError>
-            + Send
-            + Sync
-            + 'static,
+        F: Fn(&mut DbConnection, &[Arc<I>]) -> Result<Vec<Answer<O, E>>, E> + Send + Sync + 'static,
     {
-        let (queue, waiting) = mpsc::unbounded_channel::<(Arc<I>, Reply<O>)>();
-        let phase: Arc<Phase<I, O>> = Arc::new(phase);
+        let (queue, waiting) = mpsc::unbounded_channel::<(Arc<I>, Reply<O, E>)>();
+        let phase: Arc<Phase<I, O, E>> = Arc::new(phase);
         let writer = writer.clone();
         shutdown.spawn(limits.name, move |shutdown| {
             gather(shutdown, waiting, writer, limits, phase)
@@ -60,9 +57,9 @@ where
     }
 
     /// The item's answer, from its batch or, if that rolled back, from a batch of its own.
-    pub async fn run(&self, item: I) -> Answer<O> {
+    pub async fn run(&self, item: I) -> Answer<O, E> {
         let (reply, answer) = oneshot::channel();
-        let stopped = || AppError::Unavailable("the engine is shutting down".into());
+        let stopped = || E::from(DbError::Unavailable("the engine is shutting down".into()));
         self.queue
             .send((Arc::new(item), reply))
             .map_err(|_| stopped())?;
@@ -73,15 +70,16 @@ where
 /// Gathers batches until the signal (or until every handle is gone), answers what was already
 /// queued, then waits for the batches still in the database. An item sent after the signal is
 /// refused as unavailable: its order's next step, here or after a restart, carries it on.
-async fn gather<I, O>(
+async fn gather<I, O, E>(
     shutdown: Shutdown,
-    mut waiting: mpsc::UnboundedReceiver<(Arc<I>, Reply<O>)>,
+    mut waiting: mpsc::UnboundedReceiver<(Arc<I>, Reply<O, E>)>,
     writer: Writer,
     limits: BatchLimits,
-    phase: Arc<Phase<I, O>>,
+    phase: Arc<Phase<I, O, E>>,
 ) where
     I: Send + Sync + 'static,
     O: Send + 'static,
+    E: PhaseError,
 {
     let in_flight = limits.in_flight.max(1);
     let slots = Arc::new(Semaphore::new(in_flight));
@@ -121,13 +119,14 @@ async fn gather<I, O>(
     let _ = slots.acquire_many(in_flight as u32).await;
 }
 
-async fn answer_batch<I, O>(
+async fn answer_batch<I, O, E>(
     writer: &Writer,
-    phase: &Arc<Phase<I, O>>,
-    batch: Vec<(Arc<I>, Reply<O>)>,
+    phase: &Arc<Phase<I, O, E>>,
+    batch: Vec<(Arc<I>, Reply<O, E>)>,
 ) where
     I: Send + Sync + 'static,
     O: Send + 'static,
+    E: PhaseError,
 {
     let items: Vec<Arc<I>> = batch.iter().map(|(item, _)| item.clone()).collect();
     let whole = phase.clone();
@@ -157,7 +156,7 @@ async fn answer_batch<I, O>(
                     .await
                     .and_then(|mut answers| match answers.pop() {
                         Some(answer) if answers.is_empty() => answer,
-                        _ => Err(AppError::internal("a batch of one went unanswered")),
+                        _ => Err(DbError::PhaseFailed("a batch of one went unanswered").into()),
                     });
                 let _ = reply.send(answer);
             }
@@ -188,14 +187,17 @@ mod tests {
 
     /// Answers each number with its double, and fails the whole batch if it holds a 13 beside
     /// anything else; a 13 alone is refused as its own answer.
-    fn doubling(_: &mut DbConnection, items: &[Arc<i64>]) -> Result<Vec<Answer<i64>>, AppError> {
+    fn doubling(
+        _: &mut DbConnection,
+        items: &[Arc<i64>],
+    ) -> Result<Vec<Answer<i64, DbError>>, DbError> {
         if items.len() > 1 && items.iter().any(|i| **i == 13) {
-            return Err(AppError::Unavailable("a batch with 13 in it".into()));
+            return Err(DbError::Unavailable("a batch with 13 in it".into()));
         }
         Ok(items
             .iter()
             .map(|i| match **i {
-                13 => Err(AppError::InvalidRequest("13".into())),
+                13 => Err(DbError::NotFound),
                 n => Ok(n * 2),
             })
             .collect())
@@ -209,10 +211,10 @@ mod tests {
         let answers = futures_util::future::join_all((10..=16).map(|n| batcher.run(n))).await;
         let shown: Vec<Result<i64, String>> = answers
             .into_iter()
-            .map(|a| a.map_err(|e| e.code().to_owned()))
+            .map(|a| a.map_err(|e| e.to_string()))
             .collect();
         let mut expected: Vec<Result<i64, String>> = (10..=16).map(|n| Ok(n * 2)).collect();
-        expected[3] = Err("invalid_request".into());
+        expected[3] = Err(DbError::NotFound.to_string());
         assert_eq!(shown, expected);
     }
 
@@ -232,6 +234,6 @@ mod tests {
         let running = shutdown.tasks_finished(Duration::from_secs(5)).await;
         assert!(running.is_empty(), "still running: {running:?}");
         let refused = batcher.run(3).await.unwrap_err();
-        assert_eq!(refused.code(), "service_unavailable");
+        assert!(matches!(refused, DbError::Unavailable(_)), "{refused}");
     }
 }

@@ -26,6 +26,21 @@ pub enum DbError {
     /// Anything else the database reported.
     #[error(transparent)]
     Query(Diesel),
+    /// The writer could not carry the phase out (it panicked, or was never run).
+    #[error("the writer failed a phase: {0}")]
+    PhaseFailed(&'static str),
+}
+
+/// An error a phase may end in: the phase rolls back, and the error may say that the connection
+/// it ran on is lost (then it is checked before it is used again).
+pub trait PhaseError: std::error::Error + From<DbError> + From<Diesel> + Send + 'static {
+    fn may_mean_a_lost_connection(&self) -> bool;
+}
+
+impl PhaseError for DbError {
+    fn may_mean_a_lost_connection(&self) -> bool {
+        matches!(self, DbError::Unavailable(_) | DbError::Query(_))
+    }
 }
 
 impl From<Diesel> for DbError {
@@ -86,5 +101,12 @@ impl From<DbError> for AppError {
 impl From<diesel::result::Error> for AppError {
     fn from(error: diesel::result::Error) -> Self {
         DbError::from(error).into()
+    }
+}
+
+impl PhaseError for AppError {
+    /// Unavailability and errors nobody expected, never a refusal.
+    fn may_mean_a_lost_connection(&self) -> bool {
+        matches!(self, AppError::Unavailable(_) | AppError::Internal(_))
     }
 }

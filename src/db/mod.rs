@@ -20,11 +20,9 @@ mod sql_types;
 pub mod writer;
 
 pub use connection::{Backend, DbConnection};
-pub use error::DbError;
+pub use error::{DbError, PhaseError};
 pub use pool::{connect, DbConn, DbPool};
 pub use writer::Writer;
-
-use crate::error::AppError;
 
 /// Microseconds since the Unix epoch: how every time is stored.
 pub fn now_micros() -> i64 {
@@ -40,26 +38,24 @@ pub fn rfc3339(micros: i64) -> String {
 
 /// Runs blocking reads on the blocking pool, with a pooled connection. Writes go through the
 /// [`Writer`].
-pub async fn run<T, E, F>(pool: &DbPool, work: F) -> Result<T, AppError>
+pub async fn run<T, E, F>(pool: &DbPool, work: F) -> Result<T, E>
 where
     T: Send + 'static,
-    E: Into<AppError>,
+    E: PhaseError,
     F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
 {
     let pool = pool.clone();
     actix_web::web::block(move || {
         let mut conn = pool.get().map_err(DbError::from)?;
-        let outcome = work(&mut conn).map_err(Into::into);
-        if outcome
-            .as_ref()
-            .is_err_and(AppError::may_mean_a_lost_connection)
-        {
+        let outcome = work(&mut conn);
+        if outcome.as_ref().is_err_and(E::may_mean_a_lost_connection) {
             // A dead connection is marked broken, so the pool drops it instead of handing it out.
             conn.check_alive();
         }
         outcome
     })
-    .await?
+    .await
+    .map_err(|_| DbError::Unavailable("the worker pool is shut down".into()))?
 }
 
 /// Whether the database answers a trivial read within a second, for `/readyz`. One check runs at a

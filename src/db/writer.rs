@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 use super::connection::Backend;
+use super::error::PhaseError;
 use super::pool::Connector;
-use super::DbConnection;
-use crate::error::AppError;
+use super::{DbConnection, DbError};
 
 /// At most this many phases share a SQLite transaction, so that no caller waits on a huge batch.
 const MAX_BATCH: usize = 512;
@@ -47,29 +47,26 @@ trait Pending: Send {
     fn refuse(self: Box<Self>, why: String);
 }
 
-struct Waiting<T, F> {
+struct Waiting<T, E, F> {
     phase: Option<F>,
-    outcome: Option<Result<T, AppError>>,
-    reply: oneshot::Sender<Result<T, AppError>>,
+    outcome: Option<Result<T, E>>,
+    reply: oneshot::Sender<Result<T, E>>,
 }
 
-impl<T, F> Pending for Waiting<T, F>
+impl<T, E, F> Pending for Waiting<T, E, F>
 where
     T: Send,
-    F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send,
+    E: PhaseError,
+    F: FnOnce(&mut DbConnection) -> Result<T, E> + Send,
 {
     fn run(&mut self, conn: &mut DbConnection) -> Ran {
         let Some(phase) = self.phase.take() else {
             return Ran::Fine;
         };
-        let ran = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            conn.transaction::<T, AppError, _>(phase)
-        }));
+        let ran = std::panic::catch_unwind(AssertUnwindSafe(|| conn.transaction::<T, E, _>(phase)));
         match ran {
             Ok(outcome) => {
-                let suspect = outcome
-                    .as_ref()
-                    .is_err_and(AppError::may_mean_a_lost_connection);
+                let suspect = outcome.as_ref().is_err_and(E::may_mean_a_lost_connection);
                 self.outcome = Some(outcome);
                 if suspect {
                     Ran::Suspect
@@ -78,22 +75,24 @@ where
                 }
             }
             Err(_) => {
-                self.outcome = Some(Err(AppError::internal("a phase panicked")));
+                self.outcome = Some(Err(DbError::PhaseFailed("it panicked").into()));
                 Ran::Panicked
             }
         }
     }
 
     fn refuse(self: Box<Self>, why: String) {
-        let _ = self.reply.send(Err(AppError::Unavailable(why)));
+        let _ = self.reply.send(Err(DbError::Unavailable(why).into()));
     }
 
     fn answer(self: Box<Self>, committed: Result<(), String>) {
         let answer = match (self.outcome, committed) {
             (Some(Ok(value)), Ok(())) => Ok(value),
-            (Some(Ok(_)), Err(why)) => Err(AppError::Unavailable(format!("not committed: {why}"))),
+            (Some(Ok(_)), Err(why)) => {
+                Err(DbError::Unavailable(format!("not committed: {why}")).into())
+            }
             (Some(Err(e)), _) => Err(e),
-            (None, _) => Err(AppError::internal("a phase never ran")),
+            (None, _) => Err(DbError::PhaseFailed("it never ran").into()),
         };
         // A caller that went away (its request was dropped) needs no answer.
         let _ = self.reply.send(answer);
@@ -168,24 +167,25 @@ impl Writer {
     }
 
     /// Runs `phase` in the next transaction and answers once that transaction has committed.
-    pub async fn run<T, E, F>(&self, phase: F) -> Result<T, AppError>
+    pub async fn run<T, E, F>(&self, phase: F) -> Result<T, E>
     where
         T: Send + 'static,
-        E: Into<AppError>,
+        E: PhaseError,
         F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let waiting = Waiting {
-            phase: Some(move |conn: &mut DbConnection| phase(conn).map_err(Into::into)),
+            phase: Some(phase),
             outcome: None,
             reply,
         };
-        self.queue
-            .send(Box::new(waiting))
-            .map_err(|_| AppError::Unavailable("the database writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| AppError::Unavailable("the database writer has stopped".into()))?
+        let stopped = || {
+            E::from(DbError::Unavailable(
+                "the database writer has stopped".into(),
+            ))
+        };
+        self.queue.send(Box::new(waiting)).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     pub fn stats(&self) -> &WriterStats {

@@ -192,8 +192,8 @@ async fn pick_up_notes(engine: &Engine) -> Result<(), AppError> {
 /// engine's open orders over at once instead of after the lease runs out.
 pub async fn give_up(engine: &Engine) -> Result<(), AppError> {
     let fence = engine.lease().fence();
-    engine
+    Ok(engine
         .writer()
         .run(move |conn| leases::expire(conn, &fence))
-        .await
+        .await?)
 }

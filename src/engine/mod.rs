@@ -125,7 +125,7 @@ impl Engine {
 
     /// Records an actor's status step, in a batch with others'.
     pub async fn record_status(&self, item: StatusItem) -> Result<Applied, AppError> {
-        self.0.writers.record_status(item).await
+        Ok(self.0.writers.record_status(item).await?)
     }
 
     /// For every atomic phase.

@@ -338,7 +338,7 @@ async fn raise_alarm(
     detail: String,
 ) -> Result<(), AppError> {
     let subject = subject.to_owned();
-    engine
+    Ok(engine
         .writer()
         .run(move |conn| {
             let alarm = Alarm {
@@ -349,5 +349,5 @@ async fn raise_alarm(
             };
             alarms::raise(conn, &alarm, now_micros())
         })
-        .await
+        .await?)
 }

@@ -12,6 +12,7 @@ use crate::orders::intake::{self, Intake, PushItem};
 use crate::orders::lifecycle::Applied;
 use crate::orders::status::{self, StatusItem};
 use crate::orders::submit::{self, SubmitItem, Submitted};
+use crate::orders::OrderError;
 use crate::shutdown::Shutdown;
 
 /// New orders gathered per phase. Batches of new orders lock their accounts' balances and event
@@ -47,12 +48,12 @@ pub struct Writers {
     writer: Writer,
     /// What stops the gatherers, and waits for them and for work run to completion.
     stop: Shutdown,
-    submits: Batcher<SubmitItem, Submitted>,
-    statuses: Batcher<StatusItem, Applied>,
+    submits: Batcher<SubmitItem, Submitted, OrderError>,
+    statuses: Batcher<StatusItem, Applied, OrderError>,
     /// Pushes without a fill: they lock nothing, so they never wait behind a fill's phase.
-    bare_pushes: Batcher<PushItem, Intake>,
+    bare_pushes: Batcher<PushItem, Intake, OrderError>,
     /// Pushes that bring a fill.
-    fill_pushes: Batcher<PushItem, Intake>,
+    fill_pushes: Batcher<PushItem, Intake, OrderError>,
 }
 
 impl Writers {
@@ -112,15 +113,15 @@ impl Writers {
         &self.writer
     }
 
-    pub async fn submit(&self, item: SubmitItem) -> Result<Submitted, AppError> {
+    pub async fn submit(&self, item: SubmitItem) -> Result<Submitted, OrderError> {
         self.submits.run(item).await
     }
 
-    pub async fn record_status(&self, item: StatusItem) -> Result<Applied, AppError> {
+    pub async fn record_status(&self, item: StatusItem) -> Result<Applied, OrderError> {
         self.statuses.run(item).await
     }
 
-    pub async fn take_in_push(&self, item: PushItem) -> Result<Intake, AppError> {
+    pub async fn take_in_push(&self, item: PushItem) -> Result<Intake, OrderError> {
         match item.event.fill {
             None => self.bare_pushes.run(item).await,
             Some(_) => self.fill_pushes.run(item).await,

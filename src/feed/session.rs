@@ -14,7 +14,6 @@ use super::messages::{Subscribe, ToSession, Unsubscribe};
 use crate::auth::Authenticator;
 use crate::db::{self, outbox, DbPool};
 use crate::domain::AccountId;
-use crate::error::AppError;
 use crate::limits::{StreamSessions, StreamSlot};
 use crate::metrics::WsSessionGauge;
 
@@ -181,25 +180,24 @@ impl FeedSession {
             })
             .await
         };
-        ctx.wait(
-            page.into_actor(self)
-                .map(move |rows: Result<_, AppError>, session, ctx| {
-                    let rows = match rows {
-                        Ok(rows) => rows,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "feed replay failed");
-                            return Self::close(ctx, 1011, "replay failed: resume with since");
-                        }
-                    };
-                    let full_page = rows.len() as i64 == REPLAY_PAGE;
-                    for row in rows {
-                        session.send(ctx, row.seq, &row.payload);
+        ctx.wait(page.into_actor(self).map(
+            move |rows: Result<_, crate::db::DbError>, session, ctx| {
+                let rows = match rows {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "feed replay failed");
+                        return Self::close(ctx, 1011, "replay failed: resume with since");
                     }
-                    if full_page {
-                        session.replay_page(account, ctx);
-                    }
-                }),
-        );
+                };
+                let full_page = rows.len() as i64 == REPLAY_PAGE;
+                for row in rows {
+                    session.send(ctx, row.seq, &row.payload);
+                }
+                if full_page {
+                    session.replay_page(account, ctx);
+                }
+            },
+        ));
     }
 
     /// A live event: sent in order. A gap (which should not happen) is filled from the store,

@@ -164,7 +164,7 @@ async fn replay_or(
     let (key, fingerprint) = (key.clone(), fingerprint.to_owned());
     let verdict = db::run(&state.pool, move |conn| {
         let stored = stored_keys::find(conn, account, key.as_str())?;
-        idempotency::check(stored, &fingerprint, now_micros())
+        Ok::<_, AppError>(idempotency::check(stored, &fingerprint, now_micros()))
     })
     .await?;
     match verdict {
@@ -172,6 +172,7 @@ async fn replay_or(
             state.engine.metrics().idempotent_replay();
             Ok(replay(stored, true))
         }
+        Verdict::Reused => Err(AppError::IdempotencyKeyReused),
         Verdict::New => Err(otherwise),
     }
 }
@@ -271,11 +272,11 @@ where
         + 'static,
 {
     let order = order_id(path)?;
-    db::run(&state.pool, move |conn| {
+    let read = db::run(&state.pool, move |conn| {
         order_rows::find_owned(conn, account, order)?;
         read(conn, order)
-    })
-    .await
+    });
+    Ok(read.await?)
 }
 
 #[utoipa::path(get, path = "/v1/orders/{id}/actions", tag = "orders", security(("bearer" = [])),

@@ -55,20 +55,22 @@ pub enum Verdict {
     New,
     /// The same request again: its stored answer, byte for byte.
     Replay(StoredResponse),
+    /// A live key sent with another request: refused, and nothing is done.
+    Reused,
 }
 
 /// The one check: a live key with the same fingerprint replays its answer; with another
 /// fingerprint it is refused; an absent or expired key lets the request through.
-pub fn check(stored: Option<StoredKey>, fingerprint: &str, now: i64) -> Result<Verdict, AppError> {
+pub fn check(stored: Option<StoredKey>, fingerprint: &str, now: i64) -> Verdict {
     match stored {
         Some(stored) if stored.expires_at > now => {
             if stored.fingerprint == fingerprint {
-                Ok(Verdict::Replay(stored.response()))
+                Verdict::Replay(stored.response())
             } else {
-                Err(AppError::IdempotencyKeyReused)
+                Verdict::Reused
             }
         }
-        _ => Ok(Verdict::New),
+        _ => Verdict::New,
     }
 }
 
@@ -116,16 +118,10 @@ mod tests {
         };
         assert!(matches!(
             check(Some(stored("f", 10)), "f", 5),
-            Ok(Verdict::Replay(_))
+            Verdict::Replay(_)
         ));
-        assert!(matches!(
-            check(Some(stored("f", 10)), "g", 5),
-            Err(AppError::IdempotencyKeyReused)
-        ));
-        assert_eq!(
-            check(Some(stored("f", 10)), "g", 10).ok(),
-            Some(Verdict::New)
-        );
-        assert_eq!(check(None, "f", 5).ok(), Some(Verdict::New));
+        assert_eq!(check(Some(stored("f", 10)), "g", 5), Verdict::Reused);
+        assert_eq!(check(Some(stored("f", 10)), "g", 10), Verdict::New);
+        assert_eq!(check(None, "f", 5), Verdict::New);
     }
 }

@@ -4,9 +4,9 @@
 use crate::db::DbConnection;
 
 use super::phase::{self, Move, Planned};
+use super::OrderError;
 use crate::db::orders::{self, OrderRow};
 use crate::domain::{AccountId, Action, OrderEvent, OrderId, OrderStatus};
-use crate::error::AppError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CancelAnswer {
@@ -22,24 +22,24 @@ pub fn request(
     account: AccountId,
     order: OrderId,
     now: i64,
-) -> Result<(CancelAnswer, OrderRow), AppError> {
+) -> Result<(CancelAnswer, OrderRow), OrderError> {
     let row = match orders::find_for_update(conn, order)? {
         Some(row) if row.account_id == account => row,
-        _ => return Err(AppError::NotFound),
+        _ => return Err(OrderError::NotFound),
     };
     match row.status {
         OrderStatus::PendingCancel | OrderStatus::Canceled => {
             Ok((CancelAnswer::AlreadyRequested, row))
         }
         status @ (OrderStatus::Filled | OrderStatus::Rejected) => {
-            Err(AppError::OrderNotCancelable(status.to_string()))
+            Err(OrderError::NotCancelable(status))
         }
         OrderStatus::PendingNew | OrderStatus::New | OrderStatus::PartiallyFilled => {
             let action = Action::CancelRequested;
             let next = row
                 .state()
                 .apply(action)
-                .map_err(|e| AppError::internal(format!("a cancel of an open order: {e}")))?;
+                .map_err(|e| OrderError::broken(format!("a cancel of an open order: {e}")))?;
             let moved = Move::of(row, next, &OrderEvent::CancelRequested, now);
             let row = moved.row.clone();
             phase::write(conn, &[Planned::moves(moved)], &[], now)?;

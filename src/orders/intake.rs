@@ -6,13 +6,13 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::lifecycle::{self, RecordedFill};
 use super::phase::{Applied, Batch, Books, Planned};
+use super::OrderError;
 use crate::db::exchange_events::{self, NewExchangeEvent};
 use crate::db::ledger::{self, CASH};
 use crate::db::orders::OrderRow;
 use crate::db::{accounts, leases, orders, DbConnection};
 use crate::domain::VenueReport;
 use crate::domain::{AccountId, ClientOrderId, FillSource, OrderId, OrderStatus};
-use crate::error::AppError;
 
 /// What became of a push.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +48,7 @@ fn tell_owner(
     order: OrderId,
     owner: &str,
     status: OrderStatus,
-) -> Result<(), AppError> {
+) -> Result<(), OrderError> {
     if owner != item.engine && status.is_open() {
         leases::leave_note(conn, owner, order)?;
     }
@@ -64,7 +64,7 @@ fn tell_owner(
 pub fn take_in_pushes(
     conn: &mut DbConnection,
     items: &[std::sync::Arc<PushItem>],
-) -> Result<Vec<Result<Intake, AppError>>, AppError> {
+) -> Result<Vec<Result<Intake, OrderError>>, OrderError> {
     let named = items
         .iter()
         .filter(|i| i.event.fill.is_some())
@@ -95,7 +95,7 @@ pub fn take_in_pushes(
     fills.batch.write(conn)?;
     Ok(answers
         .into_iter()
-        .map(|answer| answer.ok_or_else(|| AppError::internal("a push went unanswered")))
+        .map(|answer| answer.ok_or_else(|| OrderError::broken("a push went unanswered")))
         .collect())
 }
 
@@ -112,7 +112,7 @@ impl Fills {
     /// Takes in a push [`store_bare_pushes`] left: a fill, or a push for no order of ours. A
     /// fill's own row is its record, and its key its dedup; the push itself is kept only when the
     /// fill was refused, for whoever looks into the alarm.
-    fn take_in(&mut self, conn: &mut DbConnection, item: &PushItem) -> Result<Intake, AppError> {
+    fn take_in(&mut self, conn: &mut DbConnection, item: &PushItem) -> Result<Intake, OrderError> {
         let order = ClientOrderId(item.event.client_order_id.clone()).order_id();
         let (Some(fill), Some(row)) = (&item.event.fill, order.and_then(|id| self.rows.get(&id)))
         else {
@@ -170,7 +170,7 @@ impl Fills {
 fn store_bare_pushes(
     conn: &mut DbConnection,
     items: &[std::sync::Arc<PushItem>],
-) -> Result<Vec<Option<Intake>>, AppError> {
+) -> Result<Vec<Option<Intake>>, OrderError> {
     let named: Vec<Option<OrderId>> = items
         .iter()
         .map(|i| match i.event.fill {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use super::phase::{self, Booking, Books, Move, Planned, Refusal};
 use super::view::FillView;
+use super::OrderError;
 use crate::db::alarms::AlarmKind;
 use crate::db::leases::{self, Fence};
 use crate::db::ledger::{self, LedgerEntry, CASH};
@@ -14,7 +15,6 @@ use crate::db::DbConnection;
 use crate::domain::{
     fill_within_limit, Action, Cents, FillSource, OrderEvent, OrderId, OrderState, Side, VenueFill,
 };
-use crate::error::AppError;
 
 /// A fill as the engine recorded it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,8 +54,8 @@ impl Snapshot {
 pub use super::phase::Applied;
 
 /// The order with its fills, as a step starts from.
-pub fn load(conn: &mut DbConnection, order: OrderId) -> Result<Snapshot, AppError> {
-    let row = orders::find(conn, order)?.ok_or(AppError::NotFound)?;
+pub fn load(conn: &mut DbConnection, order: OrderId) -> Result<Snapshot, OrderError> {
+    let row = orders::find(conn, order)?.ok_or(OrderError::NotFound)?;
     let state = row.state();
     // A fill's row is written with the quantity it adds: none filled, none to read.
     let recorded = if state.filled_qty == 0 {
@@ -78,8 +78,8 @@ pub fn load(conn: &mut DbConnection, order: OrderId) -> Result<Snapshot, AppErro
 
 /// The order, locked for the rest of the phase, if `fence` still owns it (fencing: a phase of an
 /// engine whose lease was taken over writes nothing).
-fn find(conn: &mut DbConnection, order: OrderId, fence: &Fence) -> Result<OrderRow, AppError> {
-    let row = orders::find_for_update(conn, order)?.ok_or(AppError::NotFound)?;
+fn find(conn: &mut DbConnection, order: OrderId, fence: &Fence) -> Result<OrderRow, OrderError> {
+    let row = orders::find_for_update(conn, order)?.ok_or(OrderError::NotFound)?;
     leases::ensure_owner(order, &row.owner, row.owner_epoch, fence)?;
     Ok(row)
 }
@@ -95,7 +95,7 @@ pub fn record_fill(
     fill: &VenueFill,
     source: FillSource,
     now: i64,
-) -> Result<Applied, AppError> {
+) -> Result<Applied, OrderError> {
     let row = &find(conn, order, fence)?;
     let recorded = orders::find_fill(conn, row.id, &fill.fill_id)?.map(|f| RecordedFill {
         qty: f.qty,

@@ -1,6 +1,7 @@
 //! Order bookkeeping: each function here is one atomic phase (one database transaction).
 
 pub mod cancel;
+mod error;
 pub mod intake;
 pub mod lifecycle;
 pub mod phase;
@@ -10,4 +11,5 @@ pub mod status;
 pub mod submit;
 pub mod view;
 
+pub use error::OrderError;
 pub use view::{ActionView, FillView, OrderView};

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 use crate::db::DbConnection;
 
 use super::view::{FillView, OrderView};
+use super::OrderError;
 use crate::db::accounts::{self, Taking};
 use crate::db::alarms::{self, Alarm, AlarmKind};
 use crate::db::idempotency::{self as stored_keys, NewKey, StoredResponse};
@@ -16,7 +17,6 @@ use crate::db::ledger::{self, Balance, LedgerEntry};
 use crate::db::orders::{self, FillRow, NewAction, OrderRow};
 use crate::db::{outbox, DbError};
 use crate::domain::{AccountId, ActionKind, OrderEvent, OrderId, OrderState};
-use crate::error::AppError;
 
 /// What became of an item of a phase.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,7 +145,7 @@ pub fn write(
     plans: &[Planned],
     refused: &[Alarmed],
     now: i64,
-) -> Result<(), AppError> {
+) -> Result<(), OrderError> {
     if plans.is_empty() && refused.is_empty() {
         return Ok(());
     }
@@ -258,7 +258,7 @@ impl Batch {
         conn: &mut DbConnection,
         planned: Result<Planned, Refusal>,
         now: i64,
-    ) -> Result<Applied, AppError> {
+    ) -> Result<Applied, OrderError> {
         self.now = self.now.max(now);
         let planned = match planned {
             Ok(planned) => planned,
@@ -279,7 +279,7 @@ impl Batch {
     }
 
     /// Writes what the batch holds.
-    pub fn write(&mut self, conn: &mut DbConnection) -> Result<(), AppError> {
+    pub fn write(&mut self, conn: &mut DbConnection) -> Result<(), OrderError> {
         write(conn, &self.plans, &self.refused, self.now)?;
         self.plans.clear();
         self.refused.clear();
@@ -293,7 +293,7 @@ pub fn write_one(
     conn: &mut DbConnection,
     planned: Result<Planned, Refusal>,
     now: i64,
-) -> Result<Applied, AppError> {
+) -> Result<Applied, OrderError> {
     let mut batch = Batch::default();
     let applied = batch.add(conn, planned, now)?;
     batch.write(conn)?;
@@ -302,7 +302,7 @@ pub fn write_one(
 
 /// Writes every plan's move: the actions, the projection rows of orders that were there before,
 /// and the events; the accounts' event seqs and stored-key counts are taken in one statement.
-fn write_moves(conn: &mut DbConnection, plans: &[Planned]) -> Result<(), AppError> {
+fn write_moves(conn: &mut DbConnection, plans: &[Planned]) -> Result<(), OrderError> {
     let mut taking = BTreeMap::<AccountId, Taking>::new();
     for key in plans.iter().filter_map(|p| p.key.as_ref()) {
         if !key.replaces_expired {

@@ -1,6 +1,7 @@
 //! What an order is priced at before it is recorded: the listing check, and a market buy's
 //! protection price, from the exchange's last prices.
 
+use super::OrderError;
 use crate::domain::{Cents, NewOrder, OrderType, Side, CASH};
 use crate::error::AppError;
 use crate::exchange::PriceCache;
@@ -36,13 +37,11 @@ pub async fn protection_price(
 
 /// What the order holds back while it is open: (asset, amount). A buy holds its price × qty of
 /// cash; a sell holds its shares.
-pub fn reservation(order: &NewOrder, price: Option<Cents>) -> Result<(&str, i64), AppError> {
+pub fn reservation(order: &NewOrder, price: Option<Cents>) -> Result<(&str, i64), OrderError> {
     match order.side {
         Side::Buy => {
-            let price = price.ok_or_else(|| AppError::internal("a buy without a price"))?;
-            let cash = price
-                .times(order.qty)
-                .ok_or_else(|| AppError::InvalidRequest("the order's value is too large".into()))?;
+            let price = price.ok_or_else(|| OrderError::broken("a buy without a price"))?;
+            let cash = price.times(order.qty).ok_or(OrderError::ValueTooLarge)?;
             Ok((CASH, cash.0))
         }
         Side::Sell => Ok((order.symbol.as_str(), order.qty)),

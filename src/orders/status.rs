@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::phase::{self, Alarmed, Applied, Batch, Booking, Books, Move, Planned, Refusal};
+use super::OrderError;
 use crate::db::alarms::AlarmKind;
 use crate::db::leases::{self, Fence};
 use crate::db::ledger::{self, LedgerEntry};
@@ -16,7 +17,6 @@ use crate::db::DbConnection;
 use crate::domain::{
     terminal_action, AckSource, Action, EndCause, OrderEvent, OrderId, TransitionError, VenueEnd,
 };
-use crate::error::AppError;
 
 /// What an order's actor asks to record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +65,7 @@ pub struct StatusItem {
 pub fn record(
     conn: &mut DbConnection,
     items: &[Arc<StatusItem>],
-) -> Result<Vec<Result<Applied, AppError>>, AppError> {
+) -> Result<Vec<Result<Applied, OrderError>>, OrderError> {
     let mut rows: HashMap<OrderId, OrderRow> =
         orders::find_many_for_update(conn, items.iter().map(|i| i.order))?
             .into_iter()
@@ -76,7 +76,7 @@ pub fn record(
     let mut answers = Vec::with_capacity(items.len());
     for item in items {
         let Some(row) = rows.get(&item.order) else {
-            answers.push(Err(AppError::NotFound));
+            answers.push(Err(OrderError::NotFound));
             continue;
         };
         if let Err(fenced) = leases::ensure_owner(row.id, &row.owner, row.owner_epoch, &item.fence)
@@ -111,7 +111,7 @@ impl Held {
         conn: &mut DbConnection,
         items: &[Arc<StatusItem>],
         rows: &HashMap<OrderId, OrderRow>,
-    ) -> Result<Held, AppError> {
+    ) -> Result<Held, OrderError> {
         let ending: BTreeMap<OrderId, &OrderRow> = items
             .iter()
             .filter(|i| i.step.may_end())

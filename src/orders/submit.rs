@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use super::phase::{self, Books, KeyAnswer, Move, Planned};
 use super::pricing;
 use super::view::OrderView;
+use super::OrderError;
 use crate::db::idempotency::{self as stored_keys, StoredKey, StoredResponse};
 use crate::db::leases::{self, Fence};
 use crate::db::ledger::{self, LedgerEntry};
@@ -52,7 +53,7 @@ pub struct SubmitItem {
 pub fn submit(
     conn: &mut crate::db::DbConnection,
     items: &[(&Submission, &Fence)],
-) -> Result<Vec<Result<Submitted, AppError>>, AppError> {
+) -> Result<Vec<Result<Submitted, OrderError>>, OrderError> {
     let wanted: Vec<(AccountId, &str)> = items
         .iter()
         .map(|(sub, _)| (sub.account, sub.key.as_str()))
@@ -65,7 +66,7 @@ pub fn submit(
             owners.insert(&fence.engine, leases::owner_now(conn, fence)?);
         }
     }
-    let prepared: Vec<Option<Result<NewOrderRows<'_>, AppError>>> = items
+    let prepared: Vec<Option<Result<NewOrderRows<'_>, OrderError>>> = items
         .iter()
         .map(|(sub, fence)| {
             let key = (sub.account, sub.key.as_str().to_owned());
@@ -114,9 +115,9 @@ impl<'a> Decided<'a> {
     fn answer(
         &mut self,
         sub: &'a Submission,
-        new: Option<Result<NewOrderRows<'a>, AppError>>,
+        new: Option<Result<NewOrderRows<'a>, OrderError>>,
         stored: &HashMap<(AccountId, String), StoredKey>,
-    ) -> Result<Submitted, AppError> {
+    ) -> Result<Submitted, OrderError> {
         let key = (sub.account, sub.key.as_str());
         // The same key earlier in this phase, or stored before it.
         let earlier = self
@@ -125,20 +126,24 @@ impl<'a> Decided<'a> {
             .or_else(|| stored.get(&(key.0, key.1.to_owned())))
             .cloned();
         let expired = earlier.is_some();
-        if let Verdict::Replay(response) = idempotency::check(earlier, &sub.fingerprint, sub.now)? {
-            return Ok(Submitted {
-                response,
-                replayed: true,
-                created: None,
-            });
+        match idempotency::check(earlier, &sub.fingerprint, sub.now) {
+            Verdict::New => {}
+            Verdict::Replay(response) => {
+                return Ok(Submitted {
+                    response,
+                    replayed: true,
+                    created: None,
+                })
+            }
+            Verdict::Reused => return Err(OrderError::KeyReused),
         }
-        let new = new.ok_or_else(|| AppError::internal("a new request was not prepared"))??;
+        let new = new.ok_or_else(|| OrderError::broken("a new request was not prepared"))??;
         // One more stored key for the account: refused past its cap (an expired one gives its
         // place back).
         let count = self.held.entry(sub.account).or_default();
         let after = *count + if expired { 0 } else { 1 };
         if sub.max_stored_keys > 0 && after > sub.max_stored_keys {
-            return Err(AppError::TooManyStoredKeys(sub.max_stored_keys));
+            return Err(OrderError::TooManyStoredKeys(sub.max_stored_keys));
         }
         *count = after;
         let available = self
@@ -217,7 +222,7 @@ struct NewOrderRows<'a> {
     response: StoredResponse,
 }
 
-fn prepare<'a>(sub: &'a Submission, owner: &Fence) -> Result<NewOrderRows<'a>, AppError> {
+fn prepare<'a>(sub: &'a Submission, owner: &Fence) -> Result<NewOrderRows<'a>, OrderError> {
     let order = &sub.order;
     let order_id = OrderId::new();
     let (asset, amount) = pricing::reservation(order, sub.price)?;
@@ -255,7 +260,7 @@ fn prepare<'a>(sub: &'a Submission, owner: &Fence) -> Result<NewOrderRows<'a>, A
         reserved_amount: amount,
         protection_price: sub.price,
     };
-    let body = serde_json::to_string(&OrderView::from(&row)).map_err(AppError::internal)?;
+    let body = serde_json::to_string(&OrderView::from(&row))?;
     let response = StoredResponse {
         status: 201,
         location: Some(format!("/v1/orders/{order_id}")),

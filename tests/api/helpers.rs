@@ -583,7 +583,7 @@ pub fn submit_one(
     conn: &mut orderkeeper::testing::db::DbConnection,
     submission: &orderkeeper::testing::orders::submit::Submission,
     owner: &orderkeeper::testing::db::leases::Fence,
-) -> Result<orderkeeper::testing::orders::submit::Submitted, orderkeeper::testing::AppError> {
+) -> Result<orderkeeper::testing::orders::submit::Submitted, orderkeeper::testing::OrderError> {
     let mut answers = orderkeeper::testing::orders::submit::submit(conn, &[(submission, owner)])?;
     answers.pop().expect("one answer for one submission")
 }

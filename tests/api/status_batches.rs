@@ -15,7 +15,7 @@ use orderkeeper::testing::orders::intake::{self, Intake, PushItem};
 use orderkeeper::testing::orders::lifecycle::Applied;
 use orderkeeper::testing::orders::status::{self, StatusItem, StatusStep};
 use orderkeeper::testing::orders::submit;
-use orderkeeper::testing::AppError;
+use orderkeeper::testing::OrderError;
 use serde_json::json;
 
 use crate::helpers::*;
@@ -56,8 +56,8 @@ fn in_one_phase(
         .into_iter()
         .map(|answer| {
             answer.map_err(|e| match e {
-                AppError::Fenced(_) => "fenced",
-                AppError::NotFound => "not found",
+                OrderError::Fenced(_) => "fenced",
+                OrderError::NotFound => "not found",
                 _ => "other",
             })
         })
@@ -500,7 +500,7 @@ async fn an_order_locked_for_a_phase_does_not_hold_up_rows_that_refer_to_it() {
             other.transaction(|other| {
                 orders::append_action(other, order, 2, ActionKind::PlacementSent, "{}", 2)
             })?;
-            Ok::<_, orderkeeper::testing::AppError>(())
+            Ok::<_, OrderError>(())
         })
         .expect("neither waits for the other");
     assert_eq!(kinds(&mut holder, order).len(), 2);
@@ -1054,14 +1054,14 @@ async fn one_phase_answers_each_submission_as_it_would_be_answered_alone() {
     assert_eq!(replay.response, created.response);
     assert!(matches!(
         answers[2],
-        Err(orderkeeper::testing::AppError::IdempotencyKeyReused)
+        Err(orderkeeper::testing::OrderError::KeyReused)
     ));
     let refused = answers[3].as_ref().unwrap();
     assert_eq!(refused.response.status, 422);
     assert!(refused.response.body.contains("insufficient_funds"));
     assert!(matches!(
         answers[4],
-        Err(orderkeeper::testing::AppError::TooManyStoredKeys(2))
+        Err(orderkeeper::testing::OrderError::TooManyStoredKeys(2))
     ));
 
     let orders: i64 = {
