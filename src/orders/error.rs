@@ -10,7 +10,8 @@ use crate::error::AppError;
 pub enum OrderError {
     #[error(transparent)]
     Db(#[from] DbError),
-    /// This engine no longer owns the order: it must not act on it.
+    /// Another engine, or a later epoch of this one, holds the order's lease: this phase must not
+    /// act on it.
     #[error(transparent)]
     Fenced(#[from] Fenced),
     /// No such order (of this account).

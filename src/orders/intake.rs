@@ -2,17 +2,15 @@
 //! with all its effects, and any other event is stored once (by what it says). The order's actor
 //! is needed only for what may end the order.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
-use super::lifecycle::{self, RecordedFill};
-use super::phase::{Applied, Batch, Books, Planned};
+use super::lifecycle::Fills;
+use super::phase::Applied;
 use super::OrderError;
 use crate::db::exchange_events::{self, NewExchangeEvent};
-use crate::db::ledger::{self, CASH};
-use crate::db::orders::OrderRow;
-use crate::db::{accounts, leases, orders, DbConnection};
+use crate::db::{leases, orders, DbConnection};
 use crate::domain::VenueReport;
-use crate::domain::{AccountId, ClientOrderId, FillSource, OrderId, OrderStatus};
+use crate::domain::{ClientOrderId, FillSource, OrderId, OrderStatus};
 
 /// What became of a push.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,8 +57,7 @@ fn tell_owner(
 /// of one), and answers each as it would be answered alone. Pushes without a fill for orders of
 /// ours are stored in one statement. Fills are planned in arrival order against the orders' rows
 /// and balances as the fills before them leave them, so a fill that comes twice is recorded once,
-/// and written together (`phase::Batch`). The rows the fills will write are locked first, each
-/// kind in the order every phase locks it (orders by id, then balances, then accounts by id).
+/// and written together ([`Fills`], which locks what they will write first).
 pub fn take_in_pushes(
     conn: &mut DbConnection,
     items: &[std::sync::Arc<PushItem>],
@@ -69,99 +66,51 @@ pub fn take_in_pushes(
         .iter()
         .filter(|i| i.event.fill.is_some())
         .filter_map(|i| ClientOrderId(i.event.client_order_id.clone()).order_id());
-    let rows: HashMap<OrderId, OrderRow> = orders::find_many_for_update(conn, named)?
-        .into_iter()
-        .map(|row| (row.id, row))
-        .collect();
-    let pairs: BTreeSet<(AccountId, String)> = rows
-        .values()
-        .flat_map(|r| [CASH, r.symbol.as_str()].map(|asset| (r.account_id, asset.to_owned())))
-        .collect();
-    let books = ledger::lock_balances(conn, &pairs)?;
-    let accounts_of: BTreeSet<AccountId> = rows.values().map(|r| r.account_id).collect();
-    accounts::lock_in_order(conn, &accounts_of)?;
+    let mut fills = Fills::lock(conn, named)?;
     let mut answers = store_bare_pushes(conn, items)?;
-    let mut fills = Fills {
-        rows,
-        books,
-        planned: HashMap::new(),
-        batch: Batch::default(),
-    };
     for (item, answer) in items.iter().zip(answers.iter_mut()) {
         if answer.is_none() {
-            *answer = Some(fills.take_in(conn, item)?);
+            *answer = Some(take_in_fill(conn, &mut fills, item)?);
         }
     }
-    fills.batch.write(conn)?;
+    fills.write(conn)?;
     Ok(answers
         .into_iter()
         .map(|answer| answer.ok_or_else(|| OrderError::broken("a push went unanswered")))
         .collect())
 }
 
-/// The fills of a batch of pushes as they are planned: the orders' rows and balances as the fills
-/// planned so far leave them, and those fills, by order and fill id.
-struct Fills {
-    rows: HashMap<OrderId, OrderRow>,
-    books: Books,
-    planned: HashMap<(OrderId, String), RecordedFill>,
-    batch: Batch,
-}
-
-impl Fills {
-    /// Takes in a push [`store_bare_pushes`] left: a fill, or a push for no order of ours. A
-    /// fill's own row is its record, and its key its dedup; the push itself is kept only when the
-    /// fill was refused, for whoever looks into the alarm.
-    fn take_in(&mut self, conn: &mut DbConnection, item: &PushItem) -> Result<Intake, OrderError> {
-        let order = ClientOrderId(item.event.client_order_id.clone()).order_id();
-        let (Some(fill), Some(row)) = (&item.event.fill, order.and_then(|id| self.rows.get(&id)))
-        else {
-            exchange_events::store(conn, &item.event, &item.raw, None, item.now)?;
-            return Ok(Intake::Unmatched);
-        };
-        let row = row.clone();
-        let key = (row.id, fill.fill_id.clone());
-        let recorded = match self.planned.get(&key) {
-            Some(planned) => Some(*planned),
-            None => orders::find_fill(conn, row.id, &fill.fill_id)?.map(|f| RecordedFill {
-                qty: f.qty,
-                price: f.price,
-            }),
-        };
-        let planned = match lifecycle::check_fill(&row, fill, recorded) {
-            Ok(Some(next)) => lifecycle::settle_fill(
-                &row,
-                fill,
-                FillSource::Push,
-                next,
-                &mut self.books,
-                item.now,
-            ),
-            Ok(None) => return Ok(Intake::Duplicate),
-            Err(refusal) => Err(refusal),
-        };
-        let mut after = row.filled_qty;
-        if let Ok(Planned {
-            moved: Some(moved), ..
-        }) = &planned
-        {
-            after = moved.row.filled_qty;
-            self.rows.insert(row.id, moved.row.clone());
-            self.planned.insert(key, RecordedFill::of(fill));
-        }
-        let applied = self.batch.add(conn, planned, item.now)?;
-        if let Applied::Refused(_) = applied {
-            exchange_events::store(conn, &item.event, &item.raw, Some(row.id), item.now)?;
-        }
-        tell_owner(conn, item, row.id, &row.owner, row.status)?;
-        Ok(Intake::New {
-            order: row.id,
-            fill: Some(applied),
-            status: row.status,
-            fully_filled: after == row.qty,
-            owner: row.owner,
-        })
+/// Takes in a push [`store_bare_pushes`] left: a fill, or a push for no order of ours. A fill's
+/// own row is its record, and its key its dedup; the push itself is kept only when the fill was
+/// refused, for whoever looks into the alarm.
+fn take_in_fill(
+    conn: &mut DbConnection,
+    fills: &mut Fills,
+    item: &PushItem,
+) -> Result<Intake, OrderError> {
+    let order = ClientOrderId(item.event.client_order_id.clone()).order_id();
+    let (Some(fill), Some(order)) = (
+        &item.event.fill,
+        order.filter(|id| fills.row(*id).is_some()),
+    ) else {
+        exchange_events::store(conn, &item.event, &item.raw, None, item.now)?;
+        return Ok(Intake::Unmatched);
+    };
+    let Some(taken) = fills.record(conn, order, fill, FillSource::Push, item.now)? else {
+        return Ok(Intake::Duplicate);
+    };
+    let row = taken.before;
+    if let Applied::Refused(_) = taken.applied {
+        exchange_events::store(conn, &item.event, &item.raw, Some(row.id), item.now)?;
     }
+    tell_owner(conn, item, row.id, &row.owner, row.status)?;
+    Ok(Intake::New {
+        order: row.id,
+        fill: Some(taken.applied),
+        status: row.status,
+        fully_filled: taken.filled_after == row.qty,
+        owner: row.owner,
+    })
 }
 
 /// Stores the pushes without a fill that name orders of ours, in one statement, and answers each

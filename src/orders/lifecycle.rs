@@ -2,18 +2,19 @@
 //! effects in one transaction, after the transition table allowed it. A fill that must not happen
 //! writes nothing but an alarm. Status steps have a module of their own (`orders::status`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::phase::{self, Booking, Books, Move, Planned, Refusal};
+use super::phase::{self, Batch, Booking, Books, Move, Planned, Refusal};
 use super::view::FillView;
 use super::OrderError;
 use crate::db::alarms::AlarmKind;
 use crate::db::leases::{self, Fence};
 use crate::db::ledger::{self, LedgerEntry, CASH};
 use crate::db::orders::{self, FillRow, OrderRow};
-use crate::db::DbConnection;
+use crate::db::{accounts, DbConnection};
 use crate::domain::{
-    fill_within_limit, Action, Cents, FillSource, OrderEvent, OrderId, OrderState, Side, VenueFill,
+    fill_within_limit, AccountId, Action, Cents, FillSource, OrderEvent, OrderId, OrderState, Side,
+    VenueFill,
 };
 
 /// A fill as the engine recorded it.
@@ -76,18 +77,11 @@ pub fn load(conn: &mut DbConnection, order: OrderId) -> Result<Snapshot, OrderEr
     Ok(Snapshot { row, state, fills })
 }
 
-/// The order, locked for the rest of the phase, if `fence` still owns it (fencing: a phase of an
-/// engine whose lease was taken over writes nothing).
-fn find(conn: &mut DbConnection, order: OrderId, fence: &Fence) -> Result<OrderRow, OrderError> {
-    let row = orders::find_for_update(conn, order)?.ok_or(OrderError::NotFound)?;
-    leases::ensure_owner(order, &row.owner, row.owner_epoch, fence)?;
-    Ok(row)
-}
-
 /// Records one exchange fill, once: the fill row (unique per order and fill id), its ledger
 /// effects, the `fill` action and its event. A fill seen before changes nothing; one seen before
 /// with another quantity or price, one for an order that has ended, one outside the order's
-/// limit, or one that would overfill the order is refused with an alarm.
+/// limit, or one that would overfill the order is refused with an alarm. The order must still
+/// be `fence`'s (fencing: a phase of an engine whose lease was taken over writes nothing).
 pub fn record_fill(
     conn: &mut DbConnection,
     order: OrderId,
@@ -96,23 +90,124 @@ pub fn record_fill(
     source: FillSource,
     now: i64,
 ) -> Result<Applied, OrderError> {
-    let row = &find(conn, order, fence)?;
-    let recorded = orders::find_fill(conn, row.id, &fill.fill_id)?.map(|f| RecordedFill {
-        qty: f.qty,
-        price: f.price,
-    });
-    let planned = match check_fill(row, fill, recorded) {
-        // Only a fill the order can take reads (and on PostgreSQL makes and locks) its balances.
-        Ok(Some(next)) => {
-            let assets = [CASH, row.symbol.as_str()];
-            let pairs = assets.map(|a| (row.account_id, a.to_owned())).into();
-            let mut books = ledger::balances_for_update(conn, &pairs)?;
-            settle_fill(row, fill, source, next, &mut books, now)
+    let mut fills = Fills::lock(conn, [order])?;
+    let row = fills.row(order).ok_or(OrderError::NotFound)?;
+    leases::ensure_owner(order, &row.owner, row.owner_epoch, fence)?;
+    let taken = fills.record(conn, order, fill, source, now)?;
+    fills.write(conn)?;
+    Ok(taken.map_or(Applied::Duplicate, |t| t.applied))
+}
+
+/// The fills of one phase as they are planned: the orders' rows and balances as the fills planned
+/// so far leave them, those fills by order and fill id, and the batch that writes them. A lone
+/// fill is a batch of one.
+pub struct Fills {
+    rows: HashMap<OrderId, OrderRow>,
+    books: Books,
+    planned: HashMap<(OrderId, String), RecordedFill>,
+    batch: Batch,
+}
+
+/// A fill the order took or refused, with the order as it was before it and its quantity filled
+/// after it.
+pub struct FillTaken {
+    pub applied: Applied,
+    pub before: OrderRow,
+    pub filled_after: i64,
+}
+
+impl Fills {
+    /// Locks what the fills of `orders` will write, each kind in the order every phase locks it:
+    /// orders by id, then the balances there are, then accounts by id (two accounts taken a fill
+    /// at a time could be locked crosswise against another phase).
+    pub fn lock(
+        conn: &mut DbConnection,
+        orders: impl IntoIterator<Item = OrderId>,
+    ) -> Result<Fills, OrderError> {
+        let rows: HashMap<OrderId, OrderRow> = orders::find_many_for_update(conn, orders)?
+            .into_iter()
+            .map(|row| (row.id, row))
+            .collect();
+        let pairs: BTreeSet<(AccountId, String)> = rows
+            .values()
+            .flat_map(|r| [CASH, r.symbol.as_str()].map(|a| (r.account_id, a.to_owned())))
+            .collect();
+        let books = ledger::lock_balances(conn, &pairs)?;
+        let accounts_of: BTreeSet<AccountId> = rows.values().map(|r| r.account_id).collect();
+        if accounts_of.len() > 1 {
+            accounts::lock_in_order(conn, &accounts_of)?;
         }
-        Ok(None) => Ok(Planned::default()),
-        Err(refusal) => Err(refusal),
-    };
-    phase::write_one(conn, planned, now)
+        Ok(Fills {
+            rows,
+            books,
+            planned: HashMap::new(),
+            batch: Batch::default(),
+        })
+    }
+
+    /// The order as the fills planned so far leave it, if it was locked.
+    pub fn row(&self, order: OrderId) -> Option<&OrderRow> {
+        self.rows.get(&order)
+    }
+
+    /// Plans `fill` of `order` (locked by [`Fills::lock`]) through the transition table, against
+    /// the fills planned before it. None for a fill recorded before exactly so.
+    pub fn record(
+        &mut self,
+        conn: &mut DbConnection,
+        order: OrderId,
+        fill: &VenueFill,
+        source: FillSource,
+        now: i64,
+    ) -> Result<Option<FillTaken>, OrderError> {
+        let row = self.rows.get(&order).cloned().ok_or(OrderError::NotFound)?;
+        let key = (row.id, fill.fill_id.clone());
+        let recorded = match self.planned.get(&key) {
+            Some(planned) => Some(*planned),
+            None => orders::find_fill(conn, row.id, &fill.fill_id)?.map(|f| RecordedFill {
+                qty: f.qty,
+                price: f.price,
+            }),
+        };
+        let planned = match check_fill(&row, fill, recorded) {
+            Ok(Some(next)) => {
+                // Only a fill the order takes makes (on PostgreSQL) the balances it is the first
+                // to touch.
+                let missing: BTreeSet<(AccountId, String)> = [CASH, row.symbol.as_str()]
+                    .map(|asset| (row.account_id, asset.to_owned()))
+                    .into_iter()
+                    .filter(|pair| !self.books.contains_key(pair))
+                    .collect();
+                if !missing.is_empty() {
+                    self.books
+                        .extend(ledger::balances_for_update(conn, &missing)?);
+                }
+                settle_fill(&row, fill, source, next, &mut self.books, now)
+            }
+            Ok(None) => return Ok(None),
+            Err(refusal) => Err(refusal),
+        };
+        let mut filled_after = row.filled_qty;
+        if let Ok(Planned {
+            moved: Some(moved), ..
+        }) = &planned
+        {
+            filled_after = moved.row.filled_qty;
+            self.rows.insert(row.id, moved.row.clone());
+            self.planned.insert(key, RecordedFill::of(fill));
+        }
+        let applied = self.batch.add(conn, planned, now)?;
+        Ok(Some(FillTaken {
+            applied,
+            before: row,
+            filled_after,
+        }))
+    }
+
+    /// Writes every fill planned.
+    pub fn write(mut self, conn: &mut DbConnection) -> Result<(), OrderError> {
+        self.batch.write(conn)
+    }
 }
 
 /// Plans a fill [`check_fill`] let through, leading the order to `next`. Every balance the fill

@@ -288,18 +288,6 @@ impl Batch {
     }
 }
 
-/// Writes one item's plan, or its refusal's alarm, and answers for it: a batch of one.
-pub fn write_one(
-    conn: &mut DbConnection,
-    planned: Result<Planned, Refusal>,
-    now: i64,
-) -> Result<Applied, OrderError> {
-    let mut batch = Batch::default();
-    let applied = batch.add(conn, planned, now)?;
-    batch.write(conn)?;
-    Ok(applied)
-}
-
 /// Writes every plan's move: the actions, the projection rows of orders that were there before,
 /// and the events; the accounts' event seqs and stored-key counts are taken in one statement.
 fn write_moves(conn: &mut DbConnection, plans: &[Planned]) -> Result<(), OrderError> {
