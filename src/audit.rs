@@ -22,10 +22,10 @@ use diesel::sql_types::{BigInt, Nullable, Text};
 use serde::Serialize;
 
 use crate::db::DbConnection;
+use crate::db::DbError;
 use crate::domain::VenueOrder;
 use crate::domain::{OrderStatus, CASH};
 use crate::engine::Engine;
-use crate::error::AppError;
 use crate::shutdown::Shutdown;
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -157,7 +157,7 @@ fn terminal_statuses() -> String {
 fn load<T: QueryableByName<diesel::sqlite::Sqlite> + QueryableByName<diesel::pg::Pg> + 'static>(
     conn: &mut DbConnection,
     query: &str,
-) -> Result<Vec<T>, AppError> {
+) -> Result<Vec<T>, DbError> {
     crate::with_conn!(conn, |c| Ok(diesel::sql_query(query).load::<T>(c)?))
 }
 
@@ -174,10 +174,10 @@ fn violation(account: &str, order: Option<&str>, detail: String) -> Violation {
 pub fn run(
     conn: &mut DbConnection,
     exchange: Result<&[VenueOrder], String>,
-) -> Result<Report, AppError> {
+) -> Result<Report, DbError> {
     let started = Instant::now();
     // Every query of one snapshot, and no lock that would hold up the engine's writers.
-    let checks = conn.read_transaction::<_, AppError, _>(|conn| {
+    let checks = conn.read_transaction::<_, DbError, _>(|conn| {
         if conn.backend() == crate::db::connection::Backend::Postgres {
             // The engine's connections plan by key only (see `pool::Connector::open`); the
             // audit reads whole tables.
@@ -505,7 +505,7 @@ impl LastVerdict {
 /// The audit of a running engine: the exchange's record is asked for first (its absence only
 /// skips the checks that need it); the verdict is kept, counted in the metrics, and every
 /// failing check raises an alarm.
-pub async fn live(engine: &Engine, last: &LastVerdict) -> Result<Report, AppError> {
+pub async fn live(engine: &Engine, last: &LastVerdict) -> Result<Report, DbError> {
     let book = engine
         .exchange()
         .all_orders()
@@ -551,7 +551,7 @@ pub fn spawn_auditor(engine: Engine, last: Arc<LastVerdict>, every: Duration, sh
 }
 
 /// One alarm per failing check, naming its first violation.
-async fn raise_alarms(engine: &Engine, report: &Report) -> Result<(), AppError> {
+async fn raise_alarms(engine: &Engine, report: &Report) -> Result<(), DbError> {
     for failing in report.checks.iter().filter(|c| !c.violations.is_empty()) {
         let (name, first) = (failing.name, failing.violations[0].clone());
         let count = failing.violations.len();

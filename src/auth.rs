@@ -7,9 +7,18 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use subtle::ConstantTimeEq;
 
-use crate::db::{self, accounts, DbPool};
+use crate::db::{self, accounts, DbError, DbPool};
 use crate::domain::AccountId;
-use crate::error::AppError;
+
+/// Why a bearer token names no account.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// No token, or not one of ours.
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
 
 #[derive(Clone)]
 pub struct Authenticator {
@@ -28,15 +37,15 @@ impl Authenticator {
     }
 
     /// The account `token` belongs to, or 401.
-    pub async fn account(&self, token: &str) -> Result<AccountId, AppError> {
-        let (id, secret) = token.split_once('.').ok_or(AppError::Unauthorized)?;
-        let id: AccountId = id.parse().map_err(|_| AppError::Unauthorized)?;
+    pub async fn account(&self, token: &str) -> Result<AccountId, AuthError> {
+        let (id, secret) = token.split_once('.').ok_or(AuthError::Unauthorized)?;
+        let id: AccountId = id.parse().map_err(|_| AuthError::Unauthorized)?;
         let stored = match self.hashes.get(&id) {
             Some(hash) => hash.clone(),
             None => {
                 let hash = db::run(&self.pool, move |conn| accounts::token_hash(conn, id))
                     .await?
-                    .ok_or(AppError::Unauthorized)?;
+                    .ok_or(AuthError::Unauthorized)?;
                 self.hashes.insert(id, hash.clone());
                 hash
             }
@@ -45,7 +54,7 @@ impl Authenticator {
         if bool::from(given.as_bytes().ct_eq(stored.as_bytes())) {
             Ok(id)
         } else {
-            Err(AppError::Unauthorized)
+            Err(AuthError::Unauthorized)
         }
     }
 }

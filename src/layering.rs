@@ -1,6 +1,6 @@
 //! The module graph has no circle: no module imports one that imports it back, at the top level
 //! (`db`, `orders`, `engine`…) or one level down (`orders::status`, `engine::steps`…). `domain`
-//! imports nothing of the crate but itself.
+//! imports nothing of the crate but itself. Only the HTTP edge speaks in HTTP errors.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -108,4 +108,17 @@ fn the_domain_imports_nothing_else_of_the_crate() {
         graph["orders"].contains("domain"),
         "the reading of imports works"
     );
+}
+
+/// `AppError` lives in `http` and only the edge (and `startup`, which mounts it) imports `http`:
+/// every layer below answers in errors of its own.
+#[test]
+fn only_the_edge_maps_errors_to_http_answers() {
+    let graph = imports(1);
+    let speaking_http: Vec<&String> = graph
+        .iter()
+        .filter(|(_, named)| named.contains("http"))
+        .map(|(module, _)| module)
+        .collect();
+    assert_eq!(speaking_http, ["startup"]);
 }

@@ -11,7 +11,15 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::domain::AccountId;
-use crate::error::AppError;
+
+/// A submission over the account's order rate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many orders: at most {per_second} per second per account")]
+pub struct RateLimited {
+    pub per_second: u32,
+    /// Whole seconds until the next submission is let in.
+    pub retry_after: u64,
+}
 
 /// Order submissions per second per account, in bursts of twice that; None lets everything in.
 pub struct OrderRate {
@@ -30,13 +38,13 @@ impl OrderRate {
     }
 
     /// Lets one submission in, or says how long until the next one would be.
-    pub fn admit(&self, account: AccountId) -> Result<(), AppError> {
+    pub fn admit(&self, account: AccountId) -> Result<(), RateLimited> {
         let Some((limiter, per_second)) = &self.limiter else {
             return Ok(());
         };
         limiter.check_key(&account).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
-            AppError::RateLimited {
+            RateLimited {
                 per_second: *per_second,
                 // Retry-After is whole seconds: round up, so a client that waits is let in.
                 retry_after: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
@@ -109,7 +117,7 @@ mod tests {
             rate.admit(account).unwrap();
         }
         match rate.admit(account) {
-            Err(AppError::RateLimited { retry_after, .. }) => assert_eq!(retry_after, 1),
+            Err(RateLimited { retry_after, .. }) => assert_eq!(retry_after, 1),
             other => panic!("the 11th was let in: {other:?}"),
         }
         // Another account has its own allowance.

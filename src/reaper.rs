@@ -8,7 +8,6 @@ use actix_web::web;
 
 use crate::app::AppState;
 use crate::db::{self, idempotency, now_micros, outbox, Writer};
-use crate::error::AppError;
 use crate::shutdown::Shutdown;
 
 /// Rows a reaper deletes in one transaction: small enough that the writer is never held for long,
@@ -17,7 +16,7 @@ const REAP_CHUNK: i64 = 1000;
 
 /// Deletes in chunks of [`REAP_CHUNK`], one transaction each, until a chunk comes back short;
 /// returns how many were deleted.
-async fn reap_in_chunks<F>(writer: &Writer, chunk: F) -> Result<usize, AppError>
+async fn reap_in_chunks<F>(writer: &Writer, chunk: F) -> Result<usize, db::DbError>
 where
     F: Fn(&mut db::DbConnection, i64) -> Result<usize, db::DbError> + Clone + Send + 'static,
 {

@@ -18,7 +18,6 @@ use crate::engine::identity::IdLock;
 use crate::engine::lease::{self, Lease};
 use crate::engine::writers::Writers;
 use crate::engine::{Engine, EngineSettings};
-use crate::error::AppError;
 use crate::exchange::sim::{self, SimHandle};
 use crate::exchange::{ExchangeClient, HttpExchange, PriceCache};
 use crate::feed::broker::{self, BrokerSettings};
@@ -39,7 +38,7 @@ pub enum StartupError {
     #[error("--exchange-secret is required with an external exchange")]
     MissingExchangeSecret,
     #[error("start-up failed: {0}")]
-    App(#[from] AppError),
+    Engine(#[from] crate::engine::EngineError),
     #[error("start-up failed: {0}")]
     Db(#[from] db::DbError),
     #[error(transparent)]
@@ -347,7 +346,7 @@ fn micros(seconds: u64) -> i64 {
 
 /// The admin token's hash: `--admin-token` replaces the stored one; without it the stored one
 /// stands, and on a database that has none a new token is made, stored and printed once.
-async fn settle_admin_token(writer: &Writer, given: Option<String>) -> Result<String, AppError> {
+async fn settle_admin_token(writer: &Writer, given: Option<String>) -> Result<String, db::DbError> {
     if let Some(token) = given {
         let hash = accounts::sha256_hex(token.as_bytes());
         let stored = hash.clone();
@@ -371,8 +370,8 @@ async fn settle_admin_token(writer: &Writer, given: Option<String>) -> Result<St
 }
 
 /// On an empty database, a demo account with cash and some of every listed share.
-async fn create_demo_account(writer: &Writer) -> Result<Option<String>, AppError> {
-    let created = writer
+async fn create_demo_account(writer: &Writer) -> Result<Option<String>, db::DbError> {
+    writer
         .run(|conn| {
             if accounts::count(conn)? > 0 {
                 return Ok::<_, crate::db::DbError>(None);
@@ -385,6 +384,5 @@ async fn create_demo_account(writer: &Writer) -> Result<Option<String>, AppError
                 accounts::create_demo(conn, Cents(100_000_000), &positions, now_micros())?;
             Ok(Some(created.token))
         })
-        .await;
-    Ok(created?)
+        .await
 }

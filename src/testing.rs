@@ -23,7 +23,6 @@ pub mod orders {
 }
 
 pub use crate::engine::Engine;
-pub use crate::error::AppError;
 pub use crate::exchange::wire::parse_push;
 pub use crate::feed::session::CLOSE_TOO_SLOW;
 pub use crate::idempotency::IdempotencyKey;

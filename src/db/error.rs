@@ -1,9 +1,7 @@
-//! What a query can come to besides its answer. The HTTP edge maps it (`AppError: From<DbError>`);
+//! What a query can come to besides its answer. The HTTP edge maps it to an answer (`http::error`);
 //! below the edge it keeps the database's own error as its cause.
 
 use diesel::result::{DatabaseErrorKind, Error as Diesel};
-
-use crate::error::AppError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -84,29 +82,5 @@ impl From<serde_json::Error> for DbError {
 impl From<diesel::r2d2::PoolError> for DbError {
     fn from(error: diesel::r2d2::PoolError) -> Self {
         DbError::Unavailable(format!("no connection: {error}"))
-    }
-}
-
-impl From<DbError> for AppError {
-    fn from(error: DbError) -> Self {
-        match error {
-            DbError::Unavailable(why) => AppError::Unavailable(format!("the database: {why}")),
-            DbError::NotFound => AppError::NotFound,
-            DbError::KeyInUse => AppError::IdempotencyKeyInUse,
-            other => AppError::internal(other),
-        }
-    }
-}
-
-impl From<diesel::result::Error> for AppError {
-    fn from(error: diesel::result::Error) -> Self {
-        DbError::from(error).into()
-    }
-}
-
-impl PhaseError for AppError {
-    /// Unavailability and errors nobody expected, never a refusal.
-    fn may_mean_a_lost_connection(&self) -> bool {
-        matches!(self, AppError::Unavailable(_) | AppError::Internal(_))
     }
 }

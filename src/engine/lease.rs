@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use super::identity::{IdLock, IdentityError};
 use super::messages::{Drive, Reason};
 use super::Engine;
+use super::EngineError;
 use crate::db::leases::{self, Fence};
 use crate::db::{self, DbConnection, DbError};
-use crate::error::AppError;
 use crate::shutdown::Shutdown;
 
 /// How often the notes other engines leave are looked for.
@@ -117,7 +117,7 @@ fn waiting_at_most<T>(
     }
 }
 
-async fn renew_and_take_over(engine: &Engine) -> Result<(), AppError> {
+async fn renew_and_take_over(engine: &Engine) -> Result<(), EngineError> {
     let lease = engine.lease();
     let (fence, ttl) = (lease.fence(), lease.ttl_micros());
     // The keeper never waits on another engine's locks for longer than its lease can spare.
@@ -168,7 +168,7 @@ async fn renew_and_take_over(engine: &Engine) -> Result<(), AppError> {
     Ok(())
 }
 
-async fn pick_up_notes(engine: &Engine) -> Result<(), AppError> {
+async fn pick_up_notes(engine: &Engine) -> Result<(), EngineError> {
     let id = engine.lease().engine_id().to_owned();
     let waiting = {
         let id = id.clone();
@@ -190,7 +190,7 @@ async fn pick_up_notes(engine: &Engine) -> Result<(), AppError> {
 
 /// Gives the lease up at a clean shutdown, so that other engines on the database take this
 /// engine's open orders over at once instead of after the lease runs out.
-pub async fn give_up(engine: &Engine) -> Result<(), AppError> {
+pub async fn give_up(engine: &Engine) -> Result<(), EngineError> {
     let fence = engine.lease().fence();
     Ok(engine
         .writer()

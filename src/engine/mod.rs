@@ -10,6 +10,7 @@
 //! - [`steps`], with [`decide`]: what an actor does, and the pure decisions behind it.
 
 pub mod decide;
+mod error;
 pub mod identity;
 pub mod lease;
 pub mod messages;
@@ -26,6 +27,7 @@ use std::time::Duration;
 use actix::{Addr, Arbiter, Supervisor};
 use dashmap::DashMap;
 
+pub use self::error::EngineError;
 use self::lease::Lease;
 use self::messages::{Drive, Reason};
 use self::order_actor::OrderActor;
@@ -35,7 +37,6 @@ use crate::db::leases::{self, Fence};
 use crate::db::orders::OrderRow;
 use crate::db::{now_micros, DbPool, Writer};
 use crate::domain::{AccountId, ClientOrderId, OrderId};
-use crate::error::AppError;
 use crate::exchange::ExchangeClient;
 use crate::fault_points::crash_point;
 use crate::feed::Relay;
@@ -124,7 +125,7 @@ impl Engine {
     }
 
     /// Records an actor's status step, in a batch with others'.
-    pub async fn record_status(&self, item: StatusItem) -> Result<Applied, AppError> {
+    pub async fn record_status(&self, item: StatusItem) -> Result<Applied, EngineError> {
         Ok(self.0.writers.record_status(item).await?)
     }
 
@@ -172,12 +173,12 @@ impl Engine {
     }
 
     /// Waits for a place among the steps allowed to run at once.
-    pub async fn step_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, AppError> {
+    pub async fn step_permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, EngineError> {
         self.0
             .step_permits
             .acquire()
             .await
-            .map_err(AppError::internal)
+            .map_err(|_| EngineError::Unavailable("the engine is stopping".into()))
     }
 
     /// Something else wrote the order (a cancel): the row its submit committed is stale.
@@ -214,7 +215,7 @@ impl Engine {
     /// Records a new order and starts its actor, which places it. Both run to their end even if
     /// the client hangs up meanwhile: otherwise an order could be committed, its cash reserved,
     /// and never be sent.
-    pub async fn submit(&self, submission: Submission) -> Result<Submitted, AppError> {
+    pub async fn submit(&self, submission: Submission) -> Result<Submitted, EngineError> {
         let engine = self.clone();
         self.0
             .writers
@@ -253,7 +254,7 @@ impl Engine {
         &self,
         account: AccountId,
         order: OrderId,
-    ) -> Result<(CancelAnswer, OrderRow), AppError> {
+    ) -> Result<(CancelAnswer, OrderRow), EngineError> {
         let engine = self.clone();
         self.0
             .writers
@@ -267,7 +268,7 @@ impl Engine {
                         if answer.0 == CancelAnswer::Requested && answer.1.owner != me {
                             leases::leave_note(conn, &answer.1.owner, order)?;
                         }
-                        Ok::<_, AppError>(answer)
+                        Ok::<_, EngineError>(answer)
                     })
                     .await?;
                 engine.relay().wake();

@@ -13,8 +13,9 @@ use rand::RngExt;
 use super::messages::{Drive, Reason, WatchClosely};
 use super::steps::{self, Progress};
 use super::Engine;
+use super::EngineError;
 use crate::domain::{ClientOrderId, OrderId};
-use crate::error::AppError;
+use crate::orders::OrderError;
 use tracing::Instrument;
 
 /// The longest wait before a restarted actor carries on, and before a failed step is tried again.
@@ -99,7 +100,7 @@ impl OrderActor {
 
     fn after_step(
         &mut self,
-        outcome: std::thread::Result<Result<Progress, AppError>>,
+        outcome: std::thread::Result<Result<Progress, EngineError>>,
         polled: bool,
         ctx: &mut Context<Self>,
     ) {
@@ -124,7 +125,7 @@ impl OrderActor {
                     }
                 }
             }
-            Ok(Err(AppError::Fenced(why))) => {
+            Ok(Err(EngineError::Order(OrderError::Fenced(why)))) => {
                 // Another engine carries the order on now: this actor must not act on it again.
                 tracing::warn!(order = %self.order, %why, "order taken over; its actor here stops");
                 self.engine.metrics().step_fenced();

@@ -3,9 +3,9 @@
 
 use super::messages::{Drive, Reason, WatchClosely};
 use super::Engine;
+use super::EngineError;
 use crate::db::now_micros;
 use crate::domain::{ClientOrderId, FillSource, OrderStatus, VenueReport};
-use crate::error::AppError;
 use crate::fault_points::crash_point;
 use crate::orders::intake::{Intake, PushItem};
 use crate::orders::lifecycle::{Applied, RecordedFill};
@@ -33,7 +33,7 @@ impl Engine {
         &self,
         event: VenueReport,
         raw: String,
-    ) -> Result<PushOutcome, AppError> {
+    ) -> Result<PushOutcome, EngineError> {
         let order = ClientOrderId(event.client_order_id.clone()).order_id();
         if let (Some(order), Some(fill)) = (order, &event.fill) {
             if self.registry().has_recorded(order, fill) {

@@ -11,9 +11,9 @@ use dashmap::DashSet;
 use std::collections::HashMap;
 
 use super::Engine;
+use super::EngineError;
 use crate::db::{self, orders as order_rows};
 use crate::domain::{OrderId, OrderStatus, VenueStatus};
-use crate::error::AppError;
 use crate::fault_points::crash_point;
 use crate::shutdown::Shutdown;
 
@@ -154,7 +154,7 @@ impl Engine {
     /// actor simply goes on polling. Only the others look themselves up, so a restart with many
     /// quiet open orders makes one call to the exchange, not one per order. Without that list
     /// (the exchange is down), every order recovers on its own.
-    pub async fn recover(&self) -> Result<usize, AppError> {
+    pub async fn recover(&self) -> Result<usize, EngineError> {
         let me = self.lease().engine_id().to_owned();
         let open = db::run(self.pool(), move |conn| {
             order_rows::open_orders_brief(conn, &me)
@@ -205,7 +205,7 @@ impl Engine {
     /// Gives an actor to every open order that has none: an order whose actor was never started
     /// (its request vanished between the commit and the spawn) or was lost. The same path as
     /// recovery; returns how many were found.
-    pub async fn adopt_orphans(&self) -> Result<usize, AppError> {
+    pub async fn adopt_orphans(&self) -> Result<usize, EngineError> {
         let me = self.lease().engine_id().to_owned();
         let open = db::run(self.pool(), move |conn| {
             order_rows::open_order_ids(conn, &me)

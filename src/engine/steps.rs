@@ -7,16 +7,17 @@ use serde_json::json;
 use super::decide::{self, Command, FirstCall, Heard, LookUpFor};
 use super::messages::Reason;
 use super::Engine;
+use super::EngineError;
 use crate::db::alarms::{self, Alarm, AlarmKind};
 use crate::db::leases;
 use crate::db::{self, now_micros, orders, outbox};
 use crate::domain::{
     Action, FillSource, OrderId, OrderState, OrderStatus, OrderToPlace, VenueFill,
 };
-use crate::error::AppError;
 use crate::fault_points::{armed_for, crash_point};
 use crate::orders::lifecycle::{self, Applied, RecordedFill, Snapshot};
 use crate::orders::status::{StatusItem, StatusStep};
+use crate::orders::OrderError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
@@ -29,12 +30,18 @@ pub enum Progress {
     Terminal,
 }
 
-pub async fn drive(engine: Engine, order: OrderId, reason: Reason) -> Result<Progress, AppError> {
+pub async fn drive(
+    engine: Engine,
+    order: OrderId,
+    reason: Reason,
+) -> Result<Progress, EngineError> {
     if armed_for("order.step_panic", &order.to_string()) {
         panic!("fault point order.step_panic: a step of order {order} panics");
     }
     if armed_for("order.step_error", &order.to_string()) {
-        return Err(AppError::Unavailable("fault point order.step_error".into()));
+        return Err(EngineError::Unavailable(
+            "fault point order.step_error".into(),
+        ));
     }
     // The permit comes first: a restart with many open orders must not load them all at once.
     let _permit = engine.step_permit().await?;
@@ -95,7 +102,7 @@ pub async fn drive(engine: Engine, order: OrderId, reason: Reason) -> Result<Pro
     })
 }
 
-async fn load(engine: &Engine, order: OrderId) -> Result<Snapshot, AppError> {
+async fn load(engine: &Engine, order: OrderId) -> Result<Snapshot, EngineError> {
     let snap = db::run(engine.pool(), move |conn| lifecycle::load(conn, order)).await?;
     engine.registry().remember_fills(order, &snap.fills);
     Ok(snap)
@@ -131,7 +138,7 @@ struct Step<'e> {
 
 impl Step<'_> {
     /// Records a status step in the engine's batch, and notes what it did.
-    async fn record_status(&mut self, step: StatusStep) -> Result<Applied, AppError> {
+    async fn record_status(&mut self, step: StatusStep) -> Result<Applied, EngineError> {
         let action = match &step {
             StatusStep::PlacementSent => Some(Action::PlacementSent),
             StatusStep::Accepted { .. } => Some(Action::Accepted),
@@ -163,7 +170,7 @@ impl Step<'_> {
         &mut self,
         fill: VenueFill,
         source: FillSource,
-    ) -> Result<Applied, AppError> {
+    ) -> Result<Applied, EngineError> {
         let (order, fence) = (self.order, self.engine.fence());
         let (fill_id, recorded) = (fill.fill_id.clone(), RecordedFill::of(&fill));
         let applied = self
@@ -187,7 +194,7 @@ impl Step<'_> {
 
     /// Decides on what the step heard, carries the commands out, and decides again on each
     /// answer, until a list of commands leaves nothing to answer.
-    async fn run(&mut self, snap: &Snapshot, first: Heard) -> Result<(), AppError> {
+    async fn run(&mut self, snap: &Snapshot, first: Heard) -> Result<(), EngineError> {
         let mut heard = Some(first);
         while let Some(news) = heard.take() {
             self.note_heard(&news);
@@ -212,7 +219,7 @@ impl Step<'_> {
         &mut self,
         snap: &Snapshot,
         command: Command,
-    ) -> Result<Option<Heard>, AppError> {
+    ) -> Result<Option<Heard>, EngineError> {
         let cid = snap.row.client_order_id.as_str();
         let exchange = self.engine.exchange();
         Ok(match command {
@@ -313,17 +320,17 @@ async fn record_recovered(
     engine: &Engine,
     order: OrderId,
     recovery: serde_json::Value,
-) -> Result<(), AppError> {
+) -> Result<(), EngineError> {
     let fence = engine.fence();
     engine
         .writer()
         .run(move |conn| {
             let (owner, epoch) = leases::lock_owner(conn, order)?;
             leases::ensure_owner(order, &owner, epoch, &fence)?;
-            let row = orders::find(conn, order)?.ok_or(AppError::NotFound)?;
+            let row = orders::find(conn, order)?.ok_or(OrderError::NotFound)?;
             let view = crate::orders::OrderView::from(&row);
             outbox::append_recovered(conn, row.account_id, &view, &recovery, now_micros())?;
-            Ok::<_, AppError>(())
+            Ok::<_, EngineError>(())
         })
         .await?;
     engine.relay().wake();
@@ -336,7 +343,7 @@ async fn raise_alarm(
     order: OrderId,
     subject: &str,
     detail: String,
-) -> Result<(), AppError> {
+) -> Result<(), EngineError> {
     let subject = subject.to_owned();
     Ok(engine
         .writer()

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
+use super::EngineError;
 use crate::db::batcher::{BatchLimits, Batcher};
 use crate::db::Writer;
-use crate::error::AppError;
 use crate::metrics::Metrics;
 use crate::orders::intake::{self, Intake, PushItem};
 use crate::orders::lifecycle::Applied;
@@ -98,14 +98,14 @@ impl Writers {
     /// waits for it before the writers stop.
     pub async fn run_to_completion<T: 'static>(
         &self,
-        work: impl std::future::Future<Output = Result<T, AppError>> + 'static,
-    ) -> Result<T, AppError> {
+        work: impl std::future::Future<Output = Result<T, EngineError>> + 'static,
+    ) -> Result<T, EngineError> {
         // The task carries the caller's span, so its logs still name the order and the account.
         let work = tracing::Instrument::instrument(work, tracing::Span::current());
         self.stop
             .run_to_completion("work that follows a request", work)
             .await
-            .ok_or_else(|| AppError::internal("a detached task failed"))?
+            .ok_or_else(|| EngineError::Unavailable("a detached task failed".into()))?
     }
 
     /// For a phase of its own (a cancel request, a fill found by polling, an admin change).

@@ -6,9 +6,8 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
-use super::ExchangeClient;
+use super::{ExchangeClient, ExchangeError};
 use crate::domain::Cents;
-use crate::error::AppError;
 
 pub struct PriceCache {
     exchange: Arc<dyn ExchangeClient>,
@@ -34,12 +33,8 @@ impl PriceCache {
             .unwrap_or(false)
     }
 
-    async fn refresh(&self) -> Result<(), AppError> {
-        let prices = self
-            .exchange
-            .prices()
-            .await
-            .map_err(|e| AppError::ExchangeUnavailable(e.to_string()))?;
+    async fn refresh(&self) -> Result<(), ExchangeError> {
+        let prices = self.exchange.prices().await?;
         for (symbol, price) in prices {
             self.prices.insert(symbol, price);
         }
@@ -50,7 +45,7 @@ impl PriceCache {
     }
 
     /// A recent last price of `symbol`, or None when the exchange does not list it.
-    pub async fn last_price(&self, symbol: &str) -> Result<Option<Cents>, AppError> {
+    pub async fn last_price(&self, symbol: &str) -> Result<Option<Cents>, ExchangeError> {
         if !self.is_fresh() {
             self.refresh().await?;
         }
@@ -58,7 +53,7 @@ impl PriceCache {
     }
 
     /// Every listed symbol's recent last price.
-    pub async fn all(&self) -> Result<std::collections::BTreeMap<String, Cents>, AppError> {
+    pub async fn all(&self) -> Result<std::collections::BTreeMap<String, Cents>, ExchangeError> {
         if !self.is_fresh() {
             self.refresh().await?;
         }
@@ -71,7 +66,7 @@ impl PriceCache {
 
     /// Whether the exchange lists `symbol`. A listing once seen is trusted even while the exchange
     /// is unreachable, so limit orders keep being accepted.
-    pub async fn is_listed(&self, symbol: &str) -> Result<bool, AppError> {
+    pub async fn is_listed(&self, symbol: &str) -> Result<bool, ExchangeError> {
         if self.prices.contains_key(symbol) {
             return Ok(true);
         }

@@ -13,7 +13,15 @@ use super::hub::Hub;
 use super::messages::{Cursors, Publish};
 use crate::db::outbox;
 use crate::db::{self, now_micros, DbPool};
-use crate::error::AppError;
+
+/// Why a relay pass stopped short; the next pass starts again from the cursors.
+#[derive(Debug, thiserror::Error)]
+enum RelayError {
+    #[error(transparent)]
+    Db(#[from] db::DbError),
+    #[error("the feed hub is gone: {0}")]
+    HubGone(#[from] actix::MailboxError),
+}
 use crate::shutdown::Shutdown;
 
 const BATCH: i64 = 500;
@@ -57,12 +65,9 @@ impl Relay {
         self.lag_ms.load(Ordering::Relaxed)
     }
 
-    async fn pass(&self, pool: &DbPool, hub: &Addr<Hub>) -> Result<(), AppError> {
+    async fn pass(&self, pool: &DbPool, hub: &Addr<Hub>) -> Result<(), RelayError> {
         loop {
-            let cursors = hub
-                .send(Cursors)
-                .await
-                .map_err(|e| AppError::internal(format!("the feed hub is gone: {e}")))?;
+            let cursors = hub.send(Cursors).await?;
             let rows = db::run(pool, move |conn| {
                 outbox::after_cursors(conn, &cursors, BATCH)
             })

@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
+use super::error::AppError;
 use super::extract::{json_body, parse_json, Admin};
 use crate::app::AppState;
 use crate::db::{accounts, now_micros};
 use crate::domain::money::AMOUNT_PATTERN;
 use crate::domain::symbol::SYMBOL_PATTERN;
 use crate::domain::{Cents, Symbol, CASH};
-use crate::error::AppError;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

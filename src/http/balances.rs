@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use actix_web::{web, HttpResponse};
 use serde::Serialize;
 
+use super::error::AppError;
 use super::extract::Authenticated;
 use crate::app::AppState;
 use crate::db;
 use crate::db::ledger::{self, CASH};
 use crate::domain::Cents;
-use crate::error::AppError;
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CashView {

@@ -3,9 +3,9 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
+use super::error::AppError;
 use crate::app::AppState;
 use crate::db::{self, accounts};
-use crate::error::AppError;
 
 const INDEX: &str = include_str!("../../static/index.html");
 const APP_JS: &str = include_str!("../../static/app.js");

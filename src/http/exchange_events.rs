@@ -4,10 +4,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 use tracing::Instrument;
 
+use super::error::AppError;
 use super::extract::raw_body;
 use crate::app::AppState;
 use crate::db::now_micros;
-use crate::error::AppError;
 use crate::exchange::signature;
 use crate::exchange::wire::{self, PushEvent};
 

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::error::AppError;
 use super::extract::{json_body, parse_json, Admin, Authenticated};
 use crate::app::AppState;
-use crate::error::AppError;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(

@@ -7,10 +7,10 @@ use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
 use futures_util::StreamExt;
 
+use super::error::AppError;
 use crate::app::AppState;
 use crate::db::accounts;
 use crate::domain::AccountId;
-use crate::error::AppError;
 use crate::idempotency::IdempotencyKey;
 
 /// Bodies above this are refused with 413.
@@ -76,7 +76,7 @@ pub fn idempotency_key(req: &HttpRequest) -> Result<IdempotencyKey, AppError> {
         // Which one the client meant is anyone's guess: refuse rather than pick.
         return Err(AppError::InvalidIdempotencyKey);
     }
-    IdempotencyKey::parse(value.as_bytes())
+    Ok(IdempotencyKey::parse(value.as_bytes())?)
 }
 
 /// Reads a JSON body: 415 unless the content type is JSON, 413 past the size limit.

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod balances;
 pub mod dashboard;
+pub mod error;
 pub mod exchange_events;
 pub mod exchange_faults;
 pub mod extract;
@@ -19,7 +20,8 @@ use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers, Next};
 use actix_web::{web, HttpResponse};
 
 use crate::app::AppState;
-use crate::error::{AppError, ErrorBody};
+use crate::error::ErrorBody;
+use error::AppError;
 
 /// Mounts every route, with extractor errors turned into the API's JSON errors.
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -3,9 +3,9 @@
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
+use super::error::AppError;
 use crate::app::AppState;
 use crate::db::{self, alarms, idempotency, outbox};
-use crate::error::AppError;
 use crate::metrics::Sampled;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {

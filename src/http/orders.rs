@@ -5,20 +5,21 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use tracing::Instrument;
 
+use super::error::AppError;
 use super::extract::{idempotency_key, json_body, Authenticated};
 use crate::app::AppState;
 use crate::db::idempotency::{self as stored_keys, StoredResponse};
 use crate::db::orders::{self as order_rows, StatusFilter};
-use crate::db::{self, now_micros};
+use crate::db::{self, now_micros, DbError};
 use crate::domain::{AccountId, OrderId};
-use crate::error::AppError;
+use crate::engine::EngineError;
 use crate::idempotency::{self, IdempotencyKey, Verdict};
 use crate::metrics::KeyConflict;
 use crate::orders::cancel::CancelAnswer;
 use crate::orders::pricing;
 use crate::orders::request::{parse_order_body, OrderRequest, ParsedOrder};
 use crate::orders::submit::Submission;
-use crate::orders::{ActionView, FillView, OrderView};
+use crate::orders::{ActionView, FillView, OrderError, OrderView};
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -118,7 +119,7 @@ async fn submit(
     };
     let price = match pricing::protection_price(&state.prices, &order).await {
         Ok(price) => price,
-        Err(refused) => return replay_or(state, account, &key, &fingerprint, refused).await,
+        Err(refused) => return replay_or(state, account, &key, &fingerprint, refused.into()).await,
     };
     let submitted = state
         .engine
@@ -135,7 +136,7 @@ async fn submit(
         .await;
     let submitted = match submitted {
         // Another engine committed this key while this one worked on it: answer as it did.
-        Err(AppError::IdempotencyKeyInUse) => {
+        Err(EngineError::Order(OrderError::Db(DbError::KeyInUse))) => {
             return replay_or(
                 state,
                 account,

@@ -2,9 +2,9 @@
 
 use actix_web::{web, HttpResponse};
 
+use super::error::AppError;
 use super::extract::Authenticated;
 use crate::app::AppState;
-use crate::error::AppError;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/v1/prices").get(prices));

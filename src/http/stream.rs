@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_web_actors::ws;
 
+use super::error::AppError;
 use crate::app::AppState;
-use crate::error::AppError;
 use crate::feed::FeedSession;
 use crate::metrics::WsSessionGauge;
 

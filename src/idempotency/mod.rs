@@ -8,21 +8,25 @@ use sha2::{Digest, Sha256};
 pub use in_flight::InFlight;
 
 use crate::db::idempotency::{StoredKey, StoredResponse};
-use crate::error::AppError;
+
+/// A header value that is no `Idempotency-Key`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the Idempotency-Key must be 1 to 255 visible ASCII characters")]
+pub struct InvalidKey;
 
 /// An `Idempotency-Key`: 1 to 255 visible ASCII characters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
-    pub fn parse(bytes: &[u8]) -> Result<Self, AppError> {
+    pub fn parse(bytes: &[u8]) -> Result<Self, InvalidKey> {
         if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(|b| (0x21..=0x7e).contains(b))
         {
-            return Err(AppError::InvalidIdempotencyKey);
+            return Err(InvalidKey);
         }
         String::from_utf8(bytes.to_vec())
             .map(Self)
-            .map_err(|_| AppError::InvalidIdempotencyKey)
+            .map_err(|_| InvalidKey)
     }
 
     pub fn as_str(&self) -> &str {

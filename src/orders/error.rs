@@ -1,10 +1,11 @@
-//! What a phase that changes an order can come to besides its answer. The HTTP edge maps it to an
-//! answer (`AppError: From<OrderError>`); here it keeps what happened, and the database's cause.
+//! What a phase that changes an order can come to besides its answer, and the refusals that are
+//! answers. The HTTP edge maps them (`http::error`); here they keep what happened, and the
+//! database's cause.
 
 use crate::db::{DbError, PhaseError};
 use crate::domain::fence::Fenced;
 use crate::domain::OrderStatus;
-use crate::error::AppError;
+use crate::error::ErrorBody;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OrderError {
@@ -61,19 +62,26 @@ impl PhaseError for OrderError {
     }
 }
 
-impl From<OrderError> for AppError {
-    fn from(error: OrderError) -> Self {
-        match error {
-            OrderError::Db(e) => e.into(),
-            OrderError::Fenced(why) => AppError::Fenced(why),
-            OrderError::NotFound => AppError::NotFound,
-            OrderError::NotCancelable(status) => AppError::OrderNotCancelable(status.to_string()),
-            OrderError::KeyReused => AppError::IdempotencyKeyReused,
-            OrderError::TooManyStoredKeys(most) => AppError::TooManyStoredKeys(most),
-            OrderError::ValueTooLarge => {
-                AppError::InvalidRequest(OrderError::ValueTooLarge.to_string())
-            }
-            OrderError::Broken(what) => AppError::internal(what),
+/// A business refusal of a new order: an answer (422), kept under its key like a success.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("not enough cash: {0}")]
+    InsufficientFunds(String),
+    #[error("not enough shares: {0}")]
+    InsufficientPosition(String),
+}
+
+impl Refusal {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::InsufficientFunds(_) => "insufficient_funds",
+            Refusal::InsufficientPosition(_) => "insufficient_position",
         }
+    }
+
+    /// The answer's body, as the API sends it.
+    pub fn body(&self) -> String {
+        let body = ErrorBody::new(self.code(), &self.to_string());
+        serde_json::to_string(&body).unwrap_or_default()
     }
 }

@@ -11,5 +11,5 @@ pub mod status;
 pub mod submit;
 pub mod view;
 
-pub use error::OrderError;
+pub use error::{OrderError, Refusal};
 pub use view::{ActionView, FillView, OrderView};

@@ -3,8 +3,20 @@
 
 use super::OrderError;
 use crate::domain::{Cents, NewOrder, OrderType, Side, CASH};
-use crate::error::AppError;
-use crate::exchange::PriceCache;
+use crate::exchange::{ExchangeError, PriceCache};
+
+/// Why an order cannot be priced.
+#[derive(Debug, thiserror::Error)]
+pub enum PricingError {
+    #[error("unknown symbol {0:?}")]
+    UnknownSymbol(String),
+    /// The order's price × quantity does not fit an amount.
+    #[error("the order's value is too large")]
+    ValueTooLarge,
+    /// The exchange's prices could not be read.
+    #[error(transparent)]
+    Exchange(#[from] ExchangeError),
+}
 
 /// A market buy reserves, and is protected at, the last price plus 5%.
 pub const MARKET_PROTECTION_PERCENT: i64 = 105;
@@ -15,9 +27,9 @@ pub const MARKET_PROTECTION_PERCENT: i64 = 105;
 pub async fn protection_price(
     prices: &PriceCache,
     order: &NewOrder,
-) -> Result<Option<Cents>, AppError> {
+) -> Result<Option<Cents>, PricingError> {
     let symbol = order.symbol.as_str();
-    let unknown = || AppError::UnknownSymbol(symbol.to_owned());
+    let unknown = || PricingError::UnknownSymbol(symbol.to_owned());
     if !prices.is_listed(symbol).await? {
         return Err(unknown());
     }
@@ -29,7 +41,7 @@ pub async fn protection_price(
             let protection = last
                 .scaled_up_percent(MARKET_PROTECTION_PERCENT)
                 .filter(|p| p.times(order.qty).is_some())
-                .ok_or_else(|| AppError::InvalidRequest("the order's value is too large".into()))?;
+                .ok_or(PricingError::ValueTooLarge)?;
             Ok(Some(protection))
         }
     }

@@ -5,8 +5,16 @@ use serde::Deserialize;
 use crate::domain::money::PRICE_PATTERN;
 use crate::domain::symbol::SYMBOL_PATTERN;
 use crate::domain::{Cents, NewOrder, OrderType, Side, CASH, MAX_QTY};
-use crate::error::AppError;
 use crate::idempotency;
+
+/// Why an order body is refused: a 400, or a well-formed order for no listed symbol (422).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadOrder {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("unknown symbol {0:?}")]
+    UnknownSymbol(String),
+}
 
 /// The body of `POST /v1/orders`, exactly: unknown and duplicate fields are refused.
 #[derive(Debug, Clone, Deserialize)]
@@ -23,19 +31,19 @@ pub struct OrderRequest {
 }
 
 impl TryFrom<OrderRequest> for NewOrder {
-    type Error = AppError;
+    type Error = BadOrder;
 
-    fn try_from(request: OrderRequest) -> Result<Self, AppError> {
+    fn try_from(request: OrderRequest) -> Result<Self, BadOrder> {
         // Well-formed, but no listed symbol: the cash ledger's own name is never one.
         if request.symbol == CASH {
-            return Err(AppError::UnknownSymbol(request.symbol));
+            return Err(BadOrder::UnknownSymbol(request.symbol));
         }
         let limit_price = request
             .limit_price
             .as_deref()
             .map(Cents::parse_price)
             .transpose()
-            .map_err(AppError::InvalidRequest)?;
+            .map_err(BadOrder::Invalid)?;
         NewOrder::new(
             &request.symbol,
             request.side,
@@ -43,7 +51,7 @@ impl TryFrom<OrderRequest> for NewOrder {
             request.qty,
             limit_price,
         )
-        .map_err(AppError::InvalidRequest)
+        .map_err(BadOrder::Invalid)
     }
 }
 
@@ -96,9 +104,9 @@ pub struct ParsedOrder {
 /// Parses a body of `POST /v1/orders`: every complaint is a 400, and nothing here panics (the
 /// fuzz target `order_body` holds it to that). The fingerprint is taken over the checked order,
 /// so key order, white space and the spelling of a price do not make another request.
-pub fn parse_order_body(bytes: &[u8]) -> Result<ParsedOrder, AppError> {
+pub fn parse_order_body(bytes: &[u8]) -> Result<ParsedOrder, BadOrder> {
     let request: OrderRequest = serde_json::from_slice(bytes)
-        .map_err(|e| AppError::InvalidRequest(format!("invalid JSON body: {e}")))?;
+        .map_err(|e| BadOrder::Invalid(format!("invalid JSON body: {e}")))?;
     let order = NewOrder::try_from(request)?;
     let fingerprint = idempotency::fingerprint("POST", "/v1/orders", &order.canonical());
     Ok(ParsedOrder { order, fingerprint })
@@ -126,10 +134,7 @@ mod tests {
             r#"{"symbol":"infy","side":"buy","type":"market","qty":10}"#,
         ] {
             assert!(
-                matches!(
-                    parse_order_body(bad.as_bytes()),
-                    Err(AppError::InvalidRequest(_))
-                ),
+                matches!(parse_order_body(bad.as_bytes()), Err(BadOrder::Invalid(_))),
                 "{bad}"
             );
         }
@@ -155,10 +160,7 @@ mod tests {
         let body = br#"{"symbol":"INFY","side":"buy","type":"market","qty":97.0}"#;
         assert_eq!(parse_order_body(body).map(|p| p.order.qty).ok(), Some(97));
         let half = br#"{"symbol":"INFY","side":"buy","type":"market","qty":97.5}"#;
-        assert!(matches!(
-            parse_order_body(half),
-            Err(AppError::InvalidRequest(_))
-        ));
+        assert!(matches!(parse_order_body(half), Err(BadOrder::Invalid(_))));
     }
 
     #[test]
@@ -166,7 +168,7 @@ mod tests {
         let body = br#"{"symbol":"CASH","side":"sell","type":"market","qty":1}"#;
         assert!(matches!(
             parse_order_body(body),
-            Err(AppError::UnknownSymbol(_))
+            Err(BadOrder::UnknownSymbol(_))
         ));
     }
 
@@ -231,7 +233,7 @@ mod tests {
             }
             Err(e) => prop_assert!(matches!(
                 e,
-                AppError::InvalidRequest(_) | AppError::UnknownSymbol(_)
+                BadOrder::Invalid(_) | BadOrder::UnknownSymbol(_)
             )),
         }
         Ok(())

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use super::phase::{self, Books, KeyAnswer, Move, Planned};
 use super::pricing;
 use super::view::OrderView;
-use super::OrderError;
+use super::{OrderError, Refusal};
 use crate::db::idempotency::{self as stored_keys, StoredKey, StoredResponse};
 use crate::db::leases::{self, Fence};
 use crate::db::ledger::{self, LedgerEntry};
@@ -14,7 +14,6 @@ use crate::db::orders::OrderRow;
 use crate::domain::{
     AccountId, Cents, ClientOrderId, NewOrder, OrderEvent, OrderId, OrderStatus, Side,
 };
-use crate::error::AppError;
 use crate::idempotency::{self, IdempotencyKey, Verdict};
 
 pub struct Submission {
@@ -198,15 +197,15 @@ impl<'a> Decided<'a> {
     }
 }
 
-fn refusal(sub: &Submission, reserve: &LedgerEntry<'_>, available: i64) -> AppError {
+fn refusal(sub: &Submission, reserve: &LedgerEntry<'_>, available: i64) -> Refusal {
     let (asset, amount) = (&reserve.asset, reserve.reserved_delta);
     match sub.order.side {
-        Side::Buy => AppError::InsufficientFunds(format!(
+        Side::Buy => Refusal::InsufficientFunds(format!(
             "the order needs {} and {} is available",
             Cents(amount),
             Cents(available)
         )),
-        Side::Sell => AppError::InsufficientPosition(format!(
+        Side::Sell => Refusal::InsufficientPosition(format!(
             "the order sells {amount} {asset} and {available} are available"
         )),
     }
