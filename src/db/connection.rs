@@ -253,7 +253,7 @@ pub fn value_rows(backend: Backend, rows: usize, columns: usize) -> String {
 pub fn establish(database_url: &str) -> Result<DbConnection, DbError> {
     let inner = match Backend::of(database_url) {
         Backend::Postgres => Inner::Postgres(
-            PgConnection::establish(database_url)
+            PgConnection::establish(&without_gss_probe(database_url))
                 .map_err(|e| DbError::Unavailable(format!("cannot connect: {e}")))?,
         ),
         Backend::Sqlite => {
@@ -269,6 +269,18 @@ pub fn establish(database_url: &str) -> Result<DbConnection, DbError> {
     Ok(DbConnection::new(inner))
 }
 
+/// libpq asks for GSS encryption first unless told not to, which loads Kerberos; Kerberos's
+/// exit-time destructors then abort a process whose other threads still hold connections
+/// (`k5_mutex_lock: Received error 22`). A deployment that wants GSS encryption says so with
+/// `gssencmode` in its URL.
+fn without_gss_probe(url: &str) -> String {
+    if url.contains("gssencmode=") {
+        return url.to_owned();
+    }
+    let joint = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{joint}gssencmode=disable")
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -281,6 +293,20 @@ mod tests {
         conn.on_commit(move || {
             ran.fetch_add(1, Ordering::SeqCst);
         });
+    }
+
+    #[test]
+    fn postgres_urls_skip_the_gss_probe_unless_they_name_it() {
+        assert_eq!(
+            without_gss_probe("postgres://u@h/db"),
+            "postgres://u@h/db?gssencmode=disable"
+        );
+        assert_eq!(
+            without_gss_probe("postgres://u@h/db?sslmode=require"),
+            "postgres://u@h/db?sslmode=require&gssencmode=disable"
+        );
+        let asked = "postgres://u@h/db?gssencmode=require";
+        assert_eq!(without_gss_probe(asked), asked);
     }
 
     #[test]

@@ -238,6 +238,25 @@ pub struct OpenOrder {
     pub filled_qty: i64,
 }
 
+/// An account's open orders (of one symbol, if named), as they stand (no lock).
+pub fn open_ids_of(
+    conn: &mut DbConnection,
+    account: AccountId,
+    symbol: Option<&Symbol>,
+) -> Result<Vec<OrderId>, DbError> {
+    with_conn!(conn, |conn| {
+        let mut query = orders::table
+            .filter(orders::account_id.eq(account))
+            .filter(orders::status.eq_any(StatusFilter::Open.statuses()))
+            .select(orders::id)
+            .into_boxed();
+        if let Some(symbol) = symbol {
+            query = query.filter(orders::symbol.eq(symbol));
+        }
+        Ok(query.load(conn)?)
+    })
+}
+
 /// Every open order `owner` carries on, oldest first, in brief.
 pub fn open_orders_brief(conn: &mut DbConnection, owner: &str) -> Result<Vec<OpenOrder>, DbError> {
     with_conn!(conn, |conn| {

@@ -35,8 +35,8 @@ use self::registry::Registry;
 use self::writers::Writers;
 use crate::db::leases::{self, Fence};
 use crate::db::orders::OrderRow;
-use crate::db::{now_micros, DbPool, Writer};
-use crate::domain::{AccountId, ClientOrderId, OrderId};
+use crate::db::{now_micros, DbConnection, DbPool, Writer};
+use crate::domain::{AccountId, ClientOrderId, OrderId, Symbol};
 use crate::exchange::ExchangeClient;
 use crate::fault_points::crash_point;
 use crate::feed::Relay;
@@ -45,6 +45,7 @@ use crate::orders::cancel::{self, CancelAnswer};
 use crate::orders::lifecycle::{Applied, Snapshot};
 use crate::orders::status::StatusItem;
 use crate::orders::submit::{Submission, SubmitItem, Submitted};
+use crate::orders::OrderError;
 
 #[derive(Debug, Clone, Copy)]
 pub struct EngineSettings {
@@ -255,28 +256,65 @@ impl Engine {
         account: AccountId,
         order: OrderId,
     ) -> Result<(CancelAnswer, OrderRow), EngineError> {
+        let answers = self
+            .record_cancels(move |conn| {
+                Ok(vec![cancel::request(conn, account, order, now_micros())?])
+            })
+            .await?;
+        answers
+            .into_iter()
+            .next()
+            .ok_or_else(|| OrderError::broken("a cancel answered nothing").into())
+    }
+
+    /// Cancels every open order of `account` (of `symbol`, if named), in one phase.
+    pub async fn cancel_all(
+        &self,
+        account: AccountId,
+        symbol: Option<Symbol>,
+    ) -> Result<Vec<(CancelAnswer, OrderRow)>, EngineError> {
+        self.record_cancels(move |conn| {
+            cancel::request_all(conn, account, symbol.as_ref(), now_micros())
+        })
+        .await
+    }
+
+    /// Records cancels; each order's owner is told in the same commit when it is another engine,
+    /// and this engine's own orders are driven on at once.
+    async fn record_cancels<F>(
+        &self,
+        record: F,
+    ) -> Result<Vec<(CancelAnswer, OrderRow)>, EngineError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<Vec<(CancelAnswer, OrderRow)>, OrderError>
+            + Send
+            + 'static,
+    {
         let engine = self.clone();
         self.0
             .writers
             .run_to_completion(async move {
                 let me = engine.lease().engine_id().to_owned();
-                let answer = engine
+                let answers = engine
                     .writer()
                     .run(move |conn| {
-                        let answer = cancel::request(conn, account, order, now_micros())?;
-                        // Another engine's order: its owner is told in the same commit.
-                        if answer.0 == CancelAnswer::Requested && answer.1.owner != me {
-                            leases::leave_note(conn, &answer.1.owner, order)?;
+                        let answers = record(conn)?;
+                        for (answer, row) in &answers {
+                            if *answer == CancelAnswer::Requested && row.owner != me {
+                                leases::leave_note(conn, &row.owner, row.id)?;
+                            }
                         }
-                        Ok::<_, EngineError>(answer)
+                        Ok::<_, OrderError>(answers)
                     })
                     .await?;
                 engine.relay().wake();
-                engine.mark_snapshot_stale(order);
-                if answer.0 == CancelAnswer::Requested && engine.owns(&answer.1.owner) {
-                    engine.spawn(order).do_send(Drive(Reason::Cancel));
+                for (answer, row) in &answers {
+                    engine.mark_snapshot_stale(row.id);
+                    if *answer == CancelAnswer::Requested && engine.owns(&row.owner) {
+                        engine.spawn(row.id).do_send(Drive(Reason::Cancel));
+                    }
                 }
-                Ok(answer)
+                Ok(answers)
             })
             .await
     }

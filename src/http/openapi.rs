@@ -21,7 +21,7 @@ use crate::orders::{ActionView, FillView, OrderView};
     info(title = "orderkeeper", description = "An equity order engine that never charges twice and never loses an order."),
     paths(
         orders::submit_order, orders::list_orders, orders::get_order, orders::order_actions,
-        orders::order_fills, orders::cancel_order, balances::get_balances, admin::create_account, admin::audit,
+        orders::order_fills, orders::cancel_order, orders::cancel_all_orders, balances::get_balances, admin::create_account, admin::audit,
         exchange_events::receive, prices::prices, exchange_faults::get_faults, exchange_faults::put_faults,
         stream::stream, ops::healthz, ops::readyz, ops::metrics,
     ),

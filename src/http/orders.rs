@@ -11,7 +11,7 @@ use crate::app::AppState;
 use crate::db::idempotency::{self as stored_keys, StoredResponse};
 use crate::db::orders::{self as order_rows, StatusFilter};
 use crate::db::{self, now_micros, DbError};
-use crate::domain::{AccountId, OrderId};
+use crate::domain::{AccountId, OrderId, Symbol};
 use crate::engine::EngineError;
 use crate::idempotency::{self, IdempotencyKey, Verdict};
 use crate::metrics::KeyConflict;
@@ -25,7 +25,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/v1/orders")
             .route(web::post().to(submit_order))
-            .route(web::get().to(list_orders)),
+            .route(web::get().to(list_orders))
+            .route(web::delete().to(cancel_all_orders)),
     )
     .service(
         web::resource("/v1/orders/{id}")
@@ -323,4 +324,36 @@ pub(crate) async fn cancel_order(
         CancelAnswer::AlreadyRequested => StatusCode::OK,
     };
     Ok(json(status, &OrderView::from(&row)))
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct CancelAllQuery {
+    symbol: Option<String>,
+}
+
+#[utoipa::path(delete, path = "/v1/orders", tag = "orders", security(("bearer" = [])),
+    params(("symbol" = Option<String>, Query, description = "only the orders of this symbol")),
+    responses((status = 202, description = "Every open order of the account (of the symbol), now pending_cancel; newest first", body = [OrderView]),
+              (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
+pub(crate) async fn cancel_all_orders(
+    state: web::Data<AppState>,
+    Authenticated(account): Authenticated,
+    query: web::Query<CancelAllQuery>,
+) -> Result<HttpResponse, AppError> {
+    let symbol = query
+        .into_inner()
+        .symbol
+        .map(|s| Symbol::parse(&s).map_err(|why| AppError::InvalidRequest(why.to_owned())))
+        .transpose()?;
+    let span = tracing::info_span!("cancel_all_orders", account_id = %account);
+    let answers = state
+        .engine
+        .cancel_all(account, symbol)
+        .instrument(span)
+        .await?;
+    let views: Vec<OrderView> = answers
+        .iter()
+        .map(|(_, row)| OrderView::from(row))
+        .collect();
+    Ok(json(StatusCode::ACCEPTED, &views))
 }

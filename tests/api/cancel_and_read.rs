@@ -195,3 +195,104 @@ async fn a_filled_order_cannot_be_canceled() {
         "filled"
     );
 }
+
+#[actix_web::test]
+async fn cancel_all_cancels_every_open_order_of_the_account_or_of_one_symbol() {
+    let app = spawn_app().await;
+    let alice = app.create_account("100000.00", json!({"TCS": 10})).await;
+    let bob = app.create_account("100000.00", json!({})).await;
+    // Far from the market: these rest on the exchange until cancelled.
+    let mut infy = Vec::new();
+    for key in ["i1", "i2"] {
+        let order = app
+            .submit(&alice.token, Some(key), &limit_buy("INFY", 2, "10.00"))
+            .await
+            .json();
+        infy.push(order["id"].as_str().unwrap().to_owned());
+    }
+    let tcs = app
+        .submit(&alice.token, Some("t"), &limit_sell("TCS", 4, "99999.00"))
+        .await
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bobs = app
+        .submit(&bob.token, Some("i1"), &limit_buy("INFY", 1, "10.00"))
+        .await
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for id in infy.iter().chain([&tcs]) {
+        app.wait_for_status(&alice.token, id, "new").await;
+    }
+    app.wait_for_status(&bob.token, &bobs, "new").await;
+
+    let bad = app
+        .delete(&alice.token, "/v1/orders?symbol=not%20one")
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.error_code(), "invalid_request");
+
+    let ids = |answer: &Answer| -> Vec<String> {
+        answer
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let first = app.delete(&alice.token, "/v1/orders?symbol=INFY").await;
+    assert_eq!(first.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        ids(&first),
+        vec![infy[1].clone(), infy[0].clone()],
+        "newest first"
+    );
+    for order in first.json().as_array().unwrap() {
+        assert_eq!(order["status"], "pending_cancel");
+    }
+    for id in &infy {
+        app.wait_for_status(&alice.token, id, "canceled").await;
+    }
+    // Idempotent: nothing open is left of that symbol, and nothing more is recorded.
+    let seqs = app.event_seqs(&alice.id);
+    let again = app.delete(&alice.token, "/v1/orders?symbol=INFY").await;
+    assert_eq!(again.status, StatusCode::ACCEPTED);
+    assert_eq!(again.json(), json!([]));
+    assert_eq!(app.event_seqs(&alice.id), seqs);
+    let still = app
+        .get(&alice.token, &format!("/v1/orders/{tcs}"))
+        .await
+        .json();
+    assert_eq!(
+        still["status"], "new",
+        "another symbol's order is left alone"
+    );
+
+    let rest = app.delete(&alice.token, "/v1/orders").await;
+    assert_eq!(ids(&rest), vec![tcs.clone()]);
+    app.wait_for_status(&alice.token, &tcs, "canceled").await;
+
+    let bobs_order = app
+        .get(&bob.token, &format!("/v1/orders/{bobs}"))
+        .await
+        .json();
+    assert_eq!(
+        bobs_order["status"], "new",
+        "another account's order is left alone"
+    );
+    let balances = app.balances(&alice.token).await;
+    assert_eq!(
+        balances["cash"],
+        json!({"available": "100000.00", "reserved": "0.00"})
+    );
+    assert_eq!(
+        balances["positions"]["TCS"],
+        json!({"available": 10, "reserved": 0})
+    );
+    // created, accepted, cancel_requested and canceled of each of the three, without a gap.
+    assert_eq!(app.event_seqs(&alice.id), (1..=12).collect::<Vec<_>>());
+}
