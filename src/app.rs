@@ -4,6 +4,7 @@ use actix::Addr;
 
 use crate::auth::Authenticator;
 use crate::db::{DbPool, Writer};
+use crate::domain::session::SessionClose;
 use crate::engine::Engine;
 use crate::exchange::PriceCache;
 use crate::feed::{Hub, Relay};
@@ -32,6 +33,8 @@ pub struct AppState {
     /// HMAC key of the exchange's push signatures.
     pub exchange_secret: String,
     pub idempotency_ttl_micros: i64,
+    /// When `day` orders expire.
+    pub session_close: SessionClose,
     /// The most keys an account may hold (0 = no cap).
     pub max_stored_keys: i64,
     pub order_rate: OrderRate,

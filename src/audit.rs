@@ -144,7 +144,7 @@ struct FillRow {
     price: i64,
 }
 
-/// The ended statuses, as SQL: `('filled', 'canceled', 'rejected')`.
+/// The ended statuses, as SQL: `('filled', 'canceled', 'rejected', 'expired')`.
 fn terminal_statuses() -> String {
     let quoted: Vec<String> = OrderStatus::ALL
         .iter()

@@ -29,6 +29,8 @@ pub enum LogFormat {
     Json,
 }
 
+/// Parsed once, at start-up: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the engine (the default when no sub-command is given).
@@ -152,6 +154,14 @@ pub struct ServeArgs {
     /// Seconds a stored Idempotency-Key keeps answering replays.
     #[arg(long, env = "ORDERKEEPER_IDEMPOTENCY_TTL", default_value_t = 86_400)]
     pub idempotency_ttl: u64,
+
+    /// When the trading session closes (HH:MM, in --session-tz): `day` orders expire then.
+    #[arg(long, env = "ORDERKEEPER_SESSION_CLOSE", default_value = "15:30")]
+    pub session_close: String,
+
+    /// The session's time zone, an IANA name.
+    #[arg(long, env = "ORDERKEEPER_SESSION_TZ", default_value = "Asia/Kolkata")]
+    pub session_tz: String,
 
     /// Mean milliseconds between two polls of an open order on the exchange (each wait is drawn
     /// between half and one and a half times this).

@@ -5,7 +5,8 @@
 //! Armed from the `FAILPOINTS` environment variable (`FAILPOINTS=submit.after_commit=return`) or
 //! with `fail::cfg` in a test.
 
-/// Every place the process can be made to exit, at the boundaries of the atomic phases.
+/// Every place an order's placement, fills and end can make the process exit, at the boundaries
+/// of the atomic phases (the crash matrix runs each). `expiry.after_commit` is the expiry test's.
 pub const CRASH_POINTS: &[&str] = &[
     "submit.after_commit",
     "exchange.before_place",

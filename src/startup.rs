@@ -13,6 +13,7 @@ use crate::auth::Authenticator;
 use crate::config::{FaultArgs, ServeArgs, SimArgs};
 use crate::db::pool::Connector;
 use crate::db::{self, accounts, admin_token, now_micros, Writer};
+use crate::domain::session::SessionClose;
 use crate::domain::Cents;
 use crate::engine::identity::IdLock;
 use crate::engine::lease::{self, Lease};
@@ -37,6 +38,8 @@ pub enum StartupError {
     Io(#[from] std::io::Error),
     #[error("--exchange-secret is required with an external exchange")]
     MissingExchangeSecret,
+    #[error("{0}")]
+    Session(String),
     #[error("start-up failed: {0}")]
     Engine(#[from] crate::engine::EngineError),
     #[error("start-up failed: {0}")]
@@ -68,6 +71,8 @@ impl Application {
     /// Opens the database, joins the fleet, starts the exchange, the engine and the listener, then
     /// the background work, all watching one shutdown signal.
     pub async fn build(args: ServeArgs) -> Result<Self, StartupError> {
+        let session_close = SessionClose::parse(&args.session_close, &args.session_tz)
+            .map_err(StartupError::Session)?;
         let shutdown = Shutdown::default();
         let store = Store::open(&args)?;
         let listener = TcpListener::bind(&args.listen)?;
@@ -125,6 +130,7 @@ impl Application {
             exchange_secret: venue.secret.clone(),
             embedded_exchange: venue.sim.as_ref().map(|_| venue.url.clone()),
             idempotency_ttl_micros: micros(args.idempotency_ttl),
+            session_close,
             broker: args.broker.is_some(),
             max_stored_keys: i64::try_from(args.max_stored_keys).unwrap_or(i64::MAX),
             order_rate: OrderRate::new(args.order_rate_limit),
@@ -276,6 +282,7 @@ fn start_background_work(
 ) {
     let engine = &state.engine;
     crate::engine::recovery::spawn(engine.clone(), shutdown);
+    crate::engine::expiry::spawn(engine.clone(), shutdown);
     lease::spawn_keeper(engine.clone(), Arc::new(id_lock), shutdown);
     if args.audit_interval > 0 {
         let every = Duration::from_secs(args.audit_interval);

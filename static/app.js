@@ -139,13 +139,13 @@ function renderOrder(order, flash) {
     $("orders").prepend(row);
   }
   const pct = Math.round((100 * order.filled_qty) / order.qty);
-  const open = !["filled", "canceled", "rejected", "pending_cancel"].includes(order.status);
+  const open = !["filled", "canceled", "rejected", "expired", "pending_cancel"].includes(order.status);
   row.dataset.status = order.status;
   row.innerHTML = `
     <td class="mono">${clock(order.created_at)}</td>
     <td><strong>${order.symbol}</strong></td>
     <td class="side-${order.side}">${order.side.toUpperCase()}</td>
-    <td>${order.type}</td>
+    <td>${order.type} · ${order.time_in_force ?? "gtc"}</td>
     <td class="num">${order.filled_qty} / ${order.qty}<span class="progress"><span style="width:${pct}%"></span></span></td>
     <td class="num">${money(order.limit_price)}</td>
     <td class="num">${money(order.filled_avg_price)}</td>
@@ -166,6 +166,16 @@ async function cancelOrder(id) {
     await api(`/v1/orders/${id}`, { method: "DELETE" });
   } catch (error) {
     alert(`Cancel failed: ${error.message}`);
+  }
+}
+
+async function cancelAll() {
+  if (!confirm("Cancel every open order?")) return;
+  try {
+    const pending = await api("/v1/orders", { method: "DELETE" });
+    $("seq-info").textContent = `${pending.length} order${pending.length === 1 ? "" : "s"} cancelling`;
+  } catch (error) {
+    alert(`Cancel all failed: ${error.message}`);
   }
 }
 
@@ -213,6 +223,8 @@ function ticketValues() {
   const data = new FormData(form);
   const body = { symbol: data.get("symbol"), side: data.get("side"), type: data.get("type"), qty: Number(data.get("qty")) };
   if (body.type === "limit") body.limit_price = String(data.get("limit_price")).trim();
+  const tif = data.get("time_in_force");
+  if (tif && tif !== "gtc") body.time_in_force = tif;
   return body;
 }
 
@@ -403,6 +415,7 @@ async function start() {
     useToken($("token").value);
   });
   $("ticket").addEventListener("submit", submitOrder);
+  $("cancel-all").addEventListener("click", cancelAll);
   $("ticket").addEventListener("input", updateTicket);
   $("detail-close").addEventListener("click", () => {
     state.selected = null;

@@ -10,7 +10,7 @@ use super::schema::{fills, order_actions, orders};
 use super::DbError;
 use crate::domain::{
     AccountId, Action, ActionKind, Cents, ClientOrderId, FillSource, OrderId, OrderState,
-    OrderStatus, OrderType, Side, Symbol, CASH,
+    OrderStatus, OrderType, Side, Symbol, TimeInForce, CASH,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
@@ -38,6 +38,12 @@ pub struct OrderRow {
     /// The engine whose actor carries the order on, and the epoch it took the order under.
     pub owner: String,
     pub owner_epoch: i64,
+    pub time_in_force: TimeInForce,
+    /// When a `day` order is to expire (the first session close after its creation); cleared
+    /// once it is expiring, cancelling or ended, so that only live day orders are indexed.
+    pub expires_at: Option<i64>,
+    /// See [`OrderState::expiring`].
+    pub expiring: bool,
 }
 
 impl OrderRow {
@@ -48,6 +54,7 @@ impl OrderRow {
             qty: self.qty,
             filled_qty: self.filled_qty,
             placement_sent: self.placement_sent,
+            expiring: self.expiring,
         }
     }
 
@@ -257,6 +264,24 @@ pub fn open_ids_of(
     })
 }
 
+/// Day orders of `owner` whose session has closed by `now`, soonest first, at most `limit`.
+pub fn due_to_expire(
+    conn: &mut DbConnection,
+    owner: &str,
+    now: i64,
+    limit: i64,
+) -> Result<Vec<OrderId>, DbError> {
+    with_conn!(conn, |conn| {
+        Ok(orders::table
+            .filter(orders::expires_at.le(now))
+            .filter(orders::owner.eq(owner))
+            .order(orders::expires_at.asc())
+            .limit(limit)
+            .select(orders::id)
+            .load(conn)?)
+    })
+}
+
 /// Every open order `owner` carries on, oldest first, in brief.
 pub fn open_orders_brief(conn: &mut DbConnection, owner: &str) -> Result<Vec<OpenOrder>, DbError> {
     with_conn!(conn, |conn| {
@@ -349,17 +374,18 @@ pub fn save_projections(conn: &mut DbConnection, rows: &[OrderRow]) -> Result<()
     }
     let query = format!(
         "WITH saved (id, status, filled_qty, filled_notional, updated_at, placement_sent, \
-         last_action_seq) AS (VALUES {values}) \
+         last_action_seq, expires_at, expiring) AS (VALUES {values}) \
          UPDATE orders SET status = saved.status, filled_qty = saved.filled_qty, \
          filled_notional = saved.filled_notional, updated_at = saved.updated_at, \
-         placement_sent = saved.placement_sent, last_action_seq = saved.last_action_seq \
+         placement_sent = saved.placement_sent, last_action_seq = saved.last_action_seq, \
+         expires_at = saved.expires_at, expiring = saved.expiring \
          FROM saved WHERE orders.id = saved.id RETURNING orders.id",
-        values = value_rows(conn.backend(), rows.len(), 7),
+        values = value_rows(conn.backend(), rows.len(), 9),
     );
     // Loaded, not executed, so the statement is kept prepared (see `prepared::run_kept`); the
     // ids returned are counted.
     let saved: Vec<NoColumns> = with_conn!(conn, |c| {
-        use diesel::sql_types::{BigInt, Bool, Text};
+        use diesel::sql_types::{BigInt, Bool, Nullable, Text};
         let mut bound = diesel::sql_query(&query).into_boxed();
         for r in rows {
             bound = bound
@@ -369,7 +395,9 @@ pub fn save_projections(conn: &mut DbConnection, rows: &[OrderRow]) -> Result<()
                 .bind::<BigInt, _>(r.filled_notional.0)
                 .bind::<BigInt, _>(r.updated_at)
                 .bind::<Bool, _>(r.placement_sent)
-                .bind::<BigInt, _>(r.last_action_seq);
+                .bind::<BigInt, _>(r.last_action_seq)
+                .bind::<Nullable<BigInt>, _>(r.expires_at)
+                .bind::<Bool, _>(r.expiring);
         }
         prepared(bound, rows.len()).load(c)
     })?;

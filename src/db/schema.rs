@@ -65,6 +65,9 @@ diesel::table! {
         last_action_seq -> BigInt,
         owner -> Text,
         owner_epoch -> BigInt,
+        time_in_force -> Text,
+        expires_at -> Nullable<BigInt>,
+        expiring -> Bool,
     }
 }
 

@@ -14,7 +14,7 @@ use diesel::sqlite::{Sqlite, SqliteValue};
 use super::alarms::AlarmKind;
 use crate::domain::{
     AccountId, ActionKind, Cents, ClientOrderId, FillSource, OrderId, OrderStatus, OrderType, Side,
-    Symbol,
+    Symbol, TimeInForce,
 };
 
 /// Stores a type as its text form; reads it back through `parse`.
@@ -63,6 +63,7 @@ stored_as_text! {
     Symbol => |t| Symbol::parse(t).ok(),
     Side => Side::parse,
     OrderType => OrderType::parse,
+    TimeInForce => TimeInForce::parse,
     OrderStatus => OrderStatus::parse,
     ActionKind => ActionKind::parse,
     FillSource => FillSource::parse,

@@ -8,6 +8,7 @@ pub mod order;
 pub mod order_event;
 #[cfg(test)]
 mod properties;
+pub mod session;
 #[cfg(test)]
 pub(crate) use properties::{bytes_near, parsed_of_256_near};
 pub mod symbol;
@@ -27,5 +28,5 @@ pub use venue::{
 pub const CASH: &str = "CASH";
 pub use order::{
     fill_within_limit, terminal_action, Action, ActionKind, EventKind, FillSource, OrderState,
-    OrderStatus, OrderType, Side, TransitionError, VenueEnd,
+    OrderStatus, OrderType, Side, TimeInForce, TransitionError, VenueEnd,
 };

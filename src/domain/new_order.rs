@@ -1,6 +1,6 @@
 //! An order as a customer asks for it, checked: what `POST /v1/orders` is parsed into, once.
 
-use super::{Cents, OrderType, Side, Symbol};
+use super::{Cents, OrderType, Side, Symbol, TimeInForce};
 
 /// Large enough for any real order, small enough that `qty × price` cannot overflow unnoticed.
 pub const MAX_QTY: i64 = 1_000_000_000;
@@ -13,6 +13,7 @@ pub struct NewOrder {
     pub qty: i64,
     /// Present exactly for a limit order.
     pub limit_price: Option<Cents>,
+    pub time_in_force: TimeInForce,
 }
 
 impl NewOrder {
@@ -47,20 +48,34 @@ impl NewOrder {
                 order_type,
                 qty,
                 limit_price,
+                time_in_force: TimeInForce::Gtc,
             }),
         }
     }
 
+    /// The same order, living as long as `time_in_force` says.
+    pub fn lasting(self, time_in_force: TimeInForce) -> Self {
+        Self {
+            time_in_force,
+            ..self
+        }
+    }
+
     /// Its canonical JSON: the same order always prints the same, whatever the spelling of the
-    /// request (key order, white space, "1520.5" or "1520.50").
+    /// request (key order, white space, "1520.5" or "1520.50", a `gtc` said or left out), and as it
+    /// printed before time in force was asked, so stored keys keep their fingerprints.
     pub fn canonical(&self) -> serde_json::Value {
-        serde_json::json!({
+        let mut canonical = serde_json::json!({
             "symbol": self.symbol.as_str(),
             "side": self.side,
             "type": self.order_type,
             "qty": self.qty,
             "limit_price": self.limit_price,
-        })
+        });
+        if self.time_in_force != TimeInForce::Gtc {
+            canonical["time_in_force"] = serde_json::json!(self.time_in_force);
+        }
+        canonical
     }
 }
 

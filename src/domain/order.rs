@@ -6,12 +6,38 @@ use super::Cents;
 text_enum!(Side { Buy => "buy", Sell => "sell" });
 text_enum!(OrderType { Limit => "limit", Market => "market" });
 text_enum!(
+    /// How long an order lives: until cancelled, until the session's close, or only for what
+    /// trades at once (`ioc`) or only if all of it does (`fok`).
+    TimeInForce { Gtc => "gtc", Day => "day", Ioc => "ioc", Fok => "fok" }
+);
+
+impl TimeInForce {
+    /// Whether the venue ends what it does not fill at once: a venue cancel of such an order is
+    /// its expiry, not a customer's cancel.
+    pub fn is_immediate(self) -> bool {
+        matches!(self, TimeInForce::Ioc | TimeInForce::Fok)
+    }
+
+    /// The default, which requests may leave out.
+    pub fn is_gtc(&self) -> bool {
+        *self == TimeInForce::Gtc
+    }
+}
+
+// By hand: `text_enum!` writes the variants, so none can be marked `#[default]`.
+#[allow(clippy::derivable_impls)]
+impl Default for TimeInForce {
+    fn default() -> Self {
+        TimeInForce::Gtc
+    }
+}
+text_enum!(
     /// The channel that brought a fill first: the exchange's push, or the engine's poll.
     FillSource { Push => "push", Poll => "poll" }
 );
 
 text_enum!(
-    /// What the customer sees. `filled`, `canceled` and `rejected` are terminal.
+    /// What the customer sees. `filled`, `canceled`, `rejected` and `expired` are terminal.
     OrderStatus {
         PendingNew => "pending_new",
         New => "new",
@@ -20,6 +46,7 @@ text_enum!(
         PendingCancel => "pending_cancel",
         Canceled => "canceled",
         Rejected => "rejected",
+        Expired => "expired",
     }
 );
 
@@ -34,6 +61,8 @@ text_enum!(
         CancelRequested => "cancel_requested",
         Canceled => "canceled",
         Filled => "filled",
+        ExpiryRequested => "expiry_requested",
+        Expired => "expired",
     }
 );
 
@@ -47,6 +76,7 @@ text_enum!(
         CancelRequested => "order.cancel_requested",
         Canceled => "order.canceled",
         Filled => "order.filled",
+        Expired => "order.expired",
         Recovered => "order.recovered",
     }
 );
@@ -56,11 +86,12 @@ impl ActionKind {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            ActionKind::Filled | ActionKind::Canceled | ActionKind::Rejected
+            ActionKind::Filled | ActionKind::Canceled | ActionKind::Rejected | ActionKind::Expired
         )
     }
 
-    /// The feed event an action publishes; `placement_sent` is internal and publishes none.
+    /// The feed event an action publishes; `placement_sent` and `expiry_requested` are internal
+    /// and publish none (the customer hears of an expiry once it is done).
     pub fn event_kind(self) -> Option<EventKind> {
         match self {
             ActionKind::Created => Some(EventKind::Created),
@@ -71,6 +102,8 @@ impl ActionKind {
             ActionKind::CancelRequested => Some(EventKind::CancelRequested),
             ActionKind::Canceled => Some(EventKind::Canceled),
             ActionKind::Filled => Some(EventKind::Filled),
+            ActionKind::ExpiryRequested => None,
+            ActionKind::Expired => Some(EventKind::Expired),
         }
     }
 }
@@ -79,7 +112,10 @@ impl OrderStatus {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            OrderStatus::Filled | OrderStatus::Canceled | OrderStatus::Rejected
+            OrderStatus::Filled
+                | OrderStatus::Canceled
+                | OrderStatus::Rejected
+                | OrderStatus::Expired
         )
     }
 
@@ -95,10 +131,15 @@ pub enum Action {
     PlacementSent,
     Accepted,
     Rejected,
-    Fill { qty: i64 },
+    Fill {
+        qty: i64,
+    },
     CancelRequested,
     Canceled,
     Filled,
+    /// The engine cancels a `day` order at the session's close: the end that follows is `expired`.
+    ExpiryRequested,
+    Expired,
 }
 
 impl Action {
@@ -112,6 +153,8 @@ impl Action {
             Action::CancelRequested => ActionKind::CancelRequested,
             Action::Canceled => ActionKind::Canceled,
             Action::Filled => ActionKind::Filled,
+            Action::ExpiryRequested => ActionKind::ExpiryRequested,
+            Action::Expired => ActionKind::Expired,
         }
     }
 
@@ -126,6 +169,8 @@ impl Action {
             ActionKind::CancelRequested => Action::CancelRequested,
             ActionKind::Canceled => Action::Canceled,
             ActionKind::Filled => Action::Filled,
+            ActionKind::ExpiryRequested => Action::ExpiryRequested,
+            ActionKind::Expired => Action::Expired,
         })
     }
 }
@@ -139,6 +184,9 @@ pub struct OrderState {
     /// Whether a placement was ever sent: until then, nothing is at the exchange and a cancel can
     /// release at once.
     pub placement_sent: bool,
+    /// Whether the engine asked for the order's expiry (a `day` order at the session's close):
+    /// its end by cancel is then `expired`.
+    pub expiring: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -175,6 +223,7 @@ impl OrderState {
             qty,
             filled_qty: 0,
             placement_sent: false,
+            expiring: false,
         }
     }
 
@@ -188,7 +237,7 @@ impl OrderState {
         });
         let mut next = self;
         next.status = match (self.status, action) {
-            (S::Filled | S::Canceled | S::Rejected, _) => return refused,
+            (S::Filled | S::Canceled | S::Rejected | S::Expired, _) => return refused,
             (_, A::Created) => return refused,
             (S::PendingNew | S::PendingCancel, A::PlacementSent) if self.placement_sent => {
                 return Err(TransitionError::AlreadySent)
@@ -221,8 +270,15 @@ impl OrderState {
                 }
             }
             (S::PendingNew | S::New | S::PartiallyFilled, A::CancelRequested) => S::PendingCancel,
+            (S::PendingNew | S::New | S::PartiallyFilled, A::ExpiryRequested) => {
+                next.expiring = true;
+                S::PendingCancel
+            }
             (S::New | S::PartiallyFilled | S::PendingCancel, A::Canceled) => S::Canceled,
             (S::PendingNew, A::Canceled) if !self.placement_sent => S::Canceled,
+            // An expiry ends an order as a cancel does; `terminal_action` says which it is.
+            (S::New | S::PartiallyFilled | S::PendingCancel, A::Expired) => S::Expired,
+            (S::PendingNew, A::Expired) if !self.placement_sent => S::Expired,
             (S::New | S::PartiallyFilled | S::PendingCancel, A::Filled) => {
                 if self.filled_qty != self.qty {
                     return Err(TransitionError::NotFullyFilled {
@@ -266,6 +322,8 @@ pub enum VenueEnd {
     Filled,
     Canceled,
     Rejected,
+    /// What it did not fill at once ended (an `ioc` or `fok` order's rest).
+    Expired,
     /// Canceled before it was ever placed there: the exchange holds nothing.
     NeverPlaced,
 }
@@ -273,19 +331,33 @@ pub enum VenueEnd {
 /// The terminal action that follows the exchange's end, given what the engine recorded, and
 /// whether the two disagree on the quantity filled. It is always one the transition table allows
 /// from `state` (after `accepted`, for an order still `pending_new` that the exchange placed), so an
-/// order never stays open once its exchange copy has ended.
-pub fn terminal_action(state: OrderState, end: VenueEnd, venue_filled: i64) -> (Action, bool) {
+/// order never stays open once its exchange copy has ended. The rest of an `ioc`/`fok` order
+/// (`immediate`) that the venue ends expires, unless the customer cancelled it first; so does an
+/// order whose expiry the engine asked for.
+pub fn terminal_action(
+    state: OrderState,
+    end: VenueEnd,
+    venue_filled: i64,
+    immediate: bool,
+) -> (Action, bool) {
     use OrderStatus as S;
     let mismatch = venue_filled != state.filled_qty;
     let action = match (end, state.status) {
         // Only what the engine itself recorded counts: `filled` needs every share recorded here.
         _ if state.filled_qty == state.qty => Action::Filled,
-        // A customer's cancel that reached the exchange before the placement did.
+        // A cancel (or an expiry) that reached the exchange before the placement did.
+        (VenueEnd::NeverPlaced, S::PendingCancel) if state.expiring => Action::Expired,
         (VenueEnd::NeverPlaced, S::PendingCancel) => Action::Canceled,
         (VenueEnd::Rejected | VenueEnd::NeverPlaced, S::PendingNew | S::PendingCancel)
             if state.filled_qty == 0 =>
         {
             Action::Rejected
+        }
+        _ if state.expiring => Action::Expired,
+        (VenueEnd::Canceled | VenueEnd::Expired, status)
+            if immediate && status != S::PendingCancel =>
+        {
+            Action::Expired
         }
         _ => Action::Canceled,
     };
@@ -304,6 +376,7 @@ mod tests {
             qty: 10,
             filled_qty: 4,
             placement_sent: true,
+            expiring: false,
         }
     }
 
@@ -329,6 +402,12 @@ mod tests {
         (S::New, A::Canceled, S::Canceled),
         (S::PartiallyFilled, A::Canceled, S::Canceled),
         (S::PendingCancel, A::Canceled, S::Canceled),
+        (S::PendingNew, A::ExpiryRequested, S::PendingCancel),
+        (S::New, A::ExpiryRequested, S::PendingCancel),
+        (S::PartiallyFilled, A::ExpiryRequested, S::PendingCancel),
+        (S::New, A::Expired, S::Expired),
+        (S::PartiallyFilled, A::Expired, S::Expired),
+        (S::PendingCancel, A::Expired, S::Expired),
     ];
 
     #[test]
@@ -361,7 +440,7 @@ mod tests {
 
     #[test]
     fn terminal_statuses_never_change() {
-        for status in [S::Filled, S::Canceled, S::Rejected] {
+        for status in [S::Filled, S::Canceled, S::Rejected, S::Expired] {
             for &kind in ActionKind::ALL {
                 assert!(
                     state(status).apply(action(kind)).is_err(),
@@ -421,6 +500,72 @@ mod tests {
         );
         let sent = unsent.apply(Action::PlacementSent).unwrap();
         assert!(sent.apply(Action::Canceled).is_err());
+    }
+
+    #[test]
+    fn an_expiry_ends_an_order_as_expired_and_a_customers_cancel_as_canceled() {
+        let resting = OrderState::created(10)
+            .apply(Action::PlacementSent)
+            .and_then(|s| s.apply(Action::Accepted))
+            .unwrap();
+        // A resting order the venue cancels by itself is cancelled, whatever the venue calls it.
+        for end in [VenueEnd::Canceled, VenueEnd::Expired] {
+            assert_eq!(
+                terminal_action(resting, end, 0, false),
+                (Action::Canceled, false)
+            );
+        }
+        // At the session's close the engine asks for its expiry: the cancel that follows ends it
+        // expired, a never-sent one included.
+        let expiring = resting.apply(Action::ExpiryRequested).unwrap();
+        assert_eq!(
+            (expiring.status, expiring.expiring),
+            (S::PendingCancel, true)
+        );
+        assert_eq!(
+            terminal_action(expiring, VenueEnd::Canceled, 0, false),
+            (Action::Expired, false)
+        );
+        assert_eq!(
+            expiring.apply(Action::Expired).map(|s| s.status),
+            Ok(S::Expired)
+        );
+        let unsent = OrderState::created(10)
+            .apply(Action::ExpiryRequested)
+            .unwrap();
+        assert_eq!(
+            terminal_action(unsent, VenueEnd::NeverPlaced, 0, false),
+            (Action::Expired, false)
+        );
+        assert_eq!(
+            unsent.apply(Action::Expired).map(|s| s.status),
+            Ok(S::Expired)
+        );
+        // What an ioc/fok order does not fill at once expires, unless the customer cancelled it.
+        let partly = resting.apply(Action::Fill { qty: 3 }).unwrap();
+        assert_eq!(
+            terminal_action(partly, VenueEnd::Expired, 3, true),
+            (Action::Expired, false)
+        );
+        assert_eq!(
+            terminal_action(partly, VenueEnd::Canceled, 3, true),
+            (Action::Expired, false)
+        );
+        let cancelled = partly.apply(Action::CancelRequested).unwrap();
+        assert_eq!(
+            terminal_action(cancelled, VenueEnd::Canceled, 3, true),
+            (Action::Canceled, false)
+        );
+        let whole = partly.apply(Action::Fill { qty: 7 }).unwrap();
+        assert_eq!(
+            terminal_action(whole, VenueEnd::Expired, 10, true),
+            (Action::Filled, false)
+        );
+        // A sent order expires only by the venue's word.
+        let sent = OrderState::created(10)
+            .apply(Action::PlacementSent)
+            .unwrap();
+        assert!(sent.apply(Action::Expired).is_err());
     }
 
     #[test]

@@ -46,6 +46,10 @@ pub enum OrderEvent {
         source: FillSource,
     },
     CancelRequested,
+    /// The engine cancels a `day` order at the session's close (`at`, microseconds).
+    ExpiryRequested {
+        at: i64,
+    },
     /// A terminal action (`filled`, `canceled` or `rejected`) with what it released.
     Ended {
         action: Action,
@@ -63,6 +67,7 @@ impl OrderEvent {
             OrderEvent::Accepted { .. } => Action::Accepted,
             OrderEvent::Fill { fill, .. } => Action::Fill { qty: fill.qty },
             OrderEvent::CancelRequested => Action::CancelRequested,
+            OrderEvent::ExpiryRequested { .. } => Action::ExpiryRequested,
             OrderEvent::Ended { action, .. } => *action,
         }
     }
@@ -91,6 +96,9 @@ impl OrderEvent {
                 "fill_id": fill.fill_id, "qty": fill.qty, "price": fill.price, "source": source,
             }),
             OrderEvent::CancelRequested => json!({"by": "customer"}),
+            OrderEvent::ExpiryRequested { at } => {
+                json!({"by": "session_close", "expires_at": at})
+            }
             OrderEvent::Ended {
                 released, cause, ..
             } => {

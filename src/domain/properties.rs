@@ -46,7 +46,10 @@ pub(crate) fn parsed_of_256_near(valid: &'static [u8], parses: fn(&[u8]) -> bool
 fn model(state: OrderState, action: Action) -> Option<OrderState> {
     use ActionKind as A;
     use OrderStatus as S;
-    let open = !matches!(state.status, S::Filled | S::Canceled | S::Rejected);
+    let open = !matches!(
+        state.status,
+        S::Filled | S::Canceled | S::Rejected | S::Expired
+    );
     if !open || action.kind() == A::Created {
         return None;
     }
@@ -83,18 +86,24 @@ fn model(state: OrderState, action: Action) -> Option<OrderState> {
                 next.status = S::PartiallyFilled;
             }
         }
-        A::CancelRequested => {
+        A::CancelRequested | A::ExpiryRequested => {
             if state.status == S::PendingCancel {
                 return None;
             }
             next.status = S::PendingCancel;
+            // The engine's own cancel at the session's close: what ends the order is its expiry.
+            next.expiring |= action.kind() == A::ExpiryRequested;
         }
-        A::Canceled => {
+        A::Canceled | A::Expired => {
             // Before any placement was sent, nothing is on the exchange: a cancel ends it at once.
             if state.status == S::PendingNew && state.placement_sent {
                 return None;
             }
-            next.status = S::Canceled;
+            next.status = if action.kind() == A::Expired {
+                S::Expired
+            } else {
+                S::Canceled
+            };
         }
         A::Filled => {
             if state.status == S::PendingNew || state.filled_qty != state.qty {
@@ -120,6 +129,7 @@ fn any_end() -> impl Strategy<Value = VenueEnd> {
         VenueEnd::Filled,
         VenueEnd::Canceled,
         VenueEnd::Rejected,
+        VenueEnd::Expired,
         VenueEnd::NeverPlaced,
     ])
 }
@@ -163,19 +173,20 @@ proptest! {
         actions in prop::collection::vec(any_action(), 0..30),
         end in any_end(),
         venue_filled in 0_i64..12,
+        immediate in any::<bool>(),
     ) {
         // Any open state the table can reach: every allowed action that does not end the order.
         let state = actions.iter().fold(OrderState::created(qty), |s, a| {
             s.apply(*a).ok().filter(|n| !n.status.is_terminal()).unwrap_or(s)
         });
         // An order the exchange placed is acknowledged before it ends.
-        let placed = matches!(end, VenueEnd::Filled | VenueEnd::Canceled);
+        let placed = matches!(end, VenueEnd::Filled | VenueEnd::Canceled | VenueEnd::Expired);
         let state = if placed && state.status == OrderStatus::PendingNew {
             state.apply(Action::Accepted).unwrap()
         } else {
             state
         };
-        let (end_action, mismatch) = terminal_action(state, end, venue_filled);
+        let (end_action, mismatch) = terminal_action(state, end, venue_filled, immediate);
         let ended = state.apply(end_action);
         prop_assert!(ended.is_ok(), "{:?} ending {:?} with {:?}: {:?}", state, end, end_action, ended);
         prop_assert!(ended.unwrap().status.is_terminal());

@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::{Cents, OrderType, Side};
+use super::{Cents, OrderType, Side, TimeInForce};
 
 /// An order's status at the venue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -15,11 +15,16 @@ pub enum VenueStatus {
     Filled,
     Canceled,
     Rejected,
+    /// What an `ioc` or `fok` order did not fill at once, ended by the venue.
+    Expired,
 }
 
 impl VenueStatus {
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Filled | Self::Canceled | Self::Rejected)
+        matches!(
+            self,
+            Self::Filled | Self::Canceled | Self::Rejected | Self::Expired
+        )
     }
 }
 
@@ -51,6 +56,7 @@ pub struct OrderToPlace {
     pub order_type: OrderType,
     pub qty: i64,
     pub limit_price: Option<Cents>,
+    pub time_in_force: TimeInForce,
 }
 
 /// The venue's answer to a placement.

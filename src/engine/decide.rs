@@ -309,6 +309,7 @@ fn status_moves(status: OrderStatus, venue: &VenueOrder) -> StatusMoves {
         VenueStatus::Canceled if !placed => Some(VenueEnd::NeverPlaced),
         VenueStatus::Canceled => Some(VenueEnd::Canceled),
         VenueStatus::Rejected => Some(VenueEnd::Rejected),
+        VenueStatus::Expired => Some(VenueEnd::Expired),
     };
     StatusMoves { accept, end }
 }
@@ -354,6 +355,7 @@ mod tests {
             qty: 10,
             filled_qty: 0,
             placement_sent,
+            expiring: false,
         }
     }
 

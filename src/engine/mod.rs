@@ -11,6 +11,7 @@
 
 pub mod decide;
 mod error;
+pub mod expiry;
 pub mod identity;
 pub mod lease;
 pub mod messages;

@@ -244,6 +244,7 @@ impl Step<'_> {
                     order_type: row.order_type,
                     qty: row.qty,
                     limit_price: row.protection_price,
+                    time_in_force: row.time_in_force,
                 };
                 let answer = exchange.place(&request).await;
                 Some(Heard::Placed {

@@ -105,7 +105,7 @@ impl Writers {
         self.stop
             .run_to_completion("work that follows a request", work)
             .await
-            .ok_or_else(|| EngineError::Unavailable("a detached task failed".into()))?
+            .ok_or_else(|| EngineError::Unavailable("the task running the work failed".into()))?
     }
 
     /// For a phase of its own (a cancel request, a fill found by polling, an admin change).

@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    Cents, OrderToPlace, OrderType, PlacedAck, ReportKind, Side, VenueFill, VenueOrder,
-    VenueReport, VenueStatus,
+    Cents, OrderToPlace, OrderType, PlacedAck, ReportKind, Side, TimeInForce, VenueFill,
+    VenueOrder, VenueReport, VenueStatus,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,11 +16,16 @@ pub enum ExchangeStatus {
     Filled,
     Canceled,
     Rejected,
+    /// The rest of an `ioc` or `fok` order, ended by the exchange.
+    Expired,
 }
 
 impl ExchangeStatus {
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Filled | Self::Canceled | Self::Rejected)
+        matches!(
+            self,
+            Self::Filled | Self::Canceled | Self::Rejected | Self::Expired
+        )
     }
 }
 
@@ -36,6 +41,9 @@ pub struct PlaceOrder {
     pub qty: i64,
     #[serde(default)]
     pub limit_price: Option<Cents>,
+    /// Left out for `gtc`, so that an exchange of an earlier contract still takes the request.
+    #[serde(default, skip_serializing_if = "TimeInForce::is_gtc")]
+    pub time_in_force: TimeInForce,
 }
 
 /// The answer to `POST /orders`.
@@ -83,6 +91,7 @@ impl From<ExchangeStatus> for VenueStatus {
             ExchangeStatus::Filled => VenueStatus::Filled,
             ExchangeStatus::Canceled => VenueStatus::Canceled,
             ExchangeStatus::Rejected => VenueStatus::Rejected,
+            ExchangeStatus::Expired => VenueStatus::Expired,
         }
     }
 }
@@ -129,6 +138,7 @@ impl From<&OrderToPlace> for PlaceOrder {
             order_type: order.order_type,
             qty: order.qty,
             limit_price: order.limit_price,
+            time_in_force: order.time_in_force,
         }
     }
 }

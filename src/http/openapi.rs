@@ -10,7 +10,7 @@ use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::{admin, balances, exchange_events, exchange_faults, ops, orders, prices, stream};
-use crate::domain::{ActionKind, FillSource, OrderStatus, OrderType, Side};
+use crate::domain::{ActionKind, FillSource, OrderStatus, OrderType, Side, TimeInForce};
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::exchange::wire::{ExchangeFill, PushEvent, PushType};
 use crate::orders::request::OrderRequest;
@@ -26,7 +26,7 @@ use crate::orders::{ActionView, FillView, OrderView};
         stream::stream, ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(
-        OrderRequest, OrderView, FillView, ActionView, Side, OrderType, OrderStatus, ActionKind,
+        OrderRequest, OrderView, FillView, ActionView, Side, OrderType, TimeInForce, OrderStatus, ActionKind,
         FillSource, ErrorBody, ErrorDetail, orders::StatusQuery,
         balances::BalancesView, balances::CashView, balances::PositionView,
         admin::NewAccountRequest, admin::CreatedAccountView, PushEvent, PushType, ExchangeFill,

@@ -11,7 +11,7 @@ use crate::app::AppState;
 use crate::db::idempotency::{self as stored_keys, StoredResponse};
 use crate::db::orders::{self as order_rows, StatusFilter};
 use crate::db::{self, now_micros, DbError};
-use crate::domain::{AccountId, OrderId, Symbol};
+use crate::domain::{AccountId, OrderId, Symbol, TimeInForce};
 use crate::engine::EngineError;
 use crate::idempotency::{self, IdempotencyKey, Verdict};
 use crate::metrics::KeyConflict;
@@ -122,6 +122,16 @@ async fn submit(
         Ok(price) => price,
         Err(refused) => return replay_or(state, account, &key, &fingerprint, refused.into()).await,
     };
+    let now = now_micros();
+    let expires_at = match order.time_in_force {
+        TimeInForce::Day => Some(
+            state
+                .session_close
+                .next_after(now)
+                .map_err(AppError::internal)?,
+        ),
+        _ => None,
+    };
     let submitted = state
         .engine
         .submit(Submission {
@@ -130,9 +140,10 @@ async fn submit(
             fingerprint: fingerprint.clone(),
             order,
             price,
-            now: now_micros(),
+            now,
             ttl_micros: state.idempotency_ttl_micros,
             max_stored_keys: state.max_stored_keys,
+            expires_at,
         })
         .await;
     let submitted = match submitted {

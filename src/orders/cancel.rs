@@ -1,10 +1,12 @@
-//! Cancelling: the customer's request is recorded at once; the exchange side and the final
-//! release are the order actor's work (`orders::status`).
+//! Cancelling: the customer's request (or the engine's, for a day order at the session's close)
+//! is recorded at once; the exchange side and the final release are the order actor's work
+//! (`orders::status`).
 
 use crate::db::DbConnection;
 
 use super::phase::{self, Move, Planned};
 use super::OrderError;
+use crate::db::leases::{self, Fence};
 use crate::db::orders::{self, OrderRow};
 use crate::domain::{AccountId, Action, OrderEvent, OrderId, OrderStatus, Symbol};
 
@@ -63,7 +65,7 @@ fn plan(row: OrderRow, now: i64) -> Result<(CancelAnswer, OrderRow, Option<Plann
         OrderStatus::PendingCancel | OrderStatus::Canceled => {
             Ok((CancelAnswer::AlreadyRequested, row, None))
         }
-        status @ (OrderStatus::Filled | OrderStatus::Rejected) => {
+        status @ (OrderStatus::Filled | OrderStatus::Rejected | OrderStatus::Expired) => {
             Err(OrderError::NotCancelable(status))
         }
         OrderStatus::PendingNew | OrderStatus::New | OrderStatus::PartiallyFilled => {
@@ -76,4 +78,33 @@ fn plan(row: OrderRow, now: i64) -> Result<(CancelAnswer, OrderRow, Option<Plann
             Ok((CancelAnswer::Requested, row, Some(Planned::moves(moved))))
         }
     }
+}
+
+/// Records `expiry_requested` for day orders of this engine whose session has closed by `now`
+/// (at most `limit` of them) in one phase; returns them as they now stand. An order that moved
+/// on meanwhile (cancelled, ended, taken over) is left out: each expiry is recorded once.
+pub fn request_expiries(
+    conn: &mut DbConnection,
+    due: Vec<OrderId>,
+    fence: &Fence,
+    now: i64,
+) -> Result<Vec<OrderRow>, OrderError> {
+    let mut expiring = Vec::new();
+    let mut plans = Vec::new();
+    for row in orders::find_many_for_update(conn, due)? {
+        if leases::ensure_owner(row.id, &row.owner, row.owner_epoch, fence).is_err() {
+            continue;
+        }
+        let Some(at) = row.expires_at.filter(|at| *at <= now) else {
+            continue;
+        };
+        let Ok(next) = row.state().apply(Action::ExpiryRequested) else {
+            continue;
+        };
+        let moved = Move::of(row, next, &OrderEvent::ExpiryRequested { at }, now);
+        expiring.push(moved.row.clone());
+        plans.push(Planned::moves(moved));
+    }
+    phase::write(conn, &plans, &[], now)?;
+    Ok(expiring)
 }

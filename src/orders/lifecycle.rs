@@ -376,6 +376,9 @@ pub(crate) mod tests {
             last_action_seq: 4,
             owner: "e".into(),
             owner_epoch: 1,
+            time_in_force: Default::default(),
+            expires_at: None,
+            expiring: false,
         };
         let cash = ledger::Balance {
             available: 1_400,

@@ -16,7 +16,7 @@ use crate::db::idempotency::{self as stored_keys, NewKey, StoredResponse};
 use crate::db::ledger::{self, Balance, LedgerEntry};
 use crate::db::orders::{self, FillRow, NewAction, OrderRow};
 use crate::db::{outbox, DbError};
-use crate::domain::{AccountId, ActionKind, OrderEvent, OrderId, OrderState};
+use crate::domain::{AccountId, ActionKind, OrderEvent, OrderId, OrderState, OrderStatus};
 
 /// What became of an item of a phase.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -341,6 +341,11 @@ pub fn advance(order: &mut OrderRow, next: OrderState, now: i64) -> i64 {
     order.status = next.status;
     order.filled_qty = next.filled_qty;
     order.placement_sent = next.placement_sent;
+    order.expiring = next.expiring;
+    // Only a live day order waits for its expiry: one that is cancelling or ended leaves the index.
+    if matches!(next.status, OrderStatus::PendingCancel) || next.status.is_terminal() {
+        order.expires_at = None;
+    }
     order.updated_at = now;
     order.last_action_seq
 }

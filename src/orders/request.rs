@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use crate::domain::money::PRICE_PATTERN;
 use crate::domain::symbol::SYMBOL_PATTERN;
-use crate::domain::{Cents, NewOrder, OrderType, Side, CASH, MAX_QTY};
+use crate::domain::{Cents, NewOrder, OrderType, Side, TimeInForce, CASH, MAX_QTY};
 use crate::idempotency;
 
 /// Why an order body is refused: a 400, or a well-formed order for no listed symbol (422).
@@ -28,6 +28,9 @@ pub struct OrderRequest {
     pub qty: i64,
     #[serde(default)]
     pub limit_price: Option<String>,
+    /// `gtc` when left out.
+    #[serde(default)]
+    pub time_in_force: Option<TimeInForce>,
 }
 
 impl TryFrom<OrderRequest> for NewOrder {
@@ -51,6 +54,7 @@ impl TryFrom<OrderRequest> for NewOrder {
             request.qty,
             limit_price,
         )
+        .map(|order| order.lasting(request.time_in_force.unwrap_or_default()))
         .map_err(BadOrder::Invalid)
     }
 }
@@ -70,6 +74,11 @@ impl utoipa::PartialSchema for OrderRequest {
                     "type": {"type": "string", "enum": [order_type]},
                     "qty": {"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_QTY},
                     "limit_price": limit_price,
+                    "time_in_force": {
+                        "type": "string",
+                        "enum": TimeInForce::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+                        "default": "gtc",
+                    },
                 }
             })
         };
@@ -84,7 +93,7 @@ impl utoipa::PartialSchema for OrderRequest {
             &["symbol", "side", "type", "qty"],
         );
         let described = serde_json::json!({
-            "description": "A limit order (limit_price required) or a market order (no limit_price); unknown and repeated fields are refused.",
+            "description": "A limit order (limit_price required) or a market order (no limit_price), living as time_in_force says (gtc when left out); unknown and repeated fields are refused.",
             "oneOf": [limit, market],
         });
         serde_json::from_value(described)

@@ -186,6 +186,7 @@ fn plan(row: &OrderRow, item: &StatusItem, held: &mut Held) -> Result<Planned, R
                 "the placement was sent after all: the venue decides",
             ));
         }
+        StatusStep::ReleaseUnsent if state.expiring => (Action::Expired, Err(EndCause::NeverSent)),
         StatusStep::ReleaseUnsent => (Action::Canceled, Err(EndCause::NeverSent)),
         StatusStep::End { .. } if state.status.is_terminal() => return Ok(Planned::default()),
         StatusStep::End {
@@ -193,7 +194,8 @@ fn plan(row: &OrderRow, item: &StatusItem, held: &mut Held) -> Result<Planned, R
             venue_filled,
             cause,
         } => {
-            let (action, mismatch) = terminal_action(state, *end, *venue_filled);
+            let immediate = row.time_in_force.is_immediate();
+            let (action, mismatch) = terminal_action(state, *end, *venue_filled, immediate);
             if mismatch {
                 alarms.push(Alarmed {
                     kind: AlarmKind::FillQuantityMismatch,

@@ -27,6 +27,8 @@ pub struct Submission {
     pub ttl_micros: i64,
     /// The most keys the account may hold (0 = no cap).
     pub max_stored_keys: i64,
+    /// When a `day` order expires (the session's next close); None for the others.
+    pub expires_at: Option<i64>,
 }
 
 pub struct Submitted {
@@ -252,6 +254,9 @@ fn prepare<'a>(sub: &'a Submission, owner: &Fence) -> Result<NewOrderRows<'a>, O
         last_action_seq: 1,
         owner: owner.engine.clone(),
         owner_epoch: owner.epoch,
+        time_in_force: order.time_in_force,
+        expires_at: sub.expires_at,
+        expiring: false,
     };
     let created = OrderEvent::Created {
         idempotency_key: sub.key.as_str().to_owned(),

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::db::orders::{ActionRow, FillRow, OrderRow};
 use crate::db::rfc3339;
-use crate::domain::{ActionKind, Cents, FillSource, OrderStatus, OrderType, Side};
+use crate::domain::{ActionKind, Cents, FillSource, OrderStatus, OrderType, Side, TimeInForce};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[schema(as = Order)]
@@ -17,6 +17,7 @@ pub struct OrderView {
     pub order_type: OrderType,
     pub qty: i64,
     pub limit_price: Option<Cents>,
+    pub time_in_force: TimeInForce,
     pub status: OrderStatus,
     pub filled_qty: i64,
     pub filled_avg_price: Option<Cents>,
@@ -34,6 +35,7 @@ impl From<&OrderRow> for OrderView {
             order_type: row.order_type,
             qty: row.qty,
             limit_price: row.limit_price,
+            time_in_force: row.time_in_force,
             status: row.status,
             filled_qty: row.filled_qty,
             filled_avg_price: Cents::average(row.filled_notional, row.filled_qty),

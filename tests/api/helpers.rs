@@ -109,6 +109,8 @@ pub fn serve_args(database_url: &str) -> ServeArgs {
         exchange_secret: Some(EXCHANGE_SECRET.into()),
         admin_token: Some(ADMIN_TOKEN.into()),
         idempotency_ttl: 86_400,
+        session_close: "15:30".into(),
+        session_tz: "Asia/Kolkata".into(),
         poll_interval_ms: 200,
         max_concurrent_steps: 32,
         orphan_sweep_ms: 200,
@@ -565,6 +567,7 @@ pub fn limit_submission(
         now: db::now_micros(),
         ttl_micros: 1_000_000_000,
         max_stored_keys: 0,
+        expires_at: None,
     }
 }
 

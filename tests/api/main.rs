@@ -26,6 +26,7 @@ mod proxy;
 mod shared;
 mod status_batches;
 mod submit_batches;
+mod time_in_force;
 mod validation;
 #[path = "../common/venue.rs"]
 mod venue;

@@ -146,7 +146,8 @@ async fn a_refusal_after_a_lost_placement_follows_what_the_exchange_holds() {
     for id in &ids {
         let order = app
             .wait_for_order(&alice.token, id, |o| {
-                ["filled", "canceled", "rejected"].contains(&o["status"].as_str().unwrap())
+                ["filled", "canceled", "rejected", "expired"]
+                    .contains(&o["status"].as_str().unwrap())
             })
             .await;
         assert_eq!(order["status"], "filled", "{order}");

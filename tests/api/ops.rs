@@ -328,6 +328,7 @@ async fn the_api_is_described_at_openapi_json() {
         "type",
         "qty",
         "limit_price",
+        "time_in_force",
         "status",
         "filled_qty",
         "filled_avg_price",
@@ -346,7 +347,11 @@ async fn the_api_is_described_at_openapi_json() {
     assert_eq!(schemas["Side"]["enum"], json!(["buy", "sell"]));
     assert_eq!(
         schemas["OrderStatus"]["enum"].as_array().map(Vec::len),
-        Some(7)
+        Some(8)
+    );
+    assert_eq!(
+        schemas["TimeInForce"]["enum"],
+        json!(["gtc", "day", "ioc", "fok"])
     );
     let shapes = schemas["OrderRequest"]["oneOf"]
         .as_array()
@@ -378,7 +383,7 @@ async fn the_api_is_described_at_openapi_json() {
 async fn a_method_not_allowed_says_which_are() {
     let app = spawn_app().await;
     for (method, path, allowed) in [
-        ("TRACE", "/v1/orders", "GET, POST"),
+        ("TRACE", "/v1/orders", "GET, POST, DELETE"),
         (
             "PATCH",
             "/v1/orders/0190f5a2-0000-7000-8000-000000000000",

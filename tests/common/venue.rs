@@ -113,7 +113,9 @@ async fn cancel(state: web::Data<Arc<Mutex<VenueState>>>, cid: web::Path<String>
         json!({"client_order_id": cid.as_str(), "exchange_order_id": null, "status": "canceled",
                "qty": 0, "filled_qty": 0, "fills": []})
     });
-    if !["filled", "canceled", "rejected"].contains(&order["status"].as_str().unwrap_or("")) {
+    if !["filled", "canceled", "rejected", "expired"]
+        .contains(&order["status"].as_str().unwrap_or(""))
+    {
         order["status"] = json!("canceled");
     }
     HttpResponse::Ok().json(order.clone())

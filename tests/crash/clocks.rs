@@ -28,7 +28,7 @@ fn open_owners(database_url: &str) -> BTreeMap<String, i64> {
     let mut conn = diesel::PgConnection::establish(database_url).expect("connects");
     diesel::sql_query(
         "SELECT owner, count(*) AS n FROM orders \
-         WHERE status NOT IN ('filled', 'canceled', 'rejected') GROUP BY owner",
+         WHERE status NOT IN ('filled', 'canceled', 'rejected', 'expired') GROUP BY owner",
     )
     .load::<Row>(&mut conn)
     .expect("owners")

@@ -11,6 +11,7 @@ mod database;
 mod default_install;
 mod demo;
 mod engines;
+mod expiry;
 #[path = "../common/feed_client.rs"]
 mod feed_client;
 mod fencing;

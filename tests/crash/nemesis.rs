@@ -384,7 +384,7 @@ async fn run(seed: u64) -> Outcome {
         loop {
             let (_, order) = call_anywhere(&urls, "GET", &token, &format!("/v1/orders/{id}")).await;
             let status = order["status"].as_str().unwrap_or_default();
-            if ["filled", "canceled", "rejected"].contains(&status) {
+            if ["filled", "canceled", "rejected", "expired"].contains(&status) {
                 break;
             }
             if over.elapsed() > ENDS_WITHIN {

@@ -28,6 +28,7 @@ fn place_order(cid: &str) -> OrderToPlace {
         order_type: OrderType::Limit,
         qty: 5,
         limit_price: Some(Cents(100)),
+        time_in_force: Default::default(),
     }
 }
 

@@ -11,7 +11,9 @@ use crate::helpers::*;
 async fn until_terminal(sim: &str, cid: &str) -> Value {
     for _ in 0..500 {
         let (_, order) = get_json(&format!("{sim}/orders/{cid}")).await;
-        if ["filled", "canceled", "rejected"].contains(&order["status"].as_str().unwrap_or("")) {
+        if ["filled", "canceled", "rejected", "expired"]
+            .contains(&order["status"].as_str().unwrap_or(""))
+        {
             return order;
         }
         actix_web::rt::time::sleep(Duration::from_millis(10)).await;

@@ -7,7 +7,7 @@ use rand::RngExt;
 
 use super::market::Market;
 use super::store::{Changes, Saved, StoredOrder};
-use crate::domain::{Cents, OrderType, Side};
+use crate::domain::{Cents, OrderType, Side, TimeInForce};
 use crate::exchange::wire::{ExchangeFill, ExchangeOrder, ExchangeStatus, PlaceOrder, PushType};
 
 /// Something that happened to an order, to be pushed.
@@ -152,7 +152,11 @@ impl Book {
         } else {
             PushType::Accepted
         };
-        let events = vec![event(&order, event_type, None)];
+        let mut order = order;
+        let mut events = vec![event(&order, event_type, None)];
+        if refusal.is_none() && request.time_in_force.is_immediate() {
+            events.extend(self.fill_at_once(&request, &mut order, market));
+        }
         let arrival = i64::try_from(self.arrival.len()).unwrap_or(i64::MAX);
         self.arrival.push(request.client_order_id.clone());
         self.unsaved_orders.insert(request.client_order_id.clone());
@@ -169,6 +173,46 @@ impl Book {
             order,
             events,
         }
+    }
+
+    /// An `ioc` order takes what the book shows at once (a third of it, as a matching round would
+    /// give, at the least one share) and a `fok` order all of it or nothing, if the price crosses
+    /// their limit; what is left expires.
+    fn fill_at_once(
+        &mut self,
+        request: &PlaceOrder,
+        order: &mut ExchangeOrder,
+        market: &Market,
+    ) -> Vec<BookEvent> {
+        let mut events = Vec::new();
+        let price = market
+            .price(&request.symbol)
+            .filter(|p| crosses(request, *p));
+        let qty = match (request.time_in_force, price) {
+            (_, None) => 0,
+            (TimeInForce::Fok, Some(_)) => order.qty,
+            _ => shown(order),
+        };
+        if let (Some(price), true) = (price, qty > 0) {
+            let fill = self.new_fill(qty, price);
+            order.filled_qty = qty;
+            order.fills.push(fill.clone());
+            order.status = ExchangeStatus::PartiallyFilled;
+            events.push(event(order, PushType::Fill, Some(fill)));
+        }
+        if order.filled_qty == order.qty {
+            order.status = ExchangeStatus::Filled;
+        } else {
+            // The push names it as the contract's pushes can: cancelled, by the exchange.
+            order.status = ExchangeStatus::Expired;
+            events.push(event(order, PushType::Canceled, None));
+        }
+        events
+    }
+
+    fn new_fill(&mut self, qty: i64, price: Cents) -> ExchangeFill {
+        self.next_fill += 1;
+        fill_numbered(self.next_fill, qty, price)
     }
 
     /// Cancels what is left of an order. An unknown id is tombstoned, and answered as a cancelled
@@ -224,16 +268,9 @@ impl Book {
             if !crosses(&resting.request, price) {
                 continue;
             }
-            let remaining = resting.order.qty - resting.order.filled_qty;
-            let largest = remaining.min((resting.order.qty / 3).max(1));
-            let qty = rng.random_range(1..=largest);
+            let qty = rng.random_range(1..=shown(&resting.order));
             self.next_fill += 1;
-            let fill = ExchangeFill {
-                fill_id: format!("F{:012}", self.next_fill),
-                qty,
-                price,
-                ts: now_text(),
-            };
+            let fill = fill_numbered(self.next_fill, qty, price);
             let order = &mut resting.order;
             order.filled_qty += qty;
             order.fills.push(fill.clone());
@@ -246,6 +283,20 @@ impl Book {
             events.push(event(order, PushType::Fill, Some(fill)));
         }
         events
+    }
+}
+
+/// The most of an order the book fills at once: a third of it, at least a share, at most its rest.
+fn shown(order: &ExchangeOrder) -> i64 {
+    (order.qty - order.filled_qty).min((order.qty / 3).max(1))
+}
+
+fn fill_numbered(number: u64, qty: i64, price: Cents) -> ExchangeFill {
+    ExchangeFill {
+        fill_id: format!("F{number:012}"),
+        qty,
+        price,
+        ts: now_text(),
     }
 }
 
@@ -289,6 +340,7 @@ mod tests {
             order_type,
             qty,
             limit_price: limit.map(Cents),
+            time_in_force: TimeInForce::Gtc,
         }
     }
 

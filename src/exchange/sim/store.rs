@@ -254,6 +254,7 @@ mod tests {
                 order_type: OrderType::Limit,
                 qty: 10,
                 limit_price: Some(Cents(100)),
+                time_in_force: Default::default(),
             },
             order: ExchangeOrder {
                 client_order_id: id.into(),
