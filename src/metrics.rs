@@ -50,13 +50,13 @@ pub enum KeyConflict {
 }
 
 /// Exchange calls, by what they do.
-pub const EXCHANGE_OPS: &[&str] = &["place", "lookup", "cancel", "list", "prices"];
+pub const EXCHANGE_OPS: &[&str] = &["place", "lookup", "cancel", "replace", "list", "prices"];
 /// How an exchange request went: answered, refused (a 4xx), or no trustworthy answer.
 pub const EXCHANGE_OUTCOMES: &[&str] = &["ok", "refused", "unknown"];
 /// What recovery did for an order it picked up (see `engine::steps`).
-pub const RECOVERY_KINDS: &[&str] = &["place", "lookup", "release", "cancel", "poll"];
+pub const RECOVERY_KINDS: &[&str] = &["place", "lookup", "release", "cancel", "replace", "poll"];
 /// What asks an order actor for a step (`engine::messages::Reason`).
-pub const STEP_REASONS: &[&str] = &["recover", "poll", "push", "cancel"];
+pub const STEP_REASONS: &[&str] = &["recover", "poll", "push", "cancel", "replace"];
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 

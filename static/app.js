@@ -140,18 +140,27 @@ function renderOrder(order, flash) {
   }
   const pct = Math.round((100 * order.filled_qty) / order.qty);
   const open = !["filled", "canceled", "rejected", "expired", "pending_cancel"].includes(order.status);
+  const modifiable = order.type === "limit" && ["new", "partially_filled"].includes(order.status);
   row.dataset.status = order.status;
   row.innerHTML = `
     <td class="mono">${clock(order.created_at)}</td>
     <td><strong>${order.symbol}</strong></td>
     <td class="side-${order.side}">${order.side.toUpperCase()}</td>
     <td>${order.type} · ${order.time_in_force ?? "gtc"}</td>
-    <td class="num">${order.filled_qty} / ${order.qty}<span class="progress"><span style="width:${pct}%"></span></span></td>
-    <td class="num">${money(order.limit_price)}</td>
+    <td class="num${modifiable ? " editable" : ""}" data-edit="qty" title="${modifiable ? "Click to change the quantity" : ""}">${order.filled_qty} / ${order.qty}<span class="progress"><span style="width:${pct}%"></span></span></td>
+    <td class="num${modifiable ? " editable" : ""}" data-edit="limit_price" title="${modifiable ? "Click to change the limit" : ""}">${money(order.limit_price)}</td>
     <td class="num">${money(order.filled_avg_price)}</td>
     <td><span class="badge ${order.status}">${order.status.replace("_", " ")}</span></td>
     <td>${open ? '<button type="button" class="cancel-btn">Cancel</button>' : ""}</td>`;
   row.querySelector(".cancel-btn")?.addEventListener("click", () => cancelOrder(order.id));
+  if (modifiable) {
+    row.querySelectorAll("td.editable").forEach((cell) =>
+      cell.addEventListener("click", (e) => {
+        e.stopPropagation();
+        modifyOrder(order, cell.dataset.edit);
+      }),
+    );
+  }
   row.classList.toggle("selected", state.selected === order.id);
   row.classList.toggle("recovered", state.recovered.has(order.id));
   if (flash) {
@@ -166,6 +175,28 @@ async function cancelOrder(id) {
     await api(`/v1/orders/${id}`, { method: "DELETE" });
   } catch (error) {
     alert(`Cancel failed: ${error.message}`);
+  }
+}
+
+// Modify in place: one Idempotency-Key per change, reused on every retry, as for new orders.
+async function modifyOrder(order, field) {
+  const now = field === "qty" ? String(order.qty) : order.limit_price;
+  const asked = prompt(field === "qty" ? "New quantity" : "New limit price", now);
+  if (asked === null || asked.trim() === "" || asked.trim() === now) return;
+  const body = field === "qty" ? { qty: Number(asked) } : { limit_price: asked.trim() };
+  const key = crypto.randomUUID();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await api(`/v1/orders/${order.id}`, { method: "PATCH", body: JSON.stringify(body), headers: { "Idempotency-Key": key } });
+      return;
+    } catch (error) {
+      const retryable = error.status === undefined || error.status >= 500 || error.code === "idempotency_key_in_use";
+      if (!retryable || attempt >= 6) {
+        alert(`Modify failed: ${error.message}`);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 300 * attempt));
+    }
   }
 }
 

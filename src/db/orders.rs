@@ -44,6 +44,11 @@ pub struct OrderRow {
     pub expires_at: Option<i64>,
     /// See [`OrderState::expiring`].
     pub expiring: bool,
+    /// The venue's version of the order: 1, and one more for each replace it took.
+    pub version: i64,
+    /// The terms a replace in flight asks for (see [`OrderState::replacing`]).
+    pub replacing_qty: Option<i64>,
+    pub replacing_limit_price: Option<Cents>,
 }
 
 impl OrderRow {
@@ -55,7 +60,36 @@ impl OrderRow {
             filled_qty: self.filled_qty,
             placement_sent: self.placement_sent,
             expiring: self.expiring,
+            replacing: self.replacing_qty,
         }
+    }
+
+    /// What [`save_terms`] writes: the order's terms and lifetime.
+    #[allow(clippy::type_complexity)]
+    pub fn terms(
+        &self,
+    ) -> (
+        i64,
+        Option<i64>,
+        i64,
+        &ClientOrderId,
+        Option<Cents>,
+        Option<Cents>,
+        Option<Cents>,
+        Option<i64>,
+        bool,
+    ) {
+        (
+            self.qty,
+            self.replacing_qty,
+            self.version,
+            &self.client_order_id,
+            self.limit_price,
+            self.protection_price,
+            self.replacing_limit_price,
+            self.expires_at,
+            self.expiring,
+        )
     }
 
     /// The asset the order holds back: cash for a buy, its shares for a sell.
@@ -77,16 +111,19 @@ pub struct ActionRow {
 }
 
 impl ActionRow {
-    /// The action as the transition table sees it (a fill's quantity is in its detail).
+    /// The action as the transition table sees it (a fill's or a replace's quantity is in its
+    /// detail).
     pub fn action(&self) -> Result<Action, DbError> {
-        let fill_qty = match self.kind {
-            ActionKind::Fill => serde_json::from_str::<serde_json::Value>(&self.detail)
-                .ok()
-                .and_then(|d| d["qty"].as_i64()),
+        let qty = match self.kind {
+            ActionKind::Fill | ActionKind::ReplaceRequested | ActionKind::Replaced => {
+                serde_json::from_str::<serde_json::Value>(&self.detail)
+                    .ok()
+                    .and_then(|d| d["qty"].as_i64())
+            }
             _ => None,
         };
-        Action::from_kind(self.kind, fill_qty).ok_or_else(|| {
-            DbError::Inconsistent(format!("a fill action without its qty: {}", self.detail))
+        Action::from_kind(self.kind, qty).ok_or_else(|| {
+            DbError::Inconsistent(format!("{} without its qty: {}", self.kind, self.detail))
         })
     }
 }
@@ -367,25 +404,24 @@ pub fn append_actions(conn: &mut DbConnection, actions: &[NewAction<'_>]) -> Res
     Ok(insert_rows!(conn, order_actions::table, actions)?)
 }
 
-/// Writes the projection rows of several orders, in one statement.
+/// Saves each moved order's projection: its status and fills, in one statement.
 pub fn save_projections(conn: &mut DbConnection, rows: &[OrderRow]) -> Result<(), DbError> {
     if rows.is_empty() {
         return Ok(());
     }
     let query = format!(
         "WITH saved (id, status, filled_qty, filled_notional, updated_at, placement_sent, \
-         last_action_seq, expires_at, expiring) AS (VALUES {values}) \
+         last_action_seq) AS (VALUES {values}) \
          UPDATE orders SET status = saved.status, filled_qty = saved.filled_qty, \
          filled_notional = saved.filled_notional, updated_at = saved.updated_at, \
-         placement_sent = saved.placement_sent, last_action_seq = saved.last_action_seq, \
-         expires_at = saved.expires_at, expiring = saved.expiring \
+         placement_sent = saved.placement_sent, last_action_seq = saved.last_action_seq \
          FROM saved WHERE orders.id = saved.id RETURNING orders.id",
-        values = value_rows(conn.backend(), rows.len(), 9),
+        values = value_rows(conn.backend(), rows.len(), 7),
     );
     // Loaded, not executed, so the statement is kept prepared (see `prepared::run_kept`); the
     // ids returned are counted.
     let saved: Vec<NoColumns> = with_conn!(conn, |c| {
-        use diesel::sql_types::{BigInt, Bool, Nullable, Text};
+        use diesel::sql_types::{BigInt, Bool, Text};
         let mut bound = diesel::sql_query(&query).into_boxed();
         for r in rows {
             bound = bound
@@ -395,17 +431,57 @@ pub fn save_projections(conn: &mut DbConnection, rows: &[OrderRow]) -> Result<()
                 .bind::<BigInt, _>(r.filled_notional.0)
                 .bind::<BigInt, _>(r.updated_at)
                 .bind::<Bool, _>(r.placement_sent)
-                .bind::<BigInt, _>(r.last_action_seq)
+                .bind::<BigInt, _>(r.last_action_seq);
+        }
+        prepared(bound, rows.len()).load(c)
+    })?;
+    counted(saved.len(), rows.len())
+}
+
+/// Saves the terms and the lifetime of orders whose move changed them (a replace, an expiry,
+/// an end): their quantity and limits, their version at the venue, when they expire. Apart from
+/// [`save_projections`], so that the many moves that change neither do not rewrite the indexes
+/// these columns are in.
+pub fn save_terms(conn: &mut DbConnection, rows: &[&OrderRow]) -> Result<(), DbError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let query = format!(
+        "WITH saved (id, qty, replacing_qty, version, client_order_id, limit_price, \
+         protection_price, replacing_limit_price, expires_at, expiring) AS (VALUES {values}) \
+         UPDATE orders SET qty = saved.qty, replacing_qty = saved.replacing_qty, \
+         version = saved.version, client_order_id = saved.client_order_id, \
+         limit_price = saved.limit_price, protection_price = saved.protection_price, \
+         replacing_limit_price = saved.replacing_limit_price, expires_at = saved.expires_at, \
+         expiring = saved.expiring \
+         FROM saved WHERE orders.id = saved.id RETURNING orders.id",
+        values = value_rows(conn.backend(), rows.len(), 10),
+    );
+    let saved: Vec<NoColumns> = with_conn!(conn, |c| {
+        use diesel::sql_types::{BigInt, Bool, Nullable, Text};
+        let mut bound = diesel::sql_query(&query).into_boxed();
+        for r in rows {
+            bound = bound
+                .bind::<Text, _>(r.id.to_string())
+                .bind::<BigInt, _>(r.qty)
+                .bind::<Nullable<BigInt>, _>(r.replacing_qty)
+                .bind::<BigInt, _>(r.version)
+                .bind::<Text, _>(r.client_order_id.as_str())
+                .bind::<Nullable<BigInt>, _>(r.limit_price.map(|p| p.0))
+                .bind::<Nullable<BigInt>, _>(r.protection_price.map(|p| p.0))
+                .bind::<Nullable<BigInt>, _>(r.replacing_limit_price.map(|p| p.0))
                 .bind::<Nullable<BigInt>, _>(r.expires_at)
                 .bind::<Bool, _>(r.expiring);
         }
         prepared(bound, rows.len()).load(c)
     })?;
-    let saved = saved.len();
-    if saved != rows.len() {
+    counted(saved.len(), rows.len())
+}
+
+fn counted(saved: usize, rows: usize) -> Result<(), DbError> {
+    if saved != rows {
         return Err(DbError::Inconsistent(format!(
-            "{saved} of {} order rows saved",
-            rows.len()
+            "{saved} of {rows} order rows saved"
         )));
     }
     Ok(())

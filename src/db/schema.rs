@@ -68,6 +68,9 @@ diesel::table! {
         time_in_force -> Text,
         expires_at -> Nullable<BigInt>,
         expiring -> Bool,
+        version -> BigInt,
+        replacing_qty -> Nullable<BigInt>,
+        replacing_limit_price -> Nullable<BigInt>,
     }
 }
 

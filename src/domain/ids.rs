@@ -57,8 +57,9 @@ macro_rules! uuid_id {
 uuid_id!(AccountId);
 uuid_id!(OrderId);
 
-/// The id under which an order is known to the exchange. Derived from the order id, so every retry
-/// of a placement, lookup or cancel names the same exchange order.
+/// The id under which an order is known to the exchange. Derived from the order id (and, after a
+/// replace, its version), so every retry of a placement, lookup, cancel or replace names the same
+/// exchange order.
 #[derive(
     Debug,
     Clone,
@@ -78,6 +79,15 @@ impl ClientOrderId {
     pub fn for_order(order: OrderId) -> Self {
         Self(format!("ok-{}", order.0.simple()))
     }
+
+    /// The id of the order's `version` at the venue: the first is [`ClientOrderId::for_order`],
+    /// each replace the venue takes makes the next.
+    pub fn for_version(order: OrderId, version: i64) -> Self {
+        match version {
+            ..=1 => Self::for_order(order),
+            v => Self(format!("ok-{}-v{v}", order.0.simple())),
+        }
+    }
 }
 
 impl ClientOrderId {
@@ -85,9 +95,14 @@ impl ClientOrderId {
         &self.0
     }
 
-    /// The order this id names, when it is one of ours.
+    /// The order this id names (any version of it), when it is one of ours.
     pub fn order_id(&self) -> Option<OrderId> {
-        let simple = self.0.strip_prefix("ok-")?;
+        let named = self.0.strip_prefix("ok-")?;
+        let simple = match named.split_once("-v") {
+            Some((simple, version)) if version.parse::<u32>().is_ok_and(|v| v >= 2) => simple,
+            Some(_) => return None,
+            None => named,
+        };
         Uuid::try_parse(simple).ok().map(OrderId)
     }
 }
@@ -119,6 +134,16 @@ mod tests {
     fn a_client_order_id_names_its_order() {
         let order = OrderId::new();
         assert_eq!(ClientOrderId::for_order(order).order_id(), Some(order));
+        assert_eq!(
+            ClientOrderId::for_version(order, 1),
+            ClientOrderId::for_order(order)
+        );
+        let third = ClientOrderId::for_version(order, 3);
+        assert!(third.as_str().ends_with("-v3"), "{third}");
+        assert_eq!(third.order_id(), Some(order));
+        let simple = order.0.simple();
+        assert_eq!(ClientOrderId(format!("ok-{simple}-v1")).order_id(), None);
+        assert_eq!(ClientOrderId(format!("ok-{simple}-vx")).order_id(), None);
         assert_eq!(ClientOrderId("ok-nonsense".into()).order_id(), None);
         assert_eq!(ClientOrderId("someone-else".into()).order_id(), None);
     }

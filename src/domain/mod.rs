@@ -18,10 +18,11 @@ pub mod whole_number;
 pub use ids::{AccountId, ClientOrderId, OrderId};
 pub use money::Cents;
 pub use new_order::{NewOrder, MAX_QTY};
-pub use order_event::{AckSource, EndCause, OrderEvent};
+pub use order_event::{AckSource, EndCause, OrderEvent, Terms};
 pub use symbol::Symbol;
 pub use venue::{
-    OrderToPlace, PlacedAck, ReportKind, VenueFill, VenueOrder, VenueReport, VenueStatus,
+    OrderToPlace, PlacedAck, ReplaceTerms, ReportKind, VenueFill, VenueOrder, VenueReport,
+    VenueStatus,
 };
 
 /// The asset name of cash (in cents) in every account. Every other asset is a symbol (in shares).

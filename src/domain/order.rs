@@ -1,6 +1,7 @@
 //! An order's life: its statuses, the actions that move it, and the one table that says which moves
 //! are allowed. The status is never stored on its own authority: it is the fold of the action log.
 
+use super::new_order::MAX_QTY;
 use super::Cents;
 
 text_enum!(Side { Buy => "buy", Sell => "sell" });
@@ -47,6 +48,7 @@ text_enum!(
         Canceled => "canceled",
         Rejected => "rejected",
         Expired => "expired",
+        PendingReplace => "pending_replace",
     }
 );
 
@@ -63,6 +65,9 @@ text_enum!(
         Filled => "filled",
         ExpiryRequested => "expiry_requested",
         Expired => "expired",
+        ReplaceRequested => "replace_requested",
+        Replaced => "replaced",
+        ReplaceRejected => "replace_rejected",
     }
 );
 
@@ -77,6 +82,9 @@ text_enum!(
         Canceled => "order.canceled",
         Filled => "order.filled",
         Expired => "order.expired",
+        ReplaceRequested => "order.replace_requested",
+        Replaced => "order.replaced",
+        ReplaceRejected => "order.replace_rejected",
         Recovered => "order.recovered",
     }
 );
@@ -104,6 +112,9 @@ impl ActionKind {
             ActionKind::Filled => Some(EventKind::Filled),
             ActionKind::ExpiryRequested => None,
             ActionKind::Expired => Some(EventKind::Expired),
+            ActionKind::ReplaceRequested => Some(EventKind::ReplaceRequested),
+            ActionKind::Replaced => Some(EventKind::Replaced),
+            ActionKind::ReplaceRejected => Some(EventKind::ReplaceRejected),
         }
     }
 }
@@ -140,6 +151,16 @@ pub enum Action {
     /// The engine cancels a `day` order at the session's close: the end that follows is `expired`.
     ExpiryRequested,
     Expired,
+    /// The customer asks for new terms; `qty` is the new quantity.
+    ReplaceRequested {
+        qty: i64,
+    },
+    /// The venue took the new terms.
+    Replaced {
+        qty: i64,
+    },
+    /// The venue kept the old terms.
+    ReplaceRejected,
 }
 
 impl Action {
@@ -155,11 +176,15 @@ impl Action {
             Action::Filled => ActionKind::Filled,
             Action::ExpiryRequested => ActionKind::ExpiryRequested,
             Action::Expired => ActionKind::Expired,
+            Action::ReplaceRequested { .. } => ActionKind::ReplaceRequested,
+            Action::Replaced { .. } => ActionKind::Replaced,
+            Action::ReplaceRejected => ActionKind::ReplaceRejected,
         }
     }
 
-    /// The action a stored log row records; a fill also needs its quantity.
-    pub fn from_kind(kind: ActionKind, fill_qty: Option<i64>) -> Option<Action> {
+    /// The action a stored log row records; a fill and a replace also need their quantity.
+    pub fn from_kind(kind: ActionKind, qty: Option<i64>) -> Option<Action> {
+        let fill_qty = qty;
         Some(match kind {
             ActionKind::Created => Action::Created,
             ActionKind::PlacementSent => Action::PlacementSent,
@@ -171,6 +196,9 @@ impl Action {
             ActionKind::Filled => Action::Filled,
             ActionKind::ExpiryRequested => Action::ExpiryRequested,
             ActionKind::Expired => Action::Expired,
+            ActionKind::ReplaceRequested => Action::ReplaceRequested { qty: qty? },
+            ActionKind::Replaced => Action::Replaced { qty: qty? },
+            ActionKind::ReplaceRejected => Action::ReplaceRejected,
         })
     }
 }
@@ -187,6 +215,9 @@ pub struct OrderState {
     /// Whether the engine asked for the order's expiry (a `day` order at the session's close):
     /// its end by cancel is then `expired`.
     pub expiring: bool,
+    /// The quantity a replace in flight asks for: until the venue answers, either version may
+    /// trade, so fills may reach the larger of the two.
+    pub replacing: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -202,6 +233,8 @@ pub enum TransitionError {
     EmptyFill,
     #[error("filled recorded with {filled} of {qty} shares")]
     NotFullyFilled { filled: i64, qty: i64 },
+    #[error("a replace to {qty} shares of an order with {filled} filled")]
+    ReplaceBelowFilled { filled: i64, qty: i64 },
     #[error("the log does not start with created")]
     NoCreation,
     /// The venue's acknowledgement of an order it has already shown to be live (acknowledged, or
@@ -224,6 +257,26 @@ impl OrderState {
             filled_qty: 0,
             placement_sent: false,
             expiring: false,
+            replacing: None,
+        }
+    }
+
+    /// The most shares fills may reach: the order's quantity, or a replace's if it is larger.
+    pub fn most_fillable(&self) -> i64 {
+        self.replacing.map_or(self.qty, |new| new.max(self.qty))
+    }
+
+    /// Whether every share is filled, of either version while a replace is in flight.
+    pub fn all_filled(&self) -> bool {
+        self.filled_qty == self.qty || self.replacing == Some(self.filled_qty)
+    }
+
+    /// Resting, by what it has filled.
+    fn resting(&self) -> OrderStatus {
+        if self.filled_qty == 0 {
+            OrderStatus::New
+        } else {
+            OrderStatus::PartiallyFilled
         }
     }
 
@@ -248,39 +301,77 @@ impl OrderState {
             }
             (S::PendingNew, A::Accepted) => S::New,
             (S::PendingCancel, A::Accepted) => S::PendingCancel,
-            (S::New | S::PartiallyFilled, A::Accepted) => {
+            (S::New | S::PartiallyFilled | S::PendingReplace, A::Accepted) => {
                 return Err(TransitionError::AlreadyAcknowledged)
             }
             (S::PendingNew | S::PendingCancel, A::Rejected) => S::Rejected,
-            (S::PendingNew | S::New | S::PartiallyFilled | S::PendingCancel, A::Fill { qty }) => {
+            (
+                S::PendingNew | S::New | S::PartiallyFilled | S::PendingCancel | S::PendingReplace,
+                A::Fill { qty },
+            ) => {
                 if qty <= 0 {
                     return Err(TransitionError::EmptyFill);
                 }
-                let filled = self.filled_qty.checked_add(qty).filter(|f| *f <= self.qty);
+                let most = self.most_fillable();
+                let filled = self.filled_qty.checked_add(qty).filter(|f| *f <= most);
                 next.filled_qty = filled.ok_or(TransitionError::OverFill {
                     filled: self.filled_qty,
                     fill: qty,
-                    qty: self.qty,
+                    qty: most,
                 })?;
-                // Fills may still land while a cancel is pending.
-                if self.status == S::PendingCancel {
-                    S::PendingCancel
-                } else {
-                    S::PartiallyFilled
+                // Fills may still land while a cancel or a replace is pending.
+                match self.status {
+                    S::PendingCancel | S::PendingReplace => self.status,
+                    _ => S::PartiallyFilled,
                 }
             }
-            (S::PendingNew | S::New | S::PartiallyFilled, A::CancelRequested) => S::PendingCancel,
-            (S::PendingNew | S::New | S::PartiallyFilled, A::ExpiryRequested) => {
+            (S::New | S::PartiallyFilled, A::ReplaceRequested { qty }) => {
+                if qty <= self.filled_qty || qty > MAX_QTY {
+                    return Err(TransitionError::ReplaceBelowFilled {
+                        filled: self.filled_qty,
+                        qty,
+                    });
+                }
+                next.replacing = Some(qty);
+                S::PendingReplace
+            }
+            (S::PendingReplace, A::Replaced { qty }) => {
+                if self.replacing != Some(qty) || self.filled_qty > qty {
+                    return refused;
+                }
+                next.qty = qty;
+                next.replacing = None;
+                next.resting()
+            }
+            (S::PendingReplace, A::ReplaceRejected) => {
+                if self.filled_qty > self.qty {
+                    return refused;
+                }
+                next.replacing = None;
+                next.resting()
+            }
+            (
+                S::PendingNew | S::New | S::PartiallyFilled | S::PendingReplace,
+                A::CancelRequested,
+            ) => S::PendingCancel,
+            (
+                S::PendingNew | S::New | S::PartiallyFilled | S::PendingReplace,
+                A::ExpiryRequested,
+            ) => {
                 next.expiring = true;
                 S::PendingCancel
             }
-            (S::New | S::PartiallyFilled | S::PendingCancel, A::Canceled) => S::Canceled,
+            (S::New | S::PartiallyFilled | S::PendingCancel | S::PendingReplace, A::Canceled) => {
+                S::Canceled
+            }
             (S::PendingNew, A::Canceled) if !self.placement_sent => S::Canceled,
             // An expiry ends an order as a cancel does; `terminal_action` says which it is.
-            (S::New | S::PartiallyFilled | S::PendingCancel, A::Expired) => S::Expired,
+            (S::New | S::PartiallyFilled | S::PendingCancel | S::PendingReplace, A::Expired) => {
+                S::Expired
+            }
             (S::PendingNew, A::Expired) if !self.placement_sent => S::Expired,
-            (S::New | S::PartiallyFilled | S::PendingCancel, A::Filled) => {
-                if self.filled_qty != self.qty {
+            (S::New | S::PartiallyFilled | S::PendingCancel | S::PendingReplace, A::Filled) => {
+                if !self.all_filled() {
                     return Err(TransitionError::NotFullyFilled {
                         filled: self.filled_qty,
                         qty: self.qty,
@@ -288,7 +379,10 @@ impl OrderState {
                 }
                 S::Filled
             }
-            (S::PendingNew | S::New | S::PartiallyFilled | S::PendingCancel, _) => return refused,
+            (
+                S::PendingNew | S::New | S::PartiallyFilled | S::PendingCancel | S::PendingReplace,
+                _,
+            ) => return refused,
         };
         Ok(next)
     }
@@ -344,7 +438,7 @@ pub fn terminal_action(
     let mismatch = venue_filled != state.filled_qty;
     let action = match (end, state.status) {
         // Only what the engine itself recorded counts: `filled` needs every share recorded here.
-        _ if state.filled_qty == state.qty => Action::Filled,
+        _ if state.all_filled() => Action::Filled,
         // A cancel (or an expiry) that reached the exchange before the placement did.
         (VenueEnd::NeverPlaced, S::PendingCancel) if state.expiring => Action::Expired,
         (VenueEnd::NeverPlaced, S::PendingCancel) => Action::Canceled,
@@ -377,11 +471,17 @@ mod tests {
             filled_qty: 4,
             placement_sent: true,
             expiring: false,
+            replacing: None,
         }
     }
 
+    /// A fill of one share, or a replace to twelve.
     fn action(kind: ActionKind) -> Action {
-        Action::from_kind(kind, Some(1)).unwrap()
+        let qty = match kind {
+            A::ReplaceRequested | A::Replaced => 12,
+            _ => 1,
+        };
+        Action::from_kind(kind, Some(qty)).unwrap()
     }
 
     /// Every pair the table allows, with where it leads. Everything else must be refused.
@@ -408,6 +508,14 @@ mod tests {
         (S::New, A::Expired, S::Expired),
         (S::PartiallyFilled, A::Expired, S::Expired),
         (S::PendingCancel, A::Expired, S::Expired),
+        (S::New, A::ReplaceRequested, S::PendingReplace),
+        (S::PartiallyFilled, A::ReplaceRequested, S::PendingReplace),
+        (S::PendingReplace, A::Fill, S::PendingReplace),
+        (S::PendingReplace, A::ReplaceRejected, S::PartiallyFilled),
+        (S::PendingReplace, A::CancelRequested, S::PendingCancel),
+        (S::PendingReplace, A::ExpiryRequested, S::PendingCancel),
+        (S::PendingReplace, A::Canceled, S::Canceled),
+        (S::PendingReplace, A::Expired, S::Expired),
     ];
 
     #[test]
@@ -428,8 +536,11 @@ mod tests {
                     (None, Err(TransitionError::NotFullyFilled { .. })) if kind == A::Filled => {}
                     // A late acknowledgement of a live order is a duplicate, not an error.
                     (None, Err(TransitionError::AlreadyAcknowledged))
-                        if kind == A::Accepted && matches!(status, S::New | S::PartiallyFilled) => {
-                    }
+                        if kind == A::Accepted
+                            && matches!(
+                                status,
+                                S::New | S::PartiallyFilled | S::PendingReplace
+                            ) => {}
                     (expected, result) => {
                         panic!("{status} + {kind}: expected {expected:?}, got {result:?}")
                     }
@@ -566,6 +677,67 @@ mod tests {
             .apply(Action::PlacementSent)
             .unwrap();
         assert!(sent.apply(Action::Expired).is_err());
+    }
+
+    #[test]
+    fn while_a_replace_is_in_flight_either_version_may_trade_and_the_venue_decides_the_terms() {
+        let resting = OrderState::created(10)
+            .apply(Action::PlacementSent)
+            .and_then(|s| s.apply(Action::Accepted))
+            .and_then(|s| s.apply(Action::Fill { qty: 4 }))
+            .unwrap();
+        assert_eq!(
+            resting.apply(Action::ReplaceRequested { qty: 4 }),
+            Err(TransitionError::ReplaceBelowFilled { filled: 4, qty: 4 }),
+            "a replace must leave something to fill"
+        );
+        let up = resting.apply(Action::ReplaceRequested { qty: 15 }).unwrap();
+        assert_eq!(
+            (up.status, up.replacing, up.most_fillable()),
+            (S::PendingReplace, Some(15), 15)
+        );
+        // Fills past the old quantity are the new version's: allowed up to the new one.
+        let filled_more = up.apply(Action::Fill { qty: 9 }).unwrap();
+        assert!(filled_more.apply(Action::Fill { qty: 3 }).is_err());
+        assert_eq!(
+            filled_more.apply(Action::ReplaceRejected).map(|_| ()),
+            Err(TransitionError::NotAllowed {
+                status: S::PendingReplace,
+                action: A::ReplaceRejected,
+            }),
+            "the venue cannot keep 10 shares of which 13 filled"
+        );
+        let replaced = filled_more.apply(Action::Replaced { qty: 15 }).unwrap();
+        assert_eq!(
+            (replaced.status, replaced.qty, replaced.replacing),
+            (S::PartiallyFilled, 15, None)
+        );
+        assert!(
+            up.apply(Action::Replaced { qty: 14 }).is_err(),
+            "only the terms asked for"
+        );
+        // A cut: the old version may still fill whole, and then the order is filled.
+        let down = resting.apply(Action::ReplaceRequested { qty: 6 }).unwrap();
+        assert_eq!(down.most_fillable(), 10);
+        let whole = down.apply(Action::Fill { qty: 6 }).unwrap();
+        assert!(whole.all_filled());
+        assert_eq!(whole.apply(Action::Filled).map(|s| s.status), Ok(S::Filled));
+        assert_eq!(
+            terminal_action(whole, VenueEnd::Filled, 10, false),
+            (Action::Filled, false)
+        );
+        let kept = down.apply(Action::ReplaceRejected).unwrap();
+        assert_eq!(
+            (kept.status, kept.qty, kept.replacing),
+            (S::PartiallyFilled, 10, None)
+        );
+        // A cancel during a replace wins: the order ends whichever version the venue held.
+        let cancelling = down.apply(Action::CancelRequested).unwrap();
+        assert_eq!(cancelling.status, S::PendingCancel);
+        assert_eq!(
+            cancelling.apply(Action::Canceled).map(|s| s.status),
+            Ok(S::Canceled)
+        );
     }
 
     #[test]

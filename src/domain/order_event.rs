@@ -25,6 +25,26 @@ pub enum EndCause {
     },
 }
 
+/// An order's terms at the venue, in one version of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Terms {
+    pub client_order_id: String,
+    pub version: i64,
+    pub qty: i64,
+    pub limit_price: Option<Cents>,
+}
+
+impl Terms {
+    fn detail(&self) -> Value {
+        json!({
+            "client_order_id": self.client_order_id,
+            "version": self.version,
+            "qty": self.qty,
+            "limit_price": self.limit_price,
+        })
+    }
+}
+
 /// What a recorded action says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OrderEvent {
@@ -50,6 +70,22 @@ pub enum OrderEvent {
     ExpiryRequested {
         at: i64,
     },
+    /// The customer asked for new terms, the venue's next version of the order; `reserved_more`
+    /// is what was held back for them before anything was sent.
+    ReplaceRequested {
+        terms: Terms,
+        reserved_more: i64,
+    },
+    /// The venue took the new terms; `released` is what they no longer need.
+    Replaced {
+        terms: Terms,
+        released: i64,
+    },
+    /// The venue kept the old terms; `released` is what was held back for the new ones.
+    ReplaceRejected {
+        reason: String,
+        released: i64,
+    },
     /// A terminal action (`filled`, `canceled` or `rejected`) with what it released.
     Ended {
         action: Action,
@@ -68,6 +104,11 @@ impl OrderEvent {
             OrderEvent::Fill { fill, .. } => Action::Fill { qty: fill.qty },
             OrderEvent::CancelRequested => Action::CancelRequested,
             OrderEvent::ExpiryRequested { .. } => Action::ExpiryRequested,
+            OrderEvent::ReplaceRequested { terms, .. } => {
+                Action::ReplaceRequested { qty: terms.qty }
+            }
+            OrderEvent::Replaced { terms, .. } => Action::Replaced { qty: terms.qty },
+            OrderEvent::ReplaceRejected { .. } => Action::ReplaceRejected,
             OrderEvent::Ended { action, .. } => *action,
         }
     }
@@ -98,6 +139,22 @@ impl OrderEvent {
             OrderEvent::CancelRequested => json!({"by": "customer"}),
             OrderEvent::ExpiryRequested { at } => {
                 json!({"by": "session_close", "expires_at": at})
+            }
+            OrderEvent::ReplaceRequested {
+                terms,
+                reserved_more,
+            } => {
+                let mut detail = terms.detail();
+                detail["reserved_more"] = json!(reserved_more);
+                detail
+            }
+            OrderEvent::Replaced { terms, released } => {
+                let mut detail = terms.detail();
+                detail["released"] = json!(released);
+                detail
+            }
+            OrderEvent::ReplaceRejected { reason, released } => {
+                json!({"reason": reason, "released": released})
             }
             OrderEvent::Ended {
                 released, cause, ..

@@ -50,12 +50,15 @@ fn model(state: OrderState, action: Action) -> Option<OrderState> {
         state.status,
         S::Filled | S::Canceled | S::Rejected | S::Expired
     );
+    if state.status == S::PendingReplace && action.kind() == A::Accepted {
+        return None;
+    }
     if !open || action.kind() == A::Created {
         return None;
     }
     let mut next = state;
     let fill_qty = match action {
-        Action::Fill { qty } => qty,
+        Action::Fill { qty } | Action::ReplaceRequested { qty } | Action::Replaced { qty } => qty,
         _ => 0,
     };
     match action.kind() {
@@ -78,13 +81,40 @@ fn model(state: OrderState, action: Action) -> Option<OrderState> {
             next.status = S::Rejected;
         }
         A::Fill => {
-            if fill_qty < 1 || fill_qty > state.qty - state.filled_qty {
+            // While a replace is in flight, either version may trade.
+            let most = state.replacing.map_or(state.qty, |new| new.max(state.qty));
+            if fill_qty < 1 || fill_qty > most - state.filled_qty {
                 return None;
             }
             next.filled_qty += fill_qty;
-            if state.status != S::PendingCancel {
+            if !matches!(state.status, S::PendingCancel | S::PendingReplace) {
                 next.status = S::PartiallyFilled;
             }
+        }
+        A::ReplaceRequested => {
+            let open = matches!(state.status, S::New | S::PartiallyFilled);
+            if !open || fill_qty <= state.filled_qty || fill_qty > super::MAX_QTY {
+                return None;
+            }
+            next.replacing = Some(fill_qty);
+            next.status = S::PendingReplace;
+        }
+        A::Replaced | A::ReplaceRejected => {
+            let kept = match action {
+                Action::Replaced { qty } if state.replacing == Some(qty) => qty,
+                Action::ReplaceRejected => state.qty,
+                _ => return None,
+            };
+            if state.status != S::PendingReplace || state.filled_qty > kept {
+                return None;
+            }
+            next.qty = kept;
+            next.replacing = None;
+            next.status = if state.filled_qty == 0 {
+                S::New
+            } else {
+                S::PartiallyFilled
+            };
         }
         A::CancelRequested | A::ExpiryRequested => {
             if state.status == S::PendingCancel {
@@ -106,7 +136,9 @@ fn model(state: OrderState, action: Action) -> Option<OrderState> {
             };
         }
         A::Filled => {
-            if state.status == S::PendingNew || state.filled_qty != state.qty {
+            let every_share =
+                state.filled_qty == state.qty || state.replacing == Some(state.filled_qty);
+            if state.status == S::PendingNew || !every_share {
                 return None;
             }
             next.status = S::Filled;

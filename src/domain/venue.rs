@@ -59,6 +59,14 @@ pub struct OrderToPlace {
     pub time_in_force: TimeInForce,
 }
 
+/// New terms for a resting order, under a new client order id (the venue's next version of it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplaceTerms {
+    pub new_client_order_id: String,
+    pub qty: i64,
+    pub limit_price: Option<Cents>,
+}
+
 /// The venue's answer to a placement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlacedAck {

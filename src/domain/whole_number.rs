@@ -23,6 +23,14 @@ pub fn one<'de, D: Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> 
     whole(serde_json::Number::deserialize(deserializer)?)
 }
 
+/// For a field that may be left out or null: `#[serde(default, deserialize_with =
+/// "whole_number::maybe_one")]`.
+pub fn maybe_one<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    Option::<serde_json::Number>::deserialize(deserializer)?
+        .map(whole)
+        .transpose()
+}
+
 /// For a map of whole numbers: `#[serde(deserialize_with = "whole_number::by_key")]`.
 pub fn by_key<'de, D: Deserializer<'de>>(
     deserializer: D,

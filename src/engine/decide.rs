@@ -31,6 +31,8 @@ pub enum Heard {
     CancelAnswered(CancelFor, Result<VenueOrder, ExchangeError>),
     /// The fills the venue's copy had and the engine lacked are recorded: its status is next.
     FillsIn(VenueOrder),
+    /// The venue's answer to the replace in flight: the order under its new terms, or a refusal.
+    ReplaceAnswered(Result<VenueOrder, ExchangeError>),
 }
 
 /// Why a lookup is made, which says what its answer leads to.
@@ -60,6 +62,7 @@ pub enum Call {
     Place,
     Cancel,
     Tombstone,
+    Replace,
 }
 
 impl Call {
@@ -69,6 +72,7 @@ impl Call {
             Call::Place => "place",
             Call::Cancel => "cancel",
             Call::Tombstone => "tombstone",
+            Call::Replace => "replace",
         }
     }
 }
@@ -90,6 +94,9 @@ pub enum Command {
     Place { sent_before: bool },
     /// Cancel it at the venue, which also tombstones an id it never saw (answered).
     CancelAtVenue(CancelFor),
+    /// Send the replace in flight, under the next version's id (answered). Sent again, it is
+    /// answered the same, so a replace whose answer was lost is sent again to learn it.
+    ReplaceAtVenue,
     /// Alarm: the order is open here and unknown to the venue.
     RaiseMissing,
     /// No trustworthy answer: the next poll asks again.
@@ -104,7 +111,8 @@ impl Command {
             Command::RecordFills { .. }
             | Command::LookUp(_)
             | Command::Place { .. }
-            | Command::CancelAtVenue(_) => true,
+            | Command::CancelAtVenue(_)
+            | Command::ReplaceAtVenue => true,
             Command::RaiseMissing | Command::LeaveToNextPoll { .. } => false,
         }
     }
@@ -124,6 +132,7 @@ pub fn decide(
             FirstCall::LookUp => LookUp(LookUpFor::LostPlacement),
             FirstCall::Release => Record(StatusStep::ReleaseUnsent),
             FirstCall::Cancel => CancelAtVenue(CancelFor::Customer),
+            FirstCall::Replace => ReplaceAtVenue,
             FirstCall::Compare => LookUp(LookUpFor::Check),
         }],
         Heard::Push(report) => match report.kind {
@@ -186,6 +195,29 @@ pub fn decide(
             error,
         }],
         Heard::FillsIn(copy) => follow_status(state, &copy),
+        // Taken: the new terms first (the fills the venue lists may be the new version's), then
+        // whatever the engine lacks of the venue's copy.
+        Heard::ReplaceAnswered(Ok(copy)) => {
+            let mut next = state;
+            let replaced = StatusStep::Replaced { qty: copy.qty };
+            if let Ok(after) = state.apply(crate::domain::Action::Replaced { qty: copy.qty }) {
+                next = after;
+            }
+            std::iter::once(Record(replaced))
+                .chain(follow(next, fills, copy))
+                .collect()
+        }
+        // Too late (filled, ended, or filled past the new qty): the old terms stand, and the
+        // venue's copy says what became of the order.
+        Heard::ReplaceAnswered(Err(ExchangeError::Refused(reason))) => vec![
+            Record(StatusStep::ReplaceRejected { reason }),
+            LookUp(LookUpFor::Check),
+        ],
+        // No answer, or a refusal after one: the next step sends it again and learns the answer.
+        Heard::ReplaceAnswered(Err(error)) => vec![LeaveToNextPoll {
+            call: Call::Replace,
+            error,
+        }],
     }
 }
 
@@ -243,6 +275,8 @@ pub enum FirstCall {
     /// A cancel asked for after it was sent: cancel on the venue, which also tombstones an id it
     /// never saw, so a placement still in flight is refused there.
     Cancel,
+    /// A replace asked for: send it (again, if its answer was lost: the venue answers the same).
+    Replace,
     /// Open at the venue: compare with its copy.
     Compare,
 }
@@ -254,6 +288,7 @@ impl FirstCall {
             (OrderStatus::PendingNew, true) => FirstCall::LookUp,
             (OrderStatus::PendingCancel, false) => FirstCall::Release,
             (OrderStatus::PendingCancel, true) => FirstCall::Cancel,
+            (OrderStatus::PendingReplace, _) => FirstCall::Replace,
             _ => FirstCall::Compare,
         }
     }
@@ -266,6 +301,7 @@ impl FirstCall {
             FirstCall::LookUp => "lookup",
             FirstCall::Release => "release",
             FirstCall::Cancel => "cancel",
+            FirstCall::Replace => "replace",
             FirstCall::Compare => "poll",
         }
     }
@@ -356,6 +392,7 @@ mod tests {
             filled_qty: 0,
             placement_sent,
             expiring: false,
+            replacing: None,
         }
     }
 
@@ -370,6 +407,7 @@ mod tests {
             (S::PendingCancel, true, Cancel),
             (S::New, true, Compare),
             (S::PartiallyFilled, true, Compare),
+            (S::PendingReplace, true, Replace),
         ] {
             assert_eq!(
                 FirstCall::of(&state(status, sent)),
@@ -377,7 +415,7 @@ mod tests {
                 "{status:?}, sent {sent}"
             );
         }
-        let kinds: Vec<&str> = [Place, LookUp, Release, Cancel, Compare]
+        let kinds: Vec<&str> = [Place, LookUp, Release, Cancel, Replace, Compare]
             .map(FirstCall::recovery_kind)
             .to_vec();
         assert_eq!(kinds, crate::metrics::RECOVERY_KINDS.to_vec());
@@ -571,6 +609,9 @@ mod tests {
         });
         let (pending, new) = (state(S::PendingNew, true), state(S::New, true));
         let (canceling, all_filled) = (state(S::PendingCancel, true), at(S::PartiallyFilled, true, 10));
+        let replacing = OrderState { replacing: Some(12), ..state(S::PendingReplace, true) };
+        let replaced = VenueOrder { qty: 12, ..venue(VenueStatus::New, true, &[]) };
+        let replaced_filled = VenueOrder { qty: 12, ..venue(VenueStatus::PartiallyFilled, true, &[("F2", 11, 100)]) };
         vec![
             // The step's start follows the log.
             (state(S::PendingNew, false), Heard::Start, vec![Record(StatusStep::PlacementSent)]),
@@ -610,6 +651,15 @@ mod tests {
             (canceling, Heard::CancelAnswered(CancelFor::Customer, Err(refused())), vec![LookUp(LookUpFor::Check)]),
             (canceling, Heard::CancelAnswered(CancelFor::Customer, Err(unknown())), vec![LeaveToNextPoll { call: Call::Cancel, error: unknown() }]),
             (pending, Heard::CancelAnswered(CancelFor::Tombstone, Err(refused())), vec![LeaveToNextPoll { call: Call::Tombstone, error: refused() }]),
+            // A replace in flight is sent (again) at the step's start; the venue's answer decides.
+            (replacing, Heard::Start, vec![ReplaceAtVenue]),
+            (replacing, Heard::ReplaceAnswered(Ok(replaced.clone())), vec![Record(StatusStep::Replaced { qty: 12 })]),
+            (replacing, Heard::ReplaceAnswered(Ok(replaced_filled.clone())), vec![Record(StatusStep::Replaced { qty: 12 }), fills_in(&replaced_filled)]),
+            (replacing, Heard::ReplaceAnswered(Err(refused())), vec![Record(StatusStep::ReplaceRejected { reason: "no".into() }), LookUp(LookUpFor::Check)]),
+            (replacing, Heard::ReplaceAnswered(Err(unknown())), vec![LeaveToNextPoll { call: Call::Replace, error: unknown() }]),
+            (replacing, Heard::ReplaceAnswered(Err(ExchangeError::AmbiguousRefusal("late".into()))), vec![LeaveToNextPoll { call: Call::Replace, error: ExchangeError::AmbiguousRefusal("late".into()) }]),
+            // A replace's fills, pushed, wait for its answer.
+            (replacing, push(ReportKind::Fill), vec![]),
         ]
     }
 

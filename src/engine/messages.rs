@@ -15,6 +15,8 @@ pub enum Reason {
     Push(VenueReport),
     /// The customer's cancel was just recorded.
     Cancel,
+    /// The customer's replace was just recorded.
+    Replace,
 }
 
 impl Reason {
@@ -25,6 +27,7 @@ impl Reason {
             Reason::Poll => "poll",
             Reason::Push(_) => "push",
             Reason::Cancel => "cancel",
+            Reason::Replace => "replace",
         }
     }
 
@@ -64,6 +67,7 @@ mod tests {
             Reason::Poll,
             Reason::Push(push),
             Reason::Cancel,
+            Reason::Replace,
         ];
         let names: Vec<&str> = reasons.iter().map(Reason::name).collect();
         assert_eq!(names, crate::metrics::STEP_REASONS);

@@ -44,6 +44,7 @@ use crate::feed::Relay;
 use crate::metrics::Metrics;
 use crate::orders::cancel::{self, CancelAnswer};
 use crate::orders::lifecycle::{Applied, Snapshot};
+use crate::orders::replace::{self, ReplaceAnswer, ReplaceRequest};
 use crate::orders::status::StatusItem;
 use crate::orders::submit::{Submission, SubmitItem, Submitted};
 use crate::orders::OrderError;
@@ -316,6 +317,37 @@ impl Engine {
                     }
                 }
                 Ok(answers)
+            })
+            .await
+    }
+
+    /// Records the customer's replace (or its refusal) under its key and answers at once; the
+    /// order's actor sends it to the venue and records the answer.
+    pub async fn replace(&self, request: ReplaceRequest) -> Result<ReplaceAnswer, EngineError> {
+        let engine = self.clone();
+        self.0
+            .writers
+            .run_to_completion(async move {
+                let me = engine.lease().engine_id().to_owned();
+                let answer = engine
+                    .writer()
+                    .run(move |conn| {
+                        let answer = replace::request(conn, &request)?;
+                        // Another engine's order: its owner is told in the same commit.
+                        if let Some(row) = answer.moved.as_ref().filter(|row| row.owner != me) {
+                            leases::leave_note(conn, &row.owner, row.id)?;
+                        }
+                        Ok::<_, OrderError>(answer)
+                    })
+                    .await?;
+                if let Some(row) = &answer.moved {
+                    engine.relay().wake();
+                    engine.mark_snapshot_stale(row.id);
+                    if engine.owns(&row.owner) {
+                        engine.spawn(row.id).do_send(Drive(Reason::Replace));
+                    }
+                }
+                Ok(answer)
             })
             .await
     }

@@ -182,7 +182,7 @@ impl Handler<Drive> for OrderActor {
             return AtomicResponse::new(Box::pin(actix::fut::ready(())));
         }
         let polled = matches!(reason, Reason::Poll);
-        if matches!(reason, Reason::Push(_) | Reason::Cancel) {
+        if matches!(reason, Reason::Push(_) | Reason::Cancel | Reason::Replace) {
             self.watch_closely(ctx);
         }
         // The acknowledgement often arrives while the step that placed the order is recording the

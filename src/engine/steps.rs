@@ -12,7 +12,8 @@ use crate::db::alarms::{self, Alarm, AlarmKind};
 use crate::db::leases;
 use crate::db::{self, now_micros, orders, outbox};
 use crate::domain::{
-    Action, FillSource, OrderId, OrderState, OrderStatus, OrderToPlace, VenueFill,
+    Action, ClientOrderId, FillSource, OrderId, OrderState, OrderStatus, OrderToPlace,
+    ReplaceTerms, VenueFill,
 };
 use crate::fault_points::{armed_for, crash_point};
 use crate::orders::lifecycle::{self, Applied, RecordedFill, Snapshot};
@@ -75,7 +76,9 @@ pub async fn drive(
     };
     let stepped = match reason {
         Reason::Push(event) => step.run(&snap, Heard::Push(event)).await,
-        Reason::Recover | Reason::Poll | Reason::Cancel => step.run(&snap, Heard::Start).await,
+        Reason::Recover | Reason::Poll | Reason::Cancel | Reason::Replace => {
+            step.run(&snap, Heard::Start).await
+        }
     };
     let notes = step.notes;
     stepped?;
@@ -142,8 +145,11 @@ impl Step<'_> {
         let action = match &step {
             StatusStep::PlacementSent => Some(Action::PlacementSent),
             StatusStep::Accepted { .. } => Some(Action::Accepted),
+            StatusStep::ReleaseUnsent if self.notes.state.expiring => Some(Action::Expired),
             StatusStep::ReleaseUnsent => Some(Action::Canceled),
             StatusStep::End { .. } => None,
+            StatusStep::Replaced { qty } => Some(Action::Replaced { qty: *qty }),
+            StatusStep::ReplaceRejected { .. } => Some(Action::ReplaceRejected),
         };
         let item = StatusItem {
             order: self.order,
@@ -255,6 +261,16 @@ impl Step<'_> {
             Command::CancelAtVenue(why) => {
                 Some(Heard::CancelAnswered(why, exchange.cancel(cid).await))
             }
+            Command::ReplaceAtVenue => {
+                let row = &snap.row;
+                let terms = ReplaceTerms {
+                    new_client_order_id: ClientOrderId::for_version(row.id, row.version + 1)
+                        .to_string(),
+                    qty: row.replacing_qty.unwrap_or(row.qty),
+                    limit_price: row.replacing_limit_price.or(row.limit_price),
+                };
+                Some(Heard::ReplaceAnswered(exchange.replace(cid, &terms).await))
+            }
             Command::RaiseMissing => {
                 let detail = format!(
                     "{} is {} here but unknown to the exchange",
@@ -312,6 +328,7 @@ fn recovery_done(kind: &str) -> &'static str {
         "cancel" => {
             "its cancel was in flight: sent again, which tombstones an id the exchange never saw"
         }
+        "replace" => "its replace was in flight: sent again, and the exchange's answer recorded",
         _ => "compared with the exchange's copy; missing fills recorded by poll",
     }
 }

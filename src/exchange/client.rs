@@ -14,8 +14,8 @@ use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
 
 use super::retry::{backoff, full_jitter};
-use super::wire::{ExchangeOrder, PlaceAck, PlaceOrder};
-use crate::domain::{Cents, OrderToPlace, PlacedAck, VenueOrder};
+use super::wire::{ExchangeOrder, PlaceAck, PlaceOrder, ReplaceOrder};
+use crate::domain::{Cents, OrderToPlace, PlacedAck, ReplaceTerms, VenueOrder};
 use crate::fault_points::crash_point;
 use crate::metrics::Metrics;
 
@@ -70,6 +70,13 @@ pub trait ExchangeClient: Send + Sync {
     ) -> LocalBoxFuture<'a, Result<VenueOrder, ExchangeError>>;
     /// Every order the exchange holds, in one answer (for recovery and audits).
     fn all_orders(&self) -> LocalBoxFuture<'_, Result<Vec<VenueOrder>, ExchangeError>>;
+    /// Gives a resting order new terms under a new client order id (the same new id again is
+    /// answered the same); returns the order after. Too late (filled, ended) is a refusal.
+    fn replace<'a>(
+        &'a self,
+        client_order_id: &'a str,
+        terms: &'a ReplaceTerms,
+    ) -> LocalBoxFuture<'a, Result<VenueOrder, ExchangeError>>;
 }
 
 /// The largest answer read from the exchange.
@@ -309,6 +316,27 @@ impl ExchangeClient for HttpExchange {
                     decode::<ExchangeOrder>(&path, &bytes).map(|o| Some(o.into()))
                 }
                 s => Err(refusal(&path, s, &bytes)),
+            }
+        })
+    }
+
+    fn replace<'a>(
+        &'a self,
+        client_order_id: &'a str,
+        terms: &'a ReplaceTerms,
+    ) -> LocalBoxFuture<'a, Result<VenueOrder, ExchangeError>> {
+        Box::pin(async move {
+            let path = format!("/orders/{client_order_id}/replace");
+            let body = serde_json::to_vec(&ReplaceOrder::from(terms))
+                .map_err(|e| ExchangeError::Refused(e.to_string()))?;
+            let answer = self
+                .call_retrying("replace", awc::http::Method::POST, &path, Some(&body))
+                .await;
+            let (status, bytes) = answer?;
+            if status.is_success() {
+                decode::<ExchangeOrder>(&path, &bytes).map(Into::into)
+            } else {
+                Err(refusal(&path, status, &bytes))
             }
         })
     }

@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{
-    Cents, OrderToPlace, OrderType, PlacedAck, ReportKind, Side, TimeInForce, VenueFill,
-    VenueOrder, VenueReport, VenueStatus,
+    Cents, OrderToPlace, OrderType, PlacedAck, ReplaceTerms, ReportKind, Side, TimeInForce,
+    VenueFill, VenueOrder, VenueReport, VenueStatus,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,10 +63,23 @@ pub struct ExchangeFill {
     pub ts: String,
 }
 
+/// `POST /orders/{client_order_id}/replace`: new terms under a new client order id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaceOrder {
+    pub new_client_order_id: String,
+    pub qty: i64,
+    #[serde(default)]
+    pub limit_price: Option<Cents>,
+}
+
 /// The exchange's own, authoritative copy of an order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExchangeOrder {
     pub client_order_id: String,
+    /// The id the order had before its latest replace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orig_client_order_id: Option<String>,
     pub exchange_order_id: Option<String>,
     pub status: ExchangeStatus,
     pub qty: i64,
@@ -143,6 +156,16 @@ impl From<&OrderToPlace> for PlaceOrder {
     }
 }
 
+impl From<&ReplaceTerms> for ReplaceOrder {
+    fn from(terms: &ReplaceTerms) -> Self {
+        ReplaceOrder {
+            new_client_order_id: terms.new_client_order_id.clone(),
+            qty: terms.qty,
+            limit_price: terms.limit_price,
+        }
+    }
+}
+
 impl From<PushType> for ReportKind {
     fn from(kind: PushType) -> Self {
         match kind {
@@ -207,6 +230,7 @@ mod tests {
                 event_id: id,
                 event_type: PushType::Fill,
                 client_order_id: cid,
+                orig_client_order_id: None,
                 exchange_order_id: None,
                 fill: Some(ExchangeFill { fill_id: "F".into(), qty, price: Cents(cents), ts: "t".into() }),
             };
@@ -223,6 +247,9 @@ pub struct PushEvent {
     #[serde(rename = "type")]
     pub event_type: PushType,
     pub client_order_id: String,
+    /// The id the order had before its latest replace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orig_client_order_id: Option<String>,
     pub exchange_order_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fill: Option<ExchangeFill>,

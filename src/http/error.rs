@@ -45,6 +45,8 @@ pub enum AppError {
     UnknownSymbol(String),
     #[error("the order is {0} and can no longer be canceled")]
     OrderNotCancelable(String),
+    #[error("the order is {0}: a cancel or a replace is under way; try again once it is answered")]
+    OrderBusy(String),
     #[error("the body is over the size limit (64 KiB)")]
     PayloadTooLarge,
     #[error("the body must be application/json")]
@@ -90,6 +92,7 @@ impl AppError {
             AppError::Refused(refusal) => refusal.code(),
             AppError::UnknownSymbol(_) => "unknown_symbol",
             AppError::OrderNotCancelable(_) => "order_not_cancelable",
+            AppError::OrderBusy(_) => "order_busy",
             AppError::PayloadTooLarge => "payload_too_large",
             AppError::UnsupportedMediaType => "unsupported_media_type",
             AppError::RateLimited { .. } => "rate_limited",
@@ -136,7 +139,7 @@ impl ResponseError for AppError {
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            AppError::IdempotencyKeyInUse => StatusCode::CONFLICT,
+            AppError::IdempotencyKeyInUse | AppError::OrderBusy(_) => StatusCode::CONFLICT,
             AppError::IdempotencyKeyReused
             | AppError::Refused(_)
             | AppError::UnknownSymbol(_)
@@ -168,7 +171,7 @@ impl ResponseError for AppError {
         let mut response = HttpResponse::build(self.status_code());
         response.content_type("application/json");
         match self {
-            AppError::IdempotencyKeyInUse => {
+            AppError::IdempotencyKeyInUse | AppError::OrderBusy(_) => {
                 response.insert_header((header::RETRY_AFTER, "1"));
             }
             AppError::Unauthorized => {
@@ -234,6 +237,7 @@ impl From<OrderError> for AppError {
             OrderError::Fenced(why) => AppError::Fenced(why),
             OrderError::NotFound => AppError::NotFound,
             OrderError::NotCancelable(status) => AppError::OrderNotCancelable(status.to_string()),
+            OrderError::Busy(status) => AppError::OrderBusy(status.to_string()),
             OrderError::KeyReused => AppError::IdempotencyKeyReused,
             OrderError::TooManyStoredKeys(most) => AppError::TooManyStoredKeys(most),
             too_large @ OrderError::ValueTooLarge => {

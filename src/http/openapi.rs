@@ -13,7 +13,7 @@ use super::{admin, balances, exchange_events, exchange_faults, ops, orders, pric
 use crate::domain::{ActionKind, FillSource, OrderStatus, OrderType, Side, TimeInForce};
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::exchange::wire::{ExchangeFill, PushEvent, PushType};
-use crate::orders::request::OrderRequest;
+use crate::orders::request::{OrderRequest, ReplaceBody};
 use crate::orders::{ActionView, FillView, OrderView};
 
 #[derive(OpenApi)]
@@ -21,12 +21,12 @@ use crate::orders::{ActionView, FillView, OrderView};
     info(title = "orderkeeper", description = "An equity order engine that never charges twice and never loses an order."),
     paths(
         orders::submit_order, orders::list_orders, orders::get_order, orders::order_actions,
-        orders::order_fills, orders::cancel_order, orders::cancel_all_orders, balances::get_balances, admin::create_account, admin::audit,
+        orders::order_fills, orders::cancel_order, orders::cancel_all_orders, orders::replace_order, balances::get_balances, admin::create_account, admin::audit,
         exchange_events::receive, prices::prices, exchange_faults::get_faults, exchange_faults::put_faults,
         stream::stream, ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(
-        OrderRequest, OrderView, FillView, ActionView, Side, OrderType, TimeInForce, OrderStatus, ActionKind,
+        OrderRequest, ReplaceBody, OrderView, FillView, ActionView, Side, OrderType, TimeInForce, OrderStatus, ActionKind,
         FillSource, ErrorBody, ErrorDetail, orders::StatusQuery,
         balances::BalancesView, balances::CashView, balances::PositionView,
         admin::NewAccountRequest, admin::CreatedAccountView, PushEvent, PushType, ExchangeFill,
@@ -124,6 +124,7 @@ pub fn allowed_methods(pattern: &str) -> String {
                     ("GET", item.get.is_some()),
                     ("PUT", item.put.is_some()),
                     ("POST", item.post.is_some()),
+                    ("PATCH", item.patch.is_some()),
                     ("DELETE", item.delete.is_some()),
                 ]
                 .into_iter()

@@ -17,7 +17,10 @@ use crate::idempotency::{self, IdempotencyKey, Verdict};
 use crate::metrics::KeyConflict;
 use crate::orders::cancel::CancelAnswer;
 use crate::orders::pricing;
-use crate::orders::request::{parse_order_body, OrderRequest, ParsedOrder};
+use crate::orders::replace::ReplaceRequest;
+use crate::orders::request::{
+    parse_order_body, parse_replace_body, OrderRequest, ParsedOrder, ParsedReplace, ReplaceBody,
+};
 use crate::orders::submit::Submission;
 use crate::orders::{ActionView, FillView, OrderError, OrderView};
 
@@ -31,6 +34,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/v1/orders/{id}")
             .route(web::get().to(get_order))
+            .route(web::patch().to(replace_order))
             .route(web::delete().to(cancel_order)),
     )
     .service(web::resource("/v1/orders/{id}/actions").get(order_actions))
@@ -367,4 +371,64 @@ pub(crate) async fn cancel_all_orders(
         .map(|(_, row)| OrderView::from(row))
         .collect();
     Ok(json(StatusCode::ACCEPTED, &views))
+}
+
+#[utoipa::path(patch, path = "/v1/orders/{id}", tag = "orders", security(("bearer" = [])),
+    params(OrderPath, ("Idempotency-Key" = String, Header, pattern = "^[!-~]{1,255}$", min_length = 1, max_length = 255, description = "1 to 255 visible ASCII characters; the same key and request answer the same")),
+    request_body = ReplaceBody,
+    responses(
+        (status = 202, description = "Recorded: pending_replace until the venue answers (or replayed, with Idempotent-Replayed: true)", body = OrderView),
+        (status = 400, description = "invalid_request, idempotency_key_missing, invalid_idempotency_key", body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
+        (status = 409, description = "order_busy (a cancel or replace under way, or not yet acknowledged) or idempotency_key_in_use, with Retry-After", body = crate::error::ErrorBody),
+        (status = 413, body = crate::error::ErrorBody), (status = 415, body = crate::error::ErrorBody),
+        (status = 422, description = "order_not_modifiable, insufficient_funds, insufficient_position, idempotency_key_reused", body = crate::error::ErrorBody),
+        (status = 429, description = "rate_limited or too_many_stored_keys, with Retry-After", body = crate::error::ErrorBody),
+    ))]
+pub(crate) async fn replace_order(
+    state: web::Data<AppState>,
+    Authenticated(account): Authenticated,
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, AppError> {
+    state.order_rate.admit(account)?;
+    let order = order_id(&path)?;
+    let key = idempotency_key(&req)?;
+    let span = tracing::info_span!("replace_order", account_id = %account, order_id = %order, idempotency_key = key.as_str());
+    let body = json_body(&req, payload).await?;
+    let ParsedReplace {
+        qty,
+        limit_price,
+        fingerprint,
+    } = parse_replace_body(&format!("/v1/orders/{order}"), &body)?;
+    let Some(_in_flight) = state.in_flight.claim(account, &key) else {
+        return replay_or(
+            &state,
+            account,
+            &key,
+            &fingerprint,
+            AppError::IdempotencyKeyInUse,
+        )
+        .await;
+    };
+    let answer = state
+        .engine
+        .replace(ReplaceRequest {
+            account,
+            order,
+            key,
+            fingerprint,
+            qty,
+            limit_price,
+            now: now_micros(),
+            ttl_micros: state.idempotency_ttl_micros,
+            max_stored_keys: state.max_stored_keys,
+        })
+        .instrument(span)
+        .await?;
+    if answer.replayed {
+        state.engine.metrics().idempotent_replay();
+    }
+    Ok(replay(answer.response, answer.replayed))
 }

@@ -68,7 +68,10 @@ fn plan(row: OrderRow, now: i64) -> Result<(CancelAnswer, OrderRow, Option<Plann
         status @ (OrderStatus::Filled | OrderStatus::Rejected | OrderStatus::Expired) => {
             Err(OrderError::NotCancelable(status))
         }
-        OrderStatus::PendingNew | OrderStatus::New | OrderStatus::PartiallyFilled => {
+        OrderStatus::PendingNew
+        | OrderStatus::New
+        | OrderStatus::PartiallyFilled
+        | OrderStatus::PendingReplace => {
             let next = row
                 .state()
                 .apply(Action::CancelRequested)

@@ -20,6 +20,10 @@ pub enum OrderError {
     NotFound,
     #[error("the order is {0} and can no longer be canceled")]
     NotCancelable(OrderStatus),
+    /// A cancel or a replace of the order is already under way (or it is not yet acknowledged):
+    /// asked again later, the same request may go through.
+    #[error("the order is {0}: wait until what is under way is answered")]
+    Busy(OrderStatus),
     /// A live Idempotency-Key sent with another request.
     #[error("this Idempotency-Key was used with a different request")]
     KeyReused,
@@ -62,13 +66,16 @@ impl PhaseError for OrderError {
     }
 }
 
-/// A business refusal of a new order: an answer (422), kept under its key like a success.
+/// A business refusal of a new order or a replace: an answer (422), kept under its key like a
+/// success.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     #[error("not enough cash: {0}")]
     InsufficientFunds(String),
     #[error("not enough shares: {0}")]
     InsufficientPosition(String),
+    #[error("the order cannot be modified: {0}")]
+    NotModifiable(String),
 }
 
 impl Refusal {
@@ -76,6 +83,7 @@ impl Refusal {
         match self {
             Refusal::InsufficientFunds(_) => "insufficient_funds",
             Refusal::InsufficientPosition(_) => "insufficient_position",
+            Refusal::NotModifiable(_) => "order_not_modifiable",
         }
     }
 

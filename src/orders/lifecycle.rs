@@ -379,6 +379,9 @@ pub(crate) mod tests {
             time_in_force: Default::default(),
             expires_at: None,
             expiring: false,
+            version: 1,
+            replacing_qty: None,
+            replacing_limit_price: None,
         };
         let cash = ledger::Balance {
             available: 1_400,

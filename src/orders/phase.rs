@@ -214,6 +214,8 @@ pub struct Move {
     pub detail: String,
     /// The fill a `fill` action's event carries.
     pub fill: Option<FillView>,
+    /// Whether the move changed the order's terms or lifetime (see `orders::save_terms`).
+    pub reshaped: bool,
 }
 
 impl Move {
@@ -225,13 +227,27 @@ impl Move {
             kind: ActionKind::Created,
             detail: event.detail().to_string(),
             fill: None,
+            reshaped: false,
         }
     }
 
     /// `event`, leading to `next`: `row` is brought to match, with its next action seq.
-    pub fn of(mut row: OrderRow, next: OrderState, event: &OrderEvent, now: i64) -> Move {
+    pub fn of(row: OrderRow, next: OrderState, event: &OrderEvent, now: i64) -> Move {
+        let before = row.clone();
+        Move::reshaping(&before, row, next, event, now)
+    }
+
+    /// [`Move::of`] for a row whose terms the caller changed from `before`'s.
+    pub fn reshaping(
+        before: &OrderRow,
+        mut row: OrderRow,
+        next: OrderState,
+        event: &OrderEvent,
+        now: i64,
+    ) -> Move {
         advance(&mut row, next, now);
         Move {
+            reshaped: row.terms() != before.terms(),
             row,
             kind: event.action().kind(),
             detail: event.detail().to_string(),
@@ -331,6 +347,13 @@ fn write_moves(conn: &mut DbConnection, plans: &[Planned]) -> Result<(), OrderEr
     }
     orders::append_actions(conn, &actions)?;
     orders::save_projections(conn, &saved)?;
+    let reshaped: Vec<&OrderRow> = plans
+        .iter()
+        .filter_map(|p| p.moved.as_ref())
+        .filter(|m| m.reshaped)
+        .map(|m| &m.row)
+        .collect();
+    orders::save_terms(conn, &reshaped)?;
     outbox::append_events(conn, &events)?;
     Ok(())
 }
@@ -342,6 +365,8 @@ pub fn advance(order: &mut OrderRow, next: OrderState, now: i64) -> i64 {
     order.filled_qty = next.filled_qty;
     order.placement_sent = next.placement_sent;
     order.expiring = next.expiring;
+    order.qty = next.qty;
+    order.replacing_qty = next.replacing;
     // Only a live day order waits for its expiry: one that is cancelling or ended leaves the index.
     if matches!(next.status, OrderStatus::PendingCancel) || next.status.is_terminal() {
         order.expires_at = None;

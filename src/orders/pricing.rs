@@ -59,3 +59,52 @@ pub fn reservation(order: &NewOrder, price: Option<Cents>) -> Result<(&str, i64)
         Side::Sell => Ok((order.symbol.as_str(), order.qty)),
     }
 }
+
+/// What an order holds for `left` shares still to fill at `price`: cash for a buy (None when it
+/// does not fit an amount, or when a buy has no price), its shares for a sell.
+pub fn hold(side: Side, price: Option<Cents>, left: i64) -> Option<i64> {
+    match side {
+        Side::Buy => price?.times(left).map(|cash| cash.0),
+        Side::Sell => Some(left),
+    }
+}
+
+/// The limit fills are checked and settled against while a replace is in flight: either version
+/// may trade, so the more generous of the two (the higher for a buy, the lower for a sell).
+pub fn limit_while_replacing(side: Side, old: Option<Cents>, new: Option<Cents>) -> Option<Cents> {
+    match (side, old, new) {
+        (Side::Buy, Some(old), Some(new)) => Some(old.max(new)),
+        (Side::Sell, Some(old), Some(new)) => Some(old.min(new)),
+        (_, old, new) => old.or(new),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Held while replacing, then trimmed to either version's need: never below what the version
+    /// that trades needs, whichever it is and however much fills meanwhile.
+    #[test]
+    fn a_replace_holds_enough_for_either_version_and_each_end_trims_to_its_own() {
+        let (old, new) = (Some(Cents(100)), Some(Cents(90)));
+        for (side, old_qty, new_qty) in
+            [(Side::Buy, 10, 20), (Side::Buy, 10, 6), (Side::Sell, 10, 4)]
+        {
+            let limit = limit_while_replacing(side, old, new);
+            for filled in 0..6 {
+                let held = hold(side, limit, old_qty.max(new_qty) - filled).unwrap();
+                let kept = hold(side, old, old_qty - filled).unwrap();
+                let taken = hold(side, new, (new_qty - filled).max(0)).unwrap();
+                assert!(
+                    held >= kept && held >= taken,
+                    "{side:?} {old_qty}->{new_qty} at {filled}"
+                );
+            }
+        }
+        assert_eq!(limit_while_replacing(Side::Buy, old, new), Some(Cents(100)));
+        assert_eq!(limit_while_replacing(Side::Sell, old, new), Some(Cents(90)));
+        assert_eq!(hold(Side::Buy, None, 3), None);
+        assert_eq!(hold(Side::Buy, Some(Cents(i64::MAX)), 2), None);
+    }
+}

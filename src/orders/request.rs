@@ -121,6 +121,58 @@ pub fn parse_order_body(bytes: &[u8]) -> Result<ParsedOrder, BadOrder> {
     Ok(ParsedOrder { order, fingerprint })
 }
 
+/// The body of `PATCH /v1/orders/{id}`: a new quantity, a new limit, or both.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaceBody {
+    #[serde(default, deserialize_with = "crate::domain::whole_number::maybe_one")]
+    #[schema(minimum = 1, maximum = 1_000_000_000)]
+    pub qty: Option<i64>,
+    #[serde(default)]
+    #[schema(
+        pattern = r"^([1-9][0-9]{0,6}(\.[0-9]{1,2})?|0\.([1-9][0-9]?|0[1-9]))$",
+        example = "1510.00"
+    )]
+    pub limit_price: Option<String>,
+}
+
+/// A replace's new terms, checked, with its fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedReplace {
+    pub qty: Option<i64>,
+    pub limit_price: Option<Cents>,
+    pub fingerprint: String,
+}
+
+/// Parses a body of `PATCH /v1/orders/{id}`: every complaint is a 400. The fingerprint covers the
+/// order's path, so one key cannot replay a replace of another order.
+pub fn parse_replace_body(path: &str, bytes: &[u8]) -> Result<ParsedReplace, BadOrder> {
+    let body: ReplaceBody = serde_json::from_slice(bytes)
+        .map_err(|e| BadOrder::Invalid(format!("invalid JSON body: {e}")))?;
+    if body.qty.is_none() && body.limit_price.is_none() {
+        return Err(BadOrder::Invalid(
+            "give a new qty, a new limit_price, or both".into(),
+        ));
+    }
+    if let Some(qty) = body.qty.filter(|q| !(1..=MAX_QTY).contains(q)) {
+        return Err(BadOrder::Invalid(format!(
+            "qty must be a whole number of shares from 1 to {MAX_QTY}, not {qty}"
+        )));
+    }
+    let limit_price = body
+        .limit_price
+        .as_deref()
+        .map(Cents::parse_price)
+        .transpose()
+        .map_err(BadOrder::Invalid)?;
+    let canonical = serde_json::json!({"qty": body.qty, "limit_price": limit_price});
+    Ok(ParsedReplace {
+        qty: body.qty,
+        limit_price,
+        fingerprint: idempotency::fingerprint("PATCH", path, &canonical),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::phase::{self, Alarmed, Applied, Batch, Booking, Books, Move, Planned, Refusal};
+use super::pricing::hold;
 use super::OrderError;
 use crate::db::alarms::AlarmKind;
 use crate::db::leases::{self, Fence};
@@ -15,7 +16,8 @@ use crate::db::ledger::{self, LedgerEntry};
 use crate::db::orders::{self, OrderRow};
 use crate::db::DbConnection;
 use crate::domain::{
-    terminal_action, AckSource, Action, EndCause, OrderEvent, OrderId, TransitionError, VenueEnd,
+    terminal_action, AckSource, Action, ClientOrderId, EndCause, OrderEvent, OrderId, OrderState,
+    Terms, TransitionError, VenueEnd,
 };
 
 /// What an order's actor asks to record.
@@ -41,12 +43,24 @@ pub enum StatusStep {
     /// on an older copy (another step has placed the order since) changes nothing, and the
     /// order's next step asks the venue instead.
     ReleaseUnsent,
+    /// The venue took the replace in flight: the order goes on under its new terms (`qty`, as
+    /// the venue holds it), and holds only what they need.
+    Replaced { qty: i64 },
+    /// The venue refused the replace in flight: the old terms stand, and the order holds only
+    /// what they need.
+    ReplaceRejected { reason: String },
 }
 
 impl StatusStep {
-    /// Whether the step may end its order (and so touch its balances).
-    fn may_end(&self) -> bool {
-        matches!(self, StatusStep::End { .. } | StatusStep::ReleaseUnsent)
+    /// Whether the step may release what its order holds (and so touch its balances).
+    fn may_release(&self) -> bool {
+        matches!(
+            self,
+            StatusStep::End { .. }
+                | StatusStep::ReleaseUnsent
+                | StatusStep::Replaced { .. }
+                | StatusStep::ReplaceRejected { .. }
+        )
     }
 }
 
@@ -114,7 +128,7 @@ impl Held {
     ) -> Result<Held, OrderError> {
         let ending: BTreeMap<OrderId, &OrderRow> = items
             .iter()
-            .filter(|i| i.step.may_end())
+            .filter(|i| i.step.may_release())
             .filter_map(|i| rows.get(&i.order))
             .filter(|row| !row.status.is_terminal())
             .map(|row| (row.id, row))
@@ -137,13 +151,25 @@ impl Held {
     /// Releases whatever `row` still holds reserved: the compensating step of a terminal order.
     /// Returns the amount, with its booking.
     fn release(&mut self, row: &OrderRow) -> Result<(i64, Option<Booking>), Refusal> {
-        let remaining = self.reserved.insert(row.id, 0).unwrap_or_default();
+        self.trim(row, 0, format!("order:{}:release", row.id))
+    }
+
+    /// Releases what `row` holds beyond `kept` (its terms' need), under the entry `key`.
+    fn trim(
+        &mut self,
+        row: &OrderRow,
+        kept: i64,
+        key: String,
+    ) -> Result<(i64, Option<Booking>), Refusal> {
+        let held = self.reserved.get(&row.id).copied().unwrap_or_default();
+        let remaining = held - kept;
         if remaining <= 0 {
             return Ok((0, None));
         }
+        self.reserved.insert(row.id, kept);
         let asset = row.reserved_asset();
         let entry = LedgerEntry {
-            key: format!("order:{}:release", row.id),
+            key,
             account: row.account_id,
             asset: asset.into(),
             order: Some(row.id),
@@ -163,13 +189,13 @@ impl Held {
 fn plan(row: &OrderRow, item: &StatusItem, held: &mut Held) -> Result<Planned, Refusal> {
     let state = row.state();
     let mut alarms = Vec::new();
-    // The event a non-terminal step records, or the cause of the end a terminal one records.
+    // The event a step records that moves no money, or what one that does must work out.
     let (action, planned) = match &item.step {
         StatusStep::PlacementSent => {
             let event = OrderEvent::PlacementSent {
                 client_order_id: row.client_order_id.to_string(),
             };
-            (event.action(), Ok(event))
+            (event.action(), Outcome::Event(event))
         }
         StatusStep::Accepted {
             venue_order_id,
@@ -179,16 +205,20 @@ fn plan(row: &OrderRow, item: &StatusItem, held: &mut Held) -> Result<Planned, R
                 venue_order_id: venue_order_id.clone(),
                 source: *source,
             };
-            (event.action(), Ok(event))
+            (event.action(), Outcome::Event(event))
         }
         StatusStep::ReleaseUnsent if row.placement_sent => {
             return Err(Refusal::quiet(
                 "the placement was sent after all: the venue decides",
             ));
         }
-        StatusStep::ReleaseUnsent if state.expiring => (Action::Expired, Err(EndCause::NeverSent)),
-        StatusStep::ReleaseUnsent => (Action::Canceled, Err(EndCause::NeverSent)),
-        StatusStep::End { .. } if state.status.is_terminal() => return Ok(Planned::default()),
+        StatusStep::ReleaseUnsent if state.expiring => {
+            (Action::Expired, Outcome::End(EndCause::NeverSent))
+        }
+        StatusStep::ReleaseUnsent => (Action::Canceled, Outcome::End(EndCause::NeverSent)),
+        StatusStep::End { .. } if state.status.is_terminal() => {
+            return Ok(phase::Planned::default())
+        }
         StatusStep::End {
             end,
             venue_filled,
@@ -207,13 +237,23 @@ fn plan(row: &OrderRow, item: &StatusItem, held: &mut Held) -> Result<Planned, R
                     ),
                 });
             }
-            (action, Err(cause.clone()))
+            (action, Outcome::End(cause.clone()))
+        }
+        // Answered before (a repeated step): nothing is in flight any more.
+        StatusStep::Replaced { .. } | StatusStep::ReplaceRejected { .. }
+            if state.replacing.is_none() =>
+        {
+            return Ok(phase::Planned::default())
+        }
+        StatusStep::Replaced { qty } => (Action::Replaced { qty: *qty }, Outcome::Replaced),
+        StatusStep::ReplaceRejected { reason } => {
+            (Action::ReplaceRejected, Outcome::Kept(reason.clone()))
         }
     };
     let next = match state.apply(action) {
         Ok(next) => next,
         Err(TransitionError::AlreadyAcknowledged | TransitionError::AlreadySent) => {
-            return Ok(Planned::default());
+            return Ok(phase::Planned::default());
         }
         Err(refused) => {
             let (subject, what) = (action.kind().as_str(), refused.to_string());
@@ -226,9 +266,10 @@ fn plan(row: &OrderRow, item: &StatusItem, held: &mut Held) -> Result<Planned, R
         }
     };
     let mut bookings = Vec::new();
+    let mut moved_row = row.clone();
     let event = match planned {
-        Ok(event) => event,
-        Err(cause) => {
+        Outcome::Event(event) => event,
+        Outcome::End(cause) => {
             let (released, booking) = held.release(row)?;
             bookings.extend(booking);
             OrderEvent::Ended {
@@ -237,13 +278,69 @@ fn plan(row: &OrderRow, item: &StatusItem, held: &mut Held) -> Result<Planned, R
                 cause,
             }
         }
+        Outcome::Replaced => {
+            let version = row.version + 1;
+            let limit_price = row.replacing_limit_price.or(row.limit_price);
+            let terms = Terms {
+                client_order_id: ClientOrderId::for_version(row.id, version).to_string(),
+                version,
+                qty: next.qty,
+                limit_price,
+            };
+            moved_row.version = version;
+            moved_row.client_order_id = ClientOrderId(terms.client_order_id.clone());
+            moved_row.limit_price = limit_price;
+            moved_row.protection_price = limit_price;
+            moved_row.replacing_limit_price = None;
+            let key = format!("order:{}:v{version}:trim", row.id);
+            let released = trim_to(held, &moved_row, next, key, &mut bookings)?;
+            OrderEvent::Replaced { terms, released }
+        }
+        Outcome::Kept(reason) => {
+            moved_row.protection_price = row.limit_price;
+            moved_row.replacing_limit_price = None;
+            let key = format!("order:{}:v{}:kept", row.id, row.version + 1);
+            let released = trim_to(held, &moved_row, next, key, &mut bookings)?;
+            OrderEvent::ReplaceRejected { reason, released }
+        }
     };
-    Ok(Planned {
-        moved: Some(Move::of(row.clone(), next, &event, item.now)),
+    Ok(phase::Planned {
+        moved: Some(Move::reshaping(row, moved_row, next, &event, item.now)),
         bookings,
         alarms,
-        ..Planned::default()
+        ..phase::Planned::default()
     })
+}
+
+/// What a step works out besides its move: its event, an end (with what it releases), or the
+/// answer to a replace (with what the terms that stand no longer need).
+enum Outcome {
+    Event(OrderEvent),
+    End(EndCause),
+    Replaced,
+    Kept(String),
+}
+
+/// Trims what the order holds to what its terms (`row`'s limit, `next`'s quantity) still need.
+fn trim_to(
+    held: &mut Held,
+    row: &OrderRow,
+    next: OrderState,
+    key: String,
+    bookings: &mut Vec<Booking>,
+) -> Result<i64, Refusal> {
+    let need =
+        hold(row.side, row.protection_price, next.qty - next.filled_qty).ok_or_else(|| {
+            Refusal::alarmed(
+                AlarmKind::InvariantViolation,
+                row.id,
+                "replace",
+                "the terms' need does not fit an amount".into(),
+            )
+        })?;
+    let (released, booking) = held.trim(row, need, key)?;
+    bookings.extend(booking);
+    Ok(released)
 }
 
 #[cfg(test)]

@@ -257,6 +257,9 @@ fn prepare<'a>(sub: &'a Submission, owner: &Fence) -> Result<NewOrderRows<'a>, O
         time_in_force: order.time_in_force,
         expires_at: sub.expires_at,
         expiring: false,
+        version: 1,
+        replacing_qty: None,
+        replacing_limit_price: None,
     };
     let created = OrderEvent::Created {
         idempotency_key: sub.key.as_str().to_owned(),

@@ -18,6 +18,8 @@ pub struct OrderView {
     pub qty: i64,
     pub limit_price: Option<Cents>,
     pub time_in_force: TimeInForce,
+    /// 1, and one more for each replace the venue took.
+    pub version: i64,
     pub status: OrderStatus,
     pub filled_qty: i64,
     pub filled_avg_price: Option<Cents>,
@@ -36,6 +38,7 @@ impl From<&OrderRow> for OrderView {
             qty: row.qty,
             limit_price: row.limit_price,
             time_in_force: row.time_in_force,
+            version: row.version,
             status: row.status,
             filled_qty: row.filled_qty,
             filled_avg_price: Cents::average(row.filled_notional, row.filled_qty),

@@ -305,6 +305,18 @@ impl TestApp {
         finish(request.send_body(body.to_owned()).await).await
     }
 
+    /// `PATCH /v1/orders/{id}` with an optional Idempotency-Key.
+    pub async fn patch(&self, token: &str, id: &str, key: Option<&str>, body: &Value) -> Answer {
+        let mut request = client()
+            .patch(self.url(&format!("/v1/orders/{id}")))
+            .insert_header(("Authorization", format!("Bearer {token}")))
+            .insert_header(("Content-Type", "application/json"));
+        if let Some(key) = key {
+            request = request.insert_header(("Idempotency-Key", key));
+        }
+        finish(request.send_body(body.to_string()).await).await
+    }
+
     pub async fn get(&self, token: &str, path: &str) -> Answer {
         let request = client()
             .get(self.url(path))

@@ -18,6 +18,7 @@ mod hostile;
 mod idempotency;
 mod leases;
 mod limits;
+mod modify;
 mod money_holes;
 mod ops;
 #[path = "../common/proxy.rs"]

@@ -347,7 +347,7 @@ async fn the_api_is_described_at_openapi_json() {
     assert_eq!(schemas["Side"]["enum"], json!(["buy", "sell"]));
     assert_eq!(
         schemas["OrderStatus"]["enum"].as_array().map(Vec::len),
-        Some(8)
+        Some(9)
     );
     assert_eq!(
         schemas["TimeInForce"]["enum"],
@@ -385,9 +385,9 @@ async fn a_method_not_allowed_says_which_are() {
     for (method, path, allowed) in [
         ("TRACE", "/v1/orders", "GET, POST, DELETE"),
         (
-            "PATCH",
+            "PUT",
             "/v1/orders/0190f5a2-0000-7000-8000-000000000000",
-            "GET, DELETE",
+            "GET, PATCH, DELETE",
         ),
         ("POST", "/healthz", "GET"),
         ("DELETE", "/v1/exchange/faults", "GET, PUT"),

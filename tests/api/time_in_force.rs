@@ -2,7 +2,7 @@
 //! expires, with its rest released; `gtc` is what a request that says nothing gets.
 
 use actix_web::http::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::helpers::*;
 
@@ -10,15 +10,6 @@ fn order(qty: i64, price: &str, tif: &str) -> String {
     json!({"symbol": "INFY", "side": "buy", "type": "limit", "qty": qty,
            "limit_price": price, "time_in_force": tif})
     .to_string()
-}
-
-fn kinds(actions: &Value) -> Vec<&str> {
-    actions
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["kind"].as_str().unwrap())
-        .collect()
 }
 
 #[actix_web::test]
@@ -39,7 +30,7 @@ async fn an_ioc_order_takes_what_crosses_at_once_and_its_rest_expires() {
         .await
         .json();
     // The fill's push may come before the placement's answer: then there is no `accepted` to record.
-    let mut kinds = kinds(&actions);
+    let mut kinds = action_kinds(&actions);
     kinds.retain(|k| *k != "accepted");
     assert_eq!(kinds, ["created", "placement_sent", "fill", "expired"]);
     let paid = cents(&ended["filled_avg_price"]) * 3;

@@ -28,6 +28,10 @@ pub struct VenueState {
     /// Placements and lookups being answered now, and the most there ever were at once.
     pub in_flight: usize,
     pub most_in_flight: usize,
+    /// How the replaces that come are answered, in turn: 200 takes the new terms, 409 is too
+    /// late, anything else is that status. With none left, a replace is taken.
+    pub replace_answers: std::collections::VecDeque<u16>,
+    pub replaces: usize,
 }
 
 /// Counts a call in flight from its arrival to its answer, after the venue's latency.
@@ -121,6 +125,40 @@ async fn cancel(state: web::Data<Arc<Mutex<VenueState>>>, cid: web::Path<String>
     HttpResponse::Ok().json(order.clone())
 }
 
+async fn replace(
+    state: web::Data<Arc<Mutex<VenueState>>>,
+    cid: web::Path<String>,
+    body: web::Json<Value>,
+) -> HttpResponse {
+    let mut s = state.lock().unwrap();
+    s.replaces += 1;
+    match s.replace_answers.pop_front().unwrap_or(200) {
+        200 => {}
+        409 => {
+            return HttpResponse::Conflict()
+                .json(json!({"error": {"code": "too_late_to_replace", "message": "too late"}}))
+        }
+        other => {
+            let status = actix_web::http::StatusCode::from_u16(other).unwrap();
+            return HttpResponse::build(status)
+                .json(json!({"error": {"code": "unavailable", "message": "scripted"}}));
+        }
+    }
+    let Some(mut order) = s.orders.get(cid.as_str()).cloned() else {
+        return HttpResponse::NotFound()
+            .json(json!({"error": {"code": "not_found", "message": "unknown"}}));
+    };
+    let new_id = body["new_client_order_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    order["orig_client_order_id"] = json!(cid.as_str());
+    order["client_order_id"] = json!(new_id);
+    order["qty"] = body["qty"].clone();
+    s.orders.insert(new_id, order.clone());
+    HttpResponse::Ok().json(order)
+}
+
 impl Venue {
     pub fn start() -> Venue {
         let state: Arc<Mutex<VenueState>> = Arc::default();
@@ -133,6 +171,7 @@ impl Venue {
                 .route("/orders", web::post().to(place))
                 .route("/orders/{cid}", web::get().to(lookup))
                 .route("/orders/{cid}", web::delete().to(cancel))
+                .route("/orders/{cid}/replace", web::post().to(replace))
                 .route(
                     "/prices",
                     web::get().to(|| async {

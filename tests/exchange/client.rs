@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use orderkeeper::config::{DuplicatePlacement, FaultArgs};
-use orderkeeper::domain::{Cents, OrderToPlace, OrderType, Side, VenueStatus};
+use orderkeeper::domain::{Cents, OrderToPlace, OrderType, ReplaceTerms, Side, VenueStatus};
 use orderkeeper::exchange::client::RetryPolicy;
 use orderkeeper::exchange::{ExchangeClient, ExchangeError, HttpExchange};
 use serde_json::json;
@@ -177,4 +177,56 @@ async fn a_409_after_a_lost_placement_is_never_taken_for_a_refusal() {
     .await;
     let (_, held) = get_json(&format!("{sim}/orders")).await;
     assert_eq!(held.as_array().map(Vec::len), Some(60));
+}
+
+#[actix_web::test]
+async fn a_replace_through_lost_responses_and_503s_takes_effect_once_and_too_late_is_an_answer() {
+    let faults = FaultArgs {
+        lost_response_rate: 0.4,
+        error_rate: 0.3,
+        ..FaultArgs::default()
+    };
+    let sim = spawn_sim(faults, None, 91);
+    let exchange = fast_client(&sim);
+    exchange.place(&place_order("ok-r")).await.expect("placed");
+    let terms = |id: &str, qty| ReplaceTerms {
+        new_client_order_id: id.to_owned(),
+        qty,
+        limit_price: Some(Cents(90)),
+    };
+    let replaced = exchange
+        .replace("ok-r", &terms("ok-r-v2", 8))
+        .await
+        .expect("replaced");
+    assert_eq!(
+        (
+            replaced.client_order_id.as_str(),
+            replaced.qty,
+            replaced.status
+        ),
+        ("ok-r-v2", 8, VenueStatus::New)
+    );
+    // A repeat (a lost answer retried) is answered the same; the old id finds the new version.
+    let again = exchange.replace("ok-r", &terms("ok-r-v2", 8)).await;
+    assert_eq!(again, Ok(replaced.clone()));
+    assert_eq!(exchange.order("ok-r").await, Ok(Some(replaced)));
+    let canceled = exchange.cancel("ok-r-v2").await.expect("canceled");
+    assert_eq!(canceled.status, VenueStatus::Canceled);
+    // Too late is the exchange's answer when no attempt was lost before it; after a lost one it
+    // is no answer at all.
+    match exchange.replace("ok-r-v2", &terms("ok-r-v3", 9)).await {
+        Err(ExchangeError::Refused(why)) => assert!(why.contains("too_late"), "{why}"),
+        Err(ExchangeError::AmbiguousRefusal(_)) => {}
+        other => panic!("a replace of a cancelled order: {other:?}"),
+    }
+    send_json(
+        "PUT",
+        &format!("{sim}/admin/faults"),
+        &json!({"lost_response_rate": 0.0, "error_rate": 0.0}),
+    )
+    .await;
+    let (_, held) = get_json(&format!("{sim}/orders")).await;
+    assert_eq!(held.as_array().map(Vec::len), Some(1), "one order: {held}");
+    assert_eq!(held[0]["client_order_id"], "ok-r-v2");
+    assert_eq!(held[0]["qty"], 8);
 }

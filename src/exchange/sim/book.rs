@@ -8,13 +8,16 @@ use rand::RngExt;
 use super::market::Market;
 use super::store::{Changes, Saved, StoredOrder};
 use crate::domain::{Cents, OrderType, Side, TimeInForce};
-use crate::exchange::wire::{ExchangeFill, ExchangeOrder, ExchangeStatus, PlaceOrder, PushType};
+use crate::exchange::wire::{
+    ExchangeFill, ExchangeOrder, ExchangeStatus, PlaceOrder, PushType, ReplaceOrder,
+};
 
 /// Something that happened to an order, to be pushed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BookEvent {
     pub event_type: PushType,
     pub client_order_id: String,
+    pub orig_client_order_id: Option<String>,
     pub exchange_order_id: Option<String>,
     pub fill: Option<ExchangeFill>,
 }
@@ -33,11 +36,25 @@ pub struct Book {
     /// Client order ids in the order they were first seen.
     arrival: Vec<String>,
     tombstones: HashSet<String>,
+    /// Each id an order took by a replace, to the id it was first placed under (its key here).
+    aliases: HashMap<String, String>,
     next_order: u64,
     next_fill: u64,
-    /// Orders and tombstones changed since the book was last saved.
+    /// Orders, tombstones and aliases changed since the book was last saved.
     unsaved_orders: BTreeSet<String>,
     unsaved_tombstones: BTreeSet<String>,
+    unsaved_aliases: BTreeSet<String>,
+}
+
+/// Why a replace is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplaceRefused {
+    /// No order has this id.
+    NotFound,
+    /// It is filled, cancelled or ended, or the new quantity is not above what it has filled.
+    TooLate,
+    /// The new id names another order.
+    IdTaken,
 }
 
 /// The answer to a placement: whether it created the order, and the order as it now stands.
@@ -51,6 +68,7 @@ fn event(order: &ExchangeOrder, event_type: PushType, fill: Option<ExchangeFill>
     BookEvent {
         event_type,
         client_order_id: order.client_order_id.clone(),
+        orig_client_order_id: order.orig_client_order_id.clone(),
         exchange_order_id: order.exchange_order_id.clone(),
         fill,
     }
@@ -67,10 +85,11 @@ impl Book {
             next_order: saved.counters.next_order,
             next_fill: saved.counters.next_fill,
             tombstones: saved.tombstones.into_iter().collect(),
+            aliases: saved.aliases.into_iter().collect(),
             ..Self::default()
         };
         for stored in saved.orders {
-            let id = stored.order.client_order_id.clone();
+            let id = stored.key.clone();
             book.arrival.push(id.clone());
             let resting = Resting {
                 arrival: stored.arrival,
@@ -87,22 +106,31 @@ impl Book {
         let orders = self
             .unsaved_orders
             .iter()
-            .filter_map(|id| self.orders.get(id))
-            .map(|r| StoredOrder {
+            .filter_map(|id| self.orders.get_key_value(id))
+            .map(|(key, r)| StoredOrder {
+                key: key.clone(),
                 arrival: r.arrival,
                 request: r.request.clone(),
                 order: r.order.clone(),
             })
             .collect();
+        let aliases = self
+            .unsaved_aliases
+            .iter()
+            .filter_map(|id| self.aliases.get_key_value(id))
+            .map(|(id, key)| (id.clone(), key.clone()))
+            .collect();
         Changes {
             orders,
             tombstones: self.unsaved_tombstones.iter().cloned().collect(),
+            aliases,
         }
     }
 
     pub fn mark_saved(&mut self) {
         self.unsaved_orders.clear();
         self.unsaved_tombstones.clear();
+        self.unsaved_aliases.clear();
     }
 
     /// The counters behind new order and fill ids.
@@ -113,7 +141,7 @@ impl Book {
     /// Places an order. The same client order id again returns the same order and changes nothing;
     /// an id that was cancelled before it was ever placed is rejected.
     pub fn place(&mut self, request: PlaceOrder, market: &Market) -> Placed {
-        if let Some(resting) = self.orders.get(&request.client_order_id) {
+        if let Some(resting) = self.resting(&request.client_order_id) {
             return Placed {
                 created: false,
                 order: resting.order.clone(),
@@ -141,6 +169,7 @@ impl Book {
         };
         let order = ExchangeOrder {
             client_order_id: request.client_order_id.clone(),
+            orig_client_order_id: None,
             exchange_order_id: Some(format!("X{:010}", self.next_order)),
             status,
             qty: request.qty,
@@ -218,7 +247,8 @@ impl Book {
     /// Cancels what is left of an order. An unknown id is tombstoned, and answered as a cancelled
     /// order with nothing filled.
     pub fn cancel(&mut self, client_order_id: &str) -> (ExchangeOrder, Vec<BookEvent>) {
-        let Some(resting) = self.orders.get_mut(client_order_id) else {
+        let key = self.key_of(client_order_id).to_owned();
+        let Some(resting) = self.orders.get_mut(&key) else {
             if self.tombstones.insert(client_order_id.to_owned()) {
                 self.unsaved_tombstones.insert(client_order_id.to_owned());
             }
@@ -229,14 +259,74 @@ impl Book {
             return (order.clone(), Vec::new());
         }
         order.status = ExchangeStatus::Canceled;
-        self.unsaved_orders.insert(client_order_id.to_owned());
+        self.unsaved_orders.insert(key);
         let events = vec![event(order, PushType::Canceled, None)];
         (order.clone(), events)
     }
 
+    /// Gives an order new terms under a new id: its fills so far are kept, and so are its
+    /// exchange order id and its place in the book. The same new id again answers the same.
+    pub fn replace(
+        &mut self,
+        client_order_id: &str,
+        replace: ReplaceOrder,
+    ) -> Result<ExchangeOrder, ReplaceRefused> {
+        let key = self.key_of(client_order_id).to_owned();
+        if let Some(owner) = self.aliases.get(&replace.new_client_order_id) {
+            let ours = owner == &key;
+            return match self.orders.get(&key) {
+                Some(resting) if ours => Ok(resting.order.clone()),
+                _ => Err(ReplaceRefused::IdTaken),
+            };
+        }
+        if self.orders.contains_key(&replace.new_client_order_id)
+            || self.tombstones.contains(&replace.new_client_order_id)
+        {
+            return Err(ReplaceRefused::IdTaken);
+        }
+        let Some(resting) = self.orders.get_mut(&key) else {
+            return Err(if self.tombstones.contains(client_order_id) {
+                ReplaceRefused::TooLate
+            } else {
+                ReplaceRefused::NotFound
+            });
+        };
+        let order = &mut resting.order;
+        if order.status.is_terminal() || replace.qty <= order.filled_qty {
+            return Err(ReplaceRefused::TooLate);
+        }
+        let new_id = replace.new_client_order_id;
+        resting.request.client_order_id = new_id.clone();
+        resting.request.qty = replace.qty;
+        if replace.limit_price.is_some() {
+            resting.request.limit_price = replace.limit_price;
+        }
+        order.orig_client_order_id = Some(std::mem::replace(
+            &mut order.client_order_id,
+            new_id.clone(),
+        ));
+        order.qty = replace.qty;
+        let answer = order.clone();
+        self.aliases.insert(new_id.clone(), key.clone());
+        self.unsaved_aliases.insert(new_id);
+        self.unsaved_orders.insert(key);
+        Ok(answer)
+    }
+
+    /// The id an order is kept under here: its first, whichever of its ids is given.
+    fn key_of<'a>(&'a self, client_order_id: &'a str) -> &'a str {
+        self.aliases
+            .get(client_order_id)
+            .map_or(client_order_id, String::as_str)
+    }
+
+    fn resting(&self, client_order_id: &str) -> Option<&Resting> {
+        self.orders.get(self.key_of(client_order_id))
+    }
+
     /// An order as the exchange knows it; a tombstoned id is a cancelled empty order.
     pub fn get(&self, client_order_id: &str) -> Option<ExchangeOrder> {
-        match self.orders.get(client_order_id) {
+        match self.resting(client_order_id) {
             Some(resting) => Some(resting.order.clone()),
             None if self.tombstones.contains(client_order_id) => Some(tombstone(client_order_id)),
             None => None,
@@ -313,6 +403,7 @@ fn crosses(request: &PlaceOrder, price: Cents) -> bool {
 fn tombstone(client_order_id: &str) -> ExchangeOrder {
     ExchangeOrder {
         client_order_id: client_order_id.to_owned(),
+        orig_client_order_id: None,
         exchange_order_id: None,
         status: ExchangeStatus::Canceled,
         qty: 0,
@@ -411,5 +502,96 @@ mod tests {
         // A filled order stays filled when cancelled.
         assert_eq!(book.cancel("m").0.status, ExchangeStatus::Filled);
         assert_eq!(book.cancel("far").0.status, ExchangeStatus::Canceled);
+    }
+
+    fn new_terms(id: &str, qty: i64, limit: i64) -> ReplaceOrder {
+        ReplaceOrder {
+            new_client_order_id: id.to_owned(),
+            qty,
+            limit_price: Some(Cents(limit)),
+        }
+    }
+
+    #[test]
+    fn a_replace_keeps_the_fills_and_the_order_answers_to_each_of_its_ids() {
+        let market = Market::default();
+        let mut book = Book::default();
+        let mut rng = StdRng::seed_from_u64(3);
+        let crossing = 99_999_999;
+        book.place(
+            request("v1", Side::Buy, OrderType::Limit, 9, Some(crossing)),
+            &market,
+        );
+        book.match_round(&market, &mut rng);
+        let before = book.get("v1").unwrap();
+        assert!(before.filled_qty > 0 && before.filled_qty < 9);
+
+        let replaced = book.replace("v1", new_terms("v2", 12, crossing)).unwrap();
+        assert_eq!(
+            (
+                replaced.client_order_id.as_str(),
+                replaced.orig_client_order_id.as_deref(),
+                replaced.qty
+            ),
+            ("v2", Some("v1"), 12)
+        );
+        assert_eq!(replaced.fills, before.fills, "the fills so far are kept");
+        assert_eq!(replaced.exchange_order_id, before.exchange_order_id);
+        // The same replace again answers the same; either id finds the order; placing the new id
+        // makes no second order.
+        assert_eq!(
+            book.replace("v1", new_terms("v2", 12, crossing)),
+            Ok(replaced.clone())
+        );
+        assert_eq!(book.get("v1"), Some(replaced.clone()));
+        assert_eq!(book.get("v2"), Some(replaced.clone()));
+        let placed = book.place(
+            request("v2", Side::Buy, OrderType::Limit, 12, Some(crossing)),
+            &market,
+        );
+        assert!(!placed.created);
+        assert_eq!(book.all().len(), 1);
+        // Its later fills are pushed under the new id, naming the old one.
+        let events = book.match_round(&market, &mut rng);
+        assert_eq!(events[0].client_order_id, "v2");
+        assert_eq!(events[0].orig_client_order_id.as_deref(), Some("v1"));
+        // Kept on disk under its first id, with every id it took.
+        let changes = book.unsaved();
+        assert_eq!(changes.aliases, vec![("v2".to_owned(), "v1".to_owned())]);
+        assert_eq!(changes.orders[0].key, "v1");
+    }
+
+    #[test]
+    fn a_replace_is_too_late_once_the_order_ended_or_at_its_filled_qty() {
+        let market = Market::default();
+        let mut book = Book::default();
+        let mut rng = StdRng::seed_from_u64(3);
+        book.place(
+            request("a", Side::Buy, OrderType::Limit, 9, Some(99_999_999)),
+            &market,
+        );
+        book.match_round(&market, &mut rng);
+        let filled = book.get("a").unwrap().filled_qty;
+        assert_eq!(
+            book.replace("a", new_terms("a2", filled, 1)),
+            Err(ReplaceRefused::TooLate)
+        );
+        book.place(
+            request("b", Side::Buy, OrderType::Limit, 5, Some(1)),
+            &market,
+        );
+        assert_eq!(
+            book.replace("a", new_terms("b", 20, 1)),
+            Err(ReplaceRefused::IdTaken)
+        );
+        book.cancel("b");
+        assert_eq!(
+            book.replace("b", new_terms("b2", 20, 1)),
+            Err(ReplaceRefused::TooLate)
+        );
+        assert_eq!(
+            book.replace("nobody", new_terms("n2", 20, 1)),
+            Err(ReplaceRefused::NotFound)
+        );
     }
 }

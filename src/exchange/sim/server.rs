@@ -11,14 +11,14 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 
-use super::book::{Book, BookEvent};
+use super::book::{Book, BookEvent, ReplaceRefused};
 use super::faults::{Dice, Faults, FaultsUpdate, RestFault};
 use super::market::Market;
 use super::push::{spawn_delivery, Webhook};
 use super::store::{BookStore, Counters, StoreError};
 use crate::config::{DuplicatePlacement, SimArgs};
 use crate::error::ErrorBody;
-use crate::exchange::wire::{PlaceAck, PlaceOrder, PushEvent};
+use crate::exchange::wire::{PlaceAck, PlaceOrder, PushEvent, ReplaceOrder};
 
 struct SimState {
     market: Market,
@@ -75,6 +75,7 @@ impl SimState {
                     event_id: format!("E{:012}", self.next_event),
                     event_type: e.event_type,
                     client_order_id: e.client_order_id,
+                    orig_client_order_id: e.orig_client_order_id,
                     exchange_order_id: e.exchange_order_id,
                     fill: e.fill,
                 };
@@ -183,6 +184,7 @@ pub fn start(args: &SimArgs, embedded: bool) -> std::io::Result<SimHandle> {
             .route("/orders", web::get().to(list))
             .route("/orders/{cid}", web::get().to(get))
             .route("/orders/{cid}", web::delete().to(cancel))
+            .route("/orders/{cid}/replace", web::post().to(replace))
             .route("/prices", web::get().to(prices))
             .route("/admin/faults", web::get().to(get_faults))
             .route("/admin/faults", web::put().to(put_faults))
@@ -343,6 +345,32 @@ async fn cancel(shared: web::Data<Shared>, cid: web::Path<String>) -> HttpRespon
     with_rest_faults(&shared, |s| {
         let (order, events) = s.book.cancel(&cid);
         (HttpResponse::Ok().json(order), events)
+    })
+}
+
+async fn replace(
+    shared: web::Data<Shared>,
+    cid: web::Path<String>,
+    request: web::Json<ReplaceOrder>,
+) -> HttpResponse {
+    let request = request.into_inner();
+    with_rest_faults(&shared, |s| {
+        let response = match s.book.replace(&cid, request) {
+            Ok(order) => HttpResponse::Ok().json(order),
+            Err(ReplaceRefused::TooLate) => HttpResponse::Conflict().json(ErrorBody::new(
+                "too_late_to_replace",
+                "the order is filled, cancelled or ended, or the new qty is not above its filled qty",
+            )),
+            Err(ReplaceRefused::IdTaken) => HttpResponse::Conflict().json(ErrorBody::new(
+                "duplicate_client_order_id",
+                "another order has the new client_order_id",
+            )),
+            Err(ReplaceRefused::NotFound) => HttpResponse::NotFound().json(ErrorBody::new(
+                "not_found",
+                "no order with this client_order_id",
+            )),
+        };
+        (response, Vec::new())
     })
 }
 

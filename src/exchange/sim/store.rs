@@ -27,9 +27,11 @@ pub enum StoreError {
     Corrupt(#[from] serde_json::Error),
 }
 
-/// One order as stored: where it stands in arrival order, what was asked, and where it is now.
+/// One order as stored: the id it was first placed under, where it stands in arrival order, what
+/// was asked (its latest terms), and where it is now.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredOrder {
+    pub key: String,
     pub arrival: i64,
     pub request: PlaceOrder,
     pub order: ExchangeOrder,
@@ -48,11 +50,13 @@ pub struct Counters {
 pub struct Changes {
     pub orders: Vec<StoredOrder>,
     pub tombstones: Vec<String>,
+    /// (an id an order took by a replace, the id it is kept under)
+    pub aliases: Vec<(String, String)>,
 }
 
 impl Changes {
     pub fn is_empty(&self) -> bool {
-        self.orders.is_empty() && self.tombstones.is_empty()
+        self.orders.is_empty() && self.tombstones.is_empty() && self.aliases.is_empty()
     }
 }
 
@@ -62,6 +66,7 @@ pub struct Saved {
     /// In arrival order.
     pub orders: Vec<StoredOrder>,
     pub tombstones: Vec<String>,
+    pub aliases: Vec<(String, String)>,
     pub counters: Counters,
     pub prices: Vec<(String, Cents)>,
 }
@@ -72,6 +77,8 @@ pub struct BookStore {
 
 #[derive(QueryableByName)]
 struct OrderRow {
+    #[diesel(sql_type = Text)]
+    client_order_id: String,
     #[diesel(sql_type = BigInt)]
     arrival: i64,
     #[diesel(sql_type = Text)]
@@ -84,6 +91,14 @@ struct OrderRow {
 struct IdRow {
     #[diesel(sql_type = Text)]
     client_order_id: String,
+}
+
+#[derive(QueryableByName)]
+struct AliasRow {
+    #[diesel(sql_type = Text)]
+    client_order_id: String,
+    #[diesel(sql_type = Text)]
+    order_key: String,
 }
 
 #[derive(QueryableByName)]
@@ -114,6 +129,10 @@ const SCHEMA: &str = "
         state TEXT NOT NULL
     );
     CREATE TABLE IF NOT EXISTS sim_tombstones (client_order_id TEXT PRIMARY KEY NOT NULL);
+    CREATE TABLE IF NOT EXISTS sim_aliases (
+        client_order_id TEXT PRIMARY KEY NOT NULL,
+        order_key TEXT NOT NULL
+    );
     CREATE TABLE IF NOT EXISTS sim_counters (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         next_order BIGINT NOT NULL,
@@ -150,22 +169,29 @@ impl BookStore {
 
     pub fn load(&mut self) -> Result<Saved, StoreError> {
         let conn = &mut self.conn;
-        let orders =
-            diesel::sql_query("SELECT arrival, request, state FROM sim_orders ORDER BY arrival")
-                .load::<OrderRow>(conn)?
-                .into_iter()
-                .map(|row| {
-                    Ok(StoredOrder {
-                        arrival: row.arrival,
-                        request: serde_json::from_str(&row.request)?,
-                        order: serde_json::from_str(&row.state)?,
-                    })
-                })
-                .collect::<Result<_, StoreError>>()?;
+        let orders = diesel::sql_query(
+            "SELECT client_order_id, arrival, request, state FROM sim_orders ORDER BY arrival",
+        )
+        .load::<OrderRow>(conn)?
+        .into_iter()
+        .map(|row| {
+            Ok(StoredOrder {
+                key: row.client_order_id,
+                arrival: row.arrival,
+                request: serde_json::from_str(&row.request)?,
+                order: serde_json::from_str(&row.state)?,
+            })
+        })
+        .collect::<Result<_, StoreError>>()?;
         let tombstones = diesel::sql_query("SELECT client_order_id FROM sim_tombstones")
             .load::<IdRow>(conn)?
             .into_iter()
             .map(|row| row.client_order_id)
+            .collect();
+        let aliases = diesel::sql_query("SELECT client_order_id, order_key FROM sim_aliases")
+            .load::<AliasRow>(conn)?
+            .into_iter()
+            .map(|row| (row.client_order_id, row.order_key))
             .collect();
         let counters = diesel::sql_query(
             "SELECT next_order, next_fill, next_event FROM sim_counters WHERE id = 1",
@@ -179,6 +205,7 @@ impl BookStore {
         Ok(Saved {
             orders,
             tombstones,
+            aliases,
             counters: Counters {
                 next_order: unsigned(counters.next_order),
                 next_fill: unsigned(counters.next_fill),
@@ -195,9 +222,10 @@ impl BookStore {
                 diesel::sql_query(
                     "INSERT INTO sim_orders (client_order_id, arrival, request, state) \
                      VALUES (?, ?, ?, ?) \
-                     ON CONFLICT (client_order_id) DO UPDATE SET state = excluded.state",
+                     ON CONFLICT (client_order_id) DO UPDATE \
+                     SET request = excluded.request, state = excluded.state",
                 )
-                .bind::<Text, _>(&stored.order.client_order_id)
+                .bind::<Text, _>(&stored.key)
                 .bind::<BigInt, _>(stored.arrival)
                 .bind::<Text, _>(serde_json::to_string(&stored.request)?)
                 .bind::<Text, _>(serde_json::to_string(&stored.order)?)
@@ -206,6 +234,12 @@ impl BookStore {
             for id in &changes.tombstones {
                 diesel::sql_query("INSERT OR IGNORE INTO sim_tombstones VALUES (?)")
                     .bind::<Text, _>(id)
+                    .execute(conn)?;
+            }
+            for (id, key) in &changes.aliases {
+                diesel::sql_query("INSERT OR IGNORE INTO sim_aliases VALUES (?, ?)")
+                    .bind::<Text, _>(id)
+                    .bind::<Text, _>(key)
                     .execute(conn)?;
             }
             diesel::sql_query(
@@ -246,6 +280,7 @@ mod tests {
 
     fn stored(id: &str, arrival: i64, filled: i64) -> StoredOrder {
         StoredOrder {
+            key: id.into(),
             arrival,
             request: PlaceOrder {
                 client_order_id: id.into(),
@@ -258,6 +293,7 @@ mod tests {
             },
             order: ExchangeOrder {
                 client_order_id: id.into(),
+                orig_client_order_id: None,
                 exchange_order_id: Some(format!("X{arrival}")),
                 status: ExchangeStatus::PartiallyFilled,
                 qty: 10,
@@ -281,17 +317,26 @@ mod tests {
             next_fill: 9,
             next_event: 11,
         };
+        let mut replaced = stored("b", 2, 4);
+        replaced.request.client_order_id = "b2".into();
+        replaced.request.qty = 12;
+        replaced.order.client_order_id = "b2".into();
+        replaced.order.orig_client_order_id = Some("b".into());
+        replaced.order.qty = 12;
         {
             let mut store = BookStore::open(&path).unwrap();
             let first = Changes {
                 orders: vec![stored("b", 2, 1), stored("a", 1, 1)],
                 tombstones: vec!["t".into()],
+                aliases: Vec::new(),
             };
             store.save(&first, Counters::default()).unwrap();
-            // A later state of one order replaces the earlier one.
+            // A later state of one order replaces the earlier one; a replace gives it new terms
+            // under a new id, kept under its first.
             let later = Changes {
-                orders: vec![stored("b", 2, 4)],
+                orders: vec![replaced.clone()],
                 tombstones: vec!["t".into()],
+                aliases: vec![("b2".into(), "b".into())],
             };
             store.save(&later, counters).unwrap();
             let prices = [("INFY".to_owned(), Cents(152_050))];
@@ -300,8 +345,9 @@ mod tests {
                 .unwrap();
         }
         let saved = BookStore::open(&path).unwrap().load().unwrap();
-        assert_eq!(saved.orders, vec![stored("a", 1, 1), stored("b", 2, 4)]);
+        assert_eq!(saved.orders, vec![stored("a", 1, 1), replaced]);
         assert_eq!(saved.tombstones, vec!["t".to_owned()]);
+        assert_eq!(saved.aliases, vec![("b2".to_owned(), "b".to_owned())]);
         assert_eq!(saved.counters, counters);
         assert_eq!(saved.prices, vec![("INFY".to_owned(), Cents(152_050))]);
     }
