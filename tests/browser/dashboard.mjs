@@ -1,7 +1,8 @@
 // Drives the dashboard in headless Chromium: the demo token is offered, an order placed through
-// the ticket reaches `filled` in the live table, a phone-sized page fits, a page opened after the
-// events were pruned resyncs, and after the engine is killed with SIGKILL and started again the
-// page shows the restart banner. Screenshots are saved.
+// the ticket reaches `filled` in the live table, every column shows at 1280 px, a phone-sized page
+// fits, a page opened after the events were pruned resyncs, after the engine is killed with
+// SIGKILL and started again the page shows the restart banner, and a resting order's limit is
+// changed in place. Screenshots are saved.
 import { launchBrowser, shots } from "./launch.mjs";
 import { execSync } from "node:child_process";
 
@@ -38,6 +39,18 @@ try {
   await page.waitForFunction(() => document.getElementById("positions").innerText.includes("INFY"));
   await page.waitForTimeout(1500); // let the price charts draw a few points
   await page.screenshot({ path: `${shots}dashboard.png`, fullPage: true });
+
+  // From 1280 px wide, every column of the orders table shows without scrolling.
+  const laptop = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  laptop.on("pageerror", (e) => errors.push(String(e)));
+  await laptop.goto(base);
+  await laptop.waitForSelector('#orders tr[data-status="filled"]');
+  const fit = await laptop.evaluate(() => {
+    const wrap = document.querySelector(".table-wrap");
+    return { needed: wrap.scrollWidth, shown: wrap.clientWidth };
+  });
+  if (fit.needed > fit.shown) throw new Error(`at 1280 px the orders table needs ${fit.needed} px of ${fit.shown}`);
+  await laptop.screenshot({ path: `${shots}dashboard-1280.png`, fullPage: true });
 
   // On a phone (390 px wide) the page fits the screen: wide tables scroll inside their panel.
   const phone = await browser.newPage({ viewport: { width: 390, height: 844 } });
@@ -81,8 +94,17 @@ try {
   await page.waitForSelector('#connection[data-state="live"]', { timeout: 15_000 });
   await page.screenshot({ path: `${shots}dashboard-restarted.png`, fullPage: true });
 
+  // Modify in place: the resting order's limit, clicked and changed, becomes the venue's.
+  page.once("dialog", (dialog) => dialog.accept("11.00"));
+  await page.click('#orders tr[data-status="new"] td[data-edit="limit_price"]');
+  await page.waitForFunction(
+    () => document.querySelector('#orders tr[data-status="new"]')?.innerText.includes("11.00"),
+    null,
+    { timeout: 15_000 },
+  );
+
   if (errors.length) throw new Error(`page errors: ${errors.join("; ")}`);
-  console.log(`4 passed, 0 failed: after a kill -9 the page showed "${banner}"; the dashboard placed an order and watched it fill; on a phone it fits (table ${widths.table} px scrolls in its panel); opened after the events were pruned, it resynced from the API`);
+  console.log(`6 passed, 0 failed: after a kill -9 the page showed "${banner}"; the dashboard placed an order and watched it fill; at 1280 px every column shows; a resting order's limit was changed in place; on a phone it fits (table ${widths.table} px scrolls in its panel); opened after the events were pruned, it resynced from the API`);
 } catch (error) {
   console.error(`browser test failed: ${error.message}`);
   console.log("some failed");
