@@ -4,10 +4,12 @@
 //!
 //! Checks, each over every row it names:
 //! - `balances_equal_ledger`: each balance is the sum of its ledger entries, and none is below zero;
-//! - `filled_qty_equals_fills`: each order's `filled_qty` is the sum of its fills, at most its qty;
+//! - `filled_qty_equals_fills`: each order's `filled_qty` is the sum of its fills, at most its qty
+//!   (or a replace's in flight, if larger);
 //! - `terminal_orders_hold_nothing`: an ended order's reservations all came back;
 //! - `reserved_equals_open_orders`: each reserved balance is what the open orders still hold back
-//!   (a buy: its price limit × the shares unfilled; a sell: the shares unfilled);
+//!   (a buy: its price limit × the shares unfilled; a sell: the shares unfilled; while a replace is
+//!   in flight, of the larger quantity at the more generous limit);
 //! - `cash_and_shares_conserved`: each balance is its opening plus what the fills bought, minus
 //!   what they sold;
 //! - with the exchange's record, `fills_equal_exchange`: an ended order has exactly the exchange's
@@ -104,10 +106,20 @@ struct OrderRow {
     filled_qty: i64,
     #[diesel(sql_type = Nullable<BigInt>)]
     protection_price: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    replacing_qty: Option<i64>,
     #[diesel(sql_type = BigInt)]
     fills_qty: i64,
     #[diesel(sql_type = BigInt)]
     fills_notional: i64,
+}
+
+impl OrderRow {
+    /// Its quantity, or a replace's in flight if larger: until the venue answers, either version
+    /// may fill, and the order holds back enough for the larger (see `orders::replace`).
+    fn most_fillable(&self) -> i64 {
+        self.replacing_qty.map_or(self.qty, |new| new.max(self.qty))
+    }
 }
 
 #[derive(QueryableByName)]
@@ -198,7 +210,7 @@ pub fn run(
         let orders: Vec<OrderRow> = load(
             conn,
             "SELECT o.id, o.account_id, o.client_order_id, o.symbol, o.side, o.status, o.qty, \
-             o.filled_qty, o.protection_price, \
+             o.filled_qty, o.protection_price, o.replacing_qty, \
              CAST(COALESCE(SUM(f.qty), 0) AS BIGINT) AS fills_qty, \
              CAST(COALESCE(SUM(f.qty * f.price), 0) AS BIGINT) AS fills_notional \
              FROM orders o LEFT JOIN fills f ON f.order_id = o.id GROUP BY o.id",
@@ -299,7 +311,7 @@ fn balances_equal_ledger(balances: &[BalanceRow]) -> Check {
 fn filled_qty_equals_fills(orders: &[OrderRow]) -> Check {
     let wrong = orders
         .iter()
-        .filter(|o| o.filled_qty != o.fills_qty || o.filled_qty > o.qty)
+        .filter(|o| o.filled_qty != o.fills_qty || o.filled_qty > o.most_fillable())
         .map(|o| {
             violation(
                 &o.account_id,
@@ -331,7 +343,7 @@ fn terminal_orders_hold_nothing(held: &[HeldRow], terminal: usize) -> Check {
 fn reserved_equals_open_orders(balances: &[BalanceRow], orders: &[OrderRow]) -> Check {
     let mut expected: BTreeMap<(&str, &str), i128> = BTreeMap::new();
     for o in orders.iter().filter(|o| !is_terminal(&o.status)) {
-        let unfilled = i128::from(o.qty - o.filled_qty);
+        let unfilled = i128::from(o.most_fillable() - o.filled_qty);
         let (asset, amount) = if o.side == "buy" {
             (CASH, unfilled * i128::from(o.protection_price.unwrap_or(0)))
         } else {

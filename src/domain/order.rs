@@ -377,6 +377,11 @@ impl OrderState {
                         qty: self.qty,
                     });
                 }
+                // Filled as the version a replace asked for: those are the venue's terms.
+                if self.filled_qty != self.qty {
+                    next.qty = self.filled_qty;
+                    next.replacing = None;
+                }
                 S::Filled
             }
             (
@@ -437,8 +442,10 @@ pub fn terminal_action(
     use OrderStatus as S;
     let mismatch = venue_filled != state.filled_qty;
     let action = match (end, state.status) {
-        // Only what the engine itself recorded counts: `filled` needs every share recorded here.
-        _ if state.all_filled() => Action::Filled,
+        // Only what the engine itself recorded counts: `filled` needs every share recorded here
+        // (of the version a replace asked for, only when the venue says it filled).
+        _ if state.filled_qty == state.qty => Action::Filled,
+        (VenueEnd::Filled, _) if state.all_filled() => Action::Filled,
         // A cancel (or an expiry) that reached the exchange before the placement did.
         (VenueEnd::NeverPlaced, S::PendingCancel) if state.expiring => Action::Expired,
         (VenueEnd::NeverPlaced, S::PendingCancel) => Action::Canceled,
@@ -721,7 +728,18 @@ mod tests {
         assert_eq!(down.most_fillable(), 10);
         let whole = down.apply(Action::Fill { qty: 6 }).unwrap();
         assert!(whole.all_filled());
-        assert_eq!(whole.apply(Action::Filled).map(|s| s.status), Ok(S::Filled));
+        assert_eq!(
+            whole.apply(Action::Filled).map(|s| (s.status, s.qty)),
+            Ok((S::Filled, 10))
+        );
+        // Filled as the new version asked: its quantity is the order's now.
+        let new_whole = down.apply(Action::Fill { qty: 2 }).unwrap();
+        assert_eq!(
+            new_whole
+                .apply(Action::Filled)
+                .map(|s| (s.status, s.qty, s.replacing)),
+            Ok((S::Filled, 6, None))
+        );
         assert_eq!(
             terminal_action(whole, VenueEnd::Filled, 10, false),
             (Action::Filled, false)

@@ -141,6 +141,10 @@ fn model(state: OrderState, action: Action) -> Option<OrderState> {
             if state.status == S::PendingNew || !every_share {
                 return None;
             }
+            if state.filled_qty != state.qty {
+                next.qty = state.filled_qty;
+                next.replacing = None;
+            }
             next.status = S::Filled;
         }
         A::Created => return None,

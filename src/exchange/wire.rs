@@ -85,6 +85,9 @@ pub struct ExchangeOrder {
     pub qty: i64,
     pub filled_qty: i64,
     pub fills: Vec<ExchangeFill>,
+    /// When the exchange last changed it (RFC 3339), for `GET /orders?updated_since=`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -17,7 +17,7 @@ use crate::db::orders::{self, OrderRow};
 use crate::db::DbConnection;
 use crate::domain::{
     terminal_action, AckSource, Action, ClientOrderId, EndCause, OrderEvent, OrderId, OrderState,
-    Terms, TransitionError, VenueEnd,
+    OrderStatus, Terms, TransitionError, VenueEnd,
 };
 
 /// What an order's actor asks to record.
@@ -239,9 +239,9 @@ fn plan(row: &OrderRow, item: &StatusItem, held: &mut Held) -> Result<Planned, R
             }
             (action, Outcome::End(cause.clone()))
         }
-        // Answered before (a repeated step): nothing is in flight any more.
+        // Answered before (a repeated step), or a cancel came in meanwhile and its end decides.
         StatusStep::Replaced { .. } | StatusStep::ReplaceRejected { .. }
-            if state.replacing.is_none() =>
+            if state.status != OrderStatus::PendingReplace =>
         {
             return Ok(phase::Planned::default())
         }

@@ -7,22 +7,23 @@ use serde_json::json;
 use crate::helpers::*;
 use crate::venue::Venue;
 
-/// A buy of 10 INFY at 10.00: far below the market, so it rests.
-async fn resting_buy(app: &TestApp, token: &str) -> String {
+/// A buy of `qty` INFY at `limit`, acknowledged: (its id, its client order id).
+async fn resting_buy(app: &TestApp, token: &str, qty: i64, limit: &str) -> (String, String) {
     let order = app
-        .submit(token, Some("buy"), &limit_buy("INFY", 10, "10.00"))
+        .submit(token, Some("buy"), &limit_buy("INFY", qty, limit))
         .await
         .json();
     let id = order["id"].as_str().unwrap().to_owned();
     app.wait_for_status(token, &id, "new").await;
-    id
+    (id, order["client_order_id"].as_str().unwrap().to_owned())
 }
 
 #[actix_web::test]
 async fn a_raise_is_held_before_it_is_sent_and_the_new_terms_are_the_venues() {
     let app = spawn_app().await;
     let alice = app.create_account("100000.00", json!({})).await;
-    let id = resting_buy(&app, &alice.token).await;
+    // Far below the market: it rests.
+    let (id, _) = resting_buy(&app, &alice.token, 10, "10.00").await;
 
     let asked = app
         .patch(
@@ -111,7 +112,8 @@ async fn a_raise_is_held_before_it_is_sent_and_the_new_terms_are_the_venues() {
 async fn a_raise_the_account_cannot_cover_changes_nothing_and_is_kept_under_its_key() {
     let app = spawn_app().await;
     let alice = app.create_account("150.00", json!({})).await;
-    let id = resting_buy(&app, &alice.token).await;
+    // Far below the market: it rests.
+    let (id, _) = resting_buy(&app, &alice.token, 10, "10.00").await;
     let body = json!({"qty": 20});
     let refused = app.patch(&alice.token, &id, Some("k"), &body).await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -143,7 +145,8 @@ async fn a_raise_the_account_cannot_cover_changes_nothing_and_is_kept_under_its_
 async fn only_a_resting_limit_order_can_be_modified_and_bad_bodies_are_refused() {
     let app = spawn_app().await;
     let alice = app.create_account("100000.00", json!({"INFY": 10})).await;
-    let id = resting_buy(&app, &alice.token).await;
+    // Far below the market: it rests.
+    let (id, _) = resting_buy(&app, &alice.token, 10, "10.00").await;
     for (body, code) in [
         (json!({}), "invalid_request"),
         (json!({"qty": 0}), "invalid_request"),
@@ -287,13 +290,7 @@ async fn too_late_keeps_the_old_terms_and_a_refusal_after_a_lost_answer_is_asked
     venue.state().replace_answers = [503, 409, 409].into();
     let app = spawn_app_with(|args| args.exchange = venue.url.clone()).await;
     let alice = app.create_account("100000.00", json!({})).await;
-    let order = app
-        .submit(&alice.token, Some("k"), &limit_buy("INFY", 5, "100.00"))
-        .await
-        .json();
-    let id = order["id"].as_str().unwrap().to_owned();
-    app.wait_for_status(&alice.token, &id, "new").await;
-    let cid = order["client_order_id"].as_str().unwrap().to_owned();
+    let (id, cid) = resting_buy(&app, &alice.token, 5, "100.00").await;
 
     let asked = app
         .patch(&alice.token, &id, Some("r"), &json!({"qty": 8}))
@@ -337,5 +334,69 @@ async fn too_late_keeps_the_old_terms_and_a_refusal_after_a_lost_answer_is_asked
     assert_eq!(
         app.balances(&alice.token).await["cash"],
         json!({"available": "99505.00", "reserved": "0.00"})
+    );
+}
+
+/// A cancel that comes while the venue has not answered a replace wins: the replace's answer,
+/// when it comes, changes nothing, the order ends cancelled, and everything it held comes back.
+#[actix_web::test]
+async fn a_cancel_during_a_replace_ends_the_order_and_releases_all_it_held() {
+    let venue = Venue::start();
+    venue.state().hold_replaces = true;
+    let app = spawn_app_with(|args| args.exchange = venue.url.clone()).await;
+    let alice = app.create_account("100000.00", json!({})).await;
+    let (id, _) = resting_buy(&app, &alice.token, 5, "100.00").await;
+    let asked = app
+        .patch(
+            &alice.token,
+            &id,
+            Some("r"),
+            &json!({"qty": 8, "limit_price": "110.00"}),
+        )
+        .await;
+    assert_eq!(asked.status, StatusCode::ACCEPTED, "{}", asked.json());
+    // What either version may need: 8 at 110.00.
+    assert_eq!(
+        app.balances(&alice.token).await["cash"]["reserved"],
+        "880.00"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while venue.state().replaces == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the replace never reached the venue"
+        );
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let cancel = app.delete(&alice.token, &format!("/v1/orders/{id}")).await;
+    assert_eq!(cancel.status, StatusCode::ACCEPTED);
+    assert_eq!(cancel.json()["status"], "pending_cancel");
+    venue.state().hold_replaces = false;
+    let ended = app.wait_for_status(&alice.token, &id, "canceled").await;
+    assert_eq!(ended["filled_qty"], 0);
+    let actions = app
+        .get(&alice.token, &format!("/v1/orders/{id}/actions"))
+        .await
+        .json();
+    let kinds = action_kinds(&actions);
+    assert_eq!(
+        kinds,
+        [
+            "created",
+            "placement_sent",
+            "accepted",
+            "replace_requested",
+            "cancel_requested",
+            "canceled"
+        ]
+    );
+    assert_eq!(
+        app.balances(&alice.token).await["cash"],
+        json!({"available": "100000.00", "reserved": "0.00"})
+    );
+    assert!(
+        app.alarms_of(&id).is_empty(),
+        "a race, not a fault: {:?}",
+        app.alarms_of(&id)
     );
 }

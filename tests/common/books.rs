@@ -164,6 +164,15 @@ struct OrderRow {
     status: String,
     #[diesel(sql_type = BigInt)]
     filled_qty: i64,
+    /// The quantity a replace in flight asks for: until the venue answers, either version fills.
+    #[diesel(sql_type = Nullable<BigInt>)]
+    replacing_qty: Option<i64>,
+}
+
+impl OrderRow {
+    fn most_fillable(&self) -> i64 {
+        self.replacing_qty.map_or(self.qty, |new| new.max(self.qty))
+    }
 }
 
 #[derive(QueryableByName)]
@@ -266,7 +275,7 @@ impl Snapshot {
     fn take(database_url: &str) -> Snapshot {
         let mut conn = Reader::open(database_url);
         Snapshot {
-            orders: conn.rows("SELECT id, account_id, client_order_id, symbol, side, qty, protection_price, status, filled_qty FROM orders"),
+            orders: conn.rows("SELECT id, account_id, client_order_id, symbol, side, qty, protection_price, status, filled_qty, replacing_qty FROM orders"),
             fills: conn.rows("SELECT order_id, fill_id, qty, price FROM fills"),
             balances: conn.rows("SELECT account_id, asset, available, reserved FROM balances"),
             ledger: conn.rows(
@@ -329,7 +338,7 @@ impl Snapshot {
                 ));
             }
             let filled: i64 = ours.iter().map(|f| f.1).sum();
-            if filled != order.filled_qty || filled > order.qty {
+            if filled != order.filled_qty || filled > order.most_fillable() {
                 wrong.push(format!(
                     "order {id}: filled_qty {} of {}, fills sum to {filled}",
                     order.filled_qty, order.qty
@@ -456,7 +465,7 @@ impl Snapshot {
                 .entry((account.clone(), order.symbol.clone()))
                 .or_default() += if buy { filled } else { -filled };
             if !is_terminal(&order.status) {
-                let remaining = order.qty - order.filled_qty;
+                let remaining = order.most_fillable() - order.filled_qty;
                 let (asset, amount) = if buy {
                     (
                         "CASH".to_owned(),

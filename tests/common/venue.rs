@@ -32,6 +32,8 @@ pub struct VenueState {
     /// late, anything else is that status. With none left, a replace is taken.
     pub replace_answers: std::collections::VecDeque<u16>,
     pub replaces: usize,
+    /// While set, replaces are held unanswered.
+    pub hold_replaces: bool,
 }
 
 /// Counts a call in flight from its arrival to its answer, after the venue's latency.
@@ -130,8 +132,9 @@ async fn replace(
     cid: web::Path<String>,
     body: web::Json<Value>,
 ) -> HttpResponse {
+    state.lock().unwrap().replaces += 1;
+    held(&state, |s| s.hold_replaces).await;
     let mut s = state.lock().unwrap();
-    s.replaces += 1;
     match s.replace_answers.pop_front().unwrap_or(200) {
         200 => {}
         409 => {

@@ -431,3 +431,41 @@ async fn a_failed_push_is_retried_until_delivered() {
     );
     assert_eq!(deliveries[0].json()["type"], "accepted");
 }
+
+#[actix_web::test]
+async fn the_list_narrows_to_open_orders_and_to_those_changed_since_a_time() {
+    let sim = spawn_sim(FaultArgs::default(), None, 4);
+    let place = |cid: &str| order(cid, "buy", "limit", 10, Some("1.00"));
+    send_json("POST", &format!("{sim}/orders"), &place("old")).await;
+    delete(&format!("{sim}/orders/old")).await;
+    let (_, old) = get_json(&format!("{sim}/orders/old")).await;
+    actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    let since = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    send_json("POST", &format!("{sim}/orders"), &place("new")).await;
+    let ids = |list: &Value| -> Vec<String> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["client_order_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let (_, all) = get_json(&format!("{sim}/orders?status=all")).await;
+    assert_eq!(ids(&all), ["old", "new"]);
+    let (_, open) = get_json(&format!("{sim}/orders?status=open")).await;
+    assert_eq!(ids(&open), ["new"]);
+    let (_, recent) = get_json(&format!("{sim}/orders?updated_since={since}")).await;
+    assert_eq!(
+        ids(&recent),
+        ["new"],
+        "changed after {since}; old was {}",
+        old["updated_at"]
+    );
+    for bad in ["status=closed", "updated_since=yesterday"] {
+        let (status, answer) = get_json(&format!("{sim}/orders?{bad}")).await;
+        assert_eq!(
+            (status, answer["error"]["code"].clone()),
+            (400, json!("invalid_request")),
+            "{bad}"
+        );
+    }
+}

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
+use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
 use rand::RngExt;
 
@@ -175,6 +176,7 @@ impl Book {
             qty: request.qty,
             filled_qty: 0,
             fills: Vec::new(),
+            updated_at: Some(now_text()),
         };
         let event_type = if refusal.is_some() {
             PushType::Rejected
@@ -225,6 +227,7 @@ impl Book {
         if let (Some(price), true) = (price, qty > 0) {
             let fill = self.new_fill(qty, price);
             order.filled_qty = qty;
+            order.updated_at = Some(fill.ts.clone());
             order.fills.push(fill.clone());
             order.status = ExchangeStatus::PartiallyFilled;
             events.push(event(order, PushType::Fill, Some(fill)));
@@ -259,6 +262,7 @@ impl Book {
             return (order.clone(), Vec::new());
         }
         order.status = ExchangeStatus::Canceled;
+        order.updated_at = Some(now_text());
         self.unsaved_orders.insert(key);
         let events = vec![event(order, PushType::Canceled, None)];
         (order.clone(), events)
@@ -306,6 +310,7 @@ impl Book {
             new_id.clone(),
         ));
         order.qty = replace.qty;
+        order.updated_at = Some(now_text());
         let answer = order.clone();
         self.aliases.insert(new_id.clone(), key.clone());
         self.unsaved_aliases.insert(new_id);
@@ -331,6 +336,24 @@ impl Book {
             None if self.tombstones.contains(client_order_id) => Some(tombstone(client_order_id)),
             None => None,
         }
+    }
+
+    /// The orders it holds, in arrival order: the open ones only if asked, and only those changed
+    /// at or after `since`.
+    pub fn list(&self, open_only: bool, since: Option<DateTime<Utc>>) -> Vec<ExchangeOrder> {
+        let changed_since = |order: &ExchangeOrder| match since {
+            None => true,
+            Some(since) => order
+                .updated_at
+                .as_deref()
+                .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
+                .is_none_or(|at| at >= since),
+        };
+        self.all()
+            .into_iter()
+            .filter(|o| !(open_only && o.status.is_terminal()))
+            .filter(changed_since)
+            .collect()
     }
 
     pub fn all(&self) -> Vec<ExchangeOrder> {
@@ -363,6 +386,7 @@ impl Book {
             let fill = fill_numbered(self.next_fill, qty, price);
             let order = &mut resting.order;
             order.filled_qty += qty;
+            order.updated_at = Some(fill.ts.clone());
             order.fills.push(fill.clone());
             order.status = if order.filled_qty == order.qty {
                 ExchangeStatus::Filled
@@ -409,6 +433,7 @@ fn tombstone(client_order_id: &str) -> ExchangeOrder {
         qty: 0,
         filled_qty: 0,
         fills: Vec::new(),
+        updated_at: None,
     }
 }
 

@@ -335,9 +335,40 @@ async fn get(shared: web::Data<Shared>, cid: web::Path<String>) -> HttpResponse 
     })
 }
 
-async fn list(shared: web::Data<Shared>) -> HttpResponse {
+/// `GET /orders?status=open|all&updated_since=RFC3339`: a restarted engine reconciles its
+/// in-flight orders in one call.
+#[derive(Debug, serde::Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    updated_since: Option<String>,
+}
+
+async fn list(shared: web::Data<Shared>, query: web::Query<ListQuery>) -> HttpResponse {
+    let open_only = match query.status.as_deref() {
+        None | Some("all") => false,
+        Some("open") => true,
+        Some(other) => {
+            let why = format!("status must be open or all, not {other:?}");
+            return HttpResponse::BadRequest().json(ErrorBody::new("invalid_request", &why));
+        }
+    };
+    let since = match query
+        .updated_since
+        .as_deref()
+        .map(chrono::DateTime::parse_from_rfc3339)
+    {
+        None => None,
+        Some(Ok(at)) => Some(at.with_timezone(&chrono::Utc)),
+        Some(Err(e)) => {
+            let why = format!("updated_since must be an RFC 3339 time: {e}");
+            return HttpResponse::BadRequest().json(ErrorBody::new("invalid_request", &why));
+        }
+    };
     with_rest_faults(&shared, |s| {
-        (HttpResponse::Ok().json(s.book.all()), Vec::new())
+        (
+            HttpResponse::Ok().json(s.book.list(open_only, since)),
+            Vec::new(),
+        )
     })
 }
 

@@ -304,6 +304,7 @@ mod tests {
                     price: Cents(100),
                     ts: "2026-01-01T00:00:00Z".into(),
                 }],
+                updated_at: Some("2026-01-01T00:00:00Z".into()),
             },
         }
     }
