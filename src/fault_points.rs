@@ -6,7 +6,8 @@
 //! with `fail::cfg` in a test.
 
 /// Every place an order's placement, fills and end can make the process exit, at the boundaries
-/// of the atomic phases (the crash matrix runs each). `expiry.after_commit` is the expiry test's.
+/// of the atomic phases (the crash matrix runs each). `expiry.after_commit` and
+/// `exchange.after_replace` are the expiry and replace tests' own.
 pub const CRASH_POINTS: &[&str] = &[
     "submit.after_commit",
     "exchange.before_place",

@@ -332,6 +332,7 @@ impl ExchangeClient for HttpExchange {
             let answer = self
                 .call_retrying("replace", awc::http::Method::POST, &path, Some(&body))
                 .await;
+            crash_point("exchange.after_replace");
             let (status, bytes) = answer?;
             if status.is_success() {
                 decode::<ExchangeOrder>(&path, &bytes).map(Into::into)

@@ -20,6 +20,7 @@ mod nemesis;
 mod processes;
 #[path = "../common/proxy.rs"]
 mod proxy;
+mod replace;
 mod restarts;
 #[path = "../common/shared.rs"]
 mod shared;

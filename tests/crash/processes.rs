@@ -136,6 +136,21 @@ pub async fn delete(engine: &str, token: &str, path: &str) -> Option<(u16, Value
     read_json(request, None).await
 }
 
+/// `PATCH` with an Idempotency-Key and a JSON body.
+pub async fn patch(
+    engine: &str,
+    token: &str,
+    path: &str,
+    key: &str,
+    body: &Value,
+) -> Option<(u16, Value)> {
+    let request = client()
+        .patch(format!("{engine}{path}"))
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .insert_header(("Idempotency-Key", key));
+    read_json(request, Some(body)).await
+}
+
 pub async fn get(engine: &str, token: &str, path: &str) -> Option<(u16, Value)> {
     let request = client()
         .get(format!("{engine}{path}"))
