@@ -389,6 +389,16 @@ impl TestApp {
         .expect("seqs")
     }
 
+    /// The kinds of the account's feed events, in seq order.
+    pub fn event_kinds(&self, account: &str) -> Vec<String> {
+        orderkeeper::with_conn!(self.conn(), |c| schema::outbox::table
+            .filter(schema::outbox::account_id.eq(account))
+            .order(schema::outbox::seq)
+            .select(schema::outbox::kind)
+            .load(c))
+        .expect("kinds")
+    }
+
     /// Per asset, the sum of the account's ledger entries (available, reserved).
     pub fn ledger_sums(&self, account: &str) -> std::collections::BTreeMap<String, (i64, i64)> {
         let rows: Vec<(String, i64, i64)> =

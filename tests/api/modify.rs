@@ -66,6 +66,17 @@ async fn a_raise_is_held_before_it_is_sent_and_the_new_terms_are_the_venues() {
         app.balances(&alice.token).await["cash"],
         json!({"available": "99760.00", "reserved": "240.00"})
     );
+    // The feed tells it as the log does, without a gap.
+    assert_eq!(
+        app.event_kinds(&alice.id),
+        [
+            "order.created",
+            "order.accepted",
+            "order.replace_requested",
+            "order.replaced"
+        ]
+    );
+    assert_eq!(app.event_seqs(&alice.id), [1, 2, 3, 4]);
     // The same request under its key is answered as it was; another request under it is not.
     let again = app
         .patch(

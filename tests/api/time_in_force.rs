@@ -72,6 +72,9 @@ async fn a_fok_order_fills_whole_or_expires_with_nothing() {
         .await
         .json();
     assert_eq!(fills, json!([]));
+    assert!(app
+        .event_kinds(&alice.id)
+        .contains(&"order.expired".to_owned()));
     let balances = app.balances(&alice.token).await;
     assert_eq!(cents(&balances["cash"]["reserved"]), 0);
     assert_eq!(balances["positions"]["INFY"]["available"], 10);
