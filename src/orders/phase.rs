@@ -232,9 +232,18 @@ impl Move {
     }
 
     /// `event`, leading to `next`: `row` is brought to match, with its next action seq.
-    pub fn of(row: OrderRow, next: OrderState, event: &OrderEvent, now: i64) -> Move {
-        let before = row.clone();
-        Move::reshaping(&before, row, next, event, now)
+    pub fn of(mut row: OrderRow, next: OrderState, event: &OrderEvent, now: i64) -> Move {
+        // Of the terms, only these follow the state; the others change by `Move::reshaping` alone.
+        let lifetime = |r: &OrderRow| (r.qty, r.replacing_qty, r.expires_at, r.expiring);
+        let before = lifetime(&row);
+        advance(&mut row, next, now);
+        Move {
+            reshaped: lifetime(&row) != before,
+            row,
+            kind: event.action().kind(),
+            detail: event.detail().to_string(),
+            fill: None,
+        }
     }
 
     /// [`Move::of`] for a row whose terms the caller changed from `before`'s.
