@@ -11,7 +11,7 @@ use crate::app::AppState;
 use crate::db::idempotency::{self as stored_keys, StoredResponse};
 use crate::db::orders::{self as order_rows, StatusFilter};
 use crate::db::{self, now_micros, DbError};
-use crate::domain::{AccountId, OrderId, Symbol, TimeInForce};
+use crate::domain::{AccountId, OrderId, Symbol, TimeInForce, CASH};
 use crate::engine::EngineError;
 use crate::idempotency::{self, IdempotencyKey, Verdict};
 use crate::metrics::KeyConflict;
@@ -347,7 +347,7 @@ pub(crate) struct CancelAllQuery {
 }
 
 #[utoipa::path(delete, path = "/v1/orders", tag = "orders", security(("bearer" = [])),
-    params(("symbol" = Option<String>, Query, description = "only the orders of this symbol")),
+    params(("symbol" = Option<String>, Query, pattern = "^[A-Z0-9&-]{1,32}$", description = "only the orders of this symbol")),
     responses((status = 202, description = "Every open order of the account (of the symbol), now pending_cancel; newest first", body = [OrderView]),
               (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
 pub(crate) async fn cancel_all_orders(
@@ -355,11 +355,16 @@ pub(crate) async fn cancel_all_orders(
     Authenticated(account): Authenticated,
     query: web::Query<CancelAllQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let symbol = query
-        .into_inner()
-        .symbol
-        .map(|s| Symbol::parse(&s).map_err(|why| AppError::InvalidRequest(why.to_owned())))
-        .transpose()?;
+    let symbol = match query.into_inner().symbol {
+        None => None,
+        // The cash ledger's name is no symbol an order is of: none to cancel.
+        Some(cash) if cash == CASH => {
+            return Ok(json(StatusCode::ACCEPTED, &Vec::<OrderView>::new()))
+        }
+        Some(text) => {
+            Some(Symbol::parse(&text).map_err(|why| AppError::InvalidRequest(why.to_owned()))?)
+        }
+    };
     let span = tracing::info_span!("cancel_all_orders", account_id = %account);
     let answers = state
         .engine

@@ -74,9 +74,14 @@ impl utoipa::PartialSchema for OrderRequest {
                     "type": {"type": "string", "enum": [order_type]},
                     "qty": {"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_QTY},
                     "limit_price": limit_price,
+                    // Null, like leaving it out, is `gtc`.
                     "time_in_force": {
-                        "type": "string",
-                        "enum": TimeInForce::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+                        "type": ["string", "null"],
+                        "enum": TimeInForce::ALL
+                            .iter()
+                            .map(|t| serde_json::json!(t.as_str()))
+                            .chain([serde_json::Value::Null])
+                            .collect::<Vec<_>>(),
                         "default": "gtc",
                     },
                 }
@@ -122,19 +127,34 @@ pub fn parse_order_body(bytes: &[u8]) -> Result<ParsedOrder, BadOrder> {
 }
 
 /// The body of `PATCH /v1/orders/{id}`: a new quantity, a new limit, or both.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReplaceBody {
     #[serde(default, deserialize_with = "crate::domain::whole_number::maybe_one")]
-    #[schema(minimum = 1, maximum = 1_000_000_000)]
     pub qty: Option<i64>,
     #[serde(default)]
-    #[schema(
-        pattern = r"^([1-9][0-9]{0,6}(\.[0-9]{1,2})?|0\.([1-9][0-9]?|0[1-9]))$",
-        example = "1510.00"
-    )]
     pub limit_price: Option<String>,
 }
+
+/// Described by hand, as the parser takes it: at least one of the two, neither null.
+impl utoipa::PartialSchema for ReplaceBody {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let described = serde_json::json!({
+            "type": "object",
+            "description": "A new qty, a new limit_price, or both; unknown and repeated fields are refused.",
+            "additionalProperties": false,
+            "minProperties": 1,
+            "properties": {
+                "qty": {"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_QTY},
+                "limit_price": {"type": "string", "pattern": PRICE_PATTERN, "example": "1510.00"},
+            },
+        });
+        serde_json::from_value(described)
+            .unwrap_or_else(|_| utoipa::openapi::ObjectBuilder::new().into())
+    }
+}
+
+impl utoipa::ToSchema for ReplaceBody {}
 
 /// A replace's new terms, checked, with its fingerprint.
 #[derive(Debug, Clone, PartialEq, Eq)]

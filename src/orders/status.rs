@@ -1,8 +1,9 @@
 //! Status steps of any number of orders in one phase: the actions that move no shares
 //! (`placement_sent`, `accepted`), the end the exchange reported, and the cancel of an order never
-//! sent (both terminal: they also release what is still reserved). Each item is
-//! planned against its order's locked row through the transition table, then every move is
-//! written a statement per table. A lone step is a batch of one.
+//! sent (both terminal: they also release what is still reserved), and the venue's answer to a
+//! replace (which trims the hold to the terms that stand). Each item is planned against its
+//! order's locked row through the transition table, then every move is written a statement per
+//! table. A lone step is a batch of one.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;

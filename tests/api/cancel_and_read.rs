@@ -234,6 +234,12 @@ async fn cancel_all_cancels_every_open_order_of_the_account_or_of_one_symbol() {
         .await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST);
     assert_eq!(bad.error_code(), "invalid_request");
+    // The cash ledger's name is well formed, and no order is of it.
+    let cash = app.delete(&alice.token, "/v1/orders?symbol=CASH").await;
+    assert_eq!(
+        (cash.status, cash.json()),
+        (StatusCode::ACCEPTED, json!([]))
+    );
 
     let ids = |answer: &Answer| -> Vec<String> {
         answer

@@ -161,6 +161,7 @@ async fn only_a_resting_limit_order_can_be_modified_and_bad_bodies_are_refused()
     for (body, code) in [
         (json!({}), "invalid_request"),
         (json!({"qty": 0}), "invalid_request"),
+        (json!({"qty": null}), "invalid_request"),
         (json!({"qty": 1.5}), "invalid_request"),
         (json!({"limit_price": "1.001"}), "invalid_request"),
         (json!({"qty": 5, "side": "sell"}), "invalid_request"),

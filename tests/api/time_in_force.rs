@@ -98,6 +98,14 @@ async fn gtc_is_the_default_and_an_unknown_time_in_force_is_refused() {
         Some("true")
     );
     assert_eq!(unsaid.json()["time_in_force"], "gtc");
+    let null = json!({"symbol": "INFY", "side": "buy", "type": "limit", "qty": 1,
+                      "limit_price": "10.00", "time_in_force": null});
+    let said_null = app.submit(&alice.token, Some("k"), &null.to_string()).await;
+    assert_eq!(
+        said_null.header("Idempotent-Replayed").as_deref(),
+        Some("true"),
+        "null is gtc"
+    );
     // Another time in force is another request.
     let day = app
         .submit(&alice.token, Some("k"), &order(1, "10.00", "day"))
