@@ -749,6 +749,14 @@ mod tests {
             (kept.status, kept.qty, kept.replacing),
             (S::PartiallyFilled, 10, None)
         );
+        // Filled in full, yet a replace to more may still reach the venue before its fill report:
+        // the new version's fill goes past the old quantity, within the new one.
+        let six = OrderState::created(6)
+            .apply(Action::Fill { qty: 6 })
+            .and_then(|s| s.apply(Action::ReplaceRequested { qty: 7 }))
+            .and_then(|s| s.apply(Action::Fill { qty: 1 }))
+            .unwrap();
+        assert_eq!((six.filled_qty, six.qty, six.most_fillable()), (7, 6, 7));
         // A cancel during a replace wins: the order ends whichever version the venue held.
         let cancelling = down.apply(Action::CancelRequested).unwrap();
         assert_eq!(cancelling.status, S::PendingCancel);

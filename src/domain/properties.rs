@@ -179,7 +179,7 @@ proptest! {
             let got = state.apply(action).ok();
             prop_assert_eq!(got, expected, "{:?} + {:?}", state, action);
             if let Some(next) = got {
-                prop_assert!(next.filled_qty <= next.qty);
+                prop_assert!(next.filled_qty <= next.most_fillable());
                 state = next;
             }
         }
