@@ -64,34 +64,6 @@ impl OrderRow {
         }
     }
 
-    /// What [`save_terms`] writes: the order's terms and lifetime.
-    #[allow(clippy::type_complexity)]
-    pub fn terms(
-        &self,
-    ) -> (
-        i64,
-        Option<i64>,
-        i64,
-        &ClientOrderId,
-        Option<Cents>,
-        Option<Cents>,
-        Option<Cents>,
-        Option<i64>,
-        bool,
-    ) {
-        (
-            self.qty,
-            self.replacing_qty,
-            self.version,
-            &self.client_order_id,
-            self.limit_price,
-            self.protection_price,
-            self.replacing_limit_price,
-            self.expires_at,
-            self.expiring,
-        )
-    }
-
     /// The asset the order holds back: cash for a buy, its shares for a sell.
     pub fn reserved_asset(&self) -> &str {
         match self.side {

@@ -62,8 +62,8 @@ impl NewOrder {
     }
 
     /// Its canonical JSON: the same order always prints the same, whatever the spelling of the
-    /// request (key order, white space, "1520.5" or "1520.50", a `gtc` said or left out), and as it
-    /// printed before time in force was asked, so stored keys keep their fingerprints.
+    /// request (key order, white space, "1520.5" or "1520.50"). `gtc`, the default, is left out:
+    /// saying it or not is the same request.
     pub fn canonical(&self) -> serde_json::Value {
         let mut canonical = serde_json::json!({
             "symbol": self.symbol.as_str(),

@@ -76,7 +76,7 @@ pub enum OrderEvent {
         terms: Terms,
         reserved_more: i64,
     },
-    /// The venue took the new terms; `released` is what they no longer need.
+    /// The venue took the new terms; `released` is the hold beyond what they need.
     Replaced {
         terms: Terms,
         released: i64,

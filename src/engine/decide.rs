@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::domain::{AckSource, EndCause, OrderState, OrderStatus, ReportKind, VenueEnd};
+use crate::domain::{AckSource, Action, EndCause, OrderState, OrderStatus, ReportKind, VenueEnd};
 use crate::domain::{PlacedAck, VenueFill, VenueOrder, VenueReport, VenueStatus};
 use crate::exchange::ExchangeError;
 use crate::orders::lifecycle::{Applied, RecordedFill};
@@ -198,12 +198,10 @@ pub fn decide(
         // Taken: the new terms first (the fills the venue lists may be the new version's), then
         // whatever the engine lacks of the venue's copy.
         Heard::ReplaceAnswered(Ok(copy)) => {
-            let mut next = state;
-            let replaced = StatusStep::Replaced { qty: copy.qty };
-            if let Ok(after) = state.apply(crate::domain::Action::Replaced { qty: copy.qty }) {
-                next = after;
-            }
-            std::iter::once(Record(replaced))
+            let next = state
+                .apply(Action::Replaced { qty: copy.qty })
+                .unwrap_or(state);
+            std::iter::once(Record(StatusStep::Replaced { qty: copy.qty }))
                 .chain(follow(next, fills, copy))
                 .collect()
         }

@@ -16,16 +16,6 @@ pub enum EngineError {
     Unavailable(String),
 }
 
-impl EngineError {
-    /// Another engine, or a later epoch of this one, holds the order: stop acting on it.
-    pub fn fenced(&self) -> Option<&Fenced> {
-        match self {
-            EngineError::Order(OrderError::Fenced(why)) => Some(why),
-            _ => None,
-        }
-    }
-}
-
 impl From<DbError> for EngineError {
     fn from(error: DbError) -> Self {
         EngineError::Order(error.into())

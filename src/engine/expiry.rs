@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::messages::{Drive, Reason};
+use super::messages::Reason;
 use super::{Engine, EngineError};
 use crate::db::{self, now_micros, orders};
 use crate::fault_points::crash_point;
@@ -45,14 +45,11 @@ async fn sweep(engine: &Engine) -> Result<usize, EngineError> {
     }
     let fence = engine.fence();
     let expiring = engine
-        .writer()
-        .run(move |conn| cancel::request_expiries(conn, due, &fence, now))
+        .hand_to_actors(Reason::Cancel, move |conn| {
+            let expiring = cancel::request_expiries(conn, due, &fence, now)?;
+            Ok((expiring.len(), expiring))
+        })
         .await?;
     crash_point("expiry.after_commit");
-    engine.relay().wake();
-    for row in &expiring {
-        engine.mark_snapshot_stale(row.id);
-        engine.spawn(row.id).do_send(Drive(Reason::Cancel));
-    }
-    Ok(expiring.len())
+    Ok(expiring)
 }

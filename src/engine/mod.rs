@@ -258,15 +258,12 @@ impl Engine {
         account: AccountId,
         order: OrderId,
     ) -> Result<(CancelAnswer, OrderRow), EngineError> {
-        let answers = self
-            .record_cancels(move |conn| {
-                Ok(vec![cancel::request(conn, account, order, now_micros())?])
-            })
-            .await?;
-        answers
-            .into_iter()
-            .next()
-            .ok_or_else(|| OrderError::broken("a cancel answered nothing").into())
+        self.hand_to_actors(Reason::Cancel, move |conn| {
+            let answer = cancel::request(conn, account, order, now_micros())?;
+            let moved = requested(std::slice::from_ref(&answer));
+            Ok((answer, moved))
+        })
+        .await
     }
 
     /// Cancels every open order of `account` (of `symbol`, if named), in one phase.
@@ -275,76 +272,59 @@ impl Engine {
         account: AccountId,
         symbol: Option<Symbol>,
     ) -> Result<Vec<(CancelAnswer, OrderRow)>, EngineError> {
-        self.record_cancels(move |conn| {
-            cancel::request_all(conn, account, symbol.as_ref(), now_micros())
+        self.hand_to_actors(Reason::Cancel, move |conn| {
+            let answers = cancel::request_all(conn, account, symbol.as_ref(), now_micros())?;
+            let moved = requested(&answers);
+            Ok((answers, moved))
         })
         .await
     }
 
-    /// Records cancels; each order's owner is told in the same commit when it is another engine,
-    /// and this engine's own orders are driven on at once.
-    async fn record_cancels<F>(
+    /// Records the customer's replace (or its refusal) under its key and answers at once; the
+    /// order's actor sends it to the venue and records the answer.
+    pub async fn replace(&self, request: ReplaceRequest) -> Result<ReplaceAnswer, EngineError> {
+        self.hand_to_actors(Reason::Replace, move |conn| {
+            let answer = replace::request(conn, &request)?;
+            let moved = answer.moved.iter().cloned().collect();
+            Ok((answer, moved))
+        })
+        .await
+    }
+
+    /// Records, in one phase, what a customer (or the session's close) asked of orders, and
+    /// hands each order it moved to its actor: another engine's owner is told in the same
+    /// commit, this engine's own actors are driven on at once for `reason`.
+    pub(super) async fn hand_to_actors<T, F>(
         &self,
+        reason: Reason,
         record: F,
-    ) -> Result<Vec<(CancelAnswer, OrderRow)>, EngineError>
+    ) -> Result<T, EngineError>
     where
-        F: FnOnce(&mut DbConnection) -> Result<Vec<(CancelAnswer, OrderRow)>, OrderError>
-            + Send
-            + 'static,
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<(T, Vec<OrderRow>), OrderError> + Send + 'static,
     {
         let engine = self.clone();
         self.0
             .writers
             .run_to_completion(async move {
                 let me = engine.lease().engine_id().to_owned();
-                let answers = engine
+                let (answer, moved) = engine
                     .writer()
                     .run(move |conn| {
-                        let answers = record(conn)?;
-                        for (answer, row) in &answers {
-                            if *answer == CancelAnswer::Requested && row.owner != me {
-                                leases::leave_note(conn, &row.owner, row.id)?;
-                            }
-                        }
-                        Ok::<_, OrderError>(answers)
-                    })
-                    .await?;
-                engine.relay().wake();
-                for (answer, row) in &answers {
-                    engine.mark_snapshot_stale(row.id);
-                    if *answer == CancelAnswer::Requested && engine.owns(&row.owner) {
-                        engine.spawn(row.id).do_send(Drive(Reason::Cancel));
-                    }
-                }
-                Ok(answers)
-            })
-            .await
-    }
-
-    /// Records the customer's replace (or its refusal) under its key and answers at once; the
-    /// order's actor sends it to the venue and records the answer.
-    pub async fn replace(&self, request: ReplaceRequest) -> Result<ReplaceAnswer, EngineError> {
-        let engine = self.clone();
-        self.0
-            .writers
-            .run_to_completion(async move {
-                let me = engine.lease().engine_id().to_owned();
-                let answer = engine
-                    .writer()
-                    .run(move |conn| {
-                        let answer = replace::request(conn, &request)?;
-                        // Another engine's order: its owner is told in the same commit.
-                        if let Some(row) = answer.moved.as_ref().filter(|row| row.owner != me) {
+                        let (answer, moved) = record(conn)?;
+                        for row in moved.iter().filter(|row| row.owner != me) {
                             leases::leave_note(conn, &row.owner, row.id)?;
                         }
-                        Ok::<_, OrderError>(answer)
+                        Ok::<_, OrderError>((answer, moved))
                     })
                     .await?;
-                if let Some(row) = &answer.moved {
+                if !moved.is_empty() {
                     engine.relay().wake();
+                }
+                for row in &moved {
                     engine.mark_snapshot_stale(row.id);
                     if engine.owns(&row.owner) {
-                        engine.spawn(row.id).do_send(Drive(Reason::Replace));
+                        engine.spawn(row.id).do_send(Drive(reason.clone()));
                     }
                 }
                 Ok(answer)
@@ -360,4 +340,13 @@ impl Engine {
     pub fn stop(&self) {
         self.0.arbiter.stop();
     }
+}
+
+/// The orders a cancel moved to pending cancel (the others were answered as they stood).
+fn requested(answers: &[(CancelAnswer, OrderRow)]) -> Vec<OrderRow> {
+    answers
+        .iter()
+        .filter(|(answer, _)| *answer == CancelAnswer::Requested)
+        .map(|(_, row)| row.clone())
+        .collect()
 }

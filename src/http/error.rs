@@ -63,7 +63,7 @@ pub enum AppError {
     ExchangeUnavailable(String),
     #[error("the service is temporarily unavailable: {0}")]
     Unavailable(String),
-    /// This engine no longer owns the order (its lease was taken over): it must not act on it.
+    /// Another engine holds the order's lease: this one must not act on it.
     #[error(transparent)]
     Fenced(#[from] Fenced),
     /// What nobody expected. The cause is logged, never answered.

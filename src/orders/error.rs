@@ -2,6 +2,7 @@
 //! answers. The HTTP edge maps them (`http::error`); here they keep what happened, and the
 //! database's cause.
 
+use crate::db::idempotency::StoredResponse;
 use crate::db::{DbError, PhaseError};
 use crate::domain::fence::Fenced;
 use crate::domain::OrderStatus;
@@ -92,4 +93,23 @@ impl Refusal {
         let body = ErrorBody::new(self.code(), &self.to_string());
         serde_json::to_string(&body).unwrap_or_default()
     }
+
+    /// The answer as it is kept under the request's key.
+    pub fn stored(&self) -> StoredResponse {
+        StoredResponse {
+            status: 422,
+            location: None,
+            body: self.body(),
+        }
+    }
+}
+
+/// The account's stored keys once one more is stored, or the refusal past its cap (`max`, 0 for
+/// none). A key that replaces an expired one of its name takes its place in the count.
+pub fn one_more_key(held: i64, replaces_expired: bool, max: i64) -> Result<i64, OrderError> {
+    let after = held + i64::from(!replaces_expired);
+    if max > 0 && after > max {
+        return Err(OrderError::TooManyStoredKeys(max));
+    }
+    Ok(after)
 }

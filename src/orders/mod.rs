@@ -12,5 +12,5 @@ pub mod status;
 pub mod submit;
 pub mod view;
 
-pub use error::{OrderError, Refusal};
+pub use error::{one_more_key, OrderError, Refusal};
 pub use view::{ActionView, FillView, OrderView};

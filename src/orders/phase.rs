@@ -233,7 +233,7 @@ impl Move {
 
     /// `event`, leading to `next`: `row` is brought to match, with its next action seq.
     pub fn of(mut row: OrderRow, next: OrderState, event: &OrderEvent, now: i64) -> Move {
-        // Of the terms, only these follow the state; the others change by `Move::reshaping` alone.
+        // Of the terms, only these follow the state; the others change by `Move::retermed` alone.
         let lifetime = |r: &OrderRow| (r.qty, r.replacing_qty, r.expires_at, r.expiring);
         let before = lifetime(&row);
         advance(&mut row, next, now);
@@ -246,21 +246,11 @@ impl Move {
         }
     }
 
-    /// [`Move::of`] for a row whose terms the caller changed from `before`'s.
-    pub fn reshaping(
-        before: &OrderRow,
-        mut row: OrderRow,
-        next: OrderState,
-        event: &OrderEvent,
-        now: i64,
-    ) -> Move {
-        advance(&mut row, next, now);
+    /// [`Move::of`] for a row whose terms (limits, version, client order id) the caller changed.
+    pub fn retermed(row: OrderRow, next: OrderState, event: &OrderEvent, now: i64) -> Move {
         Move {
-            reshaped: row.terms() != before.terms(),
-            row,
-            kind: event.action().kind(),
-            detail: event.detail().to_string(),
-            fill: None,
+            reshaped: true,
+            ..Move::of(row, next, event, now)
         }
     }
 }

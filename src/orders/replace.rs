@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use super::phase::{self, KeyAnswer, Move, Planned};
 use super::pricing::{hold, limit_while_replacing};
 use super::view::OrderView;
-use super::{OrderError, Refusal};
+use super::{one_more_key, OrderError, Refusal};
 use crate::db::accounts;
 use crate::db::idempotency::{self as stored_keys, StoredResponse};
 use crate::db::ledger::{self, LedgerEntry};
@@ -72,41 +72,37 @@ pub fn request(conn: &mut DbConnection, req: &ReplaceRequest) -> Result<ReplaceA
     let pair = BTreeSet::from([(req.account, asset.clone())]);
     let mut books = ledger::lock_balances(conn, &pair)?;
     let held_keys = accounts::stored_keys_locked(conn, &BTreeSet::from([req.account]))?;
-    let keys = held_keys.get(&req.account).copied().unwrap_or(0) + i64::from(!expired);
-    if req.max_stored_keys > 0 && keys > req.max_stored_keys {
-        return Err(OrderError::TooManyStoredKeys(req.max_stored_keys));
-    }
+    one_more_key(
+        held_keys.get(&req.account).copied().unwrap_or(0),
+        expired,
+        req.max_stored_keys,
+    )?;
     let held = ledger::reserved_for_order(conn, row.id, &asset)?;
-    let mut planned = Planned::default();
-    let (response, moved) = match plan(&row, req, held) {
-        Err(refusal) => (refused(&refusal), None),
-        Ok((moved, raise)) => {
-            let booked = match raise {
-                Some(entry) => {
-                    let more = entry.reserved_delta;
-                    phase::book(&mut books, entry)
-                        .map(Some)
-                        .ok_or_else(|| short(&row, &books, more))
-                }
-                None => Ok(None),
-            };
-            match booked {
-                Err(refusal) => (refused(&refusal), None),
-                Ok(booking) => {
-                    let row = moved.row.clone();
-                    let body = serde_json::to_string(&OrderView::from(&row))?;
-                    planned = Planned {
-                        bookings: booking.into_iter().collect(),
-                        ..Planned::moves(moved)
-                    };
-                    let response = StoredResponse {
-                        status: 202,
-                        location: None,
-                        body,
-                    };
-                    (response, Some(row))
-                }
+    // The new terms' hold, booked before anything is sent, or why there is none.
+    let decided = plan(&row, req, held).and_then(|(moved, raise)| {
+        let booking = match raise {
+            Some(entry) => {
+                let more = entry.reserved_delta;
+                Some(phase::book(&mut books, entry).ok_or_else(|| short(&row, &books, more))?)
             }
+            None => None,
+        };
+        Ok((moved, booking))
+    });
+    let (mut planned, response, moved) = match decided {
+        Err(refusal) => (Planned::default(), refusal.stored(), None),
+        Ok((moved, booking)) => {
+            let row = moved.row.clone();
+            let response = StoredResponse {
+                status: 202,
+                location: None,
+                body: serde_json::to_string(&OrderView::from(&row))?,
+            };
+            let planned = Planned {
+                bookings: booking.into_iter().collect(),
+                ..Planned::moves(moved)
+            };
+            (planned, response, Some(row))
         }
     };
     planned.key = Some(KeyAnswer {
@@ -169,7 +165,7 @@ fn plan(
     let mut pending = row.clone();
     pending.replacing_limit_price = limit_price;
     pending.protection_price = limit;
-    let moved = Move::reshaping(row, pending, next, &event, req.now);
+    let moved = Move::retermed(pending, next, &event, req.now);
     let entry = (raise > 0).then(|| LedgerEntry {
         key: format!("order:{}:v{version}:hold", row.id),
         account: row.account_id,
@@ -196,13 +192,5 @@ fn short(row: &OrderRow, books: &phase::Books, entry_more: i64) -> Refusal {
         Side::Sell => Refusal::InsufficientPosition(format!(
             "until the venue answers, the order must hold {entry_more} more {asset} and {available} are available"
         )),
-    }
-}
-
-fn refused(refusal: &Refusal) -> StoredResponse {
-    StoredResponse {
-        status: 422,
-        location: None,
-        body: refusal.body(),
     }
 }

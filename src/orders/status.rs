@@ -268,6 +268,7 @@ fn plan(row: &OrderRow, item: &StatusItem, held: &mut Held) -> Result<Planned, R
     };
     let mut bookings = Vec::new();
     let mut moved_row = row.clone();
+    let retermed = matches!(planned, Outcome::Replaced | Outcome::Kept(_));
     let event = match planned {
         Outcome::Event(event) => event,
         Outcome::End(cause) => {
@@ -306,7 +307,11 @@ fn plan(row: &OrderRow, item: &StatusItem, held: &mut Held) -> Result<Planned, R
         }
     };
     Ok(phase::Planned {
-        moved: Some(Move::reshaping(row, moved_row, next, &event, item.now)),
+        moved: Some(if retermed {
+            Move::retermed(moved_row, next, &event, item.now)
+        } else {
+            Move::of(moved_row, next, &event, item.now)
+        }),
         bookings,
         alarms,
         ..phase::Planned::default()
@@ -314,7 +319,7 @@ fn plan(row: &OrderRow, item: &StatusItem, held: &mut Held) -> Result<Planned, R
 }
 
 /// What a step works out besides its move: its event, an end (with what it releases), or the
-/// answer to a replace (with what the terms that stand no longer need).
+/// answer to a replace (with the hold beyond what the terms that stand need).
 enum Outcome {
     Event(OrderEvent),
     End(EndCause),

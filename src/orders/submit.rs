@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use super::phase::{self, Books, KeyAnswer, Move, Planned};
 use super::pricing;
 use super::view::OrderView;
-use super::{OrderError, Refusal};
+use super::{one_more_key, OrderError, Refusal};
 use crate::db::idempotency::{self as stored_keys, StoredKey, StoredResponse};
 use crate::db::leases::{self, Fence};
 use crate::db::ledger::{self, LedgerEntry};
@@ -142,11 +142,7 @@ impl<'a> Decided<'a> {
         // One more stored key for the account: refused past its cap (an expired one gives its
         // place back).
         let count = self.held.entry(sub.account).or_default();
-        let after = *count + if expired { 0 } else { 1 };
-        if sub.max_stored_keys > 0 && after > sub.max_stored_keys {
-            return Err(OrderError::TooManyStoredKeys(sub.max_stored_keys));
-        }
-        *count = after;
+        *count = one_more_key(*count, expired, sub.max_stored_keys)?;
         let available = self
             .books
             .get(&(sub.account, new.reserve.asset.to_string()))
@@ -164,11 +160,7 @@ impl<'a> Decided<'a> {
             }
             // A business refusal is an answer: it is kept under the key like a success.
             None => {
-                let response = StoredResponse {
-                    status: 422,
-                    location: None,
-                    body: refusal(sub, &new.reserve, available).body(),
-                };
+                let response = refusal(sub, &new.reserve, available).stored();
                 (response, None)
             }
         };
