@@ -139,10 +139,12 @@ impl Connector {
         };
         let mut conn = connection::establish(&url).map_err(|e| ConnectError(e.to_string()))?;
         let settings = match conn.backend() {
+            // The wait comes first: a pool opens its connections on threads of its own, and two
+            // connections turning a new file to WAL at once would otherwise see "database is locked".
             Backend::Sqlite => {
-                "PRAGMA journal_mode = WAL;
+                "PRAGMA busy_timeout = 10000;
+                 PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = FULL;
-                 PRAGMA busy_timeout = 10000;
                  PRAGMA foreign_keys = ON;"
             }
             // Commits wait for the WAL to reach disk (the default, said aloud): a 201 is durable.
