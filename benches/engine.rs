@@ -4,7 +4,8 @@
 //!
 //! `cargo bench` runs every part; `cargo bench -- submit fills` runs the named ones. With
 //! `ORDERKEEPER_BENCH_POSTGRES=postgres://user@host` the engine runs on a fresh PostgreSQL database
-//! on that server instead of a SQLite file.
+//! on that server instead of a SQLite file. `BENCH_ACCOUNTS=N` spreads the submit load over N
+//! accounts, in turn, or at random with `BENCH_SPREAD=random`.
 //!
 //! - submit: durable `POST /v1/orders` at 64 connections with unique keys, next to `/healthz` at
 //!   the same concurrency, and the CPU each order cost, per process, until the exchange
@@ -12,6 +13,9 @@
 //! - fills: signed push fills, half of them duplicates, next to the same number of `/healthz`;
 //! - rehydration: 10k and 100k open orders, really created, then SIGKILL and restart: time to
 //!   `/readyz` and RSS per open order;
+//! - backlog: 40k resting orders, then a burst of 20k more and SIGKILL while most of the burst is
+//!   still to be placed; time to `/readyz` after the restart, the RSS per open order under the
+//!   burst, and the latency of a read, a replay and a new submit while the engine catches up;
 //! - fanout: events per second delivered to 1,000 WebSocket sessions.
 
 #[path = "../tests/common/feed_client.rs"]
@@ -75,7 +79,10 @@ fn start_sim(engine_port: u16) -> Child {
             "--fill-interval-ms",
             "1000",
         ])
-        .env("RUST_LOG", "error")
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_ENGINE_LOG").unwrap_or_else(|_| "error".into()),
+        )
         .stdout(Stdio::null())
         .spawn()
         .expect("the simulator starts")
@@ -152,7 +159,10 @@ fn start_engine(dir: &Path, port: u16, extra: &[&str]) -> Child {
         // The figures are the engine's, not the per-account rate limiter's.
         .args(["--order-rate-limit", "0"])
         .args(extra)
-        .env("RUST_LOG", "error")
+        .env(
+            "RUST_LOG",
+            std::env::var("BENCH_ENGINE_LOG").unwrap_or_else(|_| "error".into()),
+        )
         .stdout(Stdio::null())
         .spawn()
         .expect("the engine starts")
@@ -322,11 +332,23 @@ fn resting(token: &str, prefix: &str, n: usize) -> Vec<Request> {
     resting_across(&[token.to_owned()], prefix, n)
 }
 
-/// `n` resting buys, dealt round the accounts of `tokens` in turn.
+/// `n` resting buys over the accounts of `tokens`: dealt round them in turn, so that the requests
+/// in flight at once are each for another account; or, with `BENCH_SPREAD=random`, each for any
+/// account, so that two in flight may share one, as real clients' orders do.
 fn resting_across(tokens: &[String], prefix: &str, n: usize) -> Vec<Request> {
+    use rand::{RngExt, SeedableRng};
     let body = json!({"symbol": "INFY", "side": "buy", "type": "limit", "qty": 100, "limit_price": "100.00"});
+    let random = std::env::var("BENCH_SPREAD").is_ok_and(|s| s == "random");
+    let mut draw = rand::rngs::StdRng::seed_from_u64(7);
     (0..n)
-        .map(|i| order(&tokens[i % tokens.len()], format!("{prefix}-{i}"), &body))
+        .map(|i| {
+            let account = if random {
+                draw.random_range(0..tokens.len())
+            } else {
+                i % tokens.len()
+            };
+            order(&tokens[account], format!("{prefix}-{i}"), &body)
+        })
         .collect()
 }
 
@@ -479,6 +501,42 @@ impl PendingCount {
         .unwrap_or(-1)
     }
 
+    /// The orders not acknowledged yet: how many were sent (their answer unknown), and how many
+    /// were never sent.
+    fn unacknowledged_by_sending(&mut self) -> (i64, i64) {
+        use diesel::prelude::*;
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut count = |sent: bool| {
+            orderkeeper::with_conn!(self.conn, |c| diesel::sql_query(format!(
+                "SELECT COUNT(*) AS n FROM orders WHERE status = 'pending_new' AND placement_sent = {sent}"
+            ))
+            .get_result::<Count>(c))
+            .map(|c| c.n)
+            .unwrap_or(-1)
+        };
+        (count(true), count(false))
+    }
+
+    /// The orders created before `micros` (since the epoch) not acknowledged yet.
+    fn unacknowledged_before(&mut self, micros: i64) -> i64 {
+        use diesel::prelude::*;
+        #[derive(QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        orderkeeper::with_conn!(self.conn, |c| diesel::sql_query(format!(
+            "SELECT COUNT(*) AS n FROM orders WHERE status = 'pending_new' AND created_at < {micros}"
+        ))
+        .get_result::<Count>(c))
+        .map(|c| c.n)
+        .unwrap_or(-1)
+    }
+
     /// Waits until the exchange has acknowledged every order.
     async fn until_none(&mut self, every: Duration) {
         while self.unacknowledged() > 0 {
@@ -582,9 +640,16 @@ async fn bench_submit() {
     let cpu_after = CpuUse::now(&bench, &pending);
     let metrics_after = MetricsText::read(&bench.base).await;
     let health_after = run_load(&bench.base, healthz(100_000));
+    let spread = match std::env::var("BENCH_SPREAD").as_deref() {
+        Ok("random") => "any request to any",
+        _ => "in turn",
+    };
     println!(
         "{}",
-        submit.line(&format!("durable submit ({} accounts)", tokens.len()))
+        submit.line(&format!(
+            "durable submit ({} accounts, {spread})",
+            tokens.len()
+        ))
     );
     println!(
         "{:<34} {:>8} orders   {:>9.0} /s   (every order placed and acknowledged, {:.1} s)",
@@ -782,6 +847,146 @@ async fn bench_rehydration(open: usize) {
     );
 }
 
+/// Latencies of one kind of probe request.
+#[derive(Default)]
+struct Probes(Vec<Duration>);
+
+impl Probes {
+    fn line(&mut self, name: &str) -> String {
+        self.0.sort();
+        let at = |p: f64| {
+            let i = ((self.0.len().max(1) - 1) as f64 * p).round() as usize;
+            self.0.get(i).map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
+        };
+        format!(
+            "{name:<34} {:>8} probes     p50 {:>7.2} ms   p99 {:>7.2} ms   max {:>7.2} ms",
+            self.0.len(),
+            at(0.5),
+            at(0.99),
+            at(1.0)
+        )
+    }
+}
+
+/// Sends one request and times it; it must answer 2xx.
+async fn probe(
+    client: &awc::Client,
+    base: &str,
+    token: &str,
+    path: &str,
+    post: Option<(&str, &Value)>,
+) -> Duration {
+    let mut request = match post {
+        Some(_) => client.post(format!("{base}{path}")),
+        None => client.get(format!("{base}{path}")),
+    }
+    .insert_header(("Authorization", format!("Bearer {token}")));
+    let sent = Instant::now();
+    let mut response = match post {
+        Some((key, body)) => {
+            request = request.insert_header(("Idempotency-Key", key));
+            request.send_json(body).await
+        }
+        None => request.send().await,
+    }
+    .expect("answered");
+    let _ = response.body().limit(1 << 20).await;
+    assert!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
+    sent.elapsed()
+}
+
+async fn bench_backlog() {
+    const RESTING: usize = 40_000;
+    const BURST: usize = 20_000;
+    let steps = ["--max-concurrent-steps", "32"];
+    let mut bench = Bench::start(&steps).await;
+    let baseline = rss_kib(bench.engine.id());
+    let token = new_account(&bench.base, json!({})).await;
+    run_load(&bench.base, resting(&token, "resting", RESTING));
+    let mut pending = PendingCount::open(bench.dir.path());
+    pending.until_none(Duration::from_millis(100)).await;
+    let burst = run_load(&bench.base, resting(&token, "burst", BURST));
+    let rss = rss_kib(bench.engine.id());
+    let _ = bench.engine.kill();
+    let _ = bench.engine.wait();
+    let (sent, unsent) = pending.unacknowledged_by_sending();
+    let killed_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as i64);
+    let restarted = Instant::now();
+    bench.engine = start_engine(bench.dir.path(), bench.port, &steps);
+    until_ready(&bench.base).await;
+    let ready = restarted.elapsed();
+    // While the engine places what the burst left, one client reads an order, replays a
+    // submit and submits a new one, in turn, every 10 ms.
+    let client = client();
+    let body = json!({"symbol": "INFY", "side": "buy", "type": "limit", "qty": 100, "limit_price": "100.00"});
+    let mut created = client
+        .post(format!("{}/v1/orders", bench.base))
+        .insert_header(("Authorization", format!("Bearer {token}")))
+        .insert_header(("Idempotency-Key", "probe-read"))
+        .send_json(&body)
+        .await
+        .expect("answered");
+    let read: Value = created.json().await.expect("an order");
+    let read_path = format!("/v1/orders/{}", read["id"].as_str().expect("an id"));
+    let (mut reads, mut replays, mut submits) =
+        (Probes::default(), Probes::default(), Probes::default());
+    let mut n = 0;
+    while pending.unacknowledged_before(killed_at) > 0 {
+        actix_web::rt::time::sleep(Duration::from_millis(10)).await;
+        reads
+            .0
+            .push(probe(&client, &bench.base, &token, &read_path, None).await);
+        replays.0.push(
+            probe(
+                &client,
+                &bench.base,
+                &token,
+                "/v1/orders",
+                Some(("burst-7", &body)),
+            )
+            .await,
+        );
+        let key = format!("probe-{n}");
+        submits.0.push(
+            probe(
+                &client,
+                &bench.base,
+                &token,
+                "/v1/orders",
+                Some((&key, &body)),
+            )
+            .await,
+        );
+        n += 1;
+    }
+    let drained = restarted.elapsed();
+    println!("{}", burst.line(&format!("a burst on {RESTING} resting")));
+    println!(
+        "{:<34} {:>8} orders   RSS {:>6} MiB, {:.2} KiB per open order (idle engine {} MiB)",
+        "at the kill",
+        RESTING + BURST,
+        rss / 1024,
+        rss.saturating_sub(baseline) as f64 / (RESTING + BURST) as f64,
+        baseline / 1024
+    );
+    println!(
+        "{:<34} {:>8} orders   ready in {:>7.0} ms   ({sent} sent and unanswered, {unsent} never sent; all placed {:.1} s after the start)",
+        "restart with a backlog",
+        RESTING + BURST,
+        ready.as_secs_f64() * 1e3,
+        drained.as_secs_f64()
+    );
+    println!("{}", reads.line("  a read, during the catch-up"));
+    println!("{}", replays.line("  a replay, during the catch-up"));
+    println!("{}", submits.line("  a new submit, during the catch-up"));
+}
+
 async fn bench_fanout() {
     const SESSIONS: usize = 1_000;
     const ORDERS: usize = 300;
@@ -876,6 +1081,9 @@ async fn main() {
     if runs("rehydration") {
         bench_rehydration(10_000).await;
         bench_rehydration(100_000).await;
+    }
+    if runs("backlog") {
+        bench_backlog().await;
     }
     if runs("fanout") {
         bench_fanout().await;

@@ -57,7 +57,7 @@
 //! | cancel | `http::orders` → `Engine::cancel` (one order) or `Engine::cancel_all` → `orders::cancel::request` / `request_all` (202) → `Step::run` → `ExchangeClient::cancel` → `orders::status::record` (the end, and the release) |
 //! | replace | `http::orders` → `Engine::replace` → `orders::replace::request` (the hold for either version, `replace_requested`, the stored answer: 202) → the actor's `Command::ReplaceAtVenue` → `ExchangeClient::replace` → `orders::status::record` (`replaced` or `replace_rejected`, the hold trimmed to the terms that stand) |
 //! | expire | `ioc`/`fok`: the venue ends the rest, and `domain::terminal_action` records it `expired`; `day`: `engine::expiry` (each second, the engine's orders past `expires_at`) → `orders::cancel::request_expiries` (`expiry_requested`) → the cancel flow, which ends them `expired` |
-//! | recover | `startup` → `Engine::recover`, `Engine::adopt_orphans` → each actor's first step |
+//! | recover | `startup` → `Engine::recover` (the venue listed once: `ExchangeClient::orders_listed`, open orders and what changed since the oldest placement in doubt) → each actor's first step (`Reason::Reconcile` with its listed copy, answered by `decide::from_listing`); `Engine::adopt_orphans` later |
 //! | outbox | `phase::write` (every action's event, in the transaction of the action) → `db::outbox::append_events` → `feed::relay` → `feed::hub` |
 //! | feed | `http::stream` → `feed::session`: replay from `db::outbox::since`, then live |
 
@@ -125,8 +125,10 @@
 //! A panic inside a step stops the actor, and its supervisor restarts it from the log after a backoff that
 //! doubles with each restart in a row (100 ms up to 30 s); a step that fails is tried again the same way. At
 //! start-up every open order gets its actor back; a step takes its place among the 32 that may run at once
-//! before it even loads its order, so a restart with many open orders is paced. `/readyz` says 503 until
-//! every recovered order has finished its first step.
+//! before it even loads its order, so a restart with many open orders is paced. The venue is listed once
+//! first: orders in step with it only poll, and a placement in doubt takes its listed copy as the answer
+//! to its lookup. `/readyz` says 503 until every order in doubt has finished its first step; those start
+//! first, ahead of any backlog of orders never sent.
 //!
 //! **Ledger** (`src/db/ledger.rs`). Money is integer cents, shares are integers; nothing is computed in floating
 //! point. Every movement is an entry with its own key (`order:{id}:reserve`, `order:{id}:fill-cash:{fill}`,

@@ -252,6 +252,9 @@ pub struct OpenOrder {
     pub client_order_id: ClientOrderId,
     pub status: OrderStatus,
     pub filled_qty: i64,
+    pub placement_sent: bool,
+    /// When it last changed (microseconds, by the database's clock).
+    pub updated_at: i64,
 }
 
 /// An account's open orders (of one symbol, if named), as they stand (no lock).
@@ -303,6 +306,8 @@ pub fn open_orders_brief(conn: &mut DbConnection, owner: &str) -> Result<Vec<Ope
                 orders::client_order_id,
                 orders::status,
                 orders::filled_qty,
+                orders::placement_sent,
+                orders::updated_at,
             ))
             .load(conn)?)
     })

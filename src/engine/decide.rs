@@ -281,7 +281,12 @@ pub enum FirstCall {
 
 impl FirstCall {
     pub fn of(state: &OrderState) -> FirstCall {
-        match (state.status, state.placement_sent) {
+        FirstCall::of_status(state.status, state.placement_sent)
+    }
+
+    /// [`FirstCall::of`] an order in `status`, sent to the venue or not.
+    pub fn of_status(status: OrderStatus, placement_sent: bool) -> FirstCall {
+        match (status, placement_sent) {
             (OrderStatus::PendingNew, false) => FirstCall::Place,
             (OrderStatus::PendingNew, true) => FirstCall::LookUp,
             (OrderStatus::PendingCancel, false) => FirstCall::Release,
@@ -302,6 +307,17 @@ impl FirstCall {
             FirstCall::Replace => "replace",
             FirstCall::Compare => "poll",
         }
+    }
+}
+
+/// What a step starts from when recovery listed the venue's orders: the listing (`copy`, None
+/// when it had no such order) answers the lookup the order's first call would make. Any other
+/// first call, and a comparison with no copy listed, is made as usual.
+pub fn from_listing(state: &OrderState, copy: Option<VenueOrder>) -> Heard {
+    match (FirstCall::of(state), copy) {
+        (FirstCall::LookUp, copy) => Heard::LookedUp(LookUpFor::LostPlacement, Ok(copy)),
+        (FirstCall::Compare, Some(copy)) => Heard::LookedUp(LookUpFor::Check, Ok(Some(copy))),
+        _ => Heard::Start,
     }
 }
 

@@ -2,13 +2,17 @@
 
 use actix::Message;
 
-use crate::domain::VenueReport;
+use crate::domain::{VenueOrder, VenueReport};
 
 /// Why the actor is asked to make progress.
 #[derive(Debug, Clone)]
 pub enum Reason {
     /// Started or restarted: carry on from the last recorded step.
     Recover,
+    /// Started by recovery, which listed the venue's orders: carry on from the last recorded
+    /// step, taking the venue's copy as listed (None: the listing had no such order) for the
+    /// lookup the step would make.
+    Reconcile(Option<VenueOrder>),
     /// The poll timer: compare with the exchange's copy.
     Poll,
     /// A push from the exchange.
@@ -23,7 +27,7 @@ impl Reason {
     /// For logs.
     pub fn name(&self) -> &'static str {
         match self {
-            Reason::Recover => "recover",
+            Reason::Recover | Reason::Reconcile(_) => "recover",
             Reason::Poll => "poll",
             Reason::Push(_) => "push",
             Reason::Cancel => "cancel",

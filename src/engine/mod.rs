@@ -31,7 +31,7 @@ use dashmap::DashMap;
 pub use self::error::EngineError;
 use self::lease::Lease;
 use self::messages::{Drive, Reason};
-use self::order_actor::OrderActor;
+use self::order_actor::{FirstStep, OrderActor};
 use self::registry::Registry;
 use self::writers::Writers;
 use crate::db::leases::{self, Fence};
@@ -198,10 +198,10 @@ impl Engine {
     /// Makes sure the order has a running actor, which starts by carrying the order on from its
     /// log; returns it.
     pub fn spawn(&self, order: OrderId) -> Addr<OrderActor> {
-        self.start_actor(order, true)
+        self.start_actor(order, FirstStep::Recover)
     }
 
-    pub(super) fn start_actor(&self, order: OrderId, recover_first: bool) -> Addr<OrderActor> {
+    pub(super) fn start_actor(&self, order: OrderId, first: FirstStep) -> Addr<OrderActor> {
         // An actor that died outside any step (it should not) is replaced, not trusted.
         if let Some(dead) = self.registry().get(order).filter(|a| !a.connected()) {
             tracing::error!(%order, "order actor found dead; starting a new one");
@@ -210,7 +210,7 @@ impl Engine {
         let engine = self.clone();
         self.registry().get_or_insert_with(order, || {
             Supervisor::start_in_arbiter(&self.0.arbiter.handle(), move |_| {
-                OrderActor::new(engine, order, recover_first)
+                OrderActor::new(engine, order, first)
             })
         })
     }

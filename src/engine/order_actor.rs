@@ -14,7 +14,7 @@ use super::messages::{Drive, Reason, WatchClosely};
 use super::steps::{self, Progress};
 use super::Engine;
 use super::EngineError;
-use crate::domain::{ClientOrderId, OrderId};
+use crate::domain::{ClientOrderId, OrderId, VenueOrder};
 use crate::orders::OrderError;
 use tracing::Instrument;
 
@@ -36,12 +36,22 @@ pub struct OrderActor {
     quiet_polls: u32,
     /// The next poll, so that activity can bring it forward.
     next_poll: Option<SpawnHandle>,
-    /// Whether the actor's first step carries the order on from its log (false when recovery
-    /// found it in step with the exchange: it only polls).
-    recover_first: bool,
+    /// How the actor begins, once; after a restart it always carries the order on from its log.
+    first: FirstStep,
     /// Whether the order may still be pending new, as far as the last step saw. It never becomes
     /// pending new again, so once false an acknowledgement push has nothing to move.
     awaiting_ack: bool,
+}
+
+/// How an order's actor begins.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FirstStep {
+    /// In step with the venue, as recovery found it: it only polls.
+    Quiet,
+    /// It carries the order on from its log.
+    Recover,
+    /// It carries the order on from its log, with the venue's copy recovery listed.
+    Reconcile(Option<VenueOrder>),
 }
 
 /// 100 ms, doubling with each attempt in a row, at most [`MAX_BACKOFF`].
@@ -51,11 +61,11 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 impl OrderActor {
-    pub fn new(engine: Engine, order: OrderId, recover_first: bool) -> Self {
+    pub fn new(engine: Engine, order: OrderId, first: FirstStep) -> Self {
         Self {
             engine,
             order,
-            recover_first,
+            first,
             restarts: 0,
             resume_at: None,
             failures: 0,
@@ -153,10 +163,12 @@ impl Actor for OrderActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         if self.restarts > 0 {
             self.resume_at = Some(Instant::now() + backoff(self.restarts));
-            self.recover_first = true;
+            self.first = FirstStep::Recover;
         }
-        if self.recover_first {
-            ctx.notify(Drive(Reason::Recover));
+        match std::mem::replace(&mut self.first, FirstStep::Recover) {
+            FirstStep::Quiet => {}
+            FirstStep::Recover => ctx.notify(Drive(Reason::Recover)),
+            FirstStep::Reconcile(copy) => ctx.notify(Drive(Reason::Reconcile(copy))),
         }
         self.schedule_poll(ctx);
     }

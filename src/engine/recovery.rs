@@ -10,10 +10,14 @@ use dashmap::DashSet;
 
 use std::collections::HashMap;
 
+use super::decide::FirstCall;
+use super::order_actor::FirstStep;
 use super::Engine;
 use super::EngineError;
+use crate::db::orders::OpenOrder;
 use crate::db::{self, orders as order_rows};
-use crate::domain::{OrderId, OrderStatus, VenueStatus};
+use crate::domain::{OrderId, OrderStatus, VenueOrder, VenueStatus};
+use crate::exchange::client::Listing;
 use crate::fault_points::crash_point;
 use crate::shutdown::Shutdown;
 
@@ -111,9 +115,55 @@ impl RecoveryProgress {
             "picked_up": self.picked_up.load(Ordering::Relaxed),
             "recovered": self.orders_recovered.load(Ordering::Relaxed),
             "fills_recovered": self.fills_recovered.load(Ordering::Relaxed),
+            "awaiting_first_step": self.awaiting_first_step.len(),
             "ready_after_ms": self.ready_after.get().map(|d| d.as_millis() as u64),
         })
     }
+}
+
+/// How far back, before the oldest placement in doubt was sent, recovery lists the venue's
+/// changes: the venue's clock may be behind the database's. An order the window misses anyway is
+/// placed again under its client order id, which the venue answers with the order it has.
+const LISTING_MARGIN: Duration = Duration::from_secs(600);
+
+/// The venue's orders as recovery listed them, by client order id.
+type Listed = HashMap<String, VenueOrder>;
+
+/// How recovery starts the actor of an open order, given the venue's listing (None: the venue
+/// could not be listed).
+fn first_step(order: &OpenOrder, listed: Option<&Listed>) -> FirstStep {
+    let Some(listed) = listed else {
+        return FirstStep::Recover;
+    };
+    let copy = listed.get(order.client_order_id.as_str());
+    match (
+        FirstCall::of_status(order.status, order.placement_sent),
+        copy,
+    ) {
+        (FirstCall::LookUp, copy) => FirstStep::Reconcile(copy.cloned()),
+        (FirstCall::Compare, Some(copy)) if in_step(order, copy) => FirstStep::Quiet,
+        (FirstCall::Compare, Some(copy)) => FirstStep::Reconcile(Some(copy.clone())),
+        _ => FirstStep::Recover,
+    }
+}
+
+/// Open on both sides, with the same quantity filled.
+fn in_step(order: &OpenOrder, copy: &VenueOrder) -> bool {
+    matches!(
+        order.status,
+        OrderStatus::New | OrderStatus::PartiallyFilled
+    ) && matches!(copy.status, VenueStatus::New | VenueStatus::PartiallyFilled)
+        && copy.filled_qty == order.filled_qty
+}
+
+/// Whether the order's standing with the venue is unknown until its first step: anything but an
+/// order never sent (placed through the normal path, as new orders are) or released before it
+/// was sent.
+fn in_doubt(order: &OpenOrder) -> bool {
+    !matches!(
+        FirstCall::of_status(order.status, order.placement_sent),
+        FirstCall::Place | FirstCall::Release
+    )
 }
 
 /// Gives every open order its actor again (retried until it succeeds), then keeps looking for open
@@ -147,59 +197,101 @@ pub fn spawn(engine: Engine, shutdown: &Shutdown) {
 /// Recovery, as the engine runs it.
 impl Engine {
     /// Gives every open order its actor back after a start; returns how many. The engine is ready
-    /// once each of them has finished its first step.
+    /// once every order whose standing with the venue was in doubt has finished its first step.
     ///
-    /// The exchange's whole book is asked for once: an order it holds exactly as the engine last
-    /// recorded it (open on both sides, the same quantity filled) needs no first step, and its
-    /// actor simply goes on polling. Only the others look themselves up, so a restart with many
-    /// quiet open orders makes one call to the exchange, not one per order. Without that list
-    /// (the exchange is down), every order recovers on its own.
+    /// The venue is listed first, in at most two calls (`Engine::list_venue`). An order it
+    /// holds exactly as the engine last recorded it (open on both sides, the same quantity
+    /// filled) needs no first step: its actor only polls. An order whose placement was sent and
+    /// not answered takes its listed copy as its lookup's answer. An order never sent is in no
+    /// doubt: it is placed through the normal path, and the engine does not wait for it. So a
+    /// restart with many open orders and a placement backlog makes two calls to the venue, not
+    /// one per order. Without a listing (the venue is down), every order recovers on its own.
     pub async fn recover(&self) -> Result<usize, EngineError> {
         let me = self.lease().engine_id().to_owned();
         let open = db::run(self.pool(), move |conn| {
             order_rows::open_orders_brief(conn, &me)
         })
         .await?;
-        let book = if open.is_empty() {
-            Ok(Vec::new())
+        let listed = if open.is_empty() {
+            Some(HashMap::new())
         } else {
-            self.exchange().all_orders().await
+            self.list_venue(&open).await
         };
-        let book: HashMap<String, (VenueStatus, i64)> = match book {
-            Ok(orders) => orders
-                .into_iter()
-                .map(|o| (o.client_order_id, (o.status, o.filled_qty)))
-                .collect(),
-            Err(e) => {
-                tracing::warn!(error = %e, "the exchange's book is unavailable; each order recovers on its own");
-                HashMap::new()
-            }
-        };
-        let in_sync = |o: &order_rows::OpenOrder| {
-            matches!(o.status, OrderStatus::New | OrderStatus::PartiallyFilled)
-                && book
-                    .get(o.client_order_id.as_str())
-                    .is_some_and(|(status, filled)| {
-                        matches!(status, VenueStatus::New | VenueStatus::PartiallyFilled)
-                            && *filled == o.filled_qty
-                    })
-        };
-        let quiet: Vec<bool> = open.iter().map(in_sync).collect();
-        drop(book);
-        for (order, _) in open.iter().zip(&quiet).filter(|(_, quiet)| !**quiet) {
-            self.0.recovery.awaits_first_step(order.id);
-        }
-        for (i, (order, quiet)) in open.iter().zip(&quiet).enumerate() {
-            self.start_actor(order.id, !quiet);
-            if i == open.len() / 2 {
+        let firsts: Vec<FirstStep> = open
+            .iter()
+            .map(|order| first_step(order, listed.as_ref()))
+            .collect();
+        drop(listed);
+        // Steps take their permits first come, first served: the orders in doubt start first,
+        // so that readiness does not wait behind a backlog of placements.
+        let mut starts: Vec<(OrderId, bool, FirstStep)> = open
+            .iter()
+            .zip(firsts)
+            .map(|(order, first)| {
+                let doubt = first != FirstStep::Quiet && in_doubt(order);
+                (order.id, doubt, first)
+            })
+            .collect();
+        starts.sort_by_key(|(_, doubt, _)| !doubt);
+        let (count, mut quiet) = (starts.len(), 0);
+        for (i, (order, doubt, first)) in starts.into_iter().enumerate() {
+            if i == count / 2 {
                 crash_point("recovery.during");
             }
+            // A push for the order may have given it an actor already, which carries the order
+            // on from its log as this one would.
+            if self.registry().contains(order) {
+                continue;
+            }
+            match first {
+                FirstStep::Quiet => quiet += 1,
+                _ if doubt => self.0.recovery.awaits_first_step(order),
+                _ => self.0.recovery.picks_up(order),
+            }
+            self.start_actor(order, first);
         }
         let ready = self.0.recovery.listed(open.len());
         self.note_ready(ready);
-        let quiet = quiet.iter().filter(|q| **q).count();
         tracing::info!(open = open.len(), quiet, "open orders given their actors");
         Ok(open.len())
+    }
+
+    /// The venue's copies recovery needs, by client order id: its open orders (to find those in
+    /// step), and, when placements were in flight, every order it changed since the oldest of
+    /// them was sent, less [`LISTING_MARGIN`] for the two clocks. None when the venue cannot be
+    /// listed.
+    async fn list_venue(&self, open: &[OpenOrder]) -> Option<Listed> {
+        let oldest_sent = open
+            .iter()
+            .filter(|o| FirstCall::of_status(o.status, o.placement_sent) == FirstCall::LookUp)
+            .map(|o| o.updated_at)
+            .min();
+        let mut listings = vec![Listing {
+            open_only: true,
+            updated_since: None,
+        }];
+        if let Some(sent) = oldest_sent {
+            listings.push(Listing {
+                open_only: false,
+                updated_since: Some(sent - LISTING_MARGIN.as_micros() as i64),
+            });
+        }
+        let mut listed = Listed::new();
+        for listing in &listings {
+            match self.exchange().orders_listed(listing).await {
+                // The later listing is the fresher: its copy of an order listed twice stands.
+                Ok(orders) => listed.extend(
+                    orders
+                        .into_iter()
+                        .map(|order| (order.client_order_id.clone(), order)),
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the venue cannot be listed; each order recovers on its own");
+                    return None;
+                }
+            }
+        }
+        Some(listed)
     }
 
     /// Gives an actor to every open order that has none: an order whose actor was never started
@@ -265,6 +357,92 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ClientOrderId;
+
+    fn open_order(status: OrderStatus, placement_sent: bool, filled_qty: i64) -> OpenOrder {
+        let id = OrderId::new();
+        OpenOrder {
+            id,
+            client_order_id: ClientOrderId::for_order(id),
+            status,
+            filled_qty,
+            placement_sent,
+            updated_at: 0,
+        }
+    }
+
+    fn copy_of(order: &OpenOrder, status: VenueStatus, filled_qty: i64) -> VenueOrder {
+        VenueOrder {
+            client_order_id: order.client_order_id.to_string(),
+            venue_order_id: Some("X1".into()),
+            status,
+            qty: 10,
+            filled_qty,
+            fills: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_listing_answers_the_lookups_and_spares_the_orders_in_step() {
+        use OrderStatus::*;
+        let resting = open_order(New, true, 3);
+        let moved = open_order(PartiallyFilled, true, 3);
+        let sent = open_order(PendingNew, true, 0);
+        let unseen = open_order(PendingNew, true, 0);
+        let ended_there = open_order(New, true, 0);
+        let listed: Listed = [
+            copy_of(&resting, VenueStatus::PartiallyFilled, 3),
+            copy_of(&moved, VenueStatus::Filled, 10),
+            copy_of(&sent, VenueStatus::New, 0),
+        ]
+        .into_iter()
+        .map(|c| (c.client_order_id.clone(), c))
+        .collect();
+        let first = |o: &OpenOrder| first_step(o, Some(&listed));
+        assert_eq!(first(&resting), FirstStep::Quiet);
+        assert_eq!(
+            first(&moved),
+            FirstStep::Reconcile(Some(copy_of(&moved, VenueStatus::Filled, 10)))
+        );
+        assert_eq!(
+            first(&sent),
+            FirstStep::Reconcile(Some(copy_of(&sent, VenueStatus::New, 0)))
+        );
+        assert_eq!(
+            first(&unseen),
+            FirstStep::Reconcile(None),
+            "sent and listed nowhere: placed again under its id"
+        );
+        assert_eq!(
+            first(&ended_there),
+            FirstStep::Recover,
+            "open here, not open there: looked up on its own"
+        );
+        for (status, sent) in [
+            (PendingNew, false),
+            (PendingCancel, true),
+            (PendingReplace, true),
+        ] {
+            assert_eq!(first(&open_order(status, sent, 0)), FirstStep::Recover);
+        }
+        assert_eq!(first_step(&resting, None), FirstStep::Recover, "no listing");
+    }
+
+    #[test]
+    fn only_orders_never_sent_or_released_unsent_are_in_no_doubt() {
+        use OrderStatus::*;
+        assert!(!in_doubt(&open_order(PendingNew, false, 0)));
+        assert!(!in_doubt(&open_order(PendingCancel, false, 0)));
+        for (status, sent) in [
+            (PendingNew, true),
+            (New, true),
+            (PartiallyFilled, true),
+            (PendingCancel, true),
+            (PendingReplace, true),
+        ] {
+            assert!(in_doubt(&open_order(status, sent, 0)), "{status:?}");
+        }
+    }
 
     #[test]
     fn ready_once_every_order_picked_up_at_the_start_has_stepped_and_only_once() {

@@ -57,7 +57,8 @@ pub async fn drive(
     let before = (snap.state.status, snap.state.filled_qty);
     // The first step of an order picked up after a crash, a takeover or a lost actor (not of a
     // new order): it is told to the customer as `order.recovered`.
-    let recovering = matches!(reason, Reason::Recover) && engine.is_recovering(order);
+    let recovering =
+        matches!(reason, Reason::Recover | Reason::Reconcile(_)) && engine.is_recovering(order);
     if snap.state.status.is_terminal() {
         engine.finish_recovering(order);
         return Ok(Progress::Terminal);
@@ -76,6 +77,10 @@ pub async fn drive(
     };
     let stepped = match reason {
         Reason::Push(event) => step.run(&snap, Heard::Push(event)).await,
+        Reason::Reconcile(copy) => {
+            step.run(&snap, decide::from_listing(&snap.state, copy))
+                .await
+        }
         Reason::Recover | Reason::Poll | Reason::Cancel | Reason::Replace => {
             step.run(&snap, Heard::Start).await
         }

@@ -68,8 +68,17 @@ pub trait ExchangeClient: Send + Sync {
         &'a self,
         client_order_id: &'a str,
     ) -> LocalBoxFuture<'a, Result<VenueOrder, ExchangeError>>;
-    /// Every order the exchange holds, in one answer (for recovery and audits).
-    fn all_orders(&self) -> LocalBoxFuture<'_, Result<Vec<VenueOrder>, ExchangeError>>;
+    /// The orders the exchange holds that `listing` asks for, in one answer (for recovery and
+    /// audits).
+    fn orders_listed<'a>(
+        &'a self,
+        listing: &'a Listing,
+    ) -> LocalBoxFuture<'a, Result<Vec<VenueOrder>, ExchangeError>>;
+
+    /// Every order the exchange holds, in one answer.
+    fn all_orders(&self) -> LocalBoxFuture<'_, Result<Vec<VenueOrder>, ExchangeError>> {
+        Box::pin(async move { self.orders_listed(&Listing::default()).await })
+    }
     /// Gives a resting order new terms under a new client order id (the same new id again is
     /// answered the same); returns the order after. Too late (filled, ended) is a refusal.
     fn replace<'a>(
@@ -77,6 +86,38 @@ pub trait ExchangeClient: Send + Sync {
         client_order_id: &'a str,
         terms: &'a ReplaceTerms,
     ) -> LocalBoxFuture<'a, Result<VenueOrder, ExchangeError>>;
+}
+
+/// Which of the exchange's orders a listing asks for: all of them by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Listing {
+    /// Only those still open.
+    pub open_only: bool,
+    /// Only those changed at or after this time (microseconds since the epoch, by the
+    /// exchange's clock).
+    pub updated_since: Option<i64>,
+}
+
+impl Listing {
+    /// The query string of `GET /orders`.
+    fn query(&self) -> String {
+        let mut parts = Vec::new();
+        if self.open_only {
+            parts.push("status=open".to_owned());
+        }
+        if let Some(since) = self
+            .updated_since
+            .and_then(chrono::DateTime::from_timestamp_micros)
+        {
+            let at = since.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+            parts.push(format!("updated_since={at}"));
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!("?{}", parts.join("&"))
+        }
+    }
 }
 
 /// The largest answer read from the exchange.
@@ -249,10 +290,14 @@ fn refusal(path: &str, status: StatusCode, bytes: &[u8]) -> ExchangeError {
 }
 
 impl ExchangeClient for HttpExchange {
-    fn all_orders(&self) -> LocalBoxFuture<'_, Result<Vec<VenueOrder>, ExchangeError>> {
+    fn orders_listed<'a>(
+        &'a self,
+        listing: &'a Listing,
+    ) -> LocalBoxFuture<'a, Result<Vec<VenueOrder>, ExchangeError>> {
         Box::pin(async move {
+            let path = format!("/orders{}", listing.query());
             let (status, bytes) = self
-                .call_retrying("list", awc::http::Method::GET, "/orders", None)
+                .call_retrying("list", awc::http::Method::GET, &path, None)
                 .await?;
             if status.is_success() {
                 let orders: Vec<ExchangeOrder> = decode("/orders", &bytes)?;
@@ -360,5 +405,25 @@ impl ExchangeClient for HttpExchange {
                 Err(refusal(&path, status, &bytes))
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listing_is_a_query_string() {
+        assert_eq!(Listing::default().query(), "");
+        let open = Listing {
+            open_only: true,
+            updated_since: None,
+        };
+        assert_eq!(open.query(), "?status=open");
+        let since = Listing {
+            open_only: false,
+            updated_since: Some(1_780_000_000_123_456),
+        };
+        assert_eq!(since.query(), "?updated_since=2026-05-28T20:26:40.123456Z");
     }
 }

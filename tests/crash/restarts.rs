@@ -434,3 +434,47 @@ async fn recovery_is_an_event_in_the_feed_and_replays_with_since() {
         "a new order's placement is no recovery: {metrics}"
     );
 }
+
+/// An order whose placement was sent and never answered is settled by one listing of the venue
+/// after a restart, not by a lookup of its own; and readiness waits for it, not for a poll.
+#[actix_web::test]
+async fn a_restart_settles_placements_in_doubt_from_one_listing_of_the_venue() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine_port = processes::free_port();
+    let sim = Simulator::start(engine_port, 14, false);
+    let armed = Some("exchange.after_place=return".to_owned());
+    // Polls far apart: any lookup after the restart would be recovery's own.
+    let mut engine = Engine::start_with(dir.path(), engine_port, &sim.url(), 600_000, armed);
+    let (_, token) = engine.open_account("alice", "100000.00").await;
+    let far =
+        json!({"symbol": "INFY", "side": "buy", "type": "limit", "qty": 2, "limit_price": "10.00"});
+    let (status, order) = engine.submit(&token, "d1", &far).await;
+    assert_eq!(status, 201, "{order}");
+    assert!(
+        engine.exited_within(Duration::from_secs(20)).await,
+        "the engine never reached exchange.after_place"
+    );
+    let id = order["id"].as_str().unwrap();
+    let started = std::time::Instant::now();
+    engine.restart().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "ready only after {:?}: it waited for a poll",
+        started.elapsed()
+    );
+    let seen = engine.get(&token, &format!("/v1/orders/{id}")).await;
+    assert_eq!(
+        seen["status"], "new",
+        "settled by the time it is ready: {seen}"
+    );
+    let metrics = processes::metrics_text(&engine.url()).await;
+    let calls = |op: &str| {
+        processes::metric(
+            &metrics,
+            &format!("orderkeeper_exchange_requests_total{{op=\"{op}\""),
+        )
+    };
+    assert!(calls("list") >= 1.0, "the venue was listed: {metrics}");
+    assert_eq!(calls("lookup"), 0.0, "no lookup of its own: {metrics}");
+    assert_eq!(calls("place"), 0.0, "not placed again: {metrics}");
+}
