@@ -45,7 +45,14 @@ pub async fn drive(
         ));
     }
     // The permit comes first: a restart with many open orders must not load them all at once.
+    // What a step holds while it runs is allocated only once it has its permit, so that a
+    // backlog of steps waiting for theirs costs little memory.
     let _permit = engine.step_permit().await?;
+    Box::pin(step(&engine, order, reason)).await
+}
+
+async fn step(engine: &Engine, order: OrderId, reason: Reason) -> Result<Progress, EngineError> {
+    let engine = engine.clone();
     // A new order's first step starts from the row its submit committed.
     let snap = match engine.take_fresh_snapshot(order) {
         Some(snap) => snap,
