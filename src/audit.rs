@@ -156,6 +156,32 @@ struct FillRow {
     price: i64,
 }
 
+/// A row of an append-only table whose account or order does not exist. These tables carry no
+/// foreign key on PostgreSQL (each insert would lock the parent's row), so the audit checks it.
+#[derive(QueryableByName)]
+struct OrphanRow {
+    #[diesel(sql_type = Text)]
+    table_name: String,
+    #[diesel(sql_type = Text)]
+    parent: String,
+}
+
+/// The rows of every append-only table that name a missing account or order, at most 100.
+const ORPHANS: &str = "SELECT * FROM (\
+     SELECT 'ledger_entries' AS table_name, account_id AS parent FROM ledger_entries t \
+       WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = t.account_id) \
+     UNION ALL SELECT 'idempotency_keys', account_id FROM idempotency_keys t \
+       WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = t.account_id) \
+     UNION ALL SELECT 'orders', account_id FROM orders t \
+       WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = t.account_id) \
+     UNION ALL SELECT 'outbox', account_id FROM outbox t \
+       WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.id = t.account_id) \
+     UNION ALL SELECT 'order_actions', order_id FROM order_actions t \
+       WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.id = t.order_id) \
+     UNION ALL SELECT 'fills', order_id FROM fills t \
+       WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.id = t.order_id)\
+     ) orphans LIMIT 100";
+
 /// The ended statuses, as SQL: `('filled', 'canceled', 'rejected', 'expired')`.
 fn terminal_statuses() -> String {
     let quoted: Vec<String> = OrderStatus::ALL
@@ -230,6 +256,7 @@ pub fn run(
             "SELECT account_id, asset, available_delta AS amount FROM ledger_entries \
              WHERE entry_key LIKE 'account:%:open:%'",
         )?;
+        let orphans: Vec<OrphanRow> = load(conn, ORPHANS)?;
         let terminal_count = orders
             .iter()
             .filter(|o| is_terminal(&o.status))
@@ -240,6 +267,7 @@ pub fn run(
             terminal_orders_hold_nothing(&held, terminal_count),
             reserved_equals_open_orders(&balances, &orders),
             cash_and_shares_conserved(&balances, &orders, &openings),
+            every_row_names_its_parent(&orphans),
         ];
         match exchange {
             Ok(book) => {
@@ -279,6 +307,21 @@ fn check(name: &'static str, rows: usize, violations: Vec<Violation>) -> Check {
         violations,
         skipped: None,
     }
+}
+
+fn every_row_names_its_parent(orphans: &[OrphanRow]) -> Check {
+    let violations = orphans
+        .iter()
+        .map(|o| Violation {
+            account_id: None,
+            order_id: None,
+            detail: format!(
+                "a row of {} names {}, which does not exist",
+                o.table_name, o.parent
+            ),
+        })
+        .collect();
+    check("every_row_names_its_parent", orphans.len(), violations)
 }
 
 fn balances_equal_ledger(balances: &[BalanceRow]) -> Check {

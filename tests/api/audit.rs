@@ -19,6 +19,21 @@ fn corrupt_cash(app: &TestApp, account: &str) {
     .unwrap();
 }
 
+/// An action of an order that does not exist, written behind the engine's back (SQLite's foreign
+/// key is lifted for it; PostgreSQL's append-only tables have none).
+fn write_orphan_action(app: &TestApp) {
+    let mut conn = app.conn();
+    let insert = "INSERT INTO order_actions (order_id, seq, kind, detail, at) \
+                  VALUES ('no-such-order', 1, 'accepted', '{}', 0)";
+    let sql = match &conn.inner {
+        orderkeeper::testing::db::Inner::Sqlite(_) => {
+            format!("PRAGMA foreign_keys = OFF; {insert}; PRAGMA foreign_keys = ON;")
+        }
+        orderkeeper::testing::db::Inner::Postgres(_) => insert.to_owned(),
+    };
+    conn.batch_execute(&sql).unwrap();
+}
+
 fn failing_check<'a>(report: &'a Value, name: &str) -> &'a Value {
     report["checks"]
         .as_array()
@@ -71,6 +86,7 @@ async fn the_audit_passes_on_the_engines_books_and_names_a_corrupted_balance() {
         "cash_and_shares_conserved",
         "fills_equal_exchange",
         "no_unknown_exchange_orders",
+        "every_row_names_its_parent",
     ] {
         assert!(names.contains(&name), "{name} missing: {names:?}");
     }
@@ -90,6 +106,25 @@ async fn the_audit_passes_on_the_engines_books_and_names_a_corrupted_balance() {
     }
     let untouched = failing_check(&report, "reserved_equals_open_orders");
     assert_eq!(untouched["violations"], json!([]), "{report}");
+    assert_eq!(
+        failing_check(&report, "every_row_names_its_parent")["violations"],
+        json!([]),
+        "{report}"
+    );
+
+    write_orphan_action(&app);
+    let report = app.get(ADMIN_TOKEN, "/v1/admin/audit").await.json();
+    let orphans = failing_check(&report, "every_row_names_its_parent")["violations"]
+        .as_array()
+        .unwrap();
+    assert_eq!(orphans.len(), 1, "{report}");
+    assert!(
+        orphans[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("order_actions names no-such-order"),
+        "{report}"
+    );
     assert_eq!(resting["status"], "new");
 }
 
