@@ -441,7 +441,9 @@ async fn recovery_is_an_event_in_the_feed_and_replays_with_since() {
 async fn a_restart_settles_placements_in_doubt_from_one_listing_of_the_venue() {
     let dir = tempfile::tempdir().unwrap();
     let engine_port = processes::free_port();
-    let sim = Simulator::start(engine_port, 14, false);
+    // The simulator pushes to a port nobody listens on: a push of the acknowledgement reaching
+    // the restarted engine before its recovery would settle the order on its own, and race it.
+    let sim = Simulator::start(processes::free_port(), 14, false);
     let armed = Some("exchange.after_place=return".to_owned());
     // Polls far apart: any lookup after the restart would be recovery's own.
     let mut engine = Engine::start_with(dir.path(), engine_port, &sim.url(), 600_000, armed);
