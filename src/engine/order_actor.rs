@@ -54,6 +54,17 @@ pub enum FirstStep {
     Reconcile(Option<VenueOrder>),
 }
 
+impl FirstStep {
+    /// What the actor's first step is asked for; None when it only polls.
+    pub fn reason(self) -> Option<Reason> {
+        match self {
+            FirstStep::Quiet => None,
+            FirstStep::Recover => Some(Reason::Recover),
+            FirstStep::Reconcile(copy) => Some(Reason::Reconcile(copy)),
+        }
+    }
+}
+
 /// 100 ms, doubling with each attempt in a row, at most [`MAX_BACKOFF`].
 fn backoff(attempt: u32) -> Duration {
     let shift = attempt.saturating_sub(1).min(16);
@@ -165,10 +176,8 @@ impl Actor for OrderActor {
             self.resume_at = Some(Instant::now() + backoff(self.restarts));
             self.first = FirstStep::Recover;
         }
-        match std::mem::replace(&mut self.first, FirstStep::Recover) {
-            FirstStep::Quiet => {}
-            FirstStep::Recover => ctx.notify(Drive(Reason::Recover)),
-            FirstStep::Reconcile(copy) => ctx.notify(Drive(Reason::Reconcile(copy))),
+        if let Some(reason) = std::mem::replace(&mut self.first, FirstStep::Recover).reason() {
+            ctx.notify(Drive(reason));
         }
         self.schedule_poll(ctx);
     }

@@ -96,7 +96,9 @@ impl Engine {
                 if !engine.owns(&owner) {
                     // Told to its owner above.
                 } else if needs_actor && status.is_open() {
-                    engine.spawn(order).do_send(Drive(Reason::Push(event)));
+                    engine
+                        .actor_for_push(order)
+                        .do_send(Drive(Reason::Push(event)));
                 } else if let Some(actor) = engine.registry().get(order) {
                     actor.do_send(WatchClosely);
                 }

@@ -10,8 +10,12 @@ use dashmap::DashSet;
 
 use std::collections::HashMap;
 
+use actix::Addr;
+
 use super::decide::FirstCall;
+use super::messages::Drive;
 use super::order_actor::FirstStep;
+use super::order_actor::OrderActor;
 use super::Engine;
 use super::EngineError;
 use crate::db::orders::OpenOrder;
@@ -75,6 +79,11 @@ impl RecoveryProgress {
 
     pub fn is_recovering(&self, order: OrderId) -> bool {
         self.recovering.contains(&order)
+    }
+
+    /// Whether every order open at the start has been handed to its actor.
+    fn is_listed(&self) -> bool {
+        self.listed.load(Ordering::Acquire)
     }
 
     /// Takes the order out of those recovering; false if it was not recovering.
@@ -238,17 +247,23 @@ impl Engine {
             if i == count / 2 {
                 crash_point("recovery.during");
             }
-            // A push for the order may have given it an actor already, which carries the order
-            // on from its log as this one would.
-            if self.registry().contains(order) {
-                continue;
-            }
             match first {
                 FirstStep::Quiet => quiet += 1,
                 _ if doubt => self.0.recovery.awaits_first_step(order),
                 _ => self.0.recovery.picks_up(order),
             }
-            self.start_actor(order, first);
+            // A push may have given the order its actor before this listing: that actor waits,
+            // quiet, for recovery to drive it as it would its own.
+            match self.registry().get(order).filter(|actor| actor.connected()) {
+                Some(actor) => {
+                    if let Some(reason) = first.reason() {
+                        actor.do_send(Drive(reason));
+                    }
+                }
+                None => {
+                    self.start_actor(order, first);
+                }
+            }
         }
         let ready = self.0.recovery.listed(open.len());
         self.note_ready(ready);
@@ -292,6 +307,17 @@ impl Engine {
             }
         }
         Some(listed)
+    }
+
+    /// Gives an order a pushed report concerns its actor. Before start-up recovery has listed the
+    /// venue, the actor only takes the push: recovery drives it from the listing next.
+    pub fn actor_for_push(&self, order: OrderId) -> Addr<OrderActor> {
+        let first = if self.0.recovery.is_listed() {
+            FirstStep::Recover
+        } else {
+            FirstStep::Quiet
+        };
+        self.start_actor(order, first)
     }
 
     /// Gives an actor to every open order that has none: an order whose actor was never started

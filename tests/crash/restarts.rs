@@ -439,11 +439,26 @@ async fn recovery_is_an_event_in_the_feed_and_replays_with_since() {
 /// after a restart, not by a lookup of its own; and readiness waits for it, not for a poll.
 #[actix_web::test]
 async fn a_restart_settles_placements_in_doubt_from_one_listing_of_the_venue() {
+    settled_from_one_listing(false).await;
+}
+
+/// The same when the venue's push of the acknowledgement may reach the restarted engine before
+/// its recovery has listed the venue: the actor the push starts waits for recovery to drive it.
+#[actix_web::test]
+async fn a_push_before_the_listing_does_not_make_recovery_look_the_order_up() {
+    settled_from_one_listing(true).await;
+}
+
+async fn settled_from_one_listing(pushes: bool) {
     let dir = tempfile::tempdir().unwrap();
     let engine_port = processes::free_port();
-    // The simulator pushes to a port nobody listens on: a push of the acknowledgement reaching
-    // the restarted engine before its recovery would settle the order on its own, and race it.
-    let sim = Simulator::start(processes::free_port(), 14, false);
+    // Without pushes, the simulator sends them to a port nobody listens on.
+    let push_port = if pushes {
+        engine_port
+    } else {
+        processes::free_port()
+    };
+    let sim = Simulator::start(push_port, 14, false);
     let armed = Some("exchange.after_place=return".to_owned());
     // Polls far apart: any lookup after the restart would be recovery's own.
     let mut engine = Engine::start_with(dir.path(), engine_port, &sim.url(), 600_000, armed);
