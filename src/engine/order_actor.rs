@@ -174,8 +174,8 @@ impl Actor for OrderActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         if self.restarts > 0 {
             self.resume_at = Some(Instant::now() + backoff(self.restarts));
-            self.first = FirstStep::Recover;
         }
+        // Taken once: a restarted actor carries the order on from its log.
         if let Some(reason) = std::mem::replace(&mut self.first, FirstStep::Recover).reason() {
             ctx.notify(Drive(reason));
         }

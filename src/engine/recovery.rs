@@ -20,7 +20,7 @@ use super::Engine;
 use super::EngineError;
 use crate::db::orders::OpenOrder;
 use crate::db::{self, orders as order_rows};
-use crate::domain::{OrderId, OrderStatus, VenueOrder, VenueStatus};
+use crate::domain::{OrderId, VenueOrder, VenueStatus};
 use crate::exchange::client::Listing;
 use crate::fault_points::crash_point;
 use crate::shutdown::Shutdown;
@@ -145,10 +145,7 @@ fn first_step(order: &OpenOrder, listed: Option<&Listed>) -> FirstStep {
         return FirstStep::Recover;
     };
     let copy = listed.get(order.client_order_id.as_str());
-    match (
-        FirstCall::of_status(order.status, order.placement_sent),
-        copy,
-    ) {
+    match (first_call(order), copy) {
         (FirstCall::LookUp, copy) => FirstStep::Reconcile(copy.cloned()),
         (FirstCall::Compare, Some(copy)) if in_step(order, copy) => FirstStep::Quiet,
         (FirstCall::Compare, Some(copy)) => FirstStep::Reconcile(Some(copy.clone())),
@@ -156,23 +153,23 @@ fn first_step(order: &OpenOrder, listed: Option<&Listed>) -> FirstStep {
     }
 }
 
-/// Open on both sides, with the same quantity filled.
+/// An order open at the venue here (its first call a comparison) that is open there too, with
+/// the same quantity filled.
 fn in_step(order: &OpenOrder, copy: &VenueOrder) -> bool {
-    matches!(
-        order.status,
-        OrderStatus::New | OrderStatus::PartiallyFilled
-    ) && matches!(copy.status, VenueStatus::New | VenueStatus::PartiallyFilled)
+    matches!(copy.status, VenueStatus::New | VenueStatus::PartiallyFilled)
         && copy.filled_qty == order.filled_qty
+}
+
+/// The venue call the order's first step would start with.
+fn first_call(order: &OpenOrder) -> FirstCall {
+    FirstCall::of_status(order.status, order.placement_sent)
 }
 
 /// Whether the order's standing with the venue is unknown until its first step: anything but an
 /// order never sent (placed through the normal path, as new orders are) or released before it
 /// was sent.
 fn in_doubt(order: &OpenOrder) -> bool {
-    !matches!(
-        FirstCall::of_status(order.status, order.placement_sent),
-        FirstCall::Place | FirstCall::Release
-    )
+    !matches!(first_call(order), FirstCall::Place | FirstCall::Release)
 }
 
 /// Gives every open order its actor again (retried until it succeeds), then keeps looking for open
@@ -278,7 +275,7 @@ impl Engine {
     async fn list_venue(&self, open: &[OpenOrder]) -> Option<Listed> {
         let oldest_sent = open
             .iter()
-            .filter(|o| FirstCall::of_status(o.status, o.placement_sent) == FirstCall::LookUp)
+            .filter(|o| first_call(o) == FirstCall::LookUp)
             .map(|o| o.updated_at)
             .min();
         let mut listings = vec![Listing {
@@ -383,7 +380,7 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::ClientOrderId;
+    use crate::domain::{ClientOrderId, OrderStatus};
 
     fn open_order(status: OrderStatus, placement_sent: bool, filled_qty: i64) -> OpenOrder {
         let id = OrderId::new();

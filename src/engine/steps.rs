@@ -48,11 +48,10 @@ pub async fn drive(
     // What a step holds while it runs is allocated only once it has its permit, so that a
     // backlog of steps waiting for theirs costs little memory.
     let _permit = engine.step_permit().await?;
-    Box::pin(step(&engine, order, reason)).await
+    Box::pin(step(engine.clone(), order, reason)).await
 }
 
-async fn step(engine: &Engine, order: OrderId, reason: Reason) -> Result<Progress, EngineError> {
-    let engine = engine.clone();
+async fn step(engine: Engine, order: OrderId, reason: Reason) -> Result<Progress, EngineError> {
     // A new order's first step starts from the row its submit committed.
     let snap = match engine.take_fresh_snapshot(order) {
         Some(snap) => snap,

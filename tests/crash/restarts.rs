@@ -363,20 +363,17 @@ async fn the_offline_audit_passes_then_names_a_corrupted_balance() {
 /// An order the engine was placing when it died is told to its customer as `order.recovered`:
 /// what its log said, what the exchange said, and what recovery did. A resume with `since`
 /// replays that event like any other.
-#[actix_web::test]
-async fn recovery_is_an_event_in_the_feed_and_replays_with_since() {
-    let dir = tempfile::tempdir().unwrap();
-    let engine_port = processes::free_port();
-    let sim = Simulator::start(engine_port, 13, false);
+/// An engine, polling every `poll_ms`, that died right after the venue took its first placement
+/// (a resting buy) and before it recorded the answer; with the account's token and the order.
+async fn died_after_placing(
+    dir: &std::path::Path,
+    engine_port: u16,
+    sim: &Simulator,
+    poll_ms: u64,
+) -> (Engine, String, serde_json::Value) {
     let armed = Some("exchange.after_place=return".to_owned());
-    let mut engine = Engine::start_with(dir.path(), engine_port, &sim.url(), 300, armed);
-    let account = engine
-        .admin_post(
-            "/v1/admin/accounts",
-            &json!({"name": "alice", "cash": "100000.00"}),
-        )
-        .await;
-    let token = account["token"].as_str().unwrap().to_owned();
+    let mut engine = Engine::start_with(dir, engine_port, &sim.url(), poll_ms, armed);
+    let (_, token) = engine.open_account("alice", "100000.00").await;
     let far =
         json!({"symbol": "INFY", "side": "buy", "type": "limit", "qty": 2, "limit_price": "10.00"});
     let (status, order) = engine.submit(&token, "r1", &far).await;
@@ -385,6 +382,15 @@ async fn recovery_is_an_event_in_the_feed_and_replays_with_since() {
         engine.exited_within(Duration::from_secs(20)).await,
         "the engine never reached exchange.after_place"
     );
+    (engine, token, order)
+}
+
+#[actix_web::test]
+async fn recovery_is_an_event_in_the_feed_and_replays_with_since() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine_port = processes::free_port();
+    let sim = Simulator::start(engine_port, 13, false);
+    let (mut engine, token, order) = died_after_placing(dir.path(), engine_port, &sim, 300).await;
     engine.restart().await;
 
     let mut feed = connect(&engine.url()).await;
@@ -421,6 +427,8 @@ async fn recovery_is_an_event_in_the_feed_and_replays_with_since() {
         _ => panic!("nothing replayed from {}", seq - 1),
     }
     // A new order is not a recovered one.
+    let far =
+        json!({"symbol": "INFY", "side": "buy", "type": "limit", "qty": 2, "limit_price": "10.00"});
     let (_, fresh) = engine.submit(&token, "r2", &far).await;
     let fresh_id = fresh["id"].as_str().unwrap();
     engine.wait_for_status(&token, fresh_id, "new").await;
@@ -459,18 +467,9 @@ async fn settled_from_one_listing(pushes: bool) {
         processes::free_port()
     };
     let sim = Simulator::start(push_port, 14, false);
-    let armed = Some("exchange.after_place=return".to_owned());
     // Polls far apart: any lookup after the restart would be recovery's own.
-    let mut engine = Engine::start_with(dir.path(), engine_port, &sim.url(), 600_000, armed);
-    let (_, token) = engine.open_account("alice", "100000.00").await;
-    let far =
-        json!({"symbol": "INFY", "side": "buy", "type": "limit", "qty": 2, "limit_price": "10.00"});
-    let (status, order) = engine.submit(&token, "d1", &far).await;
-    assert_eq!(status, 201, "{order}");
-    assert!(
-        engine.exited_within(Duration::from_secs(20)).await,
-        "the engine never reached exchange.after_place"
-    );
+    let (mut engine, token, order) =
+        died_after_placing(dir.path(), engine_port, &sim, 600_000).await;
     let id = order["id"].as_str().unwrap();
     let started = std::time::Instant::now();
     engine.restart().await;
