@@ -141,11 +141,15 @@ impl Connector {
         let settings = match conn.backend() {
             // The wait comes first: a pool opens its connections on threads of its own, and two
             // connections turning a new file to WAL at once would otherwise see "database is locked".
+            // Each phase of a group commit runs in a savepoint, whose journal SQLite otherwise
+            // spills to a temporary file (created, written and deleted per batch) once it passes
+            // 64 KiB: in memory it stays.
             Backend::Sqlite => {
                 "PRAGMA busy_timeout = 10000;
                  PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = FULL;
-                 PRAGMA foreign_keys = ON;"
+                 PRAGMA foreign_keys = ON;
+                 PRAGMA temp_store = MEMORY;"
             }
             // Commits wait for the WAL to reach disk (the default, said aloud): a 201 is durable.
             // The engine reaches rows by key, and a kept statement keeps the plan PostgreSQL made

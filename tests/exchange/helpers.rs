@@ -18,6 +18,8 @@ pub struct Received {
     pub body: Vec<u8>,
     /// The status the receiver answered this delivery with.
     pub answered: u16,
+    /// The sender's end of the connection the push came on.
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 impl Received {
@@ -55,11 +57,13 @@ pub fn spawn_failing_receiver(failures: usize) -> (String, Inbox) {
                         signature,
                         body: body.to_vec(),
                         answered,
+                        peer: req.peer_addr(),
                     });
+                    // A body, as the engine answers a push with one.
                     HttpResponse::build(
                         actix_web::http::StatusCode::from_u16(answered).expect("a status"),
                     )
-                    .finish()
+                    .json(serde_json::json!({"status": "recorded"}))
                 },
             ),
         )

@@ -181,6 +181,43 @@ async fn every_event_is_pushed_signed() {
 }
 
 #[actix_web::test]
+async fn pushes_one_after_another_share_a_connection() {
+    let (hook, inbox) = spawn_receiver();
+    let sim = spawn_sim(FaultArgs::default(), Some(&hook), 4);
+    for n in 0..20 {
+        let cid = format!("c-conn-{n}");
+        send_json(
+            "POST",
+            &format!("{sim}/orders"),
+            &order(&cid, "buy", "market", 1, None),
+        )
+        .await;
+        until_terminal(&sim, &cid).await;
+        let told = |p: &Received| p.json()["client_order_id"] == json!(cid);
+        assert!(
+            eventually(Duration::from_secs(5), || inbox
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|p| told(p))
+                .count()
+                >= 2)
+            .await,
+            "the order's acknowledgement and fill were pushed"
+        );
+    }
+    let pushes = inbox.lock().unwrap().clone();
+    let connections: HashSet<_> = pushes.iter().map(|p| p.peer).collect();
+    assert!(pushes.len() >= 40);
+    assert!(
+        connections.len() <= 3,
+        "{} pushes came on {} connections",
+        pushes.len(),
+        connections.len()
+    );
+}
+
+#[actix_web::test]
 async fn duplicate_rate_one_sends_every_event_more_than_once() {
     let (hook, inbox) = spawn_receiver();
     let faults = FaultArgs {

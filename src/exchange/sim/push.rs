@@ -66,6 +66,10 @@ async fn post(webhook: &Webhook, body: &str) -> Result<(), DeliveryError> {
         .await
         .map_err(|e| DeliveryError::Retryable(e.to_string()))?;
     let status = response.status();
+    // Read to its end, the answer gives its connection back to the pool for the next push;
+    // left unread, the connection is closed, and every push would open a new one.
+    let mut response = response;
+    let _ = response.body().limit(64 * 1024).await;
     if status.is_success() {
         Ok(())
     } else if status.is_server_error() || status.as_u16() == 429 {
