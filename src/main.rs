@@ -6,10 +6,6 @@ use orderkeeper::exchange::sim;
 use orderkeeper::startup::Application;
 use orderkeeper::{audit, demo, telemetry};
 
-// The engine allocates and frees many small buffers per order on several threads.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[actix_web::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
