@@ -8,7 +8,7 @@ use crate::domain::session::SessionClose;
 use crate::engine::Engine;
 use crate::exchange::PriceCache;
 use crate::feed::{Hub, Relay};
-use crate::idempotency::InFlight;
+use crate::idempotency::{Answered, InFlight};
 use crate::limits::{OrderRate, StreamSessions};
 
 pub struct AppState {
@@ -22,6 +22,8 @@ pub struct AppState {
     pub relay: Relay,
     pub prices: PriceCache,
     pub in_flight: InFlight,
+    /// The keys of the orders this engine answered last, for retries.
+    pub answered: Answered,
     /// Whether `/demo.json` gives the demo account's token (a loopback listener, or asked for).
     pub serve_demo_token: bool,
     /// Checks that the database answers, for `/readyz`.

@@ -24,11 +24,14 @@ use crate::exchange::{ExchangeClient, HttpExchange, PriceCache};
 use crate::feed::broker::{self, BrokerSettings};
 use crate::feed::{Hub, Relay};
 use crate::http;
-use crate::idempotency::InFlight;
+use crate::idempotency::{Answered, InFlight};
 use crate::limits::{OrderRate, StreamSessions};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use actix::Actor;
+
+/// Answers kept for retries: up to twice this many, about 600 bytes each.
+const ANSWERS_KEPT: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -124,6 +127,7 @@ impl Application {
             relay,
             prices: PriceCache::new(exchange, Duration::from_secs(1)),
             in_flight: InFlight::default(),
+            answered: Answered::new(ANSWERS_KEPT),
             admin_token_hash,
             db_probe: db::Probe::default(),
             serve_demo_token: local.ip().is_loopback() || args.public_demo_token,

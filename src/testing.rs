@@ -12,7 +12,7 @@
 
 /// The store: connections, the schema, and the queries per table group.
 pub mod db {
-    pub use crate::db::connection::{establish, Inner};
+    pub use crate::db::connection::{establish, Backend, Inner};
     pub use crate::db::{accounts, alarms, idempotency, leases, ledger, orders, outbox, schema};
     pub use crate::db::{connect, now_micros, DbConn, DbConnection, DbError, DbPool};
 }

@@ -26,6 +26,17 @@ pub struct StoredKey {
 }
 
 impl StoredKey {
+    /// The key as stored with `response`.
+    pub fn of(response: &StoredResponse, fingerprint: String, expires_at: i64) -> Self {
+        StoredKey {
+            fingerprint,
+            status_code: i32::from(response.status),
+            location: response.location.clone(),
+            response_body: response.body.clone(),
+            expires_at,
+        }
+    }
+
     pub fn response(self) -> StoredResponse {
         StoredResponse {
             status: u16::try_from(self.status_code).unwrap_or(500),

@@ -8,7 +8,7 @@ use tracing::Instrument;
 use super::error::AppError;
 use super::extract::{idempotency_key, json_body, Authenticated};
 use crate::app::AppState;
-use crate::db::idempotency::{self as stored_keys, StoredResponse};
+use crate::db::idempotency::{self as stored_keys, StoredKey, StoredResponse};
 use crate::db::orders::{self as order_rows, StatusFilter};
 use crate::db::{self, now_micros, DbError};
 use crate::domain::{AccountId, OrderId, Symbol, TimeInForce, CASH};
@@ -108,6 +108,12 @@ async fn submit(
     let key = idempotency_key(req)?;
     tracing::Span::current().record("idempotency_key", key.as_str());
     let ParsedOrder { order, fingerprint } = parse_order_body(&json_body(req, payload).await?)?;
+    // A retry of a key this engine answered lately is answered from memory, however busy the
+    // writer is.
+    let remembered = state.answered.live(account, &key, now_micros());
+    if let Some(answer) = answer_stored(state, remembered, &fingerprint) {
+        return answer;
+    }
     // The submit transaction itself tells a replay from a new request, so the common case reads
     // nothing first. Only when it cannot go ahead (the key is held by a request still running,
     // or the exchange cannot price the order) is the stored key asked directly: a replay of a
@@ -167,6 +173,11 @@ async fn submit(
     if submitted.replayed {
         state.engine.metrics().idempotent_replay();
     }
+    state.answered.remember(
+        account,
+        key,
+        StoredKey::of(&submitted.response, fingerprint, submitted.key_expires_at),
+    );
     Ok(replay(submitted.response, submitted.replayed))
 }
 
@@ -178,19 +189,33 @@ async fn replay_or(
     fingerprint: &str,
     otherwise: AppError,
 ) -> Result<HttpResponse, AppError> {
-    let (key, fingerprint) = (key.clone(), fingerprint.to_owned());
-    let verdict = db::run(&state.pool, move |conn| {
-        let stored = stored_keys::find(conn, account, key.as_str())?;
-        Ok::<_, AppError>(idempotency::check(stored, &fingerprint, now_micros()))
+    let wanted = key.clone();
+    let stored = db::run(&state.pool, move |conn| {
+        stored_keys::find(conn, account, wanted.as_str())
     })
     .await?;
-    match verdict {
+    if let Some(stored) = &stored {
+        state
+            .answered
+            .remember(account, key.clone(), stored.clone());
+    }
+    answer_stored(state, stored, fingerprint).unwrap_or(Err(otherwise))
+}
+
+/// The answer a stored key gives this request: its replay, or a refusal of the key's reuse; None
+/// where there is no live key, and the request goes through.
+fn answer_stored(
+    state: &AppState,
+    stored: Option<StoredKey>,
+    fingerprint: &str,
+) -> Option<Result<HttpResponse, AppError>> {
+    match idempotency::check(stored, fingerprint, now_micros()) {
         Verdict::Replay(stored) => {
             state.engine.metrics().idempotent_replay();
-            Ok(replay(stored, true))
+            Some(Ok(replay(stored, true)))
         }
-        Verdict::Reused => Err(AppError::IdempotencyKeyReused),
-        Verdict::New => Err(otherwise),
+        Verdict::Reused => Some(Err(AppError::IdempotencyKeyReused)),
+        Verdict::New => None,
     }
 }
 

@@ -1,10 +1,12 @@
 //! Idempotency keys: the key a client sends, the claim on it while its first request runs, and the
 //! one check that tells a new request from a replay or a misuse of its key.
 
+mod answered;
 mod in_flight;
 
 use sha2::{Digest, Sha256};
 
+pub use answered::Answered;
 pub use in_flight::InFlight;
 
 use crate::db::idempotency::{StoredKey, StoredResponse};

@@ -318,11 +318,8 @@ fn write_moves(conn: &mut DbConnection, plans: &[Planned]) -> Result<(), OrderEr
             taking.entry(m.row.account_id).or_default().events += 1;
         }
     }
-    let mut next_seq = accounts::take(conn, &taking)?;
-    // The events' order views, made before the events that borrow them.
-    let views: Vec<OrderView> = moves.iter().map(|m| OrderView::from(&m.row)).collect();
-    let (mut actions, mut saved, mut events) = (Vec::new(), Vec::new(), Vec::new());
-    for (m, view) in moves.iter().zip(&views) {
+    let (mut actions, mut saved) = (Vec::new(), Vec::new());
+    for m in &moves {
         actions.push(NewAction {
             order_id: m.row.id,
             seq: m.row.last_action_seq,
@@ -333,6 +330,23 @@ fn write_moves(conn: &mut DbConnection, plans: &[Planned]) -> Result<(), OrderEr
         if m.kind != ActionKind::Created {
             saved.push(m.row.clone());
         }
+    }
+    orders::append_actions(conn, &actions)?;
+    orders::save_projections(conn, &saved)?;
+    let reshaped: Vec<&OrderRow> = moves
+        .iter()
+        .filter(|m| m.reshaped)
+        .map(|m| &m.row)
+        .collect();
+    orders::save_terms(conn, &reshaped)?;
+    // The accounts' rows last: on PostgreSQL every phase that writes an event locks its account
+    // here until it commits, so the fewer statements left after this, the less the phases of one
+    // account wait for each other.
+    let mut next_seq = accounts::take(conn, &taking)?;
+    // The events' order views, made before the events that borrow them.
+    let views: Vec<OrderView> = moves.iter().map(|m| OrderView::from(&m.row)).collect();
+    let mut events = Vec::new();
+    for (m, view) in moves.iter().zip(&views) {
         if let Some(kind) = m.kind.event_kind() {
             events.push(outbox::next_event(
                 &mut next_seq,
@@ -344,15 +358,6 @@ fn write_moves(conn: &mut DbConnection, plans: &[Planned]) -> Result<(), OrderEr
             )?);
         }
     }
-    orders::append_actions(conn, &actions)?;
-    orders::save_projections(conn, &saved)?;
-    let reshaped: Vec<&OrderRow> = plans
-        .iter()
-        .filter_map(|p| p.moved.as_ref())
-        .filter(|m| m.reshaped)
-        .map(|m| &m.row)
-        .collect();
-    orders::save_terms(conn, &reshaped)?;
     outbox::append_events(conn, &events)?;
     Ok(())
 }

@@ -34,6 +34,8 @@ pub struct Submission {
 pub struct Submitted {
     pub response: StoredResponse,
     pub replayed: bool,
+    /// When the key this answer is stored under expires.
+    pub key_expires_at: i64,
     /// The new order's row as this phase committed it.
     pub created: Option<OrderRow>,
 }
@@ -105,8 +107,9 @@ pub fn submit(
 #[derive(Default)]
 struct Decided<'a> {
     plans: Vec<Planned>,
-    /// Keys answered in this phase, as they will be stored.
-    answered: HashMap<(AccountId, &'a str), StoredKey>,
+    /// Keys answered in this phase, as they will be stored (live for the whole phase), with when
+    /// they expire.
+    answered: HashMap<(AccountId, &'a str), (StoredKey, i64)>,
     books: Books,
     /// Each account's stored keys, counting those this phase stores.
     held: BTreeMap<AccountId, i64>,
@@ -121,18 +124,20 @@ impl<'a> Decided<'a> {
     ) -> Result<Submitted, OrderError> {
         let key = (sub.account, sub.key.as_str());
         // The same key earlier in this phase, or stored before it.
-        let earlier = self
-            .answered
-            .get(&key)
-            .or_else(|| stored.get(&(key.0, key.1.to_owned())))
-            .cloned();
+        let earlier = self.answered.get(&key).cloned().or_else(|| {
+            stored
+                .get(&(key.0, key.1.to_owned()))
+                .map(|k| (k.clone(), k.expires_at))
+        });
         let expired = earlier.is_some();
-        match idempotency::check(earlier, &sub.fingerprint, sub.now) {
+        let key_expires_at = earlier.as_ref().map_or(0, |(_, at)| *at);
+        match idempotency::check(earlier.map(|(k, _)| k), &sub.fingerprint, sub.now) {
             Verdict::New => {}
             Verdict::Replay(response) => {
                 return Ok(Submitted {
                     response,
                     replayed: true,
+                    key_expires_at,
                     created: None,
                 })
             }
@@ -165,27 +170,23 @@ impl<'a> Decided<'a> {
             }
         };
         // Answered here, the key replays within this phase as it will once stored.
-        let answer = StoredKey {
-            fingerprint: sub.fingerprint.clone(),
-            status_code: i32::from(response.status),
-            location: response.location.clone(),
-            response_body: response.body.clone(),
-            expires_at: i64::MAX,
-        };
-        self.answered.insert(key, answer);
+        let key_expires_at = sub.now.saturating_add(sub.ttl_micros);
+        let answer = StoredKey::of(&response, sub.fingerprint.clone(), i64::MAX);
+        self.answered.insert(key, (answer, key_expires_at));
         planned.key = Some(KeyAnswer {
             account: sub.account,
             key: sub.key.as_str().to_owned(),
             fingerprint: sub.fingerprint.clone(),
             response: response.clone(),
             now: sub.now,
-            expires_at: sub.now.saturating_add(sub.ttl_micros),
+            expires_at: key_expires_at,
             replaces_expired: expired,
         });
         self.plans.push(planned);
         Ok(Submitted {
             response,
             replayed: false,
+            key_expires_at,
             created,
         })
     }

@@ -170,3 +170,35 @@ async fn rows_held_by_a_stalled_transaction_cost_their_account_a_bounded_wait_an
     let again = submit_until_taken(&app, &alice.token, "a", &body).await;
     assert_eq!(again.status, StatusCode::CREATED);
 }
+
+#[actix_web::test]
+async fn a_retry_is_answered_while_the_writer_waits_on_held_rows() {
+    use orderkeeper::testing::db::Backend;
+    let app = spawn_app_with(|args| args.db_lock_timeout_ms = 8000).await;
+    let alice = app.create_account("100000.00", json!({})).await;
+    let body = limit_buy("INFY", 1, "100.00");
+    let first = app.submit(&alice.token, Some("k"), &body).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    // Another process holds what a phase of alice's would wait for: SQLite's write lock, or
+    // alice's rows on PostgreSQL.
+    let mut held = app.conn();
+    let hold = match held.backend() {
+        Backend::Sqlite => "BEGIN IMMEDIATE".to_owned(),
+        Backend::Postgres => format!(
+            "BEGIN; SELECT 1 FROM balances WHERE account_id = '{}' FOR UPDATE",
+            alice.id
+        ),
+    };
+    held.batch_execute(&hold).expect("held");
+
+    let retry = within(3, "the retry", app.submit(&alice.token, Some("k"), &body)).await;
+    assert_eq!(retry.status, StatusCode::CREATED);
+    assert_eq!(retry.body, first.body);
+    assert_eq!(retry.header("idempotent-replayed").as_deref(), Some("true"));
+    let other = limit_buy("INFY", 2, "100.00");
+    let reused = within(3, "the reuse", app.submit(&alice.token, Some("k"), &other)).await;
+    assert_eq!(reused.error_code(), "idempotency_key_reused");
+
+    held.batch_execute("ROLLBACK").expect("released");
+    assert_eq!(app.count_orders(), 1);
+}
