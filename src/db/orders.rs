@@ -1,5 +1,7 @@
 //! Orders (the read projection), their action logs and their fills.
 
+use std::collections::HashMap;
+
 use diesel::prelude::*;
 
 use super::connection::{value_rows, Inner};
@@ -465,18 +467,48 @@ fn counted(saved: usize, rows: usize) -> Result<(), DbError> {
 }
 
 /// One fill of an order, by its fill id.
-pub fn find_fill(
+/// The fills recorded among `wanted` (order and fill id), in one statement.
+pub fn find_fills(
     conn: &mut DbConnection,
-    order: OrderId,
-    fill_id: &str,
-) -> Result<Option<FillRow>, DbError> {
-    with_conn!(conn, |conn| {
-        Ok(fills::table
-            .find((order, fill_id))
-            .select(FillRow::as_select())
-            .first(conn)
-            .optional()?)
-    })
+    wanted: &[(OrderId, &str)],
+) -> Result<HashMap<(OrderId, String), FillRow>, DbError> {
+    if wanted.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let found: Vec<FillRow> = match &mut conn.inner {
+        // A round trip each on PostgreSQL: one statement for them all. Each order's fills of any
+        // of the ids are a few more than wanted, and kept only when wanted.
+        Inner::Postgres(c) => {
+            let orders: Vec<OrderId> = wanted.iter().map(|(order, _)| *order).collect();
+            let ids: Vec<&str> = wanted.iter().map(|(_, id)| *id).collect();
+            fills::table
+                .filter(fills::order_id.eq_any(&orders))
+                .filter(fills::fill_id.eq_any(&ids))
+                .select(FillRow::as_select())
+                .load(c)?
+        }
+        // In process on SQLite, a lookup by key each runs one statement prepared once, where a
+        // list of any length is a new statement every time.
+        Inner::Sqlite(c) => {
+            let mut found = Vec::new();
+            for (order, id) in wanted {
+                found.extend(
+                    fills::table
+                        .find((*order, *id))
+                        .select(FillRow::as_select())
+                        .first(c)
+                        .optional()?,
+                );
+            }
+            found
+        }
+    };
+    let wanted: std::collections::HashSet<(OrderId, &str)> = wanted.iter().copied().collect();
+    Ok(found
+        .into_iter()
+        .filter(|f| wanted.contains(&(f.order_id, f.fill_id.as_str())))
+        .map(|f| ((f.order_id, f.fill_id.clone()), f))
+        .collect())
 }
 
 pub fn fills(conn: &mut DbConnection, order: OrderId) -> Result<Vec<FillRow>, DbError> {
@@ -489,13 +521,26 @@ pub fn fills(conn: &mut DbConnection, order: OrderId) -> Result<Vec<FillRow>, Db
     })
 }
 
-/// Inserts a fill unless the order already has one with its id; returns whether it did.
-pub fn insert_fill(conn: &mut DbConnection, fill: &FillRow) -> Result<bool, DbError> {
-    with_conn!(conn, |conn| {
-        let inserted = diesel::insert_into(fills::table)
-            .values(fill)
-            .on_conflict_do_nothing()
-            .execute(conn)?;
-        Ok(inserted > 0)
+/// Inserts fills, skipping any the order already has by its id; returns how many it inserted.
+pub fn insert_fills(conn: &mut DbConnection, rows: &[&FillRow]) -> Result<usize, DbError> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    Ok(match &mut conn.inner {
+        Inner::Postgres(c) => {
+            let values: Vec<&FillRow> = rows.to_vec();
+            let query = diesel::insert_into(fills::table)
+                .values(values)
+                .on_conflict_do_nothing()
+                .returning(fills::order_id);
+            crate::db::prepared::count_kept(c, query, rows.len())?
+        }
+        Inner::Sqlite(c) => rows.iter().try_fold(0, |inserted, row| {
+            diesel::insert_into(fills::table)
+                .values(*row)
+                .on_conflict_do_nothing()
+                .execute(c)
+                .map(|n| inserted + n)
+        })?,
     })
 }

@@ -70,6 +70,17 @@ where
         .map(|_| ())
 }
 
+/// Runs `query` (one with `RETURNING`), kept prepared as [`prepared`] keeps it, and counts the
+/// rows it returns.
+pub fn count_kept<Q>(conn: &mut PgConnection, query: Q, rows: usize) -> QueryResult<usize>
+where
+    Q: QueryFragment<Pg>,
+{
+    ForEffect(prepared(query, rows))
+        .load::<NoColumns>(conn)
+        .map(|returned| returned.len())
+}
+
 struct ForEffect<Q>(Prepared<Q>);
 
 /// A returned row whose columns are not wanted: loading these counts the rows.

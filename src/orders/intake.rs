@@ -62,11 +62,15 @@ pub fn take_in_pushes(
     conn: &mut DbConnection,
     items: &[std::sync::Arc<PushItem>],
 ) -> Result<Vec<Result<Intake, OrderError>>, OrderError> {
-    let named = items
+    let named: Vec<(OrderId, &str)> = items
         .iter()
-        .filter(|i| i.event.fill.is_some())
-        .filter_map(|i| ClientOrderId(i.event.client_order_id.clone()).order_id());
-    let mut fills = Fills::lock(conn, named)?;
+        .filter_map(|i| {
+            let fill = i.event.fill.as_ref()?;
+            let order = ClientOrderId(i.event.client_order_id.clone()).order_id()?;
+            Some((order, fill.fill_id.as_str()))
+        })
+        .collect();
+    let mut fills = Fills::lock(conn, &named)?;
     let mut answers = store_bare_pushes(conn, items)?;
     for (item, answer) in items.iter().zip(answers.iter_mut()) {
         if answer.is_none() {

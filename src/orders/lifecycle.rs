@@ -90,7 +90,7 @@ pub fn record_fill(
     source: FillSource,
     now: i64,
 ) -> Result<Applied, OrderError> {
-    let mut fills = Fills::lock(conn, [order])?;
+    let mut fills = Fills::lock(conn, &[(order, fill.fill_id.as_str())])?;
     let row = fills.row(order).ok_or(OrderError::NotFound)?;
     leases::ensure_owner(order, &row.owner, row.owner_epoch, fence)?;
     let taken = fills.record(conn, order, fill, source, now)?;
@@ -104,6 +104,8 @@ pub fn record_fill(
 pub struct Fills {
     rows: HashMap<OrderId, OrderRow>,
     books: Books,
+    /// The fills asked for at the lock, as recorded before the phase (None: not recorded).
+    recorded: HashMap<(OrderId, String), Option<RecordedFill>>,
     planned: HashMap<(OrderId, String), RecordedFill>,
     batch: Batch,
 }
@@ -117,13 +119,12 @@ pub struct FillTaken {
 }
 
 impl Fills {
-    /// Locks what the fills of `orders` will write, each kind in the order every phase locks it:
-    /// orders by id, then the balances there are, then accounts by id (two accounts taken a fill
-    /// at a time could be locked crosswise against another phase).
-    pub fn lock(
-        conn: &mut DbConnection,
-        orders: impl IntoIterator<Item = OrderId>,
-    ) -> Result<Fills, OrderError> {
+    /// Locks what the `fills` (order and fill id) will write, each kind in the order every phase
+    /// locks it: orders by id, then the balances there are, then accounts by id (two accounts
+    /// taken a fill at a time could be locked crosswise against another phase); and reads which
+    /// of them were recorded before, in one statement.
+    pub fn lock(conn: &mut DbConnection, fills: &[(OrderId, &str)]) -> Result<Fills, OrderError> {
+        let orders: BTreeSet<OrderId> = fills.iter().map(|(order, _)| *order).collect();
         let rows: HashMap<OrderId, OrderRow> = orders::find_many_for_update(conn, orders)?
             .into_iter()
             .map(|row| (row.id, row))
@@ -137,9 +138,22 @@ impl Fills {
         if accounts_of.len() > 1 {
             accounts::lock_in_order(conn, &accounts_of)?;
         }
+        let mut found = orders::find_fills(conn, fills)?;
+        let recorded = fills
+            .iter()
+            .map(|(order, id)| {
+                let key = (*order, (*id).to_owned());
+                let before = found.remove(&key).map(|f| RecordedFill {
+                    qty: f.qty,
+                    price: f.price,
+                });
+                (key, before)
+            })
+            .collect();
         Ok(Fills {
             rows,
             books,
+            recorded,
             planned: HashMap::new(),
             batch: Batch::default(),
         })
@@ -162,12 +176,18 @@ impl Fills {
     ) -> Result<Option<FillTaken>, OrderError> {
         let row = self.rows.get(&order).cloned().ok_or(OrderError::NotFound)?;
         let key = (row.id, fill.fill_id.clone());
-        let recorded = match self.planned.get(&key) {
-            Some(planned) => Some(*planned),
-            None => orders::find_fill(conn, row.id, &fill.fill_id)?.map(|f| RecordedFill {
-                qty: f.qty,
-                price: f.price,
-            }),
+        let recorded = match (self.planned.get(&key), self.recorded.get(&key)) {
+            (Some(planned), _) => Some(*planned),
+            (None, Some(before)) => *before,
+            (None, None) => {
+                let asked = [(row.id, fill.fill_id.as_str())];
+                orders::find_fills(conn, &asked)?
+                    .remove(&key)
+                    .map(|f| RecordedFill {
+                        qty: f.qty,
+                        price: f.price,
+                    })
+            }
         };
         let planned = match check_fill(&row, fill, recorded) {
             Ok(Some(next)) => {

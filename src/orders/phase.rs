@@ -172,14 +172,15 @@ pub fn write(
         .map(|m| m.row.clone())
         .collect();
     orders::insert(conn, &created)?;
-    for fill in plans.iter().filter_map(|p| p.fill.as_ref()) {
-        if !orders::insert_fill(conn, fill)? {
-            let what = format!(
-                "fill {} of order {} was recorded meanwhile",
-                fill.fill_id, fill.order_id
-            );
-            return Err(DbError::Inconsistent(what).into());
-        }
+    let fills: Vec<&FillRow> = plans.iter().filter_map(|p| p.fill.as_ref()).collect();
+    let inserted = orders::insert_fills(conn, &fills)?;
+    if inserted != fills.len() {
+        let what = format!(
+            "{} of the phase's {} fills were recorded meanwhile",
+            fills.len() - inserted,
+            fills.len()
+        );
+        return Err(DbError::Inconsistent(what).into());
     }
     let bookings: Vec<&Booking> = plans.iter().flat_map(|p| &p.bookings).collect();
     if !bookings.is_empty() {
