@@ -5,7 +5,7 @@
 use diesel::prelude::*;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::connection::{text_literal, value_rows, Backend, Inner};
 use super::prepared::{prepared, run_kept};
@@ -329,21 +329,55 @@ pub fn balances(
     })
 }
 
-/// What an order still holds reserved of one asset: the sum of its entries' reserved deltas.
-pub fn reserved_for_order(
+/// What each order still holds reserved of its asset: the sum of its entries' reserved deltas
+/// in that asset (0 for an order with none).
+pub fn reserved_for_orders(
     conn: &mut DbConnection,
-    order: OrderId,
-    asset: &str,
-) -> Result<i64, DbError> {
-    with_conn!(conn, |conn| {
-        let deltas: Vec<i64> = ledger_entries::table
-            .filter(ledger_entries::order_id.eq(order))
-            .filter(ledger_entries::asset.eq(asset))
-            .select(ledger_entries::reserved_delta)
-            .load(conn)?;
-        deltas
-            .iter()
-            .try_fold(0_i64, |sum, d| sum.checked_add(*d))
-            .ok_or_else(|| DbError::Inconsistent(format!("order {order}'s reservation overflows")))
-    })
+    orders: &[(OrderId, &str)],
+) -> Result<HashMap<OrderId, i64>, DbError> {
+    let rows: Vec<(Option<OrderId>, String, i64)> = match &mut conn.inner {
+        // One statement for them all where each is a round trip.
+        Inner::Postgres(c) => {
+            let ids: Vec<OrderId> = orders.iter().map(|(order, _)| *order).collect();
+            ledger_entries::table
+                .filter(ledger_entries::order_id.eq_any(&ids))
+                .select(ENTRY_DELTA)
+                .load(c)?
+        }
+        // In process, a lookup by the order's index each, its statement prepared once.
+        Inner::Sqlite(c) => {
+            let mut rows = Vec::new();
+            for (order, _) in orders {
+                rows.extend(
+                    ledger_entries::table
+                        .filter(ledger_entries::order_id.eq(*order))
+                        .select(ENTRY_DELTA)
+                        .load::<(Option<OrderId>, String, i64)>(c)?,
+                );
+            }
+            rows
+        }
+    };
+    let assets: HashMap<OrderId, &str> = orders.iter().copied().collect();
+    let mut held: HashMap<OrderId, i64> = assets.keys().map(|order| (*order, 0)).collect();
+    for (order, asset, delta) in rows {
+        let Some(order) = order.filter(|o| assets.get(o) == Some(&asset.as_str())) else {
+            continue;
+        };
+        let sum = held.entry(order).or_default();
+        *sum = sum
+            .checked_add(delta)
+            .ok_or_else(|| DbError::Inconsistent(format!("order {order}'s reservation overflows")))?;
+    }
+    Ok(held)
 }
+
+const ENTRY_DELTA: (
+    ledger_entries::order_id,
+    ledger_entries::asset,
+    ledger_entries::reserved_delta,
+) = (
+    ledger_entries::order_id,
+    ledger_entries::asset,
+    ledger_entries::reserved_delta,
+);

@@ -77,7 +77,10 @@ pub fn request(conn: &mut DbConnection, req: &ReplaceRequest) -> Result<ReplaceA
         expired,
         req.max_stored_keys,
     )?;
-    let held = ledger::reserved_for_order(conn, row.id, &asset)?;
+    let held = ledger::reserved_for_orders(conn, &[(row.id, asset.as_str())])?
+        .get(&row.id)
+        .copied()
+        .unwrap_or_default();
     // The new terms' hold, booked before anything is sent, or why there is none.
     let decided = plan(&row, req, held).and_then(|(moved, raise)| {
         let booking = match raise {

@@ -139,13 +139,11 @@ impl Held {
             .map(|row| (row.account_id, row.reserved_asset().to_owned()))
             .collect();
         let books = ledger::balances_for_update(conn, &pairs)?;
-        let mut reserved = HashMap::with_capacity(ending.len());
-        for (id, row) in ending {
-            reserved.insert(
-                id,
-                ledger::reserved_for_order(conn, id, row.reserved_asset())?,
-            );
-        }
+        let assets: Vec<(OrderId, &str)> = ending
+            .values()
+            .map(|row| (row.id, row.reserved_asset()))
+            .collect();
+        let reserved = ledger::reserved_for_orders(conn, &assets)?;
         Ok(Held { reserved, books })
     }
 
