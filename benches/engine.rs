@@ -936,8 +936,10 @@ async fn bench_backlog() {
     let read_path = format!("/v1/orders/{}", read["id"].as_str().expect("an id"));
     let (mut reads, mut replays, mut submits) =
         (Probes::default(), Probes::default(), Probes::default());
+    // The count of what is left is itself a query of the engine's database: asked every tenth
+    // round, so that the measuring does not weigh on what it measures.
     let mut n = 0;
-    while pending.unacknowledged_before(killed_at) > 0 {
+    while n % 10 != 0 || pending.unacknowledged_before(killed_at) > 0 {
         actix_web::rt::time::sleep(Duration::from_millis(10)).await;
         reads
             .0

@@ -127,15 +127,6 @@ pub fn count(conn: &mut DbConnection) -> Result<i64, DbError> {
     })
 }
 
-/// Takes the next event seq of an account, inside the caller's transaction: 1, 2, 3… with no gaps.
-/// The one seq allocator ([`take`]) with one account and one seq.
-pub fn take_event_seq(conn: &mut DbConnection, account: AccountId) -> Result<i64, DbError> {
-    let one = Taking { events: 1, keys: 0 };
-    take(conn, &BTreeMap::from([(account, one)]))?
-        .remove(&account)
-        .ok_or_else(|| DbError::Inconsistent("no seq taken for the account".into()))
-}
-
 /// Locks the accounts' rows in id order, `FOR NO KEY UPDATE` as [`take`] does,
 /// for a phase that will take their event seqs one at a time (PostgreSQL; SQLite has one writer).
 pub fn lock_in_order(

@@ -365,9 +365,9 @@ pub fn reserved_for_orders(
             continue;
         };
         let sum = held.entry(order).or_default();
-        *sum = sum
-            .checked_add(delta)
-            .ok_or_else(|| DbError::Inconsistent(format!("order {order}'s reservation overflows")))?;
+        *sum = sum.checked_add(delta).ok_or_else(|| {
+            DbError::Inconsistent(format!("order {order}'s reservation overflows"))
+        })?;
     }
     Ok(held)
 }

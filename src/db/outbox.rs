@@ -35,47 +35,6 @@ pub struct OutboxRow {
     pub published_at: Option<i64>,
 }
 
-/// Adds an `order.recovered` event, with what recovery found and did.
-pub fn append_recovered<O: Serialize>(
-    conn: &mut DbConnection,
-    account: AccountId,
-    order: &O,
-    recovery: &serde_json::Value,
-    now: i64,
-) -> Result<i64, DbError> {
-    append_frame::<O, ()>(
-        conn,
-        account,
-        EventKind::Recovered,
-        order,
-        None,
-        Some(recovery),
-        now,
-    )
-}
-
-fn append_frame<O: Serialize, F: Serialize>(
-    conn: &mut DbConnection,
-    account: AccountId,
-    kind: EventKind,
-    order: &O,
-    fill: Option<&F>,
-    recovery: Option<&serde_json::Value>,
-    now: i64,
-) -> Result<i64, DbError> {
-    let seq = crate::db::accounts::take_event_seq(conn, account)?;
-    let frame = EventFrame {
-        frame_type: "event",
-        seq,
-        kind,
-        order,
-        fill,
-        recovery,
-    };
-    append_events(conn, &[NewEvent::of(account, &frame, now)?])?;
-    Ok(seq)
-}
-
 /// An event to be added under a seq already taken.
 #[derive(Debug, Insertable)]
 #[diesel(table_name = outbox)]
@@ -113,6 +72,38 @@ pub fn next_event<'a, O: Serialize, F: Serialize>(
     fill: Option<&'a F>,
     now: i64,
 ) -> Result<NewEvent<'a>, DbError> {
+    next_frame(next_seq, account, kind, order, fill, None, now)
+}
+
+/// The next `order.recovered` event of `account`, with what recovery found and did, numbered
+/// as [`next_event`] numbers.
+pub fn next_recovered<'a, O: Serialize>(
+    next_seq: &mut std::collections::BTreeMap<AccountId, i64>,
+    account: AccountId,
+    order: &'a O,
+    recovery: &'a serde_json::Value,
+    now: i64,
+) -> Result<NewEvent<'a>, DbError> {
+    next_frame::<O, ()>(
+        next_seq,
+        account,
+        EventKind::Recovered,
+        order,
+        None,
+        Some(recovery),
+        now,
+    )
+}
+
+fn next_frame<'a, O: Serialize, F: Serialize>(
+    next_seq: &mut std::collections::BTreeMap<AccountId, i64>,
+    account: AccountId,
+    kind: EventKind,
+    order: &'a O,
+    fill: Option<&'a F>,
+    recovery: Option<&'a serde_json::Value>,
+    now: i64,
+) -> Result<NewEvent<'a>, DbError> {
     let seq = next_seq
         .get_mut(&account)
         .ok_or_else(|| DbError::Inconsistent("no seqs taken for an account".into()))?;
@@ -122,7 +113,7 @@ pub fn next_event<'a, O: Serialize, F: Serialize>(
         kind,
         order,
         fill,
-        recovery: None,
+        recovery,
     };
     *seq += 1;
     NewEvent::of(account, &frame, now)

@@ -44,6 +44,7 @@ use crate::feed::Relay;
 use crate::metrics::Metrics;
 use crate::orders::cancel::{self, CancelAnswer};
 use crate::orders::lifecycle::{Applied, Snapshot};
+use crate::orders::recovered::RecoveredItem;
 use crate::orders::replace::{self, ReplaceAnswer, ReplaceRequest};
 use crate::orders::status::StatusItem;
 use crate::orders::submit::{Submission, SubmitItem, Submitted};
@@ -130,6 +131,11 @@ impl Engine {
     /// Records an actor's status step, in a batch with others'.
     pub async fn record_status(&self, item: StatusItem) -> Result<Applied, EngineError> {
         Ok(self.0.writers.record_status(item).await?)
+    }
+
+    /// Tells the customer that recovery carried an order on, in a batch with others'.
+    pub async fn record_recovered(&self, item: RecoveredItem) -> Result<(), EngineError> {
+        Ok(self.0.writers.record_recovered(item).await?)
     }
 
     /// For every atomic phase.

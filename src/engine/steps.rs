@@ -10,15 +10,15 @@ use super::Engine;
 use super::EngineError;
 use crate::db::alarms::{self, Alarm, AlarmKind};
 use crate::db::leases;
-use crate::db::{self, now_micros, orders, outbox};
+use crate::db::{self, now_micros};
 use crate::domain::{
     Action, ClientOrderId, FillSource, OrderId, OrderState, OrderStatus, OrderToPlace,
     ReplaceTerms, VenueFill,
 };
 use crate::fault_points::{armed_for, crash_point};
 use crate::orders::lifecycle::{self, Applied, RecordedFill, Snapshot};
+use crate::orders::recovered::RecoveredItem;
 use crate::orders::status::{StatusItem, StatusStep};
-use crate::orders::OrderError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
@@ -350,18 +350,13 @@ async fn record_recovered(
     order: OrderId,
     recovery: serde_json::Value,
 ) -> Result<(), EngineError> {
-    let fence = engine.fence();
-    engine
-        .writer()
-        .run(move |conn| {
-            let (owner, epoch) = leases::lock_owner(conn, order)?;
-            leases::ensure_owner(order, &owner, epoch, &fence)?;
-            let row = orders::find(conn, order)?.ok_or(OrderError::NotFound)?;
-            let view = crate::orders::OrderView::from(&row);
-            outbox::append_recovered(conn, row.account_id, &view, &recovery, now_micros())?;
-            Ok::<_, EngineError>(())
-        })
-        .await?;
+    let item = RecoveredItem {
+        order,
+        recovery,
+        fence: engine.fence(),
+        now: now_micros(),
+    };
+    engine.record_recovered(item).await?;
     engine.relay().wake();
     Ok(())
 }

@@ -10,6 +10,7 @@ use crate::db::Writer;
 use crate::metrics::Metrics;
 use crate::orders::intake::{self, Intake, PushItem};
 use crate::orders::lifecycle::Applied;
+use crate::orders::recovered::{self, RecoveredItem};
 use crate::orders::status::{self, StatusItem};
 use crate::orders::submit::{self, SubmitItem, Submitted};
 use crate::orders::OrderError;
@@ -44,6 +45,13 @@ const FILL_PUSH_BATCHES: BatchLimits = BatchLimits {
     ..STATUS_BATCHES
 };
 
+/// The `order.recovered` events of a start: a backlog's thousands of orders, each told alone,
+/// would queue on their accounts' rows one transaction at a time.
+const RECOVERED_BATCHES: BatchLimits = BatchLimits {
+    name: "recovered batches",
+    ..STATUS_BATCHES
+};
+
 pub struct Writers {
     writer: Writer,
     /// What stops the gatherers, and waits for them and for work run to completion.
@@ -54,6 +62,7 @@ pub struct Writers {
     bare_pushes: Batcher<PushItem, Intake, OrderError>,
     /// Pushes that bring a fill.
     fill_pushes: Batcher<PushItem, Intake, OrderError>,
+    recovered: Batcher<RecoveredItem, (), OrderError>,
 }
 
 impl Writers {
@@ -82,6 +91,7 @@ impl Writers {
                 metrics.fill_batch(items.len());
                 intake::take_in_pushes(conn, items)
             });
+        let recovered = Batcher::start(shutdown, &writer, RECOVERED_BATCHES, recovered::record);
         Writers {
             writer,
             stop: shutdown.clone(),
@@ -89,6 +99,7 @@ impl Writers {
             statuses,
             bare_pushes,
             fill_pushes,
+            recovered,
         }
     }
 
@@ -119,6 +130,10 @@ impl Writers {
 
     pub async fn record_status(&self, item: StatusItem) -> Result<Applied, OrderError> {
         self.statuses.run(item).await
+    }
+
+    pub async fn record_recovered(&self, item: RecoveredItem) -> Result<(), OrderError> {
+        self.recovered.run(item).await
     }
 
     pub async fn take_in_push(&self, item: PushItem) -> Result<Intake, OrderError> {

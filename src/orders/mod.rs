@@ -6,6 +6,7 @@ pub mod intake;
 pub mod lifecycle;
 pub mod phase;
 pub mod pricing;
+pub mod recovered;
 pub mod replace;
 pub mod request;
 pub mod status;
