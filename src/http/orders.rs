@@ -194,7 +194,7 @@ async fn replay_or(
         stored_keys::find(conn, account, wanted.as_str())
     })
     .await?;
-    if let Some(stored) = &stored {
+    if let Some(stored) = stored.as_ref().filter(|s| s.expires_at > now_micros()) {
         state
             .answered
             .remember(account, key.clone(), stored.clone());
