@@ -56,7 +56,7 @@ pub const EXCHANGE_OUTCOMES: &[&str] = &["ok", "refused", "unknown"];
 /// What recovery did for an order it picked up (see `engine::steps`).
 pub const RECOVERY_KINDS: &[&str] = &["place", "lookup", "release", "cancel", "replace", "poll"];
 /// What asks an order actor for a step (`engine::messages::Reason`).
-pub const STEP_REASONS: &[&str] = &["recover", "poll", "push", "cancel", "replace"];
+pub const STEP_REASONS: &[&str] = &["place", "recover", "poll", "push", "cancel", "replace"];
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 

@@ -7,6 +7,8 @@ use crate::domain::{VenueOrder, VenueReport};
 /// Why the actor is asked to make progress.
 #[derive(Debug, Clone)]
 pub enum Reason {
+    /// A new order, just committed: place it.
+    Place,
     /// Started or restarted: carry on from the last recorded step.
     Recover,
     /// Started by recovery, which listed the venue's orders: carry on from the last recorded
@@ -27,6 +29,7 @@ impl Reason {
     /// For logs.
     pub fn name(&self) -> &'static str {
         match self {
+            Reason::Place => "place",
             Reason::Recover | Reason::Reconcile(_) => "recover",
             Reason::Poll => "poll",
             Reason::Push(_) => "push",
@@ -67,6 +70,7 @@ mod tests {
             fill: None,
         };
         let reasons = [
+            Reason::Place,
             Reason::Recover,
             Reason::Poll,
             Reason::Push(push),

@@ -249,7 +249,7 @@ impl Engine {
                         .0
                         .fresh_snapshots
                         .insert(order, Snapshot::of_new(row.clone()));
-                    engine.spawn(order);
+                    engine.start_actor(order, FirstStep::Place);
                 }
                 Ok(submitted)
             })

@@ -46,6 +46,8 @@ pub struct OrderActor {
 /// How an order's actor begins.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FirstStep {
+    /// A new order: it places it.
+    Place,
     /// In step with the venue, as recovery found it: it only polls.
     Quiet,
     /// It carries the order on from its log.
@@ -59,6 +61,7 @@ impl FirstStep {
     pub fn reason(self) -> Option<Reason> {
         match self {
             FirstStep::Quiet => None,
+            FirstStep::Place => Some(Reason::Place),
             FirstStep::Recover => Some(Reason::Recover),
             FirstStep::Reconcile(copy) => Some(Reason::Reconcile(copy)),
         }

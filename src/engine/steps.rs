@@ -87,7 +87,7 @@ async fn step(engine: Engine, order: OrderId, reason: Reason) -> Result<Progress
             step.run(&snap, decide::from_listing(&snap.state, copy))
                 .await
         }
-        Reason::Recover | Reason::Poll | Reason::Cancel | Reason::Replace => {
+        Reason::Place | Reason::Recover | Reason::Poll | Reason::Cancel | Reason::Replace => {
             step.run(&snap, Heard::Start).await
         }
     };

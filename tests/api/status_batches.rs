@@ -277,8 +277,13 @@ async fn orders_placed_together_share_status_phases_and_each_log_is_whole() {
     // One step per order, the one that placed it: an acknowledgement push that arrives while that
     // step records the placement's answer wakes the actor, which has nothing left to do.
     assert_eq!(
-        sum_of(&text, "orderkeeper_order_steps_total", "reason=\"recover\""),
+        sum_of(&text, "orderkeeper_order_steps_total", "reason=\"place\""),
         40.0
+    );
+    assert_eq!(
+        sum_of(&text, "orderkeeper_order_steps_total", "reason=\"recover\""),
+        0.0,
+        "a new order's placement is no recovery"
     );
     assert_eq!(
         sum_of(&text, "orderkeeper_order_steps_total", "reason=\"push\""),
