@@ -1,6 +1,6 @@
 //! Orders (the read projection), their action logs and their fills.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use diesel::prelude::*;
 
@@ -466,7 +466,6 @@ fn counted(saved: usize, rows: usize) -> Result<(), DbError> {
     Ok(())
 }
 
-/// One fill of an order, by its fill id.
 /// The fills recorded among `wanted` (order and fill id), in one statement.
 pub fn find_fills(
     conn: &mut DbConnection,
@@ -503,7 +502,7 @@ pub fn find_fills(
             found
         }
     };
-    let wanted: std::collections::HashSet<(OrderId, &str)> = wanted.iter().copied().collect();
+    let wanted: HashSet<(OrderId, &str)> = wanted.iter().copied().collect();
     Ok(found
         .into_iter()
         .filter(|f| wanted.contains(&(f.order_id, f.fill_id.as_str())))

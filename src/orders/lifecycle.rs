@@ -125,10 +125,7 @@ impl Fills {
     /// of them were recorded before, in one statement.
     pub fn lock(conn: &mut DbConnection, fills: &[(OrderId, &str)]) -> Result<Fills, OrderError> {
         let orders: BTreeSet<OrderId> = fills.iter().map(|(order, _)| *order).collect();
-        let rows: HashMap<OrderId, OrderRow> = orders::find_many_for_update(conn, orders)?
-            .into_iter()
-            .map(|row| (row.id, row))
-            .collect();
+        let rows = phase::lock_orders(conn, orders)?;
         let pairs: BTreeSet<(AccountId, String)> = rows
             .values()
             .flat_map(|r| [CASH, r.symbol.as_str()].map(|a| (r.account_id, a.to_owned())))
@@ -164,8 +161,8 @@ impl Fills {
         self.rows.get(&order)
     }
 
-    /// Plans `fill` of `order` (locked by [`Fills::lock`]) through the transition table, against
-    /// the fills planned before it. None for a fill recorded before exactly so.
+    /// Plans `fill` of `order` (both named to [`Fills::lock`]) through the transition table,
+    /// against the fills planned before it. None for a fill recorded before exactly so.
     pub fn record(
         &mut self,
         conn: &mut DbConnection,
@@ -180,13 +177,11 @@ impl Fills {
             (Some(planned), _) => Some(*planned),
             (None, Some(before)) => *before,
             (None, None) => {
-                let asked = [(row.id, fill.fill_id.as_str())];
-                orders::find_fills(conn, &asked)?
-                    .remove(&key)
-                    .map(|f| RecordedFill {
-                        qty: f.qty,
-                        price: f.price,
-                    })
+                let what = format!(
+                    "fill {} was not read when its order was locked",
+                    fill.fill_id
+                );
+                return Err(OrderError::broken(what));
             }
         };
         let planned = match check_fill(&row, fill, recorded) {

@@ -4,7 +4,7 @@
 //! them: alarms, new orders, fills, ledger entries, then the actions, projections, feed events and
 //! keys, a statement per table however many orders moved. A lone item is a batch of one.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::db::DbConnection;
 
@@ -13,6 +13,7 @@ use super::OrderError;
 use crate::db::accounts::{self, Taking};
 use crate::db::alarms::{self, Alarm, AlarmKind};
 use crate::db::idempotency::{self as stored_keys, NewKey, StoredResponse};
+use crate::db::leases::{self, Fence};
 use crate::db::ledger::{self, Balance, LedgerEntry};
 use crate::db::orders::{self, FillRow, NewAction, OrderRow};
 use crate::db::{outbox, DbError};
@@ -118,6 +119,29 @@ impl Planned {
             None => Applied::Duplicate,
         }
     }
+}
+
+/// The orders a phase moves, by id, locked on PostgreSQL until it commits.
+pub fn lock_orders(
+    conn: &mut DbConnection,
+    ids: impl IntoIterator<Item = OrderId>,
+) -> Result<HashMap<OrderId, OrderRow>, OrderError> {
+    Ok(orders::find_many_for_update(conn, ids)?
+        .into_iter()
+        .map(|row| (row.id, row))
+        .collect())
+}
+
+/// An item's order among those [`lock_orders`] locked, if it is still `fence`'s to move: an
+/// error that writes nothing for the item otherwise (missing, or another engine's or epoch's).
+pub fn owned<'r>(
+    rows: &'r HashMap<OrderId, OrderRow>,
+    order: OrderId,
+    fence: &Fence,
+) -> Result<&'r OrderRow, OrderError> {
+    let row = rows.get(&order).ok_or(OrderError::NotFound)?;
+    leases::ensure_owner(row.id, &row.owner, row.owner_epoch, fence)?;
+    Ok(row)
 }
 
 /// Books `entry` against the phase's copy of its balance: None when it would overflow or go

@@ -4,13 +4,13 @@
 //! once, so any number of them are told in one phase, their accounts' seqs taken in one
 //! statement.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::{OrderError, OrderView};
+use super::{phase, OrderError, OrderView};
 use crate::db::accounts::{self, Taking};
-use crate::db::leases::{self, Fence};
-use crate::db::orders::{self, OrderRow};
+use crate::db::leases::Fence;
+use crate::db::orders::OrderRow;
 use crate::db::{outbox, DbConnection};
 use crate::domain::{AccountId, OrderId};
 
@@ -29,25 +29,15 @@ pub fn record(
     conn: &mut DbConnection,
     items: &[Arc<RecoveredItem>],
 ) -> Result<Vec<Result<(), OrderError>>, OrderError> {
-    let rows: HashMap<OrderId, OrderRow> =
-        orders::find_many_for_update(conn, items.iter().map(|i| i.order))?
-            .into_iter()
-            .map(|row| (row.id, row))
-            .collect();
+    let rows = phase::lock_orders(conn, items.iter().map(|i| i.order))?;
     let mut answers = Vec::with_capacity(items.len());
     let mut told: Vec<(&OrderRow, &RecoveredItem)> = Vec::with_capacity(items.len());
     for item in items {
-        let Some(row) = rows.get(&item.order) else {
-            answers.push(Err(OrderError::NotFound));
-            continue;
-        };
-        match leases::ensure_owner(row.id, &row.owner, row.owner_epoch, &item.fence) {
-            Ok(()) => {
-                told.push((row, item));
-                answers.push(Ok(()));
-            }
-            Err(fenced) => answers.push(Err(fenced.into())),
+        let owned = phase::owned(&rows, item.order, &item.fence);
+        if let Ok(row) = owned {
+            told.push((row, item));
         }
+        answers.push(owned.map(|_| ()));
     }
     let mut taking = BTreeMap::<AccountId, Taking>::new();
     for (row, _) in &told {

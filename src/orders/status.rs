@@ -12,9 +12,9 @@ use super::phase::{self, Alarmed, Applied, Batch, Booking, Books, Move, Planned,
 use super::pricing::hold;
 use super::OrderError;
 use crate::db::alarms::AlarmKind;
-use crate::db::leases::{self, Fence};
+use crate::db::leases::Fence;
 use crate::db::ledger::{self, LedgerEntry};
-use crate::db::orders::{self, OrderRow};
+use crate::db::orders::OrderRow;
 use crate::db::DbConnection;
 use crate::domain::{
     terminal_action, AckSource, Action, ClientOrderId, EndCause, OrderEvent, OrderId, OrderState,
@@ -81,24 +81,18 @@ pub fn record(
     conn: &mut DbConnection,
     items: &[Arc<StatusItem>],
 ) -> Result<Vec<Result<Applied, OrderError>>, OrderError> {
-    let mut rows: HashMap<OrderId, OrderRow> =
-        orders::find_many_for_update(conn, items.iter().map(|i| i.order))?
-            .into_iter()
-            .map(|row| (row.id, row))
-            .collect();
+    let mut rows = phase::lock_orders(conn, items.iter().map(|i| i.order))?;
     let mut held = Held::read(conn, items, &rows)?;
     let mut batch = Batch::default();
     let mut answers = Vec::with_capacity(items.len());
     for item in items {
-        let Some(row) = rows.get(&item.order) else {
-            answers.push(Err(OrderError::NotFound));
-            continue;
+        let row = match phase::owned(&rows, item.order, &item.fence) {
+            Ok(row) => row,
+            Err(refused) => {
+                answers.push(Err(refused));
+                continue;
+            }
         };
-        if let Err(fenced) = leases::ensure_owner(row.id, &row.owner, row.owner_epoch, &item.fence)
-        {
-            answers.push(Err(fenced.into()));
-            continue;
-        }
         // A second step of an order in this batch starts from the first one's row.
         let planned = plan(row, item, &mut held);
         if let Ok(Planned {

@@ -360,9 +360,6 @@ async fn the_offline_audit_passes_then_names_a_corrupted_balance() {
     );
 }
 
-/// An order the engine was placing when it died is told to its customer as `order.recovered`:
-/// what its log said, what the exchange said, and what recovery did. A resume with `since`
-/// replays that event like any other.
 /// An engine, polling every `poll_ms`, that died right after the venue took its first placement
 /// (a resting buy) and before it recorded the answer; with the account's token and the order.
 async fn died_after_placing(
@@ -385,6 +382,9 @@ async fn died_after_placing(
     (engine, token, order)
 }
 
+/// An order the engine was placing when it died is told to its customer as `order.recovered`:
+/// what its log said, what the exchange said, and what recovery did. A resume with `since`
+/// replays that event like any other.
 #[actix_web::test]
 async fn recovery_is_an_event_in_the_feed_and_replays_with_since() {
     let dir = tempfile::tempdir().unwrap();
