@@ -19,6 +19,7 @@ use crate::fault_points::{armed_for, crash_point};
 use crate::orders::lifecycle::{self, Applied, RecordedFill, Snapshot};
 use crate::orders::recovered::RecoveredItem;
 use crate::orders::status::{StatusItem, StatusStep};
+use crate::orders::OrderError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
@@ -183,30 +184,43 @@ impl Step<'_> {
         Ok(applied)
     }
 
-    async fn record_fill(
+    /// Records the venue copy's fills that the log lacks, in one phase.
+    async fn record_fills(
         &mut self,
-        fill: VenueFill,
+        fills: Vec<VenueFill>,
         source: FillSource,
-    ) -> Result<Applied, EngineError> {
+    ) -> Result<(), EngineError> {
+        if fills.is_empty() {
+            return Ok(());
+        }
         let (order, fence) = (self.order, self.engine.fence());
-        let (fill_id, recorded) = (fill.fill_id.clone(), RecordedFill::of(&fill));
-        let applied = self
+        let (fills, applied) = self
             .engine
             .writer()
             .run(move |conn| {
-                lifecycle::record_fill(conn, order, &fence, &fill, source, now_micros())
+                let applied =
+                    lifecycle::record_fills(conn, order, &fence, &fills, source, now_micros())?;
+                Ok::<_, OrderError>((fills, applied))
             })
             .await?;
-        if applied == Applied::Recorded {
+        let mut any = false;
+        for (fill, applied) in fills.iter().zip(applied) {
+            if applied != Applied::Recorded {
+                continue;
+            }
+            any = true;
+            let recorded = RecordedFill::of(fill);
             self.note_recorded(Action::Fill { qty: recorded.qty });
-            tracing::info!(%fill_id, source = source.as_str(), "fill recorded");
+            tracing::info!(fill_id = %fill.fill_id, source = source.as_str(), "fill recorded");
             self.engine
                 .registry()
-                .remember_fills(order, [(&fill_id, &recorded)]);
+                .remember_fills(order, [(&fill.fill_id, &recorded)]);
             self.engine.metrics().fill_recorded(source);
+        }
+        if any {
             crash_point("fill.after_commit");
         }
-        Ok(applied)
+        Ok(())
     }
 
     /// Decides on what the step heard, carries the commands out, and decides again on each
@@ -246,9 +260,7 @@ impl Step<'_> {
                 marking.then_some(Heard::MarkedSent(applied))
             }
             Command::RecordFills { fills, copy } => {
-                for fill in fills {
-                    self.record_fill(fill, FillSource::Poll).await?;
-                }
+                self.record_fills(fills, FillSource::Poll).await?;
                 Some(Heard::FillsIn(copy))
             }
             Command::LookUp(why) => Some(Heard::LookedUp(why, exchange.order(cid).await)),

@@ -77,25 +77,31 @@ pub fn load(conn: &mut DbConnection, order: OrderId) -> Result<Snapshot, OrderEr
     Ok(Snapshot { row, state, fills })
 }
 
-/// Records one exchange fill, once: the fill row (unique per order and fill id), its ledger
-/// effects, the `fill` action and its event. A fill seen before changes nothing; one seen before
-/// with another quantity or price, one for an order that has ended, one outside the order's
-/// limit, or one that would overfill the order is refused with an alarm. The order must still
-/// be `fence`'s (fencing: a phase of an engine whose lease was taken over writes nothing).
-pub fn record_fill(
+/// Records exchange fills of one order, each once, in one phase: the fill rows (unique per order
+/// and fill id), their ledger effects, the `fill` actions and their events. A fill seen before
+/// changes nothing; one seen before with another quantity or price, one for an order that has
+/// ended, one outside the order's limit, or one that would overfill the order is refused with an
+/// alarm. The order must still be `fence`'s (fencing: a phase of an engine whose lease was taken
+/// over writes nothing). Answers each fill in turn.
+pub fn record_fills(
     conn: &mut DbConnection,
     order: OrderId,
     fence: &Fence,
-    fill: &VenueFill,
+    fills: &[VenueFill],
     source: FillSource,
     now: i64,
-) -> Result<Applied, OrderError> {
-    let mut fills = Fills::lock(conn, &[(order, fill.fill_id.as_str())])?;
-    let row = fills.row(order).ok_or(OrderError::NotFound)?;
+) -> Result<Vec<Applied>, OrderError> {
+    let named: Vec<(OrderId, &str)> = fills.iter().map(|f| (order, f.fill_id.as_str())).collect();
+    let mut phase = Fills::lock(conn, &named)?;
+    let row = phase.row(order).ok_or(OrderError::NotFound)?;
     leases::ensure_owner(order, &row.owner, row.owner_epoch, fence)?;
-    let taken = fills.record(conn, order, fill, source, now)?;
-    fills.write(conn)?;
-    Ok(taken.map_or(Applied::Duplicate, |t| t.applied))
+    let mut applied = Vec::with_capacity(fills.len());
+    for fill in fills {
+        let taken = phase.record(conn, order, fill, source, now)?;
+        applied.push(taken.map_or(Applied::Duplicate, |t| t.applied));
+    }
+    phase.write(conn)?;
+    Ok(applied)
 }
 
 /// The fills of one phase as they are planned: the orders' rows and balances as the fills planned
@@ -135,12 +141,14 @@ impl Fills {
         if accounts_of.len() > 1 {
             accounts::lock_in_order(conn, &accounts_of)?;
         }
-        let mut found = orders::find_fills(conn, fills)?;
+        // A fill named twice (a push delivered twice in one batch) is looked up, not taken, each
+        // time: the second must see the fill recorded as the first does.
+        let found = orders::find_fills(conn, fills)?;
         let recorded = fills
             .iter()
             .map(|(order, id)| {
                 let key = (*order, (*id).to_owned());
-                let before = found.remove(&key).map(|f| RecordedFill {
+                let before = found.get(&key).map(|f| RecordedFill {
                     qty: f.qty,
                     price: f.price,
                 });

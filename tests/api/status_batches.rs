@@ -931,16 +931,16 @@ async fn an_acknowledgement_after_a_fill_is_a_duplicate_and_raises_no_alarm() {
             qty: 1,
             price: Cents(10_000),
         };
-        let recorded = orderkeeper::testing::orders::lifecycle::record_fill(
+        let recorded = orderkeeper::testing::orders::lifecycle::record_fills(
             &mut conn,
             order,
             &owner,
-            &fill,
+            &[fill],
             orderkeeper::domain::FillSource::Push,
             db::now_micros(),
         )
         .unwrap();
-        assert_eq!(recorded, Applied::Recorded);
+        assert_eq!(recorded, [Applied::Recorded]);
     }
     let answer = in_one_phase(&mut conn, &[item(alone, &owner, Action::Accepted)]);
     assert_eq!(answer, vec![Ok(Applied::Duplicate)]);
@@ -967,6 +967,86 @@ async fn an_acknowledgement_after_a_fill_is_a_duplicate_and_raises_no_alarm() {
         let raised = orderkeeper::testing::db::alarms::of_order(&mut conn, order).unwrap();
         assert!(raised.is_empty(), "{raised:?}");
     }
+}
+
+/// A poll that finds several fills the log lacks records them in one phase, each as it would be
+/// alone: the same fill twice in the copy is one fill, and one over the order's quantity is refused
+/// with an alarm while the others stand.
+#[actix_web::test]
+async fn a_polled_copys_missing_fills_are_recorded_in_one_phase_each_as_if_alone() {
+    let books = books_with_alice();
+    let (mut conn, account) = (books.pool.get().unwrap(), books.alice);
+    let owner = unowned();
+    let order = new_order(&mut conn, account, "polled", &owner);
+    mark_placement_sent(&mut conn, order, db::now_micros());
+    let fill = |id: &str, qty: i64| orderkeeper::domain::VenueFill {
+        fill_id: id.to_owned(),
+        qty,
+        price: Cents(9_900),
+    };
+    let qty = orders::find(&mut conn, order).unwrap().unwrap().qty;
+    let fills = [
+        fill("P-1", 1),
+        fill("P-2", 1),
+        fill("P-1", 1),
+        fill("P-3", qty),
+    ];
+    let applied = orderkeeper::testing::orders::lifecycle::record_fills(
+        &mut conn,
+        order,
+        &owner,
+        &fills,
+        orderkeeper::domain::FillSource::Poll,
+        db::now_micros(),
+    )
+    .unwrap();
+    assert_eq!(
+        applied[..3],
+        [Applied::Recorded, Applied::Recorded, Applied::Duplicate]
+    );
+    assert!(matches!(applied[3], Applied::Refused(_)), "{applied:?}");
+    assert_eq!(
+        kinds(&mut conn, order),
+        vec![
+            (1, ActionKind::Created),
+            (2, ActionKind::PlacementSent),
+            (3, ActionKind::Fill),
+            (4, ActionKind::Fill)
+        ]
+    );
+    let row = orders::find(&mut conn, order).unwrap().unwrap();
+    assert_eq!(row.filled_qty, 2);
+    let raised = orderkeeper::testing::db::alarms::of_order(&mut conn, order).unwrap();
+    assert_eq!(raised.len(), 1, "the overfill is alarmed: {raised:?}");
+    // The venue's push of a fill the poll recorded is a duplicate, delivered twice in one batch
+    // too; and so after the order ended, with no alarm.
+    for (event, then_end) in [("E-late", true), ("E-after-the-end", false)] {
+        let items = [
+            push(event, order, Some(("P-1", 1))),
+            push(event, order, Some(("P-1", 1))),
+        ];
+        let answers = conn
+            .transaction(|conn| intake::take_in_pushes(conn, &items))
+            .unwrap();
+        assert!(
+            matches!(answers[..], [Ok(Intake::Duplicate), Ok(Intake::Duplicate)]),
+            "{answers:?}"
+        );
+        if then_end {
+            let end = StatusStep::End {
+                end: orderkeeper::domain::VenueEnd::Canceled,
+                venue_filled: 2,
+                cause: orderkeeper::domain::EndCause::VenueEnded {
+                    status: orderkeeper::domain::VenueStatus::Canceled,
+                    filled_qty: 2,
+                },
+            };
+            let ended = in_one_phase(&mut conn, &[step(order, &owner, end)]);
+            assert_eq!(ended, vec![Ok(Applied::Recorded)]);
+        }
+    }
+    let raised = orderkeeper::testing::db::alarms::of_order(&mut conn, order).unwrap();
+    assert_eq!(raised.len(), 1, "only the overfill: {raised:?}");
 }
 
 #[actix_web::test]
