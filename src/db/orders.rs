@@ -63,6 +63,7 @@ impl OrderRow {
             placement_sent: self.placement_sent,
             expiring: self.expiring,
             replacing: self.replacing_qty,
+            version: self.version,
         }
     }
 

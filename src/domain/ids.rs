@@ -97,13 +97,24 @@ impl ClientOrderId {
 
     /// The order this id names (any version of it), when it is one of ours.
     pub fn order_id(&self) -> Option<OrderId> {
+        self.order_and_version().map(|(order, _)| order)
+    }
+
+    /// The version of the order's terms this id names, when it is one of ours.
+    pub fn version(&self) -> Option<i64> {
+        self.order_and_version().map(|(_, version)| version)
+    }
+
+    fn order_and_version(&self) -> Option<(OrderId, i64)> {
         let named = self.0.strip_prefix("ok-")?;
-        let simple = match named.split_once("-v") {
-            Some((simple, version)) if version.parse::<u32>().is_ok_and(|v| v >= 2) => simple,
-            Some(_) => return None,
-            None => named,
+        let (simple, version) = match named.split_once("-v") {
+            Some((simple, version)) => match version.parse::<i64>() {
+                Ok(v) if v >= 2 => (simple, v),
+                _ => return None,
+            },
+            None => (named, 1),
         };
-        Uuid::try_parse(simple).ok().map(OrderId)
+        Some((OrderId(Uuid::try_parse(simple).ok()?), version))
     }
 }
 
@@ -141,9 +152,12 @@ mod tests {
         let third = ClientOrderId::for_version(order, 3);
         assert!(third.as_str().ends_with("-v3"), "{third}");
         assert_eq!(third.order_id(), Some(order));
+        assert_eq!(third.version(), Some(3));
+        assert_eq!(ClientOrderId::for_order(order).version(), Some(1));
         let simple = order.0.simple();
         assert_eq!(ClientOrderId(format!("ok-{simple}-v1")).order_id(), None);
         assert_eq!(ClientOrderId(format!("ok-{simple}-vx")).order_id(), None);
+        assert_eq!(ClientOrderId(format!("ok-{simple}-vx")).version(), None);
         assert_eq!(ClientOrderId("ok-nonsense".into()).order_id(), None);
         assert_eq!(ClientOrderId("someone-else".into()).order_id(), None);
     }

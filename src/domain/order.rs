@@ -218,6 +218,9 @@ pub struct OrderState {
     /// The quantity a replace in flight asks for: until the venue answers, either version may
     /// trade, so fills may reach the larger of the two.
     pub replacing: Option<i64>,
+    /// The version of the terms the venue holds as far as the log knows: 1, and one more for each
+    /// replace the venue took. A venue copy under a later version's id is a replace it took.
+    pub version: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -258,6 +261,7 @@ impl OrderState {
             placement_sent: false,
             expiring: false,
             replacing: None,
+            version: 1,
         }
     }
 
@@ -335,13 +339,19 @@ impl OrderState {
                 next.replacing = Some(qty);
                 S::PendingReplace
             }
-            (S::PendingReplace, A::Replaced { qty }) => {
+            // Pending cancel: the venue took the replace before the cancel that came after it, and
+            // its terms are the order's until the cancel ends it.
+            (S::PendingReplace | S::PendingCancel, A::Replaced { qty }) => {
                 if self.replacing != Some(qty) || self.filled_qty > qty {
                     return refused;
                 }
                 next.qty = qty;
                 next.replacing = None;
-                next.resting()
+                next.version += 1;
+                match self.status {
+                    S::PendingCancel => S::PendingCancel,
+                    _ => next.resting(),
+                }
             }
             (S::PendingReplace, A::ReplaceRejected) => {
                 if self.filled_qty > self.qty {
@@ -479,6 +489,7 @@ mod tests {
             placement_sent: true,
             expiring: false,
             replacing: None,
+            version: 1,
         }
     }
 

@@ -105,12 +105,22 @@ fn model(state: OrderState, action: Action) -> Option<OrderState> {
                 Action::ReplaceRejected => state.qty,
                 _ => return None,
             };
-            if state.status != S::PendingReplace || state.filled_qty > kept {
+            // The venue may have taken a replace before a cancel that came after it.
+            let taken_then_cancelled =
+                state.status == S::PendingCancel && action.kind() == A::Replaced;
+            if !(state.status == S::PendingReplace || taken_then_cancelled)
+                || state.filled_qty > kept
+            {
                 return None;
             }
             next.qty = kept;
             next.replacing = None;
-            next.status = if state.filled_qty == 0 {
+            if action.kind() == A::Replaced {
+                next.version += 1;
+            }
+            next.status = if taken_then_cancelled {
+                S::PendingCancel
+            } else if state.filled_qty == 0 {
                 S::New
             } else {
                 S::PartiallyFilled

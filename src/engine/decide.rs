@@ -5,8 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::domain::{AckSource, Action, EndCause, OrderState, OrderStatus, ReportKind, VenueEnd};
+use crate::domain::{AckSource, Action, ClientOrderId, EndCause, OrderState, OrderStatus};
 use crate::domain::{PlacedAck, VenueFill, VenueOrder, VenueReport, VenueStatus};
+use crate::domain::{ReportKind, VenueEnd};
 use crate::exchange::ExchangeError;
 use crate::orders::lifecycle::{Applied, RecordedFill};
 use crate::orders::status::StatusStep;
@@ -198,12 +199,9 @@ pub fn decide(
         // Taken: the new terms first (the fills the venue lists may be the new version's), then
         // whatever the engine lacks of the venue's copy.
         Heard::ReplaceAnswered(Ok(copy)) => {
-            let next = state
-                .apply(Action::Replaced { qty: copy.qty })
-                .unwrap_or(state);
-            std::iter::once(Record(StatusStep::Replaced { qty: copy.qty }))
-                .chain(follow(next, fills, copy))
-                .collect()
+            let (mut commands, next) = replaced(state, &copy);
+            commands.extend(follow_copy(next, fills, copy));
+            commands
         }
         // Too late (filled, ended, or filled past the new qty): the old terms stand, and the
         // venue's copy says what became of the order.
@@ -219,8 +217,35 @@ pub fn decide(
     }
 }
 
-/// Brings the order in line with the venue's copy: every fill it lacks first, then its status.
+/// Brings the order in line with the venue's copy: the terms of a replace it took (its answer
+/// lost, or overtaken by a cancel), then every fill the order lacks, then its status.
 fn follow(
+    state: OrderState,
+    fills: &BTreeMap<String, RecordedFill>,
+    copy: VenueOrder,
+) -> Vec<Command> {
+    let took_the_replace = state.replacing.is_some()
+        && ClientOrderId(copy.client_order_id.clone())
+            .version()
+            .is_some_and(|version| version > state.version);
+    if took_the_replace {
+        let (mut commands, next) = replaced(state, &copy);
+        commands.extend(follow_copy(next, fills, copy));
+        return commands;
+    }
+    follow_copy(state, fills, copy)
+}
+
+/// Records the venue's new terms, and the order as they leave it.
+fn replaced(state: OrderState, copy: &VenueOrder) -> (Vec<Command>, OrderState) {
+    let replaced = Action::Replaced { qty: copy.qty };
+    let next = state.apply(replaced).unwrap_or(state);
+    let record = Command::Record(StatusStep::Replaced { qty: copy.qty });
+    (vec![record], next)
+}
+
+/// [`follow`] once the terms are the venue's: every fill the order lacks first, then its status.
+fn follow_copy(
     state: OrderState,
     fills: &BTreeMap<String, RecordedFill>,
     copy: VenueOrder,
@@ -407,6 +432,7 @@ mod tests {
             placement_sent,
             expiring: false,
             replacing: None,
+            version: 1,
         }
     }
 
@@ -626,6 +652,12 @@ mod tests {
         let replacing = OrderState { replacing: Some(12), ..state(S::PendingReplace, true) };
         let replaced = VenueOrder { qty: 12, ..venue(VenueStatus::New, true, &[]) };
         let replaced_filled = VenueOrder { qty: 12, ..venue(VenueStatus::PartiallyFilled, true, &[("F2", 11, 100)]) };
+        let order = crate::domain::OrderId::new();
+        let id_of = |version| ClientOrderId::for_version(order, version).to_string();
+        let taken = VenueOrder { qty: 12, client_order_id: id_of(2), ..venue(VenueStatus::New, true, &[]) };
+        let taken_then_canceled = VenueOrder { status: VenueStatus::Canceled, ..taken.clone() };
+        let canceled_as_it_was = VenueOrder { client_order_id: id_of(1), ..venue(VenueStatus::Canceled, true, &[]) };
+        let canceling_a_replace = OrderState { replacing: Some(12), ..state(S::PendingCancel, true) };
         vec![
             // The step's start follows the log.
             (state(S::PendingNew, false), Heard::Start, vec![Record(StatusStep::PlacementSent)]),
@@ -674,6 +706,12 @@ mod tests {
             (replacing, Heard::ReplaceAnswered(Err(ExchangeError::AmbiguousRefusal("late".into()))), vec![LeaveToNextPoll { call: Call::Replace, error: ExchangeError::AmbiguousRefusal("late".into()) }]),
             // A replace's fills, pushed, wait for its answer.
             (replacing, push(ReportKind::Fill), vec![]),
+            // A copy under the new version's id: the venue took the replace, though its answer was
+            // lost or a cancel overtook it. Its terms come first; under the old id, they stand.
+            (replacing, looked_up(LookUpFor::Check, Ok(Some(taken.clone()))), vec![Record(StatusStep::Replaced { qty: 12 })]),
+            (canceling_a_replace, Heard::CancelAnswered(CancelFor::Customer, Ok(taken_then_canceled.clone())), vec![Record(StatusStep::Replaced { qty: 12 }), ended_as(VenueEnd::Canceled, &taken_then_canceled)]),
+            (canceling_a_replace, Heard::CancelAnswered(CancelFor::Customer, Ok(canceled_as_it_was.clone())), vec![ended_as(VenueEnd::Canceled, &canceled_as_it_was)]),
+            (OrderState { version: 2, ..canceling_a_replace }, Heard::CancelAnswered(CancelFor::Customer, Ok(taken_then_canceled.clone())), vec![ended_as(VenueEnd::Canceled, &taken_then_canceled)]),
         ]
     }
 

@@ -232,10 +232,18 @@ fn plan(row: &OrderRow, item: &StatusItem, held: &mut Held) -> Result<Planned, R
             }
             (action, Outcome::End(cause.clone()))
         }
-        // Answered before (a repeated step), or a cancel came in meanwhile and its end decides.
-        StatusStep::Replaced { .. } | StatusStep::ReplaceRejected { .. }
-            if state.status != OrderStatus::PendingReplace =>
+        // Answered before (a repeated step), or a refusal after a cancel came in: the cancel's
+        // end decides. A replace the venue took before that cancel is its terms until the end.
+        StatusStep::Replaced { .. }
+            if state.replacing.is_none()
+                || !matches!(
+                    state.status,
+                    OrderStatus::PendingReplace | OrderStatus::PendingCancel
+                ) =>
         {
+            return Ok(phase::Planned::default())
+        }
+        StatusStep::ReplaceRejected { .. } if state.status != OrderStatus::PendingReplace => {
             return Ok(phase::Planned::default())
         }
         StatusStep::Replaced { qty } => (Action::Replaced { qty: *qty }, Outcome::Replaced),

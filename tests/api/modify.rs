@@ -391,6 +391,7 @@ async fn a_cancel_during_a_replace_ends_the_order_and_releases_all_it_held() {
         .await
         .json();
     let kinds = action_kinds(&actions);
+    // The venue took the replace before the cancel: the order ends under its new terms.
     assert_eq!(
         kinds,
         [
@@ -399,8 +400,14 @@ async fn a_cancel_during_a_replace_ends_the_order_and_releases_all_it_held() {
             "accepted",
             "replace_requested",
             "cancel_requested",
+            "replaced",
             "canceled"
         ]
+    );
+    assert_eq!(
+        (&ended["qty"], &ended["limit_price"]),
+        (&json!(8), &json!("110.00")),
+        "{ended}"
     );
     assert_eq!(
         app.balances(&alice.token).await["cash"],

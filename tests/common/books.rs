@@ -89,11 +89,14 @@ enum Moment {
 type Fills = Vec<(String, i64, i64)>;
 
 struct VenueOrder {
+    /// The id of the version of its terms the venue holds.
+    client_order_id: String,
     status: String,
     fills: Fills,
 }
 
-/// The venue's record by client order id, and what is wrong with the record itself.
+/// The venue's record by the order each of its orders names (any version of its terms), or by
+/// its client order id when it names none of ours; and what is wrong with the record itself.
 struct Venue {
     orders: HashMap<String, VenueOrder>,
     wrong: Vec<String>,
@@ -126,14 +129,18 @@ impl Venue {
                 .unwrap_or_default();
             fills.sort();
             let status = order["status"].as_str().unwrap_or_default().to_owned();
-            if venue
-                .orders
-                .insert(cid.to_owned(), VenueOrder { status, fills })
-                .is_some()
-            {
-                venue.wrong.push(format!(
-                    "the exchange holds two orders with client order id {cid}"
-                ));
+            let named = orderkeeper::domain::ClientOrderId(cid.to_owned()).order_id();
+            let key = named.map_or_else(|| cid.to_owned(), |order| order.to_string());
+            let client_order_id = cid.to_owned();
+            let copy = VenueOrder {
+                client_order_id,
+                status,
+                fills,
+            };
+            if venue.orders.insert(key, copy).is_some() {
+                venue
+                    .wrong
+                    .push(format!("the exchange holds two orders for {cid}'s order"));
             }
         }
         venue
@@ -326,7 +333,17 @@ impl Snapshot {
             }
             let mut ours = fills_of.remove(id.as_str()).unwrap_or_default();
             ours.sort();
-            let venue = after.orders.get(&order.client_order_id);
+            let venue = after.orders.get(id);
+            // While a replace is in flight the venue may hold the new version; once the order
+            // has ended, the engine holds the venue's terms.
+            if let Some(v) = venue.filter(|_| is_terminal(&order.status)) {
+                if v.client_order_id != order.client_order_id {
+                    wrong.push(format!(
+                        "order {id} ended as {}, the exchange holds it as {}",
+                        order.client_order_id, v.client_order_id
+                    ));
+                }
+            }
             let theirs = venue.map(|v| v.fills.clone()).unwrap_or_default();
             let agree = match moment {
                 Moment::Ended => ours == theirs,
@@ -372,10 +389,12 @@ impl Snapshot {
         for order in fills_of.keys() {
             wrong.push(format!("fills of an order that does not exist: {order}"));
         }
+        let known_ids: HashSet<&str> = self.orders.iter().map(|o| o.id.as_str()).collect();
         let mut ghosts: Vec<&String> = before
             .orders
-            .keys()
-            .filter(|cid| !known_cids.contains(cid.as_str()))
+            .iter()
+            .filter(|(key, _)| !known_ids.contains(key.as_str()))
+            .map(|(_, copy)| &copy.client_order_id)
             .collect();
         ghosts.sort();
         if !ghosts.is_empty() {
