@@ -32,6 +32,7 @@ pub use self::error::EngineError;
 use self::lease::Lease;
 use self::messages::{Drive, Reason};
 use self::order_actor::{FirstStep, OrderActor};
+pub use self::recovery::RecoverySummary;
 use self::registry::Registry;
 use self::writers::Writers;
 use crate::db::leases::{self, Fence};

@@ -11,7 +11,7 @@ use crate::orders::intake::{Intake, PushItem};
 use crate::orders::lifecycle::{Applied, RecordedFill};
 
 /// What became of a push, as the exchange is told (`{"status": …}`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PushOutcome {
     /// Taken in: its fill recorded, or its event stored, and the order's actor told if need be.

@@ -119,15 +119,29 @@ impl RecoveryProgress {
     }
 
     /// What this start's recovery has done so far.
-    pub fn summary(&self) -> serde_json::Value {
-        serde_json::json!({
-            "picked_up": self.picked_up.load(Ordering::Relaxed),
-            "recovered": self.orders_recovered.load(Ordering::Relaxed),
-            "fills_recovered": self.fills_recovered.load(Ordering::Relaxed),
-            "awaiting_first_step": self.awaiting_first_step.len(),
-            "ready_after_ms": self.ready_after.get().map(|d| d.as_millis() as u64),
-        })
+    pub fn summary(&self) -> RecoverySummary {
+        RecoverySummary {
+            picked_up: self.picked_up.load(Ordering::Relaxed),
+            recovered: self.orders_recovered.load(Ordering::Relaxed),
+            fills_recovered: self.fills_recovered.load(Ordering::Relaxed),
+            awaiting_first_step: self.awaiting_first_step.len(),
+            ready_after_ms: self.ready_after.get().map(|d| d.as_millis() as u64),
+        }
     }
+}
+
+/// What this start's recovery has done so far, as `/healthz` shows it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct RecoverySummary {
+    /// Open orders this start took up.
+    pub picked_up: usize,
+    /// Orders whose recovery changed what the log said.
+    pub recovered: usize,
+    pub fills_recovered: i64,
+    /// Orders whose first step has not finished: readiness waits for them.
+    pub awaiting_first_step: usize,
+    /// How long this start took to be ready, once it was.
+    pub ready_after_ms: Option<u64>,
 }
 
 /// How far back, before the oldest placement in doubt was sent, recovery lists the venue's
@@ -353,7 +367,7 @@ impl Engine {
     }
 
     /// What this start's recovery has done so far.
-    pub fn recovery_summary(&self) -> serde_json::Value {
+    pub fn recovery_summary(&self) -> RecoverySummary {
         self.0.recovery.summary()
     }
 
@@ -490,6 +504,6 @@ mod tests {
         assert_eq!(progress.step_completed(a), None);
         assert!(progress.finish_recovering(a));
         assert!(!progress.finish_recovering(a));
-        assert_eq!(progress.summary()["picked_up"], 2);
+        assert_eq!(progress.summary().picked_up, 2);
     }
 }

@@ -63,8 +63,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// Runs the money audit now, against the store and the exchange's own record.
-#[utoipa::path(get, path = "/v1/admin/audit", tag = "accounts", security(("bearer" = [])),
-    responses((status = 200, description = "The audit's report: {ok, duration_ms, checks: [{name, rows, violations: [{account_id, order_id, detail}]}]}"),
+#[utoipa::path(get, path = "/v1/admin/audit", tag = "accounts", security(("admin" = [])),
+    responses((status = 200, description = "The audit's report", body = crate::audit::Report),
               (status = 401, description = "Not the admin token", body = crate::error::ErrorBody)))]
 pub(crate) async fn audit(
     state: web::Data<AppState>,
@@ -74,7 +74,7 @@ pub(crate) async fn audit(
     Ok(HttpResponse::Ok().json(report))
 }
 
-#[utoipa::path(post, path = "/v1/admin/accounts", tag = "accounts", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/admin/accounts", tag = "accounts", security(("admin" = [])),
     request_body = NewAccountRequest,
     responses((status = 201, body = CreatedAccountView), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
         (status = 422, description = "unknown_symbol: a position in a symbol that cannot be held", body = crate::error::ErrorBody)))]

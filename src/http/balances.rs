@@ -35,7 +35,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/v1/balances").get(get_balances));
 }
 
-#[utoipa::path(get, path = "/v1/balances", tag = "accounts", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/balances", tag = "accounts", security(("account" = [])),
     responses((status = 200, body = BalancesView), (status = 401, body = crate::error::ErrorBody)))]
 pub(crate) async fn get_balances(
     state: web::Data<AppState>,

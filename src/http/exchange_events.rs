@@ -1,13 +1,13 @@
 //! `POST /v1/exchange/events`: the exchange's push channel.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
 use tracing::Instrument;
 
 use super::error::AppError;
 use super::extract::raw_body;
 use crate::app::AppState;
 use crate::db::now_micros;
+use crate::engine::pushes::PushOutcome;
 use crate::exchange::signature;
 use crate::exchange::wire::{self, PushEvent};
 
@@ -21,7 +21,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[utoipa::path(post, path = "/v1/exchange/events", tag = "exchange",
     params(("X-Signature" = String, Header, pattern = "^sha256=[0-9a-f]{64}$", description = "sha256=<hex HMAC-SHA256(secret, raw body)>")),
     request_body = PushEvent,
-    responses((status = 200, description = "Accepted, duplicates included"), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+    responses((status = 200, description = "Accepted, duplicates included", body = PushAnswer), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
         (status = 422, description = "stale_event: a fill older than the replay window", body = crate::error::ErrorBody)))]
 pub(crate) async fn receive(
     state: web::Data<AppState>,
@@ -47,7 +47,13 @@ pub(crate) async fn receive(
     );
     let report = event.into_report();
     let outcome = state.engine.take_push(report, raw).instrument(span).await?;
-    Ok(HttpResponse::Ok().json(json!({"status": outcome})))
+    Ok(HttpResponse::Ok().json(PushAnswer { status: outcome }))
+}
+
+/// What the engine made of a push.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct PushAnswer {
+    status: PushOutcome,
 }
 
 /// A signed push can be captured and sent again; a fill whose own time is older than the replay

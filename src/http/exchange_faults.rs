@@ -49,8 +49,8 @@ async fn forward(
 }
 
 /// `GET /v1/exchange/faults` (embedded simulator only).
-#[utoipa::path(get, path = "/v1/exchange/faults", tag = "exchange", security(("bearer" = [])),
-    responses((status = 200, description = "The embedded simulator's fault rates"), (status = 404, description = "External exchange", body = crate::error::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/exchange/faults", tag = "exchange", security(("account" = [])),
+    responses((status = 200, description = "The embedded simulator's fault rates", body = crate::exchange::sim::faults::Faults), (status = 404, description = "External exchange", body = crate::error::ErrorBody)))]
 pub(crate) async fn get_faults(
     state: web::Data<AppState>,
     _: Authenticated,
@@ -61,9 +61,9 @@ pub(crate) async fn get_faults(
 
 /// `PUT /v1/exchange/faults` (embedded simulator only, admin token): the same body as the
 /// simulator's own.
-#[utoipa::path(put, path = "/v1/exchange/faults", tag = "exchange", security(("bearer" = [])),
+#[utoipa::path(put, path = "/v1/exchange/faults", tag = "exchange", security(("admin" = [])),
     request_body = crate::exchange::sim::faults::FaultsUpdate,
-    responses((status = 200, description = "The fault rates after the change"), (status = 400, body = crate::error::ErrorBody), (status = 401, description = "Not the admin token", body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
+    responses((status = 200, description = "The fault rates after the change", body = crate::exchange::sim::faults::Faults), (status = 400, body = crate::error::ErrorBody), (status = 401, description = "Not the admin token", body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub(crate) async fn put_faults(
     state: web::Data<AppState>,
     _: Admin,

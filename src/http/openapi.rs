@@ -5,13 +5,17 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use utoipa::openapi::path::Operation;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::{admin, balances, exchange_events, exchange_faults, ops, orders, prices, stream};
+use crate::audit::{AuditVerdict, Check, Report, Violation};
 use crate::domain::{ActionKind, FillSource, OrderStatus, OrderType, Side, TimeInForce};
+use crate::engine::pushes::PushOutcome;
+use crate::engine::RecoverySummary;
 use crate::error::{ErrorBody, ErrorDetail};
+use crate::exchange::sim::faults::Faults;
 use crate::exchange::wire::{ExchangeFill, PushEvent, PushType};
 use crate::orders::request::{OrderRequest, ReplaceBody};
 use crate::orders::{ActionView, FillView, OrderView};
@@ -30,21 +34,33 @@ use crate::orders::{ActionView, FillView, OrderView};
         FillSource, ErrorBody, ErrorDetail, orders::StatusQuery,
         balances::BalancesView, balances::CashView, balances::PositionView,
         admin::NewAccountRequest, admin::CreatedAccountView, PushEvent, PushType, ExchangeFill,
+        Report, Check, Violation, AuditVerdict, Faults, ops::Health, ops::Readiness, RecoverySummary,
+        exchange_events::PushAnswer, PushOutcome,
     )),
     modifiers(&BearerAuth, &Conventions),
 )]
 pub struct ApiDoc;
 
-/// Declares the `Authorization: Bearer <token>` scheme the `/v1` routes use.
+/// Declares the two `Authorization: Bearer <token>` schemes of the `/v1` routes: an account's
+/// token and the operator's admin token are different secrets, and a route takes one of them.
 struct BearerAuth;
 
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
+        for (name, description) in [
+            (
+                "account",
+                "An account's token, as POST /v1/admin/accounts answered it",
+            ),
+            ("admin", "The operator's admin token (--admin-token)"),
+        ] {
+            let scheme = HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some(description))
+                .build();
+            components.add_security_scheme(name, SecurityScheme::Http(scheme));
+        }
     }
 }
 
@@ -60,6 +76,7 @@ impl Modify for Conventions {
                 &mut item.get,
                 &mut item.put,
                 &mut item.post,
+                &mut item.patch,
                 &mut item.delete,
             ];
             for operation in operations.into_iter().flatten() {

@@ -1,11 +1,13 @@
 //! Operational routes: liveness and readiness.
 
 use actix_web::{web, HttpResponse};
-use serde_json::json;
+use serde::Serialize;
 
 use super::error::AppError;
 use crate::app::AppState;
+use crate::audit::AuditVerdict;
 use crate::db::{self, alarms, idempotency, outbox};
+use crate::engine::RecoverySummary;
 use crate::metrics::Sampled;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -14,18 +16,40 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(web::resource("/readyz").get(readyz));
 }
 
-/// The process is up; with the figures an operator watches first.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is up")))]
+/// `/healthz`: the process is up, with the figures an operator watches first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Health {
+    /// Always `ok`.
+    status: &'static str,
+    live_order_actors: usize,
+    /// How far the feed's relay is behind the newest stored event.
+    outbox_lag_ms: i64,
+    alarms_raised: u64,
+    /// The last money audit's verdict, once one has run.
+    audit: Option<AuditVerdict>,
+    started_at: String,
+    recovery: RecoverySummary,
+}
+
+/// `/readyz`: `ready`, or why not (`recovering`, `database_unreachable`, `no_lease`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct Readiness {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "The process is up", body = Health)))]
 pub(crate) async fn healthz(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok().json(json!({
-        "status": "ok",
-        "live_order_actors": state.engine.live_actors(),
-        "outbox_lag_ms": state.relay.lag_ms(),
-        "alarms_raised": alarms::raised_in_all(),
-        "audit": state.last_audit.get(),
-        "started_at": state.started_at,
-        "recovery": state.engine.recovery_summary(),
-    }))
+    HttpResponse::Ok().json(Health {
+        status: "ok",
+        live_order_actors: state.engine.live_actors(),
+        outbox_lag_ms: state.relay.lag_ms(),
+        alarms_raised: alarms::raised_in_all(),
+        audit: state.last_audit.get(),
+        started_at: state.started_at.clone(),
+        recovery: state.engine.recovery_summary(),
+    })
 }
 
 /// Prometheus figures (OpenMetrics text).
@@ -63,10 +87,13 @@ pub(crate) async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, 
 /// 200 only while this engine can do its work: every open order picked up after a start has
 /// finished its first recovery step, the lease is held, and the database answers. Otherwise 503,
 /// with the reason.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Recovered, holding the lease, and the database answers"), (status = 503, description = "Still recovering, the lease is lost, or the database cannot be reached; `reason` says which")))]
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Recovered, holding the lease, and the database answers", body = Readiness), (status = 503, description = "Still recovering, the lease is lost, or the database cannot be reached; `reason` says which", body = Readiness)))]
 pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let not_ready = |status: &str, reason: String| {
-        HttpResponse::ServiceUnavailable().json(json!({"status": status, "reason": reason}))
+    let not_ready = |status: &'static str, reason: String| {
+        HttpResponse::ServiceUnavailable().json(Readiness {
+            status,
+            reason: Some(reason),
+        })
     };
     if !state.engine.is_ready() {
         return not_ready("recovering", "open orders are still being picked up".into());
@@ -78,5 +105,8 @@ pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         let reason = "the lease was not renewed within its time to live".to_owned();
         return not_ready("no_lease", reason);
     }
-    HttpResponse::Ok().json(json!({"status": "ready"}))
+    HttpResponse::Ok().json(Readiness {
+        status: "ready",
+        reason: None,
+    })
 }

@@ -58,7 +58,7 @@ fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> HttpResponse {
     HttpResponse::build(status).json(value)
 }
 
-#[utoipa::path(post, path = "/v1/orders", tag = "orders", security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/orders", tag = "orders", security(("account" = [])),
     params(("Idempotency-Key" = String, Header, pattern = "^[!-~]{1,255}$", min_length = 1, max_length = 255, description = "1 to 255 visible ASCII characters; the same key and request answer the same")),
     request_body = OrderRequest,
     responses(
@@ -244,7 +244,7 @@ pub(crate) struct ListQuery {
     limit: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/v1/orders", tag = "orders", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/orders", tag = "orders", security(("account" = [])),
     params(("status" = Option<StatusQuery>, Query, description = "open (default), closed or all"),
            ("limit" = Option<i64>, Query, minimum = 1, description = "100 by default; more than 1000 is taken as 1000")),
     responses((status = 200, body = [OrderView]), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
@@ -285,7 +285,7 @@ pub(crate) struct OrderPath {
     id: String,
 }
 
-#[utoipa::path(get, path = "/v1/orders/{id}", tag = "orders", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/orders/{id}", tag = "orders", security(("account" = [])),
     params(OrderPath), responses((status = 200, body = OrderView), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub(crate) async fn get_order(
     state: web::Data<AppState>,
@@ -321,7 +321,7 @@ where
     Ok(read.await?)
 }
 
-#[utoipa::path(get, path = "/v1/orders/{id}/actions", tag = "orders", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/orders/{id}/actions", tag = "orders", security(("account" = [])),
     params(OrderPath), responses((status = 200, body = [ActionView]), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub(crate) async fn order_actions(
     state: web::Data<AppState>,
@@ -333,7 +333,7 @@ pub(crate) async fn order_actions(
     Ok(json(StatusCode::OK, &views))
 }
 
-#[utoipa::path(get, path = "/v1/orders/{id}/fills", tag = "orders", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/orders/{id}/fills", tag = "orders", security(("account" = [])),
     params(OrderPath), responses((status = 200, body = [FillView]), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub(crate) async fn order_fills(
     state: web::Data<AppState>,
@@ -345,7 +345,7 @@ pub(crate) async fn order_fills(
     Ok(json(StatusCode::OK, &views))
 }
 
-#[utoipa::path(delete, path = "/v1/orders/{id}", tag = "orders", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/orders/{id}", tag = "orders", security(("account" = [])),
     params(OrderPath),
     responses((status = 202, description = "Cancel recorded: pending_cancel", body = OrderView),
               (status = 200, description = "Already pending_cancel or canceled", body = OrderView),
@@ -371,7 +371,7 @@ pub(crate) struct CancelAllQuery {
     symbol: Option<String>,
 }
 
-#[utoipa::path(delete, path = "/v1/orders", tag = "orders", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/orders", tag = "orders", security(("account" = [])),
     params(("symbol" = Option<String>, Query, pattern = "^[A-Z0-9&-]{1,32}$", description = "only the orders of this symbol")),
     responses((status = 202, description = "Every open order of the account (of the symbol), now pending_cancel; newest first", body = [OrderView]),
               (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)))]
@@ -403,7 +403,7 @@ pub(crate) async fn cancel_all_orders(
     Ok(json(StatusCode::ACCEPTED, &views))
 }
 
-#[utoipa::path(patch, path = "/v1/orders/{id}", tag = "orders", security(("bearer" = [])),
+#[utoipa::path(patch, path = "/v1/orders/{id}", tag = "orders", security(("account" = [])),
     params(OrderPath, ("Idempotency-Key" = String, Header, pattern = "^[!-~]{1,255}$", min_length = 1, max_length = 255, description = "1 to 255 visible ASCII characters; the same key and request answer the same")),
     request_body = ReplaceBody,
     responses(

@@ -11,7 +11,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// `GET /v1/prices`: the exchange's last prices, as cached by the engine.
-#[utoipa::path(get, path = "/v1/prices", tag = "market", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/prices", tag = "market", security(("account" = [])),
     responses((status = 200, description = "Last price per symbol", body = std::collections::BTreeMap<String, crate::domain::Cents>), (status = 401, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody)))]
 pub(crate) async fn prices(
     state: web::Data<AppState>,

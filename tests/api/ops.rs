@@ -337,10 +337,35 @@ async fn the_api_is_described_at_openapi_json() {
     ] {
         assert!(order[field].is_object(), "Order.{field}");
     }
-    assert_eq!(
-        doc["components"]["securitySchemes"]["bearer"]["scheme"],
-        "bearer"
-    );
+    // An account's token and the admin token are schemes of their own, each route naming one.
+    for scheme in ["account", "admin"] {
+        assert_eq!(
+            doc["components"]["securitySchemes"][scheme]["scheme"],
+            "bearer"
+        );
+    }
+    let scheme_of = |path: &str, method: &str| {
+        let security = &doc["paths"][path][method]["security"][0];
+        let names: Vec<String> = security
+            .as_object()
+            .map_or(Vec::new(), |o| o.keys().cloned().collect());
+        names
+    };
+    for (path, method) in [
+        ("/v1/admin/accounts", "post"),
+        ("/v1/admin/audit", "get"),
+        ("/v1/exchange/faults", "put"),
+    ] {
+        assert_eq!(scheme_of(path, method), ["admin"], "{method} {path}");
+    }
+    for (path, method) in [
+        ("/v1/orders", "post"),
+        ("/v1/orders/{id}", "patch"),
+        ("/v1/orders", "delete"),
+        ("/v1/balances", "get"),
+    ] {
+        assert_eq!(scheme_of(path, method), ["account"], "{method} {path}");
+    }
 
     // Spelled as the API takes them, with the constraints the API holds requests to.
     let schemas = &doc["components"]["schemas"];
@@ -375,8 +400,32 @@ async fn the_api_is_described_at_openapi_json() {
                     assert!(answers[status].is_object(), "{method} {path}: {status}");
                 }
             }
+            // A generated client parses every JSON answer into a typed model: each has a schema.
+            for (status, answer) in answers.as_object().unwrap() {
+                if let Some(content) = answer["content"].as_object() {
+                    for (media, body) in content {
+                        if media.contains("json") {
+                            assert!(
+                                body["schema"].is_object(),
+                                "{method} {path} {status}: {media} has no schema"
+                            );
+                        }
+                    }
+                } else if status.starts_with('2') {
+                    assert!(
+                        path == "/metrics" || path == "/v1/stream",
+                        "{method} {path} {status}: no body described"
+                    );
+                }
+            }
         }
     }
+    let report = &schemas["AuditReport"]["properties"];
+    for field in ["ok", "duration_ms", "checks"] {
+        assert!(report[field].is_object(), "AuditReport.{field}");
+    }
+    assert!(schemas["Faults"]["properties"]["drop_rate"].is_object());
+    assert!(schemas["Health"]["properties"]["recovery"].is_object());
 }
 
 #[actix_web::test]

@@ -9,13 +9,15 @@ use serde::{Deserialize, Serialize};
 use crate::config::{DuplicatePlacement, FaultArgs};
 
 /// Fault rates in force, changeable at run time through `PUT /admin/faults`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Faults {
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub drop_rate: f64,
     pub duplicate_rate: f64,
     pub reorder_rate: f64,
     pub error_rate: f64,
     pub lost_response_rate: f64,
+    #[schema(value_type = String, pattern = "^(ok|conflict)$")]
     pub duplicate_placement: DuplicatePlacement,
 }
 
