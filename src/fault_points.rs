@@ -6,12 +6,14 @@
 //! with `fail::cfg` in a test.
 
 /// Every place an order's placement, fills and end can make the process exit, at the boundaries
-/// of the atomic phases (the crash matrix runs each). `expiry.after_commit` and
-/// `exchange.after_replace` are the expiry and replace tests' own.
+/// of the atomic phases (the crash matrix runs each). `expiry.after_commit` is the expiry test's
+/// own.
 pub const CRASH_POINTS: &[&str] = &[
     "submit.after_commit",
     "exchange.before_place",
     "exchange.after_place",
+    "exchange.before_replace",
+    "exchange.after_replace",
     "exchange.before_cancel",
     "exchange.after_cancel",
     "exchange.before_lookup",

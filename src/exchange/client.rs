@@ -374,6 +374,7 @@ impl ExchangeClient for HttpExchange {
             let path = format!("/orders/{client_order_id}/replace");
             let body = serde_json::to_vec(&ReplaceOrder::from(terms))
                 .map_err(|e| ExchangeError::Refused(e.to_string()))?;
+            crash_point("exchange.before_replace");
             let answer = self
                 .call_retrying("replace", awc::http::Method::POST, &path, Some(&body))
                 .await;

@@ -32,18 +32,33 @@ async fn cancel_until_answered(engine_url: &str, token: &str, id: &str) {
     }
 }
 
-/// Waits until the order rests on the exchange (it may be down for a moment).
-async fn wait_until_new(engine_url: &str, token: &str, id: &str) {
+/// Modifies until the engine answers (it may be down for a moment): one key, resent.
+async fn modify_until_answered(engine_url: &str, token: &str, id: &str, body: &Value) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let path = format!("/v1/orders/{id}");
+    loop {
+        match processes::patch(engine_url, token, &path, "modify", body).await {
+            Some((202, _)) => return,
+            Some((status, answer)) if status < 500 => panic!("modify answered {status} {answer}"),
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "modify of {id} never answered");
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until the order has left `status` (the engine may be down for a moment); returns it.
+async fn wait_until_past(engine_url: &str, token: &str, id: &str, status: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some((200, order)) =
             processes::get(engine_url, token, &format!("/v1/orders/{id}")).await
         {
-            if order["status"] != "pending_new" {
-                return;
+            if order["status"] != status {
+                return order;
             }
         }
-        assert!(Instant::now() < deadline, "{id} never reached the exchange");
+        assert!(Instant::now() < deadline, "{id} never left {status}");
         actix_web::rt::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -92,7 +107,15 @@ async fn crash_at(point: &'static str, dir: &Path) -> Vec<String> {
         let sold = submit(&url, &token, "sell", &sell).await;
         let rest = submit(&url, &token, "rest", &resting).await;
         if !recovery {
-            wait_until_new(&url, &token, &rest).await;
+            wait_until_past(&url, &token, &rest, "pending_new").await;
+            let raise = json!({"qty": 5, "limit_price": "11.00"});
+            modify_until_answered(&url, &token, &rest, &raise).await;
+            let replaced = wait_until_past(&url, &token, &rest, "pending_replace").await;
+            assert_eq!(
+                (&replaced["qty"], &replaced["limit_price"]),
+                (&json!(5), &json!("11.00")),
+                "{point}: the venue's terms after the replace: {replaced}"
+            );
             cancel_until_answered(&url, &token, &rest).await;
         }
         [bought, sold, rest]
@@ -154,6 +177,7 @@ async fn recovery_seen_in_metrics(point: &str, engine_url: &str) -> Vec<String> 
         "exchange.before_place" => &["lookup"],
         "exchange.after_place" => &["lookup", "poll"],
         "exchange.before_cancel" => &["cancel"],
+        "exchange.before_replace" => &["replace"],
         _ => return wrong,
     };
     let done: f64 = kinds

@@ -630,6 +630,18 @@ impl Engine {
         panic!("GET {path} never answered");
     }
 
+    /// The order's recorded actions, and their kinds in order.
+    pub async fn actions(&self, token: &str, id: &str) -> (Value, Vec<String>) {
+        let actions = self.get(token, &format!("/v1/orders/{id}/actions")).await;
+        let kinds = actions
+            .as_array()
+            .expect("a list of actions")
+            .iter()
+            .map(|a| a["kind"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        (actions, kinds)
+    }
+
     /// Submits an order, retrying with the same key until answered.
     pub async fn submit(&self, token: &str, key: &str, body: &Value) -> (u16, Value) {
         submit_until_answered(&client(), &self.url(), token, key, body).await

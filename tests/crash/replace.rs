@@ -62,15 +62,7 @@ async fn a_replace_taken_by_the_venue_as_the_engine_died_is_learned_after_the_re
         ),
         (json!("new"), json!(20), json!("12.00"))
     );
-    let actions = engine
-        .get(&token, &format!("/v1/orders/{id}/actions"))
-        .await;
-    let kinds: Vec<&str> = actions
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["kind"].as_str().unwrap())
-        .collect();
+    let (_, kinds) = engine.actions(&token, &id).await;
     assert_eq!(
         kinds,
         [

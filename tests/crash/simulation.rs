@@ -1,4 +1,4 @@
-//! The seeded simulation: random orders, cancels, client retries and client resets against a venue
+//! The seeded simulation: random orders, modifies, cancels, client retries and client resets against a venue
 //! with random faults (the 409-on-duplicate venue among them), while the engine is killed at random
 //! moments. After each run the books checker looks at everything. Each seed decides the workload,
 //! the faults and the kills; a failing seed is printed, and `ORDERKEEPER_SIM_SEED=N` runs it again.
@@ -47,6 +47,13 @@ enum Step {
         reset_after: Duration,
         /// Kill the engine this long into the request, and restart it after the second.
         kill_inside: Option<(Duration, Duration)>,
+    },
+    /// Modifies the order submitted under `key`, if it exists, under a key of its own.
+    Modify {
+        account: usize,
+        key: String,
+        modify_key: String,
+        body: Value,
     },
     /// Cancels the order submitted under this key, if it exists.
     Cancel {
@@ -102,22 +109,17 @@ fn plan(seed: u64) -> Plan {
         let symbol = SYMBOLS[rng.random_range(0..SYMBOLS.len())];
         let side = if rng.random_bool(0.5) { "buy" } else { "sell" };
         let qty = rng.random_range(1..=8);
-        let body = match rng.random_range(0..3) {
-            0 => json!({"symbol": symbol, "side": side, "type": "market", "qty": qty}),
-            1 => {
-                let limit = if side == "buy" {
-                    last(symbol) * 11 / 10
-                } else {
-                    last(symbol) * 9 / 10
-                };
-                json!({"symbol": symbol, "side": side, "type": "limit", "qty": qty, "limit_price": price_text(limit)})
-            }
-            _ => {
-                let limit = if side == "buy" {
-                    last(symbol) / 2
-                } else {
-                    last(symbol) * 2
-                };
+        // Marketable limits mostly fill at once; far ones rest until modified or cancelled.
+        let limit = match (rng.random_range(0..3), side) {
+            (0, _) => None,
+            (1, "buy") => Some(last(symbol) * 11 / 10),
+            (1, _) => Some(last(symbol) * 9 / 10),
+            (_, "buy") => Some(last(symbol) / 2),
+            _ => Some(last(symbol) * 2),
+        };
+        let body = match limit {
+            None => json!({"symbol": symbol, "side": side, "type": "market", "qty": qty}),
+            Some(limit) => {
                 json!({"symbol": symbol, "side": side, "type": "limit", "qty": qty, "limit_price": price_text(limit)})
             }
         };
@@ -150,6 +152,22 @@ fn plan(seed: u64) -> Plan {
             reset_after,
             kill_inside,
         });
+        if let Some(limit) = limit.filter(|_| rng.random_bool(0.4)) {
+            // A new quantity, a new limit within 5%, or both.
+            let new_limit = price_text(limit * rng.random_range(95..=105) / 100);
+            let body = match rng.random_range(0..3) {
+                0 => json!({"qty": rng.random_range(1..=8)}),
+                1 => json!({"limit_price": new_limit}),
+                _ => json!({"qty": rng.random_range(1..=8), "limit_price": new_limit}),
+            };
+            let modify_key = format!("{key}-m");
+            steps.push(Step::Modify {
+                account,
+                key: key.clone(),
+                modify_key,
+                body,
+            });
+        }
         if rng.random_bool(0.3) {
             steps.push(Step::Cancel { account, key });
         }
@@ -207,6 +225,9 @@ struct Tally {
     resets_after_the_answer: usize,
     resets_not_sent: usize,
     doubles: usize,
+    modifies_replaced: usize,
+    modifies_refused: usize,
+    modifies_busy: usize,
     cancels: usize,
     kills_between_requests: usize,
     kills_inside_a_request: usize,
@@ -219,6 +240,9 @@ impl Tally {
         self.resets_after_the_answer += other.resets_after_the_answer;
         self.resets_not_sent += other.resets_not_sent;
         self.doubles += other.doubles;
+        self.modifies_replaced += other.modifies_replaced;
+        self.modifies_refused += other.modifies_refused;
+        self.modifies_busy += other.modifies_busy;
         self.cancels += other.cancels;
         self.kills_between_requests += other.kills_between_requests;
         self.kills_inside_a_request += other.kills_inside_a_request;
@@ -240,6 +264,44 @@ fn answer_of(status: u16, body: &Value) -> Result<Answer, String> {
         (201, Some(id), _) => Ok(Answer::Order(id.to_owned())),
         (422, _, Some(code)) if REFUSALS.contains(&code) => Ok(Answer::Refused(code.to_owned())),
         _ => Err(format!("answered {status} {body}")),
+    }
+}
+
+/// The refusals of a modify that are stored under its key (a busy order's 409 is not).
+const MODIFY_REFUSALS: &[&str] = &["insufficient_funds", "order_not_modifiable"];
+
+/// A modify's answer, stored under its key, or `None` while the order stays busy (a placement,
+/// cancel or replace under way) for `busy_for`.
+async fn modify(
+    url: &str,
+    token: &str,
+    id: &str,
+    key: &str,
+    body: &Value,
+    busy_for: Duration,
+) -> Result<Option<Answer>, String> {
+    let deadline = Instant::now() + busy_for;
+    let down_deadline = Instant::now() + Duration::from_secs(60);
+    let path = format!("/v1/orders/{id}");
+    loop {
+        let answer = processes::patch(url, token, &path, key, body).await;
+        match answer
+            .as_ref()
+            .map(|(s, b)| (*s, b["error"]["code"].as_str()))
+        {
+            Some((202, _)) => return Ok(Some(Answer::Order(id.to_owned()))),
+            Some((422, Some(code))) if MODIFY_REFUSALS.contains(&code) => {
+                return Ok(Some(Answer::Refused(code.to_owned())))
+            }
+            Some((409, Some("order_busy"))) if Instant::now() > deadline => return Ok(None),
+            Some((409, Some("order_busy"))) | None => {}
+            Some((status, _)) if status >= 500 => {}
+            Some(_) => return Err(format!("modify {key} answered {answer:?}")),
+        }
+        if Instant::now() > down_deadline {
+            return Err(format!("modify {key} never answered"));
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -273,6 +335,8 @@ async fn run(seed: u64, dir: &Path) -> (Vec<String>, Tally) {
     // Every key a client sent, with its body: asked again at the end, each must answer as before.
     let mut sent: Vec<(usize, String, Value)> = Vec::new();
     let mut answered: HashMap<String, Answer> = HashMap::new();
+    // Every modify answered under its key, with what it asked: asked again at the end.
+    let mut modified: Vec<(usize, String, String, Value, Answer)> = Vec::new();
     let url = engine.url();
     let submit = |account: usize, key: String, body: Value| {
         let (client, url, token) = (client.clone(), url.clone(), tokens[account].clone());
@@ -362,6 +426,28 @@ async fn run(seed: u64, dir: &Path) -> (Vec<String>, Tally) {
                 }
                 sent.push((account, key, body));
             }
+            Step::Modify {
+                account,
+                key,
+                modify_key,
+                body,
+            } => {
+                let Some(Answer::Order(id)) = answered.get(&key) else {
+                    continue;
+                };
+                let busy_for = Duration::from_secs(3);
+                match modify(&url, &tokens[account], id, &modify_key, &body, busy_for).await {
+                    Ok(Some(answer)) => {
+                        match answer {
+                            Answer::Order(_) => tally.modifies_replaced += 1,
+                            Answer::Refused(_) => tally.modifies_refused += 1,
+                        }
+                        modified.push((account, id.clone(), modify_key, body, answer));
+                    }
+                    Ok(None) => tally.modifies_busy += 1,
+                    Err(what) => wrong.push(what),
+                }
+            }
             Step::Cancel { account, key } => {
                 if let Some(Answer::Order(id)) = answered.get(&key) {
                     tally.cancels += 1;
@@ -397,6 +483,12 @@ async fn run(seed: u64, dir: &Path) -> (Vec<String>, Tally) {
                 answered.insert(key.clone(), answer);
             }
             (Err(what), _) => wrong.push(format!("key {key}, asked again: {what}")),
+        }
+    }
+    for (account, id, key, body, before) in &modified {
+        let again = modify(&url, &tokens[*account], id, key, body, Duration::ZERO).await;
+        if again.as_ref() != Ok(&Some(before.clone())) {
+            wrong.push(format!("modify {key} answered {before:?}, then {again:?}"));
         }
     }
     for (account, token) in tokens.iter().enumerate() {
