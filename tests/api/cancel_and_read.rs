@@ -302,3 +302,110 @@ async fn cancel_all_cancels_every_open_order_of_the_account_or_of_one_symbol() {
     // created, accepted, cancel_requested and canceled of each of the three, without a gap.
     assert_eq!(app.event_seqs(&alice.id), (1..=12).collect::<Vec<_>>());
 }
+
+/// Cancel-all over an account holding an order in each state, staged at a scripted venue: every
+/// open one (resting, partly filled, with a placement or a replace in flight) goes to
+/// `pending_cancel` and ends cancelled, with what it filled kept; the ended ones are left alone.
+#[actix_web::test]
+async fn cancel_all_moves_every_open_order_whatever_its_state_and_leaves_the_ended_alone() {
+    let venue = crate::venue::Venue::start();
+    let app = spawn_app_with(|args| args.exchange = venue.url.clone()).await;
+    let alice = app.create_account("100000.00", json!({})).await;
+    let resting = |key: &'static str, qty| {
+        let app = &app;
+        let token = alice.token.clone();
+        async move {
+            let order = app
+                .submit(&token, Some(key), &limit_buy("INFY", qty, "10.00"))
+                .await
+                .json();
+            let id = order["id"].as_str().unwrap().to_owned();
+            app.wait_for_status(&token, &id, "new").await;
+            (id, order["client_order_id"].as_str().unwrap().to_owned())
+        }
+    };
+    let (new, _) = resting("new", 2).await;
+    let (partly, partly_cid) = resting("partly", 2).await;
+    venue.fill(&partly_cid, "F1", 1, "10.00");
+    app.wait_for_status(&alice.token, &partly, "partially_filled")
+        .await;
+    let (filled, filled_cid) = resting("filled", 2).await;
+    venue.fill(&filled_cid, "F2", 2, "10.00");
+    app.wait_for_status(&alice.token, &filled, "filled").await;
+    let (canceled, _) = resting("canceled", 2).await;
+    app.delete(&alice.token, &format!("/v1/orders/{canceled}"))
+        .await;
+    app.wait_for_status(&alice.token, &canceled, "canceled")
+        .await;
+    let (replacing, _) = resting("replacing", 2).await;
+    venue.state().hold_replaces = true;
+    let asked = app
+        .patch(&alice.token, &replacing, Some("r"), &json!({"qty": 3}))
+        .await;
+    assert_eq!(asked.status, StatusCode::ACCEPTED, "{}", asked.json());
+    venue.state().hold_placements = true;
+    let in_flight = app
+        .submit(
+            &alice.token,
+            Some("in-flight"),
+            &limit_buy("INFY", 2, "10.00"),
+        )
+        .await
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while venue.state().replaces == 0 || venue.state().placements < 6 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the calls never reached the venue"
+        );
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    let all = app.delete(&alice.token, "/v1/orders").await;
+    assert_eq!(all.status, StatusCode::ACCEPTED, "{}", all.json());
+    let moved: std::collections::BTreeSet<String> = all
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .inspect(|o| assert_eq!(o["status"], "pending_cancel", "{o}"))
+        .map(|o| o["id"].as_str().unwrap().to_owned())
+        .collect();
+    let open = [&new, &partly, &replacing, &in_flight];
+    assert_eq!(moved, open.iter().map(|id| (*id).clone()).collect());
+    {
+        let mut s = venue.state();
+        s.hold_replaces = false;
+        s.hold_placements = false;
+    }
+    for id in open {
+        app.wait_for_status(&alice.token, id, "canceled").await;
+    }
+    for (id, status) in [(&filled, "filled"), (&canceled, "canceled")] {
+        let order = app
+            .get(&alice.token, &format!("/v1/orders/{id}"))
+            .await
+            .json();
+        assert_eq!(order["status"], status, "an ended order is left alone");
+    }
+    let partly = app
+        .get(&alice.token, &format!("/v1/orders/{partly}"))
+        .await
+        .json();
+    assert_eq!(partly["filled_qty"], 1, "what it filled is kept");
+    assert_eq!(
+        app.balances(&alice.token).await["cash"],
+        json!({"available": "99970.00", "reserved": "0.00"}),
+        "three shares paid for, nothing held"
+    );
+    let again = app.delete(&alice.token, "/v1/orders").await;
+    assert_eq!(
+        (again.status, again.json()),
+        (StatusCode::ACCEPTED, json!([]))
+    );
+    let audit = app.get(ADMIN_TOKEN, "/v1/admin/audit").await.json();
+    assert_eq!(audit["ok"], true, "{audit}");
+}
