@@ -8,6 +8,7 @@ pub mod alarms;
 pub mod batcher;
 mod error;
 pub mod exchange_events;
+pub mod fix_sessions;
 pub mod idempotency;
 pub mod leases;
 pub mod ledger;

@@ -161,6 +161,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    fix_sessions (session_id) {
+        session_id -> Text,
+        next_sender_seq -> BigInt,
+        next_target_seq -> BigInt,
+        reset_owed -> Bool,
+        app_watermark -> BigInt,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    fix_messages (session_id, seq_num) {
+        session_id -> Text,
+        seq_num -> BigInt,
+        msg_type -> Text,
+        payload -> Binary,
+    }
+}
+
 diesel::joinable!(balances -> accounts (account_id));
 diesel::joinable!(fills -> orders (order_id));
 diesel::joinable!(order_actions -> orders (order_id));
@@ -174,6 +194,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     engines,
     exchange_events,
     fills,
+    fix_messages,
+    fix_sessions,
     idempotency_keys,
     ledger_entries,
     order_actions,

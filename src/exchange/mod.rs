@@ -1,6 +1,7 @@
 //! The exchange: the engine's client for it, its price cache, and the simulator that stands in for it.
 
 pub mod client;
+pub mod fix;
 pub(crate) mod prices;
 pub(crate) mod retry;
 pub mod signature;

@@ -1,6 +1,10 @@
-//! The simulator's contract and the engine's client for it, over real HTTP.
+//! The simulator's contract and the engine's client for it, over real HTTP; the FIX session's
+//! store against QuickFIX.
 
 mod client;
+#[path = "../common/database.rs"]
+mod database;
+mod fix_store;
 mod helpers;
 #[path = "../common/shared.rs"]
 mod shared;

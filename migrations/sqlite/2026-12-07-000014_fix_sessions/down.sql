@@ -1,0 +1,2 @@
+DROP TABLE fix_messages;
+DROP TABLE fix_sessions;

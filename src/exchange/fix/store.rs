@@ -1,0 +1,225 @@
+//! The FIX session's store over the engine's database: `ironfix-store`'s `SyncMessageStore` on one
+//! connection of its own.
+//!
+//! Every call writes before it returns, on the caller's thread, within one poll of its future
+//! (through `SyncStoreAdapter`). So a change takes effect before any change asked for after it,
+//! even when the session drops a call's future on a timeout, which is what `ironfix-store` asks of
+//! a store. The session therefore runs on a thread of its own, where a wait on the database stops
+//! nothing else. The counters are also kept in memory, for the session's reads; [`refresh`] reads
+//! them again, as an engine taking the session over must.
+//!
+//! [`refresh`]: SyncMessageStore::refresh
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use ironfix_core::error::StoreError;
+use ironfix_core::message::MsgType;
+use ironfix_store::{MessageStore, StoredMessage, SyncMessageStore, SyncStoreAdapter};
+
+use crate::db::fix_sessions::{self, Counter, SessionRow};
+use crate::db::{now_micros, DbConnection, DbError};
+
+/// One FIX session's store, named by its session id (`FIX.4.4:SENDER->TARGET`).
+pub struct SessionStore {
+    session: String,
+    conn: Mutex<DbConnection>,
+    next_sender: AtomicU64,
+    next_target: AtomicU64,
+    reset_owed: AtomicBool,
+    app_watermark: AtomicU64,
+    created: SystemTime,
+}
+
+impl SessionStore {
+    /// Opens the session's stored state on `conn`, making it the first time.
+    pub fn open(mut conn: DbConnection, session: &str) -> Result<SessionStore, DbError> {
+        let row = fix_sessions::load_or_create(&mut conn, session, now_micros())?;
+        let store = SessionStore {
+            session: session.to_owned(),
+            conn: Mutex::new(conn),
+            next_sender: AtomicU64::new(0),
+            next_target: AtomicU64::new(0),
+            reset_owed: AtomicBool::new(false),
+            app_watermark: AtomicU64::new(0),
+            created: UNIX_EPOCH + Duration::from_micros(row.created_at.max(0) as u64),
+        };
+        store.keep(row);
+        Ok(store)
+    }
+
+    /// The store as the session layer takes it.
+    pub fn into_message_store(self) -> Arc<dyn MessageStore> {
+        Arc::new(SyncStoreAdapter::new(self))
+    }
+
+    fn keep(&self, row: SessionRow) {
+        self.next_sender
+            .store(row.next_sender_seq.max(1) as u64, Ordering::Release);
+        self.next_target
+            .store(row.next_target_seq.max(1) as u64, Ordering::Release);
+        self.reset_owed.store(row.reset_owed, Ordering::Release);
+        self.app_watermark
+            .store(row.app_watermark.max(0) as u64, Ordering::Release);
+    }
+
+    /// Runs `work` on the store's connection; a failure is the session layer's store error.
+    fn with_conn<T>(
+        &self,
+        seq_num: u64,
+        work: impl FnOnce(&mut DbConnection, &str) -> Result<T, DbError>,
+    ) -> Result<T, StoreError> {
+        let failed = |reason: String| StoreError::StoreFailed { seq_num, reason };
+        let mut conn = self
+            .conn
+            .lock()
+            .map_err(|_| failed("the store's connection was poisoned".into()))?;
+        work(&mut conn, &self.session).map_err(|e| failed(e.to_string()))
+    }
+
+    fn set(&self, counter: Counter) -> Result<(), StoreError> {
+        let seq_num = match counter {
+            Counter::NextSender(n) | Counter::NextTarget(n) | Counter::AppWatermark(n) => n,
+            Counter::ResetOwed(_) => 0,
+        };
+        self.with_conn(seq_num.max(0) as u64, |conn, session| {
+            fix_sessions::set(conn, session, counter)
+        })?;
+        match counter {
+            Counter::NextSender(n) => self.next_sender.store(n as u64, Ordering::Release),
+            Counter::NextTarget(n) => self.next_target.store(n as u64, Ordering::Release),
+            Counter::ResetOwed(owed) => self.reset_owed.store(owed, Ordering::Release),
+            Counter::AppWatermark(n) => self.app_watermark.store(n as u64, Ordering::Release),
+        }
+        Ok(())
+    }
+}
+
+/// A sequence number as the database keeps it (BIGINT).
+fn stored(n: u64) -> Result<i64, StoreError> {
+    i64::try_from(n).map_err(|_| StoreError::StoreFailed {
+        seq_num: n,
+        reason: "a sequence number beyond what the database keeps".into(),
+    })
+}
+
+impl SyncMessageStore for SessionStore {
+    fn store(&self, seq_num: u64, msg_type: &MsgType, message: &[u8]) -> Result<(), StoreError> {
+        let seq = stored(seq_num)?;
+        self.with_conn(seq_num, |conn, session| {
+            fix_sessions::save_message(conn, session, seq, msg_type.as_str(), message)
+        })
+    }
+
+    fn get_range(&self, begin: u64, end: u64) -> Result<Vec<StoredMessage>, StoreError> {
+        // EndSeqNo 0 is FIX's "to the last one sent".
+        let end = if end == 0 { u64::MAX } else { end };
+        if begin == 0 || begin > end {
+            return Err(StoreError::InvalidRange { begin, end });
+        }
+        let (from, to) = (stored(begin)?, i64::try_from(end).unwrap_or(i64::MAX));
+        let rows = self.with_conn(begin, |conn, session| {
+            fix_sessions::messages(conn, session, from, to)
+        })?;
+        if rows.is_empty() {
+            return Err(StoreError::RangeNotAvailable { begin, end });
+        }
+        rows.into_iter()
+            .map(|row| {
+                let seq_num = row.seq_num as u64;
+                let msg_type = row.msg_type.parse::<MsgType>().map_err(|e| {
+                    let reason = format!("stored message type {:?}: {e}", row.msg_type);
+                    StoreError::StoreFailed { seq_num, reason }
+                })?;
+                Ok(StoredMessage::new(
+                    seq_num,
+                    msg_type,
+                    Bytes::from(row.payload),
+                ))
+            })
+            .collect()
+    }
+
+    /// The message and the next number in one transaction: a crash keeps both or neither.
+    fn file_outbound(
+        &self,
+        seq_num: u64,
+        msg_type: &MsgType,
+        message: &[u8],
+        next_sender: u64,
+    ) -> Result<(), StoreError> {
+        let (seq, next) = (stored(seq_num)?, stored(next_sender)?);
+        self.with_conn(seq_num, |conn, session| {
+            conn.transaction(|conn| {
+                fix_sessions::save_message(conn, session, seq, msg_type.as_str(), message)?;
+                fix_sessions::set(conn, session, Counter::NextSender(next))
+            })
+        })?;
+        self.next_sender.store(next_sender, Ordering::Release);
+        Ok(())
+    }
+
+    fn next_sender_seq(&self) -> u64 {
+        self.next_sender.load(Ordering::Acquire)
+    }
+
+    fn next_target_seq(&self) -> u64 {
+        self.next_target.load(Ordering::Acquire)
+    }
+
+    fn set_next_sender_seq(&self, seq: u64) -> Result<(), StoreError> {
+        self.set(Counter::NextSender(stored(seq)?))
+    }
+
+    fn set_next_target_seq(&self, seq: u64) -> Result<(), StoreError> {
+        self.set(Counter::NextTarget(stored(seq)?))
+    }
+
+    fn reset(&self) -> Result<(), StoreError> {
+        self.reset_to(1, 1)
+    }
+
+    /// The messages forgotten, both counters set and the watermark cleared in one transaction;
+    /// whether a reset is owed is kept.
+    fn reset_to(&self, next_sender: u64, next_target: u64) -> Result<(), StoreError> {
+        let (sender, target) = (stored(next_sender)?, stored(next_target)?);
+        self.with_conn(0, |conn, session| {
+            fix_sessions::reset(conn, session, sender, target)
+        })?;
+        self.next_sender.store(next_sender, Ordering::Release);
+        self.next_target.store(next_target, Ordering::Release);
+        self.app_watermark.store(0, Ordering::Release);
+        Ok(())
+    }
+
+    fn reset_owed(&self) -> bool {
+        self.reset_owed.load(Ordering::Acquire)
+    }
+
+    fn set_reset_owed(&self, owed: bool) -> Result<(), StoreError> {
+        self.set(Counter::ResetOwed(owed))
+    }
+
+    fn app_watermark(&self) -> u64 {
+        self.app_watermark.load(Ordering::Acquire)
+    }
+
+    fn set_app_watermark(&self, watermark: u64) -> Result<(), StoreError> {
+        self.set(Counter::AppWatermark(stored(watermark)?))
+    }
+
+    fn creation_time(&self) -> SystemTime {
+        self.created
+    }
+
+    /// Reads the counters again: another engine may have carried the session on meanwhile.
+    fn refresh(&self) -> Result<(), StoreError> {
+        let row = self.with_conn(0, |conn, session| {
+            fix_sessions::load_or_create(conn, session, now_micros())
+        })?;
+        self.keep(row);
+        Ok(())
+    }
+}

@@ -1,0 +1,260 @@
+//! The FIX session's store over the engine's database: what it is told, it keeps across a reopen
+//! (as after a restart, or on the engine that takes the session over); and a session resumed from
+//! it is taken by an independent FIX engine (QuickFIX), which a session starting over is not.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use ironfix_core::error::StoreError;
+use ironfix_core::message::{MsgType, RawMessage};
+use ironfix_core::types::CompId;
+use ironfix_engine::application::{Application, RejectReason, SessionId};
+use ironfix_engine::{Initiator, OutboundMessage};
+use ironfix_session::SessionConfig;
+use ironfix_store::{MemoryStore, MessageStore, SyncMessageStore};
+use orderkeeper::exchange::fix::store::SessionStore;
+use orderkeeper::testing::db;
+
+use crate::database;
+
+const SESSION: &str = "FIX.4.4:ORDERKEEPER->VENUE";
+
+fn open(url: &str, session: &str) -> SessionStore {
+    SessionStore::open(db::establish(url).expect("connects"), session).expect("opens")
+}
+
+fn kept(store: &SessionStore, begin: u64, end: u64) -> Vec<(u64, String, Vec<u8>)> {
+    store
+        .get_range(begin, end)
+        .expect("a range held")
+        .into_iter()
+        .map(|m| {
+            (
+                m.seq_num(),
+                m.msg_type().as_str().to_owned(),
+                m.payload().to_vec(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_session_store_keeps_what_it_was_told_across_a_reopen() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = database::url_for(dir.path());
+    db::connect(&url, 2).expect("migrated");
+    let first = open(&url, SESSION);
+    assert_eq!((first.next_sender_seq(), first.next_target_seq()), (1, 1));
+
+    first
+        .file_outbound(1, &MsgType::NewOrderSingle, b"one", 2)
+        .expect("filed");
+    first
+        .store(2, &MsgType::OrderCancelRequest, b"two")
+        .expect("stored");
+    first
+        .store(2, &MsgType::OrderCancelRequest, b"two, again")
+        .expect("a number sent again replaces its message");
+    first.set_next_sender_seq(3).expect("set");
+    first.set_next_target_seq(7).expect("set");
+    first.set_reset_owed(true).expect("set");
+    first.set_app_watermark(6).expect("set");
+    let both = vec![
+        (1, "D".to_owned(), b"one".to_vec()),
+        (2, "F".to_owned(), b"two, again".to_vec()),
+    ];
+    assert_eq!(kept(&first, 1, 0), both, "0 is to the last one");
+    assert_eq!(kept(&first, 2, 2), both[1..]);
+    assert!(matches!(
+        first.get_range(3, 0),
+        Err(StoreError::RangeNotAvailable { .. })
+    ));
+    for (begin, end) in [(0, 5), (5, 2)] {
+        assert!(matches!(
+            first.get_range(begin, end),
+            Err(StoreError::InvalidRange { .. })
+        ));
+    }
+
+    // A restart: a new store on a new connection finds all of it.
+    let again = open(&url, SESSION);
+    assert_eq!((again.next_sender_seq(), again.next_target_seq()), (3, 7));
+    assert!(again.reset_owed());
+    assert_eq!(again.app_watermark(), 6);
+    assert_eq!(again.creation_time(), first.creation_time());
+    assert_eq!(kept(&again, 1, 0), both);
+    let other = open(&url, "FIX.4.4:ORDERKEEPER->ELSEWHERE");
+    assert_eq!((other.next_sender_seq(), other.next_target_seq()), (1, 1));
+    assert!(other.get_range(1, 0).is_err(), "sessions share nothing");
+
+    // What one store changed, the other reads on a refresh.
+    again.set_next_target_seq(12).expect("set");
+    assert_eq!(first.next_target_seq(), 7);
+    first.refresh().expect("refreshed");
+    assert_eq!(first.next_target_seq(), 12);
+
+    // A reset forgets the messages and the watermark, and keeps the owed reset.
+    first.reset_to(5, 9).expect("reset");
+    let after = open(&url, SESSION);
+    assert_eq!((after.next_sender_seq(), after.next_target_seq()), (5, 9));
+    assert_eq!(after.app_watermark(), 0);
+    assert!(after.reset_owed());
+    assert!(after.get_range(1, 0).is_err());
+}
+
+/// QuickFIX as the venue, on a port of its own, with its own file store in `dir`.
+struct QuickFix(Child);
+
+impl QuickFix {
+    fn start(port: u16, dir: &std::path::Path) -> QuickFix {
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/exchange/quickfix_venue.py"
+        );
+        let mut child = Command::new("python3")
+            .args([
+                script,
+                &port.to_string(),
+                &dir.to_string_lossy(),
+                "VENUE",
+                "ORDERKEEPER",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3 runs (and `pip install quickfix` was done)");
+        let stdout = child.stdout.take().expect("piped");
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+        let ready = lines.next().and_then(Result::ok).unwrap_or_default();
+        assert_eq!(ready, "venue: listening", "QuickFIX did not start");
+        std::thread::spawn(move || lines.for_each(drop));
+        QuickFix(child)
+    }
+}
+
+impl Drop for QuickFix {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// What the session heard: logons, and each ExecutionReport's ClOrdID, ExecType and CumQty.
+#[derive(Default)]
+struct Heard {
+    logons: Mutex<usize>,
+    reports: Mutex<Vec<(String, String, String)>>,
+}
+
+#[async_trait]
+impl Application for Heard {
+    async fn on_create(&self, _: &SessionId) {}
+    async fn on_logon(&self, _: &SessionId) {
+        *self.logons.lock().unwrap() += 1;
+    }
+    async fn on_logout(&self, _: &SessionId) {}
+    async fn to_admin(&self, _: &mut OutboundMessage, _: &SessionId) {}
+    async fn from_admin(&self, _: &RawMessage<'_>, _: &SessionId) -> Result<(), RejectReason> {
+        Ok(())
+    }
+    async fn to_app(&self, _: &mut OutboundMessage, _: &SessionId) {}
+    async fn from_app(&self, m: &RawMessage<'_>, _: &SessionId) -> Result<(), RejectReason> {
+        let field = |tag| m.get_field_str(tag).unwrap_or_default().to_owned();
+        self.reports
+            .lock()
+            .unwrap()
+            .push((field(11), field(150), field(14)));
+        Ok(())
+    }
+}
+
+fn config() -> SessionConfig {
+    let id = |s| CompId::new(s).expect("a CompID");
+    SessionConfig::new(id("ORDERKEEPER"), id("VENUE"), "FIX.4.4")
+        .with_heartbeat_interval(Duration::from_secs(5))
+}
+
+fn new_order(cl_ord_id: &str) -> OutboundMessage {
+    let mut order = OutboundMessage::new(MsgType::NewOrderSingle);
+    order
+        .push_str(11, cl_ord_id)
+        .push_char(21, '1')
+        .push_str(55, "INFY")
+        .push_char(54, '1')
+        .push_str(60, "20261207-09:15:00.000")
+        .push_uint(38, 10)
+        .push_char(40, '2')
+        .push_str(44, "1520.50")
+        .push_char(59, '1');
+    order
+}
+
+/// Logs on with `store`, sends one order, waits for its three reports, and logs out. Returns
+/// whether the logon was taken.
+async fn one_order(port: u16, store: Arc<dyn MessageStore>, cl_ord_id: &str) -> bool {
+    let heard = Arc::new(Heard::default());
+    let initiator = Initiator::new(config(), heard.clone()).with_store(store);
+    let Ok(connection) = initiator.connect(format!("127.0.0.1:{port}")).await else {
+        return false;
+    };
+    // QuickFIX answers a logon it refuses with a logout; give it the time to.
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    if connection.is_closed() {
+        return false;
+    }
+    connection.send(new_order(cl_ord_id)).await.expect("sent");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while heard.reports.lock().unwrap().len() < 3 {
+        assert!(Instant::now() < deadline, "no fill for {cl_ord_id}");
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    let reports = heard.reports.lock().unwrap().clone();
+    let expected = [("0", "0"), ("F", "5"), ("F", "10")];
+    for ((id, exec_type, cum), (want_type, want_cum)) in reports.iter().zip(expected) {
+        assert_eq!(
+            (id.as_str(), exec_type.as_str(), cum.as_str()),
+            (cl_ord_id, want_type, want_cum)
+        );
+    }
+    connection.logout().await.expect("logged out");
+    connection.wait_closed().await;
+    let logons = *heard.logons.lock().unwrap();
+    logons == 1
+}
+
+#[ignore = "needs python3 with quickfix (pip install quickfix): run with -- --include-ignored"]
+#[actix_web::test]
+async fn a_session_resumed_from_the_database_is_taken_by_quickfix_and_one_started_over_is_not() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = database::url_for(dir.path());
+    db::connect(&url, 2).expect("migrated");
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        listener.local_addr().expect("bound").port()
+    };
+    let _venue = QuickFix::start(port, dir.path());
+
+    assert!(one_order(port, open(&url, SESSION).into_message_store(), "ok-1").await);
+    let stored = open(&url, SESSION);
+    // Logon, the order and the logout went out; the venue's logon, three reports and logout came.
+    assert_eq!((stored.next_sender_seq(), stored.next_target_seq()), (4, 6));
+    assert_eq!(
+        kept(&stored, 2, 2)[0].1,
+        "D",
+        "the order is kept for a resend"
+    );
+
+    // A restart: the session goes on from the database, and QuickFIX takes it.
+    assert!(one_order(port, stored.into_message_store(), "ok-2").await);
+    let stored = open(&url, SESSION);
+    assert_eq!(
+        (stored.next_sender_seq(), stored.next_target_seq()),
+        (7, 11)
+    );
+
+    // The control: a session that starts over at 1 is refused (its MsgSeqNum is too low).
+    let forgetful: Arc<dyn MessageStore> = Arc::new(MemoryStore::new());
+    assert!(!one_order(port, forgetful, "ok-3").await);
+}
