@@ -34,7 +34,9 @@ pub struct SessionStore {
 }
 
 impl SessionStore {
-    /// Opens the session's stored state on `conn`, making it the first time.
+    /// Opens the session's stored state on `conn`, making it the first time. The connection is
+    /// the store's alone; on SQLite it must wait its turn for the write lock as the engine's own do
+    /// (opened by `db::pool::Connector::open`, which sets the busy wait).
     pub fn open(mut conn: DbConnection, session: &str) -> Result<SessionStore, DbError> {
         let row = fix_sessions::load_or_create(&mut conn, session, now_micros())?;
         let store = SessionStore {
