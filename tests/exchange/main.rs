@@ -4,7 +4,7 @@
 mod client;
 #[path = "../common/database.rs"]
 mod database;
-mod fix_store;
+mod fix;
 mod helpers;
 #[path = "../common/shared.rs"]
 mod shared;

@@ -2,4 +2,5 @@
 //! the messages it sent live in the engine's database ([`store`]), so that a restart, or an
 //! engine taking the session over, resumes it.
 
+pub mod messages;
 pub mod store;

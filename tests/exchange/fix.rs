@@ -1,6 +1,8 @@
-//! The FIX session's store over the engine's database: what it is told, it keeps across a reopen
-//! (as after a restart, or on the engine that takes the session over); and a session resumed from
-//! it is taken by an independent FIX engine (QuickFIX), which a session starting over is not.
+//! FIX against an independent engine (QuickFIX). The session's store over the engine's database
+//! keeps what it is told across a reopen (as after a restart, or on the engine that takes the
+//! session over), and a session resumed from it is taken by QuickFIX, which a session starting over
+//! is not. Every message the engine builds passes QuickFIX's own FIX 4.4 dictionary, and its
+//! ExecutionReports read back exactly.
 
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -14,6 +16,8 @@ use ironfix_engine::application::{Application, RejectReason, SessionId};
 use ironfix_engine::{Initiator, OutboundMessage};
 use ironfix_session::SessionConfig;
 use ironfix_store::{MemoryStore, MessageStore, SyncMessageStore};
+use orderkeeper::domain::{Cents, OrderToPlace, OrderType, Side, TimeInForce, VenueStatus};
+use orderkeeper::exchange::fix::messages::{self, BadReport, Body, ExecutionReport, Named};
 use orderkeeper::exchange::fix::store::SessionStore;
 use orderkeeper::testing::db;
 
@@ -141,11 +145,14 @@ impl Drop for QuickFix {
     }
 }
 
-/// What the session heard: logons, and each ExecutionReport's ClOrdID, ExecType and CumQty.
+/// What the session heard: logons, each ExecutionReport's ClOrdID, ExecType and CumQty, every
+/// ExecutionReport as the engine reads it, and the type of each reject.
 #[derive(Default)]
 struct Heard {
     logons: Mutex<usize>,
     reports: Mutex<Vec<(String, String, String)>>,
+    read: Mutex<Vec<Result<ExecutionReport, BadReport>>>,
+    rejects: Mutex<Vec<String>>,
 }
 
 #[async_trait]
@@ -156,16 +163,28 @@ impl Application for Heard {
     }
     async fn on_logout(&self, _: &SessionId) {}
     async fn to_admin(&self, _: &mut OutboundMessage, _: &SessionId) {}
-    async fn from_admin(&self, _: &RawMessage<'_>, _: &SessionId) -> Result<(), RejectReason> {
+    async fn from_admin(&self, m: &RawMessage<'_>, _: &SessionId) -> Result<(), RejectReason> {
+        if m.msg_type().as_str() == "3" {
+            let why = m.get_field_str(58).unwrap_or_default().to_owned();
+            self.rejects.lock().unwrap().push(format!("3: {why}"));
+        }
         Ok(())
     }
     async fn to_app(&self, _: &mut OutboundMessage, _: &SessionId) {}
     async fn from_app(&self, m: &RawMessage<'_>, _: &SessionId) -> Result<(), RejectReason> {
+        if m.msg_type().as_str() != "8" {
+            let why = m.get_field_str(58).unwrap_or_default().to_owned();
+            let rejected = format!("{}: {why}", m.msg_type().as_str());
+            self.rejects.lock().unwrap().push(rejected);
+            return Ok(());
+        }
         let field = |tag| m.get_field_str(tag).unwrap_or_default().to_owned();
         self.reports
             .lock()
             .unwrap()
             .push((field(11), field(150), field(14)));
+        let read = ExecutionReport::read(|tag| m.get_field_str(tag));
+        self.read.lock().unwrap().push(read);
         Ok(())
     }
 }
@@ -257,4 +276,104 @@ async fn a_session_resumed_from_the_database_is_taken_by_quickfix_and_one_starte
     // The control: a session that starts over at 1 is refused (its MsgSeqNum is too low).
     let forgetful: Arc<dyn MessageStore> = Arc::new(MemoryStore::new());
     assert!(!one_order(port, forgetful, "ok-3").await);
+}
+
+fn outbound(body: Body) -> OutboundMessage {
+    let mut message = OutboundMessage::new(body.msg_type.parse::<MsgType>().expect("a type"));
+    for (tag, value) in &body.fields {
+        message.push_str(*tag, value);
+    }
+    message
+}
+
+#[ignore = "needs python3 with quickfix (pip install quickfix): run with -- --include-ignored"]
+#[actix_web::test]
+async fn every_message_the_engine_builds_passes_quickfixs_dictionary_and_its_reports_read_exactly()
+{
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        listener.local_addr().expect("bound").port()
+    };
+    let _venue = QuickFix::start(port, dir.path());
+    let heard = Arc::new(Heard::default());
+    let initiator = Initiator::new(config(), heard.clone());
+    let connection = initiator
+        .connect(format!("127.0.0.1:{port}"))
+        .await
+        .expect("logged on");
+    let now = orderkeeper::testing::db::now_micros();
+    let market = OrderToPlace {
+        client_order_id: "ok-m1".into(),
+        symbol: "INFY".into(),
+        side: Side::Buy,
+        order_type: OrderType::Market,
+        qty: 10,
+        limit_price: Some(Cents(160_000)),
+        time_in_force: TimeInForce::Day,
+    };
+    let limit = OrderToPlace {
+        client_order_id: "ok-l1".into(),
+        order_type: OrderType::Limit,
+        side: Side::Sell,
+        limit_price: Some(Cents(152_050)),
+        time_in_force: TimeInForce::Ioc,
+        ..market.clone()
+    };
+    let named = Named {
+        client_order_id: "ok-l1",
+        symbol: "INFY",
+        side: Side::Sell,
+    };
+    let bodies = [
+        messages::new_order_single(&market, now),
+        messages::new_order_single(&limit, now),
+        messages::cancel_request(&named, now),
+        messages::replace_request(&named, "ok-l1-v2", 12, Cents(151_000), now),
+        messages::status_request(&named),
+        messages::mass_status_request("mass-1"),
+    ];
+    for body in bodies {
+        connection.send(outbound(body)).await.expect("sent");
+    }
+    // The venue fills both orders in two executions each; a reject, were any, comes first.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while heard.read.lock().unwrap().len() < 6 {
+        assert!(
+            Instant::now() < deadline,
+            "reports missing: {:?}",
+            heard.reports.lock().unwrap()
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Room for a late reject of the last messages sent.
+    actix_web::rt::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(*heard.rejects.lock().unwrap(), Vec::<String>::new());
+    let read: Vec<ExecutionReport> = heard
+        .read
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.clone().expect("read exactly"))
+        .collect();
+    let of = |id: &str| -> Vec<&ExecutionReport> {
+        read.iter().filter(|r| r.client_order_id == id).collect()
+    };
+    for (id, price) in [("ok-m1", Cents(160_000)), ("ok-l1", Cents(152_050))] {
+        let reports = of(id);
+        assert_eq!(reports.len(), 3, "{reports:?}");
+        let pushes: Vec<_> = reports.iter().filter_map(|r| r.as_push("s")).collect();
+        let fills: Vec<(i64, Cents)> = pushes
+            .iter()
+            .filter_map(|p| p.fill.as_ref().map(|f| (f.qty, f.price)))
+            .collect();
+        assert_eq!(fills, [(5, price), (5, price)], "{id}");
+        let last = reports[2].as_copy();
+        assert_eq!(
+            (last.status, last.qty, last.filled_qty),
+            (VenueStatus::Filled, 10, 10),
+            "{id}"
+        );
+    }
+    connection.logout().await.expect("logged out");
 }
