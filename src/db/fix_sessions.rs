@@ -123,13 +123,18 @@ pub fn set(conn: &mut DbConnection, session: &str, counter: Counter) -> Result<(
                 .set(fix_sessions::app_watermark.eq(n))
                 .execute(c)?,
         };
-        match updated {
-            1 => Ok(()),
-            _ => Err(DbError::Inconsistent(format!(
-                "FIX session {session} is not stored"
-            ))),
-        }
+        stored(session, updated)
     })
+}
+
+/// An update of the session's row found it.
+fn stored(session: &str, updated: usize) -> Result<(), DbError> {
+    match updated {
+        1 => Ok(()),
+        _ => Err(DbError::Inconsistent(format!(
+            "FIX session {session} is not stored"
+        ))),
+    }
 }
 
 /// Forgets every message sent, starts both counters again where given and clears the watermark
@@ -144,10 +149,14 @@ pub fn reset(
         with_conn!(conn, |c| {
             diesel::delete(fix_messages::table.filter(fix_messages::session_id.eq(session)))
                 .execute(c)?;
-            Ok::<_, DbError>(())
-        })?;
-        set(conn, session, Counter::NextSender(next_sender))?;
-        set(conn, session, Counter::NextTarget(next_target))?;
-        set(conn, session, Counter::AppWatermark(0))
+            let updated = diesel::update(fix_sessions::table.find(session))
+                .set((
+                    fix_sessions::next_sender_seq.eq(next_sender),
+                    fix_sessions::next_target_seq.eq(next_target),
+                    fix_sessions::app_watermark.eq(0),
+                ))
+                .execute(c)?;
+            stored(session, updated)
+        })
     })
 }

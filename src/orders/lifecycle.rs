@@ -31,6 +31,14 @@ impl RecordedFill {
             price: fill.price,
         }
     }
+
+    /// A fill as its row holds it.
+    pub fn stored(row: &FillRow) -> Self {
+        Self {
+            qty: row.qty,
+            price: row.price,
+        }
+    }
 }
 
 /// An order as its actor needs it: the projection, the folded state, and the fills it holds.
@@ -67,10 +75,7 @@ pub fn load(conn: &mut DbConnection, order: OrderId) -> Result<Snapshot, OrderEr
     let fills = recorded
         .into_iter()
         .map(|f| {
-            let recorded = RecordedFill {
-                qty: f.qty,
-                price: f.price,
-            };
+            let recorded = RecordedFill::stored(&f);
             (f.fill_id, recorded)
         })
         .collect();
@@ -148,10 +153,7 @@ impl Fills {
             .iter()
             .map(|(order, id)| {
                 let key = (*order, (*id).to_owned());
-                let before = found.get(&key).map(|f| RecordedFill {
-                    qty: f.qty,
-                    price: f.price,
-                });
+                let before = found.get(&key).map(RecordedFill::stored);
                 (key, before)
             })
             .collect();

@@ -9,12 +9,11 @@
 //!   `ClOrdID` is that id with `-c`, the same on every retry, so a venue sees one request.
 //! - A price is exact in cents or refused: `1520.5000` reads as 1520.50, `1520.505` does not read.
 
-use crate::domain::{Cents, OrderToPlace, OrderType, Side, TimeInForce};
+use crate::domain::{Cents, OrderToPlace, Side, TimeInForce};
 use crate::domain::{ReportKind, VenueFill, VenueOrder, VenueReport, VenueStatus};
 
 /// The tags the engine writes or reads.
 pub mod tag {
-    pub const AVG_PX: u32 = 6;
     pub const CL_ORD_ID: u32 = 11;
     pub const CUM_QTY: u32 = 14;
     pub const EXEC_ID: u32 = 17;
@@ -29,7 +28,6 @@ pub mod tag {
     pub const PRICE: u32 = 44;
     pub const SIDE: u32 = 54;
     pub const SYMBOL: u32 = 55;
-    pub const TEXT: u32 = 58;
     pub const TIME_IN_FORCE: u32 = 59;
     pub const TRANSACT_TIME: u32 = 60;
     pub const EXEC_TYPE: u32 = 150;
@@ -89,14 +87,13 @@ pub fn new_order_single(order: &OrderToPlace, now_micros: i64) -> Body {
         (tag::TRANSACT_TIME, transact_time(now_micros)),
         (tag::ORDER_QTY, order.qty.to_string()),
     ];
-    match (order.order_type, order.limit_price) {
-        (_, Some(price)) => {
+    // Only a market order comes without a price.
+    match order.limit_price {
+        Some(price) => {
             fields.push((tag::ORD_TYPE, "2".to_owned()));
             fields.push((tag::PRICE, price.to_string()));
         }
-        (OrderType::Market, None) | (OrderType::Limit, None) => {
-            fields.push((tag::ORD_TYPE, "1".to_owned()))
-        }
+        None => fields.push((tag::ORD_TYPE, "1".to_owned())),
     }
     fields.push((tag::TIME_IN_FORCE, time_in_force(order.time_in_force)));
     Body {
@@ -192,7 +189,6 @@ pub struct ExecutionReport {
     pub filled_qty: i64,
     /// The execution's own fill, for a trade.
     pub fill: Option<VenueFill>,
-    pub text: Option<String>,
 }
 
 /// What an ExecutionReport reports (`ExecType`, 150).
@@ -310,7 +306,6 @@ impl ExecutionReport {
             qty,
             filled_qty,
             fill,
-            text: field(tag::TEXT).map(str::to_owned),
         })
     }
 
@@ -352,6 +347,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::domain::OrderType;
 
     fn order(order_type: OrderType, limit: Option<i64>, tif: TimeInForce) -> OrderToPlace {
         OrderToPlace {

@@ -67,28 +67,23 @@ impl SessionStore {
             .store(row.app_watermark.max(0) as u64, Ordering::Release);
     }
 
-    /// Runs `work` on the store's connection; a failure is the session layer's store error.
+    /// Runs `work` on the store's connection; a failure is told as `failed` makes it.
     fn with_conn<T>(
         &self,
-        seq_num: u64,
         work: impl FnOnce(&mut DbConnection, &str) -> Result<T, DbError>,
+        failed: impl FnOnce(String) -> StoreError,
     ) -> Result<T, StoreError> {
-        let failed = |reason: String| StoreError::StoreFailed { seq_num, reason };
-        let mut conn = self
-            .conn
-            .lock()
-            .map_err(|_| failed("the store's connection was poisoned".into()))?;
+        let Ok(mut conn) = self.conn.lock() else {
+            return Err(failed("the store's connection was poisoned".into()));
+        };
         work(&mut conn, &self.session).map_err(|e| failed(e.to_string()))
     }
 
     fn set(&self, counter: Counter) -> Result<(), StoreError> {
-        let seq_num = match counter {
-            Counter::NextSender(n) | Counter::NextTarget(n) | Counter::AppWatermark(n) => n,
-            Counter::ResetOwed(_) => 0,
-        };
-        self.with_conn(seq_num.max(0) as u64, |conn, session| {
-            fix_sessions::set(conn, session, counter)
-        })?;
+        self.with_conn(
+            |conn, session| fix_sessions::set(conn, session, counter),
+            StoreError::Io,
+        )?;
         match counter {
             Counter::NextSender(n) => self.next_sender.store(n as u64, Ordering::Release),
             Counter::NextTarget(n) => self.next_target.store(n as u64, Ordering::Release),
@@ -110,9 +105,12 @@ fn stored(n: u64) -> Result<i64, StoreError> {
 impl SyncMessageStore for SessionStore {
     fn store(&self, seq_num: u64, msg_type: &MsgType, message: &[u8]) -> Result<(), StoreError> {
         let seq = stored(seq_num)?;
-        self.with_conn(seq_num, |conn, session| {
-            fix_sessions::save_message(conn, session, seq, msg_type.as_str(), message)
-        })
+        self.with_conn(
+            |conn, session| {
+                fix_sessions::save_message(conn, session, seq, msg_type.as_str(), message)
+            },
+            |reason| StoreError::StoreFailed { seq_num, reason },
+        )
     }
 
     fn get_range(&self, begin: u64, end: u64) -> Result<Vec<StoredMessage>, StoreError> {
@@ -121,10 +119,15 @@ impl SyncMessageStore for SessionStore {
         if begin == 0 || begin > end {
             return Err(StoreError::InvalidRange { begin, end });
         }
-        let (from, to) = (stored(begin)?, i64::try_from(end).unwrap_or(i64::MAX));
-        let rows = self.with_conn(begin, |conn, session| {
-            fix_sessions::messages(conn, session, from, to)
-        })?;
+        let from = i64::try_from(begin).map_err(|_| StoreError::InvalidRange { begin, end })?;
+        let to = i64::try_from(end).unwrap_or(i64::MAX);
+        let rows = self.with_conn(
+            |conn, session| fix_sessions::messages(conn, session, from, to),
+            |reason| StoreError::RetrieveFailed {
+                seq_num: begin,
+                reason,
+            },
+        )?;
         if rows.is_empty() {
             return Err(StoreError::RangeNotAvailable { begin, end });
         }
@@ -132,8 +135,8 @@ impl SyncMessageStore for SessionStore {
             .map(|row| {
                 let seq_num = row.seq_num as u64;
                 let msg_type = row.msg_type.parse::<MsgType>().map_err(|e| {
-                    let reason = format!("stored message type {:?}: {e}", row.msg_type);
-                    StoreError::StoreFailed { seq_num, reason }
+                    let reason = format!("message {seq_num}'s stored type {:?}: {e}", row.msg_type);
+                    StoreError::Corrupted { reason }
                 })?;
                 Ok(StoredMessage::new(
                     seq_num,
@@ -153,12 +156,15 @@ impl SyncMessageStore for SessionStore {
         next_sender: u64,
     ) -> Result<(), StoreError> {
         let (seq, next) = (stored(seq_num)?, stored(next_sender)?);
-        self.with_conn(seq_num, |conn, session| {
-            conn.transaction(|conn| {
-                fix_sessions::save_message(conn, session, seq, msg_type.as_str(), message)?;
-                fix_sessions::set(conn, session, Counter::NextSender(next))
-            })
-        })?;
+        self.with_conn(
+            |conn, session| {
+                conn.transaction(|conn| {
+                    fix_sessions::save_message(conn, session, seq, msg_type.as_str(), message)?;
+                    fix_sessions::set(conn, session, Counter::NextSender(next))
+                })
+            },
+            |reason| StoreError::StoreFailed { seq_num, reason },
+        )?;
         self.next_sender.store(next_sender, Ordering::Release);
         Ok(())
     }
@@ -187,9 +193,10 @@ impl SyncMessageStore for SessionStore {
     /// whether a reset is owed is kept.
     fn reset_to(&self, next_sender: u64, next_target: u64) -> Result<(), StoreError> {
         let (sender, target) = (stored(next_sender)?, stored(next_target)?);
-        self.with_conn(0, |conn, session| {
-            fix_sessions::reset(conn, session, sender, target)
-        })?;
+        self.with_conn(
+            |conn, session| fix_sessions::reset(conn, session, sender, target),
+            StoreError::Io,
+        )?;
         self.next_sender.store(next_sender, Ordering::Release);
         self.next_target.store(next_target, Ordering::Release);
         self.app_watermark.store(0, Ordering::Release);
@@ -218,9 +225,10 @@ impl SyncMessageStore for SessionStore {
 
     /// Reads the counters again: another engine may have carried the session on meanwhile.
     fn refresh(&self) -> Result<(), StoreError> {
-        let row = self.with_conn(0, |conn, session| {
-            fix_sessions::load_or_create(conn, session, now_micros())
-        })?;
+        let row = self.with_conn(
+            |conn, session| fix_sessions::load_or_create(conn, session, now_micros()),
+            StoreError::Io,
+        )?;
         self.keep(row);
         Ok(())
     }

@@ -54,7 +54,7 @@ pub fn spawn_delivery(webhook: Webhook, event: PushEvent, copies: u32, delay: Du
 }
 
 async fn post(webhook: &Webhook, body: &str) -> Result<(), DeliveryError> {
-    let response = crate::exchange::http_client()
+    let mut response = crate::exchange::http_client()
         .post(&webhook.url)
         .timeout(Duration::from_secs(2))
         .insert_header(("Content-Type", "application/json"))
@@ -68,7 +68,6 @@ async fn post(webhook: &Webhook, body: &str) -> Result<(), DeliveryError> {
     let status = response.status();
     // Read to its end, the answer gives its connection back to the pool for the next push;
     // left unread, the connection is closed, and every push would open a new one.
-    let mut response = response;
     let _ = response.body().limit(64 * 1024).await;
     if status.is_success() {
         Ok(())
