@@ -497,8 +497,18 @@ fn against_exchange(orders: &[OrderRow], fills: &[FillRow], book: &[VenueOrder])
     let mut wrong = Vec::new();
     for o in orders {
         let mine = ours.remove(o.id.as_str()).unwrap_or_default();
-        let exchange: BTreeMap<&str, (i64, i64)> = theirs
-            .get(&o.id)
+        let copy = theirs.get(&o.id);
+        // A venue that reports an order's total filled but not its fills (FIX) is held to the
+        // total: an ended order has exactly it, an open one no more.
+        if let Some(total) = copy.filter(|e| !e.lists_its_fills()).map(|e| e.filled_qty) {
+            let here: i64 = mine.values().map(|(qty, _)| qty).sum();
+            if here > total || (is_terminal(&o.status) && here != total) {
+                let detail = format!("{here} filled here, {total} on the exchange");
+                wrong.push(violation(&o.account_id, Some(&o.id), detail));
+            }
+            continue;
+        }
+        let exchange: BTreeMap<&str, (i64, i64)> = copy
             .map(|e| {
                 e.fills
                     .iter()
@@ -721,5 +731,56 @@ mod tests {
             .filter(|c| c.name == "no_unknown_exchange_orders")
             .collect();
         assert_eq!(unknown[0].violations.len(), 2, "{unknown:?}");
+    }
+
+    /// A FIX venue states an order's total filled, not its fills: the order is held to the total.
+    #[test]
+    fn a_venue_that_states_only_the_total_is_held_to_the_total() {
+        let id = OrderId::new();
+        let fill = |fill_id: &str| FillRow {
+            order_id: id.to_string(),
+            fill_id: fill_id.into(),
+            qty: 1,
+            price: 100,
+        };
+        let total_of = |filled_qty, status| VenueOrder {
+            fills: vec![],
+            filled_qty,
+            status,
+            ..copy(ClientOrderId::for_version(id, 1).to_string())
+        };
+        let wrong = |status: &str, fills: &[FillRow], copy: VenueOrder| {
+            against_exchange(&[order(id, status)], fills, &[copy])[0]
+                .violations
+                .len()
+        };
+        let open = VenueStatus::PartiallyFilled;
+        assert_eq!(
+            wrong("partially_filled", &[fill("F1")], total_of(1, open)),
+            0
+        );
+        assert_eq!(
+            wrong("partially_filled", &[fill("F1")], total_of(2, open)),
+            0,
+            "a fill behind"
+        );
+        assert_eq!(
+            wrong(
+                "partially_filled",
+                &[fill("F1"), fill("F2")],
+                total_of(1, open)
+            ),
+            1
+        );
+        let filled = VenueStatus::Filled;
+        assert_eq!(
+            wrong("filled", &[fill("F1"), fill("F2")], total_of(2, filled)),
+            0
+        );
+        assert_eq!(
+            wrong("filled", &[fill("F1")], total_of(2, filled)),
+            1,
+            "ended short"
+        );
     }
 }

@@ -125,7 +125,8 @@ pub struct ServeArgs {
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://orderkeeper.db")]
     pub database_url: String,
 
-    /// `embedded` runs the simulator in this process, spoken to over HTTP; a URL names an external one.
+    /// `embedded` runs the simulator in this process, spoken to over HTTP; an http URL names an
+    /// external one; `fix://HOST:PORT?sender=OK&target=EXCH` speaks FIX 4.4 to any venue.
     #[arg(long, env = "ORDERKEEPER_EXCHANGE", default_value = "embedded")]
     pub exchange: String,
 
@@ -354,6 +355,14 @@ pub struct SimArgs {
     /// can be restarted without forgetting an order; in memory only when not given.
     #[arg(long, env = "ORDERKEEPER_SIM_BOOK_FILE")]
     pub book_file: Option<PathBuf>,
+
+    /// Also serve the book as a FIX 4.4 acceptor on this address (SenderCompID EXCH).
+    #[arg(long, env = "ORDERKEEPER_SIM_FIX_LISTEN")]
+    pub fix_listen: Option<String>,
+
+    /// The engine's CompID, which the FIX acceptor expects (its TargetCompID).
+    #[arg(long, env = "ORDERKEEPER_SIM_FIX_TARGET", default_value = "OK")]
+    pub fix_target: String,
 
     #[command(flatten)]
     pub faults: FaultArgs,

@@ -78,6 +78,27 @@ impl Shutdown {
         }
     }
 
+    /// Runs `work` on a thread of its own (for work with a runtime of its own), registered as
+    /// [`Shutdown::spawn`] registers a task, so that [`Shutdown::tasks_finished`] waits for the
+    /// thread to end. `work` is handed the signal to watch.
+    pub fn spawn_thread<W>(&self, name: &'static str, work: W) -> std::io::Result<()>
+    where
+        W: FnOnce(Shutdown) + Send + 'static,
+    {
+        let (ended, thread_ended) = tokio::sync::oneshot::channel::<()>();
+        let watched = self.clone();
+        std::thread::Builder::new()
+            .name(name.replace(' ', "-"))
+            .spawn(move || {
+                let _ended = ended;
+                work(watched);
+            })?;
+        self.spawn(name, |_| async move {
+            let _ = thread_ended.await;
+        });
+        Ok(())
+    }
+
     /// Runs `work` on a task of its own, registered as [`Shutdown::spawn`] registers background
     /// work, and waits for it. The work goes on to its end even if the caller is dropped, and
     /// [`Shutdown::tasks_finished`] waits for it. None if the work panicked.

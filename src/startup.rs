@@ -19,6 +19,7 @@ use crate::engine::identity::IdLock;
 use crate::engine::lease::{self, Lease};
 use crate::engine::writers::Writers;
 use crate::engine::{Engine, EngineSettings};
+use crate::exchange::fix::{self, FixEndpoint, PushDelivery};
 use crate::exchange::sim::{self, SimHandle};
 use crate::exchange::{ExchangeClient, HttpExchange, PriceCache};
 use crate::feed::broker::{self, BrokerSettings};
@@ -29,6 +30,7 @@ use crate::limits::{OrderRate, StreamSessions};
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
 use actix::Actor;
+use tokio::sync::mpsc;
 
 /// Answers kept for retries: up to twice this many, about 600 bytes each.
 const ANSWERS_KEPT: usize = 4096;
@@ -41,6 +43,8 @@ pub enum StartupError {
     Io(#[from] std::io::Error),
     #[error("--exchange-secret is required with an external exchange")]
     MissingExchangeSecret,
+    #[error("--exchange: {0}")]
+    Venue(String),
     #[error("{0}")]
     Session(String),
     #[error("start-up failed: {0}")]
@@ -94,10 +98,7 @@ impl Application {
         }
         let hub = Hub::default().start();
         let relay = Relay::start(store.pool.clone(), hub.clone(), shutdown.clone());
-        let exchange: Arc<dyn ExchangeClient> = Arc::new(
-            HttpExchange::new(&venue.url, Duration::from_secs(3))
-                .with_metrics(Arc::clone(&metrics)),
-        );
+        let (exchange, fix_pushes) = connect_venue(&venue, &store, &metrics, &shutdown)?;
         let writers_stop = Shutdown::default();
         let writers = Writers::start(store.writer.clone(), Arc::clone(&metrics), &writers_stop);
         let engine = Engine::new(
@@ -109,6 +110,9 @@ impl Application {
             metrics,
             lease,
         );
+        if let Some(pushes) = fix_pushes {
+            take_in_fix_pushes(&engine, pushes, &shutdown);
+        }
         let admin_token_hash = settle_admin_token(&store.writer, args.admin_token.clone()).await?;
         let demo_token = if args.no_demo {
             None
@@ -302,10 +306,21 @@ struct ExchangeEndpoint {
     sim: Option<SimHandle>,
     url: String,
     secret: String,
+    /// A FIX venue, spoken to over a session rather than HTTP.
+    fix: Option<FixEndpoint>,
 }
 
 /// The embedded simulator (pushing to this engine's port), or the external exchange.
 fn start_exchange(args: &ServeArgs, port: u16) -> Result<ExchangeEndpoint, StartupError> {
+    if let Some(fix) = FixEndpoint::parse(&args.exchange) {
+        // Nothing reaches the HTTP push route from a FIX venue: a key nobody holds closes it.
+        return Ok(ExchangeEndpoint {
+            sim: None,
+            url: args.exchange.clone(),
+            secret: random_token(),
+            fix: Some(fix.map_err(StartupError::Venue)?),
+        });
+    }
     if args.exchange != "embedded" {
         let secret = args
             .exchange_secret
@@ -316,6 +331,7 @@ fn start_exchange(args: &ServeArgs, port: u16) -> Result<ExchangeEndpoint, Start
             sim: None,
             url,
             secret,
+            fix: None,
         });
     }
     let secret = args.exchange_secret.clone().unwrap_or_else(random_token);
@@ -326,6 +342,8 @@ fn start_exchange(args: &ServeArgs, port: u16) -> Result<ExchangeEndpoint, Start
         seed: None,
         fill_interval_ms: 50,
         book_file: args.exchange_book_file(),
+        fix_listen: None,
+        fix_target: "OK".into(),
         faults: FaultArgs::default(),
     };
     let sim = sim::start(&sim_args, true)?;
@@ -334,7 +352,48 @@ fn start_exchange(args: &ServeArgs, port: u16) -> Result<ExchangeEndpoint, Start
         sim: Some(sim),
         url,
         secret,
+        fix: None,
     })
+}
+
+/// What a FIX session hands the engine to take in as pushes.
+type FixReports = mpsc::Receiver<PushDelivery>;
+
+/// The engine's client for the venue: over HTTP, or over a FIX session (whose reports come with
+/// it, to be taken in as pushes).
+fn connect_venue(
+    venue: &ExchangeEndpoint,
+    store: &Store,
+    metrics: &Arc<Metrics>,
+    shutdown: &Shutdown,
+) -> Result<(Arc<dyn ExchangeClient>, Option<FixReports>), StartupError> {
+    let answer_within = Duration::from_secs(3);
+    let Some(fix) = &venue.fix else {
+        let http = HttpExchange::new(&venue.url, answer_within).with_metrics(Arc::clone(metrics));
+        return Ok((Arc::new(http), None));
+    };
+    let connector = store.connector.clone();
+    let (client, pushes) =
+        fix::session::start(fix.clone(), connector, answer_within, shutdown.clone())?;
+    Ok((
+        Arc::new(client.with_metrics(Arc::clone(metrics))),
+        Some(pushes),
+    ))
+}
+
+/// Takes each report the FIX session delivers in as a push, and tells the session once it is
+/// recorded (only then does the session count it handled).
+fn take_in_fix_pushes(engine: &Engine, mut pushes: FixReports, shutdown: &Shutdown) {
+    let engine = engine.clone();
+    shutdown.spawn("fix pushes", |stop| async move {
+        while let Some(Some(delivery)) = stop.or(pushes.recv()).await {
+            let recorded = engine.take_push(delivery.report, delivery.raw).await;
+            if let Err(e) = &recorded {
+                tracing::warn!(error = %e, "a FIX report not recorded yet; the session offers it again");
+            }
+            let _ = delivery.recorded.send(recorded.is_ok());
+        }
+    });
 }
 
 /// Per-connection kernel send buffer. A fixed size (rather than the kernel's autotuning up to

@@ -77,6 +77,8 @@ pub async fn run(args: DemoArgs) -> Result<Report, DemoError> {
             // It outlives every engine it serves. Its book is kept with the run's other files,
             // so the run can be checked against the exchange's record afterwards.
             book_file: Some(directory.join(EXCHANGE_BOOK)),
+            fix_listen: None,
+            fix_target: "OK".into(),
             faults: args.faults,
         },
         true,

@@ -21,8 +21,8 @@ pub use new_order::{NewOrder, MAX_QTY};
 pub use order_event::{AckSource, EndCause, OrderEvent, Terms};
 pub use symbol::Symbol;
 pub use venue::{
-    OrderToPlace, PlacedAck, ReplaceTerms, ReportKind, VenueFill, VenueOrder, VenueReport,
-    VenueStatus,
+    OrderRef, OrderToPlace, PlacedAck, ReplaceTerms, ReportKind, VenueFill, VenueOrder,
+    VenueReport, VenueStatus,
 };
 
 /// The asset name of cash (in cents) in every account. Every other asset is a symbol (in shares).

@@ -47,6 +47,14 @@ pub struct VenueOrder {
     pub fills: Vec<VenueFill>,
 }
 
+impl VenueOrder {
+    /// Whether the copy lists the fills its total counts (the REST venue's does), or states only
+    /// the total (a FIX status report): then the fills come each in a report of its own.
+    pub fn lists_its_fills(&self) -> bool {
+        self.fills.iter().map(|f| f.qty).sum::<i64>() >= self.filled_qty
+    }
+}
+
 /// An order to place. For a market order, `limit_price` is its protection limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderToPlace {
@@ -93,6 +101,15 @@ impl ReportKind {
             ReportKind::Rejected => "rejected",
         }
     }
+}
+
+/// An order as the engine names it to a venue: its client order id, and the symbol and side that
+/// some venues (FIX) need named again with every request about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderRef<'a> {
+    pub client_order_id: &'a str,
+    pub symbol: &'a str,
+    pub side: Side,
 }
 
 /// A report the venue sent by itself (a push, an execution report).

@@ -203,6 +203,12 @@ pub fn decide(
             commands.extend(follow_copy(next, fills, copy));
             commands
         }
+        // Too late for a replace a cancel overtook: the old terms stand, and the cancel goes on.
+        Heard::ReplaceAnswered(Err(ExchangeError::Refused(_)))
+            if state.status == OrderStatus::PendingCancel =>
+        {
+            vec![CancelAtVenue(CancelFor::Customer)]
+        }
         // Too late (filled, ended, or filled past the new qty): the old terms stand, and the
         // venue's copy says what became of the order.
         Heard::ReplaceAnswered(Err(ExchangeError::Refused(reason))) => vec![
@@ -262,7 +268,7 @@ fn follow_copy(
 }
 
 fn follow_status(state: OrderState, copy: &VenueOrder) -> Vec<Command> {
-    let moves = status_moves(state.status, copy);
+    let moves = status_moves(state.status, state.filled_qty, copy);
     let accept = moves.accept.then(|| {
         Command::Record(StatusStep::Accepted {
             venue_order_id: copy.venue_order_id.clone(),
@@ -306,7 +312,13 @@ pub enum FirstCall {
 
 impl FirstCall {
     pub fn of(state: &OrderState) -> FirstCall {
-        FirstCall::of_status(state.status, state.placement_sent)
+        match FirstCall::of_status(state.status, state.placement_sent) {
+            // A cancel that overtook a replace first learns the replace's fate by sending it
+            // again: not every venue's answer to a cancel names the version it ended (FIX's
+            // names the cancel and the id it was sent under).
+            FirstCall::Cancel if state.replacing.is_some() => FirstCall::Replace,
+            call => call,
+        }
     }
 
     /// [`FirstCall::of`] an order in `status`, sent to the venue or not.
@@ -368,7 +380,10 @@ struct StatusMoves {
     end: Option<VenueEnd>,
 }
 
-fn status_moves(status: OrderStatus, venue: &VenueOrder) -> StatusMoves {
+/// `filled_here`: what the order's recorded fills add up to. A copy that states a larger total than
+/// it lists fills for (a FIX status report lists none) names fills still on their way: the order
+/// ends only once they are recorded, each from its own report.
+fn status_moves(status: OrderStatus, filled_here: i64, venue: &VenueOrder) -> StatusMoves {
     if status.is_terminal() {
         return StatusMoves {
             accept: false,
@@ -378,7 +393,9 @@ fn status_moves(status: OrderStatus, venue: &VenueOrder) -> StatusMoves {
     let placed = venue.venue_order_id.is_some();
     let accept =
         status == OrderStatus::PendingNew && placed && venue.status != VenueStatus::Rejected;
+    let fills_to_come = !venue.lists_its_fills() && venue.filled_qty > filled_here;
     let end = match venue.status {
+        _ if fills_to_come => None,
         VenueStatus::New | VenueStatus::PartiallyFilled => None,
         VenueStatus::Filled => Some(VenueEnd::Filled),
         VenueStatus::Canceled if !placed => Some(VenueEnd::NeverPlaced),
@@ -588,7 +605,7 @@ mod tests {
         ] {
             let copy = venue(theirs, placed, &[]);
             assert_eq!(
-                status_moves(ours, &copy),
+                status_moves(ours, 0, &copy),
                 expected,
                 "{ours:?} here, {theirs:?} there, placed {placed}"
             );
@@ -630,6 +647,7 @@ mod tests {
         let open = venue(VenueStatus::New, true, &[]);
         let filled = venue(VenueStatus::Filled, true, &[("F1", 10, 100)]);
         let tombstone = venue(VenueStatus::Canceled, false, &[]);
+        let filled_elsewhere = VenueOrder { fills: vec![], ..filled.clone() };
         let fills_in = |copy: &VenueOrder| RecordFills {
             fills: copy.fills.clone(),
             copy: copy.clone(),
@@ -692,6 +710,10 @@ mod tests {
             (pending, looked_up(LookUpFor::Refusal, Ok(Some(open))), vec![accepted(AckSource::Poll)]),
             (new, looked_up(LookUpFor::Check, Ok(Some(filled.clone()))), vec![fills_in(&filled)]),
             (all_filled, Heard::FillsIn(filled.clone()), vec![ended_as(VenueEnd::Filled, &filled)]),
+            // A copy counting fills it does not carry (a FIX status) ends nothing before they come.
+            (new, looked_up(LookUpFor::Check, Ok(Some(filled_elsewhere.clone()))), vec![]),
+            (pending, looked_up(LookUpFor::Check, Ok(Some(filled_elsewhere.clone()))), vec![accepted(AckSource::Poll)]),
+            (all_filled, looked_up(LookUpFor::Check, Ok(Some(filled_elsewhere.clone()))), vec![ended_as(VenueEnd::Filled, &filled_elsewhere)]),
             // The venue's answer to a cancel.
             (canceling, Heard::CancelAnswered(CancelFor::Tombstone, Ok(tombstone.clone())), vec![ended_as(VenueEnd::NeverPlaced, &tombstone)]),
             (canceling, Heard::CancelAnswered(CancelFor::Customer, Err(refused())), vec![LookUp(LookUpFor::Check)]),
@@ -712,6 +734,11 @@ mod tests {
             (canceling_a_replace, Heard::CancelAnswered(CancelFor::Customer, Ok(taken_then_canceled.clone())), vec![Record(StatusStep::Replaced { qty: 12 }), ended_as(VenueEnd::Canceled, &taken_then_canceled)]),
             (canceling_a_replace, Heard::CancelAnswered(CancelFor::Customer, Ok(canceled_as_it_was.clone())), vec![ended_as(VenueEnd::Canceled, &canceled_as_it_was)]),
             (OrderState { version: 2, ..canceling_a_replace }, Heard::CancelAnswered(CancelFor::Customer, Ok(taken_then_canceled.clone())), vec![ended_as(VenueEnd::Canceled, &taken_then_canceled)]),
+            // A cancel that overtook a replace learns the replace's fate first; then it cancels.
+            (canceling_a_replace, Heard::Start, vec![ReplaceAtVenue]),
+            (canceling_a_replace, Heard::ReplaceAnswered(Ok(taken.clone())), vec![Record(StatusStep::Replaced { qty: 12 })]),
+            (canceling_a_replace, Heard::ReplaceAnswered(Err(refused())), vec![CancelAtVenue(CancelFor::Customer)]),
+            (canceling_a_replace, Heard::ReplaceAnswered(Err(unknown())), vec![LeaveToNextPoll { call: Call::Replace, error: unknown() }]),
         ]
     }
 

@@ -12,7 +12,7 @@ use crate::db::alarms::{self, Alarm, AlarmKind};
 use crate::db::leases;
 use crate::db::{self, now_micros};
 use crate::domain::{
-    Action, ClientOrderId, FillSource, OrderId, OrderState, OrderStatus, OrderToPlace,
+    Action, ClientOrderId, FillSource, OrderId, OrderRef, OrderState, OrderStatus, OrderToPlace,
     ReplaceTerms, VenueFill,
 };
 use crate::fault_points::{armed_for, crash_point};
@@ -251,7 +251,11 @@ impl Step<'_> {
         snap: &Snapshot,
         command: Command,
     ) -> Result<Option<Heard>, EngineError> {
-        let cid = snap.row.client_order_id.as_str();
+        let named = OrderRef {
+            client_order_id: snap.row.client_order_id.as_str(),
+            symbol: snap.row.symbol.as_str(),
+            side: snap.row.side,
+        };
         let exchange = self.engine.exchange();
         Ok(match command {
             Command::Record(step) => {
@@ -263,7 +267,7 @@ impl Step<'_> {
                 self.record_fills(fills, FillSource::Poll).await?;
                 Some(Heard::FillsIn(copy))
             }
-            Command::LookUp(why) => Some(Heard::LookedUp(why, exchange.order(cid).await)),
+            Command::LookUp(why) => Some(Heard::LookedUp(why, exchange.order(named).await)),
             Command::Place { sent_before } => {
                 let row = &snap.row;
                 let request = OrderToPlace {
@@ -282,7 +286,7 @@ impl Step<'_> {
                 })
             }
             Command::CancelAtVenue(why) => {
-                Some(Heard::CancelAnswered(why, exchange.cancel(cid).await))
+                Some(Heard::CancelAnswered(why, exchange.cancel(named).await))
             }
             Command::ReplaceAtVenue => {
                 let row = &snap.row;
@@ -292,7 +296,9 @@ impl Step<'_> {
                     qty: row.replacing_qty.unwrap_or(row.qty),
                     limit_price: row.replacing_limit_price.or(row.limit_price),
                 };
-                Some(Heard::ReplaceAnswered(exchange.replace(cid, &terms).await))
+                Some(Heard::ReplaceAnswered(
+                    exchange.replace(named, &terms).await,
+                ))
             }
             Command::RaiseMissing => {
                 let detail = format!(

@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 
 use super::retry::{backoff, full_jitter};
 use super::wire::{ExchangeOrder, PlaceAck, PlaceOrder, ReplaceOrder};
-use crate::domain::{Cents, OrderToPlace, PlacedAck, ReplaceTerms, VenueOrder};
+use crate::domain::{Cents, OrderRef, OrderToPlace, PlacedAck, ReplaceTerms, VenueOrder};
 use crate::fault_points::crash_point;
 use crate::metrics::Metrics;
 
@@ -61,12 +61,13 @@ pub trait ExchangeClient: Send + Sync {
     /// The exchange's copy of an order, or None when it has never heard of it.
     fn order<'a>(
         &'a self,
-        client_order_id: &'a str,
+        order: OrderRef<'a>,
     ) -> LocalBoxFuture<'a, Result<Option<VenueOrder>, ExchangeError>>;
-    /// Cancels what is left of an order (tombstoning an id never placed); returns the order after.
+    /// Cancels what is left of an order (tombstoning an id never placed, where the venue can);
+    /// returns the order after.
     fn cancel<'a>(
         &'a self,
-        client_order_id: &'a str,
+        order: OrderRef<'a>,
     ) -> LocalBoxFuture<'a, Result<VenueOrder, ExchangeError>>;
     /// The orders the exchange holds that `listing` asks for, in one answer (for recovery and
     /// audits).
@@ -83,7 +84,7 @@ pub trait ExchangeClient: Send + Sync {
     /// answered the same); returns the order after. Too late (filled, ended) is a refusal.
     fn replace<'a>(
         &'a self,
-        client_order_id: &'a str,
+        order: OrderRef<'a>,
         terms: &'a ReplaceTerms,
     ) -> LocalBoxFuture<'a, Result<VenueOrder, ExchangeError>>;
 }
@@ -147,7 +148,29 @@ pub struct HttpExchange {
     base_url: String,
     timeout: Duration,
     retry: RetryPolicy,
-    metrics: Option<Arc<Metrics>>,
+    counts: RequestCounts,
+}
+
+/// Counts a venue's requests by operation and outcome, when the engine keeps metrics.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RequestCounts(Option<Arc<Metrics>>);
+
+impl RequestCounts {
+    pub(crate) fn new(metrics: Arc<Metrics>) -> Self {
+        RequestCounts(Some(metrics))
+    }
+
+    pub(crate) fn request(&self, op: &'static str, outcome: &'static str) {
+        if let Some(metrics) = &self.0 {
+            metrics.exchange_request(op, outcome);
+        }
+    }
+
+    fn retry(&self) {
+        if let Some(metrics) = &self.0 {
+            metrics.exchange_retry();
+        }
+    }
 }
 
 impl HttpExchange {
@@ -156,20 +179,14 @@ impl HttpExchange {
             base_url: base_url.trim_end_matches('/').to_owned(),
             timeout,
             retry: RetryPolicy::default(),
-            metrics: None,
+            counts: RequestCounts::default(),
         }
     }
 
     /// Counts every request and retry in `metrics`.
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
-        self.metrics = Some(metrics);
+        self.counts = RequestCounts::new(metrics);
         self
-    }
-
-    fn count(&self, op: &'static str, outcome: &'static str) {
-        if let Some(metrics) = &self.metrics {
-            metrics.exchange_request(op, outcome);
-        }
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
@@ -235,7 +252,7 @@ impl HttpExchange {
                 }
                 other => other,
             };
-            self.count(
+            self.counts.request(
                 op,
                 match &answer {
                     Ok((status, _)) if status.is_success() => "ok",
@@ -268,9 +285,7 @@ impl HttpExchange {
             .adjust(|_, d| full_jitter(d))
             .when(ExchangeError::is_worth_repeating)
             .notify(|e, wait| {
-                if let Some(metrics) = &self.metrics {
-                    metrics.exchange_retry();
-                }
+                self.counts.retry();
                 tracing::debug!(error = %e, ?wait, "retrying exchange call")
             })
             .await
@@ -312,12 +327,13 @@ impl ExchangeClient for HttpExchange {
         Box::pin(async move {
             // Prices are only a cache fill: one try, no retries.
             let answer = self.call(awc::http::Method::GET, "/prices", None).await;
-            let (status, bytes) = answer.inspect_err(|_| self.count("prices", "unknown"))?;
+            let (status, bytes) =
+                answer.inspect_err(|_| self.counts.request("prices", "unknown"))?;
             if !status.is_success() {
-                self.count("prices", "unknown");
+                self.counts.request("prices", "unknown");
                 return Err(ExchangeError::Unknown(format!("/prices answered {status}")));
             }
-            self.count("prices", "ok");
+            self.counts.request("prices", "ok");
             decode("/prices", &bytes)
         })
     }
@@ -345,10 +361,10 @@ impl ExchangeClient for HttpExchange {
 
     fn order<'a>(
         &'a self,
-        client_order_id: &'a str,
+        order: OrderRef<'a>,
     ) -> LocalBoxFuture<'a, Result<Option<VenueOrder>, ExchangeError>> {
         Box::pin(async move {
-            let path = format!("/orders/{client_order_id}");
+            let path = format!("/orders/{}", order.client_order_id);
             crash_point("exchange.before_lookup");
             let answer = self
                 .call_retrying("lookup", awc::http::Method::GET, &path, None)
@@ -367,11 +383,11 @@ impl ExchangeClient for HttpExchange {
 
     fn replace<'a>(
         &'a self,
-        client_order_id: &'a str,
+        order: OrderRef<'a>,
         terms: &'a ReplaceTerms,
     ) -> LocalBoxFuture<'a, Result<VenueOrder, ExchangeError>> {
         Box::pin(async move {
-            let path = format!("/orders/{client_order_id}/replace");
+            let path = format!("/orders/{}/replace", order.client_order_id);
             let body = serde_json::to_vec(&ReplaceOrder::from(terms))
                 .map_err(|e| ExchangeError::Refused(e.to_string()))?;
             crash_point("exchange.before_replace");
@@ -390,10 +406,10 @@ impl ExchangeClient for HttpExchange {
 
     fn cancel<'a>(
         &'a self,
-        client_order_id: &'a str,
+        order: OrderRef<'a>,
     ) -> LocalBoxFuture<'a, Result<VenueOrder, ExchangeError>> {
         Box::pin(async move {
-            let path = format!("/orders/{client_order_id}");
+            let path = format!("/orders/{}", order.client_order_id);
             crash_point("exchange.before_cancel");
             let answer = self
                 .call_retrying("cancel", awc::http::Method::DELETE, &path, None)

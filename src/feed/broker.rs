@@ -79,41 +79,39 @@ pub fn start(
     metrics: std::sync::Arc<Metrics>,
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
-    // The thread's end, as a task the shutdown can wait for.
-    let (ended, thread_ended) = tokio::sync::oneshot::channel::<()>();
-    shutdown.spawn("broker publisher", |_| async move {
-        let _ = thread_ended.await;
-    });
-    std::thread::Builder::new()
-        .name("broker-publisher".into())
-        .spawn(move || {
-            let _ended = ended;
-            let runtime = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(runtime) => runtime,
-                Err(e) => return tracing::error!(error = %e, "the broker publisher cannot start"),
-            };
-            const FIRST_WAIT: Duration = Duration::from_millis(200);
-            let mut wait = FIRST_WAIT;
-            while !shutdown.is_triggered() {
-                let mut published = false;
-                match run(&runtime, &settings, &connector, &metrics, &shutdown, &mut published) {
-                    Ok(()) => return,
-                    Err(e) => {
-                        // A publisher that got work done before it failed starts its back-off over.
-                        if published {
-                            wait = FIRST_WAIT;
-                        }
-                        tracing::warn!(error = %e, ?wait, "broker publisher failed; starting again");
-                        std::thread::sleep(wait);
-                        wait = (wait * 2).min(Duration::from_secs(10));
+    shutdown.spawn_thread("broker publisher", move |shutdown| {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(e) => return tracing::error!(error = %e, "the broker publisher cannot start"),
+        };
+        const FIRST_WAIT: Duration = Duration::from_millis(200);
+        let mut wait = FIRST_WAIT;
+        while !shutdown.is_triggered() {
+            let mut published = false;
+            match run(
+                &runtime,
+                &settings,
+                &connector,
+                &metrics,
+                &shutdown,
+                &mut published,
+            ) {
+                Ok(()) => return,
+                Err(e) => {
+                    // A publisher that got work done before it failed starts its back-off over.
+                    if published {
+                        wait = FIRST_WAIT;
                     }
+                    tracing::warn!(error = %e, ?wait, "broker publisher failed; starting again");
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(Duration::from_secs(10));
                 }
             }
-        })?;
-    Ok(())
+        }
+    })
 }
 
 /// Publishes until shut down; `published` says whether any pass went through before an error.

@@ -15,11 +15,14 @@ mod expiry;
 #[path = "../common/feed_client.rs"]
 mod feed_client;
 mod fencing;
+mod fix;
 mod matrix;
 mod nemesis;
 mod processes;
 #[path = "../common/proxy.rs"]
 mod proxy;
+#[path = "../common/quickfix.rs"]
+mod quickfix;
 mod replace;
 mod restarts;
 #[path = "../common/shared.rs"]

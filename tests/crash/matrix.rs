@@ -82,7 +82,7 @@ async fn crash_at(point: &'static str, dir: &Path) -> Vec<String> {
     let recovery = point == "recovery.during";
     // A crash during recovery needs open orders and a restart to reach it.
     let armed = (!recovery).then(|| format!("{point}=return"));
-    let mut engine = Engine::start_with(dir, port, &sim.url(), 300, armed);
+    let mut engine = Engine::start_with(dir, port, &sim.venue(), 300, armed);
     let account = engine
         .admin_post(
             "/v1/admin/accounts",

@@ -57,7 +57,7 @@ pub fn tamper_with_balance(database_url: &str, account_id: &str, asset: &str, de
 }
 
 pub const SECRET: &str = "crash-test-secret";
-const ADMIN: &str = "crash-test-admin";
+pub const ADMIN: &str = "crash-test-admin";
 
 /// A port for a process of ours to listen on. Ports are handed out in turn from below the
 /// kernel's ephemeral range, never twice in one test run: asking the kernel for port 0 and
@@ -196,6 +196,15 @@ fn libfaketime() -> PathBuf {
 pub struct Simulator {
     child: Child,
     port: u16,
+    /// Its FIX acceptor's port, when the tests speak FIX to it.
+    fix_port: Option<u16>,
+}
+
+/// Whether the engines these tests start speak FIX to the simulator (`ORDERKEEPER_TEST_VENUE=fix`)
+/// rather than HTTP. The simulator serves the same book both ways, and the books checker reads it
+/// over HTTP either way.
+pub fn over_fix() -> bool {
+    std::env::var("ORDERKEEPER_TEST_VENUE").is_ok_and(|venue| venue == "fix")
 }
 
 impl Simulator {
@@ -239,17 +248,34 @@ impl Simulator {
         for (flag, value) in flags {
             command.args([flag, value]);
         }
+        let fix_port = over_fix().then(free_port);
+        if let Some(fix_port) = fix_port {
+            command.args(["--fix-listen", &format!("127.0.0.1:{fix_port}")]);
+        }
         let child = command
             // Lost responses are cut on purpose; actix logs each one as an error.
             .env("RUST_LOG", "warn,actix_http::h1::dispatcher=off")
             .stdout(Stdio::null())
             .spawn()
             .expect("the simulator starts");
-        Self { child, port }
+        Self {
+            child,
+            port,
+            fix_port,
+        }
     }
 
+    /// Its HTTP API.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Where an engine speaks to it: over FIX when the tests ask for it, else its HTTP API.
+    pub fn venue(&self) -> String {
+        match self.fix_port {
+            Some(port) => format!("fix://127.0.0.1:{port}?sender=OK&target=EXCH"),
+            None => self.url(),
+        }
     }
 
     pub async fn prices(&self) -> serde_json::Map<String, Value> {

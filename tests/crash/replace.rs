@@ -11,7 +11,7 @@ async fn a_replace_taken_by_the_venue_as_the_engine_died_is_learned_after_the_re
     let dir = tempfile::tempdir().unwrap();
     let port = processes::free_port();
     let sim = Simulator::start(port, 7, false);
-    let mut engine = Engine::start(dir.path(), port, &sim.url());
+    let mut engine = Engine::start(dir.path(), port, &sim.venue());
     let (_, token) = engine.open_account("alice", "100000.00").await;
     let far = json!({"symbol": "INFY", "side": "buy", "type": "limit", "qty": 10, "limit_price": "10.00"});
     let (_, order) = engine.submit(&token, "buy", &far).await;

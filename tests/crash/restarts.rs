@@ -13,7 +13,7 @@ async fn a_client_resumes_with_since_after_the_engine_was_killed() {
     let dir = tempfile::tempdir().unwrap();
     let engine_port = processes::free_port();
     let sim = Simulator::start(engine_port, 7, false);
-    let mut engine = Engine::start(dir.path(), engine_port, &sim.url());
+    let mut engine = Engine::start(dir.path(), engine_port, &sim.venue());
     let account = engine
         .admin_post(
             "/v1/admin/accounts",
@@ -113,7 +113,7 @@ async fn sigterm_stops_the_engine_cleanly_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let engine_port = processes::free_port();
     let sim = Simulator::start(engine_port, 8, false);
-    let mut engine = Engine::start(dir.path(), engine_port, &sim.url());
+    let mut engine = Engine::start(dir.path(), engine_port, &sim.venue());
     let account = engine
         .admin_post(
             "/v1/admin/accounts",
@@ -146,7 +146,7 @@ async fn a_signal_in_the_middle_of_a_load_loses_nothing(signal: &str) {
     let dir = tempfile::tempdir().unwrap();
     let engine_port = processes::free_port();
     let sim = Simulator::start(engine_port, 9, false);
-    let mut engine = Engine::start(dir.path(), engine_port, &sim.url());
+    let mut engine = Engine::start(dir.path(), engine_port, &sim.venue());
     let account = engine
         .admin_post(
             "/v1/admin/accounts",
@@ -250,7 +250,7 @@ async fn json_logs_name_the_order_the_account_and_the_key_never_the_token() {
     let dir = tempfile::tempdir().unwrap();
     let engine_port = processes::free_port();
     let sim = Simulator::start(engine_port, 10, false);
-    let engine = Engine::start_with_json_logs(dir.path(), engine_port, &sim.url());
+    let engine = Engine::start_with_json_logs(dir.path(), engine_port, &sim.venue());
     let account = engine
         .admin_post(
             "/v1/admin/accounts",
@@ -311,7 +311,7 @@ async fn the_offline_audit_passes_then_names_a_corrupted_balance() {
     let dir = tempfile::tempdir().unwrap();
     let engine_port = processes::free_port();
     let sim = Simulator::start(engine_port, 12, false);
-    let mut engine = Engine::start(dir.path(), engine_port, &sim.url());
+    let mut engine = Engine::start(dir.path(), engine_port, &sim.venue());
     let account = engine
         .admin_post(
             "/v1/admin/accounts",
@@ -369,7 +369,7 @@ async fn died_after_placing(
     poll_ms: u64,
 ) -> (Engine, String, serde_json::Value) {
     let armed = Some("exchange.after_place=return".to_owned());
-    let mut engine = Engine::start_with(dir, engine_port, &sim.url(), poll_ms, armed);
+    let mut engine = Engine::start_with(dir, engine_port, &sim.venue(), poll_ms, armed);
     let (_, token) = engine.open_account("alice", "100000.00").await;
     let far =
         json!({"symbol": "INFY", "side": "buy", "type": "limit", "qty": 2, "limit_price": "10.00"});

@@ -74,7 +74,7 @@ async fn start_world(seed: u64) -> World {
     let dir = tempfile::tempdir().expect("temp dir");
     let engine_port = processes::free_port();
     let sim = Simulator::start(engine_port, seed, true);
-    let engine = Engine::start(dir.path(), engine_port, &sim.url());
+    let engine = Engine::start(dir.path(), engine_port, &sim.venue());
     let positions: BTreeMap<&str, i64> = SYMBOLS.iter().map(|s| (*s, OPENING_SHARES)).collect();
     let mut tokens = Vec::new();
     let mut openings = HashMap::new();

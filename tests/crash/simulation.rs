@@ -310,7 +310,7 @@ async fn run(seed: u64, dir: &Path) -> (Vec<String>, Tally) {
     let plan = plan(seed);
     let port = processes::free_port();
     let sim = Simulator::start_with(port, seed, &plan.faults, 20);
-    let mut engine = Engine::start_with(dir, port, &sim.url(), 250, None);
+    let mut engine = Engine::start_with(dir, port, &sim.venue(), 250, None);
     let mut tokens = Vec::new();
     let mut openings = HashMap::new();
     let shares: BTreeMap<String, i64> = SYMBOLS

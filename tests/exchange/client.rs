@@ -3,12 +3,23 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use orderkeeper::config::{DuplicatePlacement, FaultArgs};
-use orderkeeper::domain::{Cents, OrderToPlace, OrderType, ReplaceTerms, Side, VenueStatus};
+use orderkeeper::domain::{
+    Cents, OrderRef, OrderToPlace, OrderType, ReplaceTerms, Side, VenueStatus,
+};
 use orderkeeper::exchange::client::RetryPolicy;
 use orderkeeper::exchange::{ExchangeClient, ExchangeError, HttpExchange};
 use serde_json::json;
 
 use crate::helpers::*;
+
+/// An order as the REST venue is asked about it: by its client order id alone.
+fn named(client_order_id: &str) -> OrderRef<'_> {
+    OrderRef {
+        client_order_id,
+        symbol: "INFY",
+        side: Side::Buy,
+    }
+}
 
 fn fast_client(url: &str) -> HttpExchange {
     // Many quick retries: at 80% failure per attempt, 60 retries leave about one chance in a
@@ -83,18 +94,18 @@ async fn lookups_and_cancels_survive_faults_and_tell_unknown_from_refused() {
     let sim = spawn_sim(faults, None, 77);
     let exchange = fast_client(&sim);
 
-    assert_eq!(exchange.order("ok-nobody").await, Ok(None));
+    assert_eq!(exchange.order(named("ok-nobody")).await, Ok(None));
     let ack = exchange.place(&place_order("ok-a")).await.expect("placed");
     let seen = exchange
-        .order("ok-a")
+        .order(named("ok-a"))
         .await
         .expect("looked up")
         .expect("known");
     assert_eq!(seen.venue_order_id, ack.venue_order_id);
-    let canceled = exchange.cancel("ok-a").await.expect("canceled");
+    let canceled = exchange.cancel(named("ok-a")).await.expect("canceled");
     assert_eq!(canceled.status, VenueStatus::Canceled);
     let tomb = exchange
-        .cancel("ok-never-placed")
+        .cancel(named("ok-never-placed"))
         .await
         .expect("tombstoned");
     assert_eq!((tomb.status, tomb.filled_qty), (VenueStatus::Canceled, 0));
@@ -195,7 +206,7 @@ async fn a_replace_through_lost_responses_and_503s_takes_effect_once_and_too_lat
         limit_price: Some(Cents(90)),
     };
     let replaced = exchange
-        .replace("ok-r", &terms("ok-r-v2", 8))
+        .replace(named("ok-r"), &terms("ok-r-v2", 8))
         .await
         .expect("replaced");
     assert_eq!(
@@ -207,14 +218,17 @@ async fn a_replace_through_lost_responses_and_503s_takes_effect_once_and_too_lat
         ("ok-r-v2", 8, VenueStatus::New)
     );
     // A repeat (a lost answer retried) is answered the same; the old id finds the new version.
-    let again = exchange.replace("ok-r", &terms("ok-r-v2", 8)).await;
+    let again = exchange.replace(named("ok-r"), &terms("ok-r-v2", 8)).await;
     assert_eq!(again, Ok(replaced.clone()));
-    assert_eq!(exchange.order("ok-r").await, Ok(Some(replaced)));
-    let canceled = exchange.cancel("ok-r-v2").await.expect("canceled");
+    assert_eq!(exchange.order(named("ok-r")).await, Ok(Some(replaced)));
+    let canceled = exchange.cancel(named("ok-r-v2")).await.expect("canceled");
     assert_eq!(canceled.status, VenueStatus::Canceled);
     // Too late is the exchange's answer when no attempt was lost before it; after a lost one it
     // is no answer at all.
-    match exchange.replace("ok-r-v2", &terms("ok-r-v3", 9)).await {
+    match exchange
+        .replace(named("ok-r-v2"), &terms("ok-r-v3", 9))
+        .await
+    {
         Err(ExchangeError::Refused(why)) => assert!(why.contains("too_late"), "{why}"),
         Err(ExchangeError::AmbiguousRefusal(_)) => {}
         other => panic!("a replace of a cancelled order: {other:?}"),

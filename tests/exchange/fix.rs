@@ -4,7 +4,6 @@
 //! is not. Every message the engine builds passes QuickFIX's own FIX 4.4 dictionary, and its
 //! ExecutionReports read back exactly.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,15 +12,23 @@ use ironfix_core::error::StoreError;
 use ironfix_core::message::{MsgType, RawMessage};
 use ironfix_core::types::CompId;
 use ironfix_engine::application::{Application, RejectReason, SessionId};
+use ironfix_engine::SessionConfig;
 use ironfix_engine::{Initiator, OutboundMessage};
-use ironfix_session::SessionConfig;
 use ironfix_store::{MemoryStore, MessageStore, SyncMessageStore};
-use orderkeeper::domain::{Cents, OrderToPlace, OrderType, Side, TimeInForce, VenueStatus};
-use orderkeeper::exchange::fix::messages::{self, BadReport, Body, ExecutionReport, Named};
+use orderkeeper::domain::{
+    Cents, OrderRef, OrderToPlace, OrderType, Side, TimeInForce, VenueStatus,
+};
+use orderkeeper::exchange::fix::messages::{self, BadReport, ExecType, ExecutionReport};
 use orderkeeper::exchange::fix::store::SessionStore;
 use orderkeeper::testing::db;
 
 use crate::database;
+use crate::quickfix::Executor;
+
+/// Prices that stay put for the length of a test.
+const STILL: f64 = 3600.0;
+/// INFY's last price at the executor, where both orders fill.
+const LAST: Cents = Cents(152_050);
 
 const SESSION: &str = "FIX.4.4:ORDERKEEPER->VENUE";
 
@@ -106,43 +113,6 @@ fn a_session_store_keeps_what_it_was_told_across_a_reopen() {
     assert_eq!(after.app_watermark(), 0);
     assert!(after.reset_owed());
     assert!(after.get_range(1, 0).is_err());
-}
-
-/// QuickFIX as the venue, on a port of its own, with its own file store in `dir`.
-struct QuickFix(Child);
-
-impl QuickFix {
-    fn start(port: u16, dir: &std::path::Path) -> QuickFix {
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/exchange/quickfix_venue.py"
-        );
-        let mut child = Command::new("python3")
-            .args([
-                script,
-                &port.to_string(),
-                &dir.to_string_lossy(),
-                "VENUE",
-                "ORDERKEEPER",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3 runs (and `pip install quickfix` was done)");
-        let stdout = child.stdout.take().expect("piped");
-        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
-        let ready = lines.next().and_then(Result::ok).unwrap_or_default();
-        assert_eq!(ready, "venue: listening", "QuickFIX did not start");
-        std::thread::spawn(move || lines.for_each(drop));
-        QuickFix(child)
-    }
-}
-
-impl Drop for QuickFix {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// What the session heard: logons, each ExecutionReport's ClOrdID, ExecType and CumQty, every
@@ -253,7 +223,7 @@ async fn a_session_resumed_from_the_database_is_taken_by_quickfix_and_one_starte
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
         listener.local_addr().expect("bound").port()
     };
-    let _venue = QuickFix::start(port, dir.path());
+    let _venue = Executor::start(port, dir.path(), "VENUE", "ORDERKEEPER", STILL);
 
     assert!(one_order(port, open(&url, SESSION).into_message_store(), "ok-1").await);
     let stored = open(&url, SESSION);
@@ -278,14 +248,6 @@ async fn a_session_resumed_from_the_database_is_taken_by_quickfix_and_one_starte
     assert!(!one_order(port, forgetful, "ok-3").await);
 }
 
-fn outbound(body: Body) -> OutboundMessage {
-    let mut message = OutboundMessage::new(body.msg_type.parse::<MsgType>().expect("a type"));
-    for (tag, value) in &body.fields {
-        message.push_str(*tag, value);
-    }
-    message
-}
-
 #[ignore = "needs python3 with quickfix (pip install quickfix): run with -- --include-ignored"]
 #[actix_web::test]
 async fn every_message_the_engine_builds_passes_quickfixs_dictionary_and_its_reports_read_exactly()
@@ -295,7 +257,7 @@ async fn every_message_the_engine_builds_passes_quickfixs_dictionary_and_its_rep
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
         listener.local_addr().expect("bound").port()
     };
-    let _venue = QuickFix::start(port, dir.path());
+    let _venue = Executor::start(port, dir.path(), "VENUE", "ORDERKEEPER", STILL);
     let heard = Arc::new(Heard::default());
     let initiator = Initiator::new(config(), heard.clone());
     let connection = initiator
@@ -320,7 +282,7 @@ async fn every_message_the_engine_builds_passes_quickfixs_dictionary_and_its_rep
         time_in_force: TimeInForce::Ioc,
         ..market.clone()
     };
-    let named = Named {
+    let named = OrderRef {
         client_order_id: "ok-l1",
         symbol: "INFY",
         side: Side::Sell,
@@ -334,11 +296,15 @@ async fn every_message_the_engine_builds_passes_quickfixs_dictionary_and_its_rep
         messages::mass_status_request("mass-1"),
     ];
     for body in bodies {
-        connection.send(outbound(body)).await.expect("sent");
+        connection
+            .send(body.outbound().expect("a type"))
+            .await
+            .expect("sent");
     }
-    // The venue fills both orders in two executions each; a reject, were any, comes first.
+    // The venue fills both orders in two executions each at its last price, refuses the cancel
+    // and the replace of a filled order, and answers the status and the mass status (two orders).
     let deadline = Instant::now() + Duration::from_secs(10);
-    while heard.read.lock().unwrap().len() < 6 {
+    while heard.read.lock().unwrap().len() < 9 || heard.rejects.lock().unwrap().len() < 2 {
         assert!(
             Instant::now() < deadline,
             "reports missing: {:?}",
@@ -348,7 +314,12 @@ async fn every_message_the_engine_builds_passes_quickfixs_dictionary_and_its_rep
     }
     // Room for a late reject of the last messages sent.
     actix_web::rt::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(*heard.rejects.lock().unwrap(), Vec::<String>::new());
+    let rejects = heard.rejects.lock().unwrap().clone();
+    assert_eq!(
+        rejects,
+        ["9: too late to cancel", "9: too late to replace"],
+        "no session or business reject"
+    );
     let read: Vec<ExecutionReport> = heard
         .read
         .lock()
@@ -359,15 +330,21 @@ async fn every_message_the_engine_builds_passes_quickfixs_dictionary_and_its_rep
     let of = |id: &str| -> Vec<&ExecutionReport> {
         read.iter().filter(|r| r.client_order_id == id).collect()
     };
-    for (id, price) in [("ok-m1", Cents(160_000)), ("ok-l1", Cents(152_050))] {
-        let reports = of(id);
+    for id in ["ok-m1", "ok-l1"] {
+        let (executions, statuses): (Vec<_>, Vec<_>) = of(id)
+            .into_iter()
+            .partition(|r| r.exec_type != ExecType::Status);
+        // ok-l1 was asked about once, and each order was in the mass status.
+        let asked = if id == "ok-l1" { 2 } else { 1 };
+        assert_eq!(statuses.len(), asked, "{id}: {statuses:?}");
+        let reports = executions;
         assert_eq!(reports.len(), 3, "{reports:?}");
         let pushes: Vec<_> = reports.iter().filter_map(|r| r.as_push("s")).collect();
         let fills: Vec<(i64, Cents)> = pushes
             .iter()
             .filter_map(|p| p.fill.as_ref().map(|f| (f.qty, f.price)))
             .collect();
-        assert_eq!(fills, [(5, price), (5, price)], "{id}");
+        assert_eq!(fills, [(5, LAST), (5, LAST)], "{id}");
         let last = reports[2].as_copy();
         assert_eq!(
             (last.status, last.qty, last.filled_qty),

@@ -86,6 +86,8 @@ pub fn spawn_sim(faults: FaultArgs, webhook: Option<&str>, seed: u64) -> String 
         seed: Some(seed),
         fill_interval_ms: 10,
         book_file: None,
+        fix_listen: None,
+        fix_target: "OK".into(),
         faults,
     };
     let sim = sim::start(&args, true).expect("the simulator starts");

@@ -6,6 +6,8 @@ mod client;
 mod database;
 mod fix;
 mod helpers;
+#[path = "../common/quickfix.rs"]
+mod quickfix;
 #[path = "../common/shared.rs"]
 mod shared;
 mod simulator;

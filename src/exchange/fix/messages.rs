@@ -9,11 +9,15 @@
 //!   `ClOrdID` is that id with `-c`, the same on every retry, so a venue sees one request.
 //! - A price is exact in cents or refused: `1520.5000` reads as 1520.50, `1520.505` does not read.
 
-use crate::domain::{Cents, OrderToPlace, Side, TimeInForce};
+use ironfix_core::message::MsgType;
+use ironfix_engine::OutboundMessage;
+
+use crate::domain::{Cents, OrderRef, OrderToPlace, Side, TimeInForce};
 use crate::domain::{ReportKind, VenueFill, VenueOrder, VenueReport, VenueStatus};
 
 /// The tags the engine writes or reads.
 pub mod tag {
+    pub const AVG_PX: u32 = 6;
     pub const CL_ORD_ID: u32 = 11;
     pub const CUM_QTY: u32 = 14;
     pub const EXEC_ID: u32 = 17;
@@ -26,14 +30,39 @@ pub mod tag {
     pub const ORD_TYPE: u32 = 40;
     pub const ORIG_CL_ORD_ID: u32 = 41;
     pub const PRICE: u32 = 44;
+    pub const REF_SEQ_NUM: u32 = 45;
     pub const SIDE: u32 = 54;
     pub const SYMBOL: u32 = 55;
+    pub const TEXT: u32 = 58;
     pub const TIME_IN_FORCE: u32 = 59;
     pub const TRANSACT_TIME: u32 = 60;
+    pub const CXL_REJ_REASON: u32 = 102;
+    pub const ORD_REJ_REASON: u32 = 103;
+    pub const NO_RELATED_SYM: u32 = 146;
     pub const EXEC_TYPE: u32 = 150;
     pub const LEAVES_QTY: u32 = 151;
+    pub const MD_REQ_ID: u32 = 262;
+    pub const SUBSCRIPTION_REQUEST_TYPE: u32 = 263;
+    pub const MARKET_DEPTH: u32 = 264;
+    pub const MD_UPDATE_TYPE: u32 = 265;
+    pub const NO_MD_ENTRY_TYPES: u32 = 267;
+    pub const NO_MD_ENTRIES: u32 = 268;
+    pub const MD_ENTRY_TYPE: u32 = 269;
+    pub const MD_ENTRY_PX: u32 = 270;
+    pub const MD_UPDATE_ACTION: u32 = 279;
+    pub const SECURITY_REQ_ID: u32 = 320;
+    pub const SECURITY_RESPONSE_ID: u32 = 322;
+    pub const REF_MSG_TYPE: u32 = 372;
+    pub const BUSINESS_REJECT_REF_ID: u32 = 379;
+    pub const BUSINESS_REJECT_REASON: u32 = 380;
+    pub const CXL_REJ_RESPONSE_TO: u32 = 434;
+    pub const SECURITY_LIST_REQUEST_TYPE: u32 = 559;
+    pub const SECURITY_REQUEST_RESULT: u32 = 560;
     pub const MASS_STATUS_REQ_ID: u32 = 584;
     pub const MASS_STATUS_REQ_TYPE: u32 = 585;
+    pub const ORD_STATUS_REQ_ID: u32 = 790;
+    pub const TOT_NUM_REPORTS: u32 = 911;
+    pub const LAST_RPT_REQUESTED: u32 = 912;
 }
 
 /// An application message's type and body.
@@ -43,30 +72,78 @@ pub struct Body {
     pub fields: Vec<(u32, String)>,
 }
 
-/// What an order is at the venue, for the requests that must name it again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Named<'a> {
-    pub client_order_id: &'a str,
-    pub symbol: &'a str,
-    pub side: Side,
+impl Body {
+    /// The value of the first field with `tag`.
+    pub fn field(&self, tag: u32) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(t, _)| *t == tag)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The message as the session layer takes it, to number and send.
+    pub fn outbound(&self) -> Option<OutboundMessage> {
+        let msg_type = MsgType::new(self.msg_type).ok()?;
+        let mut message = OutboundMessage::new(msg_type);
+        for (tag, value) in &self.fields {
+            message.push_str(*tag, value);
+        }
+        Some(message)
+    }
+
+    /// The whole FIX 4.4 frame, as a session would have sent it from `sender` to `target` under
+    /// `seq` at `now_micros`: for filing in a session's store while no session is up.
+    pub fn frame(&self, sender: &str, target: &str, seq: u64, now_micros: i64) -> Option<Vec<u8>> {
+        let mut encoder = ironfix_tagvalue::Encoder::new("FIX.4.4");
+        encoder.put_str(35, self.msg_type);
+        encoder.put_str(49, sender);
+        encoder.put_str(56, target);
+        encoder.put_uint(34, seq);
+        encoder.put_str(52, &transact_time(now_micros));
+        for (tag, value) in &self.fields {
+            encoder.put_str(*tag, value);
+        }
+        encoder.finish().ok().map(<[u8]>::to_vec)
+    }
 }
 
-fn side(side: Side) -> String {
-    match side {
-        Side::Buy => "1",
-        Side::Sell => "2",
-    }
-    .to_owned()
+const SIDES: [(Side, &str); 2] = [(Side::Buy, "1"), (Side::Sell, "2")];
+const TIMES_IN_FORCE: [(TimeInForce, &str); 4] = [
+    (TimeInForce::Day, "0"),
+    (TimeInForce::Gtc, "1"),
+    (TimeInForce::Ioc, "3"),
+    (TimeInForce::Fok, "4"),
+];
+
+/// `Side` (54) as FIX writes it.
+pub fn side(side: Side) -> String {
+    SIDES
+        .iter()
+        .find(|(s, _)| *s == side)
+        .map_or("1", |(_, code)| code)
+        .to_owned()
+}
+
+/// The side a `Side` (54) code names, for a venue reading an order.
+pub fn side_of(code: &str) -> Option<Side> {
+    SIDES.iter().find(|(_, c)| *c == code).map(|(s, _)| *s)
 }
 
 fn time_in_force(tif: TimeInForce) -> String {
-    match tif {
-        TimeInForce::Day => "0",
-        TimeInForce::Gtc => "1",
-        TimeInForce::Ioc => "3",
-        TimeInForce::Fok => "4",
-    }
-    .to_owned()
+    TIMES_IN_FORCE
+        .iter()
+        .find(|(t, _)| *t == tif)
+        .map_or("1", |(_, code)| code)
+        .to_owned()
+}
+
+/// The time in force a `TimeInForce` (59) code names; absent, FIX's default is a day order.
+pub fn time_in_force_of(code: Option<&str>) -> Option<TimeInForce> {
+    let code = code.unwrap_or("0");
+    TIMES_IN_FORCE
+        .iter()
+        .find(|(_, c)| *c == code)
+        .map(|(t, _)| *t)
 }
 
 /// `TransactTime` (60) as FIX writes a UTC timestamp, to the millisecond.
@@ -108,7 +185,7 @@ pub fn cancel_id(client_order_id: &str) -> String {
 }
 
 /// An OrderCancelRequest (F) for what is left of the order.
-pub fn cancel_request(order: &Named<'_>, now_micros: i64) -> Body {
+pub fn cancel_request(order: &OrderRef<'_>, now_micros: i64) -> Body {
     Body {
         msg_type: "F",
         fields: vec![
@@ -123,7 +200,7 @@ pub fn cancel_request(order: &Named<'_>, now_micros: i64) -> Body {
 
 /// An OrderCancelReplaceRequest (G): the new version under its own `ClOrdID`.
 pub fn replace_request(
-    order: &Named<'_>,
+    order: &OrderRef<'_>,
     new_client_order_id: &str,
     qty: i64,
     limit_price: Cents,
@@ -145,12 +222,15 @@ pub fn replace_request(
     }
 }
 
-/// An OrderStatusRequest (H): the venue answers with an ExecutionReport of `ExecType` I.
-pub fn status_request(order: &Named<'_>) -> Body {
+/// An OrderStatusRequest (H): the venue answers with an ExecutionReport of `ExecType` I. Its
+/// `OrdStatusReqID` is the asked `ClOrdID`, so that an answer naming the order by a later
+/// version's id (after a replace) still finds the request, at a venue that echoes it.
+pub fn status_request(order: &OrderRef<'_>) -> Body {
     Body {
         msg_type: "H",
         fields: vec![
             (tag::CL_ORD_ID, order.client_order_id.to_owned()),
+            (tag::ORD_STATUS_REQ_ID, order.client_order_id.to_owned()),
             (tag::SYMBOL, order.symbol.to_owned()),
             (tag::SIDE, side(order.side)),
         ],
@@ -183,12 +263,20 @@ pub struct ExecutionReport {
     pub exec_id: String,
     pub exec_type: ExecType,
     pub client_order_id: String,
+    /// The order's previous `ClOrdID` (41): the order a cancel's report is about, when
+    /// `client_order_id` is the cancel's own.
+    pub orig_client_order_id: Option<String>,
+    /// The `OrdStatusReqID` (790) a status answer echoes.
+    pub status_request_id: Option<String>,
     pub venue_order_id: Option<String>,
     pub status: VenueStatus,
     pub qty: i64,
     pub filled_qty: i64,
     /// The execution's own fill, for a trade.
     pub fill: Option<VenueFill>,
+    /// A rejection because the venue does not know the order (`OrdRejReason` 5): the answer to a
+    /// status request for an order it never held.
+    pub unknown_order: bool,
 }
 
 /// What an ExecutionReport reports (`ExecType`, 150).
@@ -214,6 +302,10 @@ fn required<'a>(
     field(tag)
         .filter(|v| !v.is_empty())
         .ok_or(BadReport::Missing(name))
+}
+
+fn present<'a>(field: &impl Fn(u32) -> Option<&'a str>, tag: u32) -> Option<String> {
+    field(tag).filter(|v| !v.is_empty()).map(str::to_owned)
 }
 
 fn quantity(text: &str, field: &'static str) -> Result<i64, BadReport> {
@@ -299,6 +391,8 @@ impl ExecutionReport {
             exec_id,
             exec_type,
             client_order_id: required(&field, tag::CL_ORD_ID, "ClOrdID (11)")?.to_owned(),
+            orig_client_order_id: present(&field, tag::ORIG_CL_ORD_ID),
+            status_request_id: present(&field, tag::ORD_STATUS_REQ_ID),
             venue_order_id: field(tag::ORDER_ID)
                 .filter(|id| !id.is_empty() && *id != "NONE")
                 .map(str::to_owned),
@@ -306,6 +400,7 @@ impl ExecutionReport {
             qty,
             filled_qty,
             fill,
+            unknown_order: field(tag::ORD_REJ_REASON) == Some("5"),
         })
     }
 
@@ -318,11 +413,16 @@ impl ExecutionReport {
             ExecType::Rejected => ReportKind::Rejected,
             ExecType::Replaced | ExecType::Status | ExecType::Other => return None,
         };
+        // A cancel's report names the cancel in 11 and the order in 41.
+        let order = match (kind, &self.orig_client_order_id) {
+            (ReportKind::Canceled, Some(orig)) => orig,
+            _ => &self.client_order_id,
+        };
         Some(VenueReport {
             key: format!("fix:{session}:{}", self.exec_id),
             report_id: self.exec_id.clone(),
             kind,
-            client_order_id: self.client_order_id.clone(),
+            client_order_id: order.clone(),
             venue_order_id: self.venue_order_id.clone(),
             fill: self.fill.clone(),
         })
@@ -361,13 +461,6 @@ mod tests {
         }
     }
 
-    fn value(body: &Body, tag: u32) -> Option<&str> {
-        body.fields
-            .iter()
-            .find(|(t, _)| *t == tag)
-            .map(|(_, v)| v.as_str())
-    }
-
     #[test]
     fn a_new_order_names_itself_by_its_client_order_id_and_a_market_order_keeps_its_protection() {
         let limit = new_order_single(&order(OrderType::Limit, Some(152_050), TimeInForce::Ioc), 0);
@@ -383,39 +476,39 @@ mod tests {
             (tag::TIME_IN_FORCE, "3"),
         ];
         for (tag, want) in expected {
-            assert_eq!(value(&limit, tag), Some(want), "tag {tag}");
+            assert_eq!(limit.field(tag), Some(want), "tag {tag}");
         }
         let market = new_order_single(
             &order(OrderType::Market, Some(160_000), TimeInForce::Gtc),
             0,
         );
         assert_eq!(
-            (value(&market, tag::ORD_TYPE), value(&market, tag::PRICE)),
+            (market.field(tag::ORD_TYPE), market.field(tag::PRICE)),
             (Some("2"), Some("1600.00")),
             "a market order goes out as a limit at its protection price"
         );
-        assert_eq!(value(&market, tag::TIME_IN_FORCE), Some("1"));
+        assert_eq!(market.field(tag::TIME_IN_FORCE), Some("1"));
         let unprotected = new_order_single(&order(OrderType::Market, None, TimeInForce::Day), 0);
         assert_eq!(
             (
-                value(&unprotected, tag::ORD_TYPE),
-                value(&unprotected, tag::PRICE)
+                unprotected.field(tag::ORD_TYPE),
+                unprotected.field(tag::PRICE)
             ),
             (Some("1"), None)
         );
-        assert_eq!(value(&unprotected, tag::TIME_IN_FORCE), Some("0"));
+        assert_eq!(unprotected.field(tag::TIME_IN_FORCE), Some("0"));
     }
 
     #[test]
     fn a_cancel_and_a_replace_name_the_version_they_change() {
-        let named = Named {
+        let named = OrderRef {
             client_order_id: "ok-1-v2",
             symbol: "INFY",
             side: Side::Buy,
         };
         let cancel = cancel_request(&named, 0);
-        assert_eq!(value(&cancel, tag::ORIG_CL_ORD_ID), Some("ok-1-v2"));
-        assert_eq!(value(&cancel, tag::CL_ORD_ID), Some("ok-1-v2-c"));
+        assert_eq!(cancel.field(tag::ORIG_CL_ORD_ID), Some("ok-1-v2"));
+        assert_eq!(cancel.field(tag::CL_ORD_ID), Some("ok-1-v2-c"));
         assert_eq!(
             cancel,
             cancel_request(&named, 0),
@@ -424,16 +517,16 @@ mod tests {
         let replace = replace_request(&named, "ok-1-v3", 12, Cents(99_00), 0);
         assert_eq!(
             (
-                value(&replace, tag::ORIG_CL_ORD_ID),
-                value(&replace, tag::CL_ORD_ID),
-                value(&replace, tag::ORDER_QTY),
-                value(&replace, tag::PRICE),
+                replace.field(tag::ORIG_CL_ORD_ID),
+                replace.field(tag::CL_ORD_ID),
+                replace.field(tag::ORDER_QTY),
+                replace.field(tag::PRICE),
             ),
             (Some("ok-1-v2"), Some("ok-1-v3"), Some("12"), Some("99.00"))
         );
         assert_eq!(status_request(&named).msg_type, "H");
         assert_eq!(
-            value(&mass_status_request("m1"), tag::MASS_STATUS_REQ_TYPE),
+            mass_status_request("m1").field(tag::MASS_STATUS_REQ_TYPE),
             Some("7")
         );
     }

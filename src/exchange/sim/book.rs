@@ -338,6 +338,11 @@ impl Book {
         }
     }
 
+    /// The terms an order rests under now (its latest version's), by any of its ids.
+    pub fn terms(&self, client_order_id: &str) -> Option<&PlaceOrder> {
+        self.resting(client_order_id).map(|r| &r.request)
+    }
+
     /// The orders it holds, in arrival order: the open ones only if asked, and only those changed
     /// at or after `since`.
     pub fn list(&self, open_only: bool, since: Option<DateTime<Utc>>) -> Vec<ExchangeOrder> {

@@ -1,9 +1,13 @@
 //! A simulated exchange with fault injection. It runs as `orderkeeper exchange-sim`, or inside
-//! `serve` on its own listener; either way the engine speaks to it only over HTTP. With a book
+//! `serve` on its own listener; either way the engine speaks to it only over the network: HTTP,
+//! or FIX 4.4 with `--fix-listen` (`fix_front`). With a book
 //! file (`--book-file`, and always when embedded) its orders outlive a restart.
 
 pub mod book;
 pub mod faults;
+mod fix_front;
+mod fix_reports;
+mod fix_wire;
 pub mod market;
 pub mod push;
 pub mod server;

@@ -13,21 +13,26 @@ use rand::{RngExt, SeedableRng};
 
 use super::book::{Book, BookEvent, ReplaceRefused};
 use super::faults::{Dice, Faults, FaultsUpdate, RestFault};
+use super::fix_front::{self, Outlet};
+use super::fix_reports;
 use super::market::Market;
 use super::push::{spawn_delivery, Webhook};
 use super::store::{BookStore, Counters, StoreError};
 use crate::config::{DuplicatePlacement, SimArgs};
 use crate::error::ErrorBody;
+use crate::exchange::fix::messages::Body;
 use crate::exchange::wire::{PlaceAck, PlaceOrder, PushEvent, ReplaceOrder};
 
-struct SimState {
-    market: Market,
+pub(super) struct SimState {
+    pub(super) market: Market,
     market_rng: StdRng,
     fill_rng: StdRng,
-    book: Book,
-    faults: Faults,
-    dice: Dice,
+    pub(super) book: Book,
+    pub(super) faults: Faults,
+    pub(super) dice: Dice,
     webhook: Option<Webhook>,
+    /// The FIX session's reports, when the simulator speaks FIX too.
+    fix: Option<Outlet>,
     next_event: u64,
     fill_interval: Duration,
     /// Where the book is kept between runs; `None` keeps it in memory only.
@@ -36,12 +41,32 @@ struct SimState {
 }
 
 /// A planned delivery, made under the lock and sent after it.
-type Planned = (PushEvent, u32, Duration);
+pub(super) type Planned = (PushEvent, u32, Duration);
+
+/// What a change to the book tells the engine, made under the lock and sent after it: pushes to
+/// the webhook, and reports over the FIX session.
+#[derive(Default)]
+pub(super) struct Announcements {
+    pushes: Vec<Planned>,
+    pub(super) reports: Vec<Body>,
+    /// The first report is an answer the dice lose (the line is cut in its place).
+    pub(super) lose_first: bool,
+}
+
+impl Announcements {
+    /// FIX reports alone.
+    pub(super) fn of(reports: Vec<Body>) -> Self {
+        Announcements {
+            reports,
+            ..Announcements::default()
+        }
+    }
+}
 
 impl SimState {
     /// Writes what the book changed, and the id counters, before anyone hears of it. What could
     /// not be written stays marked and is written with the next change.
-    fn save(&mut self) -> Result<(), StoreError> {
+    pub(super) fn save(&mut self) -> Result<(), StoreError> {
         let Some(store) = self.store.as_mut() else {
             return Ok(());
         };
@@ -60,19 +85,51 @@ impl SimState {
         Ok(())
     }
 
-    /// Numbers the events and rolls their push faults.
-    fn plan(&mut self, events: Vec<BookEvent>) -> Vec<Planned> {
+    /// A new event id, for a push or a FIX report that is not a fill.
+    pub(super) fn event_id(&mut self) -> String {
+        self.next_event += 1;
+        format!("E{:012}", self.next_event)
+    }
+
+    /// Hands the FIX reports to the session's outlet, in the order made (under the lock, so
+    /// that no other change's reports come between), and returns the pushes for the webhook.
+    pub(super) fn tell(&mut self, announced: Announcements) -> Vec<Planned> {
+        if let Some(fix) = &self.fix {
+            let mut lose = announced.lose_first;
+            for report in announced.reports {
+                fix.send(report, std::mem::take(&mut lose));
+            }
+        }
+        announced.pushes
+    }
+
+    /// Numbers the events and rolls their push faults; with `reports`, also makes the FIX
+    /// session's ExecutionReports of them.
+    pub(super) fn announce(&mut self, events: Vec<BookEvent>, reports: bool) -> Announcements {
+        let reports = if reports && self.fix.is_some() {
+            let mut ids = Vec::new();
+            let count = events.iter().filter(|e| e.fill.is_none()).count();
+            for _ in 0..count {
+                ids.push(self.event_id());
+            }
+            let mut ids = ids.into_iter();
+            fix_reports::of_events(&events, &self.book, || ids.next().unwrap_or_default())
+        } else {
+            Vec::new()
+        };
         if self.webhook.is_none() {
-            return Vec::new();
+            return Announcements {
+                reports,
+                ..Announcements::default()
+            };
         }
         let reorder_delay = self.fill_interval * 4 + Duration::from_millis(100);
-        events
+        let pushes = events
             .into_iter()
             .map(|e| {
-                self.next_event += 1;
                 let plan = self.dice.push(&self.faults, reorder_delay);
                 let event = PushEvent {
-                    event_id: format!("E{:012}", self.next_event),
+                    event_id: self.event_id(),
                     event_type: e.event_type,
                     client_order_id: e.client_order_id,
                     orig_client_order_id: e.orig_client_order_id,
@@ -81,26 +138,33 @@ impl SimState {
                 };
                 (event, plan.copies, plan.delay)
             })
-            .collect()
+            .collect();
+        Announcements {
+            pushes,
+            reports,
+            lose_first: false,
+        }
     }
 }
 
 #[derive(Clone)]
-struct Shared(Arc<Mutex<SimState>>);
+pub(super) struct Shared(Arc<Mutex<SimState>>);
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, SimState> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, SimState> {
         // A panic while holding the lock leaves plain data behind; carry on with it.
         self.0
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn send(&self, planned: Vec<Planned>) {
+    /// Delivers pushes to the webhook. On the simulator's own (actix) thread: deliveries are
+    /// tasks of it.
+    pub(super) fn push(&self, pushes: Vec<Planned>) {
         let Some(webhook) = self.lock().webhook.clone() else {
             return;
         };
-        for (event, copies, delay) in planned {
+        for (event, copies, delay) in pushes {
             spawn_delivery(webhook.clone(), event, copies, delay);
         }
     }
@@ -109,6 +173,8 @@ impl Shared {
 /// A running simulator.
 pub struct SimHandle {
     pub port: u16,
+    /// The FIX acceptor's port, with `--fix-listen`.
+    pub fix_port: Option<u16>,
     pub server: actix_web::dev::Server,
     handle: ServerHandle,
 }
@@ -158,11 +224,22 @@ pub fn start(args: &SimArgs, embedded: bool) -> std::io::Result<SimHandle> {
         faults: args.faults.into(),
         dice: Dice::new(seed),
         webhook,
+        fix: None,
         next_event: counters.next_event,
         fill_interval,
         store,
         saved_counters: counters,
     })));
+    let fix_port = match &args.fix_listen {
+        Some(listen) => {
+            let store_url = fix_store_url(args.book_file.as_deref());
+            let (port, outlet) =
+                fix_front::start(listen, &args.fix_target, &store_url, shared.clone())?;
+            shared.lock().fix = Some(outlet);
+            Some(port)
+        }
+        None => None,
+    };
     spawn_clocks(shared.clone(), fill_interval);
     let data = web::Data::new(shared);
     let mut server = HttpServer::new(move || {
@@ -197,9 +274,22 @@ pub fn start(args: &SimArgs, embedded: bool) -> std::io::Result<SimHandle> {
     let handle = server.handle();
     Ok(SimHandle {
         port,
+        fix_port,
         server,
         handle,
     })
+}
+
+/// The FIX session's store: beside the book file, so the session outlives a restart as the
+/// book does; a file of this run's own without one.
+fn fix_store_url(book_file: Option<&std::path::Path>) -> String {
+    let path = match book_file {
+        Some(book) => book.with_extension("fix.db"),
+        None => {
+            std::env::temp_dir().join(format!("orderkeeper-sim-fix-{}.db", uuid::Uuid::new_v4()))
+        }
+    };
+    format!("sqlite://{}", path.display())
 }
 
 fn spawn_clocks(shared: Shared, fill_interval: Duration) {
@@ -221,6 +311,9 @@ fn spawn_clocks(shared: Shared, fill_interval: Duration) {
                     tracing::warn!(error = %e, "prices not saved");
                 }
             }
+            if let Some(fix) = &s.fix {
+                fix.prices_moved(s.market.prices());
+            }
         }
     });
     actix_web::rt::spawn(async move {
@@ -236,9 +329,9 @@ fn spawn_clocks(shared: Shared, fill_interval: Duration) {
                     ..
                 } = &mut *s;
                 let events = book.match_round(market, fill_rng);
-                let planned = s.plan(events);
+                let announced = s.announce(events, true);
                 match s.save() {
-                    Ok(()) => planned,
+                    Ok(()) => s.tell(announced),
                     // Unsaved fills are not pushed; polls see them once they are saved.
                     Err(e) => {
                         tracing::error!(error = %e, "fills not saved");
@@ -246,7 +339,7 @@ fn spawn_clocks(shared: Shared, fill_interval: Duration) {
                     }
                 }
             };
-            shared.send(planned);
+            shared.push(planned);
         }
     });
 }
@@ -282,14 +375,14 @@ fn with_rest_faults(
             return unavailable();
         }
         let (response, events) = work(&mut s);
-        let planned = s.plan(events);
+        let announced = s.announce(events, true);
         if let Err(e) = s.save() {
             tracing::error!(error = %e, "the book could not be saved");
             return unavailable();
         }
-        (response, planned, fault)
+        (response, s.tell(announced), fault)
     };
-    shared.send(planned);
+    shared.push(planned);
     if fault == RestFault::LostResponse {
         lost_response()
     } else {

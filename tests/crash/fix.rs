@@ -1,0 +1,213 @@
+//! The release engine against QuickFIX as its venue (`--exchange fix://…`), an executor of its own
+//! that validates every message against QuickFIX's FIX 4.4 dictionary. Orders fill, rest, are
+//! replaced, cancelled and expire; the engine is SIGKILLed and its TCP connection to the venue
+//! cut mid-stream, and every cent and share still adds up, at the engine and at the venue.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::processes::{self, Engine};
+use crate::proxy::Proxy;
+use crate::quickfix::Executor;
+
+async fn wait_until<F, Fut>(what: &str, within: Duration, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !done().await {
+        assert!(Instant::now() < deadline, "{what}: not within {within:?}");
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn cents(text: &Value) -> i64 {
+    let text = text.as_str().expect("an amount");
+    let (whole, frac) = text.split_once('.').unwrap_or((text, "00"));
+    whole.parse::<i64>().expect("whole") * 100 + frac.parse::<i64>().expect("cents")
+}
+
+const ENDED: [&str; 4] = ["filled", "canceled", "rejected", "expired"];
+
+#[ignore = "needs python3 with quickfix (pip install quickfix): run with -- --include-ignored"]
+#[actix_web::test]
+async fn an_engine_trades_over_fix_with_quickfix_through_kills_and_cut_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let venue_port = processes::free_port();
+    let _venue = Executor::start(venue_port, dir.path(), "EXCH", "OK", 0.1);
+    let line = Proxy::start(format!("127.0.0.1:{venue_port}"));
+    let url = format!("fix://127.0.0.1:{}?sender=OK&target=EXCH", line.port);
+    let mut engine = Engine::start(dir.path(), processes::free_port(), &url);
+    let (_, token) = engine.open_account("alice", "1000000.00").await;
+    wait_until(
+        "prices over market data",
+        Duration::from_secs(20),
+        || async { engine.get(&token, "/v1/prices").await["INFY"].is_string() },
+    )
+    .await;
+
+    // A venue holding no order says so in one report that names none.
+    let audit = engine.get(processes::ADMIN, "/v1/admin/audit").await;
+    assert_eq!(audit["ok"], true, "an empty venue: {audit}");
+
+    // A market order crosses: two executions. A far limit rests, is replaced, and is cancelled.
+    // An ioc that cannot fill expires.
+    let market = json!({"symbol": "INFY", "side": "buy", "type": "market", "qty": 10});
+    let (status, bought) = engine.submit(&token, "m1", &market).await;
+    assert_eq!(status, 201, "{bought}");
+    let bought = bought["id"].as_str().unwrap().to_owned();
+    engine.wait_for_status(&token, &bought, "filled").await;
+    let fills = engine
+        .get(&token, &format!("/v1/orders/{bought}/fills"))
+        .await;
+    assert_eq!(fills.as_array().map(Vec::len), Some(2), "{fills}");
+
+    let far =
+        json!({"symbol": "TCS", "side": "buy", "type": "limit", "qty": 5, "limit_price": "100.00"});
+    let (_, resting) = engine.submit(&token, "far", &far).await;
+    let resting = resting["id"].as_str().unwrap().to_owned();
+    engine.wait_for_status(&token, &resting, "new").await;
+    let path = format!("/v1/orders/{resting}");
+    let (status, answer) = processes::patch(
+        &engine.url(),
+        &token,
+        &path,
+        "raise",
+        &json!({"qty": 8, "limit_price": "101.00"}),
+    )
+    .await
+    .expect("answered");
+    assert_eq!(status, 202, "{answer}");
+    wait_until("the replace", Duration::from_secs(20), || async {
+        engine.get(&token, &path).await["version"] == 2
+    })
+    .await;
+    assert_eq!(
+        engine.delete(&token, &path).await.map(|(s, _)| s),
+        Some(202)
+    );
+    engine.wait_for_status(&token, &resting, "canceled").await;
+    let (_, kinds) = engine.actions(&token, &resting).await;
+    let expected = ["replaced", "cancel_requested", "canceled"];
+    assert!(
+        expected.iter().all(|k| kinds.iter().any(|have| have == k)),
+        "{kinds:?}"
+    );
+
+    let ioc = json!({"symbol": "SBIN", "side": "buy", "type": "limit", "qty": 3, "limit_price": "1.00", "time_in_force": "ioc"});
+    let (_, ioc) = engine.submit(&token, "ioc", &ioc).await;
+    let ioc = ioc["id"].as_str().unwrap().to_owned();
+    engine.wait_for_status(&token, &ioc, "expired").await;
+
+    // A stream of orders, through a cut line (the orders taken meanwhile are placed once the
+    // session is back) and a SIGKILL (the session resumes from the database).
+    let mut ids = vec![bought, resting, ioc];
+    let connections = line.connections();
+    for n in 0..30 {
+        let body = match n % 3 {
+            0 => json!({"symbol": "INFY", "side": "buy", "type": "market", "qty": 2 + n}),
+            1 => {
+                json!({"symbol": "RELIANCE", "side": "buy", "type": "limit", "qty": 4, "limit_price": "2451.00"})
+            }
+            _ => {
+                json!({"symbol": "HDFCBANK", "side": "buy", "type": "limit", "qty": 1, "limit_price": "10.00"})
+            }
+        };
+        let (status, answer) = engine.submit(&token, &format!("s{n}"), &body).await;
+        assert_eq!(status, 201, "{answer}");
+        ids.push(answer["id"].as_str().unwrap().to_owned());
+        match n {
+            8 => line.cut(),
+            12 => {
+                actix_web::rt::time::sleep(Duration::from_millis(500)).await;
+                line.heal();
+                wait_until("a new session", Duration::from_secs(20), || async {
+                    line.connections() > connections
+                })
+                .await;
+            }
+            18 => {
+                engine.kill();
+                engine.restart().await;
+            }
+            _ => {}
+        }
+    }
+    let sessions = line.connections() - connections;
+    assert!(
+        sessions >= 2,
+        "after the cut and after the kill: {sessions}"
+    );
+
+    // Every order reaches the end the venue gives it, or rests; then all that rests is cancelled.
+    let settled = || async {
+        let mut all = true;
+        for id in &ids {
+            let order = engine.get(&token, &format!("/v1/orders/{id}")).await;
+            let status = order["status"].as_str().unwrap_or_default().to_owned();
+            all &= ENDED.contains(&status.as_str()) || status == "new";
+        }
+        all
+    };
+    wait_until("every order settled", Duration::from_secs(60), settled).await;
+    let canceled = engine.delete(&token, "/v1/orders").await;
+    assert!(matches!(canceled, Some((200 | 202, _))), "{canceled:?}");
+    let ended = || async {
+        let mut all = true;
+        for id in &ids {
+            let order = engine.get(&token, &format!("/v1/orders/{id}")).await;
+            all &= ENDED.contains(&order["status"].as_str().unwrap_or_default());
+        }
+        all
+    };
+    wait_until("every order ended", Duration::from_secs(60), ended).await;
+
+    // Cash: what was spent is exactly the fills' cost; nothing is left reserved; no fill twice.
+    let mut spent = 0;
+    let mut fill_ids = HashSet::new();
+    let mut filled_orders = 0;
+    for id in &ids {
+        let order = engine.get(&token, &format!("/v1/orders/{id}")).await;
+        let fills = engine.get(&token, &format!("/v1/orders/{id}/fills")).await;
+        let fills = fills.as_array().expect("fills");
+        let qty: i64 = fills.iter().map(|f| f["qty"].as_i64().unwrap()).sum();
+        assert_eq!(order["filled_qty"].as_i64(), Some(qty), "{order}");
+        if order["status"] == "filled" {
+            filled_orders += 1;
+            assert_eq!(order["qty"].as_i64(), Some(qty), "{order}");
+        }
+        for fill in fills {
+            assert!(fill_ids.insert(fill["fill_id"].as_str().unwrap().to_owned()));
+            spent += fill["qty"].as_i64().unwrap() * cents(&fill["price"]);
+        }
+    }
+    assert!(
+        filled_orders >= 11,
+        "the market orders all filled: {filled_orders}"
+    );
+    eprintln!(
+        "{} orders, {filled_orders} filled, {} fills, {sessions} new sessions",
+        ids.len(),
+        fill_ids.len()
+    );
+    let balances = engine.get(&token, "/v1/balances").await;
+    assert_eq!(cents(&balances["cash"]["reserved"]), 0, "{balances}");
+    assert_eq!(
+        cents(&balances["cash"]["available"]),
+        100_000_000 - spent,
+        "{balances}"
+    );
+
+    // The audit reads the venue over the session (a mass status) and finds it agrees.
+    let audit = engine.get(processes::ADMIN, "/v1/admin/audit").await;
+    assert_eq!(audit["ok"], true, "{audit}");
+    let venue_checked = audit["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["name"] == "fills_equal_exchange" && c["rows"].as_i64() > Some(0));
+    assert!(venue_checked, "the audit read the venue: {audit}");
+}
