@@ -10,6 +10,7 @@
 //! - submit: durable `POST /v1/orders` at 64 connections with unique keys, next to `/healthz` at
 //!   the same concurrency, and the CPU each order cost, per process, until the exchange
 //!   acknowledged it;
+//! - venue: submit to acknowledged over REST with pushes, then over a FIX session, same load;
 //! - fills: signed push fills, half of them duplicates, next to the same number of `/healthz`;
 //! - rehydration: 10k and 100k open orders, really created, then SIGKILL and restart: time to
 //!   `/readyz` and RSS per open order;
@@ -60,13 +61,17 @@ fn client() -> awc::Client {
 
 /// A separate simulator process (it outlives engine restarts), slow to match so that resting
 /// orders stay resting.
-fn start_sim(engine_port: u16) -> Child {
-    Command::new(bin())
-        .args([
-            "exchange-sim",
-            "--listen",
-            &format!("127.0.0.1:{}", engine_port + 1),
-        ])
+fn start_sim(engine_port: u16, fix_port: Option<u16>) -> Child {
+    let mut command = Command::new(bin());
+    command.args([
+        "exchange-sim",
+        "--listen",
+        &format!("127.0.0.1:{}", engine_port + 1),
+    ]);
+    if let Some(fix_port) = fix_port {
+        command.args(["--fix-listen", &format!("127.0.0.1:{fix_port}")]);
+    }
+    command
         .args([
             "--webhook-url",
             &format!("http://127.0.0.1:{engine_port}/v1/exchange/events"),
@@ -144,10 +149,14 @@ fn execute(conn: &mut orderkeeper::testing::db::DbConnection, sql: &str) {
 }
 
 fn start_engine(dir: &Path, port: u16, extra: &[&str]) -> Child {
+    start_engine_over(dir, port, &format!("http://127.0.0.1:{}", port + 1), extra)
+}
+
+fn start_engine_over(dir: &Path, port: u16, exchange: &str, extra: &[&str]) -> Child {
     Command::new(bin())
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .args(["--database-url", &database_url(dir)])
-        .args(["--exchange", &format!("http://127.0.0.1:{}", port + 1)])
+        .args(["--exchange", exchange])
         .args([
             "--exchange-secret",
             SECRET,
@@ -427,10 +436,20 @@ struct Bench {
 
 impl Bench {
     async fn start(extra: &[&str]) -> Bench {
+        Bench::start_over(false, extra).await
+    }
+
+    /// The engine speaking to its simulator over FIX, or over REST and pushes.
+    async fn start_over(fix: bool, extra: &[&str]) -> Bench {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = port_pair();
-        let sim = start_sim(port);
-        let engine = start_engine(dir.path(), port, extra);
+        let fix_port = fix.then(free_port);
+        let sim = start_sim(port, fix_port);
+        let exchange = match fix_port {
+            Some(fix_port) => format!("fix://127.0.0.1:{fix_port}?sender=OK&target=EXCH"),
+            None => format!("http://127.0.0.1:{}", port + 1),
+        };
+        let engine = start_engine_over(dir.path(), port, &exchange, extra);
         let base = format!("http://127.0.0.1:{port}");
         until_ready(&base).await;
         Bench {
@@ -705,6 +724,44 @@ async fn bench_submit() {
         "submit / healthz",
         submit.per_second() / ((health.per_second() + health_after.per_second()) / 2.0)
     );
+}
+
+/// Submit to acknowledged over each venue boundary, one after the other in the same run: the same
+/// resting orders, over REST with pushes and over a FIX session to the same simulator.
+async fn bench_venue() {
+    let mut rates = Vec::new();
+    for (fix, name) in [(false, "REST + push"), (true, "FIX 4.4")] {
+        let bench = Bench::start_over(fix, &["--max-concurrent-steps", "32"]).await;
+        let token = new_account(&bench.base, json!({})).await;
+        // Over FIX, prices (and with them the symbols) come once the session has logged on.
+        while client()
+            .get(format!("{}/v1/prices", bench.base))
+            .insert_header(("Authorization", format!("Bearer {token}")))
+            .send()
+            .await
+            .map_or(true, |r| !r.status().is_success())
+        {
+            actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+        }
+        let mut pending = PendingCount::open(bench.dir.path());
+        run_load(&bench.base, resting(&token, "warm", 1_000));
+        pending.until_none(Duration::from_millis(100)).await;
+        let started = Instant::now();
+        let submit = run_load(&bench.base, resting(&token, "load", 20_000));
+        pending.until_none(Duration::from_millis(100)).await;
+        let acknowledged = submit.latencies.len() as f64 / started.elapsed().as_secs_f64();
+        println!("{}", submit.line(&format!("durable submit over {name}")));
+        println!(
+            "{:<34} {:>8} orders   {:>9.0} /s",
+            format!("submit to acknowledged, {name}"),
+            submit.latencies.len(),
+            acknowledged
+        );
+        rates.push(acknowledged);
+    }
+    if let [rest, fix] = rates[..] {
+        println!("{:<34} {:.2} of REST", "acknowledged over FIX", fix / rest);
+    }
 }
 
 async fn bench_fills() {
@@ -1076,6 +1133,9 @@ async fn main() {
     println!("orderkeeper bench: the release binary, {store}, {CONNECTIONS} connections from {CLIENT_THREADS} client threads");
     if runs("submit") {
         bench_submit().await;
+    }
+    if runs("venue") {
+        bench_venue().await;
     }
     if runs("fills") {
         bench_fills().await;

@@ -99,8 +99,23 @@ pub struct DemoArgs {
     #[arg(long, env = "ORDERKEEPER_DEMO_SEED")]
     pub seed: Option<u64>,
 
+    /// How the engine speaks to the simulator: its REST API and pushes, or a FIX 4.4 session.
+    #[arg(
+        long,
+        env = "ORDERKEEPER_DEMO_VENUE",
+        value_enum,
+        default_value = "rest"
+    )]
+    pub venue: DemoVenue,
+
     #[command(flatten)]
     pub faults: FaultArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DemoVenue {
+    Rest,
+    Fix,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -13,6 +13,7 @@
 /// The store: connections, the schema, and the queries per table group.
 pub mod db {
     pub use crate::db::connection::{establish, Backend, Inner};
+    pub use crate::db::pool::Connector;
     pub use crate::db::{accounts, alarms, idempotency, leases, ledger, orders, outbox, schema};
     pub use crate::db::{connect, now_micros, DbConn, DbConnection, DbError, DbPool};
 }
@@ -27,3 +28,4 @@ pub use crate::exchange::wire::parse_push;
 pub use crate::feed::session::CLOSE_TOO_SLOW;
 pub use crate::idempotency::IdempotencyKey;
 pub use crate::orders::OrderError;
+pub use crate::shutdown::Shutdown;

@@ -21,7 +21,7 @@ use futures_util::future::join_all;
 use rand::RngExt;
 use serde_json::{json, Value};
 
-use crate::config::{DemoArgs, SimArgs};
+use crate::config::{DemoArgs, DemoVenue, SimArgs};
 use crate::exchange::sim;
 use client::{Api, Call};
 use engine_process::EngineProcess;
@@ -67,17 +67,19 @@ pub async fn run(args: DemoArgs) -> Result<Report, DemoError> {
         .unwrap_or_else(|| format!("sqlite://{}", directory.join("orderkeeper.db").display()));
     let (secret, admin) = (random_hex(), random_hex());
 
+    let over_fix = args.venue == DemoVenue::Fix;
     let simulator = sim::start(
         &SimArgs {
             listen: args.exchange_listen.clone(),
-            webhook_url: Some(format!("http://{}/v1/exchange/events", args.listen)),
-            webhook_secret: Some(secret.clone()),
+            // Over FIX, the session carries what the pushes would.
+            webhook_url: (!over_fix).then(|| format!("http://{}/v1/exchange/events", args.listen)),
+            webhook_secret: (!over_fix).then(|| secret.clone()),
             seed: Some(seed),
             fill_interval_ms: FILL_INTERVAL_MS,
             // It outlives every engine it serves. Its book is kept with the run's other files,
             // so the run can be checked against the exchange's record afterwards.
             book_file: Some(directory.join(EXCHANGE_BOOK)),
-            fix_listen: None,
+            fix_listen: over_fix.then(|| "127.0.0.1:0".to_owned()),
             fix_target: "OK".into(),
             faults: args.faults,
         },
@@ -85,12 +87,16 @@ pub async fn run(args: DemoArgs) -> Result<Report, DemoError> {
     )
     .map_err(DemoError::Simulator)?;
     let exchange = format!("http://127.0.0.1:{}", simulator.port);
+    let venue = match simulator.fix_port {
+        Some(port) => format!("fix://127.0.0.1:{port}?sender=OK&target=EXCH"),
+        None => exchange.clone(),
+    };
     let simulator_handle = simulator.handle();
     actix_web::rt::spawn(simulator.server);
 
     let flags = [
         ("--database-url", database_url.as_str()),
-        ("--exchange", &exchange),
+        ("--exchange", &venue),
         ("--exchange-secret", &secret),
         ("--admin-token", &admin),
     ]
@@ -173,6 +179,7 @@ pub async fn run(args: DemoArgs) -> Result<Report, DemoError> {
         duration: args.duration,
         rate: args.rate,
         accounts: tokens.len(),
+        venue: args.venue,
         faults: args.faults,
         tally,
         restarts,

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::ending::Findings;
 use super::traders::Tally;
-use crate::config::FaultArgs;
+use crate::config::{DemoVenue, FaultArgs};
 
 /// `n` and a noun, in the plural unless `n` is 1: "1 kill", "3 kills".
 pub fn counted(n: u64, noun: &str) -> String {
@@ -58,6 +58,7 @@ pub struct Report {
     pub duration: Duration,
     pub rate: u32,
     pub accounts: usize,
+    pub venue: DemoVenue,
     pub faults: FaultArgs,
     pub tally: Tally,
     pub restarts: Vec<Restart>,
@@ -135,11 +136,15 @@ impl fmt::Display for Report {
         let x = &self.faults;
         writeln!(
             out,
-            "orderkeeper demo: seed {}, {} of orders at {}/s from {} accounts",
+            "orderkeeper demo: seed {}, {} of orders at {}/s from {} accounts, {}",
             self.seed,
             seconds(self.duration),
             self.rate,
-            self.accounts
+            self.accounts,
+            match self.venue {
+                DemoVenue::Rest => "over REST and pushes",
+                DemoVenue::Fix => "over a FIX 4.4 session",
+            }
         )?;
         writeln!(
             out,

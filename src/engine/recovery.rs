@@ -149,6 +149,9 @@ pub struct RecoverySummary {
 /// placed again under its client order id, which the venue answers with the order it has.
 const LISTING_MARGIN: Duration = Duration::from_secs(600);
 
+/// How many times recovery asks for one listing before it falls back to asking order by order.
+const LISTING_ATTEMPTS: u32 = 3;
+
 /// The venue's orders as recovery listed them, by client order id.
 type Listed = HashMap<String, VenueOrder>;
 
@@ -304,7 +307,7 @@ impl Engine {
         }
         let mut listed = Listed::new();
         for listing in &listings {
-            match self.exchange().orders_listed(listing).await {
+            match self.list_once_answered(listing).await {
                 // The later listing is the fresher: its copy of an order listed twice stands.
                 Ok(orders) => listed.extend(
                     orders
@@ -318,6 +321,26 @@ impl Engine {
             }
         }
         Some(listed)
+    }
+
+    /// One listing, asked again while its answer is lost: one listing settles every order in
+    /// doubt, where the fallback asks order by order (over FIX a lost answer is a dropped
+    /// session, which the next attempt finds back up).
+    async fn list_once_answered(
+        &self,
+        listing: &Listing,
+    ) -> Result<Vec<crate::domain::VenueOrder>, crate::exchange::ExchangeError> {
+        let mut attempts = 1;
+        loop {
+            match self.exchange().orders_listed(listing).await {
+                Err(e) if e.is_unknown() && attempts < LISTING_ATTEMPTS => {
+                    tracing::info!(error = %e, attempts, "the venue's listing went unanswered; asking again");
+                    attempts += 1;
+                    actix_web::rt::time::sleep(Duration::from_millis(200)).await;
+                }
+                answer => return answer,
+            }
+        }
     }
 
     /// Gives an order a pushed report concerns its actor. Before start-up recovery has listed the

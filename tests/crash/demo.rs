@@ -27,18 +27,18 @@ fn first_number(text: &str) -> u64 {
         .unwrap_or(0)
 }
 
-#[test]
-fn the_demo_kills_the_engine_three_times_and_passes_the_audit() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = crate::database::url_for(dir.path());
-    let (passed, report, log) = processes::run_demo(dir.path(), &url, &["--duration", "20s"]);
+/// Runs the demo with `flags`; requires its pass, the audit's with the exchange's record, its
+/// `kills`, and no acknowledged order lost. Returns its report.
+fn a_passing_run(dir: &Path, url: &str, flags: &[&str], kills: u32) -> String {
+    let (passed, report, log) = processes::run_demo(dir, url, flags);
     assert!(passed, "the demo failed:\n{report}\n{log}");
     let audit = report_line(&report, "audit");
     assert!(audit.starts_with("pass:"), "{report}");
     assert!(audit.contains("the exchange's record included"), "{report}");
     assert_eq!(report.lines().last(), Some("result: pass"), "{report}");
+    let killed = format!("{kills} SIGKILLs");
     assert!(
-        report_line(&report, "kills").starts_with("3 SIGKILLs"),
+        report_line(&report, "kills").starts_with(&killed),
         "{report}"
     );
     let acknowledged = first_number(report_line(&report, "orders"));
@@ -48,6 +48,14 @@ fn the_demo_kills_the_engine_three_times_and_passes_the_audit() {
         format!("0 of {acknowledged} acknowledged"),
         "{report}"
     );
+    report
+}
+
+#[test]
+fn the_demo_kills_the_engine_three_times_and_passes_the_audit() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = crate::database::url_for(dir.path());
+    let report = a_passing_run(dir.path(), &url, &["--duration", "20s"], 3);
     // A fifth of the pushes are dropped and the engine is killed three times: some fills can
     // only have come by polling.
     let fills = report_line(&report, "fills");
@@ -58,6 +66,25 @@ fn the_demo_kills_the_engine_three_times_and_passes_the_audit() {
     // Each follower reconnected after each kill.
     let connections = feed.split(" over ").nth(1).map_or(0, first_number);
     assert!(connections >= 4 * 4, "{report}");
+    check_the_books_of_the_run(dir.path(), &url);
+    crate::database::drop_for(dir.path());
+}
+
+#[test]
+fn the_demo_over_fix_passes_the_audit_and_the_books() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = crate::database::url_for(dir.path());
+    let flags = ["--venue", "fix", "--duration", "15s", "--kills", "2"];
+    let report = a_passing_run(dir.path(), &url, &flags, 2);
+    assert!(
+        report
+            .lines()
+            .any(|l| l.ends_with("over a FIX 4.4 session")),
+        "{report}"
+    );
+    // Fills came over the session.
+    let fills = report_line(&report, "fills");
+    assert!(first_number(fills) > 0, "{report}");
     check_the_books_of_the_run(dir.path(), &url);
     crate::database::drop_for(dir.path());
 }

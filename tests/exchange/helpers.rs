@@ -79,6 +79,21 @@ pub fn spawn_failing_receiver(failures: usize) -> (String, Inbox) {
 
 /// Starts a seeded simulator on port 0; returns its base URL.
 pub fn spawn_sim(faults: FaultArgs, webhook: Option<&str>, seed: u64) -> String {
+    spawn_sim_with(faults, webhook, seed, None).0
+}
+
+/// A seeded simulator that also speaks FIX on a port of its own: its base URL and that port.
+pub fn spawn_fix_sim(faults: FaultArgs, seed: u64) -> (String, u16) {
+    let (url, fix_port) = spawn_sim_with(faults, None, seed, Some("127.0.0.1:0"));
+    (url, fix_port.expect("a FIX port"))
+}
+
+fn spawn_sim_with(
+    faults: FaultArgs,
+    webhook: Option<&str>,
+    seed: u64,
+    fix_listen: Option<&str>,
+) -> (String, Option<u16>) {
     let args = SimArgs {
         listen: "127.0.0.1:0".into(),
         webhook_url: webhook.map(str::to_owned),
@@ -86,14 +101,14 @@ pub fn spawn_sim(faults: FaultArgs, webhook: Option<&str>, seed: u64) -> String 
         seed: Some(seed),
         fill_interval_ms: 10,
         book_file: None,
-        fix_listen: None,
+        fix_listen: fix_listen.map(str::to_owned),
         fix_target: "OK".into(),
         faults,
     };
     let sim = sim::start(&args, true).expect("the simulator starts");
     let url = format!("http://127.0.0.1:{}", sim.port);
     actix_web::rt::spawn(sim.server);
-    url
+    (url, sim.fix_port)
 }
 
 pub async fn get_json(url: &str) -> (u16, Value) {
