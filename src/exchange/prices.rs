@@ -64,6 +64,15 @@ impl PriceCache {
             .collect())
     }
 
+    /// Whether the venue's listing has been seen, asking for it once more if not. Until it has,
+    /// no order can be checked or priced (over FIX the prices come after the session's logon).
+    pub async fn listing_known(&self) -> bool {
+        if !self.prices.is_empty() {
+            return true;
+        }
+        self.refresh().await.is_ok() && !self.prices.is_empty()
+    }
+
     /// Whether the exchange lists `symbol`. A listing once seen is trusted even while the exchange
     /// is unreachable, so limit orders keep being accepted.
     pub async fn is_listed(&self, symbol: &str) -> Result<bool, ExchangeError> {

@@ -101,6 +101,10 @@ pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     if let Err(why) = state.db_probe.answers(&state.pool).await {
         return not_ready("database_unreachable", why);
     }
+    if !state.prices.listing_known().await {
+        let reason = "the venue's symbols and prices are not known yet".to_owned();
+        return not_ready("venue_not_priced", reason);
+    }
     if !state.engine.lease().is_held() {
         let reason = "the lease was not renewed within its time to live".to_owned();
         return not_ready("no_lease", reason);

@@ -542,10 +542,38 @@ async fn end_every_order(url: &str, tokens: &[String]) -> Vec<String> {
             return Vec::new();
         }
         if Instant::now() > deadline {
-            return vec![format!("{open} orders still open (or unread) after 90 s")];
+            let mut wrong = vec![format!("{open} orders still open (or unread) after 90 s")];
+            wrong.extend(open_orders_logs(url, tokens).await);
+            return wrong;
         }
         actix_web::rt::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// Each open order's status and the kinds of its actions, to tell where it stopped.
+async fn open_orders_logs(url: &str, tokens: &[String]) -> Vec<String> {
+    let mut logs = Vec::new();
+    for token in tokens {
+        let Some((200, orders)) =
+            processes::get(url, token, "/v1/orders?status=open&limit=1000").await
+        else {
+            continue;
+        };
+        for order in orders.as_array().cloned().unwrap_or_default() {
+            let id = order["id"].as_str().unwrap_or_default();
+            let path = format!("/v1/orders/{id}/actions");
+            let actions = processes::get(url, token, &path).await.map(|(_, a)| a);
+            let kinds: Vec<&str> = actions
+                .as_ref()
+                .and_then(|a| a.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a["kind"].as_str())
+                .collect();
+            logs.push(format!("{id} ({}): {}", order["status"], kinds.join(" ")));
+        }
+    }
+    logs
 }
 
 fn seeds() -> Vec<u64> {

@@ -199,3 +199,29 @@ async fn over_fix_an_answer_lost_with_the_line_comes_on_the_next_session() {
         "{copy:?}"
     );
 }
+
+#[actix_web::test]
+async fn over_fix_reports_come_whole_through_lines_cut_in_the_middle_of_resends() {
+    // Every report goes out only as a resend, and half the resent reports drop the line.
+    let faults = FaultArgs {
+        drop_rate: 1.0,
+        lost_response_rate: 0.5,
+        ..FaultArgs::default()
+    };
+    let (_, fix_port) = spawn_fix_sim(faults, 35);
+    let session = log_on(fix_port);
+    let id = "fx-cut-1";
+    // Answered or not, the venue holds one order under the id.
+    for _ in 0..100 {
+        match session.venue.place(&crossing_buy(id)).await {
+            Ok(_) => break,
+            Err(e) => assert!(e.is_unknown(), "{e}"),
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    let filled = eventually(Duration::from_secs(60), || fills_of(&session, id).1 >= 9).await;
+    let (ids, shares) = fills_of(&session, id);
+    assert!(filled && shares == 9, "{ids:?}");
+    let unique: HashSet<_> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "a fill heard twice: {ids:?}");
+}

@@ -20,7 +20,7 @@ use ironfix_core::message::MsgType;
 use ironfix_store::{MessageStore, StoredMessage, SyncMessageStore, SyncStoreAdapter};
 
 use crate::db::fix_sessions::{self, Counter, SessionRow};
-use crate::db::{now_micros, DbConnection, DbError};
+use crate::db::{now_micros, Backend, DbConnection, DbError};
 
 /// One FIX session's store, named by its session id (`FIX.4.4:SENDER->TARGET`).
 pub struct SessionStore {
@@ -38,6 +38,12 @@ impl SessionStore {
     /// the store's alone; on SQLite it must wait its turn for the write lock as the engine's own do
     /// (opened by `db::pool::Connector::open`, which sets the busy wait).
     pub fn open(mut conn: DbConnection, session: &str) -> Result<SessionStore, DbError> {
+        if conn.backend() == Backend::Sqlite {
+            // Its commits need not wait for the disk (three a message, in turn with the engine's
+            // own): a killed process loses none of them, a power loss the last few, as QuickFIX's
+            // file store, which does not sync either; the session then starts over by agreement.
+            conn.batch_execute("PRAGMA synchronous = NORMAL")?;
+        }
         let row = fix_sessions::load_or_create(&mut conn, session, now_micros())?;
         let store = SessionStore {
             session: session.to_owned(),

@@ -8,8 +8,8 @@
 //! beside the book (a temporary one without a book file), so the session outlives a restart.
 //!
 //! Faults: a request the dice answer with a 503 over HTTP gets a BusinessMessageReject here (it
-//! did nothing); a lost response cuts the line in place of the answer; drops and duplicates of
-//! reports happen on the wire ([`super::fix_wire`]). Reordering has no FIX form: a session
+//! did nothing); a lost response cuts the line in place of the answer, or in the middle of a
+//! resend; drops and duplicates of reports happen on the wire ([`super::fix_wire`]). Reordering has no FIX form: a session
 //! delivers in sequence.
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -163,6 +163,12 @@ impl WireFaults for Dice {
             1 => Fate::Sent,
             _ => Fate::Repeated,
         }
+    }
+
+    fn cuts_a_resend(&self) -> bool {
+        let mut s = self.0.lock();
+        let faults = s.faults;
+        s.dice.rest(&faults) == RestFault::LostResponse
     }
 }
 

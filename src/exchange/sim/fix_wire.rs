@@ -1,7 +1,8 @@
 //! The simulator's push faults where FIX feels them, on the wire under the session layer. A
 //! dropped ExecutionReport is a frame never written: the session stored it, so the gap it leaves
 //! is filled by a ResendRequest. A duplicate is the frame again as a resend (PossDupFlag, the
-//! same MsgSeqNum). A lost response is the connection cut in place of the answer's frame.
+//! same MsgSeqNum). A lost response is the connection cut in place of the answer's frame, or in
+//! the middle of a resend.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +27,9 @@ pub enum Fate {
 pub trait WireFaults: Send + Sync {
     /// Rolls the push dice for one ExecutionReport.
     fn report_fate(&self) -> Fate;
+    /// Rolls the lost-response dice for one report sent again: a resend is an answer too, and
+    /// the line can drop in the middle of one.
+    fn cuts_a_resend(&self) -> bool;
 }
 
 /// Shared with the acceptor's application: set to lose the next answer by cutting the line.
@@ -70,7 +74,14 @@ impl<S> FaultyWire<S> {
     fn take_frames(&mut self) {
         while let Some(len) = frame_len(&self.partial) {
             let frame: Vec<u8> = self.partial.drain(..len).collect();
-            if self.cut || !is_first_report(&frame) {
+            if self.cut {
+                continue;
+            }
+            if is_resent_report(&frame) && self.faults.cuts_a_resend() {
+                self.cut = true;
+                continue;
+            }
+            if !is_first_report(&frame) {
                 self.out.extend_from_slice(&frame);
                 continue;
             }
@@ -124,6 +135,10 @@ fn field<'a>(frame: &'a [u8], tag: &[u8]) -> Option<&'a [u8]> {
 /// An ExecutionReport sent for the first time (a resend is the session's own repair).
 fn is_first_report(frame: &[u8]) -> bool {
     field(frame, b"35") == Some(b"8") && field(frame, b"43") != Some(b"Y")
+}
+
+fn is_resent_report(frame: &[u8]) -> bool {
+    field(frame, b"35") == Some(b"8") && field(frame, b"43") == Some(b"Y")
 }
 
 /// The frame as a resend of itself: PossDupFlag and OrigSendingTime added, the rest unchanged.
@@ -277,7 +292,8 @@ mod tests {
         assert_eq!(field(&again, b"122"), field(&first, b"52"));
         assert_eq!(field(&again, b"17"), Some(&b"F1"[..]));
         assert!(is_first_report(&first));
-        assert!(!is_first_report(&again), "a resend is never faulted");
+        assert!(!is_first_report(&again), "a resend is no first sending");
+        assert!(is_resent_report(&again) && !is_resent_report(&first));
         assert!(!is_first_report(&frame("0", 8, &[])));
     }
 }
