@@ -446,7 +446,7 @@ impl Bench {
         let fix_port = fix.then(free_port);
         let sim = start_sim(port, fix_port);
         let exchange = match fix_port {
-            Some(fix_port) => format!("fix://127.0.0.1:{fix_port}?sender=OK&target=EXCH"),
+            Some(fix_port) => orderkeeper::exchange::sim::fix_url(fix_port),
             None => format!("http://127.0.0.1:{}", port + 1),
         };
         let engine = start_engine_over(dir.path(), port, &exchange, extra);

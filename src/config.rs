@@ -376,12 +376,15 @@ pub struct SimArgs {
     pub fix_listen: Option<String>,
 
     /// The engine's CompID, which the FIX acceptor expects (its TargetCompID).
-    #[arg(long, env = "ORDERKEEPER_SIM_FIX_TARGET", default_value = "OK")]
+    #[arg(long, env = "ORDERKEEPER_SIM_FIX_TARGET", default_value = ENGINE_COMP_ID)]
     pub fix_target: String,
 
     #[command(flatten)]
     pub faults: FaultArgs,
 }
+
+/// The engine's CompID a simulator's FIX acceptor expects unless told another (`--fix-target`).
+pub const ENGINE_COMP_ID: &str = "OK";
 
 /// Fault rates, each a share between 0 and 1. All can be changed at run time with PUT /admin/faults.
 #[derive(Debug, Clone, Copy, Default, Args)]

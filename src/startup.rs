@@ -343,7 +343,7 @@ fn start_exchange(args: &ServeArgs, port: u16) -> Result<ExchangeEndpoint, Start
         fill_interval_ms: 50,
         book_file: args.exchange_book_file(),
         fix_listen: None,
-        fix_target: "OK".into(),
+        fix_target: sim::ENGINE_COMP_ID.into(),
         faults: FaultArgs::default(),
     };
     let sim = sim::start(&sim_args, true)?;

@@ -80,17 +80,16 @@ pub async fn run(args: DemoArgs) -> Result<Report, DemoError> {
             // so the run can be checked against the exchange's record afterwards.
             book_file: Some(directory.join(EXCHANGE_BOOK)),
             fix_listen: over_fix.then(|| "127.0.0.1:0".to_owned()),
-            fix_target: "OK".into(),
+            fix_target: sim::ENGINE_COMP_ID.into(),
             faults: args.faults,
         },
         true,
     )
     .map_err(DemoError::Simulator)?;
     let exchange = format!("http://127.0.0.1:{}", simulator.port);
-    let venue = match simulator.fix_port {
-        Some(port) => format!("fix://127.0.0.1:{port}?sender=OK&target=EXCH"),
-        None => exchange.clone(),
-    };
+    let venue = simulator
+        .fix_port
+        .map_or_else(|| exchange.clone(), sim::fix_url);
     let simulator_handle = simulator.handle();
     actix_web::rt::spawn(simulator.server);
 

@@ -21,3 +21,11 @@ pub fn http_client() -> awc::Client {
     CLIENT.with(Clone::clone)
 }
 pub use prices::PriceCache;
+
+/// Locks `mutex`, going on after a panic elsewhere: what these locks guard is plain data that a
+/// panic leaves whole.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -6,6 +6,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use orderkeeper::exchange::sim;
 use serde_json::{json, Value};
 
 use crate::processes::{self, Engine};
@@ -37,9 +38,15 @@ const ENDED: [&str; 4] = ["filled", "canceled", "rejected", "expired"];
 async fn an_engine_trades_over_fix_with_quickfix_through_kills_and_cut_connections() {
     let dir = tempfile::tempdir().unwrap();
     let venue_port = processes::free_port();
-    let _venue = Executor::start(venue_port, dir.path(), "EXCH", "OK", 0.1);
+    let _venue = Executor::start(
+        venue_port,
+        dir.path(),
+        sim::VENUE_COMP_ID,
+        sim::ENGINE_COMP_ID,
+        0.1,
+    );
     let line = Proxy::start(format!("127.0.0.1:{venue_port}"));
-    let url = format!("fix://127.0.0.1:{}?sender=OK&target=EXCH", line.port);
+    let url = sim::fix_url(line.port);
     let mut engine = Engine::start(dir.path(), processes::free_port(), &url);
     let (_, token) = engine.open_account("alice", "1000000.00").await;
     wait_until(

@@ -272,10 +272,8 @@ impl Simulator {
 
     /// Where an engine speaks to it: over FIX when the tests ask for it, else its HTTP API.
     pub fn venue(&self) -> String {
-        match self.fix_port {
-            Some(port) => format!("fix://127.0.0.1:{port}?sender=OK&target=EXCH"),
-            None => self.url(),
-        }
+        self.fix_port
+            .map_or_else(|| self.url(), orderkeeper::exchange::sim::fix_url)
     }
 
     pub async fn prices(&self) -> serde_json::Map<String, Value> {

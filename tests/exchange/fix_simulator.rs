@@ -13,6 +13,7 @@ use orderkeeper::domain::{
     Cents, OrderRef, OrderToPlace, OrderType, ReportKind, Side, TimeInForce, VenueReport,
 };
 use orderkeeper::exchange::fix::{self, FixEndpoint, FixVenue};
+use orderkeeper::exchange::sim;
 use orderkeeper::exchange::ExchangeClient;
 use orderkeeper::testing::db::{self, Connector};
 use orderkeeper::testing::Shutdown;
@@ -40,7 +41,7 @@ fn log_on(fix_port: u16) -> Session {
     let dir = tempfile::tempdir().expect("temp dir");
     let url = database::url_for(dir.path());
     db::connect(&url, 1).expect("migrated");
-    let endpoint = FixEndpoint::parse(&format!("fix://127.0.0.1:{fix_port}?sender=OK&target=EXCH"))
+    let endpoint = FixEndpoint::parse(&sim::fix_url(fix_port))
         .expect("a fix URL")
         .expect("valid");
     let shutdown = Shutdown::default();

@@ -102,7 +102,7 @@ fn spawn_sim_with(
         fill_interval_ms: 10,
         book_file: None,
         fix_listen: fix_listen.map(str::to_owned),
-        fix_target: "OK".into(),
+        fix_target: sim::ENGINE_COMP_ID.into(),
         faults,
     };
     let sim = sim::start(&args, true).expect("the simulator starts");

@@ -24,6 +24,8 @@ pub mod tag {
     pub const HANDL_INST: u32 = 21;
     pub const LAST_PX: u32 = 31;
     pub const LAST_QTY: u32 = 32;
+    pub const MSG_SEQ_NUM: u32 = 34;
+    pub const MSG_TYPE: u32 = 35;
     pub const ORDER_ID: u32 = 37;
     pub const ORDER_QTY: u32 = 38;
     pub const ORD_STATUS: u32 = 39;
@@ -31,8 +33,11 @@ pub mod tag {
     pub const ORIG_CL_ORD_ID: u32 = 41;
     pub const PRICE: u32 = 44;
     pub const REF_SEQ_NUM: u32 = 45;
+    pub const SENDER_COMP_ID: u32 = 49;
+    pub const SENDING_TIME: u32 = 52;
     pub const SIDE: u32 = 54;
     pub const SYMBOL: u32 = 55;
+    pub const TARGET_COMP_ID: u32 = 56;
     pub const TEXT: u32 = 58;
     pub const TIME_IN_FORCE: u32 = 59;
     pub const TRANSACT_TIME: u32 = 60;
@@ -95,11 +100,11 @@ impl Body {
     /// `seq` at `now_micros`: for filing in a session's store while no session is up.
     pub fn frame(&self, sender: &str, target: &str, seq: u64, now_micros: i64) -> Option<Vec<u8>> {
         let mut encoder = ironfix_tagvalue::Encoder::new("FIX.4.4");
-        encoder.put_str(35, self.msg_type);
-        encoder.put_str(49, sender);
-        encoder.put_str(56, target);
-        encoder.put_uint(34, seq);
-        encoder.put_str(52, &transact_time(now_micros));
+        encoder.put_str(tag::MSG_TYPE, self.msg_type);
+        encoder.put_str(tag::SENDER_COMP_ID, sender);
+        encoder.put_str(tag::TARGET_COMP_ID, target);
+        encoder.put_uint(tag::MSG_SEQ_NUM, seq);
+        encoder.put_str(tag::SENDING_TIME, &transact_time(now_micros));
         for (tag, value) in &self.fields {
             encoder.put_str(*tag, value);
         }

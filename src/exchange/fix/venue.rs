@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::LocalBoxFuture;
@@ -18,6 +18,7 @@ use crate::db::now_micros;
 use crate::domain::VenueStatus;
 use crate::domain::{Cents, OrderRef, OrderToPlace, PlacedAck, ReplaceTerms, VenueOrder};
 use crate::exchange::client::{ExchangeClient, ExchangeError, Listing, RequestCounts};
+use crate::exchange::lock;
 use crate::fault_points::crash_point;
 use crate::metrics::Metrics;
 
@@ -74,13 +75,6 @@ pub(super) struct Shared {
     next_id: AtomicU64,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic while holding one of these leaves plain data behind: go on with it.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// The key a request waits under: its kind, so that a status request and an order's own reports
 /// never take each other's answer, and its id.
 fn key(want: Want, id: &str) -> String {
@@ -93,8 +87,9 @@ fn key(want: Want, id: &str) -> String {
 
 impl Shared {
     pub(super) fn connected(&self, connection: Option<Connection>) {
+        let lost = connection.is_none();
         *lock(&self.connection) = connection;
-        if lock(&self.connection).is_none() {
+        if lost {
             // Every request waiting on the old connection learns at once that its answer is lost.
             lock(&self.awaiting).clear();
             lock(&self.by_seq).clear();

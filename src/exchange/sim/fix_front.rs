@@ -32,6 +32,7 @@ use crate::db::now_micros;
 use crate::domain::{Cents, OrderType, Side};
 use crate::exchange::fix::messages::{self, tag, Body};
 use crate::exchange::fix::store::SessionStore;
+use crate::exchange::lock;
 use crate::exchange::wire::{ExchangeOrder, ExchangeStatus, PlaceOrder, ReplaceOrder};
 
 /// The venue's own CompID.
@@ -64,12 +65,6 @@ impl Outlet {
             self.send(reports::refresh(&request, prices), false);
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Whether a session is up, and whether one is logging on (then the store is the session's).
@@ -150,10 +145,10 @@ impl Front {
     }
 }
 
-/// The push dice, rolled for each report the wire carries.
-struct Dice(Shared);
+/// The simulator's dice, rolled for each report the wire carries.
+struct SimFaults(Shared);
 
-impl WireFaults for Dice {
+impl WireFaults for SimFaults {
     fn report_fate(&self) -> Fate {
         let mut s = self.0.lock();
         let faults = s.faults;
@@ -229,7 +224,7 @@ pub(super) fn start(
             delivering.deliver(out).await;
         }
     });
-    let faults: Arc<dyn WireFaults> = Arc::new(Dice(shared));
+    let faults: Arc<dyn WireFaults> = Arc::new(SimFaults(shared));
     actix_web::rt::spawn(async move {
         loop {
             let stream = match listener.accept().await {
@@ -298,7 +293,7 @@ impl Venue {
             let faults = s.faults;
             let fault = s.dice.rest(&faults);
             if fault == RestFault::Error {
-                let seq = message.get_field_str(34).unwrap_or_default();
+                let seq = message.get_field_str(tag::MSG_SEQ_NUM).unwrap_or_default();
                 let refused = reports::unavailable(seq, message.msg_type().as_str(), ref_id);
                 s.tell(Announcements::of(vec![refused]))
             } else {
@@ -478,13 +473,15 @@ impl Venue {
             .get_field_str(tag::MD_REQ_ID)
             .unwrap_or_default()
             .to_owned();
-        let prices = self.shared.lock().market.prices().clone();
+        let mut s = self.shared.lock();
         *lock(&self.subscription) = Some(request.clone());
-        let snapshots = prices
+        let snapshots = s
+            .market
+            .prices()
             .iter()
             .map(|(symbol, price)| reports::snapshot(&request, symbol, *price))
             .collect();
-        self.shared.lock().tell(Announcements::of(snapshots));
+        s.tell(Announcements::of(snapshots));
     }
 }
 

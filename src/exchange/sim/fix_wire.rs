@@ -276,6 +276,77 @@ mod tests {
         assert_eq!(frame_len(&two), Some(one.len()));
     }
 
+    /// Faults that always say the same.
+    struct Always(Fate, bool);
+
+    impl WireFaults for Always {
+        fn report_fate(&self) -> Fate {
+            self.0
+        }
+        fn cuts_a_resend(&self) -> bool {
+            self.1
+        }
+    }
+
+    /// What crosses the wire when the session writes `frames` through `faults` (the answer lost
+    /// when `lose` is set), and whether its last flush went through.
+    async fn across(faults: Always, lose: bool, frames: &[Vec<u8>]) -> (Vec<u8>, bool) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (near, mut far) = tokio::io::duplex(1 << 16);
+        let cut = Arc::new(CutSwitch::default());
+        if lose {
+            cut.arm();
+        }
+        let mut wire = FaultyWire::new(near, Arc::new(faults), cut);
+        let mut flushed = true;
+        for frame in frames {
+            flushed &= wire.write_all(frame).await.is_ok() && wire.flush().await.is_ok();
+        }
+        drop(wire);
+        let mut crossed = Vec::new();
+        far.read_to_end(&mut crossed).await.expect("read");
+        (crossed, flushed)
+    }
+
+    #[actix_web::test]
+    async fn the_wire_drops_repeats_and_cuts_reports_as_the_faults_say() {
+        let heartbeat = frame("0", 7, &[]);
+        let report = frame("8", 8, &[(17, "F1"), (150, "F")]);
+        let resent = as_possible_duplicate(&report).unwrap();
+        let both = [heartbeat.clone(), report.clone()];
+        let joined = |parts: &[&Vec<u8>]| parts.iter().flat_map(|p| p.iter().copied()).collect();
+
+        let sent = across(Always(Fate::Sent, false), false, &both).await;
+        assert_eq!(sent, (joined(&[&heartbeat, &report]), true));
+        let dropped = across(Always(Fate::Dropped, false), false, &both).await;
+        assert_eq!(
+            dropped,
+            (joined(&[&heartbeat]), true),
+            "only the report goes"
+        );
+        let repeated = across(Always(Fate::Repeated, false), false, &both).await;
+        assert_eq!(repeated, (joined(&[&heartbeat, &report, &resent]), true));
+        // A lost answer: the line goes down in place of the first report, and nothing after it.
+        let three = [heartbeat.clone(), report.clone(), heartbeat.clone()];
+        let lost = across(Always(Fate::Sent, false), true, &three).await;
+        assert_eq!(lost, (joined(&[&heartbeat]), false));
+        // A resend is never dropped, but the line may go down in the middle of one.
+        let kept = across(
+            Always(Fate::Dropped, false),
+            false,
+            std::slice::from_ref(&resent),
+        )
+        .await;
+        assert_eq!(kept, (resent.clone(), true));
+        let cut = across(
+            Always(Fate::Sent, true),
+            false,
+            &[heartbeat.clone(), resent],
+        )
+        .await;
+        assert_eq!(cut, (joined(&[&heartbeat]), false));
+    }
+
     #[test]
     fn a_duplicate_is_the_same_message_marked_as_one() {
         let first = frame("8", 7, &[(17, "F1"), (150, "F"), (32, "5")]);

@@ -13,4 +13,12 @@ pub mod push;
 pub mod server;
 pub mod store;
 
+pub use crate::config::ENGINE_COMP_ID;
+pub use fix_front::VENUE_COMP_ID;
 pub use server::{start, SimHandle};
+
+/// The `--exchange` URL of a simulator's FIX acceptor on this host's `port`, under the CompIDs it
+/// expects by default.
+pub fn fix_url(port: u16) -> String {
+    format!("fix://127.0.0.1:{port}?sender={ENGINE_COMP_ID}&target={VENUE_COMP_ID}")
+}

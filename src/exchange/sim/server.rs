@@ -40,6 +40,12 @@ pub(super) struct SimState {
     saved_counters: Counters,
 }
 
+/// The event id after `counter`, which it moves on.
+fn next_event_id(counter: &mut u64) -> String {
+    *counter += 1;
+    format!("E{:012}", *counter)
+}
+
 /// A planned delivery, made under the lock and sent after it.
 pub(super) type Planned = (PushEvent, u32, Duration);
 
@@ -87,8 +93,7 @@ impl SimState {
 
     /// A new event id, for a push or a FIX report that is not a fill.
     pub(super) fn event_id(&mut self) -> String {
-        self.next_event += 1;
-        format!("E{:012}", self.next_event)
+        next_event_id(&mut self.next_event)
     }
 
     /// Hands the FIX reports to the session's outlet, in the order made (under the lock, so
@@ -107,13 +112,8 @@ impl SimState {
     /// session's ExecutionReports of them.
     pub(super) fn announce(&mut self, events: Vec<BookEvent>, reports: bool) -> Announcements {
         let reports = if reports && self.fix.is_some() {
-            let mut ids = Vec::new();
-            let count = events.iter().filter(|e| e.fill.is_none()).count();
-            for _ in 0..count {
-                ids.push(self.event_id());
-            }
-            let mut ids = ids.into_iter();
-            fix_reports::of_events(&events, &self.book, || ids.next().unwrap_or_default())
+            let (book, counter) = (&self.book, &mut self.next_event);
+            fix_reports::of_events(&events, book, || next_event_id(counter))
         } else {
             Vec::new()
         };
@@ -152,10 +152,7 @@ pub(super) struct Shared(Arc<Mutex<SimState>>);
 
 impl Shared {
     pub(super) fn lock(&self) -> MutexGuard<'_, SimState> {
-        // A panic while holding the lock leaves plain data behind; carry on with it.
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::exchange::lock(&self.0)
     }
 
     /// Delivers pushes to the webhook. On the simulator's own (actix) thread: deliveries are
