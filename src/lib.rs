@@ -199,7 +199,10 @@
 //! actions, the projection rows and the events a statement per table. An order named twice starts its
 //! second step from the first one's row. A step alone is a batch of one, and a batch that rolls back
 //! runs again one item at a time, so one bad item never costs its neighbours their answer. A push
-//! without a fill does not lock its order, so it never waits for the actor's phase to commit. Pushes
+//! without a fill does not lock its order, so it never waits for the actor's phase to commit, unless
+//! it names a replace's new version while the engine still waits for the replace's answer: then the
+//! phase locks what every push names and records the replace first (the venue took it), so a fill of
+//! the new terms fits them whichever report comes first. Pushes
 //! that bring a fill are batched too (`orders::intake::take_in_pushes`), but only for their commit: each
 //! fill is recorded exactly as alone, in arrival order, so a fill that comes twice in one batch is
 //! recorded once. On

@@ -20,7 +20,7 @@ pub mod db {
 
 /// The phases that change an order, each one transaction.
 pub mod orders {
-    pub use crate::orders::{cancel, intake, lifecycle, request, status, submit};
+    pub use crate::orders::{cancel, intake, lifecycle, replace, request, status, submit};
 }
 
 pub use crate::engine::Engine;

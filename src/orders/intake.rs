@@ -4,10 +4,16 @@
 
 use std::collections::{HashMap, HashSet};
 
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
 use super::lifecycle::Fills;
-use super::phase::Applied;
+use super::phase::{self, Applied};
+use super::status::{self, StatusItem, StatusStep};
 use super::OrderError;
 use crate::db::exchange_events::{self, NewExchangeEvent};
+use crate::db::leases::Fence;
+use crate::db::ledger::{self, CASH};
 use crate::db::{leases, orders, DbConnection};
 use crate::domain::VenueReport;
 use crate::domain::{ClientOrderId, FillSource, OrderId, OrderStatus};
@@ -60,7 +66,7 @@ fn tell_owner(
 /// and written together ([`Fills`], which locks what they will write first).
 pub fn take_in_pushes(
     conn: &mut DbConnection,
-    items: &[std::sync::Arc<PushItem>],
+    items: &[Arc<PushItem>],
 ) -> Result<Vec<Result<Intake, OrderError>>, OrderError> {
     let named: Vec<(OrderId, &str)> = items
         .iter()
@@ -70,6 +76,7 @@ pub fn take_in_pushes(
             Some((order, fill.fill_id.as_str()))
         })
         .collect();
+    record_replaces_taken(conn, items)?;
     let mut fills = Fills::lock(conn, &named)?;
     let mut answers = store_bare_pushes(conn, items)?;
     for (item, answer) in items.iter().zip(answers.iter_mut()) {
@@ -82,6 +89,64 @@ pub fn take_in_pushes(
         .into_iter()
         .map(|answer| answer.ok_or_else(|| OrderError::broken("a push went unanswered")))
         .collect())
+}
+
+/// Records first the replace a push shows the venue took: a report under a later version's client
+/// order id than the order's row holds, while a replace is in flight (as `engine::decide` reads a
+/// venue copy). A fill of the new terms then fits them, whichever of the venue's reports about
+/// the replace reaches the engine first.
+///
+/// Every order the pushes name, then every balance their fills may touch, is locked before the
+/// replace takes any, so this phase still locks in the order every phase does.
+fn record_replaces_taken(
+    conn: &mut DbConnection,
+    items: &[Arc<PushItem>],
+) -> Result<(), OrderError> {
+    let named: Vec<(OrderId, i64, i64)> = items
+        .iter()
+        .filter_map(|i| {
+            let id = ClientOrderId(i.event.client_order_id.clone());
+            Some((id.order_id()?, id.version()?, i.now))
+        })
+        .collect();
+    if named.iter().all(|(_, version, _)| *version < 2) {
+        return Ok(());
+    }
+    let rows = phase::lock_orders(conn, named.iter().map(|(order, ..)| *order))?;
+    let mut taken = BTreeSet::new();
+    let steps: Vec<Arc<StatusItem>> = named
+        .iter()
+        .filter_map(|(order, version, now)| {
+            let row = rows.get(order)?;
+            let qty = row.replacing_qty?;
+            let in_flight = matches!(
+                row.status,
+                OrderStatus::PendingReplace | OrderStatus::PendingCancel
+            );
+            (in_flight && *version > row.version && taken.insert(row.id)).then(|| {
+                Arc::new(StatusItem {
+                    order: row.id,
+                    fence: Fence {
+                        engine: row.owner.clone(),
+                        epoch: row.owner_epoch,
+                    },
+                    step: StatusStep::Replaced { qty },
+                    now: *now,
+                })
+            })
+        })
+        .collect();
+    if steps.is_empty() {
+        return Ok(());
+    }
+    let pairs: BTreeSet<_> = rows
+        .values()
+        .flat_map(|r| [CASH, r.symbol.as_str()].map(|a| (r.account_id, a.to_owned())))
+        .collect();
+    ledger::lock_balances(conn, &pairs)?;
+    // A replace the table refuses is alarmed there; the push is then taken in as it stands.
+    status::record(conn, &steps)?;
+    Ok(())
 }
 
 /// Takes in a push [`store_bare_pushes`] left: a fill, or a push for no order of ours. A fill's
@@ -122,7 +187,7 @@ fn take_in_fill(
 /// unanswered (None) for [`take_in_pushes`] to take in one by one.
 fn store_bare_pushes(
     conn: &mut DbConnection,
-    items: &[std::sync::Arc<PushItem>],
+    items: &[Arc<PushItem>],
 ) -> Result<Vec<Option<Intake>>, OrderError> {
     let named: Vec<Option<OrderId>> = items
         .iter()

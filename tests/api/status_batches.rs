@@ -319,9 +319,18 @@ fn fence(engine: &str) -> Fence {
 
 /// A push as "engine@here" takes it in.
 fn push(event_id: &str, order: OrderId, fill: Option<(&str, i64)>) -> Arc<PushItem> {
+    push_for(event_id, ClientOrderId::for_order(order), fill)
+}
+
+/// A push about the order's version that `client_order_id` names.
+fn push_for(
+    event_id: &str,
+    client_order_id: ClientOrderId,
+    fill: Option<(&str, i64)>,
+) -> Arc<PushItem> {
     let mut event = json!({
         "event_id": event_id, "type": "accepted",
-        "client_order_id": ClientOrderId::for_order(order).to_string(), "exchange_order_id": "X-1",
+        "client_order_id": client_order_id.to_string(), "exchange_order_id": "X-1",
     });
     if let Some((fill_id, qty)) = fill {
         event["type"] = json!("fill");
@@ -771,6 +780,115 @@ async fn fills_taken_in_together_are_each_recorded_once_as_if_alone() {
     ];
     let expected: Vec<(i64, String)> = (1..).zip(kinds.map(String::from)).collect();
     assert_eq!(events, expected);
+}
+
+/// A venue sends a replace's answer and the fills of its new terms in turn, but the engine may
+/// take a fill in before the answer: the fill's client order id, a later version's, shows the
+/// venue took the replace, and the phase records it first.
+#[actix_web::test]
+async fn a_fill_of_a_replace_s_new_terms_records_the_replace_it_shows_was_taken() {
+    use orderkeeper::testing::orders::replace::{self, ReplaceRequest};
+    let books = books_with_alice();
+    let (mut conn, alice) = (books.pool.get().unwrap(), books.alice);
+    let here = fence("engine@here");
+    // A resting buy of 4 at 100.00, asked to become 8.
+    let order = new_order(&mut conn, alice, "k1", &here);
+    let steps = [
+        item(order, &here, Action::PlacementSent),
+        item(order, &here, Action::Accepted),
+    ];
+    assert!(in_one_phase(&mut conn, &steps).iter().all(Result::is_ok));
+    let asked = conn
+        .transaction(|conn| {
+            replace::request(
+                conn,
+                &ReplaceRequest {
+                    account: alice,
+                    order,
+                    key: orderkeeper::testing::IdempotencyKey::parse(b"r1").unwrap(),
+                    fingerprint: "replace to 8".into(),
+                    qty: Some(8),
+                    limit_price: None,
+                    now: db::now_micros(),
+                    ttl_micros: 1_000_000_000,
+                    max_stored_keys: 0,
+                },
+            )
+        })
+        .expect("the replace is recorded");
+    assert!(asked.moved.is_some());
+
+    // Six shares under the new version's id: more than the old terms' four.
+    let new_terms = ClientOrderId::for_version(order, 2);
+    let answers = conn
+        .transaction(|conn| {
+            intake::take_in_pushes(conn, &[push_for("e1", new_terms.clone(), Some(("f1", 6)))])
+        })
+        .expect("the push commits");
+    assert_eq!(
+        answers.into_iter().map(Result::unwrap).collect::<Vec<_>>(),
+        vec![Intake::New {
+            order,
+            fill: Some(Applied::Recorded),
+            status: OrderStatus::New,
+            fully_filled: false,
+            owner: "engine@here".into(),
+        }]
+    );
+    let row = orders::find(&mut conn, order).unwrap().unwrap();
+    assert_eq!(
+        (
+            row.status,
+            row.qty,
+            row.filled_qty,
+            row.version,
+            row.replacing_qty
+        ),
+        (OrderStatus::PartiallyFilled, 8, 6, 2, None)
+    );
+    assert_eq!(row.client_order_id, new_terms);
+    let kinds_now = kinds(&mut conn, order);
+    let expected = [
+        ActionKind::Created,
+        ActionKind::PlacementSent,
+        ActionKind::Accepted,
+        ActionKind::ReplaceRequested,
+        ActionKind::Replaced,
+        ActionKind::Fill,
+    ];
+    assert_eq!(
+        kinds_now.iter().map(|(_, k)| *k).collect::<Vec<_>>(),
+        expected
+    );
+
+    // The replace's own answer, after it, changes nothing; the rest of the new terms fill it.
+    let answer = step(order, &here, StatusStep::Replaced { qty: 8 });
+    assert_eq!(
+        in_one_phase(&mut conn, &[answer]),
+        vec![Ok(Applied::Duplicate)]
+    );
+    let answers = conn
+        .transaction(|conn| {
+            intake::take_in_pushes(conn, &[push_for("e2", new_terms.clone(), Some(("f2", 2)))])
+        })
+        .expect("the push commits");
+    assert!(matches!(
+        answers[..],
+        [Ok(Intake::New {
+            fill: Some(Applied::Recorded),
+            fully_filled: true,
+            ..
+        })]
+    ));
+    assert_eq!(kinds(&mut conn, order).len(), expected.len() + 1);
+    // Eight shares bought at 99.00 against 100.00 held for each; nothing else is held.
+    use orderkeeper::testing::db::ledger;
+    let cash = ledger::balance(&mut conn, alice, ledger::CASH).unwrap();
+    assert_eq!((cash.available, cash.reserved), (10_000_000 - 79_200, 0));
+    let shares = ledger::balance(&mut conn, alice, "INFY").unwrap();
+    assert_eq!((shares.available, shares.reserved), (8, 0));
+    let alarms = orderkeeper::testing::db::alarms::of_order(&mut conn, order).unwrap();
+    assert!(alarms.is_empty(), "{alarms:?}");
 }
 
 /// How many sessions on the connection's database are waiting for a lock.
