@@ -12,6 +12,8 @@
 //!   in flight, of the larger quantity at the more generous limit);
 //! - `cash_and_shares_conserved`: each balance is its opening plus what the fills bought, minus
 //!   what they sold;
+//! - `positions_equal_fills`: each position is its fills folded again in the order they were
+//!   recorded (numbered 1, 2, … with no gap), and every numbered fill is in a position;
 //! - with the exchange's record, `fills_equal_exchange`: an ended order has exactly the exchange's
 //!   fills, an open one no fill the exchange lacks; and `no_unknown_exchange_orders`.
 
@@ -159,6 +161,39 @@ struct FillRow {
     price: i64,
 }
 
+#[derive(QueryableByName)]
+struct PositionRow {
+    #[diesel(sql_type = Text)]
+    account_id: String,
+    #[diesel(sql_type = Text)]
+    symbol: String,
+    #[diesel(sql_type = BigInt)]
+    qty: i64,
+    #[diesel(sql_type = BigInt)]
+    avg_cost: i64,
+    #[diesel(sql_type = BigInt)]
+    realized_pnl: i64,
+    #[diesel(sql_type = BigInt)]
+    fills: i64,
+}
+
+/// A fill as a position counts it, with its place among the position's fills.
+#[derive(QueryableByName)]
+struct PositionFillRow {
+    #[diesel(sql_type = Text)]
+    account_id: String,
+    #[diesel(sql_type = Text)]
+    symbol: String,
+    #[diesel(sql_type = Text)]
+    side: String,
+    #[diesel(sql_type = BigInt)]
+    qty: i64,
+    #[diesel(sql_type = BigInt)]
+    price: i64,
+    #[diesel(sql_type = BigInt)]
+    position_seq: i64,
+}
+
 /// A row of an append-only table whose account or order does not exist. These tables carry no
 /// foreign key on PostgreSQL (each insert would lock the parent's row), so the audit checks it.
 #[derive(QueryableByName)]
@@ -260,6 +295,16 @@ pub fn run(
              WHERE entry_key LIKE 'account:%:open:%'",
         )?;
         let orphans: Vec<OrphanRow> = load(conn, ORPHANS)?;
+        let positions: Vec<PositionRow> = load(
+            conn,
+            "SELECT account_id, symbol, qty, avg_cost, realized_pnl, fills FROM positions",
+        )?;
+        let position_fills: Vec<PositionFillRow> = load(
+            conn,
+            "SELECT o.account_id, o.symbol, o.side, f.qty, f.price, f.position_seq \
+             FROM fills f JOIN orders o ON o.id = f.order_id WHERE f.position_seq IS NOT NULL \
+             ORDER BY o.account_id, o.symbol, f.position_seq",
+        )?;
         let terminal_count = orders
             .iter()
             .filter(|o| is_terminal(&o.status))
@@ -271,6 +316,7 @@ pub fn run(
             reserved_equals_open_orders(&balances, &orders),
             cash_and_shares_conserved(&balances, &orders, &openings),
             every_row_names_its_parent(&orphans),
+            positions_equal_fills(&positions, &position_fills),
         ];
         match exchange {
             Ok(book) => {
@@ -297,6 +343,100 @@ pub fn run(
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         checks,
     })
+}
+
+/// A position worked out from its fills, exactly (over i128): its quantity, average cost and
+/// realized profit or loss. Buys and sells that add to the position average their cost, rounded
+/// to the nearer cent (the even one on a tie); those against it realize at that cost, and what is
+/// left of one opens the other way at its price.
+fn fold_position(fills: &[(bool, i64, i64)]) -> (i128, i128, i128) {
+    let (mut qty, mut avg, mut realized) = (0i128, 0i128, 0i128);
+    for (buy, n, price) in fills {
+        let (n, price) = (i128::from(*n), i128::from(*price));
+        let delta = if *buy { n } else { -n };
+        if qty == 0 || qty.signum() == delta.signum() {
+            let total = qty.abs() + n;
+            let cost = qty.abs() * avg + n * price;
+            let (low, rest) = (cost / total, cost % total);
+            avg = if rest * 2 > total || (rest * 2 == total && low % 2 == 1) {
+                low + 1
+            } else {
+                low
+            };
+            qty += delta;
+        } else {
+            realized += (price - avg) * n.min(qty.abs()) * qty.signum();
+            let after = qty + delta;
+            if after == 0 {
+                avg = 0;
+            } else if after.signum() != qty.signum() {
+                avg = price;
+            }
+            qty = after;
+        }
+    }
+    (qty, avg, realized)
+}
+
+fn positions_equal_fills(positions: &[PositionRow], fills: &[PositionFillRow]) -> Check {
+    let mut folded: BTreeMap<(&str, &str), Vec<&PositionFillRow>> = BTreeMap::new();
+    for fill in fills {
+        let pair = (fill.account_id.as_str(), fill.symbol.as_str());
+        folded.entry(pair).or_default().push(fill);
+    }
+    let mut wrong = Vec::new();
+    for p in positions {
+        let of = folded
+            .remove(&(p.account_id.as_str(), p.symbol.as_str()))
+            .unwrap_or_default();
+        let numbered = of.iter().zip(1..).all(|(f, n)| f.position_seq == n);
+        let seqs = i64::try_from(of.len()).unwrap_or(i64::MAX);
+        if !numbered || seqs != p.fills {
+            wrong.push(violation(
+                &p.account_id,
+                None,
+                format!(
+                    "{}: the position counts {} fills, but {} are numbered for it, or not 1 to {}",
+                    p.symbol,
+                    p.fills,
+                    of.len(),
+                    p.fills
+                ),
+            ));
+            continue;
+        }
+        let trades: Vec<(bool, i64, i64)> = of
+            .iter()
+            .map(|f| (f.side == "buy", f.qty, f.price))
+            .collect();
+        let stored = (
+            i128::from(p.qty),
+            i128::from(p.avg_cost),
+            i128::from(p.realized_pnl),
+        );
+        let expected = fold_position(&trades);
+        if stored != expected {
+            wrong.push(violation(
+                &p.account_id,
+                None,
+                format!(
+                    "{}: the position is (qty, avg cost, realized) {stored:?}, its fills fold to {expected:?}",
+                    p.symbol
+                ),
+            ));
+        }
+    }
+    for ((account, symbol), of) in folded {
+        wrong.push(violation(
+            account,
+            None,
+            format!(
+                "{symbol}: {} fills are numbered for a position that does not exist",
+                of.len()
+            ),
+        ));
+    }
+    check("positions_equal_fills", positions.len(), wrong)
 }
 
 fn is_terminal(status: &str) -> bool {
@@ -670,7 +810,69 @@ pub async fn offline(database_url: &str, exchange: Option<&str>) -> Result<Repor
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Cents, OrderId, VenueFill, VenueStatus};
+    use crate::domain::position::tests::{a_fill, fold};
+    use crate::domain::{Cents, OrderId, Side, VenueFill, VenueStatus};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The position the fill phases keep (`domain::position`) is the one the audit works out
+        /// again on its own, over any fills.
+        #[test]
+        fn the_engine_s_positions_fold_as_the_audit_s(
+            fills in proptest::collection::vec(a_fill(), 0..60),
+            last in 1i64..=100_000,
+        ) {
+            let p = fold(&fills);
+            let trades: Vec<(bool, i64, i64)> =
+                fills.iter().map(|(side, n, price)| (*side == Side::Buy, *n, *price)).collect();
+            let (qty, avg, realized) = fold_position(&trades);
+            prop_assert_eq!(
+                (i128::from(p.qty), i128::from(p.avg_cost.0), i128::from(p.realized.0)),
+                (qty, avg, realized)
+            );
+            prop_assert_eq!(p.fills, fills.len() as i64);
+            let unrealized = p.unrealized(Cents(last)).map(|c| i128::from(c.0));
+            prop_assert_eq!(unrealized, Some((i128::from(last) - avg) * qty));
+        }
+    }
+
+    #[test]
+    fn a_position_that_is_not_its_fills_or_misses_one_is_a_violation() {
+        let fill = |seq, side: &str, qty, price| PositionFillRow {
+            account_id: "a".into(),
+            symbol: "INFY".into(),
+            side: side.into(),
+            qty,
+            price,
+            position_seq: seq,
+        };
+        let position = |qty, avg_cost, realized_pnl, fills| PositionRow {
+            account_id: "a".into(),
+            symbol: "INFY".into(),
+            qty,
+            avg_cost,
+            realized_pnl,
+            fills,
+        };
+        let fills = [fill(1, "buy", 10, 1_000), fill(2, "sell", 4, 1_250)];
+        let right = position(6, 1_000, 1_000, 2);
+        assert!(positions_equal_fills(&[right], &fills)
+            .violations
+            .is_empty());
+        for wrong in [
+            position(6, 1_000, 999, 2),
+            position(7, 1_000, 1_000, 2),
+            position(6, 1_000, 1_000, 3),
+        ] {
+            let check = positions_equal_fills(&[wrong], &fills);
+            assert_eq!(check.violations.len(), 1);
+        }
+        // A gap in the numbering, and fills numbered for no position.
+        let gapped = [fill(1, "buy", 10, 1_000), fill(3, "sell", 4, 1_250)];
+        let check = positions_equal_fills(&[position(6, 1_000, 1_000, 2)], &gapped);
+        assert_eq!(check.violations.len(), 1);
+        assert_eq!(positions_equal_fills(&[], &fills).violations.len(), 1);
+    }
 
     fn order(id: OrderId, status: &str) -> OrderRow {
         OrderRow {

@@ -13,6 +13,7 @@ const state = {
   selected: null,
   retryDelay: 500,
   prices: new Map(), // symbol -> [cents, ...]
+  positions: [], // GET /v1/positions
 };
 
 // ---- money: decimal strings <-> integer cents, never floats ----
@@ -28,6 +29,12 @@ function fromCents(cents) {
   return `${sign}${whole}.${String(abs % 100).padStart(2, "0")}`;
 }
 const money = (text) => (text == null ? "—" : fromCents(toCents(text)));
+// Profit and loss may be below zero.
+function signedCents(text) {
+  const negative = String(text ?? "").startsWith("-");
+  const cents = toCents(negative ? String(text).slice(1) : text);
+  return cents == null ? null : negative ? -cents : cents;
+}
 // 24-hour local time: short enough for the orders table's first column.
 const clock = (time) => new Date(time).toLocaleTimeString([], { hour12: false });
 
@@ -243,9 +250,23 @@ async function refreshBalances() {
     $("positions").innerHTML = Object.entries(balances.positions)
       .map(([symbol, p]) => `<tr><td><strong>${symbol}</strong></td><td class="num">${p.available}</td><td class="num">${p.reserved}</td></tr>`)
       .join("");
+    state.positions = await api("/v1/positions");
+    renderPnl();
   } catch (error) {
     if (error.status === 401) setConnection("offline", "token refused");
   }
+}
+
+// Unrealized P&L is marked live at the last price polled, in integer cents: (last − avg) × qty.
+function renderPnl() {
+  const cell = (cents) => `<td class="num ${cents == null ? "" : cents < 0 ? "loss" : "gain"}">${cents == null ? "—" : fromCents(cents)}</td>`;
+  $("pnl").innerHTML = (state.positions ?? [])
+    .map((p) => {
+      const last = (state.prices.get(p.symbol) ?? []).at(-1) ?? signedCents(p.last_price);
+      const unrealized = last == null ? null : (last - toCents(p.avg_cost)) * p.qty;
+      return `<tr data-symbol="${escapeHtml(p.symbol)}"><td><strong>${escapeHtml(p.symbol)}</strong></td><td class="num">${p.qty}</td><td class="num">${money(p.avg_cost)}</td>${cell(unrealized)}${cell(signedCents(p.realized_pnl))}</tr>`;
+    })
+    .join("");
 }
 
 // ---- the order ticket: one Idempotency-Key per order, reused on every retry ----
@@ -312,6 +333,7 @@ async function pollPrices() {
         if (![...select.options].some((o) => o.value === symbol)) select.add(new Option(symbol, symbol));
       }
       renderCharts();
+      renderPnl();
       updateTicket();
     } catch {
       /* the next poll tries again */

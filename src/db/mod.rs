@@ -15,6 +15,7 @@ pub mod ledger;
 pub mod orders;
 pub mod outbox;
 pub mod pool;
+pub mod positions;
 pub mod prepared;
 pub mod schema;
 mod sql_types;

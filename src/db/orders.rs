@@ -112,6 +112,8 @@ pub struct FillRow {
     pub price: Cents,
     pub source: FillSource,
     pub received_at: i64,
+    /// Its place among the fills of its account's position in its symbol (`db::positions`).
+    pub position_seq: Option<i64>,
 }
 
 /// Which orders a list asks for.

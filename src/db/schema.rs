@@ -92,6 +92,19 @@ diesel::table! {
         price -> BigInt,
         source -> Text,
         received_at -> BigInt,
+        position_seq -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    positions (account_id, symbol) {
+        account_id -> Text,
+        symbol -> Text,
+        qty -> BigInt,
+        avg_cost -> BigInt,
+        realized_pnl -> BigInt,
+        fills -> BigInt,
+        updated_at -> BigInt,
     }
 }
 
@@ -202,4 +215,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     order_notes,
     orders,
     outbox,
+    positions,
 );

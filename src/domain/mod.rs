@@ -6,6 +6,7 @@ pub mod money;
 pub mod new_order;
 pub mod order;
 pub mod order_event;
+pub mod position;
 #[cfg(test)]
 mod properties;
 pub mod session;
@@ -19,6 +20,7 @@ pub use ids::{AccountId, ClientOrderId, OrderId};
 pub use money::Cents;
 pub use new_order::{NewOrder, MAX_QTY};
 pub use order_event::{AckSource, EndCause, OrderEvent, Terms};
+pub use position::Position;
 pub use symbol::Symbol;
 pub use venue::{
     OrderRef, OrderToPlace, PlacedAck, ReplaceTerms, ReportKind, VenueFill, VenueOrder,

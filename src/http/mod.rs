@@ -10,6 +10,7 @@ pub mod extract;
 pub mod openapi;
 pub mod ops;
 pub mod orders;
+pub mod positions;
 pub mod prices;
 pub mod stream;
 
@@ -34,6 +35,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .configure(admin::routes)
     .configure(orders::routes)
     .configure(balances::routes)
+    .configure(positions::routes)
     .configure(exchange_events::routes)
     .configure(stream::routes)
     .configure(prices::routes)

@@ -9,7 +9,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, balances, exchange_events, exchange_faults, ops, orders, prices, stream};
+use super::{
+    admin, balances, exchange_events, exchange_faults, ops, orders, positions, prices, stream,
+};
 use crate::audit::{AuditVerdict, Check, Report, Violation};
 use crate::domain::{ActionKind, FillSource, OrderStatus, OrderType, Side, TimeInForce};
 use crate::engine::pushes::PushOutcome;
@@ -25,14 +27,14 @@ use crate::orders::{ActionView, FillView, OrderView};
     info(title = "orderkeeper", description = "An equity order engine that never charges twice and never loses an order."),
     paths(
         orders::submit_order, orders::list_orders, orders::get_order, orders::order_actions,
-        orders::order_fills, orders::cancel_order, orders::cancel_all_orders, orders::replace_order, balances::get_balances, admin::create_account, admin::audit,
+        orders::order_fills, orders::cancel_order, orders::cancel_all_orders, orders::replace_order, balances::get_balances, positions::get_positions, admin::create_account, admin::audit,
         exchange_events::receive, prices::prices, exchange_faults::get_faults, exchange_faults::put_faults,
         stream::stream, ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(
         OrderRequest, ReplaceBody, OrderView, FillView, ActionView, Side, OrderType, TimeInForce, OrderStatus, ActionKind,
         FillSource, ErrorBody, ErrorDetail, orders::StatusQuery,
-        balances::BalancesView, balances::CashView, balances::PositionView,
+        balances::BalancesView, balances::CashView, balances::PositionView, positions::PositionPnlView,
         admin::NewAccountRequest, admin::CreatedAccountView, PushEvent, PushType, ExchangeFill,
         Report, Check, Violation, AuditVerdict, Faults, ops::Health, ops::Readiness, RecoverySummary,
         exchange_events::PushAnswer, PushOutcome,

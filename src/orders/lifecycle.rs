@@ -11,11 +11,15 @@ use crate::db::alarms::AlarmKind;
 use crate::db::leases::{self, Fence};
 use crate::db::ledger::{self, LedgerEntry, CASH};
 use crate::db::orders::{self, FillRow, OrderRow};
+use crate::db::positions::{self, PositionRow};
 use crate::db::{accounts, DbConnection};
 use crate::domain::{
-    fill_within_limit, AccountId, Action, Cents, FillSource, OrderEvent, OrderId, OrderState, Side,
-    VenueFill,
+    fill_within_limit, AccountId, Action, Cents, FillSource, OrderEvent, OrderId, OrderState,
+    Position, Side, VenueFill,
 };
+
+/// Positions by (account, symbol), as the fills planned so far leave them; a missing one is flat.
+pub type Positions = HashMap<(AccountId, String), Position>;
 
 /// A fill as the engine recorded it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +119,7 @@ pub fn record_fills(
 pub struct Fills {
     rows: HashMap<OrderId, OrderRow>,
     books: Books,
+    positions: Positions,
     /// The fills asked for at the lock, as recorded before the phase (None: not recorded).
     recorded: HashMap<(OrderId, String), Option<RecordedFill>>,
     planned: HashMap<(OrderId, String), RecordedFill>,
@@ -142,6 +147,14 @@ impl Fills {
             .flat_map(|r| [CASH, r.symbol.as_str()].map(|a| (r.account_id, a.to_owned())))
             .collect();
         let books = ledger::lock_balances(conn, &pairs)?;
+        // A position is read once its symbol's balance is locked: that lock keeps other phases
+        // off it. The rest are read as their balances are made (`Fills::record`).
+        let symbols_locked: BTreeSet<(AccountId, String)> = rows
+            .values()
+            .map(|r| (r.account_id, r.symbol.as_str().to_owned()))
+            .filter(|pair| books.contains_key(pair))
+            .collect();
+        let positions = positions::read(conn, &symbols_locked)?;
         let accounts_of: BTreeSet<AccountId> = rows.values().map(|r| r.account_id).collect();
         if accounts_of.len() > 1 {
             accounts::lock_in_order(conn, &accounts_of)?;
@@ -160,6 +173,7 @@ impl Fills {
         Ok(Fills {
             rows,
             books,
+            positions,
             recorded,
             planned: HashMap::new(),
             batch: Batch::default(),
@@ -206,8 +220,10 @@ impl Fills {
                 if !missing.is_empty() {
                     self.books
                         .extend(ledger::balances_for_update(conn, &missing)?);
+                    self.positions.extend(positions::read(conn, &missing)?);
                 }
-                settle_fill(&row, fill, source, next, &mut self.books, now)
+                let books = (&mut self.books, &mut self.positions);
+                settle_fill(&row, fill, source, next, books, now)
             }
             Ok(None) => return Ok(None),
             Err(refusal) => Err(refusal),
@@ -243,7 +259,7 @@ pub fn settle_fill(
     fill: &VenueFill,
     source: FillSource,
     next: OrderState,
-    books: &mut Books,
+    (books, positions): (&mut Books, &mut Positions),
     now: i64,
 ) -> Result<Planned, Refusal> {
     let id = fill.fill_id.as_str();
@@ -254,9 +270,14 @@ pub fn settle_fill(
         );
         Refusal::alarmed(AlarmKind::FillUnsettleable, row.id, id, what)
     };
+    let pair = (row.account_id, row.symbol.as_str().to_owned());
+    let held = positions.get(&pair).copied().unwrap_or_default();
+    let position = held.apply(row.side, fill.qty, fill.price);
+    let position = position.ok_or_else(unsettleable)?;
     let (bookings, value) = settlement(row, fill, books).ok_or_else(unsettleable)?;
     let notional = row.filled_notional.0.checked_add(value.0);
     let notional = notional.ok_or_else(unsettleable)?;
+    positions.insert(pair, position);
     let fill_row = FillRow {
         order_id: row.id,
         fill_id: fill.fill_id.clone(),
@@ -264,6 +285,7 @@ pub fn settle_fill(
         price: fill.price,
         source,
         received_at: now,
+        position_seq: Some(position.fills),
     };
     let event = OrderEvent::Fill {
         fill: fill.clone(),
@@ -275,6 +297,12 @@ pub fn settle_fill(
     Ok(Planned {
         moved: Some(moved),
         fill: Some(fill_row),
+        position: Some(PositionRow::of(
+            row.account_id,
+            row.symbol.as_str(),
+            position,
+            now,
+        )),
         bookings,
         ..Planned::default()
     })
@@ -426,7 +454,7 @@ pub(crate) mod tests {
         now: i64,
     ) -> Result<Planned, Refusal> {
         match check_fill(row, fill, recorded)? {
-            Some(next) => settle_fill(row, fill, source, next, books, now),
+            Some(next) => settle_fill(row, fill, source, next, (books, &mut Positions::new()), now),
             None => Ok(Planned::default()),
         }
     }

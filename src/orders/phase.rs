@@ -1,7 +1,7 @@
 //! A phase in two halves. Planning is pure: each item is checked against its order's row (and
 //! the balances it moves) through the transition table, and comes out as a [`Planned`] write or a
 //! [`Refusal`]. Writing takes every plan of a phase at once, new orders and stored answers among
-//! them: alarms, new orders, fills, ledger entries, then the actions, projections, feed events and
+//! them: alarms, new orders, fills, positions, ledger entries, then the actions, projections, feed events and
 //! keys, a statement per table however many orders moved. A lone item is a batch of one.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -16,6 +16,7 @@ use crate::db::idempotency::{self as stored_keys, NewKey, StoredResponse};
 use crate::db::leases::{self, Fence};
 use crate::db::ledger::{self, Balance, LedgerEntry};
 use crate::db::orders::{self, FillRow, NewAction, OrderRow};
+use crate::db::positions::{self, PositionRow};
 use crate::db::{outbox, DbError};
 use crate::domain::{AccountId, ActionKind, OrderEvent, OrderId, OrderState, OrderStatus};
 
@@ -99,6 +100,8 @@ pub struct KeyAnswer {
 pub struct Planned {
     pub moved: Option<Move>,
     pub fill: Option<FillRow>,
+    /// The position a fill leaves its account with in its symbol.
+    pub position: Option<PositionRow>,
     pub bookings: Vec<Booking>,
     pub alarms: Vec<Alarmed>,
     pub key: Option<KeyAnswer>,
@@ -206,6 +209,14 @@ pub fn write(
         );
         return Err(DbError::Inconsistent(what).into());
     }
+    // Each position ends where the phase's last fill of it leaves it.
+    let positions: BTreeMap<(AccountId, &str), &PositionRow> = plans
+        .iter()
+        .filter_map(|p| p.position.as_ref())
+        .map(|row| ((row.account_id, row.symbol.as_str()), row))
+        .collect();
+    let positions: Vec<PositionRow> = positions.into_values().cloned().collect();
+    positions::upsert(conn, &positions)?;
     let bookings: Vec<&Booking> = plans.iter().flat_map(|p| &p.bookings).collect();
     if !bookings.is_empty() {
         // Each balance ends where the phase's last booking of it leaves it.

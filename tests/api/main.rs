@@ -21,6 +21,7 @@ mod limits;
 mod modify;
 mod money_holes;
 mod ops;
+mod positions;
 #[path = "../common/proxy.rs"]
 mod proxy;
 #[path = "../common/shared.rs"]

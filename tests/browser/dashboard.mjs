@@ -1,5 +1,5 @@
 // Drives the dashboard in headless Chromium: the demo token is offered, an order placed through
-// the ticket reaches `filled` in the live table, every column shows at 1280 px, a phone-sized page
+// the ticket reaches `filled` in the live table and its position shows in the P&L panel, every column shows at 1280 px, a phone-sized page
 // fits, a page opened after the events were pruned resyncs, after the engine is killed with
 // SIGKILL and started again the page shows the restart banner, and a resting order's limit is
 // changed in place. Screenshots are saved.
@@ -37,6 +37,11 @@ try {
   await page.waitForSelector("#fills tr td.mono");
   await page.waitForFunction(() => document.querySelector("#actions").innerText.includes("filled"));
   await page.waitForFunction(() => document.getElementById("positions").innerText.includes("INFY"));
+  // The P&L panel shows the position the fill made, marked at the last price.
+  await page.waitForFunction(() => {
+    const cells = [...document.querySelectorAll('#pnl tr[data-symbol="INFY"] td')].map((td) => td.innerText);
+    return cells[1] === "5" && /^-?[\d,]+\.\d\d$/.test(cells[3] ?? "");
+  });
   await page.waitForTimeout(1500); // let the price charts draw a few points
   await page.screenshot({ path: `${shots}dashboard.png`, fullPage: true });
 

@@ -1,0 +1,2 @@
+ALTER TABLE fills DROP COLUMN position_seq;
+DROP TABLE positions;
