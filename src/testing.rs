@@ -14,7 +14,9 @@
 pub mod db {
     pub use crate::db::connection::{establish, Backend, Inner};
     pub use crate::db::pool::Connector;
-    pub use crate::db::{accounts, alarms, idempotency, leases, ledger, orders, outbox, schema};
+    pub use crate::db::{
+        accounts, alarms, idempotency, leases, ledger, orders, outbox, schema, trading,
+    };
     pub use crate::db::{connect, now_micros, DbConn, DbConnection, DbError, DbPool};
 }
 

@@ -198,6 +198,7 @@ async function modifyOrder(order, field) {
       return;
     } catch (error) {
       const retryable = error.status === undefined || error.status >= 500 || error.code === "idempotency_key_in_use";
+      if (error.status === 423) refreshHalt();
       if (!retryable || attempt >= 6) {
         alert(`Modify failed: ${error.message}`);
         return;
@@ -307,6 +308,7 @@ async function submitOrder(event) {
     } catch (error) {
       // A network error or 409/5xx may hide an order that was recorded: retry with the same key.
       const retryable = error.status === undefined || error.status === 409 || error.status >= 500;
+      if (error.status === 423) refreshHalt();
       if (!retryable || attempt >= 6) {
         message.className = "message error";
         message.textContent = error.message;
@@ -427,7 +429,23 @@ function showRestart(health) {
   $("recovery-banner").hidden = false;
 }
 
+// A halt set by the operator: new orders and modifies are refused (423) until it is lifted.
+async function refreshHalt() {
+  if (!state.token) return;
+  try {
+    const trading = await api("/v1/trading");
+    const banner = $("halt-banner");
+    banner.hidden = !trading.halted;
+    banner.textContent = trading.engine_halted
+      ? "Trading is halted for every account: new orders and modifies are refused; cancels go through."
+      : "Trading is halted for this account: new orders and modifies are refused; cancels go through.";
+  } catch {
+    /* the next poll tries again */
+  }
+}
+
 async function pollAudit() {
+  refreshHalt();
   try {
     const health = await (await fetch("/healthz")).json();
     if (state.startedAt && health.started_at !== state.startedAt) showRestart(health);

@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 use super::schema::accounts;
 use super::DbError;
 use crate::db::ledger::{self, LedgerEntry, CASH};
-use crate::domain::{AccountId, Cents};
+use crate::domain::{AccountId, Cents, RiskLimits};
 
 #[derive(Debug, Clone)]
 pub struct CreatedAccount {
@@ -148,12 +148,29 @@ pub fn lock_in_order(
     Ok(())
 }
 
-/// The stored-key counts of the accounts, read under the rows' lock (PostgreSQL, in id order,
-/// `FOR NO KEY UPDATE` as [`take`] takes them; SQLite has one writer).
-pub fn stored_keys_locked(
+/// What a submit or a replace must know of an account before it moves anything.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gate {
+    pub stored_keys: i64,
+    pub limits: RiskLimits,
+    pub halted: bool,
+}
+
+/// Each account's [`Gate`], read under the rows' lock (PostgreSQL, in id order, `FOR NO KEY
+/// UPDATE` as [`take`] takes them; SQLite has one writer): an operator's change of limits or halt
+/// waits for the phases that read the old ones, and holds for every phase after it.
+pub fn gates_locked(
     conn: &mut DbConnection,
     ids: &std::collections::BTreeSet<AccountId>,
-) -> Result<BTreeMap<AccountId, i64>, DbError> {
+) -> Result<BTreeMap<AccountId, Gate>, DbError> {
+    type Read = (
+        AccountId,
+        i64,
+        Option<Cents>,
+        Option<i64>,
+        Option<i64>,
+        bool,
+    );
     if ids.is_empty() {
         return Ok(BTreeMap::new());
     }
@@ -161,12 +178,86 @@ pub fn stored_keys_locked(
     let query = accounts::table
         .filter(accounts::id.eq_any(ids))
         .order(accounts::id.asc())
-        .select((accounts::id, accounts::stored_keys));
-    let rows: Vec<(AccountId, i64)> = match &mut conn.inner {
+        .select((
+            accounts::id,
+            accounts::stored_keys,
+            accounts::max_order_notional,
+            accounts::max_open_orders,
+            accounts::price_band_percent,
+            accounts::halted,
+        ));
+    let rows: Vec<Read> = match &mut conn.inner {
         Inner::Postgres(c) => prepared(query.for_no_key_update(), 0).load(c)?,
         Inner::Sqlite(c) => query.load(c)?,
     };
-    Ok(rows.into_iter().collect())
+    Ok(rows
+        .into_iter()
+        .map(|(id, stored_keys, notional, open, band, halted)| {
+            let limits = RiskLimits {
+                max_order_notional: notional,
+                max_open_orders: open,
+                price_band_percent: band,
+            };
+            let gate = Gate {
+                stored_keys,
+                limits,
+                halted,
+            };
+            (id, gate)
+        })
+        .collect())
+}
+
+/// Sets the account's risk limits; false when there is no such account.
+pub fn set_limits(
+    conn: &mut DbConnection,
+    account: AccountId,
+    limits: &RiskLimits,
+) -> Result<bool, DbError> {
+    let changed = with_conn!(conn, |c| diesel::update(accounts::table.find(account))
+        .set((
+            accounts::max_order_notional.eq(limits.max_order_notional),
+            accounts::max_open_orders.eq(limits.max_open_orders),
+            accounts::price_band_percent.eq(limits.price_band_percent),
+        ))
+        .execute(c))?;
+    Ok(changed == 1)
+}
+
+/// Halts the account's trading, or lets it trade again; false when there is no such account.
+pub fn set_halted(
+    conn: &mut DbConnection,
+    account: AccountId,
+    halted: bool,
+) -> Result<bool, DbError> {
+    let changed = with_conn!(conn, |c| diesel::update(accounts::table.find(account))
+        .set(accounts::halted.eq(halted))
+        .execute(c))?;
+    Ok(changed == 1)
+}
+
+/// Whether the account is halted (None: no such account).
+pub fn halted(conn: &mut DbConnection, account: AccountId) -> Result<Option<bool>, DbError> {
+    Ok(with_conn!(conn, |c| accounts::table
+        .find(account)
+        .select(accounts::halted)
+        .first(c)
+        .optional())?)
+}
+
+/// Every account with an order open, for a halt of every account that cancels them.
+pub fn with_open_orders(conn: &mut DbConnection) -> Result<Vec<AccountId>, DbError> {
+    use super::schema::orders;
+    let open: Vec<&str> = crate::domain::OrderStatus::ALL
+        .iter()
+        .filter(|s| !s.is_terminal())
+        .map(|s| s.as_str())
+        .collect();
+    Ok(with_conn!(conn, |c| orders::table
+        .filter(orders::status.eq_any(open))
+        .select(orders::account_id)
+        .distinct()
+        .load(c))?)
 }
 
 /// What a phase takes of one account: event seqs for the events it writes, and places for the

@@ -19,6 +19,7 @@ pub mod positions;
 pub mod prepared;
 pub mod schema;
 mod sql_types;
+pub mod trading;
 pub mod writer;
 
 pub use connection::{Backend, DbConnection};

@@ -546,3 +546,42 @@ pub fn insert_fills(conn: &mut DbConnection, rows: &[&FillRow]) -> Result<usize,
         })?,
     })
 }
+
+/// How many orders each of `accounts` has open (an account with none is left out), by the
+/// partial index of open orders.
+pub fn count_open(
+    conn: &mut DbConnection,
+    accounts: &std::collections::BTreeSet<AccountId>,
+) -> Result<HashMap<AccountId, i64>, DbError> {
+    #[derive(QueryableByName)]
+    struct Open {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        account_id: AccountId,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        open: i64,
+    }
+    if accounts.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let quoted = |texts: Vec<String>| -> String {
+        let literals: Vec<String> = texts
+            .iter()
+            .map(|t| super::connection::text_literal(t))
+            .collect();
+        literals.join(", ")
+    };
+    let open_statuses = OrderStatus::ALL
+        .iter()
+        .filter(|s| !s.is_terminal())
+        .map(|s| s.as_str().to_owned())
+        .collect();
+    // The statuses are written out, as in the index's own predicate, so the planner can use it.
+    let query = format!(
+        "SELECT account_id, CAST(COUNT(*) AS BIGINT) AS open FROM orders \
+         WHERE account_id IN ({}) AND status IN ({}) GROUP BY account_id",
+        quoted(accounts.iter().map(ToString::to_string).collect()),
+        quoted(open_statuses),
+    );
+    let rows: Vec<Open> = crate::with_conn!(conn, |c| diesel::sql_query(&query).load(c))?;
+    Ok(rows.into_iter().map(|r| (r.account_id, r.open)).collect())
+}

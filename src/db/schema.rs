@@ -8,6 +8,18 @@ diesel::table! {
         next_event_seq -> BigInt,
         created_at -> BigInt,
         stored_keys -> BigInt,
+        max_order_notional -> Nullable<BigInt>,
+        max_open_orders -> Nullable<BigInt>,
+        price_band_percent -> Nullable<BigInt>,
+        halted -> Bool,
+    }
+}
+
+diesel::table! {
+    trading_state (id) {
+        id -> Integer,
+        halted -> Bool,
+        updated_at -> BigInt,
     }
 }
 
@@ -216,4 +228,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     orders,
     outbox,
     positions,
+    trading_state,
 );

@@ -9,6 +9,7 @@ pub mod order_event;
 pub mod position;
 #[cfg(test)]
 mod properties;
+pub mod risk;
 pub mod session;
 #[cfg(test)]
 pub(crate) use properties::{bytes_near, parsed_of_256_near};
@@ -21,6 +22,7 @@ pub use money::Cents;
 pub use new_order::{NewOrder, MAX_QTY};
 pub use order_event::{AckSource, EndCause, OrderEvent, Terms};
 pub use position::Position;
+pub use risk::{Breach, RiskLimits};
 pub use symbol::Symbol;
 pub use venue::{
     OrderRef, OrderToPlace, PlacedAck, ReplaceTerms, ReportKind, VenueFill, VenueOrder,

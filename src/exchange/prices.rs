@@ -52,6 +52,19 @@ impl PriceCache {
         Ok(self.prices.get(symbol).map(|p| *p))
     }
 
+    /// The last price of `symbol` the engine has seen, however old, without asking the venue.
+    pub fn known(&self, symbol: &str) -> Option<Cents> {
+        self.prices.get(symbol).map(|p| *p)
+    }
+
+    /// Every last price the engine has seen, however old, without asking the venue.
+    pub fn known_all(&self) -> std::collections::BTreeMap<String, Cents> {
+        self.prices
+            .iter()
+            .map(|e| (e.key().clone(), *e.value()))
+            .collect()
+    }
+
     /// Every listed symbol's recent last price.
     pub async fn all(&self) -> Result<std::collections::BTreeMap<String, Cents>, ExchangeError> {
         if !self.is_fresh() {

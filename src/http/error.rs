@@ -140,8 +140,10 @@ impl ResponseError for AppError {
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::IdempotencyKeyInUse | AppError::OrderBusy(_) => StatusCode::CONFLICT,
+            AppError::Refused(refusal) => {
+                StatusCode::from_u16(refusal.status()).unwrap_or(StatusCode::UNPROCESSABLE_ENTITY)
+            }
             AppError::IdempotencyKeyReused
-            | AppError::Refused(_)
             | AppError::UnknownSymbol(_)
             | AppError::OrderNotCancelable(_)
             | AppError::StaleEvent(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -324,11 +326,17 @@ mod tests {
         for refusal in [
             Refusal::InsufficientFunds("the order needs 10.00 and 5.00 is available".into()),
             Refusal::InsufficientPosition("the order sells 3 INFY and 1 are available".into()),
+            Refusal::RiskLimit(crate::domain::Breach::OpenOrders { open: 3 }),
+            Refusal::TradingHalted("for this account"),
         ] {
             let answered = AppError::from(refusal.clone());
-            assert_eq!(answered.status_code(), StatusCode::UNPROCESSABLE_ENTITY);
-            assert_eq!(answered.body(), refusal.body());
+            let stored = refusal.stored();
+            assert_eq!(answered.status_code().as_u16(), stored.status);
+            assert_eq!(answered.body(), stored.body);
         }
+        let halted = AppError::from(Refusal::TradingHalted("for every account"));
+        assert_eq!(halted.status_code(), StatusCode::LOCKED);
+        assert_eq!(halted.code(), "trading_halted");
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod orders;
 pub mod positions;
 pub mod prices;
 pub mod stream;
+pub mod trading;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -36,6 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .configure(orders::routes)
     .configure(balances::routes)
     .configure(positions::routes)
+    .configure(trading::routes)
     .configure(exchange_events::routes)
     .configure(stream::routes)
     .configure(prices::routes)

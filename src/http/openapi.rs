@@ -11,6 +11,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::{
     admin, balances, exchange_events, exchange_faults, ops, orders, positions, prices, stream,
+    trading,
 };
 use crate::audit::{AuditVerdict, Check, Report, Violation};
 use crate::domain::{ActionKind, FillSource, OrderStatus, OrderType, Side, TimeInForce};
@@ -27,14 +28,14 @@ use crate::orders::{ActionView, FillView, OrderView};
     info(title = "orderkeeper", description = "An equity order engine that never charges twice and never loses an order."),
     paths(
         orders::submit_order, orders::list_orders, orders::get_order, orders::order_actions,
-        orders::order_fills, orders::cancel_order, orders::cancel_all_orders, orders::replace_order, balances::get_balances, positions::get_positions, admin::create_account, admin::audit,
+        orders::order_fills, orders::cancel_order, orders::cancel_all_orders, orders::replace_order, balances::get_balances, positions::get_positions, trading::put_limits, trading::put_account_trading, trading::put_trading, trading::get_trading, admin::create_account, admin::audit,
         exchange_events::receive, prices::prices, exchange_faults::get_faults, exchange_faults::put_faults,
         stream::stream, ops::healthz, ops::readyz, ops::metrics,
     ),
     components(schemas(
         OrderRequest, ReplaceBody, OrderView, FillView, ActionView, Side, OrderType, TimeInForce, OrderStatus, ActionKind,
         FillSource, ErrorBody, ErrorDetail, orders::StatusQuery,
-        balances::BalancesView, balances::CashView, balances::PositionView, positions::PositionPnlView,
+        balances::BalancesView, balances::CashView, balances::PositionView, positions::PositionPnlView, trading::LimitsRequest, trading::LimitsView, trading::HaltRequest, trading::HaltView, trading::TradingView,
         admin::NewAccountRequest, admin::CreatedAccountView, PushEvent, PushType, ExchangeFill,
         Report, Check, Violation, AuditVerdict, Faults, ops::Health, ops::Readiness, RecoverySummary,
         exchange_events::PushAnswer, PushOutcome,

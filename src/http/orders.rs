@@ -66,7 +66,8 @@ fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> HttpResponse {
         (status = 400, description = "invalid_request, idempotency_key_missing, invalid_idempotency_key", body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 409, description = "idempotency_key_in_use", body = crate::error::ErrorBody),
         (status = 413, body = crate::error::ErrorBody), (status = 415, body = crate::error::ErrorBody),
-        (status = 422, description = "insufficient_funds, insufficient_position, unknown_symbol, idempotency_key_reused", body = crate::error::ErrorBody),
+        (status = 422, description = "insufficient_funds, insufficient_position, risk_limit, unknown_symbol, idempotency_key_reused", body = crate::error::ErrorBody),
+        (status = 423, description = "trading_halted: the account, or every account, is halted", body = crate::error::ErrorBody),
         (status = 429, description = "rate_limited or too_many_stored_keys, with Retry-After", body = crate::error::ErrorBody),
     ))]
 pub(crate) async fn submit_order(
@@ -148,6 +149,7 @@ async fn submit(
             account,
             key: key.clone(),
             fingerprint: fingerprint.clone(),
+            last_price: state.prices.known(order.symbol.as_str()),
             order,
             price,
             now,
@@ -412,7 +414,8 @@ pub(crate) async fn cancel_all_orders(
         (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody),
         (status = 409, description = "order_busy (a cancel or replace under way, or not yet acknowledged) or idempotency_key_in_use, with Retry-After", body = crate::error::ErrorBody),
         (status = 413, body = crate::error::ErrorBody), (status = 415, body = crate::error::ErrorBody),
-        (status = 422, description = "order_not_modifiable, insufficient_funds, insufficient_position, idempotency_key_reused", body = crate::error::ErrorBody),
+        (status = 422, description = "order_not_modifiable, insufficient_funds, insufficient_position, risk_limit, idempotency_key_reused", body = crate::error::ErrorBody),
+        (status = 423, description = "trading_halted: the account, or every account, is halted", body = crate::error::ErrorBody),
         (status = 429, description = "rate_limited or too_many_stored_keys, with Retry-After", body = crate::error::ErrorBody),
     ))]
 pub(crate) async fn replace_order(
@@ -451,6 +454,7 @@ pub(crate) async fn replace_order(
             fingerprint,
             qty,
             limit_price,
+            last_prices: state.prices.known_all(),
             now: now_micros(),
             ttl_micros: state.idempotency_ttl_micros,
             max_stored_keys: state.max_stored_keys,

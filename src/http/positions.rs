@@ -19,8 +19,12 @@ pub struct PositionPnlView {
     /// Shares held; below zero, sold short.
     pub qty: i64,
     pub avg_cost: Cents,
+    /// Profit (or, below zero, loss) its closing fills realized.
+    #[schema(value_type = String, pattern = r"^-?\d+\.\d{2}$", example = "-12.50")]
     pub realized_pnl: Cents,
     pub last_price: Option<Cents>,
+    /// What closing it at `last_price` would make (below zero, lose).
+    #[schema(value_type = Option<String>, pattern = r"^-?\d+\.\d{2}$", example = "310.00")]
     pub unrealized_pnl: Option<Cents>,
 }
 

@@ -5,7 +5,7 @@
 use crate::db::idempotency::StoredResponse;
 use crate::db::{DbError, PhaseError};
 use crate::domain::fence::Fenced;
-use crate::domain::OrderStatus;
+use crate::domain::{Breach, OrderStatus};
 use crate::error::ErrorBody;
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +77,12 @@ pub enum Refusal {
     InsufficientPosition(String),
     #[error("the order cannot be modified: {0}")]
     NotModifiable(String),
+    /// The account's risk limits refuse it; the message names the limit first.
+    #[error("{0}")]
+    RiskLimit(#[from] Breach),
+    /// Trading is halted, for the account or for every account (423).
+    #[error("trading is halted {0}")]
+    TradingHalted(&'static str),
 }
 
 impl Refusal {
@@ -85,6 +91,25 @@ impl Refusal {
             Refusal::InsufficientFunds(_) => "insufficient_funds",
             Refusal::InsufficientPosition(_) => "insufficient_position",
             Refusal::NotModifiable(_) => "order_not_modifiable",
+            Refusal::RiskLimit(_) => "risk_limit",
+            Refusal::TradingHalted(_) => "trading_halted",
+        }
+    }
+
+    /// The HTTP status the refusal is answered with.
+    pub fn status(&self) -> u16 {
+        match self {
+            Refusal::TradingHalted(_) => 423,
+            _ => 422,
+        }
+    }
+
+    /// The refusal a halt gives, if the account (`account`) or every account (`all`) is halted.
+    pub fn halt(account: bool, all: bool) -> Option<Refusal> {
+        match (all, account) {
+            (true, _) => Some(Refusal::TradingHalted("for every account")),
+            (false, true) => Some(Refusal::TradingHalted("for this account")),
+            (false, false) => None,
         }
     }
 
@@ -97,7 +122,7 @@ impl Refusal {
     /// The answer as it is kept under the request's key.
     pub fn stored(&self) -> StoredResponse {
         StoredResponse {
-            status: 422,
+            status: self.status(),
             location: None,
             body: self.body(),
         }

@@ -9,11 +9,12 @@ use super::phase::{self, KeyAnswer, Move, Planned};
 use super::pricing::{hold, limit_while_replacing};
 use super::view::OrderView;
 use super::{one_more_key, OrderError, Refusal};
-use crate::db::accounts;
 use crate::db::idempotency::{self as stored_keys, StoredResponse};
 use crate::db::ledger::{self, LedgerEntry};
 use crate::db::orders::{self, OrderRow};
 use crate::db::DbConnection;
+use crate::db::{accounts, trading};
+use crate::domain::risk::OrderToCheck;
 use crate::domain::{
     AccountId, Action, Cents, ClientOrderId, OrderEvent, OrderId, OrderStatus, OrderType, Side,
     Terms,
@@ -29,6 +30,8 @@ pub struct ReplaceRequest {
     pub fingerprint: String,
     pub qty: Option<i64>,
     pub limit_price: Option<Cents>,
+    /// The venue's last prices as the engine last saw them, for the risk limits.
+    pub last_prices: std::collections::BTreeMap<String, Cents>,
     pub now: i64,
     pub ttl_micros: i64,
     pub max_stored_keys: i64,
@@ -71,27 +74,36 @@ pub fn request(conn: &mut DbConnection, req: &ReplaceRequest) -> Result<ReplaceA
     let asset = row.reserved_asset().to_owned();
     let pair = BTreeSet::from([(req.account, asset.clone())]);
     let mut books = ledger::lock_balances(conn, &pair)?;
-    let held_keys = accounts::stored_keys_locked(conn, &BTreeSet::from([req.account]))?;
-    one_more_key(
-        held_keys.get(&req.account).copied().unwrap_or(0),
-        expired,
-        req.max_stored_keys,
-    )?;
+    let gates = accounts::gates_locked(conn, &BTreeSet::from([req.account]))?;
+    let gate = gates.get(&req.account).copied().unwrap_or_default();
+    one_more_key(gate.stored_keys, expired, req.max_stored_keys)?;
+    let halted_all = trading::halted_for_phase(conn)?;
     let held = ledger::reserved_for_orders(conn, &[(row.id, asset.as_str())])?
         .get(&row.id)
         .copied()
         .unwrap_or_default();
     // The new terms' hold, booked before anything is sent, or why there is none.
-    let decided = plan(&row, req, held).and_then(|(moved, raise)| {
-        let booking = match raise {
-            Some(entry) => {
-                let more = entry.reserved_delta;
-                Some(phase::book(&mut books, entry).ok_or_else(|| short(&row, &books, more))?)
-            }
-            None => None,
-        };
-        Ok((moved, booking))
-    });
+    let terms = OrderToCheck {
+        qty: req.qty.unwrap_or(row.qty),
+        limit_price: req.limit_price.or(row.limit_price),
+        last_price: req.last_prices.get(row.symbol.as_str()).copied(),
+    };
+    let gated = match Refusal::halt(gate.halted, halted_all) {
+        Some(halt) => Err(halt),
+        None => gate.limits.check_terms(terms).map_err(Refusal::from),
+    };
+    let decided = gated
+        .and_then(|()| plan(&row, req, held))
+        .and_then(|(moved, raise)| {
+            let booking = match raise {
+                Some(entry) => {
+                    let more = entry.reserved_delta;
+                    Some(phase::book(&mut books, entry).ok_or_else(|| short(&row, &books, more))?)
+                }
+                None => None,
+            };
+            Ok((moved, booking))
+        });
     let (mut planned, response, moved) = match decided {
         Err(refusal) => (Planned::default(), refusal.stored(), None),
         Ok((moved, booking)) => {

@@ -7,10 +7,13 @@ use super::phase::{self, Books, KeyAnswer, Move, Planned};
 use super::pricing;
 use super::view::OrderView;
 use super::{one_more_key, OrderError, Refusal};
+use crate::db::accounts::{self, Gate};
 use crate::db::idempotency::{self as stored_keys, StoredKey, StoredResponse};
 use crate::db::leases::{self, Fence};
 use crate::db::ledger::{self, LedgerEntry};
-use crate::db::orders::OrderRow;
+use crate::db::orders::{self, OrderRow};
+use crate::db::trading;
+use crate::domain::risk::OrderToCheck;
 use crate::domain::{
     AccountId, Cents, ClientOrderId, NewOrder, OrderEvent, OrderId, OrderStatus, Side,
 };
@@ -23,6 +26,8 @@ pub struct Submission {
     pub order: NewOrder,
     /// What the order reserves at and is sent with: see `pricing::protection_price`.
     pub price: Option<Cents>,
+    /// The venue's last price of the symbol as the engine last saw it, for the risk limits.
+    pub last_price: Option<Cents>,
     pub now: i64,
     pub ttl_micros: i64,
     /// The most keys the account may hold (0 = no cap).
@@ -47,12 +52,15 @@ pub struct SubmitItem {
 }
 
 /// Records any number of submissions in one phase and answers each, in order: a replay of its
-/// stored answer, a new order, a refusal kept under its key (not enough cash or shares), or an
-/// error that wrote nothing for it (a key reused for another request, too many stored keys).
+/// stored answer, a new order, a refusal kept under its key (a halt, a risk limit, not enough cash
+/// or shares), or an error that wrote nothing for it (a key reused for another request, too many
+/// stored keys).
 /// Every row is written with the others', one statement per table. An `Err` of the whole phase
 /// (a database error) rolls it back; the caller may then run each submission alone.
 ///
-/// Rows are locked in the order every phase locks them: balances, then accounts.
+/// Rows are locked in the order every phase locks them: balances, then accounts. Limits and halts
+/// are read under the accounts' lock, and the open orders counted after it, so two submissions
+/// of one account never both slip under `max_open_orders`.
 pub fn submit(
     conn: &mut crate::db::DbConnection,
     items: &[(&Submission, &Fence)],
@@ -86,11 +94,21 @@ pub fn submit(
         .collect();
     let books = ledger::lock_balances(conn, &pairs)?;
     let accounts: BTreeSet<AccountId> = items.iter().map(|(sub, _)| sub.account).collect();
-    let held = crate::db::accounts::stored_keys_locked(conn, &accounts)?;
+    let gates = accounts::gates_locked(conn, &accounts)?;
+    let halted_all = trading::halted_for_phase(conn)?;
+    let counted: BTreeSet<AccountId> = gates
+        .iter()
+        .filter(|(_, gate)| gate.limits.max_open_orders.is_some())
+        .map(|(account, _)| *account)
+        .collect();
+    let open = orders::count_open(conn, &counted)?;
 
     let mut decided = Decided {
         books,
-        held,
+        held: gates.iter().map(|(a, g)| (*a, g.stored_keys)).collect(),
+        gates,
+        halted_all,
+        open,
         ..Decided::default()
     };
     let mut answers = Vec::with_capacity(items.len());
@@ -113,6 +131,10 @@ struct Decided<'a> {
     books: Books,
     /// Each account's stored keys, counting those this phase stores.
     held: BTreeMap<AccountId, i64>,
+    gates: BTreeMap<AccountId, Gate>,
+    halted_all: bool,
+    /// Each account's open orders (of those with a cap), counting those this phase creates.
+    open: HashMap<AccountId, i64>,
 }
 
 impl<'a> Decided<'a> {
@@ -154,8 +176,23 @@ impl<'a> Decided<'a> {
             .map_or(0, |b| b.available);
         let reserve = new.reserve.clone();
         let mut planned = Planned::default();
-        let (response, created) = match phase::book(&mut self.books, reserve) {
-            Some(booking) => {
+        let gate = self.gates.get(&sub.account).copied().unwrap_or_default();
+        let open = self.open.get(&sub.account).copied().unwrap_or(0);
+        let checked = OrderToCheck {
+            qty: sub.order.qty,
+            limit_price: sub.order.limit_price,
+            last_price: sub.last_price,
+        };
+        let gated = Refusal::halt(gate.halted, self.halted_all)
+            .or_else(|| gate.limits.check(checked, open).err().map(Refusal::from));
+        let booked = match gated {
+            Some(refusal) => Err(refusal),
+            None => phase::book(&mut self.books, reserve)
+                .ok_or_else(|| refusal(sub, &new.reserve, available)),
+        };
+        let (response, created) = match booked {
+            Ok(booking) => {
+                *self.open.entry(sub.account).or_default() += 1;
                 let row = new.row.clone();
                 planned = Planned {
                     bookings: vec![booking],
@@ -164,10 +201,7 @@ impl<'a> Decided<'a> {
                 (new.response, Some(row))
             }
             // A business refusal is an answer: it is kept under the key like a success.
-            None => {
-                let response = refusal(sub, &new.reserve, available).stored();
-                (response, None)
-            }
+            Err(refusal) => (refusal.stored(), None),
         };
         // Answered here, the key replays within this phase as it will once stored.
         let key_expires_at = sub.now.saturating_add(sub.ttl_micros);

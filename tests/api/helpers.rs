@@ -175,6 +175,31 @@ pub async fn spawn_app_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut Serve
     }
 }
 
+/// The database a test app runs on.
+pub fn database_url_of(app: &TestApp) -> String {
+    crate::database::url_for(app.dir())
+}
+
+/// A second engine, `engine_id`, over the database at `url` (with an embedded exchange of its own).
+pub async fn spawn_app_over(url: &str, engine_id: &str) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut args = serve_args(url);
+    args.exchange_book = Some(dir.path().join("exchange.db").display().to_string());
+    args.engine_id = Some(engine_id.to_owned());
+    let app = Application::build(args)
+        .await
+        .expect("the application starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let engine = app.engine();
+    actix_web::rt::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        engine,
+        pool: db::connect(url, 2).expect("test pool"),
+        _dir: dir,
+    }
+}
+
 /// An exchange stand-in whose `/prices` answers only after `delay`, and which answers every other
 /// call 503: orders sent to it stay `pending_new`.
 pub fn spawn_slow_exchange(delay: Duration) -> String {
@@ -586,6 +611,7 @@ pub fn limit_submission(
         order: NewOrder::new("INFY", Side::Buy, OrderType::Limit, qty, Some(Cents(price)))
             .expect("a valid order"),
         price: Some(Cents(price)),
+        last_price: None,
         now: db::now_micros(),
         ttl_micros: 1_000_000_000,
         max_stored_keys: 0,

@@ -24,6 +24,7 @@ mod ops;
 mod positions;
 #[path = "../common/proxy.rs"]
 mod proxy;
+mod risk;
 #[path = "../common/shared.rs"]
 mod shared;
 mod status_batches;

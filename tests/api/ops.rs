@@ -354,6 +354,9 @@ async fn the_api_is_described_at_openapi_json() {
     for (path, method) in [
         ("/v1/admin/accounts", "post"),
         ("/v1/admin/audit", "get"),
+        ("/v1/admin/accounts/{id}/limits", "put"),
+        ("/v1/admin/accounts/{id}/trading", "put"),
+        ("/v1/admin/trading", "put"),
         ("/v1/exchange/faults", "put"),
     ] {
         assert_eq!(scheme_of(path, method), ["admin"], "{method} {path}");
@@ -363,6 +366,8 @@ async fn the_api_is_described_at_openapi_json() {
         ("/v1/orders/{id}", "patch"),
         ("/v1/orders", "delete"),
         ("/v1/balances", "get"),
+        ("/v1/positions", "get"),
+        ("/v1/trading", "get"),
     ] {
         assert_eq!(scheme_of(path, method), ["account"], "{method} {path}");
     }

@@ -809,6 +809,7 @@ async fn a_fill_of_a_replace_s_new_terms_records_the_replace_it_shows_was_taken(
                     fingerprint: "replace to 8".into(),
                     qty: Some(8),
                     limit_price: None,
+                    last_prices: Default::default(),
                     now: db::now_micros(),
                     ttl_micros: 1_000_000_000,
                     max_stored_keys: 0,

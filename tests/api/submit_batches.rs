@@ -93,3 +93,56 @@ async fn the_stored_key_cap_holds_for_submissions_batched_together() {
     assert_eq!(app.count_idempotency_keys(), 5);
     assert_eq!(app.count_orders(), 5);
 }
+
+/// Submissions of one account in one phase count each other against `max_open_orders`, and a
+/// halt read in the phase refuses them all.
+#[actix_web::test]
+async fn one_phase_counts_its_own_orders_against_the_open_order_cap() {
+    use orderkeeper::domain::{Cents, RiskLimits};
+    use orderkeeper::testing::db::{self, accounts, trading};
+    use orderkeeper::testing::orders::submit;
+    let dir = tempfile::tempdir().unwrap();
+    let pool = db::connect(&database_url(&dir), 1).unwrap();
+    let mut conn = pool.get().unwrap();
+    let alice = accounts::create(
+        &mut conn,
+        "alice",
+        Cents(10_000_000),
+        &Default::default(),
+        1,
+    )
+    .unwrap();
+    let owner = unowned();
+    submit_one(
+        &mut conn,
+        &limit_submission(alice.id, "open", 1, 100),
+        &owner,
+    )
+    .unwrap();
+    let limits = RiskLimits {
+        max_open_orders: Some(3),
+        ..RiskLimits::default()
+    };
+    assert!(accounts::set_limits(&mut conn, alice.id, &limits).unwrap());
+    let subs: Vec<_> = (0..4)
+        .map(|i| limit_submission(alice.id, &format!("k{i}"), 1, 100))
+        .collect();
+    let items: Vec<_> = subs.iter().map(|s| (s, &owner)).collect();
+    let statuses = |conn: &mut db::DbConnection, items: &[_]| -> Vec<u16> {
+        conn.transaction(|conn| submit::submit(conn, items))
+            .unwrap()
+            .into_iter()
+            .map(|answer| answer.unwrap().response.status)
+            .collect()
+    };
+    // One open before the phase: two more fit under three, the last two do not.
+    assert_eq!(statuses(&mut conn, &items), vec![201, 201, 422, 422]);
+
+    trading::set_halted(&mut conn, true, 2).unwrap();
+    let halted: Vec<_> = (0..2)
+        .map(|i| limit_submission(alice.id, &format!("h{i}"), 1, 100))
+        .collect();
+    let items: Vec<_> = halted.iter().map(|s| (s, &owner)).collect();
+    assert_eq!(statuses(&mut conn, &items), vec![423, 423]);
+    crate::database::drop_for(dir.path());
+}

@@ -1,5 +1,6 @@
 // Drives the dashboard in headless Chromium: the demo token is offered, an order placed through
-// the ticket reaches `filled` in the live table and its position shows in the P&L panel, every column shows at 1280 px, a phone-sized page
+// the ticket reaches `filled` in the live table and its position shows in the P&L panel, a halt
+// of every account shows as a banner until it is lifted, every column shows at 1280 px, a phone-sized page
 // fits, a page opened after the events were pruned resyncs, after the engine is killed with
 // SIGKILL and started again the page shows the restart banner, and a resting order's limit is
 // changed in place. Screenshots are saved.
@@ -42,6 +43,22 @@ try {
     const cells = [...document.querySelectorAll('#pnl tr[data-symbol="INFY"] td')].map((td) => td.innerText);
     return cells[1] === "5" && /^-?[\d,]+\.\d\d$/.test(cells[3] ?? "");
   });
+  // The operator halts every account: the page says so, and the banner goes once trading resumes.
+  const haltAll = (halted) =>
+    fetch(`${base}/v1/admin/trading`, {
+      method: "PUT",
+      headers: { Authorization: `Bearer ${process.env.ADMIN_TOKEN}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ halted }),
+    }).then((r) => {
+      if (!r.ok) throw new Error(`the halt was answered ${r.status}`);
+    });
+  await haltAll(true);
+  await page.waitForSelector("#halt-banner:not([hidden])", { timeout: 10_000 });
+  const halt = await page.locator("#halt-banner").innerText();
+  if (!halt.includes("halted for every account")) throw new Error(`unexpected halt banner: ${halt}`);
+  await page.screenshot({ path: `${shots}dashboard-halted.png`, fullPage: true });
+  await haltAll(false);
+  await page.waitForSelector("#halt-banner", { state: "hidden", timeout: 10_000 });
   await page.waitForTimeout(1500); // let the price charts draw a few points
   await page.screenshot({ path: `${shots}dashboard.png`, fullPage: true });
 
@@ -109,7 +126,7 @@ try {
   );
 
   if (errors.length) throw new Error(`page errors: ${errors.join("; ")}`);
-  console.log(`6 passed, 0 failed: after a kill -9 the page showed "${banner}"; the dashboard placed an order and watched it fill; at 1280 px every column shows; a resting order's limit was changed in place; on a phone it fits (table ${widths.table} px scrolls in its panel); opened after the events were pruned, it resynced from the API`);
+  console.log(`7 passed, 0 failed: the halt banner came and went with the operator's halt; after a kill -9 the page showed "${banner}"; the dashboard placed an order and watched it fill; at 1280 px every column shows; a resting order's limit was changed in place; on a phone it fits (table ${widths.table} px scrolls in its panel); opened after the events were pruned, it resynced from the API`);
 } catch (error) {
   console.error(`browser test failed: ${error.message}`);
   console.log("some failed");

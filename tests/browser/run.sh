@@ -32,7 +32,7 @@ if [ -f "$work/engine.pid" ]; then
   done
 fi
 "$bin" serve --listen "127.0.0.1:$port" --exchange "http://127.0.0.1:$sim_port" \
-  --exchange-secret browser-secret --database-url "sqlite://$work/orderkeeper.db" \
+  --exchange-secret browser-secret --admin-token browser-admin-token --database-url "sqlite://$work/orderkeeper.db" \
   --poll-interval-ms 500 --outbox-retention 2 --audit-interval 1 >>"$work/stdout.log" 2>>"$work/stderr.log" &
 echo \$! >"$work/engine.pid"
 SCRIPT
@@ -46,7 +46,7 @@ done
 
 cd "$here"
 [ -d node_modules/playwright-core ] || npm ci --no-audit --no-fund
-RESTART_ENGINE="bash $work/engine.sh" node dashboard.mjs "http://127.0.0.1:$port" \
+ADMIN_TOKEN=browser-admin-token RESTART_ENGINE="bash $work/engine.sh" node dashboard.mjs "http://127.0.0.1:$port" \
   || { echo "--- engine log"; tail -n 40 "$work/stderr.log"; exit 1; }
 
 # `orderkeeper demo`, followed by a page opened from the link it prints. Its engine is its child;

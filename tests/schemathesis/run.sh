@@ -41,4 +41,5 @@ echo "pushes answered 200: ${accepted:-0}"
 [ "${accepted:-0}" -gt 0 ] || { echo "no signed push was accepted: the hook does not sign as the engine checks"; exit 1; }
 echo "== as the operator"
 run -H "Authorization: Bearer $admin" --include-path /v1/admin/accounts \
-  --include-path /v1/exchange/faults
+  --include-path /v1/exchange/faults --include-path /v1/admin/trading \
+  --include-path '/v1/admin/accounts/{id}/limits' --include-path '/v1/admin/accounts/{id}/trading'

@@ -1,0 +1,40 @@
+//! The halt of every engine on the database: one row, read by each submit and replace phase.
+
+use diesel::prelude::*;
+
+use super::connection::Inner;
+use super::schema::trading_state;
+use super::{DbConnection, DbError};
+
+/// Whether trading is halted for every account. Read by a phase that would trade: on PostgreSQL
+/// the row is share-locked until the phase commits, so a halt (which updates it) waits for the
+/// phases that read it open, and every order committed after the halt saw it.
+pub fn halted_for_phase(conn: &mut DbConnection) -> Result<bool, DbError> {
+    let query = trading_state::table.find(1).select(trading_state::halted);
+    let halted: Option<bool> = match &mut conn.inner {
+        Inner::Postgres(c) => query.for_share().first(c).optional()?,
+        Inner::Sqlite(c) => query.first(c).optional()?,
+    };
+    Ok(halted.unwrap_or(false))
+}
+
+/// Whether trading is halted for every account, as last committed.
+pub fn halted(conn: &mut DbConnection) -> Result<bool, DbError> {
+    let halted: Option<bool> = crate::with_conn!(conn, |c| trading_state::table
+        .find(1)
+        .select(trading_state::halted)
+        .first(c)
+        .optional())?;
+    Ok(halted.unwrap_or(false))
+}
+
+/// Halts trading for every account, or lets it go on.
+pub fn set_halted(conn: &mut DbConnection, halted: bool, now: i64) -> Result<(), DbError> {
+    crate::with_conn!(conn, |c| diesel::update(trading_state::table.find(1))
+        .set((
+            trading_state::halted.eq(halted),
+            trading_state::updated_at.eq(now),
+        ))
+        .execute(c))?;
+    Ok(())
+}
