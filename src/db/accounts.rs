@@ -245,21 +245,6 @@ pub fn halted(conn: &mut DbConnection, account: AccountId) -> Result<Option<bool
         .optional())?)
 }
 
-/// Every account with an order open, for a halt of every account that cancels them.
-pub fn with_open_orders(conn: &mut DbConnection) -> Result<Vec<AccountId>, DbError> {
-    use super::schema::orders;
-    let open: Vec<&str> = crate::domain::OrderStatus::ALL
-        .iter()
-        .filter(|s| !s.is_terminal())
-        .map(|s| s.as_str())
-        .collect();
-    Ok(with_conn!(conn, |c| orders::table
-        .filter(orders::status.eq_any(open))
-        .select(orders::account_id)
-        .distinct()
-        .load(c))?)
-}
-
 /// What a phase takes of one account: event seqs for the events it writes, and places for the
 /// keys it stores (less the expired keys it deletes).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

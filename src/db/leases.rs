@@ -15,14 +15,6 @@ use super::DbError;
 pub use crate::domain::fence::{ensure_owner, Fence, Fenced};
 use crate::domain::{OrderId, OrderStatus};
 
-fn open_statuses() -> Vec<OrderStatus> {
-    OrderStatus::ALL
-        .iter()
-        .copied()
-        .filter(|s| s.is_open())
-        .collect()
-}
-
 /// The database's clock, in microseconds. Leases are judged by it, never by an engine's own clock,
 /// so an engine whose clock runs ahead neither sees live engines as dead, and one whose clock runs
 /// behind does not wait on dead ones. (SQLite has one engine, on the machine whose clock it reads.)
@@ -61,7 +53,7 @@ pub fn join(conn: &mut DbConnection, engine: &str, ttl_micros: i64) -> Result<Fe
     with_conn!(conn, |c| diesel::update(
         orders::table
             .filter(orders::owner.eq(engine).or(orders::owner.eq("")))
-            .filter(orders::status.eq_any(open_statuses())),
+            .filter(orders::status.eq_any(OrderStatus::open())),
     )
     .set((orders::owner.eq(engine), orders::owner_epoch.eq(epoch)))
     .execute(c))?;
@@ -120,7 +112,7 @@ pub fn expired(conn: &mut DbConnection) -> Result<Vec<String>, DbError> {
     for engine in dead {
         let owns_open = orders::table
             .filter(orders::owner.eq(&engine))
-            .filter(orders::status.eq_any(open_statuses()));
+            .filter(orders::status.eq_any(OrderStatus::open()));
         if with_conn!(conn, |c| diesel::select(diesel::dsl::exists(owns_open))
             .get_result::<bool>(c))?
         {
@@ -151,7 +143,7 @@ pub fn take_over(conn: &mut DbConnection, dead: &str, fence: &Fence) -> Result<u
     let taken = with_conn!(conn, |c| diesel::update(
         orders::table
             .filter(orders::owner.eq(dead))
-            .filter(orders::status.eq_any(open_statuses())),
+            .filter(orders::status.eq_any(OrderStatus::open())),
     )
     .set((
         orders::owner.eq(&fence.engine),

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use diesel::prelude::*;
 
-use super::connection::{value_rows, Inner};
+use super::connection::{text_literal, value_rows, Inner};
 use super::prepared::{prepared, NoColumns};
 use super::DbConnection;
 
@@ -547,6 +547,15 @@ pub fn insert_fills(conn: &mut DbConnection, rows: &[&FillRow]) -> Result<usize,
     })
 }
 
+/// Every account with an order open, for a halt of every account that cancels them.
+pub fn accounts_with_open_orders(conn: &mut DbConnection) -> Result<Vec<AccountId>, DbError> {
+    Ok(crate::with_conn!(conn, |c| orders::table
+        .filter(orders::status.eq_any(OrderStatus::open()))
+        .select(orders::account_id)
+        .distinct()
+        .load(c))?)
+}
+
 /// How many orders each of `accounts` has open (an account with none is left out), by the
 /// partial index of open orders.
 pub fn count_open(
@@ -564,15 +573,11 @@ pub fn count_open(
         return Ok(HashMap::new());
     }
     let quoted = |texts: Vec<String>| -> String {
-        let literals: Vec<String> = texts
-            .iter()
-            .map(|t| super::connection::text_literal(t))
-            .collect();
+        let literals: Vec<String> = texts.iter().map(|t| text_literal(t)).collect();
         literals.join(", ")
     };
-    let open_statuses = OrderStatus::ALL
+    let open = OrderStatus::open()
         .iter()
-        .filter(|s| !s.is_terminal())
         .map(|s| s.as_str().to_owned())
         .collect();
     // The statuses are written out, as in the index's own predicate, so the planner can use it.
@@ -580,7 +585,7 @@ pub fn count_open(
         "SELECT account_id, CAST(COUNT(*) AS BIGINT) AS open FROM orders \
          WHERE account_id IN ({}) AND status IN ({}) GROUP BY account_id",
         quoted(accounts.iter().map(ToString::to_string).collect()),
-        quoted(open_statuses),
+        quoted(open),
     );
     let rows: Vec<Open> = crate::with_conn!(conn, |c| diesel::sql_query(&query).load(c))?;
     Ok(rows.into_iter().map(|r| (r.account_id, r.open)).collect())

@@ -10,21 +10,21 @@ use super::{DbConnection, DbError};
 /// the row is share-locked until the phase commits, so a halt (which updates it) waits for the
 /// phases that read it open, and every order committed after the halt saw it.
 pub fn halted_for_phase(conn: &mut DbConnection) -> Result<bool, DbError> {
-    let query = trading_state::table.find(1).select(trading_state::halted);
-    let halted: Option<bool> = match &mut conn.inner {
-        Inner::Postgres(c) => query.for_share().first(c).optional()?,
-        Inner::Sqlite(c) => query.first(c).optional()?,
-    };
-    Ok(halted.unwrap_or(false))
+    read_halted(conn, true)
 }
 
 /// Whether trading is halted for every account, as last committed.
 pub fn halted(conn: &mut DbConnection) -> Result<bool, DbError> {
-    let halted: Option<bool> = crate::with_conn!(conn, |c| trading_state::table
-        .find(1)
-        .select(trading_state::halted)
-        .first(c)
-        .optional())?;
+    read_halted(conn, false)
+}
+
+fn read_halted(conn: &mut DbConnection, share_lock: bool) -> Result<bool, DbError> {
+    let query = trading_state::table.find(1).select(trading_state::halted);
+    let halted: Option<bool> = match &mut conn.inner {
+        Inner::Postgres(c) if share_lock => query.for_share().first(c).optional()?,
+        Inner::Postgres(c) => query.first(c).optional()?,
+        Inner::Sqlite(c) => query.first(c).optional()?,
+    };
     Ok(halted.unwrap_or(false))
 }
 

@@ -49,7 +49,7 @@ impl PriceCache {
         if !self.is_fresh() {
             self.refresh().await?;
         }
-        Ok(self.prices.get(symbol).map(|p| *p))
+        Ok(self.known(symbol))
     }
 
     /// The last price of `symbol` the engine has seen, however old, without asking the venue.

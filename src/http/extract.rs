@@ -118,6 +118,11 @@ pub async fn raw_body(
 }
 
 /// Parses a JSON body into `T`, turning every serde complaint into a 400.
+/// The id a path names (an order's, an account's): one that does not parse names nothing there.
+pub fn id_in_path<T: std::str::FromStr>(segment: &str) -> Result<T, AppError> {
+    segment.parse().map_err(|_| AppError::NotFound)
+}
+
 pub fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     serde_json::from_slice(bytes)
         .map_err(|e| AppError::InvalidRequest(format!("invalid JSON body: {e}")))

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use tracing::Instrument;
 
 use super::error::AppError;
-use super::extract::{idempotency_key, json_body, Authenticated};
+use super::extract::{id_in_path, idempotency_key, json_body, Authenticated};
 use crate::app::AppState;
 use crate::db::idempotency::{self as stored_keys, StoredKey, StoredResponse};
 use crate::db::orders::{self as order_rows, StatusFilter};
@@ -272,12 +272,8 @@ pub(crate) async fn list_orders(
 }
 
 /// Any path segment that is not an order id names no order: 404, like an id of another account.
-fn order_id(path: &str) -> Result<OrderId, AppError> {
-    path.parse().map_err(|_| AppError::NotFound)
-}
-
 /// The `{id}` of an order's paths, described once for each of them. Only a description: the
-/// handlers take the segment as text and `order_id` parses it.
+/// handlers take the segment as text and `id_in_path` parses it.
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
 #[allow(dead_code)]
@@ -294,7 +290,7 @@ pub(crate) async fn get_order(
     Authenticated(account): Authenticated,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let order = order_id(&path)?;
+    let order = id_in_path::<OrderId>(&path)?;
     let row = db::run(&state.pool, move |conn| {
         order_rows::find_owned(conn, account, order)
     })
@@ -315,7 +311,7 @@ where
         + Send
         + 'static,
 {
-    let order = order_id(path)?;
+    let order = id_in_path::<OrderId>(path)?;
     let read = db::run(&state.pool, move |conn| {
         order_rows::find_owned(conn, account, order)?;
         read(conn, order)
@@ -358,7 +354,7 @@ pub(crate) async fn cancel_order(
     Authenticated(account): Authenticated,
     path: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
-    let order = order_id(&path)?;
+    let order = id_in_path::<OrderId>(&path)?;
     let span = tracing::info_span!("cancel_order", account_id = %account, order_id = %order);
     let (answer, row) = state.engine.cancel(account, order).instrument(span).await?;
     let status = match answer {
@@ -426,7 +422,7 @@ pub(crate) async fn replace_order(
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
     state.order_rate.admit(account)?;
-    let order = order_id(&path)?;
+    let order = id_in_path::<OrderId>(&path)?;
     let key = idempotency_key(&req)?;
     let span = tracing::info_span!("replace_order", account_id = %account, order_id = %order, idempotency_key = key.as_str());
     let body = json_body(&req, payload).await?;

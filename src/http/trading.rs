@@ -6,9 +6,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
 use super::error::AppError;
-use super::extract::{json_body, parse_json, Admin, Authenticated};
+use super::extract::{id_in_path, json_body, parse_json, Admin, Authenticated};
 use crate::app::AppState;
-use crate::db::{self, accounts, now_micros, trading};
+use crate::db::{self, accounts, now_micros, orders, trading};
 use crate::domain::{AccountId, Cents, RiskLimits};
 
 /// The highest `price_band_percent` taken: a band wider than this limits nothing.
@@ -79,7 +79,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 /// The `{id}` of an account's operator paths. Only a description: the handlers take the segment
-/// as text and `account_id` parses it.
+/// as text and `id_in_path` parses it.
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
 #[allow(dead_code)]
@@ -87,10 +87,6 @@ pub(crate) struct AccountPath {
     /// The account's id
     #[param(pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
     id: String,
-}
-
-fn account_id(path: &str) -> Result<AccountId, AppError> {
-    path.parse().map_err(|_| AppError::NotFound)
 }
 
 fn limits_of(body: LimitsRequest) -> Result<RiskLimits, AppError> {
@@ -131,7 +127,7 @@ pub(crate) async fn put_limits(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
-    let account = account_id(&path)?;
+    let account: AccountId = id_in_path(&path)?;
     let limits = limits_of(parse_json(&json_body(&req, payload).await?)?)?;
     let set = state
         .writer
@@ -161,7 +157,7 @@ pub(crate) async fn put_account_trading(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, AppError> {
-    let account = account_id(&path)?;
+    let account: AccountId = id_in_path(&path)?;
     let body: HaltRequest = parse_json(&json_body(&req, payload).await?)?;
     let halted = body.halted;
     let set = state
@@ -202,7 +198,7 @@ pub(crate) async fn put_trading(
         .await?;
     let mut canceled = 0;
     if body.cancel_open {
-        let open = db::run(&state.pool, accounts::with_open_orders).await?;
+        let open = db::run(&state.pool, orders::accounts_with_open_orders).await?;
         for account in open {
             canceled += cancel_open(&state, account).await?;
         }

@@ -2,9 +2,11 @@
 //! answers. The HTTP edge maps them (`http::error`); here they keep what happened, and the
 //! database's cause.
 
+use crate::db::accounts::Gate;
 use crate::db::idempotency::StoredResponse;
 use crate::db::{DbError, PhaseError};
 use crate::domain::fence::Fenced;
+use crate::domain::risk::OrderToCheck;
 use crate::domain::{Breach, OrderStatus};
 use crate::error::ErrorBody;
 
@@ -104,13 +106,26 @@ impl Refusal {
         }
     }
 
-    /// The refusal a halt gives, if the account (`account`) or every account (`all`) is halted.
-    pub fn halt(account: bool, all: bool) -> Option<Refusal> {
-        match (all, account) {
-            (true, _) => Some(Refusal::TradingHalted("for every account")),
-            (false, true) => Some(Refusal::TradingHalted("for this account")),
-            (false, false) => None,
+    /// Why the account's gate refuses an order, if it does: a halt of every account (`all_halted`)
+    /// or of this one, else a risk limit. `open` is the account's open orders for a new order,
+    /// None for a replace's new terms (which add no order).
+    pub fn of_gate(
+        gate: &Gate,
+        all_halted: bool,
+        order: OrderToCheck,
+        open: Option<i64>,
+    ) -> Option<Refusal> {
+        if all_halted {
+            return Some(Refusal::TradingHalted("for every account"));
         }
+        if gate.halted {
+            return Some(Refusal::TradingHalted("for this account"));
+        }
+        let checked = match open {
+            Some(open) => gate.limits.check(order, open),
+            None => gate.limits.check_terms(order),
+        };
+        checked.err().map(Refusal::from)
     }
 
     /// The answer's body, as the API sends it.

@@ -2,9 +2,7 @@
 //! with all its effects, and any other event is stored once (by what it says). The order's actor
 //! is needed only for what may end the order.
 
-use std::collections::{HashMap, HashSet};
-
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use super::lifecycle::Fills;

@@ -1,8 +1,9 @@
 //! A phase in two halves. Planning is pure: each item is checked against its order's row (and
 //! the balances it moves) through the transition table, and comes out as a [`Planned`] write or a
 //! [`Refusal`]. Writing takes every plan of a phase at once, new orders and stored answers among
-//! them: alarms, new orders, fills, positions, ledger entries, then the actions, projections, feed events and
-//! keys, a statement per table however many orders moved. A lone item is a batch of one.
+//! them: alarms, new orders, fills, positions, ledger entries, then the actions, projections, feed
+//! events and keys, a statement per table however many orders moved. A lone item is a batch of
+//! one.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 

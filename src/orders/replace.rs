@@ -88,9 +88,9 @@ pub fn request(conn: &mut DbConnection, req: &ReplaceRequest) -> Result<ReplaceA
         limit_price: req.limit_price.or(row.limit_price),
         last_price: req.last_prices.get(row.symbol.as_str()).copied(),
     };
-    let gated = match Refusal::halt(gate.halted, halted_all) {
-        Some(halt) => Err(halt),
-        None => gate.limits.check_terms(terms).map_err(Refusal::from),
+    let gated = match Refusal::of_gate(&gate, halted_all, terms, None) {
+        Some(refusal) => Err(refusal),
+        None => Ok(()),
     };
     let decided = gated
         .and_then(|()| plan(&row, req, held))

@@ -105,7 +105,6 @@ pub fn submit(
 
     let mut decided = Decided {
         books,
-        held: gates.iter().map(|(a, g)| (*a, g.stored_keys)).collect(),
         gates,
         halted_all,
         open,
@@ -129,8 +128,7 @@ struct Decided<'a> {
     /// they expire.
     answered: HashMap<(AccountId, &'a str), (StoredKey, i64)>,
     books: Books,
-    /// Each account's stored keys, counting those this phase stores.
-    held: BTreeMap<AccountId, i64>,
+    /// Each account's gate, its stored keys counting those this phase stores.
     gates: BTreeMap<AccountId, Gate>,
     halted_all: bool,
     /// Each account's open orders (of those with a cap), counting those this phase creates.
@@ -168,24 +166,22 @@ impl<'a> Decided<'a> {
         let new = new.ok_or_else(|| OrderError::broken("a new request was not prepared"))??;
         // One more stored key for the account: refused past its cap (an expired one gives its
         // place back).
-        let count = self.held.entry(sub.account).or_default();
-        *count = one_more_key(*count, expired, sub.max_stored_keys)?;
+        let gate = self.gates.entry(sub.account).or_default();
+        gate.stored_keys = one_more_key(gate.stored_keys, expired, sub.max_stored_keys)?;
+        let gate = *gate;
         let available = self
             .books
             .get(&(sub.account, new.reserve.asset.to_string()))
             .map_or(0, |b| b.available);
         let reserve = new.reserve.clone();
         let mut planned = Planned::default();
-        let gate = self.gates.get(&sub.account).copied().unwrap_or_default();
         let open = self.open.get(&sub.account).copied().unwrap_or(0);
         let checked = OrderToCheck {
             qty: sub.order.qty,
             limit_price: sub.order.limit_price,
             last_price: sub.last_price,
         };
-        let gated = Refusal::halt(gate.halted, self.halted_all)
-            .or_else(|| gate.limits.check(checked, open).err().map(Refusal::from));
-        let booked = match gated {
+        let booked = match Refusal::of_gate(&gate, self.halted_all, checked, Some(open)) {
             Some(refusal) => Err(refusal),
             None => phase::book(&mut self.books, reserve)
                 .ok_or_else(|| refusal(sub, &new.reserve, available)),

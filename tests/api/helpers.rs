@@ -150,29 +150,8 @@ pub fn database_url(dir: &tempfile::TempDir) -> String {
 
 /// Starts the engine on port 0 over whatever database `dir` already holds.
 pub async fn spawn_app_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
-    // Errors inside the engine (an internal error's detail, say) show in the test's output.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("error"))
-        .with_test_writer()
-        .try_init();
     let url = database_url(&dir);
-    let mut args = serve_args(&url);
-    // The embedded exchange's book stays in the test's own directory on either backend.
-    args.exchange_book = Some(dir.path().join("exchange.db").display().to_string());
-    adjust(&mut args);
-    let app = Application::build(args)
-        .await
-        .expect("the application starts");
-    let address = format!("http://127.0.0.1:{}", app.port());
-    let engine = app.engine();
-    actix_web::rt::spawn(app.run_until_stopped());
-    let pool = db::connect(&url, 2).expect("test pool");
-    TestApp {
-        address,
-        engine,
-        pool,
-        _dir: dir,
-    }
+    spawn_app_at(&url, dir, adjust).await
 }
 
 /// The database a test app runs on.
@@ -183,9 +162,24 @@ pub fn database_url_of(app: &TestApp) -> String {
 /// A second engine, `engine_id`, over the database at `url` (with an embedded exchange of its own).
 pub async fn spawn_app_over(url: &str, engine_id: &str) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
+    spawn_app_at(url, dir, |args| args.engine_id = Some(engine_id.to_owned())).await
+}
+
+/// Starts the engine on port 0 over the database at `url`, its exchange's book in `dir`.
+async fn spawn_app_at(
+    url: &str,
+    dir: tempfile::TempDir,
+    adjust: impl FnOnce(&mut ServeArgs),
+) -> TestApp {
+    // Errors inside the engine (an internal error's detail, say) show in the test's output.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("error"))
+        .with_test_writer()
+        .try_init();
     let mut args = serve_args(url);
+    // The embedded exchange's book stays in the test's own directory on either backend.
     args.exchange_book = Some(dir.path().join("exchange.db").display().to_string());
-    args.engine_id = Some(engine_id.to_owned());
+    adjust(&mut args);
     let app = Application::build(args)
         .await
         .expect("the application starts");

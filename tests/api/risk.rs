@@ -72,6 +72,14 @@ async fn each_limit_holds_at_its_edge_and_a_refusal_is_kept_under_its_key() {
         .patch(&alice.token, &id, Some("r1"), &json!({"qty": 11}))
         .await;
     refused_by(&raise, 422, "risk_limit", "max_order_notional");
+    let kept = app
+        .get(&alice.token, &format!("/v1/orders/{id}"))
+        .await
+        .json();
+    assert_eq!(
+        (&kept["status"], &kept["qty"], &kept["version"]),
+        (&json!("new"), &json!(10), &json!(1))
+    );
 
     // Open orders: one is open; a second fits a cap of two, a third does not, until one ends.
     set_limits(&app, &alice.id, json!({"max_open_orders": 2})).await;
