@@ -74,6 +74,30 @@ fn backoff(attempt: u32) -> Duration {
     (Duration::from_millis(100) * (1 << shift)).min(MAX_BACKOFF)
 }
 
+/// How the order's next polls are paced after a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pace {
+    /// Back to the base interval.
+    Close,
+    /// One doubling further apart.
+    Slower,
+    Same,
+}
+
+/// A step that moved the order, or left a call unsettled, keeps it closely watched: an unanswered
+/// cancel is asked again at the base interval however long the venue stays unreachable, so that it
+/// lands soon after the venue answers again. Only a poll that found a settled order as it was
+/// slows the next.
+fn poll_pace(changed: bool, owes_a_call: bool, polled: bool) -> Pace {
+    if changed || owes_a_call {
+        Pace::Close
+    } else if polled {
+        Pace::Slower
+    } else {
+        Pace::Same
+    }
+}
+
 impl OrderActor {
     pub fn new(engine: Engine, order: OrderId, first: FirstStep) -> Self {
         Self {
@@ -139,12 +163,13 @@ impl OrderActor {
                     Progress::Open {
                         changed,
                         awaiting_ack,
+                        owes_a_call,
                     } => {
                         self.awaiting_ack = awaiting_ack;
-                        if changed {
-                            self.watch_closely(ctx);
-                        } else if polled {
-                            self.quiet_polls += 1;
+                        match poll_pace(changed, owes_a_call, polled) {
+                            Pace::Close => self.watch_closely(ctx),
+                            Pace::Slower => self.quiet_polls += 1,
+                            Pace::Same => {}
                         }
                     }
                 }
@@ -244,6 +269,16 @@ impl Handler<WatchClosely> for OrderActor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_settled_order_that_did_not_move_is_polled_less_often() {
+        assert_eq!(poll_pace(false, false, true), Pace::Slower);
+        assert_eq!(poll_pace(false, false, false), Pace::Same);
+        assert_eq!(poll_pace(true, false, true), Pace::Close);
+        // A cancel, placement or replace whose call went unanswered is never quiet.
+        assert_eq!(poll_pace(false, true, true), Pace::Close);
+        assert_eq!(poll_pace(false, true, false), Pace::Close);
+    }
 
     #[test]
     fn backoff_doubles_and_is_capped() {

@@ -24,10 +24,12 @@ use crate::orders::OrderError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
     /// Still open; `changed` says whether the step moved it at all, `awaiting_ack` whether it is
-    /// still pending new (an acknowledgement would move it).
+    /// still pending new (an acknowledgement would move it), `owes_a_call` whether a placement, a
+    /// cancel or a replace is still to be settled with the venue (its call went unanswered).
     Open {
         changed: bool,
         awaiting_ack: bool,
+        owes_a_call: bool,
     },
     Terminal,
 }
@@ -113,6 +115,7 @@ async fn step(engine: Engine, order: OrderId, reason: Reason) -> Result<Progress
         Progress::Open {
             changed: after != before,
             awaiting_ack: after.0 == OrderStatus::PendingNew,
+            owes_a_call: FirstCall::of(&notes.state) != FirstCall::Compare,
         }
     })
 }

@@ -1,7 +1,8 @@
-//! The release engine against QuickFIX as its venue (`--exchange fix://…`), an executor of its own
-//! that validates every message against QuickFIX's FIX 4.4 dictionary. Orders fill, rest, are
+//! The engine over FIX (`--exchange fix://…`). Against QuickFIX as its venue, an executor of its
+//! own that validates every message against QuickFIX's FIX 4.4 dictionary: orders fill, rest, are
 //! replaced, cancelled and expire; the engine is SIGKILLed and its TCP connection to the venue
-//! cut mid-stream, and every cent and share still adds up, at the engine and at the venue.
+//! cut mid-stream, and every cent and share still adds up, at the engine and at the venue. Against
+//! the simulator: a cancel the venue keeps refusing is asked again at the poll's pace.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 use orderkeeper::exchange::sim;
 use serde_json::{json, Value};
 
-use crate::processes::{self, Engine};
+use crate::processes::{self, Engine, Simulator};
 use crate::proxy::Proxy;
 use crate::quickfix::Executor;
 
@@ -23,6 +24,16 @@ where
         assert!(Instant::now() < deadline, "{what}: not within {within:?}");
         actix_web::rt::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Waits until the venue's market data has given the engine its prices.
+async fn prices_over_market_data(engine: &Engine, token: &str) {
+    wait_until(
+        "prices over market data",
+        Duration::from_secs(20),
+        || async { engine.get(token, "/v1/prices").await["INFY"].is_string() },
+    )
+    .await;
 }
 
 fn cents(text: &Value) -> i64 {
@@ -49,12 +60,7 @@ async fn an_engine_trades_over_fix_with_quickfix_through_kills_and_cut_connectio
     let url = sim::fix_url(line.port);
     let mut engine = Engine::start(dir.path(), processes::free_port(), &url);
     let (_, token) = engine.open_account("alice", "1000000.00").await;
-    wait_until(
-        "prices over market data",
-        Duration::from_secs(20),
-        || async { engine.get(&token, "/v1/prices").await["INFY"].is_string() },
-    )
-    .await;
+    prices_over_market_data(&engine, &token).await;
 
     // A venue holding no order says so in one report that names none.
     let audit = engine.get(processes::ADMIN, "/v1/admin/audit").await;
@@ -217,4 +223,44 @@ async fn an_engine_trades_over_fix_with_quickfix_through_kills_and_cut_connectio
         .flatten()
         .any(|c| c["name"] == "fills_equal_exchange" && c["rows"].as_i64() > Some(0));
     assert!(venue_checked, "the audit read the venue: {audit}");
+}
+
+/// A FIX request meets no retry layer below it: each unanswered cancel is one call, and the next
+/// comes with the order's next poll. An order that still owes the venue its cancel must keep that
+/// pace however many polls in a row go unanswered, or a venue that refuses for a while leaves it
+/// `pending_cancel` long after it answers again.
+#[actix_web::test]
+async fn a_cancel_the_venue_keeps_refusing_is_asked_again_at_the_poll_s_pace() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = processes::free_port();
+    let sim = Simulator::start_over_fix(port, 7);
+    let engine = Engine::start_with(dir.path(), port, &sim.venue(), 100, None);
+    let (_, token) = engine.open_account("alice", "100000.00").await;
+    prices_over_market_data(&engine, &token).await;
+    let far =
+        json!({"symbol": "INFY", "side": "buy", "type": "limit", "qty": 5, "limit_price": "1.00"});
+    let (status, order) = engine.submit(&token, "far", &far).await;
+    assert_eq!(status, 201, "{order}");
+    let id = order["id"].as_str().unwrap().to_owned();
+    engine.wait_for_status(&token, &id, "new").await;
+
+    // Every request refused (a BusinessMessageReject: not carried out, worth asking again).
+    sim.set_faults(json!({"error_rate": 1.0})).await;
+    let cancels = || async {
+        let text = processes::metrics_text(&engine.url()).await;
+        processes::metric(&text, "orderkeeper_exchange_requests_total{op=\"cancel\"")
+    };
+    let before = cancels().await;
+    let cancel = processes::delete(&engine.url(), &token, &format!("/v1/orders/{id}")).await;
+    assert_eq!(cancel.map(|(status, _)| status), Some(202));
+    actix_web::rt::time::sleep(Duration::from_secs(3)).await;
+    // About 30 at a 100 ms pace; a pace that doubled with each refusal makes 5 or 6.
+    let asked = cancels().await - before;
+    assert!(asked >= 12.0, "{asked} cancels in 3 s of refusals");
+
+    sim.clear_faults().await;
+    engine.wait_for_status(&token, &id, "canceled").await;
+    let balances = engine.get(&token, "/v1/balances").await;
+    assert_eq!(balances["cash"]["reserved"], "0.00", "{balances}");
+    assert_eq!(balances["cash"]["available"], "100000.00", "{balances}");
 }

@@ -235,6 +235,21 @@ impl Simulator {
         flags: &[(String, String)],
         fill_interval_ms: u64,
     ) -> Self {
+        Self::start_serving(engine_port, seed, flags, fill_interval_ms, over_fix())
+    }
+
+    /// Starts the simulator without faults, serving FIX whatever the tests' venue is.
+    pub fn start_over_fix(engine_port: u16, seed: u64) -> Self {
+        Self::start_serving(engine_port, seed, &[], 50, true)
+    }
+
+    fn start_serving(
+        engine_port: u16,
+        seed: u64,
+        flags: &[(String, String)],
+        fill_interval_ms: u64,
+        fix: bool,
+    ) -> Self {
         let port = free_port();
         let mut command = Command::new(BIN);
         command
@@ -248,7 +263,7 @@ impl Simulator {
         for (flag, value) in flags {
             command.args([flag, value]);
         }
-        let fix_port = over_fix().then(free_port);
+        let fix_port = fix.then(free_port);
         if let Some(fix_port) = fix_port {
             command.args(["--fix-listen", &format!("127.0.0.1:{fix_port}")]);
         }
@@ -285,11 +300,14 @@ impl Simulator {
     }
 
     pub async fn clear_faults(&self) {
+        self.set_faults(json!({"drop_rate": 0.0, "duplicate_rate": 0.0, "reorder_rate": 0.0, "error_rate": 0.0, "lost_response_rate": 0.0}))
+            .await;
+    }
+
+    /// Sets the fault rates `faults` names (`{"error_rate": 1.0}`); the others stay as they were.
+    pub async fn set_faults(&self, faults: Value) {
         let request = client().put(format!("{}/admin/faults", self.url()));
-        let zero = json!({"drop_rate": 0.0, "duplicate_rate": 0.0, "reorder_rate": 0.0, "error_rate": 0.0, "lost_response_rate": 0.0});
-        read_json(request, Some(&zero))
-            .await
-            .expect("faults cleared");
+        read_json(request, Some(&faults)).await.expect("faults set");
     }
 
     /// Every order the simulator holds. Its REST faults apply to this route too, so a read that

@@ -180,11 +180,10 @@ pub(super) fn start(
     }
     let session = format!("FIX.4.4:{VENUE_COMP_ID}->{target}");
     crate::db::connect(store_url, 1).map_err(io)?;
-    let open = || -> std::io::Result<SessionStore> {
-        let conn = crate::db::connection::establish(store_url).map_err(io)?;
-        SessionStore::open(conn, &session).map_err(io)
-    };
-    let (sessions_store, own_store) = (open()?, open()?);
+    let (sessions_store, own_store) = (
+        open_store(store_url, &session)?,
+        open_store(store_url, &session)?,
+    );
     let id = |s: &str| CompId::new(s).map_err(|e| io(format!("CompID {s:?}: {e}")));
     let config = SessionConfig::new(id(VENUE_COMP_ID)?, id(target)?, "FIX.4.4");
 
@@ -268,6 +267,16 @@ pub(super) fn start(
         }
     });
     Ok((port, outlet))
+}
+
+/// One connection to the session's store, opened as the engine's own are (`busy_timeout`, WAL):
+/// the session layer and the filing of reports write it from two, and a pool may still be opening
+/// its own as they start.
+fn open_store(store_url: &str, session: &str) -> std::io::Result<SessionStore> {
+    let io = |e: String| std::io::Error::other(e);
+    let connector = crate::db::pool::Connector::new(store_url).map_err(|e| io(e.to_string()))?;
+    let conn = connector.open().map_err(|e| io(e.to_string()))?;
+    SessionStore::open(conn, session).map_err(|e| io(e.to_string()))
 }
 
 /// The venue's side of the session: requests in, answers out through the outlet.
@@ -561,5 +570,29 @@ impl Application for Venue {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::connection::establish;
+
+    /// A store opened while another connection writes the file waits its turn; without
+    /// `busy_timeout` it failed at once ("the database is busy"), and the simulator with it.
+    #[test]
+    fn a_store_opened_while_another_connection_writes_waits_its_turn() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = dir.path().join("fix.db").display().to_string();
+        crate::db::connect(&url, 1).unwrap();
+        let mut writer = establish(&url).unwrap();
+        writer.batch_execute("BEGIN IMMEDIATE").unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            writer.batch_execute("COMMIT").unwrap();
+        });
+        let opened = open_store(&url, "FIX.4.4:EXCH->OK");
+        release.join().unwrap();
+        assert!(opened.is_ok(), "{:?}", opened.err());
     }
 }
