@@ -506,6 +506,10 @@ impl PendingCount {
     }
 
     fn unacknowledged(&mut self) -> i64 {
+        self.in_status("pending_new")
+    }
+
+    fn in_status(&mut self, status: &str) -> i64 {
         use diesel::prelude::*;
         #[derive(QueryableByName)]
         struct Count {
@@ -513,8 +517,9 @@ impl PendingCount {
             n: i64,
         }
         orderkeeper::with_conn!(self.conn, |c| diesel::sql_query(
-            "SELECT COUNT(*) AS n FROM orders WHERE status = 'pending_new'"
+            "SELECT COUNT(*) AS n FROM orders WHERE status = $1"
         )
+        .bind::<diesel::sql_types::Text, _>(status)
         .get_result::<Count>(c))
         .map(|c| c.n)
         .unwrap_or(-1)
@@ -762,6 +767,72 @@ async fn bench_venue() {
     if let [rest, fix] = rates[..] {
         println!("{:<34} {:.2} of REST", "acknowledged over FIX", fix / rest);
     }
+}
+
+/// 10,000 buy stops wait on one symbol. What the check each tick makes costs (in process, next
+/// to a book of one stop), the submit rate of held stops next to `/healthz`, and the time from one
+/// price move past all of them until none is held.
+async fn bench_stops() {
+    use orderkeeper::domain::{Cents, OrderId, Side, StopBook};
+    const STOPS: usize = 10_000;
+    let check = |n: usize| -> f64 {
+        let mut book = StopBook::default();
+        for i in 0..n {
+            book.watch(
+                OrderId::new(),
+                "INFY",
+                Side::Buy,
+                Cents(300_000 + i as i64 * 100),
+            );
+        }
+        const ROUNDS: u32 = 200_000;
+        let started = Instant::now();
+        for _ in 0..ROUNDS {
+            std::hint::black_box(book.take_triggered("INFY", std::hint::black_box(Cents(200_000))));
+        }
+        started.elapsed().as_nanos() as f64 / f64::from(ROUNDS)
+    };
+    let (one, many) = (check(1), check(STOPS));
+    println!(
+        "{:<34} {many:>8.0} ns with {STOPS} waiting, {one:.0} ns with 1 (reference)",
+        "stop check, none crossed"
+    );
+
+    let bench = Bench::start(&[]).await;
+    let token = new_account(&bench.base, json!({})).await;
+    let stops: Vec<Request> = (0..STOPS)
+        .map(|i| {
+            let body = json!({"symbol": "INFY", "side": "buy", "type": "stop", "qty": 1,
+                "stop_price": format!("{}.00", 3000 + i)});
+            order(&token, format!("stop-{i}"), &body)
+        })
+        .collect();
+    let health = run_load(&bench.base, healthz(STOPS));
+    let held = run_load(&bench.base, stops);
+    println!("{}", health.line("/healthz (reference)"));
+    println!("{}", held.line("stop submit, held"));
+
+    let mut count = PendingCount::open(bench.dir.path());
+    let moved = Instant::now();
+    let mut answer = client()
+        .put(format!("http://127.0.0.1:{}/admin/prices", bench.port + 1))
+        .send_json(&json!({"INFY": format!("{}.00", 3000 + STOPS)}))
+        .await
+        .expect("the simulator answers");
+    assert!(answer.status().is_success(), "{:?}", answer.body().await);
+    while count.in_status("held") > 0 {
+        assert!(
+            moved.elapsed() < Duration::from_secs(300),
+            "stops still held"
+        );
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    let secs = moved.elapsed().as_secs_f64();
+    println!(
+        "{:<34} {STOPS:>8} in {secs:.2} s ({:.0} /s), from one price move (checks every 250 ms, prices at most 1 s old)",
+        "stops triggered",
+        STOPS as f64 / secs
+    );
 }
 
 async fn bench_fills() {
@@ -1149,5 +1220,8 @@ async fn main() {
     }
     if runs("fanout") {
         bench_fanout().await;
+    }
+    if runs("stops") {
+        bench_stops().await;
     }
 }

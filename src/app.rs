@@ -20,7 +20,7 @@ pub struct AppState {
     pub engine: Engine,
     pub hub: Addr<Hub>,
     pub relay: Relay,
-    pub prices: PriceCache,
+    pub prices: std::sync::Arc<PriceCache>,
     pub in_flight: InFlight,
     /// The keys of the orders this engine answered last, for retries.
     pub answered: Answered,

@@ -7,7 +7,7 @@
 
 /// Every place an order's placement, fills and end can make the process exit, at the boundaries
 /// of the atomic phases (the crash matrix runs each). `expiry.after_commit` is the expiry test's
-/// own.
+/// own, `stops.after_trigger` the stop test's.
 pub const CRASH_POINTS: &[&str] = &[
     "submit.after_commit",
     "exchange.before_place",

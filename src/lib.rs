@@ -57,6 +57,7 @@
 //! | cancel | `http::orders` → `Engine::cancel` (one order) or `Engine::cancel_all` → `orders::cancel::request` / `request_all` (202) → `Step::run` → `ExchangeClient::cancel` → `orders::status::record` (the end, and the release) |
 //! | replace | `http::orders` → `Engine::replace` → `orders::replace::request` (the hold for either version, `replace_requested`, the stored answer: 202) → the actor's `Command::ReplaceAtVenue` → `ExchangeClient::replace` → `orders::status::record` (`replaced` or `replace_rejected`, the hold trimmed to the terms that stand) |
 //! | expire | `ioc`/`fok`: the venue ends the rest, and `domain::terminal_action` records it `expired`; `day`: `engine::expiry` (each second, the engine's orders past `expires_at`) → `orders::cancel::request_expiries` (`expiry_requested`) → the cancel flow, which ends them `expired` |
+//! | stop | `orders::submit` records it `held` and reserved (no call) → its first step puts it in the engine's [`domain::StopBook`] → `engine::stops` (every 250 ms, at the cached last prices) → `orders::trigger::record` (`triggered`, once, fenced) → the actor places it as a new order; the actor's end takes it out of the book |
 //! | positions | each fill's `lifecycle::settle_fill` folds it into its account's position in its symbol (`domain::Position`, read once the symbol's balance is locked) → `phase::write` (`db::positions::upsert`, the fill numbered in the fold); `GET /v1/positions` → `http::positions` (marked at `PriceCache::all`); the audit folds the fills again |
 //! | recover | `startup` → `Engine::recover` (the venue listed once: `ExchangeClient::orders_listed`, open orders and what changed since the oldest placement in doubt) → each actor's first step (`Reason::Reconcile` with its listed copy, answered by `decide::from_listing`); `Engine::adopt_orphans` later |
 //! | outbox | `phase::write` (every action's event, in the transaction of the action) → `db::outbox::append_events` → `feed::relay` → `feed::hub` |
@@ -95,6 +96,7 @@
 //! |---|---|
 //! | `pending_new`, never sent | record `placement_sent`, then place (retried with backoff and full jitter) |
 //! | `pending_new`, sent | look the order up by client order id: record what the exchange has, or place it if it has nothing |
+//! | `held` (a stop) | nothing is on the exchange: watch it again for its trigger |
 //! | `pending_cancel`, never sent | nothing is on the exchange: cancel and release at once |
 //! | `pending_cancel`, sent | cancel on the exchange (which also tombstones an id it never saw), then follow its answer |
 //! | `new`, `partially_filled` | poll the exchange's copy on a jittered timer (1–3 s) and record what is missing |

@@ -54,7 +54,9 @@ pub const EXCHANGE_OPS: &[&str] = &["place", "lookup", "cancel", "replace", "lis
 /// How an exchange request went: answered, refused (a 4xx), or no trustworthy answer.
 pub const EXCHANGE_OUTCOMES: &[&str] = &["ok", "refused", "unknown"];
 /// What recovery did for an order it picked up (see `engine::steps`).
-pub const RECOVERY_KINDS: &[&str] = &["place", "lookup", "release", "cancel", "replace", "poll"];
+pub const RECOVERY_KINDS: &[&str] = &[
+    "place", "lookup", "release", "cancel", "replace", "poll", "held",
+];
 /// What asks an order actor for a step (`engine::messages::Reason`).
 pub const STEP_REASONS: &[&str] = &["place", "recover", "poll", "push", "cancel", "replace"];
 

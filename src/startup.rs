@@ -129,7 +129,7 @@ impl Application {
             engine: engine.clone(),
             hub,
             relay,
-            prices: PriceCache::new(exchange, Duration::from_secs(1)),
+            prices: Arc::new(PriceCache::new(exchange, Duration::from_secs(1))),
             in_flight: InFlight::default(),
             answered: Answered::new(ANSWERS_KEPT),
             admin_token_hash,
@@ -291,6 +291,7 @@ fn start_background_work(
     let engine = &state.engine;
     crate::engine::recovery::spawn(engine.clone(), shutdown);
     crate::engine::expiry::spawn(engine.clone(), shutdown);
+    crate::engine::stops::spawn(engine.clone(), Arc::clone(&state.prices), shutdown);
     lease::spawn_keeper(engine.clone(), Arc::new(id_lock), shutdown);
     if args.audit_interval > 0 {
         let every = Duration::from_secs(args.audit_interval);

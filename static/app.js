@@ -153,7 +153,7 @@ function renderOrder(order, flash) {
     <td class="mono">${clock(order.created_at)}</td>
     <td><strong>${order.symbol}</strong></td>
     <td class="side-${order.side}">${order.side.toUpperCase()}</td>
-    <td>${order.type} · ${order.time_in_force ?? "gtc"}</td>
+    <td>${order.type.replace("_", " ")}${order.stop_price ? ` @ ${money(order.stop_price)}` : ""} · ${order.time_in_force ?? "gtc"}</td>
     <td class="num${modifiable ? " editable" : ""}" data-edit="qty" title="${modifiable ? "Click to change the quantity" : ""}">${order.filled_qty} / ${order.qty}<span class="progress"><span style="width:${pct}%"></span></span></td>
     <td class="num${modifiable ? " editable" : ""}" data-edit="limit_price" title="${modifiable ? "Click to change the limit" : ""}">${money(order.limit_price)}</td>
     <td class="num">${money(order.filled_avg_price)}</td>
@@ -275,7 +275,8 @@ function ticketValues() {
   const form = $("ticket");
   const data = new FormData(form);
   const body = { symbol: data.get("symbol"), side: data.get("side"), type: data.get("type"), qty: Number(data.get("qty")) };
-  if (body.type === "limit") body.limit_price = String(data.get("limit_price")).trim();
+  if (body.type === "limit" || body.type === "stop_limit") body.limit_price = String(data.get("limit_price")).trim();
+  if (body.type === "stop" || body.type === "stop_limit") body.stop_price = String(data.get("stop_price")).trim();
   const tif = data.get("time_in_force");
   if (tif && tif !== "gtc") body.time_in_force = tif;
   return body;
@@ -283,8 +284,14 @@ function ticketValues() {
 
 function updateTicket() {
   const body = ticketValues();
-  $("limit-row").hidden = body.type !== "limit";
-  const price = body.type === "limit" ? toCents(body.limit_price) : (state.prices.get(body.symbol) ?? []).at(-1);
+  $("limit-row").hidden = body.limit_price === undefined;
+  $("stop-row").hidden = body.stop_price === undefined;
+  const price =
+    body.limit_price !== undefined
+      ? toCents(body.limit_price)
+      : body.stop_price !== undefined
+        ? toCents(body.stop_price)
+        : (state.prices.get(body.symbol) ?? []).at(-1);
   const qty = Number.isInteger(body.qty) && body.qty > 0 ? body.qty : null;
   $("estimate").textContent = price != null && qty ? `≈ ${fromCents(price * qty)}${body.type === "market" ? " at the last price" : ""}` : "";
   $("submit-order").textContent = `${body.side === "buy" ? "Buy" : "Sell"} ${body.symbol ?? ""}`;

@@ -51,6 +51,8 @@ pub struct OrderRow {
     /// The terms a replace in flight asks for (see [`OrderState::replacing`]).
     pub replacing_qty: Option<i64>,
     pub replacing_limit_price: Option<Cents>,
+    /// A stop or stop-limit order's trigger: it is held here until the last price crosses it.
+    pub stop_price: Option<Cents>,
 }
 
 impl OrderRow {

@@ -83,6 +83,7 @@ diesel::table! {
         version -> BigInt,
         replacing_qty -> Nullable<BigInt>,
         replacing_limit_price -> Nullable<BigInt>,
+        stop_price -> Nullable<BigInt>,
     }
 }
 

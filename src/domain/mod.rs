@@ -11,6 +11,7 @@ pub mod position;
 mod properties;
 pub mod risk;
 pub mod session;
+pub mod stop;
 #[cfg(test)]
 pub(crate) use properties::{bytes_near, parsed_of_256_near};
 pub mod symbol;
@@ -23,6 +24,7 @@ pub use new_order::{NewOrder, MAX_QTY};
 pub use order_event::{AckSource, EndCause, OrderEvent, Terms};
 pub use position::Position;
 pub use risk::{Breach, RiskLimits};
+pub use stop::StopBook;
 pub use symbol::Symbol;
 pub use venue::{
     OrderRef, OrderToPlace, PlacedAck, ReplaceTerms, ReportKind, VenueFill, VenueOrder,

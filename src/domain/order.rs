@@ -5,7 +5,33 @@ use super::new_order::MAX_QTY;
 use super::Cents;
 
 text_enum!(Side { Buy => "buy", Sell => "sell" });
-text_enum!(OrderType { Limit => "limit", Market => "market" });
+text_enum!(OrderType {
+    Limit => "limit",
+    Market => "market",
+    Stop => "stop",
+    StopLimit => "stop_limit",
+});
+
+impl OrderType {
+    /// Whether the engine holds the order until the last price crosses its stop.
+    pub fn is_stop(self) -> bool {
+        matches!(self, OrderType::Stop | OrderType::StopLimit)
+    }
+
+    /// What the venue is sent once the order is triggered: a stop goes on as a market order, a
+    /// stop-limit as a limit order.
+    pub fn as_sent(self) -> OrderType {
+        match self {
+            OrderType::Limit | OrderType::StopLimit => OrderType::Limit,
+            OrderType::Market | OrderType::Stop => OrderType::Market,
+        }
+    }
+
+    /// Whether the order names a limit price.
+    pub fn has_limit(self) -> bool {
+        self.as_sent() == OrderType::Limit
+    }
+}
 text_enum!(
     /// How long an order lives: until cancelled, until the session's close, or only for what
     /// trades at once (`ioc`) or only if all of it does (`fok`).
@@ -40,6 +66,7 @@ text_enum!(
 text_enum!(
     /// What the customer sees. `filled`, `canceled`, `rejected` and `expired` are terminal.
     OrderStatus {
+        Held => "held",
         PendingNew => "pending_new",
         New => "new",
         PartiallyFilled => "partially_filled",
@@ -56,6 +83,8 @@ text_enum!(
     /// Every step recorded in an order's action log.
     ActionKind {
         Created => "created",
+        Held => "held",
+        Triggered => "triggered",
         PlacementSent => "placement_sent",
         Accepted => "accepted",
         Rejected => "rejected",
@@ -75,6 +104,8 @@ text_enum!(
     /// Every kind of event the feed and the broker carry, as they spell it.
     EventKind {
         Created => "order.created",
+        Held => "order.held",
+        Triggered => "order.triggered",
         Accepted => "order.accepted",
         Rejected => "order.rejected",
         Fill => "order.fill",
@@ -90,6 +121,11 @@ text_enum!(
 );
 
 impl ActionKind {
+    /// Whether the action begins an order's log: `held` begins a stop order's.
+    pub fn is_creation(self) -> bool {
+        matches!(self, ActionKind::Created | ActionKind::Held)
+    }
+
     /// Whether the action ends the order.
     pub fn is_terminal(self) -> bool {
         matches!(
@@ -103,6 +139,8 @@ impl ActionKind {
     pub fn event_kind(self) -> Option<EventKind> {
         match self {
             ActionKind::Created => Some(EventKind::Created),
+            ActionKind::Held => Some(EventKind::Held),
+            ActionKind::Triggered => Some(EventKind::Triggered),
             ActionKind::PlacementSent => None,
             ActionKind::Accepted => Some(EventKind::Accepted),
             ActionKind::Rejected => Some(EventKind::Rejected),
@@ -148,6 +186,10 @@ impl OrderStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     Created,
+    /// A stop order's creation: recorded and reserved, and held here until its trigger.
+    Held,
+    /// The last price crossed the stop: the order goes on to the venue.
+    Triggered,
     PlacementSent,
     Accepted,
     Rejected,
@@ -176,6 +218,8 @@ impl Action {
     pub fn kind(self) -> ActionKind {
         match self {
             Action::Created => ActionKind::Created,
+            Action::Held => ActionKind::Held,
+            Action::Triggered => ActionKind::Triggered,
             Action::PlacementSent => ActionKind::PlacementSent,
             Action::Accepted => ActionKind::Accepted,
             Action::Rejected => ActionKind::Rejected,
@@ -196,6 +240,8 @@ impl Action {
         let fill_qty = qty;
         Some(match kind {
             ActionKind::Created => Action::Created,
+            ActionKind::Held => Action::Held,
+            ActionKind::Triggered => Action::Triggered,
             ActionKind::PlacementSent => Action::PlacementSent,
             ActionKind::Accepted => Action::Accepted,
             ActionKind::Rejected => Action::Rejected,
@@ -247,7 +293,7 @@ pub enum TransitionError {
     NotFullyFilled { filled: i64, qty: i64 },
     #[error("a replace to {qty} shares of an order with {filled} filled")]
     ReplaceBelowFilled { filled: i64, qty: i64 },
-    #[error("the log does not start with created")]
+    #[error("the log does not start with created or held")]
     NoCreation,
     /// The venue's acknowledgement of an order it has already shown to be live (acknowledged, or
     /// filled: a fill pushed before the placing step's answer is the normal order of events on a
@@ -271,6 +317,14 @@ impl OrderState {
             expiring: false,
             replacing: None,
             version: 1,
+        }
+    }
+
+    /// The state right after `held`: a stop order waiting for its trigger.
+    pub fn held(qty: i64) -> Self {
+        Self {
+            status: OrderStatus::Held,
+            ..Self::created(qty)
         }
     }
 
@@ -304,7 +358,16 @@ impl OrderState {
         let mut next = self;
         next.status = match (self.status, action) {
             (S::Filled | S::Canceled | S::Rejected | S::Expired, _) => return refused,
-            (_, A::Created) => return refused,
+            (_, A::Created | A::Held) => return refused,
+            // Held: nothing is at the venue. It goes on once, or is released by a cancel or an
+            // expiry with no call (never sent).
+            (S::Held, A::Triggered) => S::PendingNew,
+            (S::Held, A::CancelRequested) => S::PendingCancel,
+            (S::Held, A::ExpiryRequested) => {
+                next.expiring = true;
+                S::PendingCancel
+            }
+            (S::Held, _) => return refused,
             (S::PendingNew | S::PendingCancel, A::PlacementSent) if self.placement_sent => {
                 return Err(TransitionError::AlreadySent)
             }
@@ -414,13 +477,13 @@ impl OrderState {
     /// Rebuilds an order's state from its whole log: the status is a pure fold of the actions.
     pub fn fold(qty: i64, log: &[Action]) -> Result<OrderState, TransitionError> {
         let (first, rest) = log.split_first().ok_or(TransitionError::NoCreation)?;
-        if *first != Action::Created {
-            return Err(TransitionError::NoCreation);
-        }
+        let start = match first {
+            Action::Created => OrderState::created(qty),
+            Action::Held => OrderState::held(qty),
+            _ => return Err(TransitionError::NoCreation),
+        };
         rest.iter()
-            .try_fold(OrderState::created(qty), |state, action| {
-                state.apply(*action)
-            })
+            .try_fold(start, |state, action| state.apply(*action))
     }
 }
 
@@ -543,6 +606,9 @@ mod tests {
         (S::PendingReplace, A::ExpiryRequested, S::PendingCancel),
         (S::PendingReplace, A::Canceled, S::Canceled),
         (S::PendingReplace, A::Expired, S::Expired),
+        (S::Held, A::Triggered, S::PendingNew),
+        (S::Held, A::CancelRequested, S::PendingCancel),
+        (S::Held, A::ExpiryRequested, S::PendingCancel),
     ];
 
     #[test]
@@ -574,6 +640,50 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_held_stop_goes_on_once_or_is_released_without_a_call() {
+        let held = OrderState::held(10);
+        let triggered = held.apply(Action::Triggered).unwrap();
+        assert_eq!(
+            triggered,
+            OrderState::created(10),
+            "on as a new order, never sent"
+        );
+        assert!(
+            triggered.apply(Action::Triggered).is_err(),
+            "triggered once"
+        );
+        assert!(
+            held.apply(Action::Fill { qty: 1 }).is_err(),
+            "nothing trades while held"
+        );
+        assert!(
+            held.apply(Action::PlacementSent).is_err(),
+            "nothing is sent while held"
+        );
+
+        let cancelling = held.apply(Action::CancelRequested).unwrap();
+        assert!(!cancelling.placement_sent, "released with no call");
+        assert_eq!(
+            cancelling.apply(Action::Canceled).unwrap().status,
+            S::Canceled
+        );
+        assert!(
+            cancelling.apply(Action::Triggered).is_err(),
+            "a cancelled stop never triggers"
+        );
+
+        let log = [
+            Action::Held,
+            Action::Triggered,
+            Action::PlacementSent,
+            Action::Accepted,
+        ];
+        assert_eq!(OrderState::fold(10, &log).unwrap().status, S::New);
+        assert_eq!(OrderState::fold(10, &log[..1]).unwrap(), held);
+        assert!(OrderState::fold(10, &[Action::Created, Action::Held]).is_err());
     }
 
     #[test]

@@ -48,11 +48,17 @@ impl Terms {
 /// What a recorded action says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OrderEvent {
+    /// A new order; one with a stop price is held until its trigger (the action is `held`).
     Created {
         idempotency_key: String,
         reserved_asset: String,
         reserved_amount: i64,
         protection_price: Option<Cents>,
+        stop_price: Option<Cents>,
+    },
+    /// The last price crossed a held order's stop.
+    Triggered {
+        last_price: Cents,
     },
     PlacementSent {
         client_order_id: String,
@@ -98,7 +104,12 @@ impl OrderEvent {
     /// The action the transition table sees.
     pub fn action(&self) -> Action {
         match self {
+            OrderEvent::Created {
+                stop_price: Some(_),
+                ..
+            } => Action::Held,
             OrderEvent::Created { .. } => Action::Created,
+            OrderEvent::Triggered { .. } => Action::Triggered,
             OrderEvent::PlacementSent { .. } => Action::PlacementSent,
             OrderEvent::Accepted { .. } => Action::Accepted,
             OrderEvent::Fill { fill, .. } => Action::Fill { qty: fill.qty },
@@ -121,11 +132,19 @@ impl OrderEvent {
                 reserved_asset,
                 reserved_amount,
                 protection_price,
-            } => json!({
-                "idempotency_key": idempotency_key,
-                "reserved": {"asset": reserved_asset, "amount": reserved_amount},
-                "protection_price": protection_price,
-            }),
+                stop_price,
+            } => {
+                let mut detail = json!({
+                    "idempotency_key": idempotency_key,
+                    "reserved": {"asset": reserved_asset, "amount": reserved_amount},
+                    "protection_price": protection_price,
+                });
+                if let Some(stop) = stop_price {
+                    detail["stop_price"] = json!(stop);
+                }
+                detail
+            }
+            OrderEvent::Triggered { last_price } => json!({"last_price": last_price}),
             OrderEvent::PlacementSent { client_order_id } => {
                 json!({"client_order_id": client_order_id})
             }
@@ -190,8 +209,25 @@ mod tests {
                     reserved_asset: "CASH".into(),
                     reserved_amount: 456_150,
                     protection_price: Some(Cents(152_050)),
+                    stop_price: None,
                 },
                 r#"{"idempotency_key":"k1","protection_price":"1520.50","reserved":{"amount":456150,"asset":"CASH"}}"#,
+            ),
+            (
+                OrderEvent::Created {
+                    idempotency_key: "k2".into(),
+                    reserved_asset: "CASH".into(),
+                    reserved_amount: 157_500,
+                    protection_price: Some(Cents(157_500)),
+                    stop_price: Some(Cents(150_000)),
+                },
+                r#"{"idempotency_key":"k2","protection_price":"1575.00","reserved":{"amount":157500,"asset":"CASH"},"stop_price":"1500.00"}"#,
+            ),
+            (
+                OrderEvent::Triggered {
+                    last_price: Cents(150_010),
+                },
+                r#"{"last_price":"1500.10"}"#,
             ),
             (
                 OrderEvent::PlacementSent {

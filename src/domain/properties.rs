@@ -53,10 +53,23 @@ fn model(state: OrderState, action: Action) -> Option<OrderState> {
     if state.status == S::PendingReplace && action.kind() == A::Accepted {
         return None;
     }
-    if !open || action.kind() == A::Created {
+    if !open || action.kind().is_creation() {
         return None;
     }
     let mut next = state;
+    // A held stop is not at the venue: it goes on once, or a cancel or an expiry releases it.
+    if state.status == S::Held {
+        match action.kind() {
+            A::Triggered => next.status = S::PendingNew,
+            A::CancelRequested => next.status = S::PendingCancel,
+            A::ExpiryRequested => {
+                next.status = S::PendingCancel;
+                next.expiring = true;
+            }
+            _ => return None,
+        }
+        return Some(next);
+    }
     let fill_qty = match action {
         Action::Fill { qty } | Action::ReplaceRequested { qty } | Action::Replaced { qty } => qty,
         _ => 0,
@@ -157,7 +170,7 @@ fn model(state: OrderState, action: Action) -> Option<OrderState> {
             }
             next.status = S::Filled;
         }
-        A::Created => return None,
+        A::Created | A::Held | A::Triggered => return None,
     }
     Some(next)
 }
@@ -182,8 +195,8 @@ fn any_end() -> impl Strategy<Value = VenueEnd> {
 
 proptest! {
     #[test]
-    fn the_table_agrees_with_the_model(qty in 1_i64..10, actions in prop::collection::vec(any_action(), 0..40)) {
-        let mut state = OrderState::created(qty);
+    fn the_table_agrees_with_the_model(qty in 1_i64..10, held in any::<bool>(), actions in prop::collection::vec(any_action(), 0..40)) {
+        let mut state = if held { OrderState::held(qty) } else { OrderState::created(qty) };
         for action in actions {
             let expected = model(state, action);
             let got = state.apply(action).ok();
@@ -196,18 +209,21 @@ proptest! {
     }
 
     #[test]
-    fn a_fold_is_the_actions_applied_in_turn(qty in 1_i64..10, actions in prop::collection::vec(any_action(), 0..30)) {
-        let mut log = vec![Action::Created];
+    fn a_fold_is_the_actions_applied_in_turn(qty in 1_i64..10, held in any::<bool>(), actions in prop::collection::vec(any_action(), 0..30)) {
+        let (first, start) = if held {
+            (Action::Held, OrderState::held(qty))
+        } else {
+            (Action::Created, OrderState::created(qty))
+        };
+        let mut log = vec![first];
         log.extend(actions);
-        let by_hand = log[1..]
-            .iter()
-            .try_fold(OrderState::created(qty), |s, a| s.apply(*a));
+        let by_hand = log[1..].iter().try_fold(start, |s, a| s.apply(*a));
         prop_assert_eq!(OrderState::fold(qty, &log), by_hand);
     }
 
     #[test]
     fn a_fold_refuses_any_log_not_opened_by_created(qty in 1_i64..10, actions in prop::collection::vec(any_action(), 0..10)) {
-        prop_assume!(actions.first() != Some(&Action::Created));
+        prop_assume!(!actions.first().is_some_and(|a| a.kind().is_creation()));
         prop_assert_eq!(OrderState::fold(qty, &actions), Err(TransitionError::NoCreation));
     }
 

@@ -20,6 +20,8 @@ pub struct RiskLimits {
 pub struct OrderToCheck {
     pub qty: i64,
     pub limit_price: Option<Cents>,
+    /// A stop order's trigger: a stop (with no limit) is valued at it.
+    pub stop_price: Option<Cents>,
     /// The venue's last price of the symbol, if the engine knows it.
     pub last_price: Option<Cents>,
 }
@@ -59,7 +61,7 @@ impl RiskLimits {
     /// Whether an order's terms (new, or a replace's) are within the limits on one order.
     pub fn check_terms(&self, order: OrderToCheck) -> Result<(), Breach> {
         if let Some(max) = self.max_order_notional {
-            let price = order.limit_price.or(order.last_price);
+            let price = order.limit_price.or(order.stop_price).or(order.last_price);
             let price = price.ok_or(Breach::Unvalued)?;
             // Too large to be an amount is more than any limit.
             let worth = price.times(order.qty).unwrap_or(Cents(i64::MAX));
@@ -90,6 +92,7 @@ mod tests {
         OrderToCheck {
             qty,
             limit_price: limit.map(Cents),
+            stop_price: None,
             last_price: last.map(Cents),
         }
     }
@@ -151,6 +154,30 @@ mod tests {
             band.check(order(1, Some(5), None), 0),
             Err(Breach::NoLastPrice { limit: Cents(5) })
         );
+    }
+
+    #[test]
+    fn a_stop_is_valued_at_its_stop_and_banded_only_by_a_limit() {
+        let limits = RiskLimits {
+            max_order_notional: Some(Cents(100_000)),
+            price_band_percent: Some(10),
+            ..RiskLimits::default()
+        };
+        let stop = |stop: i64, limit: Option<i64>| OrderToCheck {
+            qty: 10,
+            limit_price: limit.map(Cents),
+            stop_price: Some(Cents(stop)),
+            last_price: Some(Cents(5_000)),
+        };
+        // 10 × 100.00 is the edge; a stop far from the last price is not a fat finger.
+        assert_eq!(limits.check_terms(stop(10_000, None)), Ok(()));
+        assert!(matches!(
+            limits.check_terms(stop(10_001, None)),
+            Err(Breach::OrderNotional { .. })
+        ));
+        // A stop-limit is valued and banded at its limit.
+        assert_eq!(limits.check_terms(stop(10_000, Some(5_400))), Ok(()));
+        assert!(limits.check_terms(stop(4_000, Some(9_000))).is_err());
     }
 
     #[test]

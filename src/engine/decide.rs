@@ -135,6 +135,7 @@ pub fn decide(
             FirstCall::Cancel => CancelAtVenue(CancelFor::Customer),
             FirstCall::Replace => ReplaceAtVenue,
             FirstCall::Compare => LookUp(LookUpFor::Check),
+            FirstCall::Wait => return vec![],
         }],
         Heard::Push(report) => match report.kind {
             ReportKind::Accepted if state.status == OrderStatus::PendingNew => {
@@ -308,6 +309,8 @@ pub enum FirstCall {
     Replace,
     /// Open at the venue: compare with its copy.
     Compare,
+    /// A held stop: nothing is at the venue until its trigger, so there is nothing to ask.
+    Wait,
 }
 
 impl FirstCall {
@@ -329,8 +332,14 @@ impl FirstCall {
             (OrderStatus::PendingCancel, false) => FirstCall::Release,
             (OrderStatus::PendingCancel, true) => FirstCall::Cancel,
             (OrderStatus::PendingReplace, _) => FirstCall::Replace,
+            (OrderStatus::Held, _) => FirstCall::Wait,
             _ => FirstCall::Compare,
         }
+    }
+
+    /// Whether a placement, a cancel or a replace is still to be settled with the venue.
+    pub fn owes_a_call(self) -> bool {
+        !matches!(self, FirstCall::Compare | FirstCall::Wait)
     }
 
     /// What recovery does for the order, as the metric and the feed name it (one of
@@ -343,6 +352,7 @@ impl FirstCall {
             FirstCall::Cancel => "cancel",
             FirstCall::Replace => "replace",
             FirstCall::Compare => "poll",
+            FirstCall::Wait => "held",
         }
     }
 }
@@ -465,6 +475,7 @@ mod tests {
             (S::New, true, Compare),
             (S::PartiallyFilled, true, Compare),
             (S::PendingReplace, true, Replace),
+            (S::Held, false, Wait),
         ] {
             assert_eq!(
                 FirstCall::of(&state(status, sent)),
@@ -472,7 +483,7 @@ mod tests {
                 "{status:?}, sent {sent}"
             );
         }
-        let kinds: Vec<&str> = [Place, LookUp, Release, Cancel, Replace, Compare]
+        let kinds: Vec<&str> = [Place, LookUp, Release, Cancel, Replace, Compare, Wait]
             .map(FirstCall::recovery_kind)
             .to_vec();
         assert_eq!(kinds, crate::metrics::RECOVERY_KINDS.to_vec());

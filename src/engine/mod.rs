@@ -7,6 +7,7 @@
 //! - [`recovery`]: what a start or a takeover picks up, and when the engine is ready;
 //! - [`lease`]: this engine's claim on its orders, and the notes other engines leave it;
 //! - [`pushes`]: the venue's pushes, taken in and handed to the actors that need them;
+//! - [`stops`]: the held stop orders, triggered when the last price crosses them;
 //! - [`steps`], with [`decide`]: what an actor does, and the pure decisions behind it.
 
 pub mod decide;
@@ -20,6 +21,7 @@ pub mod pushes;
 pub mod recovery;
 pub mod registry;
 pub mod steps;
+pub mod stops;
 pub mod writers;
 
 use std::sync::Arc;
@@ -38,7 +40,7 @@ use self::writers::Writers;
 use crate::db::leases::{self, Fence};
 use crate::db::orders::OrderRow;
 use crate::db::{now_micros, DbConnection, DbPool, Writer};
-use crate::domain::{AccountId, ClientOrderId, OrderId, Symbol};
+use crate::domain::{AccountId, Cents, ClientOrderId, OrderId, StopBook, Symbol};
 use crate::exchange::ExchangeClient;
 use crate::fault_points::crash_point;
 use crate::feed::Relay;
@@ -91,6 +93,8 @@ struct Inner {
     recovery: recovery::RecoveryProgress,
     /// This engine's claim on its open orders, against the others on the database.
     lease: Lease,
+    /// The held stops this engine carries on.
+    stops: std::sync::Mutex<StopBook>,
     arbiter: Arbiter,
 }
 
@@ -120,6 +124,7 @@ impl Engine {
             fresh_snapshots: DashMap::new(),
             recovery: recovery::RecoveryProgress::new(std::time::Instant::now()),
             lease,
+            stops: std::sync::Mutex::default(),
             arbiter: Arbiter::new(),
         }))
     }
@@ -127,6 +132,31 @@ impl Engine {
     /// For reads.
     pub fn pool(&self) -> &DbPool {
         &self.0.pool
+    }
+
+    /// Watches a held stop for its trigger (again: watching twice is watching once).
+    pub fn watch_stop(&self, row: &OrderRow) {
+        if let Some(stop) = row.stop_price {
+            crate::exchange::lock(&self.0.stops).watch(row.id, row.symbol.as_str(), row.side, stop);
+        }
+    }
+
+    /// Stops watching `order`: it ended, or another engine carries it on.
+    pub fn forget_stop(&self, order: OrderId) {
+        crate::exchange::lock(&self.0.stops).forget(order);
+    }
+
+    /// How many held stops this engine watches.
+    pub fn stops_waiting(&self) -> usize {
+        crate::exchange::lock(&self.0.stops).len()
+    }
+
+    /// Takes out every watched stop the `last` prices trigger, with the price that did.
+    fn take_triggered_stops(
+        &self,
+        last: &std::collections::BTreeMap<String, Cents>,
+    ) -> Vec<(OrderId, Cents)> {
+        crate::exchange::lock(&self.0.stops).take_all_triggered(last)
     }
 
     /// Records an actor's status step, in a batch with others'.

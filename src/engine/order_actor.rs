@@ -142,6 +142,7 @@ impl OrderActor {
     /// The order is terminal: leave the registry, then stop. With no address left, the supervisor
     /// lets the actor go instead of restarting it.
     fn finish(&self, ctx: &mut Context<Self>) {
+        self.engine.forget_stop(self.order);
         self.engine.registry().remove(self.order, &ctx.address());
         ctx.stop();
     }

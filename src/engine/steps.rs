@@ -72,6 +72,11 @@ async fn step(engine: Engine, order: OrderId, reason: Reason) -> Result<Progress
         engine.finish_recovering(order);
         return Ok(Progress::Terminal);
     }
+    // A held stop waits here for its trigger, in this engine's book (again, after a restart or
+    // a takeover).
+    if snap.state.status == OrderStatus::Held {
+        engine.watch_stop(&snap.row);
+    }
     let log = json!({
         "status": snap.state.status,
         "placement_sent": snap.state.placement_sent,
@@ -115,7 +120,7 @@ async fn step(engine: Engine, order: OrderId, reason: Reason) -> Result<Progress
         Progress::Open {
             changed: after != before,
             awaiting_ack: after.0 == OrderStatus::PendingNew,
-            owes_a_call: FirstCall::of(&notes.state) != FirstCall::Compare,
+            owes_a_call: FirstCall::of(&notes.state).owes_a_call(),
         }
     })
 }
@@ -277,7 +282,8 @@ impl Step<'_> {
                     client_order_id: row.client_order_id.to_string(),
                     symbol: row.symbol.to_string(),
                     side: row.side,
-                    order_type: row.order_type,
+                    // A triggered stop goes on as a market order, a stop-limit as a limit order.
+                    order_type: row.order_type.as_sent(),
                     qty: row.qty,
                     limit_price: row.protection_price,
                     time_in_force: row.time_in_force,
@@ -361,6 +367,7 @@ fn recovery_done(kind: &str) -> &'static str {
             "its cancel was in flight: sent again, which tombstones an id the exchange never saw"
         }
         "replace" => "its replace was in flight: sent again, and the exchange's answer recorded",
+        "held" => "a stop still held: it waits for its trigger again, nothing sent",
         _ => "compared with the exchange's copy; missing fills recorded by poll",
     }
 }

@@ -68,7 +68,8 @@ fn plan(row: OrderRow, now: i64) -> Result<(CancelAnswer, OrderRow, Option<Plann
         status @ (OrderStatus::Filled | OrderStatus::Rejected | OrderStatus::Expired) => {
             Err(OrderError::NotCancelable(status))
         }
-        OrderStatus::PendingNew
+        OrderStatus::Held
+        | OrderStatus::PendingNew
         | OrderStatus::New
         | OrderStatus::PartiallyFilled
         | OrderStatus::PendingReplace => {

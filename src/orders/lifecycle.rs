@@ -435,6 +435,7 @@ pub(crate) mod tests {
             version: 1,
             replacing_qty: None,
             replacing_limit_price: None,
+            stop_price: None,
         };
         let cash = ledger::Balance {
             available: 1_400,

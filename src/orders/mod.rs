@@ -11,6 +11,7 @@ pub mod replace;
 pub mod request;
 pub mod status;
 pub mod submit;
+pub mod trigger;
 pub mod view;
 
 pub use error::{one_more_key, OrderError, Refusal};

@@ -196,7 +196,7 @@ pub fn write(
     let created: Vec<OrderRow> = plans
         .iter()
         .filter_map(|p| p.moved.as_ref())
-        .filter(|m| m.kind == ActionKind::Created)
+        .filter(|m| m.kind.is_creation())
         .map(|m| m.row.clone())
         .collect();
     orders::insert(conn, &created)?;
@@ -259,9 +259,13 @@ impl Move {
     /// A new order's first action: its row is inserted, not updated.
     pub fn created(row: OrderRow, event: &OrderEvent) -> Move {
         debug_assert_eq!(row.last_action_seq, 1, "a new order's first action");
+        debug_assert!(
+            event.action().kind().is_creation(),
+            "a new order's first action"
+        );
         Move {
             row,
-            kind: ActionKind::Created,
+            kind: event.action().kind(),
             detail: event.detail().to_string(),
             fill: None,
             reshaped: false,
@@ -364,7 +368,7 @@ fn write_moves(conn: &mut DbConnection, plans: &[Planned]) -> Result<(), OrderEr
             detail: &m.detail,
             at: m.row.updated_at,
         });
-        if m.kind != ActionKind::Created {
+        if !m.kind.is_creation() {
             saved.push(m.row.clone());
         }
     }

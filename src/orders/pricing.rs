@@ -18,12 +18,11 @@ pub enum PricingError {
     Exchange(#[from] ExchangeError),
 }
 
-/// A market buy reserves, and is protected at, the last price plus 5%.
-pub const MARKET_PROTECTION_PERCENT: i64 = 105;
+pub use crate::domain::new_order::MARKET_PROTECTION_PERCENT;
 
-/// The price the order reserves at and is sent to the exchange with: its limit, or for a market
-/// buy the last price × 1.05 rounded up to the cent; none for a market sell. Refuses a symbol the
-/// exchange does not list.
+/// The price the order reserves at and is sent to the exchange with: its limit (a stop-limit's
+/// too), for a market buy the last price × 1.05 and for a stop buy its stop price × 1.05, rounded
+/// up to the cent; none for a market or stop sell. Refuses a symbol the exchange does not list.
 pub async fn protection_price(
     prices: &PriceCache,
     order: &NewOrder,
@@ -34,8 +33,16 @@ pub async fn protection_price(
         return Err(unknown());
     }
     match (order.order_type, order.side) {
-        (OrderType::Limit, _) => Ok(order.limit_price),
-        (OrderType::Market, Side::Sell) => Ok(None),
+        (OrderType::Limit | OrderType::StopLimit, _) => Ok(order.limit_price),
+        (OrderType::Market | OrderType::Stop, Side::Sell) => Ok(None),
+        (OrderType::Stop, Side::Buy) => {
+            let stop = order.stop_price.ok_or(PricingError::ValueTooLarge)?;
+            let protection = stop
+                .scaled_up_percent(MARKET_PROTECTION_PERCENT)
+                .filter(|p| p.times(order.qty).is_some())
+                .ok_or(PricingError::ValueTooLarge)?;
+            Ok(Some(protection))
+        }
         (OrderType::Market, Side::Buy) => {
             let last = prices.last_price(symbol).await?.ok_or_else(unknown)?;
             let protection = last

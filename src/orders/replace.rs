@@ -86,6 +86,7 @@ pub fn request(conn: &mut DbConnection, req: &ReplaceRequest) -> Result<ReplaceA
     let terms = OrderToCheck {
         qty: req.qty.unwrap_or(row.qty),
         limit_price: req.limit_price.or(row.limit_price),
+        stop_price: row.stop_price,
         last_price: req.last_prices.get(row.symbol.as_str()).copied(),
     };
     let gated = match Refusal::of_gate(&gate, halted_all, terms, None) {
@@ -147,6 +148,11 @@ fn plan(
     let not = |why: &str| Refusal::NotModifiable(why.to_owned());
     if row.order_type == OrderType::Market {
         return Err(not("a market order has no terms to change"));
+    }
+    if row.order_type.is_stop() {
+        return Err(not(
+            "a stop order's terms are not changed: cancel it and place another",
+        ));
     }
     if row.status.is_terminal() {
         return Err(not(&format!("it is {}", row.status)));

@@ -28,6 +28,8 @@ pub struct OrderRequest {
     pub qty: i64,
     #[serde(default)]
     pub limit_price: Option<String>,
+    #[serde(default)]
+    pub stop_price: Option<String>,
     /// `gtc` when left out.
     #[serde(default)]
     pub time_in_force: Option<TimeInForce>,
@@ -41,29 +43,37 @@ impl TryFrom<OrderRequest> for NewOrder {
         if request.symbol == CASH {
             return Err(BadOrder::UnknownSymbol(request.symbol));
         }
-        let limit_price = request
-            .limit_price
-            .as_deref()
-            .map(Cents::parse_price)
-            .transpose()
-            .map_err(BadOrder::Invalid)?;
-        NewOrder::new(
+        let price = |text: Option<&str>| {
+            text.map(Cents::parse_price)
+                .transpose()
+                .map_err(BadOrder::Invalid)
+        };
+        let limit_price = price(request.limit_price.as_deref())?;
+        let stop_price = price(request.stop_price.as_deref())?;
+        NewOrder::with_stop(
             &request.symbol,
             request.side,
             request.order_type,
             request.qty,
             limit_price,
+            stop_price,
         )
         .map(|order| order.lasting(request.time_in_force.unwrap_or_default()))
         .map_err(BadOrder::Invalid)
     }
 }
 
-/// Described by hand: a limit order and a market order are two shapes, and the description says
-/// exactly what the parser takes, so a request valid by the description is never a 400.
+/// Described by hand: each order type is a shape of its own, and the description says exactly
+/// what the parser takes, so a request valid by the description is never a 400.
 impl utoipa::PartialSchema for OrderRequest {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        let shape = |order_type: &str, limit_price: serde_json::Value, required: &[&str]| {
+        let price =
+            serde_json::json!({"type": "string", "pattern": PRICE_PATTERN, "example": "1520.50"});
+        let none = serde_json::json!({"type": "null"});
+        let shape = |order_type: &str,
+                     limit_price: &serde_json::Value,
+                     stop_price: &serde_json::Value,
+                     required: &[&str]| {
             serde_json::json!({
                 "type": "object",
                 "additionalProperties": false,
@@ -74,6 +84,7 @@ impl utoipa::PartialSchema for OrderRequest {
                     "type": {"type": "string", "enum": [order_type]},
                     "qty": {"type": "integer", "format": "int64", "minimum": 1, "maximum": MAX_QTY},
                     "limit_price": limit_price,
+                    "stop_price": stop_price,
                     // Null, like leaving it out, is `gtc`.
                     "time_in_force": {
                         "type": ["string", "null"],
@@ -87,19 +98,22 @@ impl utoipa::PartialSchema for OrderRequest {
                 }
             })
         };
-        let limit = shape(
-            "limit",
-            serde_json::json!({"type": "string", "pattern": PRICE_PATTERN, "example": "1520.50"}),
-            &["symbol", "side", "type", "qty", "limit_price"],
-        );
-        let market = shape(
-            "market",
-            serde_json::json!({"type": "null"}),
-            &["symbol", "side", "type", "qty"],
+        let base = ["symbol", "side", "type", "qty"];
+        let with = |more: &[&'static str]| -> Vec<&'static str> {
+            base.iter().chain(more).copied().collect()
+        };
+        let limit = shape("limit", &price, &none, &with(&["limit_price"]));
+        let market = shape("market", &none, &none, &base);
+        let stop = shape("stop", &none, &price, &with(&["stop_price"]));
+        let stop_limit = shape(
+            "stop_limit",
+            &price,
+            &price,
+            &with(&["limit_price", "stop_price"]),
         );
         let described = serde_json::json!({
-            "description": "A limit order (limit_price required) or a market order (no limit_price), living as time_in_force says (gtc when left out); unknown and repeated fields are refused.",
-            "oneOf": [limit, market],
+            "description": "A limit order (limit_price required), a market order (no prices), a stop order (stop_price required: held until the last price crosses it, then sent as a market order) or a stop-limit order (both, then sent as a limit order), living as time_in_force says (gtc when left out); unknown and repeated fields are refused.",
+            "oneOf": [limit, market, stop, stop_limit],
         });
         serde_json::from_value(described)
             .unwrap_or_else(|_| utoipa::openapi::ObjectBuilder::new().into())
@@ -222,12 +236,12 @@ mod tests {
     }
 
     #[test]
-    fn the_description_is_a_schema_with_both_shapes() {
+    fn the_description_is_a_schema_with_a_shape_per_order_type() {
         use utoipa::PartialSchema;
         let described = serde_json::to_value(OrderRequest::schema()).unwrap();
         assert_eq!(
             described["oneOf"].as_array().map(Vec::len),
-            Some(2),
+            Some(OrderType::ALL.len()),
             "{described}"
         );
         assert_eq!(
@@ -281,8 +295,16 @@ mod tests {
         ];
         leaf.prop_recursive(3, 24, 6, |inner| {
             prop::collection::btree_map(
-                proptest::sample::select(vec!["symbol", "side", "type", "qty", "limit_price", "x"])
-                    .prop_map(str::to_owned),
+                proptest::sample::select(vec![
+                    "symbol",
+                    "side",
+                    "type",
+                    "qty",
+                    "limit_price",
+                    "stop_price",
+                    "x",
+                ])
+                .prop_map(str::to_owned),
                 inner,
                 0..7,
             )
@@ -307,7 +329,11 @@ mod tests {
             Ok(parsed) => {
                 let o = &parsed.order;
                 prop_assert!(o.qty >= 1 && o.qty <= MAX_QTY);
-                prop_assert_eq!(o.limit_price.is_some(), o.order_type == OrderType::Limit);
+                prop_assert_eq!(o.limit_price.is_some(), o.order_type.has_limit());
+                prop_assert_eq!(o.stop_price.is_some(), o.order_type.is_stop());
+                prop_assert!(o
+                    .stop_price
+                    .is_none_or(|p| p.0 > 0 && p.times(o.qty).is_some()));
                 prop_assert!(o
                     .limit_price
                     .is_none_or(|p| p.0 > 0 && p.times(o.qty).is_some()));

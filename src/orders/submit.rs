@@ -179,6 +179,7 @@ impl<'a> Decided<'a> {
         let checked = OrderToCheck {
             qty: sub.order.qty,
             limit_price: sub.order.limit_price,
+            stop_price: sub.order.stop_price,
             last_price: sub.last_price,
         };
         let booked = match Refusal::of_gate(&gate, self.halted_all, checked, Some(open)) {
@@ -268,7 +269,12 @@ fn prepare<'a>(sub: &'a Submission, owner: &Fence) -> Result<NewOrderRows<'a>, O
         qty: order.qty,
         limit_price: order.limit_price,
         protection_price: sub.price,
-        status: OrderStatus::PendingNew,
+        // A stop is held here, reserved, until its trigger: nothing goes to the venue before.
+        status: if order.order_type.is_stop() {
+            OrderStatus::Held
+        } else {
+            OrderStatus::PendingNew
+        },
         filled_qty: 0,
         filled_notional: Cents::ZERO,
         created_at: sub.now,
@@ -283,12 +289,14 @@ fn prepare<'a>(sub: &'a Submission, owner: &Fence) -> Result<NewOrderRows<'a>, O
         version: 1,
         replacing_qty: None,
         replacing_limit_price: None,
+        stop_price: order.stop_price,
     };
     let created = OrderEvent::Created {
         idempotency_key: sub.key.as_str().to_owned(),
         reserved_asset: asset.to_owned(),
         reserved_amount: amount,
         protection_price: sub.price,
+        stop_price: order.stop_price,
     };
     let body = serde_json::to_string(&OrderView::from(&row))?;
     let response = StoredResponse {

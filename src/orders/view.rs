@@ -17,6 +17,8 @@ pub struct OrderView {
     pub order_type: OrderType,
     pub qty: i64,
     pub limit_price: Option<Cents>,
+    /// A stop or stop-limit order's trigger; null for the others.
+    pub stop_price: Option<Cents>,
     pub time_in_force: TimeInForce,
     /// 1, and one more for each replace the venue took.
     pub version: i64,
@@ -37,6 +39,7 @@ impl From<&OrderRow> for OrderView {
             order_type: row.order_type,
             qty: row.qty,
             limit_price: row.limit_price,
+            stop_price: row.stop_price,
             time_in_force: row.time_in_force,
             version: row.version,
             status: row.status,

@@ -17,6 +17,8 @@ pub const EXCHANGE_SECRET: &str = "test-exchange-secret";
 
 pub struct TestApp {
     pub address: String,
+    /// The embedded exchange's own HTTP API.
+    pub exchange: String,
     pub engine: orderkeeper::testing::Engine,
     pub pool: DbPool,
     _dir: tempfile::TempDir,
@@ -184,10 +186,12 @@ async fn spawn_app_at(
         .await
         .expect("the application starts");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let exchange = app.exchange_url.clone();
     let engine = app.engine();
     actix_web::rt::spawn(app.run_until_stopped());
     TestApp {
         address,
+        exchange,
         engine,
         pool: db::connect(url, 2).expect("test pool"),
         _dir: dir,
@@ -523,6 +527,31 @@ impl TestApp {
             .json();
         let id = order["id"].as_str().expect("an order id").to_owned();
         self.wait_for_status(token, &id, "new").await
+    }
+}
+
+impl TestApp {
+    /// Moves the embedded exchange's last price of `symbol` to `price`.
+    pub async fn set_price(&self, symbol: &str, price: &str) {
+        let response = client()
+            .put(format!("{}/admin/prices", self.exchange))
+            .send_json(&json!({ symbol: price }))
+            .await
+            .expect("the exchange answers");
+        assert_eq!(response.status(), StatusCode::OK, "price of {symbol} set");
+    }
+
+    /// The embedded exchange's copy of the order `client_order_id` (None: it never saw it).
+    pub async fn venue_order(&self, client_order_id: &str) -> Option<Value> {
+        let mut response = client()
+            .get(format!("{}/orders/{client_order_id}", self.exchange))
+            .send()
+            .await
+            .expect("the exchange answers");
+        if response.status() == StatusCode::NOT_FOUND {
+            return None;
+        }
+        response.json().await.ok()
     }
 }
 

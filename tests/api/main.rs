@@ -28,6 +28,7 @@ mod risk;
 #[path = "../common/shared.rs"]
 mod shared;
 mod status_batches;
+mod stops;
 mod submit_batches;
 mod time_in_force;
 mod validation;

@@ -377,7 +377,12 @@ async fn the_api_is_described_at_openapi_json() {
     assert_eq!(schemas["Side"]["enum"], json!(["buy", "sell"]));
     assert_eq!(
         schemas["OrderStatus"]["enum"].as_array().map(Vec::len),
-        Some(9)
+        Some(10),
+        "held among them"
+    );
+    assert_eq!(
+        schemas["OrderType"]["enum"],
+        json!(["limit", "market", "stop", "stop_limit"])
     );
     assert_eq!(
         schemas["TimeInForce"]["enum"],

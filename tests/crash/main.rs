@@ -29,6 +29,7 @@ mod restarts;
 mod shared;
 mod sigkill;
 mod simulation;
+mod stops;
 mod twins;
 #[path = "../common/venue.rs"]
 mod venue;

@@ -299,6 +299,12 @@ impl Simulator {
         prices.as_object().cloned().expect("a price map")
     }
 
+    /// Moves the last prices it names (`{"INFY": "2050.00"}`); the walk goes on from there.
+    pub async fn set_prices(&self, prices: Value) {
+        let request = client().put(format!("{}/admin/prices", self.url()));
+        read_json(request, Some(&prices)).await.expect("prices set");
+    }
+
     pub async fn clear_faults(&self) {
         self.set_faults(json!({"drop_rate": 0.0, "duplicate_rate": 0.0, "reorder_rate": 0.0, "error_rate": 0.0, "lost_response_rate": 0.0}))
             .await;

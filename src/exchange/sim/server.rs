@@ -19,6 +19,7 @@ use super::market::Market;
 use super::push::{spawn_delivery, Webhook};
 use super::store::{BookStore, Counters, StoreError};
 use crate::config::{DuplicatePlacement, SimArgs};
+use crate::domain::Cents;
 use crate::error::ErrorBody;
 use crate::exchange::fix::messages::Body;
 use crate::exchange::wire::{PlaceAck, PlaceOrder, PushEvent, ReplaceOrder};
@@ -262,6 +263,7 @@ pub fn start(args: &SimArgs, embedded: bool) -> std::io::Result<SimHandle> {
             .route("/prices", web::get().to(prices))
             .route("/admin/faults", web::get().to(get_faults))
             .route("/admin/faults", web::put().to(put_faults))
+            .route("/admin/prices", web::put().to(put_prices))
     })
     .workers(1);
     if embedded {
@@ -497,6 +499,42 @@ async fn replace(
 
 async fn prices(shared: web::Data<Shared>) -> HttpResponse {
     HttpResponse::Ok().json(shared.lock().market.prices())
+}
+
+/// Sets the last prices of the symbols named (`{"INFY":"1490.00"}`); the walk goes on from there.
+/// Stop orders are tested by moving a price across their stop.
+async fn put_prices(
+    shared: web::Data<Shared>,
+    update: web::Json<std::collections::BTreeMap<String, String>>,
+) -> HttpResponse {
+    let mut s = shared.lock();
+    let mut set = Vec::new();
+    for (symbol, text) in update.iter() {
+        let price = match Cents::parse_price(text) {
+            Ok(price) if s.market.price(symbol).is_some() => price,
+            Ok(_) => {
+                let message = format!("{symbol:?} is not listed");
+                return HttpResponse::BadRequest().json(ErrorBody::new("unknown_symbol", &message));
+            }
+            Err(message) => {
+                return HttpResponse::BadRequest().json(ErrorBody::new("invalid_request", &message))
+            }
+        };
+        set.push((symbol.clone(), price));
+    }
+    let SimState {
+        market, store, fix, ..
+    } = &mut *s;
+    market.restore(&set);
+    if let Some(store) = store {
+        if let Err(e) = store.save_prices(market.prices()) {
+            tracing::warn!(error = %e, "prices not saved");
+        }
+    }
+    if let Some(fix) = fix {
+        fix.prices_moved(market.prices());
+    }
+    HttpResponse::Ok().json(market.prices())
 }
 
 async fn get_faults(shared: web::Data<Shared>) -> HttpResponse {
