@@ -657,6 +657,22 @@ impl Engine {
         answer
     }
 
+    /// `PUT path` with the admin token, asked again while unanswered or 5xx (30 s at most): its
+    /// status.
+    pub async fn admin_put(&self, path: &str, body: &Value) -> u16 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let request = client()
+                .put(format!("{}{path}", self.url()))
+                .insert_header(("Authorization", format!("Bearer {ADMIN}")));
+            match read_json(request, Some(body)).await {
+                Some((status, _)) if status < 500 => return status,
+                _ if Instant::now() > deadline => return 0,
+                _ => actix_web::rt::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
     /// Opens an account with `cash` and no shares: (its id, its token).
     pub async fn open_account(&self, name: &str, cash: &str) -> (String, String) {
         let body = json!({"name": name, "cash": cash});

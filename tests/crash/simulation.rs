@@ -1,5 +1,6 @@
-//! The seeded simulation: random orders, modifies, cancels, client retries and client resets against a venue
-//! with random faults (the 409-on-duplicate venue among them), while the engine is killed at random
+//! The seeded simulation: random orders (stops among them, and the price moves that trigger them),
+//! modifies, cancels, client retries and client resets, under the operator's limits and halts, against a
+//! venue with random faults (the 409-on-duplicate venue among them), while the engine is killed at random
 //! moments. After each run the books checker looks at everything. Each seed decides the workload,
 //! the faults and the kills; a failing seed is printed, and `ORDERKEEPER_SIM_SEED=N` runs it again.
 //! `ORDERKEEPER_SIM_SEEDS=N` sets how many seeds run (CI runs hundreds).
@@ -64,10 +65,22 @@ enum Step {
         down_for: Duration,
     },
     Pause(Duration),
+    /// Moves the venue's last price of a symbol (across a stop, mostly).
+    MovePrice {
+        symbol: &'static str,
+        price: i64,
+    },
+    /// The operator halts an account, or lifts its halt.
+    Halt {
+        account: usize,
+        halted: bool,
+    },
 }
 
 struct Plan {
     faults: Vec<(String, String)>,
+    /// The operator's limits for each account, set before any order (None: no limits).
+    limits: [Option<Value>; 2],
     steps: Vec<Step>,
 }
 
@@ -99,27 +112,65 @@ fn plan(seed: u64) -> Plan {
         "TCS" => 345_000,
         _ => 78_010,
     };
+    let limits = [
+        rng.random_bool(0.2).then(
+            || json!({"max_order_notional": price_text(rng.random_range(500_000..3_000_000))}),
+        ),
+        rng.random_bool(0.3)
+            .then(|| json!({"max_open_orders": rng.random_range(2..6)})),
+    ];
     let mut steps = Vec::new();
     let orders = rng.random_range(8..16);
+    // Account 0 is halted for a stretch of the orders in one seed of four.
+    let halt = rng.random_bool(0.25).then(|| {
+        let from = rng.random_range(0..orders);
+        (from, from + rng.random_range(1..5))
+    });
     let kill_at: Vec<usize> = (0..rng.random_range(0..=2))
         .map(|_| rng.random_range(0..orders))
         .collect();
     for i in 0..orders {
+        if let Some((from, until)) = halt {
+            if i == from || i == until {
+                steps.push(Step::Halt {
+                    account: 0,
+                    halted: i == from,
+                });
+            }
+        }
         let account = rng.random_range(0..2);
         let symbol = SYMBOLS[rng.random_range(0..SYMBOLS.len())];
         let side = if rng.random_bool(0.5) { "buy" } else { "sell" };
         let qty = rng.random_range(1..=8);
-        // Marketable limits mostly fill at once; far ones rest until modified or cancelled.
-        let limit = match (rng.random_range(0..3), side) {
-            (0, _) => None,
+        // Marketable limits mostly fill at once; far ones rest until modified or cancelled. A stop
+        // waits 1% away, for a price move that may come (or a cancel).
+        let kind = rng.random_range(0..4);
+        let limit = match (kind, side) {
+            (0 | 3, _) => None,
             (1, "buy") => Some(last(symbol) * 11 / 10),
             (1, _) => Some(last(symbol) * 9 / 10),
             (_, "buy") => Some(last(symbol) / 2),
             _ => Some(last(symbol) * 2),
         };
-        let body = match limit {
-            None => json!({"symbol": symbol, "side": side, "type": "market", "qty": qty}),
-            Some(limit) => {
+        let (stop, past) = match side {
+            "buy" => (last(symbol) * 101 / 100, last(symbol) * 103 / 100),
+            _ => (last(symbol) * 99 / 100, last(symbol) * 97 / 100),
+        };
+        let body = match (kind, limit) {
+            (3, _) if rng.random_bool(0.5) => {
+                json!({"symbol": symbol, "side": side, "type": "stop", "qty": qty, "stop_price": price_text(stop)})
+            }
+            (3, _) => {
+                let limit = if side == "buy" {
+                    stop * 102 / 100
+                } else {
+                    stop * 98 / 100
+                };
+                json!({"symbol": symbol, "side": side, "type": "stop_limit", "qty": qty,
+                       "stop_price": price_text(stop), "limit_price": price_text(limit)})
+            }
+            (_, None) => json!({"symbol": symbol, "side": side, "type": "market", "qty": qty}),
+            (_, Some(limit)) => {
                 json!({"symbol": symbol, "side": side, "type": "limit", "qty": qty, "limit_price": price_text(limit)})
             }
         };
@@ -152,6 +203,12 @@ fn plan(seed: u64) -> Plan {
             reset_after,
             kill_inside,
         });
+        if kind == 3 && rng.random_bool(0.6) {
+            steps.push(Step::MovePrice {
+                symbol,
+                price: past,
+            });
+        }
         if let Some(limit) = limit.filter(|_| rng.random_bool(0.4)) {
             // A new quantity, a new limit within 5%, or both.
             let new_limit = price_text(limit * rng.random_range(95..=105) / 100);
@@ -178,7 +235,17 @@ fn plan(seed: u64) -> Plan {
             steps.push(Step::Kill { down_for });
         }
     }
-    Plan { faults, steps }
+    if halt.is_some_and(|(_, until)| until >= orders) {
+        steps.push(Step::Halt {
+            account: 0,
+            halted: false,
+        });
+    }
+    Plan {
+        faults,
+        limits,
+        steps,
+    }
 }
 
 /// What became of a client's reset.
@@ -231,6 +298,10 @@ struct Tally {
     cancels: usize,
     kills_between_requests: usize,
     kills_inside_a_request: usize,
+    price_moves: usize,
+    halts: usize,
+    stops: usize,
+    refused_by_limits_or_halts: usize,
 }
 
 impl Tally {
@@ -246,6 +317,10 @@ impl Tally {
         self.cancels += other.cancels;
         self.kills_between_requests += other.kills_between_requests;
         self.kills_inside_a_request += other.kills_inside_a_request;
+        self.price_moves += other.price_moves;
+        self.halts += other.halts;
+        self.stops += other.stops;
+        self.refused_by_limits_or_halts += other.refused_by_limits_or_halts;
     }
 }
 
@@ -257,18 +332,19 @@ enum Answer {
 }
 
 /// The refusals a valid order may get: the contract stores them under the key like a success.
-const REFUSALS: &[&str] = &["insufficient_funds", "insufficient_position"];
+const REFUSALS: &[&str] = &["insufficient_funds", "insufficient_position", "risk_limit"];
 
 fn answer_of(status: u16, body: &Value) -> Result<Answer, String> {
     match (status, body["id"].as_str(), body["error"]["code"].as_str()) {
         (201, Some(id), _) => Ok(Answer::Order(id.to_owned())),
         (422, _, Some(code)) if REFUSALS.contains(&code) => Ok(Answer::Refused(code.to_owned())),
+        (423, _, Some("trading_halted")) => Ok(Answer::Refused("trading_halted".to_owned())),
         _ => Err(format!("answered {status} {body}")),
     }
 }
 
 /// The refusals of a modify that are stored under its key (a busy order's 409 is not).
-const MODIFY_REFUSALS: &[&str] = &["insufficient_funds", "order_not_modifiable"];
+const MODIFY_REFUSALS: &[&str] = &["insufficient_funds", "order_not_modifiable", "risk_limit"];
 
 /// A modify's answer, stored under its key, or `None` while the order stays busy (a placement,
 /// cancel or replace under way) for `busy_for`.
@@ -293,6 +369,7 @@ async fn modify(
             Some((422, Some(code))) if MODIFY_REFUSALS.contains(&code) => {
                 return Ok(Some(Answer::Refused(code.to_owned())))
             }
+            Some((423, Some(code))) => return Ok(Some(Answer::Refused(code.to_owned()))),
             Some((409, Some("order_busy"))) if Instant::now() > deadline => return Ok(None),
             Some((409, Some("order_busy"))) | None => {}
             Some((status, _)) if status >= 500 => {}
@@ -312,6 +389,7 @@ async fn run(seed: u64, dir: &Path) -> (Vec<String>, Tally) {
     let sim = Simulator::start_with(port, seed, &plan.faults, 20);
     let mut engine = Engine::start_with(dir, port, &sim.venue(), 250, None);
     let mut tokens = Vec::new();
+    let mut account_ids = Vec::new();
     let mut openings = HashMap::new();
     let shares: BTreeMap<String, i64> = SYMBOLS
         .iter()
@@ -321,6 +399,16 @@ async fn run(seed: u64, dir: &Path) -> (Vec<String>, Tally) {
         let body = json!({"name": format!("sim-{a}"), "cash": price_text(OPENING_CASH), "positions": shares});
         let created = engine.admin_post("/v1/admin/accounts", &body).await;
         tokens.push(created["token"].as_str().unwrap().to_owned());
+        let id = created["account_id"].as_str().unwrap().to_owned();
+        if let Some(limits) = &plan.limits[a] {
+            let path = format!("/v1/admin/accounts/{id}/limits");
+            assert_eq!(
+                engine.admin_put(&path, limits).await,
+                200,
+                "limits {limits}"
+            );
+        }
+        account_ids.push(id);
         openings.insert(
             created["account_id"].as_str().unwrap().to_owned(),
             Opening {
@@ -357,6 +445,7 @@ async fn run(seed: u64, dir: &Path) -> (Vec<String>, Tally) {
                 kill_inside,
             } => {
                 tally.orders += 1;
+                tally.stops += usize::from(body["stop_price"].is_string());
                 let text = body.to_string();
                 let in_flight = Cell::new(true);
                 let requests = async {
@@ -413,6 +502,10 @@ async fn run(seed: u64, dir: &Path) -> (Vec<String>, Tally) {
                 for (key, status, order) in outcomes {
                     match answer_of(status, &order) {
                         Ok(answer) => {
+                            if matches!(&answer, Answer::Refused(code) if code == "risk_limit" || code == "trading_halted")
+                            {
+                                tally.refused_by_limits_or_halts += 1;
+                            }
                             if let Some(before) = answered.insert(key.clone(), answer.clone()) {
                                 if before != answer {
                                     wrong.push(format!(
@@ -464,6 +557,18 @@ async fn run(seed: u64, dir: &Path) -> (Vec<String>, Tally) {
                 wrong.extend(live.into_iter().map(|w| format!("after a kill: {w}")));
             }
             Step::Pause(wait) => actix_web::rt::time::sleep(wait).await,
+            Step::MovePrice { symbol, price } => {
+                tally.price_moves += 1;
+                sim.set_prices(json!({ symbol: price_text(price) })).await;
+            }
+            Step::Halt { account, halted } => {
+                tally.halts += usize::from(halted);
+                let path = format!("/v1/admin/accounts/{}/trading", account_ids[account]);
+                let status = engine.admin_put(&path, &json!({"halted": halted})).await;
+                if status != 200 {
+                    wrong.push(format!("halt {halted} of account {account}: {status}"));
+                }
+            }
         }
     }
 
