@@ -183,10 +183,13 @@ fn first_call(order: &OpenOrder) -> FirstCall {
 }
 
 /// Whether the order's standing with the venue is unknown until its first step: anything but an
-/// order never sent (placed through the normal path, as new orders are) or released before it
-/// was sent.
+/// order never sent (placed through the normal path, as new orders are), released before it was
+/// sent, or a held stop (not at the venue: its first step only watches it again).
 fn in_doubt(order: &OpenOrder) -> bool {
-    !matches!(first_call(order), FirstCall::Place | FirstCall::Release)
+    !matches!(
+        first_call(order),
+        FirstCall::Place | FirstCall::Release | FirstCall::Wait
+    )
 }
 
 /// Gives every open order its actor again (retried until it succeeds), then keeps looking for open
@@ -489,10 +492,11 @@ mod tests {
     }
 
     #[test]
-    fn only_orders_never_sent_or_released_unsent_are_in_no_doubt() {
+    fn only_orders_never_sent_released_unsent_or_held_are_in_no_doubt() {
         use OrderStatus::*;
         assert!(!in_doubt(&open_order(PendingNew, false, 0)));
         assert!(!in_doubt(&open_order(PendingCancel, false, 0)));
+        assert!(!in_doubt(&open_order(Held, false, 0)));
         for (status, sent) in [
             (PendingNew, true),
             (New, true),
