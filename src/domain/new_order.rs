@@ -5,6 +5,14 @@ use super::{Cents, OrderType, Side, Symbol, TimeInForce};
 /// A market buy, and a stop buy, reserve and are protected at a price plus this percent.
 pub const MARKET_PROTECTION_PERCENT: i64 = 105;
 
+/// The protection price of a buy of `qty` valued at `price` (the last price, or a stop's):
+/// `price` × 1.05 rounded up to the cent; None when that, or `qty` times it, is not an amount.
+pub fn protection_of(price: Cents, qty: i64) -> Option<Cents> {
+    price
+        .scaled_up_percent(MARKET_PROTECTION_PERCENT)
+        .filter(|p| p.times(qty).is_some())
+}
+
 /// Large enough for any real order, small enough that `qty × price` cannot overflow unnoticed.
 pub const MAX_QTY: i64 = 1_000_000_000;
 
@@ -59,8 +67,7 @@ impl NewOrder {
         named("limit_price", limit_price, order_type.has_limit())?;
         named("stop_price", stop_price, order_type.is_stop())?;
         // A stop buy reserves at its stop price plus 5%: that too must fit an amount.
-        let protected = stop_price.map(|stop| stop.scaled_up_percent(MARKET_PROTECTION_PERCENT));
-        if protected.is_some_and(|p| p.and_then(|p| p.times(qty)).is_none()) {
+        if stop_price.is_some_and(|stop| protection_of(stop, qty).is_none()) {
             return Err("qty × stop_price is too large".into());
         }
         Ok(Self {

@@ -6,7 +6,7 @@ use crate::db::DbConnection;
 
 use super::phase::{self, Move, Planned};
 use super::OrderError;
-use crate::db::leases::{self, Fence};
+use crate::db::leases::Fence;
 use crate::db::orders::{self, OrderRow};
 use crate::domain::{AccountId, Action, OrderEvent, OrderId, OrderStatus, Symbol};
 
@@ -93,22 +93,8 @@ pub fn request_expiries(
     fence: &Fence,
     now: i64,
 ) -> Result<Vec<OrderRow>, OrderError> {
-    let mut expiring = Vec::new();
-    let mut plans = Vec::new();
-    for row in orders::find_many_for_update(conn, due)? {
-        if leases::ensure_owner(row.id, &row.owner, row.owner_epoch, fence).is_err() {
-            continue;
-        }
-        let Some(at) = row.expires_at.filter(|at| *at <= now) else {
-            continue;
-        };
-        let Ok(next) = row.state().apply(Action::ExpiryRequested) else {
-            continue;
-        };
-        let moved = Move::of(row, next, &OrderEvent::ExpiryRequested { at }, now);
-        expiring.push(moved.row.clone());
-        plans.push(Planned::moves(moved));
-    }
-    phase::write(conn, &plans, &[], now)?;
-    Ok(expiring)
+    phase::move_owned(conn, due, fence, now, |row| {
+        let at = row.expires_at.filter(|at| *at <= now)?;
+        Some(OrderEvent::ExpiryRequested { at })
+    })
 }

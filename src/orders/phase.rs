@@ -164,6 +164,37 @@ pub fn book(books: &mut Books, entry: LedgerEntry<'_>) -> Option<Booking> {
     })
 }
 
+/// Moves each order of `ids` that this engine (`fence`) still carries on by the event `event_of`
+/// gives it, where the transition table allows it, in one phase; returns those orders as they now
+/// stand. An order that moved on meanwhile (cancelled, ended, taken over) is left out, so an
+/// engine-driven move (an expiry, a trigger) is recorded once.
+pub fn move_owned(
+    conn: &mut DbConnection,
+    ids: impl IntoIterator<Item = OrderId>,
+    fence: &Fence,
+    now: i64,
+    event_of: impl Fn(&OrderRow) -> Option<OrderEvent>,
+) -> Result<Vec<OrderRow>, OrderError> {
+    let mut moved_rows = Vec::new();
+    let mut plans = Vec::new();
+    for row in orders::find_many_for_update(conn, ids)? {
+        if leases::ensure_owner(row.id, &row.owner, row.owner_epoch, fence).is_err() {
+            continue;
+        }
+        let Some(event) = event_of(&row) else {
+            continue;
+        };
+        let Ok(next) = row.state().apply(event.action()) else {
+            continue;
+        };
+        let moved = Move::of(row, next, &event, now);
+        moved_rows.push(moved.row.clone());
+        plans.push(Planned::moves(moved));
+    }
+    write(conn, &plans, &[], now)?;
+    Ok(moved_rows)
+}
+
 /// Writes every plan of a phase and the alarms of its refusals, a statement per table where the
 /// tables allow it. Balances come before the accounts the events take their seqs from: the order
 /// every phase locks them in. An entry booked before, or a fill recorded meanwhile, is an error:

@@ -2,6 +2,7 @@
 //! protection price, from the exchange's last prices.
 
 use super::OrderError;
+use crate::domain::new_order::protection_of;
 use crate::domain::{Cents, NewOrder, OrderType, Side, CASH};
 use crate::exchange::{ExchangeError, PriceCache};
 
@@ -18,8 +19,6 @@ pub enum PricingError {
     Exchange(#[from] ExchangeError),
 }
 
-pub use crate::domain::new_order::MARKET_PROTECTION_PERCENT;
-
 /// The price the order reserves at and is sent to the exchange with: its limit (a stop-limit's
 /// too), for a market buy the last price × 1.05 and for a stop buy its stop price × 1.05, rounded
 /// up to the cent; none for a market or stop sell. Refuses a symbol the exchange does not list.
@@ -35,21 +34,13 @@ pub async fn protection_price(
     match (order.order_type, order.side) {
         (OrderType::Limit | OrderType::StopLimit, _) => Ok(order.limit_price),
         (OrderType::Market | OrderType::Stop, Side::Sell) => Ok(None),
-        (OrderType::Stop, Side::Buy) => {
-            let stop = order.stop_price.ok_or(PricingError::ValueTooLarge)?;
-            let protection = stop
-                .scaled_up_percent(MARKET_PROTECTION_PERCENT)
-                .filter(|p| p.times(order.qty).is_some())
-                .ok_or(PricingError::ValueTooLarge)?;
-            Ok(Some(protection))
-        }
-        (OrderType::Market, Side::Buy) => {
-            let last = prices.last_price(symbol).await?.ok_or_else(unknown)?;
-            let protection = last
-                .scaled_up_percent(MARKET_PROTECTION_PERCENT)
-                .filter(|p| p.times(order.qty).is_some())
-                .ok_or(PricingError::ValueTooLarge)?;
-            Ok(Some(protection))
+        (OrderType::Market | OrderType::Stop, Side::Buy) => {
+            let valued_at = match order.stop_price {
+                Some(stop) => stop,
+                None => prices.last_price(symbol).await?.ok_or_else(unknown)?,
+            };
+            let protection = protection_of(valued_at, order.qty);
+            Ok(Some(protection.ok_or(PricingError::ValueTooLarge)?))
         }
     }
 }

@@ -89,10 +89,7 @@ pub fn request(conn: &mut DbConnection, req: &ReplaceRequest) -> Result<ReplaceA
         stop_price: row.stop_price,
         last_price: req.last_prices.get(row.symbol.as_str()).copied(),
     };
-    let gated = match Refusal::of_gate(&gate, halted_all, terms, None) {
-        Some(refusal) => Err(refusal),
-        None => Ok(()),
-    };
+    let gated = Refusal::of_gate(&gate, halted_all, terms, None).map_or(Ok(()), Err);
     let decided = gated
         .and_then(|()| plan(&row, req, held))
         .and_then(|(moved, raise)| {

@@ -541,6 +541,29 @@ impl TestApp {
         assert_eq!(response.status(), StatusCode::OK, "price of {symbol} set");
     }
 
+    /// Waits until the engine has read the venue's prices twice more (10 s at most). Reads are at
+    /// least a second apart, and the stop check runs at the prices of each read as it is made:
+    /// once this returns, the check has seen the prices as they were when it was called.
+    pub async fn prices_read_twice_more(&self) {
+        let reads = || async {
+            let text = self.scrape().await;
+            sum_of(
+                &text,
+                "orderkeeper_exchange_requests_total",
+                "op=\"prices\"",
+            )
+        };
+        let from = reads().await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while reads().await < from + 2.0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "prices not read twice"
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The embedded exchange's copy of the order `client_order_id` (None: it never saw it).
     pub async fn venue_order(&self, client_order_id: &str) -> Option<Value> {
         let mut response = client()

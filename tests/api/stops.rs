@@ -49,7 +49,7 @@ async fn a_buy_stop_is_held_and_reserved_at_its_stop_plus_5_percent_until_the_pr
     let balances = app.balances(token).await;
     assert_eq!(balances["cash"]["reserved"], "21000.00", "{balances}");
     assert_eq!(balances["cash"]["available"], "79000.00", "{balances}");
-    actix_web::rt::time::sleep(std::time::Duration::from_millis(600)).await;
+    app.prices_read_twice_more().await;
     assert_eq!(
         app.get(token, &format!("/v1/orders/{id}")).await.json()["status"],
         "held"
@@ -106,7 +106,7 @@ async fn a_sell_stop_limit_goes_on_as_a_limit_order_once_the_price_falls_to_its_
 
     // Above the stop: still held.
     app.set_price("INFY", "1100.00").await;
-    actix_web::rt::time::sleep(std::time::Duration::from_millis(1500)).await;
+    app.prices_read_twice_more().await;
     assert_eq!(
         app.get(token, &format!("/v1/orders/{id}")).await.json()["status"],
         "held"
@@ -151,8 +151,13 @@ async fn a_stop_cancelled_before_its_trigger_holds_nothing_and_never_goes_on() {
     assert_eq!(balances["cash"]["reserved"], "0.00", "{balances}");
     assert_eq!(balances["cash"]["available"], "100000.00", "{balances}");
 
+    // A stop the move does not reach keeps the engine checking INFY at the new price.
+    let sentinel = stop_body("buy", 1, "9000.00", None);
+    let watched = app.submit(token, Some("stop-s"), &sentinel).await.json();
     app.set_price("INFY", "2500.00").await;
-    actix_web::rt::time::sleep(std::time::Duration::from_millis(1500)).await;
+    app.prices_read_twice_more().await;
+    let path = format!("/v1/orders/{}", watched["id"].as_str().unwrap());
+    assert_eq!(app.get(token, &path).await.json()["status"], "held");
     assert_eq!(
         actions(&app, token, &id).await,
         ["held", "cancel_requested", "canceled"]

@@ -106,8 +106,17 @@ async fn stops_trigger_once_across_two_engines_and_a_takeover() {
     }
 
     engines[1].kill();
-    // Past the lease, engine 0 carries every stop; then the buys' and the sells' stops are crossed.
-    actix_web::rt::time::sleep(Duration::from_secs(3)).await;
+    // Once engine 0 has taken the killed one's 6 stops over, the buys' and the sells' stops are
+    // crossed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = processes::metrics_text(&engines[0].url()).await;
+        if processes::metric(&text, "orderkeeper_orders_taken_over_total") >= 6.0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no takeover");
+        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
+    }
     sim.set_prices(json!({"INFY": "2050.00"})).await;
     for (id, side) in &orders {
         if *side == "buy" {

@@ -71,6 +71,18 @@ impl Announcements {
 }
 
 impl SimState {
+    /// Keeps the new prices in the book file, and tells a FIX engine subscribed to them.
+    fn prices_moved(&mut self) {
+        if let Some(store) = &mut self.store {
+            if let Err(e) = store.save_prices(self.market.prices()) {
+                tracing::warn!(error = %e, "prices not saved");
+            }
+        }
+        if let Some(fix) = &self.fix {
+            fix.prices_moved(self.market.prices());
+        }
+    }
+
     /// Writes what the book changed, and the id counters, before anyone hears of it. What could
     /// not be written stays marked and is written with the next change.
     pub(super) fn save(&mut self) -> Result<(), StoreError> {
@@ -299,20 +311,10 @@ fn spawn_clocks(shared: Shared, fill_interval: Duration) {
             ticker.tick().await;
             let mut s = walker.lock();
             let SimState {
-                market,
-                market_rng,
-                store,
-                ..
+                market, market_rng, ..
             } = &mut *s;
             market.step(market_rng);
-            if let Some(store) = store {
-                if let Err(e) = store.save_prices(market.prices()) {
-                    tracing::warn!(error = %e, "prices not saved");
-                }
-            }
-            if let Some(fix) = &s.fix {
-                fix.prices_moved(s.market.prices());
-            }
+            s.prices_moved();
         }
     });
     actix_web::rt::spawn(async move {
@@ -522,19 +524,9 @@ async fn put_prices(
         };
         set.push((symbol.clone(), price));
     }
-    let SimState {
-        market, store, fix, ..
-    } = &mut *s;
-    market.restore(&set);
-    if let Some(store) = store {
-        if let Err(e) = store.save_prices(market.prices()) {
-            tracing::warn!(error = %e, "prices not saved");
-        }
-    }
-    if let Some(fix) = fix {
-        fix.prices_moved(market.prices());
-    }
-    HttpResponse::Ok().json(market.prices())
+    s.market.restore(&set);
+    s.prices_moved();
+    HttpResponse::Ok().json(s.market.prices())
 }
 
 async fn get_faults(shared: web::Data<Shared>) -> HttpResponse {
