@@ -97,7 +97,7 @@ async fn a_sell_stop_limit_goes_on_as_a_limit_order_once_the_price_falls_to_its_
     let app = spawn_app().await;
     let account = app.create_account("0.00", json!({"INFY": 20})).await;
     let token = &account.token;
-    let body = stop_body("sell", 5, "1000.00", Some("990.00"));
+    let body = stop_body("sell", 5, "1000.00", Some("980.00"));
     let order = app.submit(token, Some("stop-limit"), &body).await.json();
     assert_eq!(order["status"], "held");
     let id = order["id"].as_str().unwrap().to_owned();
@@ -112,11 +112,13 @@ async fn a_sell_stop_limit_goes_on_as_a_limit_order_once_the_price_falls_to_its_
         "held"
     );
 
-    app.set_price("INFY", "998.00").await;
+    // Halfway between the stop and the limit: the walk (about 1.50 in the two seconds before the
+    // engine looks) neither takes it back over the stop nor below the limit.
+    app.set_price("INFY", "990.00").await;
     app.wait_for_status(token, &id, "filled").await;
     let cid = order["client_order_id"].as_str().unwrap();
     let venue = app.venue_order(cid).await.expect("placed");
-    // Sent as a limit at 990.00: no fill below it.
+    // Sent as a limit at 980.00: no fill below it.
     let fills = app
         .get(token, &format!("/v1/orders/{id}/fills"))
         .await
@@ -125,7 +127,7 @@ async fn a_sell_stop_limit_goes_on_as_a_limit_order_once_the_price_falls_to_its_
         .as_array()
         .unwrap()
         .iter()
-        .all(|f| cents(&f["price"]) >= 99_000));
+        .all(|f| cents(&f["price"]) >= 98_000));
     assert_eq!(venue["filled_qty"], 5);
     let audit = app.get(ADMIN_TOKEN, "/v1/admin/audit").await.json();
     assert_eq!(audit["ok"], true, "{audit}");
