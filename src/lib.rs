@@ -157,6 +157,8 @@
 //!
 //! On SQLite one engine process owns the database file. On PostgreSQL several engines share one database,
 //! each open order owned by one of them through a lease (see the README's "Running several engines").
+//! Over FIX the engines given one session share it as they share orders: one holds it under an epoch
+//! (`db::fix_sessions::claim`), the others stand by and claim it once the holder's lease runs out.
 //!
 //! ## Durability
 //!

@@ -98,7 +98,9 @@ impl Application {
         }
         let hub = Hub::default().start();
         let relay = Relay::start(store.pool.clone(), hub.clone(), shutdown.clone());
-        let (exchange, fix_pushes) = connect_venue(&venue, &store, &metrics, &shutdown)?;
+        let engine_id = lease.engine_id().to_owned();
+        let (exchange, fix_pushes) =
+            connect_venue(&venue, &engine_id, &store, &metrics, &shutdown)?;
         let writers_stop = Shutdown::default();
         let writers = Writers::start(store.writer.clone(), Arc::clone(&metrics), &writers_stop);
         let engine = Engine::new(
@@ -364,6 +366,7 @@ type FixReports = mpsc::Receiver<PushDelivery>;
 /// it, to be taken in as pushes).
 fn connect_venue(
     venue: &ExchangeEndpoint,
+    engine: &str,
     store: &Store,
     metrics: &Arc<Metrics>,
     shutdown: &Shutdown,
@@ -374,8 +377,13 @@ fn connect_venue(
         return Ok((Arc::new(http), None));
     };
     let connector = store.connector.clone();
-    let (client, pushes) =
-        fix::session::start(fix.clone(), connector, answer_within, shutdown.clone())?;
+    let (client, pushes) = fix::session::start(
+        fix.clone(),
+        engine,
+        connector,
+        answer_within,
+        shutdown.clone(),
+    )?;
     Ok((
         Arc::new(client.with_metrics(Arc::clone(metrics))),
         Some(pushes),

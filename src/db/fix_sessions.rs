@@ -1,12 +1,45 @@
 //! A FIX session's state and the messages it sent (tables `fix_sessions`, `fix_messages`), read and
 //! written for `exchange::fix::store`. Each call is one statement or one transaction, so a
 //! crash leaves a session either before a change or after it.
+//!
+//! A session has one line to the venue, so one engine of a fleet holds it at a time: it claims the
+//! session (raising its epoch) while no live engine holds it, and every write it makes to the
+//! session is fenced by that epoch.
 
 use diesel::prelude::*;
 
-use super::schema::{fix_messages, fix_sessions};
+use super::leases::database_now;
+use super::schema::{engines, fix_messages, fix_sessions};
 use super::DbConnection;
 use super::DbError;
+
+/// What a write to a session's row is fenced by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Holding {
+    /// A store nobody else writes (the venue's side of the line).
+    Unshared,
+    /// Held under this epoch: refused once another engine has claimed the session since.
+    Claimed(i64),
+}
+
+impl Holding {
+    /// The epoch the session's row must be at: an unshared session is never claimed, so stays at 0.
+    fn epoch(self) -> i64 {
+        match self {
+            Holding::Unshared => 0,
+            Holding::Claimed(epoch) => epoch,
+        }
+    }
+}
+
+/// What a claim of a session found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The session is the claimant's, under this epoch.
+    Held(i64),
+    /// A live engine holds it.
+    HeldBy(String),
+}
 
 /// A session's counters as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Queryable, Selectable)]
@@ -50,6 +83,84 @@ pub fn load_or_create(
                 .select(SessionRow::as_select())
                 .first(c)?)
         })
+    })
+}
+
+/// Claims `session` for `engine` if no live engine holds it: it is held by no one, by `engine`
+/// itself (a restart), or by an engine whose lease has run out (judged by the database's clock, as
+/// order takeovers are). One conditional statement, so two engines claiming at once cannot both
+/// succeed.
+pub fn claim(conn: &mut DbConnection, session: &str, engine: &str) -> Result<Claim, DbError> {
+    conn.transaction(|conn| {
+        let now = database_now(conn)?;
+        let live = engines::table
+            .filter(engines::expires_at.ge(now))
+            .select(engines::id.nullable());
+        let claimed = with_conn!(conn, |c| diesel::update(
+            fix_sessions::table
+                .filter(fix_sessions::session_id.eq(session))
+                .filter(
+                    fix_sessions::holder
+                        .is_null()
+                        .or(fix_sessions::holder.eq(engine))
+                        .or(diesel::dsl::not(fix_sessions::holder.eq_any(live))),
+                ),
+        )
+        .set((
+            fix_sessions::holder.eq(engine),
+            fix_sessions::holder_epoch.eq(fix_sessions::holder_epoch + 1),
+        ))
+        .execute(c))?;
+        let (holder, epoch): (Option<String>, i64) = with_conn!(conn, |c| fix_sessions::table
+            .find(session)
+            .select((fix_sessions::holder, fix_sessions::holder_epoch))
+            .first(c))?;
+        Ok(match (claimed, holder) {
+            (1, _) => Claim::Held(epoch),
+            (_, Some(other)) => Claim::HeldBy(other),
+            (_, None) => Claim::HeldBy(String::new()),
+        })
+    })
+}
+
+/// Whether `holding` still holds the session (no other engine has claimed it since).
+pub fn holds(conn: &mut DbConnection, session: &str, holding: Holding) -> Result<bool, DbError> {
+    let Holding::Claimed(epoch) = holding else {
+        return Ok(true);
+    };
+    let now: i64 = with_conn!(conn, |c| fix_sessions::table
+        .find(session)
+        .select(fix_sessions::holder_epoch)
+        .first(c))?;
+    Ok(now == epoch)
+}
+
+/// Fails unless `holding` still holds the session; on PostgreSQL the row stays locked to the end of
+/// the caller's transaction, so no claim comes in between.
+fn check_holding(conn: &mut DbConnection, session: &str, holding: Holding) -> Result<(), DbError> {
+    let Holding::Claimed(epoch) = holding else {
+        return Ok(());
+    };
+    let touched = with_conn!(conn, |c| diesel::update(
+        fix_sessions::table
+            .filter(fix_sessions::session_id.eq(session))
+            .filter(fix_sessions::holder_epoch.eq(epoch)),
+    )
+    .set(fix_sessions::holder_epoch.eq(epoch))
+    .execute(c))?;
+    held(session, touched)
+}
+
+/// Keeps a sent message under its number, if `holding` still holds the session.
+pub fn save_held_message(
+    conn: &mut DbConnection,
+    session: &str,
+    holding: Holding,
+    message: (i64, &str, &[u8]),
+) -> Result<(), DbError> {
+    conn.transaction(|conn| {
+        check_holding(conn, session, holding)?;
+        save_message(conn, session, message.0, message.1, message.2)
     })
 }
 
@@ -106,8 +217,15 @@ pub enum Counter {
     AppWatermark(i64),
 }
 
-pub fn set(conn: &mut DbConnection, session: &str, counter: Counter) -> Result<(), DbError> {
-    let row = fix_sessions::table.filter(fix_sessions::session_id.eq(session));
+pub fn set(
+    conn: &mut DbConnection,
+    session: &str,
+    holding: Holding,
+    counter: Counter,
+) -> Result<(), DbError> {
+    let row = fix_sessions::table
+        .filter(fix_sessions::session_id.eq(session))
+        .filter(fix_sessions::holder_epoch.eq(holding.epoch()));
     with_conn!(conn, |c| {
         let updated = match counter {
             Counter::NextSender(n) => diesel::update(row)
@@ -123,16 +241,16 @@ pub fn set(conn: &mut DbConnection, session: &str, counter: Counter) -> Result<(
                 .set(fix_sessions::app_watermark.eq(n))
                 .execute(c)?,
         };
-        stored(session, updated)
+        held(session, updated)
     })
 }
 
-/// An update of the session's row found it.
-fn stored(session: &str, updated: usize) -> Result<(), DbError> {
+/// An update of the session's row found it, under the epoch it was fenced by.
+fn held(session: &str, updated: usize) -> Result<(), DbError> {
     match updated {
         1 => Ok(()),
         _ => Err(DbError::Inconsistent(format!(
-            "FIX session {session} is not stored"
+            "FIX session {session} is not stored, or another engine holds it now"
         ))),
     }
 }
@@ -142,10 +260,12 @@ fn stored(session: &str, updated: usize) -> Result<(), DbError> {
 pub fn reset(
     conn: &mut DbConnection,
     session: &str,
+    holding: Holding,
     next_sender: i64,
     next_target: i64,
 ) -> Result<(), DbError> {
     conn.transaction(|conn| {
+        check_holding(conn, session, holding)?;
         with_conn!(conn, |c| {
             diesel::delete(fix_messages::table.filter(fix_messages::session_id.eq(session)))
                 .execute(c)?;
@@ -156,7 +276,7 @@ pub fn reset(
                     fix_sessions::app_watermark.eq(0),
                 ))
                 .execute(c)?;
-            stored(session, updated)
+            held(session, updated)
         })
     })
 }

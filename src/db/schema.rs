@@ -195,6 +195,8 @@ diesel::table! {
         reset_owed -> Bool,
         app_watermark -> BigInt,
         created_at -> BigInt,
+        holder -> Nullable<Text>,
+        holder_epoch -> BigInt,
     }
 }
 

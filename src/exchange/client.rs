@@ -80,6 +80,11 @@ pub trait ExchangeClient: Send + Sync {
     fn all_orders(&self) -> LocalBoxFuture<'_, Result<Vec<VenueOrder>, ExchangeError>> {
         Box::pin(async move { self.orders_listed(&Listing::default()).await })
     }
+    /// The engine that holds this venue's line while this one stands by (a FIX session has one
+    /// line, held by one engine of a fleet at a time); None when this engine may use it.
+    fn held_elsewhere(&self) -> Option<String> {
+        None
+    }
     /// Gives a resting order new terms under a new client order id (the same new id again is
     /// answered the same); returns the order after. Too late (filled, ended) is a refusal.
     fn replace<'a>(

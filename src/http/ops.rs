@@ -31,7 +31,8 @@ pub(crate) struct Health {
     recovery: RecoverySummary,
 }
 
-/// `/readyz`: `ready`, or why not (`recovering`, `database_unreachable`, `no_lease`).
+/// `/readyz`: `ready`, or why not (`recovering`, `database_unreachable`, `venue_not_priced`,
+/// `standby`, `no_lease`).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct Readiness {
     status: &'static str,
@@ -100,6 +101,10 @@ pub(crate) async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
     if let Err(why) = state.db_probe.answers(&state.pool).await {
         return not_ready("database_unreachable", why);
+    }
+    if let Some(holder) = state.engine.exchange().held_elsewhere() {
+        let reason = format!("engine {holder} holds the venue's FIX session; this one stands by");
+        return not_ready("standby", reason);
     }
     if !state.prices.listing_known().await {
         let reason = "the venue's symbols and prices are not known yet".to_owned();

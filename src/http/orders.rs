@@ -69,6 +69,7 @@ fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> HttpResponse {
         (status = 422, description = "insufficient_funds, insufficient_position, risk_limit, unknown_symbol, idempotency_key_reused", body = crate::error::ErrorBody),
         (status = 423, description = "trading_halted: the account, or every account, is halted", body = crate::error::ErrorBody),
         (status = 429, description = "rate_limited or too_many_stored_keys, with Retry-After", body = crate::error::ErrorBody),
+        (status = 503, description = "exchange_unavailable: the venue cannot price the order, or this engine stands by while another holds the venue's FIX session; service_unavailable: the database", body = crate::error::ErrorBody),
     ))]
 pub(crate) async fn submit_order(
     state: web::Data<AppState>,
@@ -129,6 +130,12 @@ async fn submit(
         )
         .await;
     };
+    if let Some(holder) = state.engine.exchange().held_elsewhere() {
+        let refused = AppError::ExchangeUnavailable(format!(
+            "this engine stands by: engine {holder} holds the venue's FIX session, send orders there"
+        ));
+        return replay_or(state, account, &key, &fingerprint, refused).await;
+    }
     let price = match pricing::protection_price(&state.prices, &order).await {
         Ok(price) => price,
         Err(refused) => return replay_or(state, account, &key, &fingerprint, refused.into()).await,

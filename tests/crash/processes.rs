@@ -500,6 +500,20 @@ impl Engine {
     }
 
     /// Waits up to 20 s for the order to reach `status`.
+    /// `/readyz`: its status and body (None when it does not answer).
+    pub async fn readiness(&self) -> Option<(u16, Value)> {
+        read_json(client().get(format!("{}/readyz", self.url())), None).await
+    }
+
+    /// Submits once: the status and body as answered (None when nothing came back).
+    pub async fn submit_once(&self, token: &str, key: &str, body: &Value) -> Option<(u16, Value)> {
+        let request = client()
+            .post(format!("{}/v1/orders", self.url()))
+            .insert_header(("Authorization", format!("Bearer {token}")))
+            .insert_header(("Idempotency-Key", key));
+        read_json(request, Some(body)).await
+    }
+
     pub async fn wait_for_status(&self, token: &str, id: &str, status: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.get(token, &format!("/v1/orders/{id}")).await["status"] != status {

@@ -2,7 +2,8 @@
 //! keeps what it is told across a reopen (as after a restart, or on the engine that takes the
 //! session over), and a session resumed from it is taken by QuickFIX, which a session starting over
 //! is not. Every message the engine builds passes QuickFIX's own FIX 4.4 dictionary, and its
-//! ExecutionReports read back exactly.
+//! ExecutionReports read back exactly. One engine of a fleet holds a session at a time, and one that
+//! lost it writes nothing to it.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,7 +20,7 @@ use orderkeeper::domain::{
     Cents, OrderRef, OrderToPlace, OrderType, Side, TimeInForce, VenueStatus,
 };
 use orderkeeper::exchange::fix::messages::{self, BadReport, ExecType, ExecutionReport};
-use orderkeeper::exchange::fix::store::SessionStore;
+use orderkeeper::exchange::fix::store::{Opened, SessionStore};
 use orderkeeper::testing::db;
 
 use crate::database;
@@ -113,6 +114,60 @@ fn a_session_store_keeps_what_it_was_told_across_a_reopen() {
     assert_eq!(after.app_watermark(), 0);
     assert!(after.reset_owed());
     assert!(after.get_range(1, 0).is_err());
+}
+
+fn claim(url: &str, engine: &str) -> Result<SessionStore, String> {
+    let conn = db::establish(url).expect("connects");
+    match SessionStore::claim(conn, SESSION, engine).expect("claimed or not") {
+        Opened::Held(store) => Ok(*store),
+        Opened::HeldBy(holder) => Err(holder),
+    }
+}
+
+#[test]
+fn one_engine_holds_a_session_at_a_time_and_one_that_lost_it_writes_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = database::url_for(dir.path());
+    db::connect(&url, 2).expect("migrated");
+    let mut conn = db::establish(&url).expect("connects");
+    let minute = 60_000_000;
+    let a = db::leases::join(&mut conn, "engine-a", minute).expect("a joins");
+    db::leases::join(&mut conn, "engine-b", minute).expect("b joins");
+
+    let held_by_a = claim(&url, "engine-a").expect("a free session is claimed");
+    held_by_a.set_next_sender_seq(4).expect("the holder writes");
+    assert_eq!(claim(&url, "engine-b").err().as_deref(), Some("engine-a"));
+
+    // A's lease runs out (paused, say): B claims the session and carries it on from A's numbers.
+    db::leases::expire(&mut conn, &a).expect("expired");
+    let held_by_b = claim(&url, "engine-b").expect("a dead holder's session is claimed");
+    assert_eq!(held_by_b.next_sender_seq(), 4);
+    held_by_b
+        .file_outbound(4, &MsgType::NewOrderSingle, b"b's", 5)
+        .expect("filed");
+
+    // A wakes: every write it tries is refused, and B's numbers and messages stand.
+    assert!(held_by_a.set_next_sender_seq(9).is_err());
+    assert!(held_by_a.set_next_target_seq(9).is_err());
+    assert!(held_by_a.set_app_watermark(9).is_err());
+    assert!(held_by_a
+        .file_outbound(4, &MsgType::OrderCancelRequest, b"a's", 5)
+        .is_err());
+    assert!(held_by_a
+        .store(4, &MsgType::OrderCancelRequest, b"a's")
+        .is_err());
+    assert!(held_by_a.reset_to(1, 1).is_err());
+    assert_eq!(claim(&url, "engine-a").err().as_deref(), Some("engine-b"));
+    let read = open(&url, SESSION);
+    assert_eq!((read.next_sender_seq(), read.next_target_seq()), (5, 1));
+    assert_eq!(kept(&read, 4, 4), [(4, "D".to_owned(), b"b's".to_vec())]);
+
+    // B restarted under its own id takes its session again, under a new epoch.
+    let b_again = claim(&url, "engine-b").expect("the holder's own restart claims it");
+    assert!(held_by_b.set_next_sender_seq(6).is_err());
+    b_again
+        .set_next_sender_seq(6)
+        .expect("the new holding writes");
 }
 
 /// What the session heard: logons, each ExecutionReport's ClOrdID, ExecType and CumQty, every

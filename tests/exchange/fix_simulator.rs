@@ -48,6 +48,7 @@ fn log_on(fix_port: u16) -> Session {
     let connector = Connector::new(&url).expect("a connector");
     let (venue, mut deliveries) = fix::session::start(
         endpoint,
+        "engine-under-test",
         connector,
         Duration::from_secs(3),
         shutdown.clone(),

@@ -10,6 +10,11 @@
 //! and the next logon starts expecting from there, so the venue sends it again with PossDupFlag
 //! and it is deduplicated like any repeated push.
 //!
+//! In a fleet, the engines configured with one session share it: one holds it at a time (see
+//! `db::fix_sessions`), and the others stand by, claiming it once its holder's lease has
+//! run out. A holder that finds the session claimed by another logs out at once; its writes to
+//! the session's store are refused by then.
+//!
 //! An order, a replace or a cancel is never sent again from the store on a ResendRequest: it is
 //! gap-filled. The engine asks the venue what it holds and decides anew, so an order the venue
 //! never read cannot arrive later, after its customer cancelled it.
@@ -28,8 +33,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::market;
 use super::messages::{tag, ExecutionReport};
-use super::store::SessionStore;
+use super::store::{Opened, SessionStore};
 use super::venue::{Answer, FixVenue, MassPart, Shared, Want};
+use crate::db::fix_sessions::{self, Holding};
 use crate::db::pool::Connector;
 use crate::domain::VenueReport;
 use crate::shutdown::Shutdown;
@@ -94,10 +100,11 @@ pub struct PushDelivery {
     pub recorded: oneshot::Sender<bool>,
 }
 
-/// Starts the session's thread. Returns the venue the engine calls, and the reports the engine
-/// must take in as pushes.
+/// Starts the session's thread for `engine`. Returns the venue the engine calls, and the reports
+/// the engine must take in as pushes.
 pub fn start(
     endpoint: FixEndpoint,
+    engine: &str,
     connector: Connector,
     answer_within: Duration,
     shutdown: Shutdown,
@@ -108,6 +115,7 @@ pub fn start(
         shared: Arc::clone(&shared),
         pushes,
         name: endpoint.session_name(),
+        engine: engine.to_owned(),
         resend_from: Mutex::new(None),
     });
     shutdown.spawn_thread("fix session", move |shutdown| {
@@ -119,6 +127,17 @@ pub fn start(
 
 const FIRST_WAIT: Duration = Duration::from_millis(100);
 const MOST_WAIT: Duration = Duration::from_secs(5);
+/// How often a standing-by engine tries to claim the session, and a holder checks that it still
+/// holds it.
+const HOLDER_CHECK: Duration = Duration::from_secs(1);
+
+/// How a session ended.
+enum Ended {
+    /// It was up, and closed.
+    Closed,
+    /// Another live engine holds it.
+    HeldElsewhere,
+}
 
 /// Logs on, and on again each time the session ends, until the shutdown.
 async fn keep_up(
@@ -134,7 +153,8 @@ async fn keep_up(
             .await
         {
             None => return,
-            Some(Ok(())) => wait = FIRST_WAIT,
+            Some(Ok(Ended::Closed)) => wait = FIRST_WAIT,
+            Some(Ok(Ended::HeldElsewhere)) => wait = HOLDER_CHECK,
             Some(Err(e)) => tracing::warn!(error = %e, venue = %endpoint.addr, "FIX session down"),
         }
         session.shared.connected(None);
@@ -152,15 +172,26 @@ async fn keep_up(
     }
 }
 
-/// One session, from logon to its end.
+/// One session, from its claim and logon to its end.
 async fn one_session(
     endpoint: &FixEndpoint,
     connector: &Connector,
     session: &Arc<Session>,
     shutdown: &Shutdown,
-) -> Result<(), String> {
+) -> Result<Ended, String> {
     let conn = connector.open().map_err(|e| e.to_string())?;
-    let store = SessionStore::open(conn, &session.name).map_err(|e| e.to_string())?;
+    let claimed = SessionStore::claim(conn, &session.name, &session.engine);
+    let store = match claimed.map_err(|e| e.to_string())? {
+        Opened::Held(store) => *store,
+        Opened::HeldBy(holder) => {
+            session.shared.standing_by(Some(holder));
+            return Ok(Ended::HeldElsewhere);
+        }
+    };
+    if session.shared.standing_by(None) {
+        tracing::info!(session = %session.name, "this engine holds the FIX session now");
+    }
+    let holding = store.holding();
     session.hear_again(&store)?;
     let config = session_config(endpoint)?;
     let initiator =
@@ -181,13 +212,37 @@ async fn one_session(
             let _ = connection.logout().await;
             connection.wait_closed().await;
         }
+        () = claimed_by_another(connector, &session.name, holding) => {
+            tracing::warn!(session = %session.name, "another engine holds the FIX session now; logging out");
+            let _ = connection.logout().await;
+            connection.wait_closed().await;
+        }
     }
     let why = connection
         .close_reason()
         .map(|reason| reason.to_string())
         .unwrap_or_default();
     tracing::info!(session = %session.name, %why, "FIX session ended");
-    Ok(())
+    Ok(Ended::Closed)
+}
+
+/// Returns once another engine has claimed the session `holding` held (an engine that paused past
+/// its lease). A check that cannot reach the database waits for the next: the store's writes are
+/// fenced whatever it finds.
+async fn claimed_by_another(connector: &Connector, session: &str, holding: Holding) {
+    let mut conn = None;
+    loop {
+        actix_web::rt::time::sleep(HOLDER_CHECK).await;
+        if conn.is_none() {
+            conn = connector.open().ok();
+        }
+        let Some(c) = conn.as_mut() else { continue };
+        match fix_sessions::holds(c, session, holding) {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(_) => conn = None,
+        }
+    }
 }
 
 fn session_config(endpoint: &FixEndpoint) -> Result<SessionConfig, String> {
@@ -203,6 +258,8 @@ struct Session {
     shared: Arc<Shared>,
     pushes: mpsc::Sender<PushDelivery>,
     name: String,
+    /// The engine this one is, claiming the session.
+    engine: String,
     /// The first inbound number the engine may not have recorded, as the session layer reported
     /// at a close: the next logon expects from there.
     resend_from: Mutex<Option<u64>>,

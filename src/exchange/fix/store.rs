@@ -19,7 +19,7 @@ use ironfix_core::error::StoreError;
 use ironfix_core::message::MsgType;
 use ironfix_store::{MessageStore, StoredMessage, SyncMessageStore, SyncStoreAdapter};
 
-use crate::db::fix_sessions::{self, Counter, SessionRow};
+use crate::db::fix_sessions::{self, Claim, Counter, Holding, SessionRow};
 use crate::db::{now_micros, Backend, DbConnection, DbError};
 
 /// One FIX session's store, named by its session id (`FIX.4.4:SENDER->TARGET`).
@@ -31,13 +31,50 @@ pub struct SessionStore {
     reset_owed: AtomicBool,
     app_watermark: AtomicU64,
     created: SystemTime,
+    /// What every write is fenced by.
+    holding: Holding,
+}
+
+/// What opening a session an engine of a fleet may share found.
+pub enum Opened {
+    /// This engine holds the session now.
+    Held(Box<SessionStore>),
+    /// Another live engine holds it.
+    HeldBy(String),
 }
 
 impl SessionStore {
     /// Opens the session's stored state on `conn`, making it the first time. The connection is
     /// the store's alone; on SQLite it must wait its turn for the write lock as the engine's own do
     /// (opened by `db::pool::Connector::open`, which sets the busy wait).
-    pub fn open(mut conn: DbConnection, session: &str) -> Result<SessionStore, DbError> {
+    pub fn open(conn: DbConnection, session: &str) -> Result<SessionStore, DbError> {
+        Self::open_as(conn, session, Holding::Unshared)
+    }
+
+    /// Opens the session for `engine`, claiming it, unless another live engine holds it. Its
+    /// counters are read after the claim: the engine that held it before may have moved them.
+    pub fn claim(mut conn: DbConnection, session: &str, engine: &str) -> Result<Opened, DbError> {
+        fix_sessions::load_or_create(&mut conn, session, now_micros())?;
+        match fix_sessions::claim(&mut conn, session, engine)? {
+            Claim::Held(epoch) => Ok(Opened::Held(Box::new(Self::open_as(
+                conn,
+                session,
+                Holding::Claimed(epoch),
+            )?))),
+            Claim::HeldBy(holder) => Ok(Opened::HeldBy(holder)),
+        }
+    }
+
+    /// What this store's writes are fenced by.
+    pub fn holding(&self) -> Holding {
+        self.holding
+    }
+
+    fn open_as(
+        mut conn: DbConnection,
+        session: &str,
+        holding: Holding,
+    ) -> Result<SessionStore, DbError> {
         if conn.backend() == Backend::Sqlite {
             // Its commits need not wait for the disk (three a message, in turn with the engine's
             // own): a killed process loses none of them, a power loss the last few, as QuickFIX's
@@ -53,6 +90,7 @@ impl SessionStore {
             reset_owed: AtomicBool::new(false),
             app_watermark: AtomicU64::new(0),
             created: UNIX_EPOCH + Duration::from_micros(row.created_at.max(0) as u64),
+            holding,
         };
         store.keep(row);
         Ok(store)
@@ -76,18 +114,18 @@ impl SessionStore {
     /// Runs `work` on the store's connection; a failure is told as `failed` makes it.
     fn with_conn<T>(
         &self,
-        work: impl FnOnce(&mut DbConnection, &str) -> Result<T, DbError>,
+        work: impl FnOnce(&mut DbConnection, &str, Holding) -> Result<T, DbError>,
         failed: impl FnOnce(String) -> StoreError,
     ) -> Result<T, StoreError> {
         let Ok(mut conn) = self.conn.lock() else {
             return Err(failed("the store's connection was poisoned".into()));
         };
-        work(&mut conn, &self.session).map_err(|e| failed(e.to_string()))
+        work(&mut conn, &self.session, self.holding).map_err(|e| failed(e.to_string()))
     }
 
     fn set(&self, counter: Counter) -> Result<(), StoreError> {
         self.with_conn(
-            |conn, session| fix_sessions::set(conn, session, counter),
+            |conn, session, holding| fix_sessions::set(conn, session, holding, counter),
             StoreError::Io,
         )?;
         match counter {
@@ -112,8 +150,9 @@ impl SyncMessageStore for SessionStore {
     fn store(&self, seq_num: u64, msg_type: &MsgType, message: &[u8]) -> Result<(), StoreError> {
         let seq = stored(seq_num)?;
         self.with_conn(
-            |conn, session| {
-                fix_sessions::save_message(conn, session, seq, msg_type.as_str(), message)
+            |conn, session, holding| {
+                let message = (seq, msg_type.as_str(), message);
+                fix_sessions::save_held_message(conn, session, holding, message)
             },
             |reason| StoreError::StoreFailed { seq_num, reason },
         )
@@ -128,7 +167,7 @@ impl SyncMessageStore for SessionStore {
         let from = i64::try_from(begin).map_err(|_| StoreError::InvalidRange { begin, end })?;
         let to = i64::try_from(end).unwrap_or(i64::MAX);
         let rows = self.with_conn(
-            |conn, session| fix_sessions::messages(conn, session, from, to),
+            |conn, session, _| fix_sessions::messages(conn, session, from, to),
             |reason| StoreError::RetrieveFailed {
                 seq_num: begin,
                 reason,
@@ -163,10 +202,11 @@ impl SyncMessageStore for SessionStore {
     ) -> Result<(), StoreError> {
         let (seq, next) = (stored(seq_num)?, stored(next_sender)?);
         self.with_conn(
-            |conn, session| {
+            |conn, session, holding| {
                 conn.transaction(|conn| {
-                    fix_sessions::save_message(conn, session, seq, msg_type.as_str(), message)?;
-                    fix_sessions::set(conn, session, Counter::NextSender(next))
+                    // The fenced update first: on PostgreSQL it locks the row against a claim.
+                    fix_sessions::set(conn, session, holding, Counter::NextSender(next))?;
+                    fix_sessions::save_message(conn, session, seq, msg_type.as_str(), message)
                 })
             },
             |reason| StoreError::StoreFailed { seq_num, reason },
@@ -200,7 +240,7 @@ impl SyncMessageStore for SessionStore {
     fn reset_to(&self, next_sender: u64, next_target: u64) -> Result<(), StoreError> {
         let (sender, target) = (stored(next_sender)?, stored(next_target)?);
         self.with_conn(
-            |conn, session| fix_sessions::reset(conn, session, sender, target),
+            |conn, session, holding| fix_sessions::reset(conn, session, holding, sender, target),
             StoreError::Io,
         )?;
         self.next_sender.store(next_sender, Ordering::Release);
@@ -232,7 +272,7 @@ impl SyncMessageStore for SessionStore {
     /// Reads the counters again: another engine may have carried the session on meanwhile.
     fn refresh(&self) -> Result<(), StoreError> {
         let row = self.with_conn(
-            |conn, session| fix_sessions::load_or_create(conn, session, now_micros()),
+            |conn, session, _| fix_sessions::load_or_create(conn, session, now_micros()),
             StoreError::Io,
         )?;
         self.keep(row);

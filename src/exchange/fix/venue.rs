@@ -73,6 +73,8 @@ pub(super) struct Shared {
     /// The symbols the venue lists; prices count as known once each of them has one.
     listed: Mutex<Vec<String>>,
     next_id: AtomicU64,
+    /// The engine holding the session while this one stands by.
+    held_elsewhere: Mutex<Option<String>>,
 }
 
 /// The key a request waits under: its kind, so that a status request and an order's own reports
@@ -94,6 +96,18 @@ impl Shared {
             lock(&self.awaiting).clear();
             lock(&self.by_seq).clear();
         }
+    }
+
+    /// Records who holds the session (None: this engine). Returns whether this engine stood by
+    /// until now.
+    pub(super) fn standing_by(&self, holder: Option<String>) -> bool {
+        let mut held = lock(&self.held_elsewhere);
+        if held.is_none() {
+            if let Some(holder) = &holder {
+                tracing::info!(%holder, "another engine holds the FIX session; standing by");
+            }
+        }
+        std::mem::replace(&mut *held, holder).is_some()
     }
 
     pub(super) fn connection(&self) -> Option<Connection> {
@@ -354,6 +368,10 @@ fn unexpected(answer: &Answer) -> ExchangeError {
 }
 
 impl ExchangeClient for FixVenue {
+    fn held_elsewhere(&self) -> Option<String> {
+        lock(&self.shared.held_elsewhere).clone()
+    }
+
     fn prices(&self) -> LocalBoxFuture<'_, Result<BTreeMap<String, Cents>, ExchangeError>> {
         Box::pin(async move {
             let Some(prices) = self.shared.known_prices() else {
