@@ -75,12 +75,14 @@ impl SessionStore {
         session: &str,
         holding: Holding,
     ) -> Result<SessionStore, DbError> {
-        if conn.backend() == Backend::Sqlite {
-            // Its commits need not wait for the disk (three a message, in turn with the engine's
-            // own): a killed process loses none of them, a power loss the last few, as QuickFIX's
-            // file store, which does not sync either; the session then starts over by agreement.
-            conn.batch_execute("PRAGMA synchronous = NORMAL")?;
-        }
+        // Its commits need not wait for the disk (three a message, in turn with the engine's own):
+        // a killed engine loses none of them, a power loss (or a crash of the PostgreSQL server)
+        // the last few, as QuickFIX's file store, which does not sync either; the session then
+        // starts over by agreement.
+        conn.batch_execute(match conn.backend() {
+            Backend::Sqlite => "PRAGMA synchronous = NORMAL",
+            Backend::Postgres => "SET synchronous_commit = off",
+        })?;
         let row = fix_sessions::load_or_create(&mut conn, session, now_micros())?;
         let store = SessionStore {
             session: session.to_owned(),
