@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use diesel::prelude::*;
 use orderkeeper::exchange::sim;
 use serde_json::{json, Value};
 
@@ -316,8 +317,10 @@ async fn refuses_orders(standby: &Engine, holder: &Engine, token: &str, key: &st
 /// holds it and takes orders; the other stands by (its `/readyz` says so, and it refuses orders,
 /// moving nothing). The holder is paused past its lease: the other claims the session, resuming
 /// its sequence numbers, hears what the venue did meanwhile, and carries the orders on. The paused
-/// one wakes to find the session taken and stands by; a SIGKILL of the new holder hands it all back.
-/// Every order ends as the venue has it, each fill settled once.
+/// one wakes to find the session taken and stands by. Paused again, a holder that wakes while the
+/// venue still holds its line moves nothing; a SIGKILL hands it all back, and a cut of every
+/// database session does not take it away. Every order ends as the venue has it, each fill
+/// settled once.
 #[ignore = "needs ORDERKEEPER_TEST_POSTGRES: run with -- --include-ignored"]
 #[actix_web::test]
 async fn a_fleet_shares_one_fix_session_held_by_one_engine_at_a_time() {
@@ -328,7 +331,7 @@ async fn a_fleet_shares_one_fix_session_held_by_one_engine_at_a_time() {
     sim.prices().await;
     sim.set_prices(json!({"INFY": "1500.00"})).await;
     let flags = ["--lease-ttl-ms", "1500"];
-    let first = Engine::start_sharing(dir.path(), ports[0], &sim.venue(), &flags);
+    let mut first = Engine::start_sharing(dir.path(), ports[0], &sim.venue(), &flags);
     takes_the_session(&first).await;
     let mut second = Engine::start_sharing(dir.path(), ports[1], &sim.venue(), &flags);
     second.leave_database();
@@ -386,11 +389,40 @@ async fn a_fleet_shares_one_fix_session_held_by_one_engine_at_a_time() {
     one_holds_the_other_stands_by(&second, &first, Duration::from_secs(30)).await;
     refuses_orders(&first, &second, &token, "refused-2").await;
 
-    // Killed, the holder's line drops at once: the first claims the session back and finishes.
-    second.kill();
-    takes_the_session(&first).await;
+    // Paused again, the holder now wakes as soon as the other has claimed the session, while the
+    // venue still holds its line: what it sends then must not move the session's numbers, or the
+    // venue would refuse the new holder's logon as too low.
+    let url = first.database_url().to_owned();
+    let before = session_holder(&url);
+    second.signal("-STOP");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while session_holder(&url) == before {
+        assert!(Instant::now() < deadline, "the session was never claimed");
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    second.signal("-CONT");
+    one_holds_the_other_stands_by(&first, &second, Duration::from_secs(60)).await;
+    let (status, placed) = first.submit(&token, "woken", &order("1000.00")).await;
+    assert_eq!(status, 201, "{placed}");
+    first
+        .wait_for_status(&token, placed["id"].as_str().unwrap(), "filled")
+        .await;
+
+    // Killed, the holder's line drops at once: the other claims the session back and finishes.
+    first.kill();
+    takes_the_session(&second).await;
     sim.set_prices(json!({"INFY": "790.00"})).await;
-    first.wait_for_status(&token, &resting[4], "filled").await;
+    second.wait_for_status(&token, &resting[4], "filled").await;
+
+    // Every database session cut, the session store's and the holder check's among them: the
+    // holder keeps the session (or claims it again at once) and trades on.
+    crate::database::terminate_every_session(&url);
+    let (status, placed) = second.submit(&token, "after-cut", &order("1000.00")).await;
+    assert_eq!(status, 201, "{placed}");
+    second
+        .wait_for_status(&token, placed["id"].as_str().unwrap(), "filled")
+        .await;
+    takes_the_session(&second).await;
 
     let openings = HashMap::from([(
         account,
@@ -399,10 +431,33 @@ async fn a_fleet_shares_one_fix_session_held_by_one_engine_at_a_time() {
             shares: BTreeMap::new(),
         },
     )]);
-    let wrong = books::check(first.database_url(), &sim.orders().await, &openings);
+    // The session layer's own word for a frame it sent though the store refused it.
+    for engine in [&first, &second] {
+        let log = std::fs::read_to_string(engine.log_path()).unwrap_or_default();
+        let unstored: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("sending it anyway"))
+            .collect();
+        assert!(unstored.is_empty(), "{}: {unstored:#?}", engine.url());
+    }
+    let wrong = books::check(&url, &sim.orders().await, &openings);
     assert!(wrong.is_empty(), "{wrong:#?}");
-    let audit = first.get(processes::ADMIN, "/v1/admin/audit").await;
+    let audit = second.get(processes::ADMIN, "/v1/admin/audit").await;
     assert_eq!(audit["ok"], true, "{audit}");
+}
+
+/// The engine the database names as the FIX session's holder.
+fn session_holder(database_url: &str) -> Option<String> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+        holder: Option<String>,
+    }
+    let mut conn = diesel::PgConnection::establish(database_url).expect("connects");
+    diesel::sql_query("SELECT holder FROM fix_sessions")
+        .get_result::<Row>(&mut conn)
+        .expect("one session")
+        .holder
 }
 
 /// Waits until `engine` holds the session (its `/readyz` is 200), 60 s at most: the venue keeps

@@ -26,7 +26,7 @@ use async_trait::async_trait;
 use ironfix_core::message::RawMessage;
 use ironfix_core::types::CompId;
 use ironfix_engine::application::{Application, RejectReason, SendVerdict, SessionId};
-use ironfix_engine::{InboundLoss, Initiator, OutboundMessage, SessionConfig};
+use ironfix_engine::{InboundLoss, Initiator, OutboundMessage, SessionConfig, StoreFailurePolicy};
 use ironfix_store::SyncMessageStore;
 use rand::RngExt;
 use tokio::sync::{mpsc, oneshot};
@@ -194,8 +194,14 @@ async fn one_session(
     let holding = store.holding();
     session.hear_again(&store)?;
     let config = session_config(endpoint)?;
-    let initiator =
-        Initiator::new(config, Arc::clone(session)).with_store(store.into_message_store());
+    // Nothing goes on the wire, and nothing heard is acted on, that the store did not take: a
+    // frame numbered but not stored would leave the venue expecting a number the session's next
+    // holder does not know, and refusing its logon as too low. A failed write (the database gone,
+    // or the session claimed by another engine) ends the session; the next one starts from what
+    // is stored.
+    let initiator = Initiator::new(config, Arc::clone(session))
+        .with_store(store.into_message_store())
+        .with_store_failure_policy(StoreFailurePolicy::CloseSession);
     let connection = initiator
         .connect(endpoint.addr.as_str())
         .await
