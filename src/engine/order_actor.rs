@@ -41,6 +41,9 @@ pub struct OrderActor {
     /// Whether the order may still be pending new, as far as the last step saw. It never becomes
     /// pending new again, so once false an acknowledgement push has nothing to move.
     awaiting_ack: bool,
+    /// Whether the order is a stop held for its trigger, as the last step saw: nothing is polled
+    /// then. The trigger, a cancel, an expiry or a note drives its next step.
+    held: bool,
 }
 
 /// How an order's actor begins.
@@ -110,6 +113,7 @@ impl OrderActor {
             quiet_polls: 0,
             next_poll: None,
             awaiting_ack: true,
+            held: false,
         }
     }
 
@@ -129,7 +133,7 @@ impl OrderActor {
 
     /// Something happened to the order: watch it closely again from now on.
     fn watch_closely(&mut self, ctx: &mut Context<Self>) {
-        if self.quiet_polls == 0 {
+        if self.held || (self.quiet_polls == 0 && self.next_poll.is_some()) {
             return;
         }
         self.quiet_polls = 0;
@@ -161,12 +165,24 @@ impl OrderActor {
                 self.engine.step_completed(self.order);
                 match progress {
                     Progress::Terminal => self.finish(ctx),
+                    Progress::Open { held: true, .. } => {
+                        self.held = true;
+                        if let Some(pending) = self.next_poll.take() {
+                            ctx.cancel_future(pending);
+                        }
+                    }
                     Progress::Open {
                         changed,
                         awaiting_ack,
                         owes_a_call,
+                        held: false,
                     } => {
                         self.awaiting_ack = awaiting_ack;
+                        if std::mem::take(&mut self.held) {
+                            // Triggered: polled from now on, as any order at the venue.
+                            self.quiet_polls = 0;
+                            self.schedule_poll(ctx);
+                        }
                         match poll_pace(changed, owes_a_call, polled) {
                             Pace::Close => self.watch_closely(ctx),
                             Pace::Slower => self.quiet_polls += 1,

@@ -25,11 +25,13 @@ use crate::orders::OrderError;
 pub enum Progress {
     /// Still open; `changed` says whether the step moved it at all, `awaiting_ack` whether it is
     /// still pending new (an acknowledgement would move it), `owes_a_call` whether a placement, a
-    /// cancel or a replace is still to be settled with the venue (its call went unanswered).
+    /// cancel or a replace is still to be settled with the venue (its call went unanswered), `held`
+    /// whether it is a stop waiting for its trigger (the venue knows nothing of it).
     Open {
         changed: bool,
         awaiting_ack: bool,
         owes_a_call: bool,
+        held: bool,
     },
     Terminal,
 }
@@ -121,6 +123,7 @@ async fn step(engine: Engine, order: OrderId, reason: Reason) -> Result<Progress
             changed: after != before,
             awaiting_ack: after.0 == OrderStatus::PendingNew,
             owes_a_call: FirstCall::of(&notes.state).owes_a_call(),
+            held: after.0 == OrderStatus::Held,
         }
     })
 }

@@ -4,7 +4,7 @@
 use actix_web::http::StatusCode;
 use serde_json::{json, Value};
 
-use crate::helpers::{action_kinds, cents, spawn_app, ADMIN_TOKEN};
+use crate::helpers::{action_kinds, cents, spawn_app, sum_of, ADMIN_TOKEN};
 
 fn stop_body(side: &str, qty: i64, stop: &str, limit: Option<&str>) -> String {
     let mut body =
@@ -208,4 +208,42 @@ async fn stop_prices_are_checked_and_a_stop_is_not_modified() {
         (kept["qty"].as_i64(), &kept["status"]),
         (Some(10), &json!("held"))
     );
+}
+
+/// A held stop is not polled: the venue knows nothing of it, and its trigger, a cancel or an
+/// expiry drives its next step. Once triggered, it is polled as any order at the venue.
+#[actix_web::test]
+async fn a_held_stop_is_not_polled_until_its_trigger() {
+    let app = spawn_app().await;
+    let account = app.create_account("100000.00", json!({})).await;
+    let token = &account.token;
+    let polls = || async {
+        let text = app.scrape().await;
+        sum_of(&text, "orderkeeper_order_steps_total", "reason=\"poll\"")
+    };
+    let order = app
+        .submit(token, Some("quiet"), &stop_body("buy", 1, "9000.00", None))
+        .await
+        .json();
+    assert_eq!(order["status"], "held");
+    app.wait_for_action(token, order["id"].as_str().unwrap(), "held")
+        .await;
+    // Two price reads are a second or more: at least five polls at the tests' 200 ms interval.
+    let before = polls().await;
+    app.prices_read_twice_more().await;
+    app.prices_read_twice_more().await;
+    assert_eq!(polls().await, before, "a held stop was polled");
+
+    let id = order["id"].as_str().unwrap().to_owned();
+    // Triggered, it rests at the venue: a buy sent at its protection price (9,450.00), far below.
+    app.set_price("INFY", "12000.00").await;
+    app.wait_for_status(token, &id, "new").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while polls().await <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a triggered stop is never polled"
+        );
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
