@@ -35,8 +35,8 @@ impl Holding {
 /// What a claim of a session found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// The session is the claimant's, under this epoch.
-    Held(i64),
+    /// The session is the claimant's, under `epoch`, with the counters it is taken on with.
+    Held { epoch: i64, row: SessionRow },
     /// A live engine holds it.
     HeldBy(String),
 }
@@ -68,33 +68,43 @@ pub fn load_or_create(
     now: i64,
 ) -> Result<SessionRow, DbError> {
     conn.transaction(|conn| {
-        with_conn!(conn, |c| {
-            diesel::insert_into(fix_sessions::table)
-                .values((
-                    fix_sessions::session_id.eq(session),
-                    fix_sessions::next_sender_seq.eq(1),
-                    fix_sessions::next_target_seq.eq(1),
-                    fix_sessions::created_at.eq(now),
-                ))
-                .on_conflict_do_nothing()
-                .execute(c)?;
-            Ok(fix_sessions::table
-                .find(session)
-                .select(SessionRow::as_select())
-                .first(c)?)
-        })
+        create_if_absent(conn, session, now)?;
+        Ok(with_conn!(conn, |c| fix_sessions::table
+            .find(session)
+            .select(SessionRow::as_select())
+            .first(c))?)
     })
 }
 
-/// Claims `session` for `engine` if no live engine holds it: it is held by no one, by `engine`
-/// itself (a restart), or by an engine whose lease has run out (judged by the database's clock, as
-/// order takeovers are). One conditional statement, so two engines claiming at once cannot both
-/// succeed.
-pub fn claim(conn: &mut DbConnection, session: &str, engine: &str) -> Result<Claim, DbError> {
+fn create_if_absent(conn: &mut DbConnection, session: &str, now: i64) -> Result<(), DbError> {
+    with_conn!(conn, |c| diesel::insert_into(fix_sessions::table)
+        .values((
+            fix_sessions::session_id.eq(session),
+            fix_sessions::next_sender_seq.eq(1),
+            fix_sessions::next_target_seq.eq(1),
+            fix_sessions::created_at.eq(now),
+        ))
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(())
+}
+
+/// Claims `session` (made the first time it is named, created `now`) for `engine` if no live
+/// engine holds it: it is held by no one, by `engine` itself (a restart), or by an engine whose
+/// lease has run out (judged by the database's clock, as order takeovers are). One conditional
+/// statement, so two engines claiming at once cannot both succeed. A claim reads the counters as
+/// the previous holder left them.
+pub fn claim(
+    conn: &mut DbConnection,
+    session: &str,
+    engine: &str,
+    now: i64,
+) -> Result<Claim, DbError> {
     conn.transaction(|conn| {
-        let now = database_now(conn)?;
+        create_if_absent(conn, session, now)?;
+        let clock = database_now(conn)?;
         let live = engines::table
-            .filter(engines::expires_at.ge(now))
+            .filter(engines::expires_at.ge(clock))
             .select(engines::id.nullable());
         let claimed = with_conn!(conn, |c| diesel::update(
             fix_sessions::table
@@ -111,28 +121,33 @@ pub fn claim(conn: &mut DbConnection, session: &str, engine: &str) -> Result<Cla
             fix_sessions::holder_epoch.eq(fix_sessions::holder_epoch + 1),
         ))
         .execute(c))?;
-        let (holder, epoch): (Option<String>, i64) = with_conn!(conn, |c| fix_sessions::table
-            .find(session)
-            .select((fix_sessions::holder, fix_sessions::holder_epoch))
-            .first(c))?;
-        Ok(match (claimed, holder) {
-            (1, _) => Claim::Held(epoch),
-            (_, Some(other)) => Claim::HeldBy(other),
-            (_, None) => Claim::HeldBy(String::new()),
-        })
+        let (row, holder, epoch): (SessionRow, Option<String>, i64) =
+            with_conn!(conn, |c| fix_sessions::table
+                .find(session)
+                .select((
+                    SessionRow::as_select(),
+                    fix_sessions::holder,
+                    fix_sessions::holder_epoch
+                ))
+                .first(c))?;
+        match (claimed, holder) {
+            (1, _) => Ok(Claim::Held { epoch, row }),
+            (_, Some(other)) => Ok(Claim::HeldBy(other)),
+            // A session held by no one is always claimed.
+            (_, None) => Err(DbError::Inconsistent(format!(
+                "FIX session {session} is held by no one, yet was not claimed"
+            ))),
+        }
     })
 }
 
 /// Whether `holding` still holds the session (no other engine has claimed it since).
 pub fn holds(conn: &mut DbConnection, session: &str, holding: Holding) -> Result<bool, DbError> {
-    let Holding::Claimed(epoch) = holding else {
-        return Ok(true);
-    };
     let now: i64 = with_conn!(conn, |c| fix_sessions::table
         .find(session)
         .select(fix_sessions::holder_epoch)
         .first(c))?;
-    Ok(now == epoch)
+    Ok(now == holding.epoch())
 }
 
 /// Fails unless `holding` still holds the session; on PostgreSQL the row stays locked to the end of

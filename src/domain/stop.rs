@@ -109,11 +109,6 @@ impl StopBook {
         self.watched.is_empty()
     }
 
-    /// Whether `order` is watched.
-    pub fn watches(&self, order: OrderId) -> bool {
-        self.watched.contains_key(&order)
-    }
-
     /// The highest buy stop and the lowest sell stop of `symbol` still waiting.
     #[cfg(test)]
     fn nearest(&self, symbol: &str) -> (Option<Cents>, Option<Cents>) {

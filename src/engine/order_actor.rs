@@ -34,16 +34,14 @@ pub struct OrderActor {
     failures: u32,
     /// Polls in a row that found nothing new.
     quiet_polls: u32,
-    /// The next poll, so that activity can bring it forward.
+    /// The next poll, so that activity can bring it forward; None while the order is a held stop,
+    /// which is not polled.
     next_poll: Option<SpawnHandle>,
     /// How the actor begins, once; after a restart it always carries the order on from its log.
     first: FirstStep,
     /// Whether the order may still be pending new, as far as the last step saw. It never becomes
     /// pending new again, so once false an acknowledgement push has nothing to move.
     awaiting_ack: bool,
-    /// Whether the order is a stop held for its trigger, as the last step saw: nothing is polled
-    /// then. The trigger, a cancel, an expiry or a note drives its next step.
-    held: bool,
 }
 
 /// How an order's actor begins.
@@ -113,7 +111,6 @@ impl OrderActor {
             quiet_polls: 0,
             next_poll: None,
             awaiting_ack: true,
-            held: false,
         }
     }
 
@@ -133,7 +130,8 @@ impl OrderActor {
 
     /// Something happened to the order: watch it closely again from now on.
     fn watch_closely(&mut self, ctx: &mut Context<Self>) {
-        if self.held || (self.quiet_polls == 0 && self.next_poll.is_some()) {
+        // Not polled at all while held.
+        if self.quiet_polls == 0 || self.next_poll.is_none() {
             return;
         }
         self.quiet_polls = 0;
@@ -165,8 +163,9 @@ impl OrderActor {
                 self.engine.step_completed(self.order);
                 match progress {
                     Progress::Terminal => self.finish(ctx),
+                    // A stop held for its trigger is not polled: the venue knows nothing of it.
+                    // The trigger, a cancel, an expiry or a note drives its next step.
                     Progress::Open { held: true, .. } => {
-                        self.held = true;
                         if let Some(pending) = self.next_poll.take() {
                             ctx.cancel_future(pending);
                         }
@@ -178,8 +177,8 @@ impl OrderActor {
                         held: false,
                     } => {
                         self.awaiting_ack = awaiting_ack;
-                        if std::mem::take(&mut self.held) {
-                            // Triggered: polled from now on, as any order at the venue.
+                        if self.next_poll.is_none() {
+                            // Triggered: at the venue, so polled as any order there.
                             self.quiet_polls = 0;
                             self.schedule_poll(ctx);
                         }

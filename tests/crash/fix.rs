@@ -365,7 +365,12 @@ async fn a_fleet_shares_one_fix_session_held_by_one_engine_at_a_time() {
 
     // Paused past its lease: the second claims the session once the venue lets the paused line go.
     first.signal("-STOP");
+    let paused = Instant::now();
     takes_the_session(&second).await;
+    eprintln!(
+        "the session taken over {:.1?} after a pause of its holder",
+        paused.elapsed()
+    );
     let cancelled = &resting[3];
     let (status, _) = second
         .delete(&token, &format!("/v1/orders/{cancelled}"))
@@ -410,7 +415,12 @@ async fn a_fleet_shares_one_fix_session_held_by_one_engine_at_a_time() {
 
     // Killed, the holder's line drops at once: the other claims the session back and finishes.
     first.kill();
+    let killed = Instant::now();
     takes_the_session(&second).await;
+    eprintln!(
+        "the session taken over {:.1?} after a kill of its holder",
+        killed.elapsed()
+    );
     sim.set_prices(json!({"INFY": "790.00"})).await;
     second.wait_for_status(&token, &resting[4], "filled").await;
 

@@ -47,19 +47,20 @@ impl SessionStore {
     /// Opens the session's stored state on `conn`, making it the first time. The connection is
     /// the store's alone; on SQLite it must wait its turn for the write lock as the engine's own do
     /// (opened by `db::pool::Connector::open`, which sets the busy wait).
-    pub fn open(conn: DbConnection, session: &str) -> Result<SessionStore, DbError> {
-        Self::open_as(conn, session, Holding::Unshared)
+    pub fn open(mut conn: DbConnection, session: &str) -> Result<SessionStore, DbError> {
+        let row = fix_sessions::load_or_create(&mut conn, session, now_micros())?;
+        Self::open_as(conn, session, Holding::Unshared, row)
     }
 
     /// Opens the session for `engine`, claiming it, unless another live engine holds it. Its
-    /// counters are read after the claim: the engine that held it before may have moved them.
+    /// counters are those the claim read: the engine that held it before may have moved them.
     pub fn claim(mut conn: DbConnection, session: &str, engine: &str) -> Result<Opened, DbError> {
-        fix_sessions::load_or_create(&mut conn, session, now_micros())?;
-        match fix_sessions::claim(&mut conn, session, engine)? {
-            Claim::Held(epoch) => Ok(Opened::Held(Box::new(Self::open_as(
+        match fix_sessions::claim(&mut conn, session, engine, now_micros())? {
+            Claim::Held { epoch, row } => Ok(Opened::Held(Box::new(Self::open_as(
                 conn,
                 session,
                 Holding::Claimed(epoch),
+                row,
             )?))),
             Claim::HeldBy(holder) => Ok(Opened::HeldBy(holder)),
         }
@@ -74,6 +75,7 @@ impl SessionStore {
         mut conn: DbConnection,
         session: &str,
         holding: Holding,
+        row: SessionRow,
     ) -> Result<SessionStore, DbError> {
         // Its commits need not wait for the disk (three a message, in turn with the engine's own):
         // a killed engine loses none of them, a power loss (or a crash of the PostgreSQL server)
@@ -83,7 +85,6 @@ impl SessionStore {
             Backend::Sqlite => "PRAGMA synchronous = NORMAL",
             Backend::Postgres => "SET synchronous_commit = off",
         })?;
-        let row = fix_sessions::load_or_create(&mut conn, session, now_micros())?;
         let store = SessionStore {
             session: session.to_owned(),
             conn: Mutex::new(conn),

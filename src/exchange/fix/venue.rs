@@ -98,8 +98,8 @@ impl Shared {
         }
     }
 
-    /// Records who holds the session (None: this engine). Returns whether this engine stood by
-    /// until now.
+    /// Records who holds the session (None: this engine). Returns whether this engine was
+    /// standing by before.
     pub(super) fn standing_by(&self, holder: Option<String>) -> bool {
         let mut held = lock(&self.held_elsewhere);
         if held.is_none() {
