@@ -160,13 +160,14 @@ pub fn take_over(conn: &mut DbConnection, dead: &str, fence: &Fence) -> Result<u
 /// The fence a new order is to be recorded under: `given`'s engine at the epoch its row holds now,
 /// read inside the caller's transaction. An engine that was paused may still carry the epoch it
 /// held before; an order stamped with that one would belong to no live engine. On PostgreSQL the
-/// row is share-locked to the end of the transaction, so a join or takeover that raises the epoch
-/// waits for the order to commit and then counts it among the engine's orders. An engine with no
-/// row (an order recorded before any engine joined) keeps `given`.
+/// row is key-share-locked to the end of the transaction: the epoch is a key column (a unique
+/// index holds it), so a join or takeover that raises it waits for the order to commit and then
+/// counts it among the engine's orders, while a renewal, which changes no key, waits for nothing.
+/// An engine with no row (an order recorded before any engine joined) keeps `given`.
 pub fn owner_now(conn: &mut DbConnection, given: &Fence) -> Result<Fence, DbError> {
     let row = engines::table.find(&given.engine).select(engines::epoch);
     let epoch: Option<i64> = match &mut conn.inner {
-        Inner::Postgres(c) => row.for_share().first(c).optional()?,
+        Inner::Postgres(c) => row.for_key_share().first(c).optional()?,
         Inner::Sqlite(c) => row.first(c).optional()?,
     };
     Ok(Fence {

@@ -137,3 +137,50 @@ async fn fills_pushed_for_another_engines_order_are_recorded_and_not_remembered_
     assert_eq!(fills.as_array().map(Vec::len), Some(1), "{fills}");
     assert_eq!(app.engine.registry().orders_with_remembered_fills(), 0);
 }
+
+/// A submit holds its engine's row from the read of the epoch it stamps on new orders until it
+/// commits. A join or a takeover, which raise the epoch, wait for it; a renewal and a clean
+/// expiry do not, so a stream of submits never holds up the lease.
+#[ignore = "needs ORDERKEEPER_TEST_POSTGRES: run with -- --include-ignored"]
+#[test]
+fn a_submit_in_flight_holds_up_a_change_of_epoch_but_not_a_renewal() {
+    use orderkeeper::testing::db;
+
+    crate::database::require_postgres();
+    let dir = tempfile::tempdir().unwrap();
+    let url = database_url(&dir);
+    let pool = db::connect(&url, 1).unwrap();
+    let mut submitting = pool.get().unwrap();
+    let fence = leases::join(&mut submitting, "engine@here", 60_000_000).unwrap();
+    let other_engine = leases::join(&mut submitting, "engine@elsewhere", 60_000_000).unwrap();
+    let mut other = db::establish(&url).unwrap();
+    other.batch_execute("SET lock_timeout = '300ms'").unwrap();
+
+    submitting
+        .transaction(|conn| {
+            // What a submit phase reads first, and holds to its commit.
+            assert_eq!(leases::owner_now(conn, &fence)?, fence);
+            assert!(leases::renew(&mut other, &fence, 60_000_000)?, "renewed");
+            let joined = leases::join(&mut other, &fence.engine, 60_000_000);
+            assert!(
+                joined.is_err(),
+                "a join raised the epoch under a submit: {joined:?}"
+            );
+            leases::expire(&mut other, &fence)?;
+            let taken = leases::take_over(&mut other, &fence.engine, &other_engine);
+            assert!(
+                taken.is_err(),
+                "a takeover went ahead of a submit: {taken:?}"
+            );
+            Ok::<_, db::DbError>(())
+        })
+        .unwrap();
+    // Once the submit committed, the takeover raises the epoch.
+    leases::take_over(&mut other, &fence.engine, &other_engine).unwrap();
+    assert_eq!(
+        leases::owner_now(&mut other, &fence).unwrap().epoch,
+        fence.epoch + 1
+    );
+    drop((submitting, pool));
+    crate::database::drop_for(dir.path());
+}

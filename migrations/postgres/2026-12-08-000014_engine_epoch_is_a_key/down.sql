@@ -1,0 +1,1 @@
+DROP INDEX engines_fence;
