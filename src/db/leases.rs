@@ -13,7 +13,7 @@ use super::schema::{engines, order_notes, orders};
 use super::DbConnection;
 use super::DbError;
 pub use crate::domain::fence::{ensure_owner, Fence, Fenced};
-use crate::domain::{OrderId, OrderStatus};
+use crate::domain::OrderId;
 
 /// The database's clock, in microseconds. Leases are judged by it, never by an engine's own clock,
 /// so an engine whose clock runs ahead neither sees live engines as dead, and one whose clock runs
@@ -53,7 +53,7 @@ pub fn join(conn: &mut DbConnection, engine: &str, ttl_micros: i64) -> Result<Fe
     with_conn!(conn, |c| diesel::update(
         orders::table
             .filter(orders::owner.eq(engine).or(orders::owner.eq("")))
-            .filter(orders::status.eq_any(OrderStatus::open())),
+            .filter(super::orders::is_open()),
     )
     .set((orders::owner.eq(engine), orders::owner_epoch.eq(epoch)))
     .execute(c))?;
@@ -112,7 +112,7 @@ pub fn expired(conn: &mut DbConnection) -> Result<Vec<String>, DbError> {
     for engine in dead {
         let owns_open = orders::table
             .filter(orders::owner.eq(&engine))
-            .filter(orders::status.eq_any(OrderStatus::open()));
+            .filter(super::orders::is_open());
         if with_conn!(conn, |c| diesel::select(diesel::dsl::exists(owns_open))
             .get_result::<bool>(c))?
         {
@@ -143,7 +143,7 @@ pub fn take_over(conn: &mut DbConnection, dead: &str, fence: &Fence) -> Result<u
     let taken = with_conn!(conn, |c| diesel::update(
         orders::table
             .filter(orders::owner.eq(dead))
-            .filter(orders::status.eq_any(OrderStatus::open())),
+            .filter(super::orders::is_open()),
     )
     .set((
         orders::owner.eq(&fence.engine),

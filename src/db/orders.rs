@@ -140,8 +140,20 @@ impl StatusFilter {
     }
 }
 
-/// Inserts new orders, in one statement.
+/// Whether an order is open, written into the statement rather than bound to it, so that every
+/// plan of the statement (one PostgreSQL keeps for all values, any of SQLite's) may read the
+/// partial indexes of open orders, which hold only the orders it is true of.
+pub fn is_open() -> diesel::expression::SqlLiteral<diesel::sql_types::Bool> {
+    diesel::dsl::sql("orders.is_open")
+}
+
+/// Inserts new orders, in one statement. A new order is open (held or pending): `is_open` takes
+/// its default.
 pub fn insert(conn: &mut DbConnection, rows: &[OrderRow]) -> Result<(), DbError> {
+    debug_assert!(
+        rows.iter().all(|r| r.status.is_open()),
+        "a new order is open"
+    );
     Ok(insert_rows!(conn, orders::table, rows)?)
 }
 
@@ -273,7 +285,7 @@ pub fn open_ids_of(
     with_conn!(conn, |conn| {
         let mut query = orders::table
             .filter(orders::account_id.eq(account))
-            .filter(orders::status.eq_any(StatusFilter::Open.statuses()))
+            .filter(is_open())
             .select(orders::id)
             .into_boxed();
         if let Some(symbol) = symbol {
@@ -306,7 +318,7 @@ pub fn open_orders_brief(conn: &mut DbConnection, owner: &str) -> Result<Vec<Ope
     with_conn!(conn, |conn| {
         Ok(orders::table
             .filter(orders::owner.eq(owner))
-            .filter(orders::status.eq_any(StatusFilter::Open.statuses()))
+            .filter(is_open())
             .order(orders::created_at.asc())
             .select((
                 orders::id,
@@ -325,7 +337,7 @@ pub fn open_order_ids(conn: &mut DbConnection, owner: &str) -> Result<Vec<OrderI
     with_conn!(conn, |conn| {
         Ok(orders::table
             .filter(orders::owner.eq(owner))
-            .filter(orders::status.eq_any(StatusFilter::Open.statuses()))
+            .filter(is_open())
             .order(orders::created_at.asc())
             .select(orders::id)
             .load(conn)?)
@@ -388,19 +400,22 @@ pub fn append_actions(conn: &mut DbConnection, actions: &[NewAction<'_>]) -> Res
     Ok(insert_rows!(conn, order_actions::table, actions)?)
 }
 
-/// Saves each moved order's projection: its status and fills, in one statement.
+/// Saves each moved order's projection: its status and fills, in one statement. Whether the
+/// order is open follows its status; the indexes of open orders are keyed on that alone, so a move
+/// that keeps the order open changes no indexed column.
 pub fn save_projections(conn: &mut DbConnection, rows: &[OrderRow]) -> Result<(), DbError> {
     if rows.is_empty() {
         return Ok(());
     }
     let query = format!(
-        "WITH saved (id, status, filled_qty, filled_notional, updated_at, placement_sent, \
-         last_action_seq) AS (VALUES {values}) \
-         UPDATE orders SET status = saved.status, filled_qty = saved.filled_qty, \
-         filled_notional = saved.filled_notional, updated_at = saved.updated_at, \
-         placement_sent = saved.placement_sent, last_action_seq = saved.last_action_seq \
+        "WITH saved (id, status, is_open, filled_qty, filled_notional, updated_at, \
+         placement_sent, last_action_seq) AS (VALUES {values}) \
+         UPDATE orders SET status = saved.status, is_open = saved.is_open, \
+         filled_qty = saved.filled_qty, filled_notional = saved.filled_notional, \
+         updated_at = saved.updated_at, placement_sent = saved.placement_sent, \
+         last_action_seq = saved.last_action_seq \
          FROM saved WHERE orders.id = saved.id RETURNING orders.id",
-        values = value_rows(conn.backend(), rows.len(), 7),
+        values = value_rows(conn.backend(), rows.len(), 8),
     );
     // Loaded, not executed, so the statement is kept prepared (see `prepared::run_kept`); the
     // ids returned are counted.
@@ -411,6 +426,7 @@ pub fn save_projections(conn: &mut DbConnection, rows: &[OrderRow]) -> Result<()
             bound = bound
                 .bind::<Text, _>(r.id.to_string())
                 .bind::<Text, _>(r.status.as_str())
+                .bind::<Bool, _>(r.status.is_open())
                 .bind::<BigInt, _>(r.filled_qty)
                 .bind::<BigInt, _>(r.filled_notional.0)
                 .bind::<BigInt, _>(r.updated_at)
@@ -552,7 +568,7 @@ pub fn insert_fills(conn: &mut DbConnection, rows: &[&FillRow]) -> Result<usize,
 /// Every account with an order open, for a halt of every account that cancels them.
 pub fn accounts_with_open_orders(conn: &mut DbConnection) -> Result<Vec<AccountId>, DbError> {
     Ok(crate::with_conn!(conn, |c| orders::table
-        .filter(orders::status.eq_any(OrderStatus::open()))
+        .filter(is_open())
         .select(orders::account_id)
         .distinct()
         .load(c))?)
@@ -578,16 +594,10 @@ pub fn count_open(
         let literals: Vec<String> = texts.iter().map(|t| text_literal(t)).collect();
         literals.join(", ")
     };
-    let open = OrderStatus::open()
-        .iter()
-        .map(|s| s.as_str().to_owned())
-        .collect();
-    // The statuses are written out, as in the index's own predicate, so the planner can use it.
     let query = format!(
         "SELECT account_id, CAST(COUNT(*) AS BIGINT) AS open FROM orders \
-         WHERE account_id IN ({}) AND status IN ({}) GROUP BY account_id",
+         WHERE account_id IN ({}) AND is_open GROUP BY account_id",
         quoted(accounts.iter().map(ToString::to_string).collect()),
-        quoted(open),
     );
     let rows: Vec<Open> = crate::with_conn!(conn, |c| diesel::sql_query(&query).load(c))?;
     Ok(rows.into_iter().map(|r| (r.account_id, r.open)).collect())

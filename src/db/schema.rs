@@ -84,6 +84,7 @@ diesel::table! {
         replacing_qty -> Nullable<BigInt>,
         replacing_limit_price -> Nullable<BigInt>,
         stop_price -> Nullable<BigInt>,
+        is_open -> Bool,
     }
 }
 

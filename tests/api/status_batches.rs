@@ -44,6 +44,18 @@ fn step(order: OrderId, fence: &Fence, step: StatusStep) -> Arc<StatusItem> {
     })
 }
 
+/// The end of an order the venue canceled with `filled` shares filled.
+fn canceled_at_venue(filled: i64) -> StatusStep {
+    StatusStep::End {
+        end: orderkeeper::domain::VenueEnd::Canceled,
+        venue_filled: filled,
+        cause: orderkeeper::domain::EndCause::VenueEnded {
+            status: orderkeeper::domain::VenueStatus::Canceled,
+            filled_qty: filled,
+        },
+    }
+}
+
 /// Each answer of a phase, with an error named by its kind.
 fn in_one_phase(
     conn: &mut DbConnection,
@@ -1152,15 +1164,7 @@ async fn a_polled_copys_missing_fills_are_recorded_in_one_phase_each_as_if_alone
             "{answers:?}"
         );
         if then_end {
-            let end = StatusStep::End {
-                end: orderkeeper::domain::VenueEnd::Canceled,
-                venue_filled: 2,
-                cause: orderkeeper::domain::EndCause::VenueEnded {
-                    status: orderkeeper::domain::VenueStatus::Canceled,
-                    filled_qty: 2,
-                },
-            };
-            let ended = in_one_phase(&mut conn, &[step(order, &owner, end)]);
+            let ended = in_one_phase(&mut conn, &[step(order, &owner, canceled_at_venue(2))]);
             assert_eq!(ended, vec![Ok(Applied::Recorded)]);
         }
     }
@@ -1300,4 +1304,92 @@ fn stored_key_count(conn: &mut DbConnection, account: AccountId) -> i64 {
         .select(accounts::stored_keys)
         .first(c))
     .unwrap()
+}
+
+/// Of an order's moves, only its end changes a column an index holds (whether it is open): being
+/// placed and acknowledged rewrite its row where it lies (a heap-only update), with no new entry
+/// in any index of the orders.
+#[ignore = "needs ORDERKEEPER_TEST_POSTGRES: run with -- --include-ignored"]
+#[actix_web::test]
+async fn moves_that_keep_an_order_open_add_no_index_entries() {
+    #[derive(diesel::QueryableByName, Debug, PartialEq)]
+    struct Updates {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        updated: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        in_place: i64,
+    }
+    let books = books_on_postgres();
+    let (mut conn, account) = (books.pool.get().unwrap(), books.alice);
+    let owner = unowned();
+    let order = new_order(&mut conn, account, "moves", &owner);
+    // What the backend counted so far (its counts reach the shared statistics later).
+    let counted = |conn: &mut DbConnection| -> Result<Updates, OrderError> {
+        use diesel::RunQueryDsl;
+        Ok(diesel::sql_query(
+            "SELECT n_tup_upd AS updated, n_tup_hot_upd AS in_place \
+             FROM pg_stat_xact_user_tables WHERE relname = 'orders'",
+        )
+        .get_result::<Updates>(postgres(conn))?)
+    };
+    let mut updates_of = |moved: Arc<StatusItem>| {
+        conn.transaction(|conn| {
+            let before = counted(conn)?;
+            let answers = status::record(conn, &[moved])?;
+            assert_eq!(answers.len(), 1);
+            assert_eq!(answers.into_iter().next().unwrap()?, Applied::Recorded);
+            let after = counted(conn)?;
+            Ok::<_, OrderError>(Updates {
+                updated: after.updated - before.updated,
+                in_place: after.in_place - before.in_place,
+            })
+        })
+        .unwrap()
+    };
+    for (moved, what) in [
+        (Action::PlacementSent, "placed"),
+        (Action::Accepted, "acknowledged"),
+    ] {
+        let updates = updates_of(item(order, &owner, moved));
+        assert!(updates.updated > 0, "{what}: {updates:?}");
+        assert_eq!(updates.in_place, updates.updated, "{what}");
+    }
+    // Ended, it leaves the indexes of open orders.
+    let ended = Updates {
+        updated: 1,
+        in_place: 0,
+    };
+    let canceled = step(order, &owner, canceled_at_venue(0));
+    assert_eq!(updates_of(canceled), ended, "canceled");
+}
+
+/// The reads of open orders use the index of open orders in any plan, the one PostgreSQL keeps
+/// for every value of a statement included: an engine's thousands of ended orders are not read.
+#[ignore = "needs ORDERKEEPER_TEST_POSTGRES: run with -- --include-ignored"]
+#[actix_web::test]
+async fn open_orders_are_read_through_their_index_in_any_plan() {
+    let books = books_on_postgres();
+    let (mut conn, account) = (books.pool.get().unwrap(), books.alice);
+    more_orders(&mut conn, account, 2_000);
+    leases::join(&mut conn, "engine@here", 60_000_000).unwrap();
+    // All but two of the engine's orders end.
+    conn.batch_execute(
+        "UPDATE orders SET status = 'canceled', is_open = FALSE \
+         WHERE id NOT IN (SELECT id FROM orders ORDER BY id LIMIT 2); \
+         ANALYZE orders; SET plan_cache_mode = force_generic_plan",
+    )
+    .unwrap();
+    let (open, read) = reading(&mut conn, "orders", |conn| {
+        orders::open_order_ids(conn, "engine@here")
+    });
+    assert_eq!(open.len(), 2);
+    assert_eq!(
+        read.seq_scan, 0,
+        "open orders were looked for in every order"
+    );
+    assert!(
+        read.rows < 10,
+        "looking for open orders read {} orders",
+        read.rows
+    );
 }

@@ -1,0 +1,12 @@
+-- Whether an order is still open. It changes once, when the order ends, and it is what the indexes
+-- of open orders are keyed on in place of the status, so that a move that keeps the order open
+-- (placed, accepted, partly filled) rewrites no index entry.
+ALTER TABLE orders ADD COLUMN is_open BOOLEAN NOT NULL DEFAULT 1;
+UPDATE orders SET is_open = status IN
+    ('held', 'pending_new', 'new', 'partially_filled', 'pending_cancel', 'pending_replace');
+
+DROP INDEX orders_by_status;
+DROP INDEX orders_by_owner;
+DROP INDEX orders_open_by_account;
+CREATE INDEX orders_open_by_owner ON orders (owner, created_at) WHERE is_open;
+CREATE INDEX orders_open_by_account ON orders (account_id) WHERE is_open;
