@@ -525,6 +525,27 @@ impl PendingCount {
         .unwrap_or(-1)
     }
 
+    /// Bytes the PostgreSQL server has written to its log so far (None on SQLite), whatever wrote
+    /// them: with the bench's database the only busy one, the work the run asked of the server,
+    /// which unlike a rate does not move with the machine's speed.
+    fn wal_written(&mut self) -> Option<i64> {
+        use diesel::prelude::*;
+        #[derive(QueryableByName)]
+        struct Written {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            bytes: i64,
+        }
+        match &mut self.conn.inner {
+            orderkeeper::testing::db::Inner::Postgres(c) => {
+                diesel::sql_query("SELECT CAST(pg_current_wal_lsn() - '0/0' AS BIGINT) AS bytes")
+                    .get_result::<Written>(c)
+                    .ok()
+                    .map(|w| w.bytes)
+            }
+            orderkeeper::testing::db::Inner::Sqlite(_) => None,
+        }
+    }
+
     /// The orders not acknowledged yet: how many were sent (their answer unknown), and how many
     /// were never sent.
     fn unacknowledged_by_sending(&mut self) -> (i64, i64) {
@@ -660,6 +681,7 @@ async fn bench_submit() {
     let started = Instant::now();
     let cpu_before = CpuUse::now(&bench, &pending);
     let metrics_before = MetricsText::read(&bench.base).await;
+    let wal_before = pending.wal_written();
     let submit = run_load(&bench.base, resting_across(&tokens, "load", 40_000));
     let cpu_burst = CpuUse::now(&bench, &pending);
     let metrics_burst = MetricsText::read(&bench.base).await;
@@ -667,6 +689,7 @@ async fn bench_submit() {
     pending.until_none(Duration::from_millis(200)).await;
     let placed = started.elapsed();
     let cpu_after = CpuUse::now(&bench, &pending);
+    let wal_after = pending.wal_written();
     let metrics_after = MetricsText::read(&bench.base).await;
     let health_after = run_load(&bench.base, healthz(100_000));
     let spread = match std::env::var("BENCH_SPREAD").as_deref() {
@@ -700,6 +723,13 @@ async fn bench_submit() {
         )
     );
     let orders = submit.latencies.len() as f64;
+    if let (Some(before), Some(after)) = (wal_before, wal_after) {
+        println!(
+            "{:<34} {:.0} bytes per order (submit to acknowledged)",
+            "PostgreSQL log written",
+            (after - before) as f64 / orders
+        );
+    }
     const STEPS: &str = "orderkeeper_order_steps_total";
     let steps_before = metrics_before.series(STEPS);
     for (span, metrics) in [
