@@ -28,13 +28,22 @@ fn read_halted(conn: &mut DbConnection, share_lock: bool) -> Result<bool, DbErro
     Ok(halted.unwrap_or(false))
 }
 
-/// Halts trading for every account, or lets it go on.
+/// Halts trading for every account, or lets it go on. On PostgreSQL it first locks the table in a
+/// mode the phases' share lock conflicts with, and takes its place in the queue: the phases that
+/// already read the halt commit first, and those that come after it wait for it and see it. With
+/// row locks alone, each new phase's share lock would go ahead of the waiting update, for as long
+/// as phases kept coming.
 pub fn set_halted(conn: &mut DbConnection, halted: bool, now: i64) -> Result<(), DbError> {
-    crate::with_conn!(conn, |c| diesel::update(trading_state::table.find(1))
-        .set((
-            trading_state::halted.eq(halted),
-            trading_state::updated_at.eq(now),
-        ))
-        .execute(c))?;
-    Ok(())
+    conn.transaction(|conn| {
+        if let Inner::Postgres(c) = &mut conn.inner {
+            diesel::sql_query("LOCK TABLE trading_state IN EXCLUSIVE MODE").execute(c)?;
+        }
+        crate::with_conn!(conn, |c| diesel::update(trading_state::table.find(1))
+            .set((
+                trading_state::halted.eq(halted),
+                trading_state::updated_at.eq(now),
+            ))
+            .execute(c))?;
+        Ok(())
+    })
 }
