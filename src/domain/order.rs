@@ -171,15 +171,6 @@ impl OrderStatus {
     pub fn is_open(self) -> bool {
         !self.is_terminal()
     }
-
-    /// Every status an order is open in.
-    pub fn open() -> Vec<OrderStatus> {
-        OrderStatus::ALL
-            .iter()
-            .copied()
-            .filter(|s| s.is_open())
-            .collect()
-    }
 }
 
 /// One recorded step of an order, with what it carries.
